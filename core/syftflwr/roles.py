@@ -1,0 +1,338 @@
+"""The three transport roles as typed interfaces, plus small base classes that give
+every transport the same waiting, validation and dispatch behaviour.
+
+* :class:`ClientRole` — who am I, where do my and my peers' mailboxes live.
+* :class:`RPCRole` — send a request, fetch / wait for its response, forget it.
+* :class:`EventsRole` — register handlers per endpoint, serve until stopped.
+
+A plugin may implement the protocols from scratch, but should subclass
+:class:`BaseRPC` and :class:`BaseEvents` (as httpx transports subclass
+``BaseTransport``): then a transport only moves bytes, and core owns the semantics —
+sender checks, size limits, expiry, error replies, and event-driven waiting (a
+notifying transport calls :meth:`BaseRPC.notify_arrival`; a polling one is polled at its
+declared interval with idle back-off, never a fixed multi-second sleep).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from syftflwr.envelope import Buffer, Request, Response
+from syftflwr.errors import (
+    ForbiddenSenderError,
+    MessageRejectedError,
+    MessageTooLargeError,
+    TransportClosedError,
+)
+from syftflwr.info import Capabilities, TransportContext
+
+log = logging.getLogger("syftflwr.transport")
+
+Handler = Callable[[Request], "Response | Buffer"]
+"""An endpoint handler: returns a response body (``ok``) or a full :class:`Response`;
+raising turns into an ``error`` response carrying the exception summary."""
+
+
+# --------------------------------------------------------------------------- interfaces
+@runtime_checkable
+class ClientRole(Protocol):
+    """Identity and mailbox locations of one participant."""
+
+    @property
+    def email(self) -> str:
+        """The identity the transport itself reports (SyftBox config email, Drive token
+        owner...). Core refuses to run when it differs from the configured participant."""
+        ...
+
+    def datasite_url(self, email: str) -> str:
+        """Human-readable location (path or URL) of ``email``'s mailbox, for logs/doctor."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHandle:
+    """What :meth:`RPCRole.send` returns; enough to fetch, wait for and forget a response."""
+
+    id: str
+    recipient: str
+    app: str
+    endpoint: str
+    sent_at: float
+    expires_at: float | None
+
+
+@runtime_checkable
+class RPCRole(Protocol):
+    """Client side of request/response (the aggregator's Grid uses it)."""
+
+    def send(self, request: Request) -> RequestHandle:
+        """Publish ``request`` atomically; returns once it is durably handed over."""
+        ...
+
+    def fetch(self, handle: RequestHandle) -> Response | None:
+        """The response if it has arrived, else None. Never blocks on the network for long."""
+        ...
+
+    def wait(self, handles: Sequence[RequestHandle], timeout: float | None) -> list[Response]:
+        """Block until at least one of ``handles`` has a response (or ``timeout`` seconds
+        pass); return every response available by then (possibly empty)."""
+        ...
+
+    def forget(self, handle: RequestHandle) -> None:
+        """Drop local state and, where the transport may, the stored request/response."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventsRole(Protocol):
+    """Server side: serve the requests that arrive for this participant's app."""
+
+    def on_request(self, endpoint: str, handler: Handler) -> None:
+        """Route requests for ``endpoint`` to ``handler`` (one handler per endpoint)."""
+        ...
+
+    def run_forever(self) -> None:
+        """Serve until :meth:`stop` is called (from another thread or a signal handler)."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- helpers
+def check_size(size: int, context: TransportContext, what: str) -> None:
+    if size > context.max_message_size:
+        raise MessageTooLargeError(
+            f"{what} is {size:,} bytes, above max_message_size {context.max_message_size:,}; "
+            "raise [tool.syftflwr] max_message_size if this is expected"
+        )
+
+
+class _Closable:
+    _closed: bool = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosedError(f"{type(self).__name__} is closed")
+
+
+# --------------------------------------------------------------------------- RPC base
+class BaseRPC(_Closable, ABC):
+    """RPC role skeleton: subclasses implement :meth:`_send`, :meth:`_fetch`, :meth:`_forget`.
+
+    Thread-safe: Flower's legacy strategy API calls the Grid from a thread pool.
+    """
+
+    def __init__(self, client: ClientRole, context: TransportContext, capabilities: Capabilities):
+        self.client = client
+        self.context = context
+        self.capabilities = capabilities
+        self._cond = threading.Condition()
+        self._generation = 0  # bumped on each arrival notification; avoids lost wake-ups
+
+    # -- to implement ----------------------------------------------------------
+    @abstractmethod
+    def _send(self, request: Request) -> None:
+        """Publish the (validated) request atomically."""
+
+    @abstractmethod
+    def _fetch(self, handle: RequestHandle) -> Response | None:
+        """Return the stored response for ``handle`` if present (decoded), else None."""
+
+    def _forget(self, handle: RequestHandle) -> None:  # noqa: B027 - optional hook
+        """Remove what the transport keeps for ``handle`` (default: nothing)."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport resources (watchers, sessions)."""
+
+    # -- notification ------------------------------------------------------------
+    def notify_arrival(self) -> None:
+        """Called by the transport (any thread) when something may have arrived."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- public API ----------------------------------------------------------------
+    def send(self, request: Request) -> RequestHandle:
+        self._check_open()
+        request.validate()
+        if request.sender != self.client.email:
+            raise ForbiddenSenderError(
+                f"request sender {request.sender} is not this participant ({self.client.email})"
+            )
+        check_size(request.body_size, self.context, f"request {request.id}")
+        self._send(request)
+        return RequestHandle(
+            id=request.id,
+            recipient=request.recipient,
+            app=request.app,
+            endpoint=request.endpoint,
+            sent_at=time.time(),
+            expires_at=request.expires_at,
+        )
+
+    def fetch(self, handle: RequestHandle) -> Response | None:
+        self._check_open()
+        try:
+            response = self._fetch(handle)
+        except MessageRejectedError as exc:
+            log.warning("rejected response for %s from %s: %s", handle.id, handle.recipient, exc)
+            return None
+        if response is None:
+            return None
+        problem = None
+        if response.id != handle.id:
+            problem = f"its id {response.id} does not match the request"
+        elif response.sender != handle.recipient:
+            problem = f"it claims to be from {response.sender}, the request went to {handle.recipient}"
+        elif response.recipient != self.client.email:
+            problem = f"it is addressed to {response.recipient}, not {self.client.email}"
+        elif response.body_size > self.context.max_message_size:
+            problem = f"its body ({response.body_size:,} bytes) exceeds max_message_size"
+        if problem:
+            log.warning("ignored response to request %s: %s", handle.id, problem)
+            return None
+        return response
+
+    def wait(self, handles: Sequence[RequestHandle], timeout: float | None) -> list[Response]:
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        caps = self.capabilities
+        interval = caps.poll_interval or 0.0
+        max_interval = caps.max_poll_interval or interval * 8
+        while True:
+            with self._cond:
+                generation = self._generation
+            found = [r for r in (self.fetch(h) for h in handles) if r is not None]
+            if found or not handles:
+                return found
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            if caps.notifies_arrivals:
+                # A safety net re-check every few seconds covers a missed notification.
+                step = 5.0 if remaining is None else min(remaining, 5.0)
+            else:
+                step = interval if remaining is None else min(remaining, interval)
+                interval = min(interval * 1.5, max_interval)  # idle back-off
+            with self._cond:
+                if self._generation == generation:
+                    self._cond.wait(step)
+
+    def forget(self, handle: RequestHandle) -> None:
+        self._check_open()
+        self._forget(handle)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+            self.notify_arrival()
+
+
+# --------------------------------------------------------------------------- events base
+class BaseEvents(_Closable, ABC):
+    """Events role skeleton: subclasses deliver requests to :meth:`dispatch` and store the
+    response it returns; :meth:`_serve` blocks until ``self.stopped`` is set."""
+
+    def __init__(self, client: ClientRole, context: TransportContext, capabilities: Capabilities):
+        self.client = client
+        self.context = context
+        self.capabilities = capabilities
+        self.handlers: dict[str, Handler] = {}
+        self.stopped = threading.Event()
+
+    @abstractmethod
+    def _serve(self) -> None:
+        """Deliver arriving requests to :meth:`dispatch` until ``self.stopped`` is set."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport resources."""
+
+    def on_request(self, endpoint: str, handler: Handler) -> None:
+        from syftflwr.names import validate_identifier
+
+        self.handlers[validate_identifier(endpoint, "endpoint")] = handler
+
+    def allowed_senders(self) -> frozenset[str] | None:
+        """Who may send requests here: the aggregator for a datasite; None = anyone in the
+        project (the aggregator itself has no inbound requests in Flower traffic)."""
+        me = self.client.email
+        if self.context.aggregator and self.context.aggregator != me:
+            return frozenset({self.context.aggregator})
+        participants = self.context.participants
+        return frozenset(participants) if participants else None
+
+    def reject_reason(self, request: Request) -> str | None:
+        """Why ``request`` must not reach a handler (None if it may)."""
+        if request.recipient != self.client.email:
+            return f"addressed to {request.recipient}, not {self.client.email}"
+        if request.app != self.context.app_name:
+            return f"for app {request.app!r}, this runner serves {self.context.app_name!r}"
+        allowed = self.allowed_senders()
+        if allowed is not None and request.sender not in allowed:
+            return f"sender {request.sender} is not allowed (allowed: {', '.join(sorted(allowed))})"
+        if request.body_size > self.context.max_message_size:
+            return f"body of {request.body_size:,} bytes exceeds max_message_size"
+        if request.is_expired(skew=self.context.clock_skew):
+            return "expired"
+        if request.endpoint not in self.handlers:
+            return f"no handler for endpoint {request.endpoint!r}"
+        return None
+
+    def dispatch(self, request: Request) -> Response | None:
+        """Validate ``request`` and run its handler.
+
+        Returns the response to store, or None when nothing must be answered (a request
+        that is expired, or whose sender may not be answered). Handler exceptions become
+        ``error`` responses, so a faulty app never kills the runner.
+        """
+        reason = self.reject_reason(request)
+        if reason is not None:
+            log.warning(
+                "rejected request %s from %s to %s/%s: %s",
+                request.id,
+                request.sender,
+                request.app,
+                request.endpoint,
+                reason,
+            )
+            if reason.startswith(("expired", "sender", "addressed")):
+                return None
+            return request.error_reply(f"rejected: {reason}")
+        handler = self.handlers[request.endpoint]
+        try:
+            result = handler(request)
+        except Exception as exc:
+            summary = "".join(traceback.format_exception_only(exc)).strip()
+            log.exception("handler for %s failed on request %s", request.endpoint, request.id)
+            return request.error_reply(f"handler failed: {summary}")
+        if isinstance(result, Response):
+            return result
+        return request.reply(result)
+
+    def run_forever(self) -> None:
+        self._check_open()
+        self.stopped.clear()
+        self._serve()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def close(self) -> None:
+        if not self._closed:
+            self.stop()
+            self._closed = True
+            self._close()

@@ -1,0 +1,188 @@
+"""The ``memory`` transport: participants in ONE Python process exchange envelopes
+through an in-process broker. Thread-safe; used by tests and ``simulate --threads``.
+
+It declares itself ``in_process_only``, so it is never picked for ``run`` or for
+multi-process work. Bodies are copied on send, as a real transport would, so a caller
+mutating its buffer after sending cannot change what the peer receives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from syftflwr.envelope import Envelope, Request, Response
+from syftflwr.hookspecs import hookimpl
+from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
+from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
+
+NAME = "memory"
+CAPABILITIES = Capabilities(notifies_arrivals=True, in_process_only=True)
+OPTIONS = (
+    OptionSpec(
+        "namespace",
+        "str",
+        "Brokers are per namespace: participants must share one to see each other.",
+        default="default",
+    ),
+)
+
+
+class Broker:
+    """Mailboxes of one namespace: pending requests per (recipient, app), responses by id."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.requests: dict[tuple[str, str], deque[Request]] = {}
+        self.responses: dict[str, Response] = {}
+        self._rpcs: list[MemoryRPC] = []
+
+    def post_request(self, request: Request) -> None:
+        with self.cond:
+            self.requests.setdefault((request.recipient, request.app), deque()).append(request)
+            self.cond.notify_all()
+
+    def take_request(self, recipient: str, app: str, stopped: threading.Event) -> Request | None:
+        with self.cond:
+            while not stopped.is_set():
+                queue = self.requests.get((recipient, app))
+                if queue:
+                    return queue.popleft()
+                self.cond.wait(0.5)
+            return None
+
+    def post_response(self, response: Response) -> None:
+        with self.cond:
+            self.responses[response.id] = response
+            listeners = list(self._rpcs)
+            self.cond.notify_all()
+        for rpc in listeners:
+            rpc.notify_arrival()
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def attach(self, rpc: MemoryRPC) -> None:
+        with self.cond:
+            self._rpcs.append(rpc)
+
+    def detach(self, rpc: MemoryRPC) -> None:
+        with self.cond:
+            if rpc in self._rpcs:
+                self._rpcs.remove(rpc)
+
+
+_BROKERS: dict[str, Broker] = {}
+_BROKERS_LOCK = threading.Lock()
+
+
+def broker(namespace: str) -> Broker:
+    with _BROKERS_LOCK:
+        return _BROKERS.setdefault(namespace, Broker())
+
+
+def reset(namespace: str | None = None) -> None:
+    """Forget every mailbox (of one namespace, or all): test isolation."""
+    with _BROKERS_LOCK:
+        if namespace is None:
+            _BROKERS.clear()
+        else:
+            _BROKERS.pop(namespace, None)
+
+
+E = TypeVar("E", bound=Envelope)
+
+
+def _copy(envelope: E) -> E:
+    return replace(envelope, body=bytes(envelope.body), headers=dict(envelope.headers))
+
+
+@dataclass
+class MemoryClient:
+    email: str
+    namespace: str
+
+    def datasite_url(self, email: str) -> str:
+        return f"memory://{self.namespace}/{email}"
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryRPC(BaseRPC):
+    def __init__(self, client: MemoryClient, context: TransportContext) -> None:
+        super().__init__(client, context, CAPABILITIES)
+        self.broker = broker(client.namespace)
+        self.broker.attach(self)
+
+    def _send(self, request: Request) -> None:
+        self.broker.post_request(_copy(request))
+
+    def _fetch(self, handle: RequestHandle) -> Response | None:
+        with self.broker.cond:
+            return self.broker.responses.get(handle.id)
+
+    def _forget(self, handle: RequestHandle) -> None:
+        with self.broker.cond:
+            self.broker.responses.pop(handle.id, None)
+
+    def _close(self) -> None:
+        self.broker.detach(self)
+
+
+class MemoryEvents(BaseEvents):
+    def __init__(self, client: MemoryClient, context: TransportContext) -> None:
+        super().__init__(client, context, CAPABILITIES)
+        self.broker = broker(client.namespace)
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            request = self.broker.take_request(
+                self.client.email, self.context.app_name, self.stopped
+            )
+            if request is None:
+                continue
+            response = self.dispatch(request)
+            if response is not None:
+                self.broker.post_response(_copy(response))
+
+    def stop(self) -> None:
+        super().stop()
+        self.broker.wake()
+
+
+@hookimpl
+def syftflwr_transport_info() -> TransportInfo:
+    return TransportInfo(
+        name=NAME,
+        description="In-process broker for tests and single-process simulation.",
+        capabilities=CAPABILITIES,
+        options=OPTIONS,
+    )
+
+
+@hookimpl
+def syftflwr_detect(context: TransportContext) -> Detection:
+    return Detection(
+        usable=True,
+        reason="always available, but only inside one process (simulate --threads, tests)",
+        preference=-100,
+    )
+
+
+@hookimpl
+def syftflwr_make_client(context: TransportContext) -> MemoryClient:
+    return MemoryClient(email=context.require_email(), namespace=str(context.options["namespace"]))
+
+
+@hookimpl
+def syftflwr_make_rpc(client: MemoryClient, context: TransportContext) -> MemoryRPC:
+    return MemoryRPC(client, context)
+
+
+@hookimpl
+def syftflwr_make_events(client: MemoryClient, context: TransportContext) -> MemoryEvents:
+    return MemoryEvents(client, context)
