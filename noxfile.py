@@ -1,0 +1,83 @@
+"""Every automated session of the repository: `nox -l` lists them.
+
+Plugin distributions are not on PyPI: sessions install them from `plugins/<name>/` (editable), so
+the extras of core resolve to this repository. `tests/test_install_wheels.py` checks the other
+path, a user's `pip install "syftflwr[fsspec-local]"` from built wheels.
+
+Venvs are reused between local runs (`nox -r` is the default here) and created with uv.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+PYTHONS = ["3.11", "3.12", "3.13"]
+FLWR_MATRIX = ["1.26.1", "1.41.0"]  # oldest supported, newest that installs here
+FLWR_NEWEST = FLWR_MATRIX[-1]
+# plugins that share an environment with the newest flwr (syftbox pins flwr<=1.26.1)
+PLUGINS = [p for p in ("fsspec-local", "gdrive") if (ROOT / "plugins" / p / "pyproject.toml").exists()]
+TEST_DEPS = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "scikit-learn>=1.3"]
+ENV = {"FLWR_TELEMETRY_ENABLED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _install_project(session: nox.Session, flwr: str | None = None, plugins: list[str] = PLUGINS) -> None:
+    args = ["-e", "."]
+    for plugin in plugins:
+        args += ["-e", f"plugins/{plugin}"]
+    if flwr:
+        args.append(f"flwr=={flwr}")
+    session.install(*args, *TEST_DEPS)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("pytest", *paths, *session.posargs, env=ENV)
+
+
+def _plugin_tests() -> list[str]:
+    return [str(p.relative_to(ROOT)) for name in PLUGINS if (p := ROOT / "plugins" / name / "tests").is_dir()]
+
+
+@nox.session(python=PYTHONS[0])
+def tests(session: nox.Session) -> None:
+    """The full suite on the newest flwr: core, Flower, plugins (not syftbox: see `syftbox`)."""
+    _install_project(session, FLWR_NEWEST)
+    _pytest(session, "tests", *_plugin_tests())
+
+
+@nox.session(python=PYTHONS[1:])
+def tests_python(session: nox.Session) -> None:
+    """The suite on the other supported Pythons (3.12, 3.13)."""
+    _install_project(session, FLWR_NEWEST)
+    _pytest(session, "tests", *_plugin_tests(), "-m", "not slow")
+
+
+@nox.session(python=PYTHONS[0])
+@nox.parametrize("flwr", FLWR_MATRIX)
+def flower(session: nox.Session, flwr: str) -> None:
+    """Flower integration tests on both ends of the supported flwr range."""
+    _install_project(session, flwr)
+    _pytest(session, "tests/flower")
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[0])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on core (and the plugins' own packages)."""
+    _install_project(session, FLWR_NEWEST)
+    session.install("mypy>=1.11")
+    session.run("mypy")
