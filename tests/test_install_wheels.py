@@ -1,0 +1,70 @@
+"""A user's install, exactly: build the wheels of core and a plugin into a folder, create a
+fresh virtual environment, and ``pip install "syftflwr[fsspec-local]"`` from it.
+
+This catches what editable development installs hide: files missing from a wheel, entry
+points that only exist in the source tree, extras that do not resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def user_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheels = tmp_path_factory.mktemp("wheels")
+    run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels,
+        ROOT, ROOT / "plugins" / "fsspec-local",
+    )  # fmt: skip
+    names = sorted(p.name for p in wheels.glob("*.whl"))
+    assert any(n.startswith("syftflwr-0") for n in names), names
+    assert any(n.startswith("syftflwr_fsspec_local-") for n in names), names
+    target = tmp_path_factory.mktemp("venv")
+    venv.create(target, with_pip=True)
+    run(target / "bin" / "python", "-m", "pip", "install", "-q", "--find-links", wheels,
+        "syftflwr[fsspec-local]")  # fmt: skip
+    return target
+
+
+def user_environ(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(home))
+    return env
+
+
+def test_cli_lists_the_plugin_installed_through_the_extra(user_env: Path, tmp_path: Path) -> None:
+    out = run(user_env / "bin" / "syftflwr", "transports", "--json", env=user_environ(tmp_path))
+    listed = {t["name"]: t for t in json.loads(out)}
+    assert listed["memory"]["distribution"] == "syftflwr"
+    assert listed["fsspec-local"]["distribution"] == "syftflwr-fsspec-local"
+    assert listed["fsspec-local"]["status"] == "ok"
+    version = run(user_env / "bin" / "syftflwr", "--version", env=user_environ(tmp_path))
+    assert "syftflwr 0.1.0" in version and "syftflwr-fsspec-local" in version
+
+
+def test_installed_package_ships_its_test_kit_and_typing(user_env: Path, tmp_path: Path) -> None:
+    code = (
+        "import importlib.resources as r, syftflwr, syftflwr.testing.pytest_plugin;"
+        "print((r.files('syftflwr') / 'py.typed').is_file())"
+    )
+    out = run(user_env / "bin" / "python", "-c", code, env=user_environ(tmp_path))
+    assert out.strip() == "True"
