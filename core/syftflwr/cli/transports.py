@@ -1,0 +1,116 @@
+"""``syftflwr transports``: what is installed, whether it works, what detection would pick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syftflwr.cli._output import echo_json, printed_warnings
+from syftflwr.registry import PluginWarning, TransportStatus, context_for_project, get_registry
+
+STATUS_STYLE = {
+    "ok": "green",
+    "broken": "red",
+    "incompatible": "red",
+    "duplicate": "red",
+    "disabled": "dim",
+}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "B" else f"{n:.0f} {unit}"
+        n //= 1024
+    return f"{n} B"  # pragma: no cover - loop always returns
+
+
+def capability_summary(caps: dict[str, Any] | None) -> str:
+    """Short tags for the table: how arrivals are learnt, encryption, limits."""
+    if not caps:
+        return "-"
+    tags = ["notifies" if caps["notifies_arrivals"] else f"polls {caps['poll_interval']:g}s"]
+    if caps.get("native_encryption"):
+        tags.append("e2e-encrypted")
+    if caps.get("in_process_only"):
+        tags.append("in-process only")
+    if caps.get("max_object_size"):
+        tags.append(f"objects <= {_size(int(caps['max_object_size']))}")
+    profiles = tuple(caps.get("profiles") or ())
+    if profiles != ("native",):
+        tags.append("profiles: " + ", ".join(profiles))
+    return ", ".join(tags)
+
+
+def verdict(row: TransportStatus) -> str:
+    if row.status != "ok":
+        return (row.error or row.reason or row.status).splitlines()[0]
+    if row.usable is None:
+        return "not asked"
+    head = "usable" if row.usable else "not usable"
+    if row.usable and row.preference is not None:
+        head += f" (preference {row.preference})"
+    if row.usable and not row.eligible and row.in_process_only:
+        head += " [in-process only: not picked]"
+    return f"{head}: {row.reason}" if row.reason else head
+
+
+def render_table(rows: list[TransportStatus]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="syftflwr transports", title_justify="left")
+    for column in ("", "name", "distribution", "status", "capabilities", "detection"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = STATUS_STYLE.get(row.status, "")
+        table.add_row(
+            "*" if row.selected else "",
+            escape(row.name),
+            escape(f"{row.distribution} {row.version}"),
+            f"[{style}]{row.status}[/]" if style else row.status,
+            escape(capability_summary(row.capabilities)),
+            escape(verdict(row)),
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    chosen = [r.name for r in rows if r.selected]
+    if chosen:
+        console.print(
+            f"* auto-detection picks [bold]{escape(chosen[0])}[/] (when none is configured)"
+        )
+    else:
+        console.print(
+            "auto-detection finds nothing usable here: name a transport in \\[tool.syftflwr] "
+            "or SYFTFLWR_TRANSPORT, or set one up (see docs/transports.md)"
+        )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Flower app (folder or pyproject.toml) whose config detection should use.",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Let in-process-only transports (memory) be picked, as `simulate --threads` does.",
+)
+def transports(as_json: bool, project: Path | None, in_process: bool) -> None:
+    """List installed transports with their status, capabilities and detection verdict.
+
+    The row marked * is what auto-detection picks when no transport is configured.
+    A plugin that fails to load is shown as broken (with a warning); the others work.
+    """
+    with printed_warnings(PluginWarning):
+        rows = get_registry().statuses(context_for_project(project), allow_in_process=in_process)
+        if as_json:
+            echo_json([row.to_dict() for row in rows])
+        else:
+            render_table(rows)

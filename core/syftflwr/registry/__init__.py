@@ -1,0 +1,87 @@
+"""Transport registry: entry-point discovery, loading by name, auto-detection.
+
+Discovery reads installed metadata only (group ``syftflwr.transports``; the entry-point
+name is the transport name), so listing never imports a plugin. :meth:`Registry.load`
+imports exactly the transport asked for and validates its hooks; selection is always a
+lookup by name. Auto-detection asks every enabled transport and picks the usable one
+with the highest declared preference, ties broken by name.
+
+    registry = get_registry()
+    transport = registry.load("fsspec-local")          # or registry.auto_select()[0]
+    client = transport.make_client(context)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+from pathlib import Path
+from typing import cast
+
+from syftflwr.registry._entries import (
+    DISABLE_ENV,
+    FIRST_PARTY_EXTRAS,
+    TransportEntry,
+)
+from syftflwr.registry._registry import (
+    ContextFor,
+    PluginWarning,
+    Registry,
+    detection_context,
+)
+from syftflwr.registry._reports import DetectionReport, TransportStatus, pick
+from syftflwr.registry._transport import Transport
+
+__all__ = [
+    "DISABLE_ENV",
+    "FIRST_PARTY_EXTRAS",
+    "ContextFor",
+    "DetectionReport",
+    "PluginWarning",
+    "Registry",
+    "Transport",
+    "TransportEntry",
+    "TransportStatus",
+    "context_for_project",
+    "detection_context",
+    "get_registry",
+    "pick",
+    "reset_registry",
+]
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry (``SYFTFLWR_DISABLE_PLUGINS`` read on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Registry()
+        return _default
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry, so the next call rediscovers (tests)."""
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def context_for_project(project: Path | None) -> ContextFor:
+    """The detection context factory for ``syftflwr transports --project PATH``.
+
+    Seam for the config integration: when ``syftflwr.config`` provides
+    ``detection_context_for(project) -> ContextFor``, detection sees the project's
+    validated transport tables and the participant's settings; otherwise (or without a
+    project) each transport detects with its option defaults.
+    """
+    if project is None or importlib.util.find_spec("syftflwr.config") is None:
+        return detection_context
+    config = importlib.import_module("syftflwr.config")
+    factory = getattr(config, "detection_context_for", None)
+    if factory is None:
+        return detection_context
+    return cast(ContextFor, factory(project))

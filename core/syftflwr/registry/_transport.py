@@ -1,0 +1,283 @@
+"""Importing one plugin, validating its hooks, and the typed facade core talks to.
+
+Core never calls ``pm.hook`` outside this module (the tox 4 pattern): every hook call goes
+through :class:`Transport`, which checks what the plugin returns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import TYPE_CHECKING, Any, cast
+
+import pluggy
+
+from syftflwr import hookspecs
+from syftflwr._version import __version__
+from syftflwr.errors import (
+    PluginAPIVersionError,
+    PluginError,
+    PluginValidationError,
+    TransportImportError,
+)
+from syftflwr.info import (
+    SUPPORTED_PLUGIN_API_VERSIONS,
+    Capabilities,
+    Detection,
+    TransportContext,
+    TransportInfo,
+)
+from syftflwr.names import validate_identifier
+from syftflwr.registry._entries import TransportEntry
+from syftflwr.roles import ClientRole, EventsRole, RPCRole
+
+if TYPE_CHECKING:
+    import click
+
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for name, obj in vars(hookspecs).items() if name.startswith("syftflwr_") and callable(obj)
+)
+
+
+def _spec_arguments(hook: str) -> tuple[str, ...]:
+    return tuple(inspect.signature(getattr(hookspecs, hook)).parameters)
+
+
+# --------------------------------------------------------------------------- import
+def import_plugin(entry: TransportEntry) -> object:
+    """Import the plugin object an entry point names, mapping failures to clear errors."""
+    try:
+        obj: object = importlib.import_module(entry.module)
+        for part in (entry.attr or "").split(".") if entry.attr else ():
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise _import_error(entry, exc) from exc
+    return obj
+
+
+def _import_error(entry: TransportEntry, exc: BaseException) -> TransportImportError:
+    error = TransportImportError(entry.name, entry.distribution, entry.version, entry.target, exc)
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    disable = f"SYFTFLWR_DISABLE_PLUGINS={entry.name}"
+    if missing and (entry.module == missing or entry.module.startswith(missing + ".")):
+        # Metadata present, code absent: the only case where "not installed" is true.
+        text = (
+            f"transport {entry.name!r} is registered by {entry.distribution} {entry.version}, "
+            f"but its module {entry.module!r} is not installed (a partial or stale install)\n"
+            f"  fix: pip install --force-reinstall {entry.distribution}, "
+            f"or disable it with {disable}"
+        )
+    elif missing:
+        text = (
+            f"transport {entry.name!r} from {entry.distribution} {entry.version} failed to "
+            f"import ({entry.target}): it needs the module {missing!r}, which is not installed\n"
+            f"  fix: install the package that provides {missing!r} (pip install "
+            f"--force-reinstall {entry.distribution} restores its declared dependencies), "
+            f"or disable it with {disable}"
+        )
+    else:
+        return error
+    error.msg = text  # ImportError's str() shows .msg
+    error.args = (text,)
+    return error
+
+
+# --------------------------------------------------------------------------- validation
+def _invalid(entry: TransportEntry, problem: str, fix: str) -> PluginValidationError:
+    return PluginValidationError(
+        f"transport {entry.name!r} ({entry.label}): {problem}\n  fix: {fix}"
+    )
+
+
+def _check_api_version(entry: TransportEntry, plugin: object) -> None:
+    """Refuse a plugin built for another plugin-API version before checking its hooks,
+    whose mismatches would only be a symptom of that."""
+    info_impl = getattr(plugin, "syftflwr_transport_info", None)
+    if not callable(info_impl):
+        return
+    try:
+        info = info_impl()
+    except Exception:
+        return  # reported precisely by the hook validation and the info call later
+    wanted = getattr(info, "api_version", None)
+    if not isinstance(wanted, int) or wanted in SUPPORTED_PLUGIN_API_VERSIONS:
+        return
+    spoken = ", ".join(str(v) for v in sorted(SUPPORTED_PLUGIN_API_VERSIONS))
+    if wanted > max(SUPPORTED_PLUGIN_API_VERSIONS):
+        fix = (
+            f"upgrade syftflwr (pip install -U syftflwr) to a release that speaks version "
+            f"{wanted}, or install an older {entry.distribution} built for version {spoken}"
+        )
+    else:
+        fix = f"upgrade the plugin (pip install -U {entry.distribution})"
+    raise PluginAPIVersionError(
+        f"transport {entry.name!r} ({entry.label}) was built for plugin-API version "
+        f"{wanted}, but this syftflwr {__version__} speaks version {spoken}\n  fix: {fix}"
+    )
+
+
+def _check_hook_arguments(entry: TransportEntry, pm: pluggy.PluginManager, plugin: object) -> None:
+    """Name the hook and the argument that do not match (pluggy's own message names
+    neither the distribution nor the fix)."""
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attr
+        if hook not in HOOK_NAMES:
+            if hook.startswith("syftflwr_"):
+                raise _invalid(
+                    entry,
+                    f"implements unknown hook {hook!r}",
+                    f"rename it to one of {', '.join(HOOK_NAMES)} (see syftflwr.hookspecs), "
+                    "or check that the plugin targets this syftflwr's plugin API",
+                )
+            continue
+        accepted = _spec_arguments(hook)
+        params = inspect.signature(getattr(plugin, attr)).parameters
+        for arg in params:
+            if arg not in accepted:
+                raise _invalid(
+                    entry,
+                    f"hook {hook} declares argument {arg!r}, which the hookspec does not have "
+                    f"(it accepts: {', '.join(accepted) or 'no arguments'})",
+                    f"rename {arg!r} to one of the hookspec's argument names "
+                    f"({', '.join(accepted) or 'none'}) in {entry.module}.{attr}",
+                )
+
+
+def build_plugin_manager(entry: TransportEntry, plugin: object) -> pluggy.PluginManager:
+    """A plugin manager holding exactly this plugin, after every check passed."""
+    validate_identifier(entry.name, "transport name")
+    _check_api_version(entry, plugin)
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    _check_hook_arguments(entry, pm, plugin)
+    try:
+        pm.register(plugin, name=entry.name)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise _invalid(entry, str(exc), "make the hook match syftflwr.hookspecs") from exc
+    missing = [h for h in hookspecs.REQUIRED_HOOKS if not getattr(pm.hook, h).get_hookimpls()]
+    if missing:
+        raise _invalid(
+            entry,
+            f"does not implement the required hook(s) {', '.join(missing)}",
+            "implement them and decorate each with @syftflwr.hookimpl "
+            "(an undecorated function is ignored)",
+        )
+    return pm
+
+
+def read_info(entry: TransportEntry, pm: pluggy.PluginManager) -> TransportInfo:
+    try:
+        info = pm.hook.syftflwr_transport_info()
+    except Exception as exc:
+        raise _invalid(
+            entry,
+            f"syftflwr_transport_info raised {type(exc).__name__}: {exc}",
+            "the hook must return a TransportInfo without side effects",
+        ) from exc
+    if not isinstance(info, TransportInfo):
+        raise _invalid(
+            entry,
+            f"syftflwr_transport_info returned {type(info).__name__}, not TransportInfo",
+            "return syftflwr.info.TransportInfo(...)",
+        )
+    if info.name != entry.name:
+        raise _invalid(
+            entry,
+            f"its TransportInfo.name is {info.name!r} but its entry point is named {entry.name!r}",
+            "make the entry-point name in the plugin's pyproject.toml equal TransportInfo.name",
+        )
+    _check_api_version(entry, pm.get_plugin(entry.name))
+    return info
+
+
+def _protocol_members(protocol: type) -> list[str]:
+    return [name for name in dir(protocol) if not name.startswith("_")]
+
+
+# --------------------------------------------------------------------------- facade
+class Transport:
+    """One loaded, validated transport: the only way core calls a plugin's hooks."""
+
+    def __init__(self, entry: TransportEntry, pm: pluggy.PluginManager, info: TransportInfo):
+        self.name = entry.name
+        self.entry = entry
+        self.info = info
+        self._pm = pm
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.name} ({self.entry.label})>"
+
+    @classmethod
+    def load(cls, entry: TransportEntry) -> Transport:
+        """Import and validate ``entry``'s plugin (raises :class:`PluginError` subclasses)."""
+        plugin = import_plugin(entry)
+        pm = build_plugin_manager(entry, plugin)
+        return cls(entry, pm, read_info(entry, pm))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.info.capabilities
+
+    def _implements(self, hook: str) -> bool:
+        return bool(getattr(self._pm.hook, hook).get_hookimpls())
+
+    def default_options(self) -> dict[str, Any]:
+        """Every option the transport declares, at its default (None when it has none)."""
+        return {spec.name: spec.default for spec in self.info.options}
+
+    def detect(self, context: TransportContext) -> Detection:
+        if not self._implements("syftflwr_detect"):
+            return Detection(False, "does not implement detection")
+        result = self._pm.hook.syftflwr_detect(context=context)
+        if not isinstance(result, Detection):
+            raise _invalid(
+                self.entry,
+                f"syftflwr_detect returned {type(result).__name__}, not Detection",
+                "return syftflwr.info.Detection(usable, reason, preference)",
+            )
+        return result
+
+    def make_client(self, context: TransportContext) -> ClientRole:
+        client = self._pm.hook.syftflwr_make_client(context=context)
+        self._check_role("syftflwr_make_client", client, ClientRole)
+        return cast(ClientRole, client)
+
+    def make_rpc(self, client: ClientRole, context: TransportContext) -> RPCRole:
+        rpc = self._pm.hook.syftflwr_make_rpc(client=client, context=context)
+        self._check_role("syftflwr_make_rpc", rpc, RPCRole)
+        return cast(RPCRole, rpc)
+
+    def make_events(self, client: ClientRole, context: TransportContext) -> EventsRole:
+        events = self._pm.hook.syftflwr_make_events(client=client, context=context)
+        self._check_role("syftflwr_make_events", events, EventsRole)
+        return cast(EventsRole, events)
+
+    def register_commands(self, group: click.Group) -> bool:
+        """Let the plugin add commands to ``group``; False if it implements no such hook."""
+        if not self._implements("syftflwr_register_commands"):
+            return False
+        try:
+            self._pm.hook.syftflwr_register_commands(group=group)
+        except Exception as exc:
+            raise PluginError(
+                f"transport {self.name!r} ({self.entry.label}) failed to register its "
+                f"commands: {type(exc).__name__}: {exc}\n"
+                f"  fix: upgrade the plugin (pip install -U {self.entry.distribution}), "
+                f"or disable it with SYFTFLWR_DISABLE_PLUGINS={self.name}"
+            ) from exc
+        return True
+
+    def _check_role(self, hook: str, role: object, protocol: type) -> None:
+        if role is None or not isinstance(role, protocol):
+            missing = [m for m in _protocol_members(protocol) if not hasattr(role, m)]
+            detail = "is None" if role is None else f"lacks {', '.join(missing) or 'members'}"
+            raise _invalid(
+                self.entry,
+                f"{hook} returned {type(role).__name__}, which {detail} "
+                f"(expected a {protocol.__name__})",
+                f"return an object implementing syftflwr.roles.{protocol.__name__}",
+            )

@@ -1,0 +1,13 @@
+"""Shared fixtures of the core test suite (keep it small; put helpers in modules)."""
+
+from __future__ import annotations
+
+import pytest
+from _plugin_env import PluginEnv
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
+    """The test plugin distributions of ``tests/plugins/``, each pip-installed into a
+    target folder of its own (built once per session; nothing lands on ``sys.path``)."""
+    return PluginEnv.install_all(tmp_path_factory.mktemp("test-plugins"))

@@ -1,0 +1,1 @@
+"""syftflwr test plugin: a hook implementation with a wrong argument name."""

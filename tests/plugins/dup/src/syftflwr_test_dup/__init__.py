@@ -1,0 +1,1 @@
+"""syftflwr test plugin: a second distribution claiming the name tinydir."""

@@ -1,0 +1,1 @@
+"""syftflwr test plugin: implements a hook syftflwr does not declare."""

@@ -1,0 +1,1 @@
+"""syftflwr test plugin: built for plugin-API version 99."""

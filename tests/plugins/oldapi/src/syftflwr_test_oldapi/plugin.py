@@ -1,0 +1,35 @@
+"""A working transport built for a plugin-API version this core does not speak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syftflwr import hookimpl
+from syftflwr.info import TransportContext, TransportInfo
+from syftflwr.transports import memory
+
+
+@hookimpl
+def syftflwr_transport_info() -> TransportInfo:
+    return TransportInfo(
+        name="oldapi",
+        description="from the future",
+        capabilities=memory.CAPABILITIES,
+        options=memory.OPTIONS,
+        api_version=99,
+    )
+
+
+@hookimpl
+def syftflwr_make_client(context: TransportContext) -> Any:
+    return memory.syftflwr_make_client(context)
+
+
+@hookimpl
+def syftflwr_make_rpc(client: Any, context: TransportContext) -> Any:
+    return memory.syftflwr_make_rpc(client, context)
+
+
+@hookimpl
+def syftflwr_make_events(client: Any, context: TransportContext) -> Any:
+    return memory.syftflwr_make_events(client, context)
