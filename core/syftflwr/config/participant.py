@@ -1,0 +1,210 @@
+"""The per-participant layer: who I am, where my state lives, my transport settings.
+
+Kept out of the shared ``pyproject.toml`` because it differs per person (identity,
+token paths, local roots) and may point at secrets. Located, in order, by
+``SYFTFLWR_SETTINGS`` (the file), ``SYFTFLWR_HOME`` (a directory holding
+``settings.toml`` and ``state/``; one per participant when several share a machine)
+or the per-user config directory. Environment overrides of its *values*
+(``SYFTFLWR_EMAIL``, ``SYFTFLWR_STATE_DIR``) are applied by :mod:`.resolve`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from syftflwr.config._sources import env_source, env_value, read_toml
+from syftflwr.config._values import parse_path, parse_str, type_name, unknown_key_fix
+from syftflwr.errors import ConfigError
+from syftflwr.names import validate_email, validate_identifier
+
+SETTINGS_ENV = "SYFTFLWR_SETTINGS"
+HOME_ENV = "SYFTFLWR_HOME"
+SETTINGS_FILE = "settings.toml"
+VALID_KEYS = ("email", "state_dir", "transport")
+
+
+@dataclass(frozen=True)
+class ParticipantSettings:
+    """The participant's settings file after validation (file values only)."""
+
+    path: Path
+    """Where the settings are (or would be) read from."""
+    exists: bool = False
+    email: str | None = None
+    state_dir: Path | None = None
+    """``state_dir`` from the file (absolute); None: use :attr:`default_state_dir`."""
+    default_state_dir: Path = field(
+        default_factory=lambda: Path(platformdirs.user_state_dir("syftflwr"))
+    )
+    """``$SYFTFLWR_HOME/state`` or the per-user state directory."""
+    transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Raw ``[transport.<name>]`` tables; they override the project's for this person."""
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+
+def settings_path(env: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
+    """Where the settings file is, and whether the user named it explicitly
+    (``SYFTFLWR_SETTINGS``: then a missing file is an error, not "no settings")."""
+    explicit = env_value(env, SETTINGS_ENV)
+    if explicit:
+        return parse_path(explicit), True
+    home = env_value(env, HOME_ENV)
+    if home:
+        return parse_path(home) / SETTINGS_FILE, False
+    return Path(platformdirs.user_config_dir("syftflwr")) / SETTINGS_FILE, False
+
+
+def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
+    home = env_value(env, HOME_ENV)
+    if home:
+        return parse_path(home) / "state"
+    return Path(platformdirs.user_state_dir("syftflwr"))
+
+
+def load_participant(env: Mapping[str, str] = os.environ) -> ParticipantSettings:
+    """Read this participant's settings file; a missing default file means "none yet".
+
+    :raises ConfigError: a malformed file, an unknown key, an invalid email, or
+        ``SYFTFLWR_SETTINGS`` naming a file that does not exist.
+    """
+    path, explicit = settings_path(env)
+    state_default = default_state_dir(env)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(
+                "the settings file does not exist",
+                source=f"{env_source(SETTINGS_ENV)} ({path})",
+                fix=f"create it, fix the path, or unset {SETTINGS_ENV}",
+            )
+        return ParticipantSettings(path=path, default_state_dir=state_default)
+    document = read_toml(path, what="settings file")
+    return parse_participant(document, path=path, default_state=state_default)
+
+
+def parse_participant(
+    document: Mapping[str, Any], *, path: Path, default_state: Path
+) -> ParticipantSettings:
+    source = str(path)
+    for name in document:
+        if name not in VALID_KEYS:
+            raise ConfigError(
+                f"unknown key {name!r}",
+                source=source,
+                key=name,
+                fix=unknown_key_fix(name, VALID_KEYS),
+            )
+    email: str | None = None
+    if "email" in document:
+        try:
+            email = validate_email(parse_str(document["email"]))
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc),
+                source=source,
+                key="email",
+                fix='write your plain email, e.g. email = "alice@hospital-a.org"',
+            ) from None
+    state_dir: Path | None = None
+    if "state_dir" in document:
+        try:
+            state_dir = parse_path(document["state_dir"], base=path.parent)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc),
+                source=source,
+                key="state_dir",
+                fix='write a directory path, e.g. state_dir = "~/.local/state/syftflwr"',
+            ) from None
+    tables: dict[str, dict[str, Any]] = {}
+    raw_tables = document.get("transport", {})
+    if not isinstance(raw_tables, Mapping):
+        raise ConfigError(
+            f"must be a table of transport tables, not {type_name(raw_tables)}",
+            source=source,
+            key="transport",
+            fix='write [transport.<name>] tables, e.g. [transport.gdrive] then token = "..."',
+        )
+    for name, table in raw_tables.items():
+        try:
+            validate_identifier(name, "transport name")
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc),
+                source=source,
+                key=f"transport.{name}",
+                fix="name the table after an installed transport (see `syftflwr transports`)",
+            ) from None
+        if not isinstance(table, Mapping):
+            raise ConfigError(
+                f"must be a table of options, not {type_name(table)}",
+                source=source,
+                key=f"transport.{name}",
+                fix=f"write [transport.{name}] followed by option = value lines",
+            )
+        tables[name] = dict(table)
+    return ParticipantSettings(
+        path=path,
+        exists=True,
+        email=email,
+        state_dir=state_dir,
+        default_state_dir=default_state,
+        transport_options=tables,
+    )
+
+
+# --------------------------------------------------------------------------- state dir
+def participant_state_dir(
+    state_dir: str | Path, app_name: str, email: str, *, create: bool = True
+) -> Path:
+    """``state_dir / app_name / email``: one participant's private state in one app.
+
+    Both names are validated again here (defence in depth: this is where they become
+    paths), and the result must stay inside ``state_dir``. Created with mode 0700 so
+    journals, tokens and keys are readable by their owner only.
+
+    :raises ConfigError: unsafe names, or a directory that cannot be created.
+    """
+    try:
+        validate_identifier(app_name, "app name")
+        validate_email(email)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), fix="use a plain email and an app name of letters, digits, _ . -"
+        ) from None
+    base = Path(state_dir).expanduser().absolute()
+    path = base / app_name / email
+    if path.resolve().parent.parent != base.resolve():
+        raise ConfigError(  # unreachable with validated names; a symlink can still do it
+            f"state directory {path} resolves outside {base}",
+            fix=f"remove the symbolic link inside {base}",
+        )
+    if create:
+        _make_private(base, path)
+    return path
+
+
+def _make_private(base: Path, path: Path) -> None:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for directory in (path.parent, path):
+            if not directory.exists():
+                directory.mkdir(mode=0o700)
+                directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+        if stat.S_IMODE(path.stat().st_mode) != 0o700:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the state directory {path}: {exc.strerror or exc}",
+            fix="choose a writable state_dir (settings file, SYFTFLWR_STATE_DIR or "
+            "SYFTFLWR_HOME) or fix the permissions",
+        ) from None

@@ -1,0 +1,448 @@
+"""The shared project layer: ``[tool.syftflwr]`` in the Flower app's ``pyproject.toml``.
+
+Every participant holds the same copy, so it carries only what the federation must agree
+on (app name, aggregator, datasites, transport, wire profile, limits). Per-person things
+(identity, tokens, local roots, state) live in :mod:`syftflwr.config.participant`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from syftflwr.config._sources import read_toml
+from syftflwr.config._values import (
+    parse_bool,
+    parse_duration,
+    parse_size,
+    parse_str,
+    type_name,
+    unknown_key_fix,
+)
+from syftflwr.errors import ConfigError
+from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT
+from syftflwr.names import validate_email, validate_identifier
+
+TABLE = "tool.syftflwr"
+PROFILES = ("native", "syft-flwr-0.5")
+DEFAULT_APP_NAME = "syftflwr"
+DEFAULT_CLOCK_SKEW = 30.0
+DEFAULT_ROUND_TIMEOUT = 600.0
+DEFAULT_MESSAGE_TTL = 3600.0
+DEFAULT_ENCRYPTION = False
+"""What ``encryption`` absent (None) means today; the encryption work turns it on."""
+
+BOOTSTRAP_FIX = (
+    "run `syftflwr bootstrap PROJECT --aggregator EMAIL --datasite EMAIL ...` "
+    "or add [tool.syftflwr] to the project's pyproject.toml (docs/configuration.md)"
+)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """``[tool.syftflwr]`` after validation, with every default filled in.
+
+    ``sources`` maps each key to where its value came from (the file, an environment
+    variable, the command line) so later errors can say so; keys left at their default
+    are absent from it.
+    """
+
+    app_name: str = DEFAULT_APP_NAME
+    aggregator: str | None = None
+    datasites: tuple[str, ...] = ()
+    transport: str | None = None
+    """Pinned transport name; None means auto-detect."""
+    profile: str = "native"
+    encryption: bool | None = None
+    """None: the default (:data:`DEFAULT_ENCRYPTION`); see :attr:`encryption_enabled`."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    round_timeout: float = DEFAULT_ROUND_TIMEOUT
+    message_ttl: float = DEFAULT_MESSAGE_TTL
+    transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Raw ``[tool.syftflwr.transport.<name>]`` tables, validated at resolve time."""
+    path: Path | None = None
+    """The ``pyproject.toml`` this was read from (None: built in code)."""
+    project_name: str | None = None
+    """``[project].name`` of the Flower app, if any."""
+    configured: bool = False
+    """True when the file has a ``[tool.syftflwr]`` table."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path | None:
+        """The Flower app's directory (holding ``pyproject.toml``)."""
+        return self.path.parent if self.path is not None else None
+
+    @property
+    def participants(self) -> tuple[str, ...]:
+        """The aggregator, then every datasite."""
+        return ((self.aggregator,) if self.aggregator else ()) + self.datasites
+
+    @property
+    def encryption_enabled(self) -> bool:
+        return DEFAULT_ENCRYPTION if self.encryption is None else self.encryption
+
+    def source_of(self, key: str) -> str:
+        """Where ``key``'s value came from: a file, ``environment variable X``, ``command
+        line`` or ``default``."""
+        return self.sources.get(key, "default")
+
+    def require_federation(self) -> None:
+        """Raise unless an aggregator and at least one datasite are configured."""
+        where = str(self.path) if self.path else None
+        if not self.aggregator:
+            raise ConfigError(
+                "no aggregator is configured",
+                source=where,
+                key=f"{TABLE}.aggregator",
+                fix=BOOTSTRAP_FIX,
+            )
+        if not self.datasites:
+            raise ConfigError(
+                "no datasites are configured",
+                source=where,
+                key=f"{TABLE}.datasites",
+                fix=BOOTSTRAP_FIX,
+            )
+
+    def role_of(self, email: str) -> Literal["aggregator", "datasite"]:
+        """The role ``email`` plays in this federation; a stranger is an error."""
+        self.require_federation()
+        if email == self.aggregator:
+            return "aggregator"
+        if email in self.datasites:
+            return "datasite"
+        raise not_a_participant(self, email)
+
+
+def not_a_participant(project: ProjectConfig, email: str) -> ConfigError:
+    return ConfigError(
+        f"{email} is neither the aggregator ({project.aggregator}) nor one of the datasites "
+        f"({', '.join(project.datasites)})",
+        source=str(project.path) if project.path else None,
+        key=TABLE,
+        fix="run as one of those emails (--as / SYFTFLWR_EMAIL / email in your settings "
+        "file), or add it with `syftflwr bootstrap`",
+    )
+
+
+# --------------------------------------------------------------------------- keys
+def _positive(
+    what: str, minimum: float = 0.0, *, allow_equal: bool = False
+) -> Callable[[float], float]:
+    def check(value: float) -> float:
+        if value < minimum or (value == minimum and not allow_equal):
+            bound = f">= {minimum:g}" if allow_equal else f"> {minimum:g}"
+            raise ValueError(f"{what} must be {bound}, got {value:g}")
+        return value
+
+    return check
+
+
+def _message_size(value: object) -> int:
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"max_message_size must be positive, got {size}")
+    if size > PROTOBUF_LIMIT:
+        raise ValueError(
+            f"max_message_size {size} is above protobuf's parse limit of {PROTOBUF_LIMIT} "
+            "bytes (2 GiB - 1), so such a message could never be read"
+        )
+    return size
+
+
+def _profile(value: object) -> str:
+    text = parse_str(value)
+    if text not in PROFILES:
+        raise ValueError(f"unknown profile {text!r}; expected one of {', '.join(PROFILES)}")
+    return text
+
+
+def _transport_name(value: object) -> str:
+    return validate_identifier(parse_str(value), "transport name")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One scalar key of ``[tool.syftflwr]``: how to parse it and how to fix it."""
+
+    name: str
+    parse: Callable[[object], Any]
+    fix: str
+    env: str | None = None
+    """Environment variable overriding it (None: file only, shared by everyone)."""
+    flag: str | None = None
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key(
+            "app_name",
+            lambda v: validate_identifier(parse_str(v), "app name"),
+            "use 1-64 letters, digits, '_', '.', '-' starting with a letter or digit, "
+            'e.g. app_name = "quickstart"',
+        ),
+        Key(
+            "aggregator",
+            lambda v: validate_email(parse_str(v)),
+            'write the aggregator\'s plain email, e.g. aggregator = "ds@university.org"',
+        ),
+        Key(
+            "transport",
+            _transport_name,
+            'name an installed transport (see `syftflwr transports`), e.g. transport = "gdrive"',
+            env="SYFTFLWR_TRANSPORT",
+            flag="--transport",
+        ),
+        Key(
+            "profile",
+            _profile,
+            f"use one of {', '.join(repr(p) for p in PROFILES)}",
+            env="SYFTFLWR_PROFILE",
+            flag="--profile",
+        ),
+        Key(
+            "encryption",
+            parse_bool,
+            "use encryption = true or encryption = false",
+            env="SYFTFLWR_ENCRYPTION",
+            flag="--encryption/--no-encryption",
+        ),
+        Key(
+            "max_message_size",
+            _message_size,
+            f'use bytes or a size string up to {PROTOBUF_LIMIT}, e.g. max_message_size = "512MiB"',
+            env="SYFTFLWR_MAX_MESSAGE_SIZE",
+            flag="--max-message-size",
+        ),
+        Key(
+            "clock_skew",
+            lambda v: _positive("clock_skew", allow_equal=True)(parse_duration(v)),
+            'use seconds >= 0, e.g. clock_skew = 30 or clock_skew = "1m"',
+            env="SYFTFLWR_CLOCK_SKEW",
+            flag="--clock-skew",
+        ),
+        Key(
+            "round_timeout",
+            lambda v: _positive("round_timeout")(parse_duration(v)),
+            'use seconds > 0, e.g. round_timeout = 600 or round_timeout = "10m"',
+            env="SYFTFLWR_ROUND_TIMEOUT",
+            flag="--round-timeout",
+        ),
+        Key(
+            "message_ttl",
+            lambda v: _positive("message_ttl")(parse_duration(v)),
+            'use seconds > 0, e.g. message_ttl = 3600 or message_ttl = "1h"',
+            env="SYFTFLWR_MESSAGE_TTL",
+            flag="--message-ttl",
+        ),
+    )
+}
+"""Scalar keys; ``datasites`` (an array) and ``transport`` tables are handled apart."""
+
+VALID_KEYS = (*KEYS, "datasites")
+OVERRIDABLE = tuple(k for k in KEYS.values() if k.env)
+
+
+def parse_key(key: Key, value: object, *, source: str | None, label: str) -> Any:
+    """``key.parse(value)`` with failures turned into a ConfigError at ``label``."""
+    try:
+        return key.parse(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=source, key=label, fix=key.fix) from None
+
+
+# --------------------------------------------------------------------------- loading
+def find_pyproject(path: str | Path) -> Path:
+    """``path`` itself if it is a file, else ``path/pyproject.toml``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        candidate = path / "pyproject.toml"
+        if not candidate.is_file():
+            raise ConfigError(
+                "this directory has no pyproject.toml, so it is not a Flower app",
+                source=str(path),
+                fix="point to the Flower app's directory (where its pyproject.toml is), "
+                "or create one with `flwr new`",
+            )
+        return candidate
+    return path
+
+
+def load_project(path: str | Path) -> ProjectConfig:
+    """Read and validate ``[tool.syftflwr]`` of a Flower app.
+
+    :param path: the app's directory or its ``pyproject.toml``.
+    :raises ConfigError: naming the file, the key and the fix.
+
+    A file without ``[tool.syftflwr]`` loads as an unconfigured project (defaults,
+    ``configured=False``); commands that need a federation call
+    :meth:`ProjectConfig.require_federation`.
+    """
+    file = find_pyproject(path).absolute()
+    document = read_toml(file, what="pyproject.toml")
+    return parse_project(document, path=file)
+
+
+def parse_project(document: Mapping[str, Any], *, path: Path | None = None) -> ProjectConfig:
+    """Validate a parsed ``pyproject.toml`` (the whole document)."""
+    source = str(path) if path else "pyproject.toml"
+    project_table = document.get("project")
+    project_name = project_table.get("name") if isinstance(project_table, Mapping) else None
+    if not isinstance(project_name, str):
+        project_name = None
+    tool = document.get("tool", {})
+    raw = tool.get("syftflwr") if isinstance(tool, Mapping) else None
+    if raw is None:
+        return ProjectConfig(
+            app_name=default_app_name(project_name) or DEFAULT_APP_NAME,
+            path=path,
+            project_name=project_name,
+            sources={},
+        )
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"[{TABLE}] must be a table, not {type_name(raw)}",
+            source=source,
+            key=TABLE,
+            fix=f"write it as a table: [{TABLE}] followed by key = value lines",
+        )
+    return _parse_table(raw, source=source, path=path, project_name=project_name)
+
+
+def _parse_table(
+    raw: Mapping[str, Any], *, source: str, path: Path | None, project_name: str | None
+) -> ProjectConfig:
+    for name in raw:
+        if name not in VALID_KEYS:
+            raise ConfigError(
+                f"unknown key {name!r}",
+                source=source,
+                key=f"{TABLE}.{name}",
+                fix=unknown_key_fix(name, VALID_KEYS),
+            )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, key in KEYS.items():
+        if name in raw and name != "transport":
+            values[name] = parse_key(key, raw[name], source=source, label=f"{TABLE}.{name}")
+            sources[name] = source
+    transport, tables = _parse_transport(raw.get("transport"), source=source)
+    if transport is not None:
+        values["transport"] = transport
+        sources["transport"] = source
+    if "app_name" not in values:
+        derived = default_app_name(project_name)
+        if derived is None:
+            raise ConfigError(
+                "cannot tell the app's name: there is no app_name and no [project].name",
+                source=source,
+                key=f"{TABLE}.app_name",
+                fix='add app_name = "my-app" to [tool.syftflwr] (letters, digits, _ . -)',
+            )
+        values["app_name"] = derived
+        sources["app_name"] = f"{source} ([project].name)"
+    if "datasites" in raw:
+        values["datasites"] = parse_datasites(
+            raw["datasites"], aggregator=values.get("aggregator"), source=source
+        )
+        sources["datasites"] = source
+    return ProjectConfig(
+        **values,
+        transport_options=tables,
+        path=path,
+        project_name=project_name,
+        configured=True,
+        sources=sources,
+    )
+
+
+def parse_datasites(
+    value: object, *, aggregator: str | None, source: str | None
+) -> tuple[str, ...]:
+    """A list of distinct emails, none of them the aggregator's."""
+    label = f"{TABLE}.datasites"
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigError(
+            f"must be an array of emails, not {type_name(value)}",
+            source=source,
+            key=label,
+            fix='write datasites = ["alice@hospital-a.org", "bob@hospital-b.org"]',
+        )
+    seen: dict[str, int] = {}
+    for index, item in enumerate(value):
+        item_label = f"{label}[{index}]"
+        try:
+            email = validate_email(item)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc),
+                source=source,
+                key=item_label,
+                fix='write each datasite\'s plain email, e.g. "alice@hospital-a.org"',
+            ) from None
+        if email in seen:
+            raise ConfigError(
+                f"{email} is listed twice (also at index {seen[email]})",
+                source=source,
+                key=item_label,
+                fix="list each datasite once",
+            )
+        if email == aggregator:
+            raise ConfigError(
+                f"{email} is the aggregator and cannot also be a datasite",
+                source=source,
+                key=item_label,
+                fix="remove it from datasites, or choose another aggregator",
+            )
+        seen[email] = index
+    return tuple(seen)
+
+
+def _parse_transport(value: object, *, source: str) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """``transport = "NAME"``, or the table form that also holds option tables::
+
+    [tool.syftflwr.transport]
+    name = "gdrive"                  # optional: pins the transport
+    [tool.syftflwr.transport.gdrive]
+    folder = "syftflwr"
+    """
+    label = f"{TABLE}.transport"
+    if value is None:
+        return None, {}
+    if not isinstance(value, Mapping):
+        return parse_key(KEYS["transport"], value, source=source, label=label), {}
+    name: str | None = None
+    tables: dict[str, dict[str, Any]] = {}
+    for key, item in value.items():
+        if key == "name":
+            name = parse_key(KEYS["transport"], item, source=source, label=f"{label}.name")
+            continue
+        if not isinstance(item, Mapping):
+            raise ConfigError(
+                f"expected the option table of transport {key!r}, got {type_name(item)}",
+                source=source,
+                key=f"{label}.{key}",
+                fix=f'pin the transport with name = "..." and put options under '
+                f"[{label}.<transport>]",
+            )
+        parse_key(KEYS["transport"], key, source=source, label=f"{label}.{key}")
+        tables[key] = dict(item)
+    return name, tables
+
+
+_UNSAFE_RUNS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def default_app_name(project_name: str | None) -> str | None:
+    """``[project].name`` as a safe identifier: lower case, runs of other characters
+    collapsed to ``-`` (``My_Fed.App`` -> ``my-fed-app``), at most 64 characters."""
+    if not project_name:
+        return None
+    name = _UNSAFE_RUNS.sub("-", project_name).strip("-").lower()[:64].rstrip("-")
+    return name or None
