@@ -1,0 +1,509 @@
+"""``TransportGrid``: a Flower ``Grid`` whose messages travel over any syftflwr transport.
+
+A ServerApp (message API or legacy ``ServerConfig``/``Strategy`` API) drives it exactly
+like Flower's own grids. Each instruction becomes one request envelope to the
+datasite's ``messages`` endpoint; its reply is the response. What Flower's grids do,
+this one does too:
+
+* ``push_messages`` stamps ``run_id``, ``src_node_id`` (the SuperLink's id) and a fresh
+  ``message_id`` and refuses replies / non-positive TTLs;
+* replies keep ``reply_to_message_id``, ``run_id`` and swapped src/dst — a reply that
+  does not is turned into an error instead of being aggregated;
+* an instruction whose TTL passes without a reply yields Flower's "message
+  unavailable" error reply (``ErrorCode.MESSAGE_UNAVAILABLE``), an expired reply yields
+  ``REPLY_MESSAGE_UNAVAILABLE``, both with a tolerated clock skew;
+* ``send_and_receive`` returns what arrived by ``timeout``; every missing reply is
+  logged and recorded (datasite, round, seconds waited) and the round goes on.
+
+Waiting is the transport's ``RPCRole.wait`` (woken by arrival notifications, or polled
+at the transport's declared interval), never a fixed sleep. Everything is thread-safe:
+the legacy API calls ``send_and_receive`` from a thread pool.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from syftflwr.envelope import Request, Response
+from syftflwr.errors import MalformedMessageError
+from syftflwr.flower.compat import (
+    SUPERLINK_NODE_ID,
+    SYSTEM_MESSAGE_TYPE,
+    ErrorCode,
+    make_message,
+    make_metadata,
+    make_run,
+    run_id_of,
+    set_message_id,
+    set_task_identity,
+    stamp_instruction,
+)
+from syftflwr.flower.node_ids import node_ids_for
+from syftflwr.flower.progress import (
+    FailureEvent,
+    FailureKind,
+    FanOut,
+    MessageInfo,
+    ProgressReporter,
+    ReplyEvent,
+    RunRecorder,
+)
+from syftflwr.flower.serde import decode_message, encode_message
+from syftflwr.names import new_message_id, validate_email, validate_identifier
+from syftflwr.roles import RequestHandle, RPCRole
+
+log = logging.getLogger("syftflwr.flower")
+
+MESSAGES_ENDPOINT = "messages"
+"""The endpoint Flower traffic uses on every transport."""
+STOP_ACTION = "stop"
+"""``action`` of the system message that ends a datasite runner."""
+
+MESSAGE_UNAVAILABLE_REASON = (
+    "Error: Message Unavailable - the instruction expired (TTL) before {datasite} replied"
+)
+REPLY_UNAVAILABLE_REASON = "Error: Reply Message Unavailable - the reply from {datasite} expired"
+
+
+@dataclass
+class _Pending:
+    handle: RequestHandle
+    info: MessageInfo
+    group_id: str
+    expires_at: float
+    report: bool = True
+
+
+def _round_of(message: Message) -> int | None:
+    """The round: Flower's legacy API puts it in ``group_id``, the message API in the
+    ``server-round`` entry of the content's ConfigRecord."""
+    group_id = message.metadata.group_id
+    if group_id.isdigit():
+        return int(group_id)
+    if message.has_content():
+        for record in message.content.values():
+            if isinstance(record, ConfigRecord):
+                value = record.get("server-round")
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+    return None
+
+
+def _reply_metrics(message: Message) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if not message.has_content():
+        return metrics
+    for key, record in message.content.items():
+        if isinstance(record, MetricRecord):
+            for name, value in record.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    metrics[f"{key}.{name}"] = float(value)
+    return metrics
+
+
+class TransportGrid(Grid):
+    """A Flower Grid over an :class:`~syftflwr.roles.RPCRole`.
+
+    :param rpc: the aggregator's RPC role (its sender identity must be ``email``).
+    :param email: the aggregator's email, the sender of every request.
+    :param app_name: ``[tool.syftflwr] app_name``; datasites serve requests for it.
+    :param datasites: datasite emails; node ids derive from them (see ``node_ids``).
+    :param clock_skew: seconds of clock difference tolerated in TTL checks.
+    :param max_wait: upper bound (seconds) of every ``send_and_receive`` wait, also
+        when the caller passes ``timeout=None`` (Flower's legacy API does); ``None``
+        waits until every reply arrives or its instruction's TTL passes.
+    :param run_id: the run id (random if omitted); ``set_run`` may change it.
+    :param reporter: receives progress events; ``grid.report`` always records them.
+
+    Constructing (or ``set_run``) sets Flower's process-global task identity where the
+    installed Flower has one, so a ServerApp can build ``Message`` objects.
+    """
+
+    def __init__(
+        self,
+        rpc: RPCRole,
+        *,
+        email: str,
+        app_name: str,
+        datasites: Sequence[str],
+        clock_skew: float = 30.0,
+        max_wait: float | None = None,
+        run_id: int | None = None,
+        reporter: ProgressReporter | None = None,
+        endpoint: str = MESSAGES_ENDPOINT,
+    ) -> None:
+        self.rpc = rpc
+        self.email = validate_email(email)
+        self.app_name = validate_identifier(app_name, "app name")
+        self.endpoint = validate_identifier(endpoint, "endpoint")
+        self.clock_skew = clock_skew
+        self.max_wait = max_wait
+        self.node_ids: dict[str, int] = node_ids_for(datasites)
+        self._email_by_node = {node_id: e for e, node_id in self.node_ids.items()}
+        self.report = RunRecorder()
+        self._reporter: ProgressReporter = FanOut(
+            [self.report, reporter] if reporter is not None else [self.report]
+        )
+        self._lock = threading.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self._run: Any = None
+        self.set_run(run_id if run_id is not None else secrets.randbelow(2**63 - 2) + 2)
+
+    # ------------------------------------------------------------------ run
+    def set_run(self, run: Any) -> None:
+        """Accept a run id (Flower 1.26 style) or a ``Run`` (newer Flower)."""
+        run_id = run_id_of(run)
+        self._run = run if not isinstance(run, int) else make_run(run_id)
+        set_task_identity(run_id, SUPERLINK_NODE_ID)
+
+    @property
+    def run(self) -> Any:
+        return copy.copy(self._run)
+
+    @property
+    def run_id(self) -> int:
+        return run_id_of(self._run)
+
+    # ------------------------------------------------------------------ nodes / messages
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.node_ids.values())
+
+    def email_of(self, node_id: int) -> str:
+        try:
+            return self._email_by_node[node_id]
+        except KeyError:
+            known = ", ".join(f"{e} ({n})" for e, n in self.node_ids.items())
+            raise ValueError(
+                f"no datasite has node id {node_id}; this run's datasites are: {known}. "
+                "Use grid.get_node_ids() to address messages."
+            ) from None
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return [self._push(message) for message in messages]
+
+    def _push(self, message: Message, *, report: bool = True) -> str:
+        metadata = message.metadata
+        email = self.email_of(metadata.dst_node_id)
+        if metadata.reply_to_message_id:
+            raise ValueError(
+                "push_messages sends instructions; this Message is a reply "
+                f"(reply_to_message_id={metadata.reply_to_message_id!r})"
+            )
+        if not metadata.ttl > 0:
+            raise ValueError(f"Message TTL must be positive, got {metadata.ttl}")
+        message_id = new_message_id()
+        stamp_instruction(message, run_id=self.run_id, src_node_id=SUPERLINK_NODE_ID)
+        set_message_id(message, message_id)
+        body = encode_message(message)
+        created_at = metadata.created_at
+        expires_at = created_at + metadata.ttl
+        request = Request(
+            id=message_id,
+            sender=self.email,
+            recipient=email,
+            app=self.app_name,
+            endpoint=self.endpoint,
+            body=body,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+        handle = self.rpc.send(request)
+        info = MessageInfo(
+            datasite=email,
+            node_id=metadata.dst_node_id,
+            message_id=message_id,
+            message_type=metadata.message_type,
+            round=_round_of(message),
+            sent_at=time.time(),
+        )
+        with self._lock:
+            self._reap_expired()
+            self._pending[message_id] = _Pending(
+                handle, info, metadata.group_id, expires_at, report
+            )
+        if report:
+            self._reporter.on_sent(info)
+        return message_id
+
+    # ------------------------------------------------------------------ replies
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Replies available now; an unknown or expired id yields Flower's
+        message-unavailable error reply (as a SuperLink answers)."""
+        out: list[Message] = []
+        for message_id in message_ids:
+            with self._lock:
+                pending = self._pending.get(message_id)
+            if pending is None:
+                out.append(self._unavailable_unknown(message_id))
+                continue
+            reply = self._resolve(message_id, self.rpc.fetch(pending.handle))
+            if reply is not None:
+                out.append(reply)
+        return out
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        ids = list(self.push_messages(messages))
+        return self._collect(ids, timeout)
+
+    def _collect(self, ids: Sequence[str], timeout: float | None) -> list[Message]:
+        limit = min((t for t in (timeout, self.max_wait) if t is not None), default=None)
+        started = time.monotonic()
+        deadline = None if limit is None else started + limit
+        remaining = set(ids)
+        replies: list[Message] = []
+        while remaining:
+            with self._lock:
+                pending = {i: self._pending[i] for i in remaining if i in self._pending}
+            remaining &= pending.keys()  # pulled elsewhere: not ours to report
+            if not remaining:
+                break
+            now = time.time()
+            next_expiry = min(p.expires_at for p in pending.values()) + self.clock_skew - now
+            step = max(0.0, next_expiry)
+            if deadline is not None:
+                step = min(step, max(0.0, deadline - time.monotonic()))
+            responses = self.rpc.wait([p.handle for p in pending.values()], step)
+            for response in responses:
+                if response.id in remaining:
+                    remaining.discard(response.id)
+                    reply = self._resolve(response.id, response)
+                    if reply is not None:
+                        replies.append(reply)
+            for message_id in list(remaining):
+                reply = self._resolve(message_id, None)
+                if reply is not None:
+                    remaining.discard(message_id)
+                    replies.append(reply)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        if remaining:
+            self._report_missing(remaining, time.monotonic() - started)
+        return replies
+
+    def _report_missing(self, ids: Iterable[str], waited: float) -> None:
+        for message_id in ids:
+            with self._lock:
+                pending = self._pending.get(message_id)
+            if pending is None or not pending.report:
+                continue
+            info = pending.info
+            log.warning(
+                "no reply from %s (node %d) to %s message %s of round %s after %.1fs; "
+                "going on without it",
+                info.datasite,
+                info.node_id,
+                info.message_type,
+                message_id,
+                info.round,
+                waited,
+            )
+            self._reporter.on_failure(
+                FailureEvent(info, "timeout", "no reply before the wait ended", waited)
+            )
+
+    def _resolve(self, message_id: str, response: Response | None) -> Message | None:
+        """The Flower reply for ``message_id`` given its response (or its absence)."""
+        now = time.time()
+        with self._lock:
+            pending = self._pending.get(message_id)
+            if pending is None:
+                return None
+            if response is None and now <= pending.expires_at + self.clock_skew:
+                return None
+            del self._pending[message_id]
+        try:
+            self.rpc.forget(pending.handle)
+        except Exception:  # forgetting is housekeeping; never lose the reply over it
+            log.debug("could not forget request %s", message_id, exc_info=True)
+        info = pending.info
+        waited = now - info.sent_at
+        if response is None:
+            reason = MESSAGE_UNAVAILABLE_REASON.format(datasite=info.datasite)
+            return self._failed(
+                pending, "expired", reason, ErrorCode.MESSAGE_UNAVAILABLE, waited, system=True
+            )
+        if not response.ok:
+            reason = f"datasite {info.datasite} could not process the message: "
+            return self._failed(
+                pending, "rejected", reason + response.error_text, ErrorCode.UNKNOWN, waited
+            )
+        try:
+            reply = decode_message(response.body)
+        except MalformedMessageError as exc:
+            reason = f"datasite {info.datasite} sent an unreadable reply: {exc}"
+            return self._failed(pending, "invalid", reason, ErrorCode.UNKNOWN, waited)
+        problem = self._check_reply(reply, pending)
+        if problem:
+            reason = f"reply from {info.datasite} rejected: {problem}"
+            return self._failed(pending, "invalid", reason, ErrorCode.UNKNOWN, waited)
+        md = reply.metadata
+        if md.created_at + md.ttl + self.clock_skew < now:
+            reason = REPLY_UNAVAILABLE_REASON.format(datasite=info.datasite)
+            return self._failed(
+                pending, "expired", reason, ErrorCode.REPLY_MESSAGE_UNAVAILABLE, waited
+            )
+        if not md.message_id:
+            set_message_id(reply, new_message_id())
+        if pending.report:
+            if reply.has_error():
+                self._reporter.on_failure(
+                    FailureEvent(info, "error", reply.error.reason or "", waited, reply.error.code)
+                )
+            else:
+                self._reporter.on_reply(ReplyEvent(info, waited, _reply_metrics(reply)))
+        return reply
+
+    def _check_reply(self, reply: Message, pending: _Pending) -> str | None:
+        md = reply.metadata
+        if md.reply_to_message_id != pending.info.message_id:
+            return f"reply_to_message_id {md.reply_to_message_id!r} is not the instruction's id"
+        if md.run_id != self.run_id:
+            return f"run_id {md.run_id} is not this run's ({self.run_id})"
+        if md.src_node_id != pending.info.node_id or md.dst_node_id != SUPERLINK_NODE_ID:
+            return (
+                f"src/dst node ids {md.src_node_id}/{md.dst_node_id} are not the swapped "
+                f"instruction's ({pending.info.node_id}/{SUPERLINK_NODE_ID})"
+            )
+        if not reply.has_content() and not reply.has_error():
+            return "it carries neither content nor an error"
+        return None
+
+    def _failed(
+        self,
+        pending: _Pending,
+        kind: FailureKind,
+        reason: str,
+        code: int,
+        waited: float,
+        *,
+        system: bool = False,
+    ) -> Message:
+        info = pending.info
+        if pending.report:
+            log.warning("%s: %s", kind, reason)
+            self._reporter.on_failure(FailureEvent(info, kind, reason, waited, code))
+        metadata = make_metadata(
+            run_id=self.run_id,
+            message_id=new_message_id(),
+            src_node_id=info.node_id,
+            dst_node_id=SUPERLINK_NODE_ID,
+            reply_to_message_id=info.message_id,
+            group_id=pending.group_id,
+            created_at=time.time(),
+            ttl=0.0,
+            message_type=SYSTEM_MESSAGE_TYPE if system else info.message_type,
+        )
+        return make_message(metadata, error=Error(code=code, reason=reason))
+
+    def _unavailable_unknown(self, message_id: str) -> Message:
+        metadata = make_metadata(
+            run_id=self.run_id,
+            message_id=new_message_id(),
+            src_node_id=SUPERLINK_NODE_ID,
+            dst_node_id=SUPERLINK_NODE_ID,
+            reply_to_message_id=message_id,
+            group_id="",
+            created_at=time.time(),
+            ttl=0.0,
+            message_type=SYSTEM_MESSAGE_TYPE,
+        )
+        reason = (
+            f"Error: Message Unavailable - {message_id} is not a pending message of this "
+            "grid (never pushed, already pulled, or expired)"
+        )
+        return make_message(metadata, error=Error(code=ErrorCode.MESSAGE_UNAVAILABLE, reason=reason))
+
+    def _reap_expired(self) -> None:
+        """Drop replies nobody pulled once their TTL passed (caller holds the lock)."""
+        now = time.time()
+        for message_id, pending in list(self._pending.items()):
+            if now > pending.expires_at + self.clock_skew:
+                del self._pending[message_id]
+                try:
+                    self.rpc.forget(pending.handle)
+                except Exception:
+                    log.debug("could not forget request %s", message_id, exc_info=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop_datasites(
+        self,
+        *,
+        reason: str = "the aggregator finished the run",
+        timeout: float | None = 10.0,
+        ttl: float = 600.0,
+    ) -> dict[str, bool]:
+        """Ask every datasite runner to stop; returns ``{email: acknowledged}``.
+
+        The stop is a Flower system message (``message_type`` ``"system"``, content
+        ``{"config": {"action": "stop", "reason": ...}}``) that runners handle
+        themselves; the ClientApp never sees it. A datasite that is offline gets it when
+        it comes back, until ``ttl`` passes.
+        """
+        ids: dict[str, str] = {}
+        for email, node_id in self.node_ids.items():
+            metadata = make_metadata(
+                run_id=self.run_id,
+                message_id="",
+                src_node_id=SUPERLINK_NODE_ID,
+                dst_node_id=node_id,
+                reply_to_message_id="",
+                group_id="",
+                created_at=time.time(),
+                ttl=ttl,
+                message_type=SYSTEM_MESSAGE_TYPE,
+            )
+            content = RecordDict(
+                {"config": ConfigRecord({"action": STOP_ACTION, "reason": reason})}
+            )
+            try:
+                ids[self._push(make_message(metadata, content=content), report=False)] = email
+            except Exception as exc:
+                log.warning("could not send the stop message to %s: %s", email, exc)
+        replies = self._collect(list(ids), timeout)
+        acked = {email: False for email in self.node_ids}
+        for reply in replies:
+            email = ids.get(reply.metadata.reply_to_message_id)
+            if email is not None and not reply.has_error():
+                acked[email] = True
+        missing = [e for e, ok in acked.items() if not ok]
+        if missing:
+            log.warning("no stop acknowledgement from: %s", ", ".join(missing))
+        return acked
+
+    def pending(self) -> list[MessageInfo]:
+        """Instructions sent whose reply has not been pulled yet."""
+        with self._lock:
+            return [p.info for p in self._pending.values()]
+
+    def close(self) -> None:
+        """Forget every pending request (the RPC role stays open: the caller owns it)."""
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for p in pending:
+            try:
+                self.rpc.forget(p.handle)
+            except Exception:
+                log.debug("could not forget request %s", p.info.message_id, exc_info=True)

@@ -1,0 +1,238 @@
+"""``DatasiteRunner``: serve a Flower ClientApp on a datasite over any transport.
+
+It registers the ``messages`` endpoint on the transport's events role, rebuilds each
+Flower ``Message``, runs the ClientApp with a ``Context`` that persists across the
+messages of one run (keyed by ``run_id``, as a SuperNode keeps it), and returns the
+reply. Nothing a request can contain stops it from serving:
+
+* a ClientApp exception becomes a Flower error reply (``CLIENT_APP_RAISED_EXCEPTION``,
+  Flower's ``"<class ...>:<'...'>"`` reason plus the traceback's last frames);
+* a body that is not a Flower message is logged and answered with an envelope error
+  (the reply address is the envelope's sender), as is a message for another node;
+* the aggregator's stop message (see :meth:`TransportGrid.stop_datasites`) is
+  acknowledged and ends :meth:`run` cleanly. Expired requests and requests from
+  anyone but the aggregator never get here: the events role drops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+
+from syftflwr.envelope import Request, Response
+from syftflwr.errors import MalformedMessageError
+from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, ErrorCode, new_context, set_message_id
+from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION
+from syftflwr.flower.serde import decode_message, encode_message
+from syftflwr.names import new_message_id, validate_email
+from syftflwr.roles import EventsRole
+
+log = logging.getLogger("syftflwr.flower")
+
+ClientAppLike = Callable[[Message, Context], Message]
+"""A ``flwr.clientapp.ClientApp`` or any callable with its ``(message, context)`` call."""
+
+MAX_CONTEXTS = 16
+"""Contexts of this many most recent runs are kept (each holds the ClientApp's state)."""
+
+
+@dataclass(frozen=True)
+class RunnerStats:
+    handled: int
+    """Messages answered with a reply from the ClientApp (errors included)."""
+    errors: int
+    """ClientApp exceptions turned into Flower error replies."""
+    malformed: int
+    """Requests that were not Flower messages for this node (answered with an error)."""
+    stopped_by: str | None
+    """Who stopped the runner (the aggregator's email), None if stopped locally."""
+
+
+def error_reason(exc: BaseException, frames: int = 3) -> str:
+    """Flower's reason format, then where it happened (the traceback's last frames)."""
+    reason = f"{type(exc)}:<'{exc}'>"
+    summary = traceback.extract_tb(exc.__traceback__)[-frames:]
+    if summary:
+        where = "".join(traceback.format_list(summary)).rstrip()
+        reason += f"\nTraceback (most recent call last, last {len(summary)} frames):\n{where}"
+    return reason
+
+
+class DatasiteRunner:
+    """Serve ``client_app`` for one datasite over ``events``.
+
+    :param events: the datasite's events role (it validates sender, app and expiry).
+    :param client_app: the ClientApp (or any callable taking ``(message, context)``).
+    :param email: this datasite's email (for logs and stop bookkeeping).
+    :param node_id: this datasite's Flower node id (``node_ids.node_id_for(email)``).
+    :param node_config: Flower node config (e.g. ``partition-id``/``num-partitions``).
+    :param run_config: the app's run config (``[tool.flwr.app.config]`` + overrides).
+    """
+
+    def __init__(
+        self,
+        events: EventsRole,
+        client_app: ClientAppLike,
+        *,
+        email: str,
+        node_id: int,
+        node_config: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        endpoint: str = MESSAGES_ENDPOINT,
+    ) -> None:
+        self.events = events
+        self.client_app = client_app
+        self.email = validate_email(email)
+        self.node_id = node_id
+        self.node_config = dict(node_config or {})
+        self.run_config = dict(run_config or {})
+        self.endpoint = endpoint
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[int, tuple[Context, threading.Lock]] = OrderedDict()
+        self._handled = 0
+        self._errors = 0
+        self._malformed = 0
+        self._stopped_by: str | None = None
+        self.stopped = threading.Event()
+        events.on_request(endpoint, self.handle)
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def stats(self) -> RunnerStats:
+        with self._lock:
+            return RunnerStats(self._handled, self._errors, self._malformed, self._stopped_by)
+
+    @property
+    def handled(self) -> int:
+        return self.stats.handled
+
+    @property
+    def errors(self) -> int:
+        return self.stats.errors
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    # ------------------------------------------------------------------ serving
+    def run(self) -> RunnerStats:
+        """Serve until the aggregator's stop message or :meth:`stop`; return the counters."""
+        self.stopped.clear()
+        log.info("datasite %s (node %d) serving %s", self.email, self.node_id, self.endpoint)
+        try:
+            self.events.run_forever()
+        finally:
+            self.stopped.set()
+        stats = self.stats
+        log.info(
+            "datasite %s stopped (%s): %d handled, %d errors, %d malformed",
+            self.email,
+            f"by {stats.stopped_by}" if stats.stopped_by else "locally",
+            stats.handled,
+            stats.errors,
+            stats.malformed,
+        )
+        return stats
+
+    def stop(self) -> None:
+        self.events.stop()
+
+    def context_for(self, run_id: int) -> Context:
+        """The Context the ClientApp sees for ``run_id`` (created on first use)."""
+        return self._context(run_id)[0]
+
+    def _context(self, run_id: int) -> tuple[Context, threading.Lock]:
+        with self._lock:
+            entry = self._contexts.get(run_id)
+            if entry is None:
+                context = new_context(
+                    run_id=run_id,
+                    node_id=self.node_id,
+                    node_config=self.node_config,
+                    run_config=self.run_config,
+                )
+                entry = (context, threading.Lock())
+                self._contexts[run_id] = entry
+                while len(self._contexts) > MAX_CONTEXTS:
+                    self._contexts.popitem(last=False)
+            else:
+                self._contexts.move_to_end(run_id)
+            return entry
+
+    def handle(self, request: Request) -> Response | bytes:
+        """The ``messages`` endpoint handler (also callable directly, e.g. in tests)."""
+        try:
+            message = decode_message(request.body)
+        except MalformedMessageError as exc:
+            self._count("_malformed")
+            log.warning("datasite %s: malformed request %s from %s: %s", self.email,
+                        request.id, request.sender, exc)
+            return request.error_reply(f"malformed Flower message: {exc}")
+        metadata = message.metadata
+        if metadata.dst_node_id != self.node_id:
+            self._count("_malformed")
+            text = (
+                f"message for node {metadata.dst_node_id} reached datasite {self.email} "
+                f"(node {self.node_id}); check both sides use the same [tool.syftflwr] datasites"
+            )
+            log.warning("datasite %s: %s", self.email, text)
+            return request.error_reply(text)
+        if metadata.message_type == SYSTEM_MESSAGE_TYPE and self._is_stop(message):
+            return self._stop_from(request, message)
+        reply = self._call_app(message)
+        set_message_id(reply, new_message_id())
+        return encode_message(reply)
+
+    def _call_app(self, message: Message) -> Message:
+        context, run_lock = self._context(message.metadata.run_id)
+        try:
+            with run_lock:  # Flower Contexts are not thread-safe; one message per run at a time
+                reply = self.client_app(message, context)
+            if not isinstance(reply, Message):
+                raise TypeError(f"the ClientApp returned {type(reply).__name__}, not a Message")
+            if reply.metadata.reply_to_message_id != message.metadata.message_id:
+                raise ValueError(
+                    "the ClientApp returned a Message that is not a reply to the one it got; "
+                    "build replies with Message(content, reply_to=message)"
+                )
+        except Exception as exc:
+            self._count("_errors")
+            self._count("_handled")
+            log.exception(
+                "datasite %s: ClientApp raised on %s message %s",
+                self.email,
+                message.metadata.message_type,
+                message.metadata.message_id,
+            )
+            error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=error_reason(exc))
+            return Message(error, reply_to=message)
+        self._count("_handled")
+        return reply
+
+    @staticmethod
+    def _is_stop(message: Message) -> bool:
+        if not message.has_content():
+            return False
+        record = message.content.get("config")
+        return isinstance(record, ConfigRecord) and record.get("action") == STOP_ACTION
+
+    def _stop_from(self, request: Request, message: Message) -> bytes:
+        reason = message.content["config"]
+        log.info("datasite %s: stop requested by %s (%s)", self.email, request.sender,
+                 reason.get("reason", "") if isinstance(reason, ConfigRecord) else "")
+        with self._lock:
+            self._stopped_by = request.sender
+        ack = Message(RecordDict({"config": ConfigRecord({"action": STOP_ACTION, "ack": True})}),
+                      reply_to=message)
+        set_message_id(ack, new_message_id())
+        body = encode_message(ack)
+        # The events role stores this reply before its serve loop sees the stop.
+        self.events.stop()
+        return body

@@ -1,0 +1,1 @@
+"""Quickstart: federated logistic regression on scikit-learn's breast-cancer data."""
