@@ -1,0 +1,41 @@
+"""Building blocks shared by file-based transports (stdlib only; no transport library).
+
+* :mod:`~syftflwr.mailbox.layout` — where objects live (syft-flwr's layout) + format version
+* :mod:`~syftflwr.mailbox.storage` — the Storage protocol a backend implements
+* :mod:`~syftflwr.mailbox.localdir` — that protocol over a local directory (atomic, exclusive)
+* :mod:`~syftflwr.mailbox.chunking` — messages above ``max_object_size`` as parts + manifest
+* :mod:`~syftflwr.mailbox.journal` — persisted journal of claimed/answered/sent requests
+* :mod:`~syftflwr.mailbox.arrivals` — the arrival-source protocol and the adaptive Poller
+* :mod:`~syftflwr.mailbox.rpc`, :mod:`~syftflwr.mailbox.events` — the RPC and events roles
+* :mod:`~syftflwr.mailbox.retention` — scheduled cleanup of this participant's own objects
+
+A transport plugin supplies a Storage and an ArrivalSource and gets both roles; see
+``docs/mailbox.md``.
+"""
+
+from __future__ import annotations
+
+from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Poller, Subscription
+from syftflwr.mailbox.events import MailboxEvents
+from syftflwr.mailbox.journal import Journal
+from syftflwr.mailbox.layout import LAYOUT_VERSION, ObjectKind, Route, ensure_layout
+from syftflwr.mailbox.localdir import LocalDirStorage
+from syftflwr.mailbox.rpc import MailboxRPC
+from syftflwr.mailbox.storage import BaseStorage, Storage
+
+__all__ = [
+    "LAYOUT_VERSION",
+    "ArrivalCallback",
+    "ArrivalSource",
+    "BaseStorage",
+    "Journal",
+    "LocalDirStorage",
+    "MailboxEvents",
+    "MailboxRPC",
+    "ObjectKind",
+    "Poller",
+    "Route",
+    "Storage",
+    "Subscription",
+    "ensure_layout",
+]

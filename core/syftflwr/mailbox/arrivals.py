@@ -1,0 +1,241 @@
+"""How the mailbox learns that objects arrived: the arrival-source protocol, and the
+generic adaptive :class:`Poller` for storages that cannot notify.
+
+A source reports ``(folder, name)`` for every object it sees in the folders a
+subscription watches — at least once, possibly more (consumers check state themselves).
+Watching a folder first reports what is already there, so nothing present before the
+watch is missed. A notifying source (the fsspec-local plugin's inotify watcher) reports
+each new name as the kernel announces it; the :class:`Poller` lists ONLY the watched
+folders (a runner's own inboxes, an aggregator's expected response folders — never the
+whole root) and reports names it has not seen before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+from syftflwr.errors import StorageError
+from syftflwr.mailbox.storage import Storage
+
+log = logging.getLogger("syftflwr.mailbox")
+
+ArrivalCallback = Callable[[str, str], None]
+"""``callback(folder, name)``; called from the source's thread, so it must be quick."""
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """One consumer's view of an arrival source."""
+
+    def watch(self, folders: Iterable[str]) -> None:
+        """Start reporting arrivals in ``folders``; reports their current content first
+        (synchronously, before returning)."""
+        ...
+
+    def unwatch(self, folders: Iterable[str]) -> None: ...
+
+    def poke(self) -> None:
+        """Activity hint (a request was just sent): a polling source checks soon."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ArrivalSource(Protocol):
+    """Something that tells subscribers which names appeared in folders they watch."""
+
+    def subscribe(self, callback: ArrivalCallback) -> Subscription: ...
+
+
+class _Folder:
+    __slots__ = ("names", "subscribers")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.subscribers: set[_PollSubscription] = set()
+
+
+class Poller:
+    """An :class:`ArrivalSource` that lists watched folders on an adaptive interval.
+
+    The interval starts at ``interval``, grows by half after every idle round up to
+    ``max_interval`` (default 8x), and snaps back when something arrives or a subscriber
+    pokes. One daemon thread serves every subscription; it starts with the first watch.
+    Listing errors are logged (once per streak) and retried on the next round.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        interval: float = 0.5,
+        max_interval: float | None = None,
+        name: str = "syftflwr-poller",
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("poll interval must be positive")
+        self.storage = storage
+        self.interval = interval
+        self.max_interval = max(interval, max_interval or interval * 8)
+        self._name = name
+        self._cond = threading.Condition()
+        self._folders: dict[str, _Folder] = {}
+        self._poked = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self.rounds = 0
+        """Completed polling rounds (observability, tests)."""
+
+    # -- ArrivalSource ---------------------------------------------------------------------
+    def subscribe(self, callback: ArrivalCallback) -> Subscription:
+        return _PollSubscription(self, callback)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    @property
+    def watched(self) -> list[str]:
+        with self._cond:
+            return sorted(self._folders)
+
+    # -- used by subscriptions -----------------------------------------------------------
+    def _watch(self, sub: _PollSubscription, folders: Iterable[str]) -> None:
+        for folder in folders:
+            with self._cond:
+                state = self._folders.get(folder)
+                fresh = state is None
+                if state is None:
+                    state = self._folders[folder] = _Folder()
+                known = set(state.names)
+                state.subscribers.add(sub)
+            if fresh:
+                known = self._list(folder)
+                with self._cond:
+                    if folder in self._folders:
+                        self._folders[folder].names |= known
+            for name in sorted(known):
+                sub.deliver(folder, name)
+        self._ensure_thread()
+
+    def _unwatch(self, sub: _PollSubscription, folders: Iterable[str]) -> None:
+        with self._cond:
+            for folder in folders:
+                state = self._folders.get(folder)
+                if state is None:
+                    continue
+                state.subscribers.discard(sub)
+                if not state.subscribers:
+                    del self._folders[folder]
+
+    def _poke(self) -> None:
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
+
+    # -- the polling thread ------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        with self._cond:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _list(self, folder: str) -> set[str]:
+        try:
+            names = set(self.storage.list(folder))
+        except StorageError as exc:
+            if not self._failing:
+                log.warning("polling %s failed (%s); retrying", folder, exc)
+            self._failing = True
+            return set()
+        self._failing = False
+        return names
+
+    def poll_once(self) -> int:
+        """List every watched folder once and report new names; returns how many."""
+        with self._cond:
+            folders = list(self._folders)
+        found = 0
+        for folder in folders:
+            names = self._list(folder)
+            with self._cond:
+                state = self._folders.get(folder)
+                if state is None:
+                    continue
+                new = names - state.names
+                state.names = names
+                subscribers = list(state.subscribers)
+            for name in sorted(new):
+                for sub in subscribers:
+                    sub.deliver(folder, name)
+            found += len(new)
+        self.rounds += 1
+        return found
+
+    def _run(self) -> None:
+        interval = self.interval
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+            found = self.poll_once()
+            with self._cond:
+                if found or self._poked:
+                    interval = self.interval
+                else:
+                    interval = min(interval * 1.5, self.max_interval)
+                self._poked = False
+                deadline = time.monotonic() + interval
+                while not (self._closed or self._poked):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+
+
+class _PollSubscription:
+    def __init__(self, poller: Poller, callback: ArrivalCallback) -> None:
+        self._poller = poller
+        self._callback = callback
+        self._folders: set[str] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def deliver(self, folder: str, name: str) -> None:
+        if self._closed:
+            return
+        try:
+            self._callback(folder, name)
+        except Exception:  # a consumer bug must not stop the poller
+            log.exception("arrival callback failed for %s/%s", folder, name)
+
+    def watch(self, folders: Iterable[str]) -> None:
+        with self._lock:
+            new = [f for f in dict.fromkeys(folders) if f not in self._folders]
+            self._folders.update(new)
+        self._poller._watch(self, new)
+
+    def unwatch(self, folders: Iterable[str]) -> None:
+        with self._lock:
+            gone = [f for f in dict.fromkeys(folders) if f in self._folders]
+            self._folders.difference_update(gone)
+        self._poller._unwatch(self, gone)
+
+    def poke(self) -> None:
+        self._poller._poke()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            folders = list(self._folders)
+        self.unwatch(folders)

@@ -1,0 +1,282 @@
+"""Publishing and reading one message, chunked when it exceeds a transport's
+``max_object_size`` — the same code path for requests and responses.
+
+A message no larger than ``max_object_size`` is one object. A larger one is written as
+parts FIRST::
+
+    {id}.request.part-00001-of-00042 ... {id}.request.part-00042-of-00042
+
+and then a small manifest LAST at ``{id}.request`` itself, so readers (which only react
+to ``{id}.request``) never see an incomplete message. The manifest::
+
+    b"SYFC" | u8 version | u32 json_len (big endian) | JSON
+    {"id", "kind", "size", "part_size", "parts", "sha256"}
+
+The reader builds part names itself from the manifest's count (never from names in
+storage), reassembles into one preallocated buffer, and checks every part's size and
+the SHA-256 of the whole before anyone decodes it: a missing, short, extra-long or
+corrupted part rejects the message with :class:`~syftflwr.errors.MalformedMessageError`.
+
+Chunking is invisible above this module: it wraps the encoded envelope, so a chunked
+message decodes exactly like an unchunked one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import MalformedMessageError, MessageTooLargeError, StorageError
+from syftflwr.mailbox.layout import MAX_PARTS, ObjectKind, parse_name, part_name
+from syftflwr.mailbox.storage import Storage, total_size, views
+
+MANIFEST_MAGIC = b"SYFC"
+MANIFEST_VERSION = 1
+_PREFIX = struct.Struct(">4sBI")
+MAX_MANIFEST_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What a reader needs to reassemble and verify a chunked message."""
+
+    id: str
+    kind: ObjectKind
+    size: int
+    part_size: int
+    parts: int
+    sha256: str
+
+    def encode(self) -> bytes:
+        raw = json.dumps(
+            {
+                "id": self.id,
+                "kind": self.kind.value,
+                "size": self.size,
+                "part_size": self.part_size,
+                "parts": self.parts,
+                "sha256": self.sha256,
+            },
+            separators=(",", ":"),
+        ).encode()
+        return _PREFIX.pack(MANIFEST_MAGIC, MANIFEST_VERSION, len(raw)) + raw
+
+    @classmethod
+    def decode(cls, data: Buffer, *, source: str) -> Manifest:
+        view = memoryview(data).cast("B")
+        if view.nbytes < _PREFIX.size or bytes(view[:4]) != MANIFEST_MAGIC:
+            raise MalformedMessageError(f"{source}: not a chunk manifest")
+        _, version, length = _PREFIX.unpack_from(view)
+        if version != MANIFEST_VERSION:
+            raise MalformedMessageError(
+                f"{source}: chunk manifest version {version} is not supported "
+                f"(this syftflwr reads {MANIFEST_VERSION}); upgrade syftflwr"
+            )
+        if _PREFIX.size + length != view.nbytes:
+            raise MalformedMessageError(f"{source}: truncated chunk manifest")
+        try:
+            fields = json.loads(bytes(view[_PREFIX.size :]))
+            manifest = cls(
+                id=str(fields["id"]),
+                kind=ObjectKind(fields["kind"]),
+                size=_int(fields["size"]),
+                part_size=_int(fields["part_size"]),
+                parts=_int(fields["parts"]),
+                sha256=str(fields["sha256"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedMessageError(f"{source}: invalid chunk manifest ({exc})") from None
+        manifest.check(source)
+        return manifest
+
+    def check(self, source: str) -> None:
+        """Refuse a manifest whose numbers do not describe a real split."""
+        if not (1 <= self.parts <= MAX_PARTS and self.part_size >= 1 and self.size >= 1):
+            raise MalformedMessageError(f"{source}: chunk manifest has impossible sizes")
+        if -(-self.size // self.part_size) != self.parts:
+            raise MalformedMessageError(
+                f"{source}: {self.size} bytes in parts of {self.part_size} cannot make "
+                f"{self.parts} parts"
+            )
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise MalformedMessageError(f"{source}: chunk manifest digest is not a SHA-256")
+
+    def part_names(self) -> list[str]:
+        base = f"{self.id}.{self.kind.value}"
+        return [part_name(base, i, self.parts) for i in range(1, self.parts + 1)]
+
+    def part_length(self, index: int) -> int:
+        """Expected byte length of part ``index`` (1-based)."""
+        if index < self.parts:
+            return self.part_size
+        return self.size - self.part_size * (self.parts - 1)
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def is_manifest(data: Buffer) -> bool:
+    view = memoryview(data).cast("B")
+    return view.nbytes >= _PREFIX.size and bytes(view[:4]) == MANIFEST_MAGIC
+
+
+def _split(path: str) -> tuple[str, str]:
+    folder, _, name = path.rpartition("/")
+    return folder, name
+
+
+def _slices(bufs: Sequence[memoryview], size: int) -> Iterator[list[memoryview]]:
+    """Consecutive runs of ``size`` bytes across ``bufs``, as views (no copies)."""
+    current: list[memoryview] = []
+    room = size
+    for buf in bufs:
+        view = buf
+        while view.nbytes:
+            take = min(room, view.nbytes)
+            current.append(view[:take])
+            view = view[take:]
+            room -= take
+            if room == 0:
+                yield current
+                current, room = [], size
+    if current:
+        yield current
+
+
+# --------------------------------------------------------------------------- publish
+def publish(
+    storage: Storage,
+    path: str,
+    parts: Sequence[Buffer],
+    *,
+    max_object_size: int | None,
+    exclusive: bool = True,
+) -> bool:
+    """Write the message ``parts`` (e.g. :func:`~syftflwr.envelope.encode_parts`) at
+    ``path`` — one object, or parts then a manifest when larger than ``max_object_size``.
+
+    With ``exclusive`` the message is published only if ``path`` does not exist yet
+    (returns False otherwise). Chunked publishing relies on the mailbox's single-writer
+    rule for ids (fresh ids for requests, a claim for responses): parts are plain puts.
+    """
+    size = total_size(parts)
+    if max_object_size is None or size <= max_object_size:
+        if exclusive:
+            return storage.put_if_absent(path, parts)
+        storage.put(path, parts)
+        return True
+    folder, name = _split(path)
+    parsed = parse_name(name)
+    if parsed is None or parsed.is_part:
+        raise ValueError(f"{path} is not a mailbox message path")
+    bufs = views(parts)
+    digest = hashlib.sha256()
+    for buf in bufs:
+        digest.update(buf)
+    part_size = max(1, min(max_object_size, size))
+    manifest = Manifest(
+        id=parsed.id,
+        kind=parsed.kind,
+        size=size,
+        part_size=part_size,
+        parts=-(-size // part_size),
+        sha256=digest.hexdigest(),
+    )
+    if manifest.parts > MAX_PARTS:
+        raise MessageTooLargeError(
+            f"{path}: {size:,} bytes would need {manifest.parts:,} parts of "
+            f"{part_size:,} bytes (at most {MAX_PARTS:,}); raise the transport's max_object_size"
+        )
+    prefix = f"{folder}/" if folder else ""
+    for part, chunk in zip(manifest.part_names(), _slices(bufs, part_size), strict=True):
+        storage.put(prefix + part, chunk)
+    encoded = manifest.encode()
+    if exclusive:
+        return storage.put_if_absent(path, [encoded])
+    storage.put(path, [encoded])
+    return True
+
+
+# --------------------------------------------------------------------------- read
+def read(storage: Storage, path: str, *, max_size: int | None) -> Buffer | None:
+    """The complete message stored at ``path`` (reassembled if chunked), or None if
+    there is none. Raises :class:`MalformedMessageError` on a damaged chunked message
+    and :class:`MessageTooLargeError` when it exceeds ``max_size``."""
+    limit = None if max_size is None else max(max_size, MAX_MANIFEST_SIZE)
+    data = storage.get(path, max_size=limit)
+    if data is None or not is_manifest(data):
+        return data
+    folder, name = _split(path)
+    manifest = Manifest.decode(data, source=path)
+    parsed = parse_name(name)
+    if parsed is None or (parsed.id, parsed.kind) != (manifest.id, manifest.kind):
+        raise MalformedMessageError(
+            f"{path}: chunk manifest describes {manifest.id}.{manifest.kind.value}, not this object"
+        )
+    if max_size is not None and manifest.size > max_size:
+        raise MessageTooLargeError(
+            f"{path}: chunked message of {manifest.size:,} bytes exceeds the "
+            f"{max_size:,} bytes allowed; raise [tool.syftflwr] max_message_size if expected"
+        )
+    buffer = bytearray(manifest.size)
+    view = memoryview(buffer)
+    digest = hashlib.sha256()
+    pos = 0
+    prefix = f"{folder}/" if folder else ""
+    for index, part in enumerate(manifest.part_names(), start=1):
+        expected = manifest.part_length(index)
+        chunk = storage.get(prefix + part, max_size=expected)
+        if chunk is None:
+            raise MalformedMessageError(f"{path}: part {index} of {manifest.parts} is missing")
+        got = memoryview(chunk).nbytes
+        if got != expected:
+            raise MalformedMessageError(
+                f"{path}: part {index} of {manifest.parts} has {got} bytes, expected {expected}"
+            )
+        view[pos : pos + got] = memoryview(chunk).cast("B")
+        digest.update(view[pos : pos + got])
+        pos += got
+    if digest.hexdigest() != manifest.sha256:
+        raise MalformedMessageError(f"{path}: reassembled message fails its SHA-256 check")
+    return buffer
+
+
+# --------------------------------------------------------------------------- delete
+def delete(storage: Storage, path: str, *, parts: int | None = 0) -> None:
+    """Delete the message at ``path``: the object (or manifest) first, so readers stop
+    reacting to it, then its parts.
+
+    ``parts``: the known part count (0 = unchunked, nothing else to delete), or None
+    to find leftover parts by listing the folder (a message of unknown shape).
+    """
+    folder, name = _split(path)
+    storage.delete(path)
+    prefix = f"{folder}/" if folder else ""
+    if parts is None:
+        try:
+            names = storage.list(folder)
+        except StorageError:
+            return
+        for other in names:
+            parsed = parse_name(other)
+            if parsed is not None and parsed.is_part and other.startswith(name + "."):
+                storage.delete(prefix + other)
+        return
+    if parts:
+        base = name
+        for index in range(1, parts + 1):
+            storage.delete(prefix + part_name(base, index, parts))
+
+
+def part_count(size: int, max_object_size: int | None) -> int:
+    """How many parts a message of ``size`` bytes is published as (0 = unchunked)."""
+    if max_object_size is None or size <= max_object_size:
+        return 0
+    return -(-size // max_object_size)

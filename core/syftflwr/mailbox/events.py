@@ -1,0 +1,519 @@
+"""The events role over a mailbox: notice ``{id}.request`` in my inboxes, claim it,
+read and verify it, hand it to :meth:`BaseEvents.dispatch`, publish the response, and
+journal every step — so no request is processed twice and hostile input never stops
+the runner.
+
+Per request (a worker thread; serial endpoints one at a time, in arrival order):
+
+1. the file name must parse as ``{valid id}.request`` — anything else is ignored before
+   any read (path-shaped or bad ids get one warning);
+2. skip it if the journal says it was handled;
+3. claim it: ``{id}.claim`` in MY outbox toward the sender (exactly one runner wins,
+   across processes and machines); a claim left by a dead runner of this journal on this
+   host is taken over, so a crash loses nothing;
+4. read it (reassembling chunks, refusing symlinks, FIFOs and oversized objects) and
+   decode it — a truncated object gets ``incomplete_grace`` seconds to complete (some
+   sync clients write non-atomically), then is rejected;
+5. the envelope must match its folder: id, sender (the folder's owner), recipient (me),
+   app and endpoint — a forged header is rejected;
+6. ``dispatch()`` (allowlist, expiry, size, handler errors -> error replies);
+7. publish the response in my outbox toward the sender and journal it.
+
+Every rejection is one warning naming the request and the reason, an ``error`` reply
+when the sender may be answered, and a ``rejected`` journal entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
+from syftflwr.errors import (
+    MessageRejectedError,
+    StorageError,
+    SyftflwrError,
+)
+from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox import chunking
+from syftflwr.mailbox.arrivals import ArrivalSource, Subscription
+from syftflwr.mailbox.journal import Journal
+from syftflwr.mailbox.layout import (
+    OUTBOX_PREFIX,
+    ObjectKind,
+    Route,
+    discover_senders,
+    inbox_routes,
+    parse_name,
+)
+from syftflwr.mailbox.retention import (
+    DEFAULT_INTERVAL,
+    JOURNAL_KEEP,
+    ScheduledTask,
+    Scheduler,
+    shared_scheduler,
+    sweep_served,
+)
+from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
+from syftflwr.mailbox.storage import Storage
+from syftflwr.roles import BaseEvents, ClientRole
+
+log = logging.getLogger("syftflwr.mailbox")
+
+DEFAULT_SERIAL_ENDPOINTS = ("messages",)
+"""Flower traffic: one request at a time, in arrival order (a ClientApp run is serial)."""
+
+_WAKE = ("", "")
+_LIVE_OWNERS: set[str] = set()
+_HOST = socket.gethostname()
+
+
+def _new_owner() -> str:
+    return f"{_HOST}|{os.getpid()}|{uuid.uuid4().hex}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` surely stopped: a runner on THIS host whose process is
+    gone (or a closed runner of this process). Runners elsewhere are never presumed dead."""
+    host, _, rest = owner.partition("|")
+    pid_text, _, _ = rest.partition("|")
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _incomplete(data: Buffer) -> bool:
+    """True if ``data`` looks like the start of an envelope still being written (empty,
+    or shorter than its own header says), as opposed to garbage."""
+    view = memoryview(data).cast("B")
+    if view.nbytes < 9:
+        return bytes(view) == MAGIC[: view.nbytes]
+    magic, _, header_len = struct.unpack_from(">4sBI", view)
+    if magic != MAGIC:
+        return False
+    if view.nbytes < 9 + header_len:
+        return True
+    try:
+        body_size = json.loads(bytes(view[9 : 9 + header_len]))["body_size"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(body_size, int) and view.nbytes < 9 + header_len + body_size
+
+
+class MailboxEvents(BaseEvents):
+    """:class:`~syftflwr.roles.BaseEvents` over a :class:`~syftflwr.mailbox.storage.Storage`.
+
+    :param capabilities: the effective capabilities (``max_object_size`` chunks replies).
+    :param arrivals: reports names in my inbox folders.
+    :param journal: the participant's journal (default: :meth:`Journal.for_context`).
+    :param workers: threads handling requests of concurrent endpoints.
+    :param serial_endpoints: endpoints handled one request at a time, in arrival order.
+    :param retention_interval: seconds between sweeps of my delivered/expired replies
+        and claims (0 disables).
+    :param incomplete_grace: seconds a truncated request may take to complete.
+    """
+
+    def __init__(
+        self,
+        client: ClientRole,
+        context: TransportContext,
+        capabilities: Capabilities,
+        *,
+        storage: Storage,
+        arrivals: ArrivalSource,
+        journal: Journal | None = None,
+        workers: int = 4,
+        serial_endpoints: Iterable[str] = DEFAULT_SERIAL_ENDPOINTS,
+        retention_interval: float = DEFAULT_INTERVAL,
+        incomplete_grace: float = 2.0,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        super().__init__(client, context, capabilities)
+        self.storage = storage
+        self.arrivals = arrivals
+        self._owns_journal = journal is None
+        self.journal = journal if journal is not None else Journal.for_context(context)
+        self.workers = max(1, workers)
+        self.serial_endpoints = frozenset(serial_endpoints)
+        self.retention_interval = retention_interval
+        self.incomplete_grace = incomplete_grace
+        self._scheduler = scheduler
+        self.owner = _new_owner()
+        """Written into claim markers; identifies this runner instance."""
+        _LIVE_OWNERS.add(self.owner)
+        self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
+        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._routes: dict[str, Route] = {}
+        self._seen: set[str] = set()
+        self._inflight: set[str] = set()
+        self._deferred: dict[str, tuple[float, Route]] = {}
+        self._warned: set[str] = set()
+        self._sub: Subscription | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._serial: ThreadPoolExecutor | None = None
+        self.stats: Counter[str] = Counter()
+        """answered / rejected / skipped / gone counts (observability, tests)."""
+
+    # -- arrivals ------------------------------------------------------------------------
+    def _on_arrival(self, folder: str, name: str) -> None:
+        self._queue.put((folder, name))
+
+    def _senders(self) -> list[str]:
+        allowed = self.allowed_senders()
+        if allowed is not None:
+            return sorted(allowed - {self.client.email})
+        return discover_senders(self.storage.list(""), self.client.email)
+
+    def _refresh_routes(self) -> None:
+        routes = inbox_routes(
+            self.client.email, self._senders(), self.context.app_name, self.handlers
+        )
+        new = [r for r in routes if r.folder not in self._routes]
+        for route in new:
+            self.storage.makedirs(route.reverse().folder)  # my outbox: claims and replies
+        with self._lock:
+            self._routes.update({r.folder: r for r in new})
+        if new and self._sub is not None:
+            self._sub.watch([r.folder for r in new])
+
+    # -- serving -------------------------------------------------------------------------
+    def _serve(self) -> None:
+        prefix = f"syftflwr-{self.client.email}"
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{prefix}-worker")
+        self._serial = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-serial")
+        self._sub = self.arrivals.subscribe(self._on_arrival)
+        task: ScheduledTask | None = None
+        try:
+            self._refresh_routes()
+            if self.retention_interval > 0:
+                task = (self._scheduler or shared_scheduler()).every(
+                    self.retention_interval,
+                    self.sweep,
+                    name=f"retention of {self.client.email}'s replies",
+                )
+            while not self.stopped.is_set():
+                try:
+                    item = self._queue.get(timeout=self._next_timeout())
+                except queue.Empty:
+                    item = _WAKE
+                if item != _WAKE:
+                    self._consider(*item)
+                self._retry_due()
+        finally:
+            if task is not None:
+                task.cancel()
+            self._sub.close()
+            self._sub = None
+            self._serial.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
+
+    def _next_timeout(self) -> float:
+        with self._lock:
+            if not self._deferred:
+                return 1.0
+            soonest = min(deadline for deadline, _ in self._deferred.values())
+        return max(0.0, min(1.0, soonest - time.monotonic()))
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.put(_WAKE)
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            if len(self._warned) > 10_000:
+                self._warned.clear()
+            self._warned.add(key)
+        log.warning(message, *args)
+
+    def _consider(self, folder: str, name: str) -> None:
+        with self._lock:
+            route = self._routes.get(folder)
+        if route is None:
+            return
+        parsed = parse_name(name)
+        if parsed is None:
+            if ".request" in name:
+                self._warn_once(
+                    f"{folder}/{name}",
+                    "rejected %r in %s: not a valid request name ({id}.request, id of "
+                    "8-128 letters, digits, '_' or '-'); ignoring it",
+                    name,
+                    folder,
+                )
+            return
+        if parsed.kind is not ObjectKind.REQUEST or parsed.is_part:
+            return
+        with self._lock:
+            if parsed.id in self._inflight:
+                return
+            retry = parsed.id in self._deferred  # it changed: maybe complete now
+            if parsed.id in self._seen and not retry:
+                return
+            self._seen.add(parsed.id)
+        if not retry and self.journal.is_finished(parsed.id):
+            self.stats["skipped"] += 1
+            return
+        self._submit(route, parsed.id, final=False)
+
+    def _submit(self, route: Route, message_id: str, *, final: bool) -> None:
+        with self._lock:
+            self._inflight.add(message_id)
+        pool = self._serial if route.endpoint in self.serial_endpoints else self._pool
+        assert pool is not None
+        try:
+            pool.submit(self._process, route, message_id, final)
+        except RuntimeError:  # shutting down
+            with self._lock:
+                self._inflight.discard(message_id)
+                self._seen.discard(message_id)
+
+    def _retry_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [
+                (mid, route)
+                for mid, (deadline, route) in self._deferred.items()
+                if deadline <= now and mid not in self._inflight
+            ]
+            for mid, _ in due:
+                del self._deferred[mid]
+        for mid, route in due:
+            self._submit(route, mid, final=True)
+
+    def _process(self, route: Route, message_id: str, final: bool) -> None:
+        deferred = False
+        try:
+            deferred = self._handle(route, message_id, final)
+        except Exception:  # never let one request stop the runner
+            log.exception("unexpected failure handling request %s in %s", message_id, route.folder)
+        finally:
+            with self._lock:
+                self._inflight.discard(message_id)
+                if not deferred:
+                    self._deferred.pop(message_id, None)
+
+    # -- one request ---------------------------------------------------------------------
+    def _claim(self, route: Route, message_id: str) -> bool:
+        entry = self.journal.state_of(message_id)
+        if entry is not None and entry.finished:
+            return False
+        if entry is not None and entry.owner == self.owner:
+            return True
+        path = route.claim_path(message_id)
+        if not self.storage.claim(path, self.owner):
+            marker = self.storage.get(path, max_size=4096)
+            holder = "" if marker is None else bytes(marker).decode("utf-8", "replace")
+            if holder != self.owner:
+                if not (
+                    entry is not None
+                    and entry.owner == holder
+                    and _owner_is_dead(holder)
+                    and self.journal.take_over(message_id, old_owner=holder, new_owner=self.owner)
+                ):
+                    log.debug("request %s is claimed by another runner (%s)", message_id, holder)
+                    self.stats["claimed_elsewhere"] += 1
+                    return False
+                log.warning(
+                    "taking over request %s from a runner that stopped mid-way (%s)",
+                    message_id,
+                    holder,
+                )
+                self.storage.put(path, [self.owner.encode()])
+        return self.journal.claimed(
+            message_id,
+            sender=route.sender,
+            app=route.app,
+            endpoint=route.endpoint,
+            owner=self.owner,
+        )
+
+    def _handle(self, route: Route, message_id: str, final: bool) -> bool:
+        """Handle one request; True if it was deferred as incomplete."""
+        if not self._claim(route, message_id):
+            return False
+        path = route.request_path(message_id)
+        try:
+            data = chunking.read(self.storage, path, max_size=self._max_read)
+        except MessageRejectedError as exc:
+            self._reject(route, message_id, str(exc))
+            return False
+        except StorageError as exc:
+            log.warning("cannot read request %s yet (%s); will retry when it changes", path, exc)
+            with self._lock:
+                self._seen.discard(message_id)
+            return False
+        if data is None:
+            self.journal.gone(message_id)
+            self.storage.delete(route.claim_path(message_id))
+            self.stats["gone"] += 1
+            return False
+        try:
+            envelope = decode(data, source=path)
+        except MessageRejectedError as exc:
+            if not final and self.incomplete_grace > 0 and _incomplete(data):
+                with self._lock:  # keep the first deadline: a trickle cannot extend it
+                    self._deferred.setdefault(
+                        message_id, (time.monotonic() + self.incomplete_grace, route)
+                    )
+                self._queue.put(_WAKE)
+                log.debug("request %s is incomplete; waiting for it to complete", path)
+                return True
+            self._reject(route, message_id, str(exc))
+            return False
+        problem = self._mismatch(envelope, route, message_id)
+        if problem is not None or not isinstance(envelope, Request):
+            self._reject(route, message_id, problem or "not a request")
+            return False
+        self.journal.set_expiry(message_id, envelope.expires_at)
+        response = self.dispatch(envelope)
+        if response is None:
+            self.journal.rejected(
+                message_id,
+                "refused without a reply (see the runner's log)",
+                sender=route.sender,
+                app=route.app,
+                endpoint=route.endpoint,
+                owner=self.owner,
+            )
+            self.stats["rejected"] += 1
+            return False
+        self._publish(route, response)
+        self.journal.answered(message_id, status=response.status)
+        self.stats["answered"] += 1
+        return False
+
+    def _mismatch(self, envelope: Request | Response, route: Route, message_id: str) -> str | None:
+        if not isinstance(envelope, Request):
+            return "the file holds a response, not a request"
+        if envelope.id != message_id:
+            return f"the file is named {message_id} but the envelope's id is {envelope.id}"
+        if envelope.sender != route.sender:
+            return (
+                f"forged sender: the envelope claims {envelope.sender}, the folder belongs "
+                f"to {route.sender}"
+            )
+        if envelope.recipient != self.client.email:
+            return f"addressed to {envelope.recipient}, found in {self.client.email}'s inbox"
+        if (envelope.app, envelope.endpoint) != (route.app, route.endpoint):
+            return (
+                f"for {envelope.app}/{envelope.endpoint}, found in the folder of "
+                f"{route.app}/{route.endpoint}"
+            )
+        return None
+
+    def _publish(self, route: Route, response: Response) -> None:
+        prefix, body = encode_parts(response)
+        published = chunking.publish(
+            self.storage,
+            route.response_path(response.id),
+            [prefix, body],
+            max_object_size=self.capabilities.max_object_size,
+            exclusive=True,
+        )
+        if not published:
+            log.info("request %s already has a reply; keeping the first one", response.id)
+
+    def _reject(self, route: Route, message_id: str, reason: str) -> None:
+        log.warning("rejected request %s in %s: %s", message_id, route.folder, reason)
+        replied = False
+        allowed = self.allowed_senders()
+        if allowed is None or route.sender in allowed:
+            reply = Response(
+                id=message_id,
+                sender=self.client.email,
+                recipient=route.sender,
+                app=route.app,
+                endpoint=route.endpoint,
+                body=f"rejected: {reason}".encode("utf-8", "replace"),
+                status="error",
+            )
+            try:
+                self._publish(route, reply)
+                replied = True
+            except SyftflwrError as exc:
+                log.warning("could not publish the error reply to %s: %s", message_id, exc)
+        self.journal.rejected(
+            message_id,
+            reason,
+            sender=route.sender,
+            app=route.app,
+            endpoint=route.endpoint,
+            owner=self.owner,
+            replied=replied,
+        )
+        self.stats["rejected"] += 1
+
+    # -- retention -----------------------------------------------------------------------
+    def sweep(self) -> int:
+        """Delete my replies and claims whose request is gone or expired; pick up new
+        inboxes (when senders are discovered) and warn once about foreign ones."""
+        if self.stopped.is_set():
+            return 0
+        self._check_foreign_inboxes()
+        if self.allowed_senders() is None:
+            self._refresh_routes()
+        with self._lock:
+            routes = list(self._routes.values())
+            busy = self._inflight | set(self._deferred)
+        removed = 0
+        present: set[str] = set()
+        for route in routes:
+            names = self.storage.list(route.folder)
+            present.update(p.id for p in map(parse_name, names) if p is not None)
+            removed += sweep_served(
+                self.storage,
+                route,
+                self.journal,
+                skew=self.context.clock_skew,
+                busy=busy,
+                inbox_names=names,
+            )
+        with self._lock:
+            self._seen &= present | busy
+        self.journal.prune(time.time() - JOURNAL_KEEP)
+        return removed
+
+    def _check_foreign_inboxes(self) -> None:
+        allowed = self.allowed_senders()
+        if allowed is None:
+            return
+        me = self.client.email
+        for sender in discover_senders(self.storage.list(""), me):
+            if sender not in allowed:
+                self._warn_once(
+                    f"foreign:{sender}",
+                    "ignoring %s%s_to_%s: %s is not an allowed sender for %s (allowed: %s)",
+                    OUTBOX_PREFIX,
+                    sender,
+                    me,
+                    sender,
+                    me,
+                    ", ".join(sorted(allowed)),
+                )
+
+    def _close(self) -> None:
+        _LIVE_OWNERS.discard(self.owner)
+        if self._owns_journal:
+            self.journal.close()

@@ -1,0 +1,381 @@
+"""The persisted journal of one participant's mailbox traffic (sqlite3, WAL mode).
+
+Two tables, one per direction:
+
+* ``inbound`` — requests this participant serves: ``claimed`` -> ``answered`` |
+  ``rejected`` | ``gone``. A restarted runner consults it before touching a request, so
+  nothing it answered or refused is processed again.
+* ``outbound`` — requests this participant sent: ``sending`` -> ``sent`` -> ``forgotten``.
+  Retention uses it to delete expired or forgotten requests even after a restart.
+
+It lives in ``{state_dir}/mailbox/journal.sqlite`` (one per participant and state dir),
+is safe to use from many threads and processes at once (WAL, a busy timeout, short
+transactions), and survives process crashes; with ``synchronous=NORMAL`` a power loss can
+forget the last few transitions, never corrupt the file.
+
+The schema is versioned with ``PRAGMA user_version``; extensions (e.g. the reliability
+work's re-answer-from-journal) add migrations to :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from syftflwr.errors import StorageError
+from syftflwr.info import TransportContext
+
+JOURNAL_FILE = "journal.sqlite"
+
+
+class InboundState(StrEnum):
+    CLAIMED = "claimed"
+    """This runner holds the claim and is handling the request."""
+    ANSWERED = "answered"
+    """A response (ok or error) is published."""
+    REJECTED = "rejected"
+    """Refused (malformed, forbidden, expired...); an error reply may have been published."""
+    GONE = "gone"
+    """The request disappeared before it was read (its sender withdrew it)."""
+
+
+TERMINAL_INBOUND = frozenset({InboundState.ANSWERED, InboundState.REJECTED, InboundState.GONE})
+
+
+class OutboundState(StrEnum):
+    SENDING = "sending"
+    """Being written (a crash here may leave parts behind)."""
+    SENT = "sent"
+    FORGOTTEN = "forgotten"
+    """The sender is done with it: the request (and its parts) may be deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEntry:
+    id: str
+    sender: str
+    app: str
+    endpoint: str
+    state: InboundState
+    owner: str
+    expires_at: float | None
+    claimed_at: float
+    updated_at: float
+    status: str | None
+    detail: str | None
+    cleaned: bool
+    """Retention deleted this participant's response and claim for it."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_INBOUND
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEntry:
+    id: str
+    recipient: str
+    app: str
+    endpoint: str
+    state: OutboundState
+    parts: int
+    expires_at: float | None
+    sent_at: float
+    updated_at: float
+
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS inbound (
+            id TEXT PRIMARY KEY, sender TEXT NOT NULL, app TEXT NOT NULL,
+            endpoint TEXT NOT NULL, state TEXT NOT NULL, owner TEXT NOT NULL,
+            expires_at REAL, claimed_at REAL NOT NULL, updated_at REAL NOT NULL,
+            status TEXT, detail TEXT, cleaned INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS inbound_state ON inbound(state)",
+        """CREATE TABLE IF NOT EXISTS outbound (
+            id TEXT PRIMARY KEY, recipient TEXT NOT NULL, app TEXT NOT NULL,
+            endpoint TEXT NOT NULL, state TEXT NOT NULL, parts INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL, sent_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS outbound_state ON outbound(state)",
+    ),
+}
+"""Schema migrations by target version, applied in order inside one transaction."""
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+class Journal:
+    """Thread-safe handle on a journal database; ``path=None`` keeps it in memory
+    (nothing survives the process: only for tests and throwaway participants)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        self._lock = threading.RLock()
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                ":memory:" if self.path is None else str(self.path),
+                timeout=30.0,
+                isolation_level=None,  # explicit transactions only
+                check_same_thread=False,
+            )
+            if self.path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(
+                f"cannot open the mailbox journal {self.path or ':memory:'}: {exc}; "
+                "check that the state directory is writable (SYFTFLWR state_dir)"
+            ) from exc
+
+    @classmethod
+    def for_context(cls, context: TransportContext) -> Journal:
+        """The participant's journal in ``context.state_dir`` (in memory without one)."""
+        if context.state_dir is None:
+            return cls(None)
+        return cls(Path(context.state_dir) / "mailbox" / JOURNAL_FILE)
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the mailbox journal {self.path} has schema version {current}, newer "
+                    f"than this syftflwr ({SCHEMA_VERSION}); upgrade syftflwr"
+                )
+            if current == SCHEMA_VERSION:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._db.execute("PRAGMA user_version").fetchone()[0]
+                for version in sorted(v for v in MIGRATIONS if v > current):
+                    for statement in MIGRATIONS[version]:
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {int(version)}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _run(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(args))
+            except sqlite3.Error as exc:
+                raise StorageError(f"mailbox journal {self.path or ':memory:'}: {exc}") from exc
+
+    # -- inbound (the events side) -------------------------------------------------------
+    def claimed(
+        self,
+        message_id: str,
+        *,
+        sender: str,
+        app: str,
+        endpoint: str,
+        owner: str,
+        expires_at: float | None = None,
+    ) -> bool:
+        """Record that ``owner`` holds the claim on the request (it won the storage claim).
+
+        Returns False, changing nothing, if the journal says the request is finished.
+        """
+        now = time.time()
+        cursor = self._run(
+            "INSERT INTO inbound (id, sender, app, endpoint, state, owner, expires_at, "
+            "claimed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, "
+            "updated_at = excluded.updated_at WHERE inbound.state = ?",
+            (message_id, sender, app, endpoint, InboundState.CLAIMED, owner, expires_at, now, now,
+             InboundState.CLAIMED),
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def take_over(self, message_id: str, *, old_owner: str, new_owner: str) -> bool:
+        """Move an unfinished claim from a dead runner to ``new_owner``; exactly one of
+        several runners sharing this journal wins."""
+        cursor = self._run(
+            "UPDATE inbound SET owner = ?, updated_at = ? WHERE id = ? AND owner = ? AND state = ?",
+            (new_owner, time.time(), message_id, old_owner, InboundState.CLAIMED),
+        )
+        return cursor.rowcount == 1
+
+    def _set_inbound(self, message_id: str, state: InboundState, **fields: Any) -> None:
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        extra = f", {assignments}" if assignments else ""
+        self._run(
+            f"UPDATE inbound SET state = ?, updated_at = ?{extra} WHERE id = ?",
+            (state, time.time(), *fields.values(), message_id),
+        )
+
+    def answered(self, message_id: str, *, status: str = "ok") -> None:
+        """The response for ``message_id`` is published."""
+        self._set_inbound(message_id, InboundState.ANSWERED, status=status)
+
+    def rejected(
+        self,
+        message_id: str,
+        reason: str,
+        *,
+        sender: str,
+        app: str,
+        endpoint: str,
+        owner: str = "",
+        replied: bool = False,
+    ) -> None:
+        """Record a refused request (creating the entry if it was never claimed)."""
+        now = time.time()
+        self._run(
+            "INSERT INTO inbound (id, sender, app, endpoint, state, owner, claimed_at, "
+            "updated_at, status, detail) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at, status = excluded.status, "
+            "detail = excluded.detail",
+            (
+                message_id,
+                sender,
+                app,
+                endpoint,
+                InboundState.REJECTED,
+                owner,
+                now,
+                now,
+                "error" if replied else None,
+                reason[:2000],
+            ),
+        )
+
+    def gone(self, message_id: str) -> None:
+        """The request vanished before it was read."""
+        self._set_inbound(message_id, InboundState.GONE)
+
+    def set_expiry(self, message_id: str, expires_at: float | None) -> None:
+        self._run("UPDATE inbound SET expires_at = ? WHERE id = ?", (expires_at, message_id))
+
+    def cleaned(self, message_id: str) -> None:
+        """Retention removed this participant's response and claim for the request."""
+        self._run("UPDATE inbound SET cleaned = 1 WHERE id = ?", (message_id,))
+
+    def state_of(self, message_id: str) -> InboundEntry | None:
+        row = self._run(
+            "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
+            "updated_at, status, detail, cleaned FROM inbound WHERE id = ?",
+            (message_id,),
+        ).fetchone()
+        return None if row is None else _inbound(row)
+
+    def is_finished(self, message_id: str) -> bool:
+        entry = self.state_of(message_id)
+        return entry is not None and entry.finished
+
+    def unfinished(self) -> list[InboundEntry]:
+        """Requests claimed but never answered (a crash mid-handling)."""
+        rows = self._run(
+            "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
+            "updated_at, status, detail, cleaned FROM inbound WHERE state = ?",
+            (InboundState.CLAIMED,),
+        ).fetchall()
+        return [_inbound(r) for r in rows]
+
+    # -- outbound (the RPC side) ---------------------------------------------------------
+    def sending(
+        self,
+        message_id: str,
+        *,
+        recipient: str,
+        app: str,
+        endpoint: str,
+        expires_at: float | None,
+        parts: int = 0,
+    ) -> None:
+        now = time.time()
+        self._run(
+            "INSERT OR REPLACE INTO outbound (id, recipient, app, endpoint, state, parts, "
+            "expires_at, sent_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (message_id, recipient, app, endpoint, OutboundState.SENDING, parts,
+             expires_at, now, now),
+        )  # fmt: skip
+
+    def sent(self, message_id: str) -> None:
+        self._run(
+            "UPDATE outbound SET state = ?, updated_at = ? WHERE id = ?",
+            (OutboundState.SENT, time.time(), message_id),
+        )
+
+    def forgotten(self, message_id: str) -> None:
+        self._run(
+            "UPDATE outbound SET state = ?, updated_at = ? WHERE id = ?",
+            (OutboundState.FORGOTTEN, time.time(), message_id),
+        )
+
+    def sent_state(self, message_id: str) -> OutboundEntry | None:
+        row = self._run(
+            "SELECT id, recipient, app, endpoint, state, parts, expires_at, sent_at, "
+            "updated_at FROM outbound WHERE id = ?",
+            (message_id,),
+        ).fetchone()
+        return None if row is None else _outbound(row)
+
+    def outbound_routes(self) -> list[tuple[str, str, str]]:
+        """(recipient, app, endpoint) of every request whose objects may still exist."""
+        rows = self._run(
+            "SELECT DISTINCT recipient, app, endpoint FROM outbound WHERE state != ? "
+            "OR updated_at > ?",
+            (OutboundState.FORGOTTEN, time.time() - 3600),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- maintenance ---------------------------------------------------------------------
+    def prune(self, older_than: float) -> int:
+        """Drop entries nobody needs any more: inbound ones whose objects retention
+        removed, outbound ones forgotten, both last updated before ``older_than``."""
+        with self._lock:
+            a = self._run(
+                "DELETE FROM inbound WHERE cleaned = 1 AND updated_at < ?", (older_than,)
+            ).rowcount
+            b = self._run(
+                "DELETE FROM outbound WHERE state = ? AND updated_at < ?",
+                (OutboundState.FORGOTTEN, older_than),
+            ).rowcount
+        return int(a) + int(b)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _inbound(row: tuple[Any, ...]) -> InboundEntry:
+    return InboundEntry(
+        id=row[0],
+        sender=row[1],
+        app=row[2],
+        endpoint=row[3],
+        state=InboundState(row[4]),
+        owner=row[5],
+        expires_at=row[6],
+        claimed_at=row[7],
+        updated_at=row[8],
+        status=row[9],
+        detail=row[10],
+        cleaned=bool(row[11]),
+    )
+
+
+def _outbound(row: tuple[Any, ...]) -> OutboundEntry:
+    return OutboundEntry(
+        id=row[0],
+        recipient=row[1],
+        app=row[2],
+        endpoint=row[3],
+        state=OutboundState(row[4]),
+        parts=row[5],
+        expires_at=row[6],
+        sent_at=row[7],
+        updated_at=row[8],
+    )

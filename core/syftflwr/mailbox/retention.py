@@ -1,0 +1,216 @@
+"""Scheduled cleanup of delivered and expired messages — this participant's OWN objects
+only, decided from what the mailbox and the journal say, never from guesses.
+
+Who deletes what (every storage lets a participant delete only what it wrote):
+
+* the **requester** deletes its request (and parts) when it forgets the handle — at once —
+  and, in the sweep, requests the journal says are forgotten or expired;
+* the **responder** deletes its response (and parts) and its claim once the request is
+  gone from its inbox (the requester is done) or the request expired.
+
+Anything else — a file this participant did not write, a name that is not a mailbox
+object, objects of ids the journal does not know, a request still being handled — is
+left alone. One process-wide :class:`Scheduler` thread runs every participant's sweeps.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass, field
+
+from syftflwr.errors import SyftflwrError
+from syftflwr.mailbox.journal import Journal, OutboundState
+from syftflwr.mailbox.layout import ObjectKind, Route, parse_name
+from syftflwr.mailbox.storage import Storage
+
+log = logging.getLogger("syftflwr.mailbox")
+
+DEFAULT_INTERVAL = 30.0
+"""Seconds between sweeps (the transports' ``retention_interval`` option)."""
+JOURNAL_KEEP = 24 * 3600.0
+"""Seconds a finished, cleaned journal entry is kept before it is pruned."""
+ABANDONED_SEND_AGE = 3600.0
+"""A send never finished (a crash mid-write) is cleaned up after this many seconds."""
+
+
+def _deletion_order(names: list[str]) -> list[str]:
+    # Whole objects and manifests before parts, so no reader sees a manifest without parts.
+    return sorted(names, key=lambda n: (".part-" in n, n))
+
+
+def sweep_served(
+    storage: Storage,
+    route: Route,
+    journal: Journal,
+    *,
+    now: float | None = None,
+    skew: float = 0.0,
+    busy: Container[str] = (),
+    inbox_names: Iterable[str] | None = None,
+) -> int:
+    """Responder side, for the inbox ``route`` (peer -> me): delete my responses and claims
+    in ``route.reverse().folder`` whose request is gone from ``route.folder`` or expired.
+    ``inbox_names``: the inbox's listing if the caller has one. Returns the number of
+    objects deleted."""
+    now = time.time() if now is None else now
+    inbox = set(storage.list(route.folder) if inbox_names is None else inbox_names)
+    folder = route.reverse().folder
+    removed = 0
+    expired_ids: dict[str, bool] = {}
+    cleaned: set[str] = set()
+    for name in _deletion_order(storage.list(folder)):
+        parsed = parse_name(name)
+        if parsed is None or parsed.kind not in (ObjectKind.RESPONSE, ObjectKind.CLAIM):
+            continue
+        if parsed.id in busy:
+            continue
+        if parsed.id not in expired_ids:
+            entry = journal.state_of(parsed.id)
+            expired_ids[parsed.id] = bool(
+                entry and entry.expires_at is not None and now > entry.expires_at + skew
+            )
+        request_present = f"{parsed.id}.{ObjectKind.REQUEST.value}" in inbox
+        if request_present and not expired_ids[parsed.id]:
+            continue
+        storage.delete(f"{folder}/{name}")
+        removed += 1
+        cleaned.add(parsed.id)
+    for message_id in cleaned:
+        journal.cleaned(message_id)
+    return removed
+
+
+def sweep_sent(
+    storage: Storage,
+    route: Route,
+    journal: Journal,
+    *,
+    now: float | None = None,
+    skew: float = 0.0,
+    busy: Container[str] = (),
+) -> int:
+    """Requester side, for the outbox ``route`` (me -> peer): delete my requests (and
+    parts) that the journal says are forgotten, expired, or abandoned mid-send."""
+    now = time.time() if now is None else now
+    removed = 0
+    verdicts: dict[str, bool] = {}
+    for name in _deletion_order(storage.list(route.folder)):
+        parsed = parse_name(name)
+        if parsed is None or parsed.kind is not ObjectKind.REQUEST or parsed.id in busy:
+            continue
+        if parsed.id not in verdicts:
+            entry = journal.sent_state(parsed.id)
+            if entry is None:
+                verdicts[parsed.id] = False  # not in this journal: not ours to judge
+            else:
+                expired = entry.expires_at is not None and now > entry.expires_at + skew
+                abandoned = (
+                    entry.state is OutboundState.SENDING
+                    and now - entry.updated_at > ABANDONED_SEND_AGE
+                )
+                verdicts[parsed.id] = entry.state is OutboundState.FORGOTTEN or expired or abandoned
+                if verdicts[parsed.id] and entry.state is not OutboundState.FORGOTTEN:
+                    journal.forgotten(parsed.id)
+        if verdicts[parsed.id]:
+            storage.delete(f"{route.folder}/{name}")
+            removed += 1
+    return removed
+
+
+# --------------------------------------------------------------------------- scheduling
+@dataclass(order=True)
+class _Entry:
+    due: float
+    seq: int
+    task: ScheduledTask = field(compare=False)
+
+
+class ScheduledTask:
+    """A periodic job; :meth:`cancel` stops it (a run in progress finishes)."""
+
+    def __init__(self, scheduler: Scheduler, fn: Callable[[], object], interval: float, name: str):
+        self.scheduler = scheduler
+        self.fn = fn
+        self.interval = interval
+        self.name = name
+        self.cancelled = False
+        self.runs = 0
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self) -> None:
+        if self.cancelled:
+            return
+        try:
+            self.fn()
+        except SyftflwrError as exc:
+            log.warning("%s: %s", self.name, exc)
+        except Exception:
+            log.exception("%s failed", self.name)
+        self.runs += 1
+
+
+class Scheduler:
+    """Runs periodic tasks on ONE daemon thread (started lazily), so a process serving
+    many participants does not grow a thread per participant."""
+
+    def __init__(self, name: str = "syftflwr-retention") -> None:
+        self._name = name
+        self._cond = threading.Condition()
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def every(
+        self, interval: float, fn: Callable[[], object], *, name: str = "retention sweep"
+    ) -> ScheduledTask:
+        """Run ``fn`` every ``interval`` seconds, the first time after one interval."""
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        task = ScheduledTask(self, fn, interval, name)
+        with self._cond:
+            heapq.heappush(self._heap, _Entry(time.monotonic() + interval, next(self._seq), task))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return task
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    self._heap = [e for e in self._heap if not e.task.cancelled]
+                    heapq.heapify(self._heap)
+                    if not self._heap:
+                        self._cond.wait(60.0)
+                        continue
+                    delay = self._heap[0].due - time.monotonic()
+                    if delay <= 0:
+                        entry = heapq.heappop(self._heap)
+                        break
+                    self._cond.wait(delay)
+            entry.task.run()
+            if not entry.task.cancelled:
+                with self._cond:
+                    entry.due = time.monotonic() + entry.task.interval
+                    heapq.heappush(self._heap, entry)
+
+
+_SCHEDULER: Scheduler | None = None
+_SCHEDULER_LOCK = threading.Lock()
+
+
+def shared_scheduler() -> Scheduler:
+    """The process-wide scheduler all mailbox roles share."""
+    global _SCHEDULER
+    with _SCHEDULER_LOCK:
+        if _SCHEDULER is None:
+            _SCHEDULER = Scheduler()
+        return _SCHEDULER

@@ -1,0 +1,230 @@
+"""The RPC role over a mailbox: publish ``{id}.request`` into my outbox toward the
+recipient, learn from an arrival source when ``{id}.response`` appears in the
+recipient's outbox toward me, read and verify it, and delete my request when done.
+
+Costs stay flat as the federation grows: waiting is driven by arrival reports, and a
+fetch for a request this process sent touches storage only after its response was
+reported, so an aggregator polling N handles does no I/O for the N-1 still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from syftflwr.envelope import MAX_HEADER_SIZE, Request, Response, decode, encode_parts
+from syftflwr.errors import (
+    MalformedMessageError,
+    MessageRejectedError,
+    StorageError,
+    UnsafeNameError,
+)
+from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox import chunking
+from syftflwr.mailbox.arrivals import ArrivalSource
+from syftflwr.mailbox.journal import Journal
+from syftflwr.mailbox.layout import ObjectKind, Route, parse_name
+from syftflwr.mailbox.retention import (
+    DEFAULT_INTERVAL,
+    JOURNAL_KEEP,
+    Scheduler,
+    shared_scheduler,
+    sweep_sent,
+)
+from syftflwr.mailbox.storage import Storage
+from syftflwr.roles import BaseRPC, ClientRole, RequestHandle
+
+log = logging.getLogger("syftflwr.mailbox")
+
+ENVELOPE_OVERHEAD = 9 + MAX_HEADER_SIZE
+"""Bytes an encoded envelope may add to its body (prefix + largest header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    route: Route
+    parts: int
+
+
+class MailboxRPC(BaseRPC):
+    """:class:`~syftflwr.roles.BaseRPC` over a :class:`~syftflwr.mailbox.storage.Storage`.
+
+    :param capabilities: the *effective* capabilities for this storage (a remote root
+        does not notify, so ``BaseRPC.wait`` polls at its ``poll_interval``).
+    :param arrivals: reports ``{id}.response`` names in the folders this role watches
+        (the response folder of every recipient with a request in flight).
+    :param journal: the participant's journal (default: :meth:`Journal.for_context`).
+    :param retention_interval: seconds between sweeps of my expired/forgotten requests;
+        0 disables the sweep.
+    """
+
+    def __init__(
+        self,
+        client: ClientRole,
+        context: TransportContext,
+        capabilities: Capabilities,
+        *,
+        storage: Storage,
+        arrivals: ArrivalSource,
+        journal: Journal | None = None,
+        retention_interval: float = DEFAULT_INTERVAL,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        super().__init__(client, context, capabilities)
+        self.storage = storage
+        self._owns_journal = journal is None
+        self.journal = journal if journal is not None else Journal.for_context(context)
+        self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
+        self._lock = threading.Lock()
+        self._watch_lock = threading.RLock()
+        self._outstanding: dict[str, _Sent] = {}
+        self._by_folder: dict[str, set[str]] = {}
+        self._ready: set[str] = set()
+        self._sub = arrivals.subscribe(self._on_arrival)
+        self._task = None
+        if retention_interval > 0:
+            self._task = (scheduler or shared_scheduler()).every(
+                retention_interval, self.sweep, name=f"retention of {client.email}'s requests"
+            )
+
+    # -- arrivals ------------------------------------------------------------------------
+    def _on_arrival(self, folder: str, name: str) -> None:
+        parsed = parse_name(name)
+        if parsed is None or parsed.kind is not ObjectKind.RESPONSE or parsed.is_part:
+            return  # claims, parts and foreign files never wake a waiter
+        with self._lock:
+            if parsed.id in self._outstanding:
+                self._ready.add(parsed.id)
+        self.notify_arrival()
+
+    def _route(self, handle: RequestHandle) -> Route:
+        return Route(self.client.email, handle.recipient, handle.app, handle.endpoint)
+
+    # -- BaseRPC -------------------------------------------------------------------------
+    def _send(self, request: Request) -> None:
+        route = Route(self.client.email, request.recipient, request.app, request.endpoint)
+        prefix, body = encode_parts(request)
+        parts = chunking.part_count(len(prefix) + memoryview(body).nbytes,
+                                    self.capabilities.max_object_size)  # fmt: skip
+        back = route.reverse().folder
+        with self._watch_lock:
+            with self._lock:
+                self._outstanding[request.id] = _Sent(route, parts)
+                ids = self._by_folder.setdefault(back, set())
+                first = not ids
+                ids.add(request.id)
+            if first:  # watch BEFORE publishing: the response cannot slip past
+                self._sub.watch([back])
+        self.journal.sending(
+            request.id,
+            recipient=request.recipient,
+            app=request.app,
+            endpoint=request.endpoint,
+            expires_at=request.expires_at,
+            parts=parts,
+        )
+        try:
+            published = chunking.publish(
+                self.storage,
+                route.request_path(request.id),
+                [prefix, body],
+                max_object_size=self.capabilities.max_object_size,
+                exclusive=True,
+            )
+        except BaseException:
+            self._drop(request.id, back)
+            self.journal.forgotten(request.id)
+            raise
+        if not published:
+            self._drop(request.id, back)
+            raise StorageError(
+                f"a request with id {request.id} already exists in {route.folder}; "
+                "every request needs a fresh id (build requests with Request.new)"
+            )
+        self.journal.sent(request.id)
+        self._sub.poke()
+
+    def _fetch(self, handle: RequestHandle) -> Response | None:
+        with self._lock:
+            tracked = handle.id in self._outstanding
+            if tracked and handle.id not in self._ready:
+                return None  # not reported yet: no I/O
+        path = self._route(handle).response_path(handle.id)
+        try:
+            data = chunking.read(self.storage, path, max_size=self._max_read)
+            if data is None:
+                envelope = None
+            else:
+                envelope = decode(data, source=path)
+                if not isinstance(envelope, Response):
+                    raise MalformedMessageError(f"{path} holds a request, not a response")
+        except MessageRejectedError:
+            with self._lock:  # re-read only when a new arrival is reported
+                self._ready.discard(handle.id)
+            raise
+        if envelope is None:
+            with self._lock:
+                self._ready.discard(handle.id)
+            return None
+        assert isinstance(envelope, Response)
+        return envelope
+
+    def _forget(self, handle: RequestHandle) -> None:
+        route = self._route(handle)
+        with self._lock:
+            sent = self._outstanding.get(handle.id)
+        chunking.delete(
+            self.storage, route.request_path(handle.id), parts=None if sent is None else sent.parts
+        )
+        self.journal.forgotten(handle.id)
+        self._drop(handle.id, route.reverse().folder)
+
+    def _drop(self, message_id: str, back: str) -> None:
+        with self._watch_lock:
+            with self._lock:
+                self._outstanding.pop(message_id, None)
+                self._ready.discard(message_id)
+                ids = self._by_folder.get(back)
+                last = ids is not None and message_id in ids and len(ids) == 1
+                if ids is not None:
+                    ids.discard(message_id)
+                    if not ids:
+                        del self._by_folder[back]
+            if last:
+                self._sub.unwatch([back])
+
+    def _close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._sub.close()
+        if self._owns_journal:
+            self.journal.close()
+
+    # -- retention -----------------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        """Requests sent by this process and not forgotten yet."""
+        with self._lock:
+            return len(self._outstanding)
+
+    def sweep(self) -> int:
+        """Delete my requests the journal says are forgotten, expired or abandoned."""
+        if self._closed:
+            return 0
+        with self._lock:
+            busy = set(self._outstanding)
+        removed = 0
+        for recipient, app, endpoint in self.journal.outbound_routes():
+            try:
+                route = Route(self.client.email, recipient, app, endpoint)
+            except UnsafeNameError:
+                continue
+            removed += sweep_sent(
+                self.storage, route, self.journal, skew=self.context.clock_skew, busy=busy
+            )
+        self.journal.prune(time.time() - JOURNAL_KEEP)
+        if removed:
+            log.debug("retention removed %d of %s's request objects", removed, self.client.email)
+        return removed

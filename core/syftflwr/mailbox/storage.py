@@ -1,0 +1,134 @@
+"""The small storage protocol every file-based transport implements.
+
+Paths are relative to the storage's root and '/'-separated; they are built by
+:mod:`syftflwr.mailbox.layout` from validated names, and every storage checks them again
+with :func:`split_path` (defence in depth: no ``..``, no absolute paths, no NUL).
+
+The guarantees the mailbox relies on:
+
+* ``put_if_absent`` is atomic *and* exclusive: a reader sees the whole object or nothing,
+  and of two concurrent writers exactly one wins (the other gets False).
+* ``put`` is an atomic replace.
+* ``claim`` lets exactly one caller win a marker (default: ``put_if_absent`` of the owner).
+* Backend failures surface as :class:`~syftflwr.errors.StorageError`; an object that is
+  not a plain file (a symlink, a FIFO) as :class:`~syftflwr.errors.UnsafeNameError`; one
+  above ``max_size`` as :class:`~syftflwr.errors.MessageTooLargeError`.
+
+A storage that cannot give a guarantee (an object store without conditional create)
+documents the weaker one it gives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import MessageTooLargeError, UnsafeNameError
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the mailbox needs from a storage backend."""
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        """Atomically create ``path`` from the concatenation of ``parts``; False (and no
+        change) if it already exists. Parent folders are created as needed."""
+        ...
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        """Atomically create or replace ``path``."""
+        ...
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        """The whole object, or None if it does not exist. Raises
+        :class:`~syftflwr.errors.MessageTooLargeError` before reading an object larger
+        than ``max_size``."""
+        ...
+
+    def list(self, folder: str) -> list[str]:
+        """Names directly inside ``folder`` ([] if it does not exist)."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Remove ``path``; a missing object is fine."""
+        ...
+
+    def claim(self, path: str, owner: str) -> bool:
+        """Atomically create the marker ``path`` holding ``owner``; exactly one caller of
+        many (threads, processes, machines) gets True."""
+        ...
+
+    def makedirs(self, folder: str) -> None:
+        """Create ``folder`` and its parents (a no-op where folders are implicit)."""
+        ...
+
+    def local_path(self, path: str) -> Path | None:
+        """The local filesystem path of ``path``, for file watchers; None if remote."""
+        ...
+
+
+class BaseStorage(ABC):
+    """Convenience base: default ``claim``, ``makedirs`` and ``local_path``."""
+
+    @abstractmethod
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool: ...
+
+    @abstractmethod
+    def put(self, path: str, parts: Sequence[Buffer]) -> None: ...
+
+    @abstractmethod
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None: ...
+
+    @abstractmethod
+    def list(self, folder: str) -> list[str]: ...
+
+    @abstractmethod
+    def delete(self, path: str) -> None: ...
+
+    def claim(self, path: str, owner: str) -> bool:
+        return self.put_if_absent(path, [owner.encode()])
+
+    def makedirs(self, folder: str) -> None:  # noqa: B027 - object stores have no folders
+        """Folders are implicit by default."""
+
+    def local_path(self, path: str) -> Path | None:
+        return None
+
+
+# --------------------------------------------------------------------------- helpers
+def split_path(path: str) -> list[str]:
+    """Components of a storage path; raises UnsafeNameError for anything that could
+    leave the root ('..', '.', empty components, absolute paths, backslashes, NUL)."""
+    if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
+        raise UnsafeNameError(f"unsafe storage path {path!r}")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafeNameError(f"unsafe storage path {path!r}: empty, '.' or '..' component")
+    return parts
+
+
+def views(parts: Sequence[Buffer]) -> list[memoryview]:
+    """Byte views of ``parts`` (no copies), empty ones dropped."""
+    out = []
+    for part in parts:
+        view = memoryview(part)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if view.nbytes:
+            out.append(view)
+    return out
+
+
+def total_size(parts: Sequence[Buffer]) -> int:
+    return sum(memoryview(p).nbytes for p in parts)
+
+
+def check_max_size(path: str, size: int, max_size: int | None) -> None:
+    if max_size is not None and size > max_size:
+        raise MessageTooLargeError(
+            f"{path} is {size:,} bytes, above the {max_size:,} bytes allowed here; "
+            "raise [tool.syftflwr] max_message_size if such messages are expected"
+        )
