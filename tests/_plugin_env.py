@@ -49,11 +49,10 @@ def install(plugin: str, target: Path) -> Path:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """The test process's environment, minus anything that would change plugin discovery."""
+    """The test process's environment, minus anything that would change plugin discovery
+    or configuration (every ``SYFTFLWR_*`` variable)."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONPATH", "SYFTFLWR_DISABLE_PLUGINS", "SYFTFLWR_TINYDIR_ROOT")
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("SYFTFLWR_")
     }
     env.update(FLWR_TELEMETRY_ENABLED="0", PYTHONDONTWRITEBYTECODE="1", COLUMNS="200")
     env.update(extra)
@@ -62,19 +61,22 @@ def base_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class PluginEnv:
-    """Target folders of the installed test plugins, by plugin folder name."""
+    """Target folders of the installed test plugins, by plugin folder name, and a
+    ``SYFTFLWR_HOME`` for subprocesses (so no user's real settings are read)."""
 
     targets: Mapping[str, Path]
+    home: Path
 
     @classmethod
     def install_all(cls, root: Path, plugins: Sequence[str] = PLUGINS) -> PluginEnv:
-        return cls({p: install(p, root / p) for p in plugins})
+        (root / "home").mkdir()
+        return cls({p: install(p, root / p) for p in plugins}, root / "home")
 
     def pythonpath(self, *plugins: str) -> str:
         return os.pathsep.join(str(self.targets[p]) for p in plugins)
 
     def env(self, *plugins: str, **extra: str) -> dict[str, str]:
-        return base_env(PYTHONPATH=self.pythonpath(*plugins), **extra)
+        return base_env(PYTHONPATH=self.pythonpath(*plugins), SYFTFLWR_HOME=str(self.home), **extra)
 
     def run(
         self,

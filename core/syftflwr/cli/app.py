@@ -185,7 +185,7 @@ def _configure_logging(verbose: int) -> None:
 @click.group(
     cls=RootGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Docs: docs/cli.md. Errors name the problem and the fix; add -v for tracebacks.",
+    epilog="Errors name the problem and the fix; add -v for a traceback.",
 )
 @click.option(
     "--version",

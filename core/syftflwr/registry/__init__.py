@@ -71,17 +71,16 @@ def reset_registry() -> None:
 
 
 def context_for_project(project: Path | None) -> ContextFor:
-    """The detection context factory for ``syftflwr transports --project PATH``.
+    """The detection context factory behind ``syftflwr transports [--project PATH]``.
 
     Seam for the config integration: when ``syftflwr.config`` provides
     ``detection_context_for(project) -> ContextFor``, detection sees the project's
-    validated transport tables and the participant's settings; otherwise (or without a
-    project) each transport detects with its option defaults.
+    transport tables (``project`` may be None) and the participant's settings, validated;
+    without it each transport detects with its option defaults (:func:`detection_context`).
     """
-    if project is None or importlib.util.find_spec("syftflwr.config") is None:
+    if importlib.util.find_spec("syftflwr.config") is None:
         return detection_context
-    config = importlib.import_module("syftflwr.config")
-    factory = getattr(config, "detection_context_for", None)
+    factory = getattr(importlib.import_module("syftflwr.config"), "detection_context_for", None)
     if factory is None:
         return detection_context
     return cast(ContextFor, factory(project))
