@@ -13,7 +13,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import click
@@ -21,8 +21,7 @@ import click
 from syftflwr._version import __version__
 from syftflwr.cli._output import VERBOSE_KEY, report_error, verbosity, warn_line
 from syftflwr.errors import SyftflwrError
-from syftflwr.registry import PluginWarning, get_registry
-from syftflwr.registry._entries import suggest
+from syftflwr.registry import PluginWarning, get_registry, suggest
 
 LAZY_COMMANDS: dict[str, str] = {
     "transports": "syftflwr.cli.transports:transports",
@@ -205,7 +204,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     _configure_logging(verbose)
 
 
-def _print_plugin_warnings() -> Any:
+def _print_plugin_warnings() -> Callable[..., None]:
     """Show :class:`PluginWarning` as one ``warning:`` line instead of Python's
     ``file:line: Category: text`` format; other warnings are left alone."""
     original = warnings.showwarning

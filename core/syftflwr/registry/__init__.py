@@ -23,6 +23,7 @@ from syftflwr.registry._entries import (
     DISABLE_ENV,
     FIRST_PARTY_EXTRAS,
     TransportEntry,
+    suggest,
 )
 from syftflwr.registry._registry import (
     ContextFor,
@@ -48,6 +49,7 @@ __all__ = [
     "get_registry",
     "pick",
     "reset_registry",
+    "suggest",
 ]
 
 _default: Registry | None = None
