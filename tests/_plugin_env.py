@@ -26,6 +26,18 @@ from syftflwr.hookspecs import ENTRY_POINT_GROUP
 
 PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"
 PLUGINS = tuple(sorted(p.name for p in PLUGINS_DIR.iterdir() if (p / "pyproject.toml").is_file()))
+HOST_TRANSPORTS = tuple(
+    sorted(
+        {
+            ep.dist.metadata["Name"]
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if ep.dist is not None and ep.dist.metadata["Name"] != "syftflwr"
+        }
+    )
+)
+"""Plugin distributions installed in the test environment itself (e.g. the first-party
+plugins under nox). Subprocesses disable them, so what a test sees is exactly core's
+``memory`` plus the test plugins it asked for."""
 
 
 def installer() -> list[str]:
@@ -76,7 +88,13 @@ class PluginEnv:
         return os.pathsep.join(str(self.targets[p]) for p in plugins)
 
     def env(self, *plugins: str, **extra: str) -> dict[str, str]:
-        return base_env(PYTHONPATH=self.pythonpath(*plugins), SYFTFLWR_HOME=str(self.home), **extra)
+        disabled = [*HOST_TRANSPORTS, *extra.pop("SYFTFLWR_DISABLE_PLUGINS", "").split(",")]
+        return base_env(
+            PYTHONPATH=self.pythonpath(*plugins),
+            SYFTFLWR_HOME=str(self.home),
+            SYFTFLWR_DISABLE_PLUGINS=",".join(d for d in disabled if d),
+            **extra,
+        )
 
     def run(
         self,
