@@ -229,6 +229,16 @@ def test_auto_detection_picks_the_usable_transport(plugin_env: PluginEnv, tmp_pa
         assert chosen.name == "memory"
 
 
+def test_select_by_name_or_by_detection(plugin_env: PluginEnv) -> None:
+    registry = registry_of(plugin_env)
+    assert registry.select("memory", allow_in_process=True).name == "memory"
+    assert registry.select(None, allow_in_process=True).name == "memory"
+    with pytest.raises(TransportUnavailableError, match="only connects participants inside one"):
+        registry.select("memory")  # e.g. `run`: separate processes
+    with pytest.raises(TransportNotFoundError):
+        registry.select("nope")
+
+
 def test_pick_is_deterministic_by_preference_then_name() -> None:
     def row(name: str, preference: int, eligible: bool = True) -> TransportStatus:
         return TransportStatus(name, "d", "1", "ok", preference=preference, eligible=eligible)

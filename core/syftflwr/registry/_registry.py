@@ -181,6 +181,30 @@ class Registry:
                 return self.load(report.name), reports
         raise TransportUnavailableError(_nothing_usable(reports, allow_in_process))
 
+    def select(
+        self,
+        name: str | None,
+        context_for: ContextFor | None = None,
+        *,
+        allow_in_process: bool = False,
+    ) -> Transport:
+        """The transport to use: ``name`` when one is configured, else auto-detection.
+
+        :raises TransportUnavailableError: ``name`` is in-process only (``memory``) and the
+            caller runs participants in separate processes.
+        """
+        if name is None:
+            return self.auto_select(context_for, allow_in_process=allow_in_process)[0]
+        transport = self.load(name)
+        if transport.capabilities.in_process_only and not allow_in_process:
+            raise TransportUnavailableError(
+                f"the {name!r} transport only connects participants inside one Python "
+                "process, and this run uses separate processes\n"
+                "  fix: use `syftflwr simulate --threads` for a single-process federation, "
+                "or choose another transport (`syftflwr transports` lists them)"
+            )
+        return transport
+
     def statuses(
         self, context_for: ContextFor | None = None, *, allow_in_process: bool = False
     ) -> list[TransportStatus]:
