@@ -120,7 +120,7 @@ def fused_run_config(
 
 def _purge_foreign(module_name: str, root: Path) -> None:
     """Forget an already-imported top-level package that lives outside ``root``."""
-    top = module_name.split(".")[0]
+    top = module_name.split(".", maxsplit=1)[0]
     loaded = sys.modules.get(top)
     if loaded is None:
         return

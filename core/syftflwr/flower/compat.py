@@ -67,7 +67,10 @@ _make_message: Any = _first_attr(
     (("flwr.app.message.message", "make_message"), ("flwr.common.message", "make_message"))
 )
 SYSTEM_MESSAGE_TYPE: str = _first_attr(
-    (("flwr.supercore.constant", "SYSTEM_MESSAGE_TYPE"), ("flwr.common.constant", "SYSTEM_MESSAGE_TYPE"))
+    (
+        ("flwr.supercore.constant", "SYSTEM_MESSAGE_TYPE"),
+        ("flwr.common.constant", "SYSTEM_MESSAGE_TYPE"),
+    )
 )
 
 _SET_RUN_PARAM = next(iter(list(inspect.signature(Grid.set_run).parameters)[1:]), "run")

@@ -27,7 +27,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,9 @@ def _reply_metrics(message: Message) -> dict[str, float]:
     if not message.has_content():
         return metrics
     for key, record in message.content.items():
-        if isinstance(record, MetricRecord):
+        # Legacy (ServerConfig/Strategy) replies carry metrics in "<res>.metrics" ConfigRecords.
+        legacy = isinstance(record, ConfigRecord) and key.endswith(".metrics")
+        if isinstance(record, MetricRecord) or legacy:
             for name, value in record.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     metrics[f"{key}.{name}"] = float(value)
@@ -203,12 +205,12 @@ class TransportGrid(Grid):
 
     def _push(self, message: Message, *, report: bool = True) -> str:
         metadata = message.metadata
-        email = self.email_of(metadata.dst_node_id)
         if metadata.reply_to_message_id:
             raise ValueError(
                 "push_messages sends instructions; this Message is a reply "
                 f"(reply_to_message_id={metadata.reply_to_message_id!r})"
             )
+        email = self.email_of(metadata.dst_node_id)
         if not metadata.ttl > 0:
             raise ValueError(f"Message TTL must be positive, got {metadata.ttl}")
         message_id = new_message_id()
@@ -433,7 +435,9 @@ class TransportGrid(Grid):
             f"Error: Message Unavailable - {message_id} is not a pending message of this "
             "grid (never pushed, already pulled, or expired)"
         )
-        return make_message(metadata, error=Error(code=ErrorCode.MESSAGE_UNAVAILABLE, reason=reason))
+        return make_message(
+            metadata, error=Error(code=ErrorCode.MESSAGE_UNAVAILABLE, reason=reason)
+        )
 
     def _reap_expired(self) -> None:
         """Drop replies nobody pulled once their TTL passed (caller holds the lock)."""
@@ -482,11 +486,11 @@ class TransportGrid(Grid):
             except Exception as exc:
                 log.warning("could not send the stop message to %s: %s", email, exc)
         replies = self._collect(list(ids), timeout)
-        acked = {email: False for email in self.node_ids}
+        acked = dict.fromkeys(self.node_ids, False)
         for reply in replies:
-            email = ids.get(reply.metadata.reply_to_message_id)
-            if email is not None and not reply.has_error():
-                acked[email] = True
+            sender = ids.get(reply.metadata.reply_to_message_id)
+            if sender is not None and not reply.has_error():
+                acked[sender] = True
         missing = [e for e, ok in acked.items() if not ok]
         if missing:
             log.warning("no stop acknowledgement from: %s", ", ".join(missing))

@@ -172,8 +172,13 @@ class DatasiteRunner:
             message = decode_message(request.body)
         except MalformedMessageError as exc:
             self._count("_malformed")
-            log.warning("datasite %s: malformed request %s from %s: %s", self.email,
-                        request.id, request.sender, exc)
+            log.warning(
+                "datasite %s: malformed request %s from %s: %s",
+                self.email,
+                request.id,
+                request.sender,
+                exc,
+            )
             return request.error_reply(f"malformed Flower message: {exc}")
         metadata = message.metadata
         if metadata.dst_node_id != self.node_id:
@@ -225,12 +230,18 @@ class DatasiteRunner:
 
     def _stop_from(self, request: Request, message: Message) -> bytes:
         reason = message.content["config"]
-        log.info("datasite %s: stop requested by %s (%s)", self.email, request.sender,
-                 reason.get("reason", "") if isinstance(reason, ConfigRecord) else "")
+        log.info(
+            "datasite %s: stop requested by %s (%s)",
+            self.email,
+            request.sender,
+            reason.get("reason", "") if isinstance(reason, ConfigRecord) else "",
+        )
         with self._lock:
             self._stopped_by = request.sender
-        ack = Message(RecordDict({"config": ConfigRecord({"action": STOP_ACTION, "ack": True})}),
-                      reply_to=message)
+        ack = Message(
+            RecordDict({"config": ConfigRecord({"action": STOP_ACTION, "ack": True})}),
+            reply_to=message,
+        )
         set_message_id(ack, new_message_id())
         body = encode_message(ack)
         # The events role stores this reply before its serve loop sees the stop.

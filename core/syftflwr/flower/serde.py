@@ -183,7 +183,7 @@ def encode_message(message: Message) -> bytes:
 
 
 # --------------------------------------------------------------------------- decode
-class _Fallback(Exception):
+class _NotCanonicalError(Exception):
     """The input is valid protobuf the fast path does not handle; use protobuf's parser."""
 
 
@@ -206,7 +206,7 @@ def _fields(view: memoryview, start: int, end: int) -> Iterator[tuple[int, int, 
     while pos < end:
         key, pos = _read_varint(view, pos, end)
         if key & 7 != _LEN:
-            raise _Fallback
+            raise _NotCanonicalError
         size, pos = _read_varint(view, pos, end)
         if pos + size > end:
             raise MalformedMessageError("Flower message: truncated field")
@@ -230,13 +230,13 @@ def _decode_array(view: memoryview, start: int, end: int) -> Array:
         field_start = pos
         key, pos = _read_varint(view, pos, end)
         if key & 7 != _LEN:
-            raise _Fallback
+            raise _NotCanonicalError
         size, pos = _read_varint(view, pos, end)
         if pos + size > end:
             raise MalformedMessageError("Flower message: truncated array")
         if key >> 3 == 4:
             if seen_data:
-                raise _Fallback
+                raise _NotCanonicalError
             seen_data = True
             data = bytes(view[pos : pos + size])  # the one copy of the payload
         else:
@@ -250,7 +250,7 @@ def _decode_array_record(view: memoryview, start: int, end: int) -> ArrayRecord:
     arrays: dict[str, Array] = {}
     for number, a, b in _fields(view, start, end):
         if number != 1:
-            raise _Fallback
+            raise _NotCanonicalError
         key = ""
         array: Array | None = None
         for inner, c, d in _fields(view, a, b):
@@ -259,7 +259,7 @@ def _decode_array_record(view: memoryview, start: int, end: int) -> ArrayRecord:
             elif inner == 2 and array is None:
                 array = _decode_array(view, c, d)
             else:
-                raise _Fallback
+                raise _NotCanonicalError
         arrays[key] = array if array is not None else _decode_array(view, 0, 0)
     return ArrayRecord(array_dict=arrays, keep_input=False)
 
@@ -268,15 +268,15 @@ def _decode_recorddict(view: memoryview, start: int, end: int) -> RecordDict:
     content = RecordDict()
     for number, a, b in _fields(view, start, end):
         if number != 1:
-            raise _Fallback
+            raise _NotCanonicalError
         kinds = [(inner, c, d) for inner, c, d in _fields(view, a, b) if inner != 1]
         if len(kinds) != 1:
-            raise _Fallback
+            raise _NotCanonicalError
         inner, c, d = kinds[0]
         if inner == 2:
             keys = [(c1, d1) for n1, c1, d1 in _fields(view, a, b) if n1 == 1]
             if len(keys) > 1:
-                raise _Fallback
+                raise _NotCanonicalError
             key = _str(view, *keys[0]) if keys else ""
             content[key] = _decode_array_record(view, c, d)
             continue
@@ -286,7 +286,7 @@ def _decode_recorddict(view: memoryview, start: int, end: int) -> RecordDict:
         elif inner == 4:
             content[item.key] = config_record_from_proto(item.config_record)
         else:
-            raise _Fallback
+            raise _NotCanonicalError
     return content
 
 
@@ -294,10 +294,10 @@ def _decode_fast(view: memoryview) -> Message:
     seen: dict[int, tuple[int, int]] = {}
     for number, a, b in _fields(view, 0, view.nbytes):
         if number in seen or number not in (1, 2, 3):
-            raise _Fallback
+            raise _NotCanonicalError
         seen[number] = (a, b)
     if 1 not in seen:
-        raise _Fallback
+        raise _NotCanonicalError
     a, b = seen[1]
     metadata = metadata_from_proto(ProtoMetadata.FromString(bytes(view[a:b])))
     content = _decode_recorddict(view, *seen[2]) if 2 in seen else None
@@ -327,7 +327,7 @@ def decode_message(data: Buffer) -> Message:
     try:
         try:
             return _decode_fast(view)
-        except _Fallback:
+        except _NotCanonicalError:
             return _decode_slow(view)
     except MalformedMessageError:
         raise

@@ -162,7 +162,9 @@ def run_server_app(
         server_app(grid, context)
 
 
-def _memory_context(parts: Participants, email: str, namespace: str, skew: float) -> TransportContext:
+def _memory_context(
+    parts: Participants, email: str, namespace: str, skew: float
+) -> TransportContext:
     return TransportContext(
         transport="memory",
         app_name=parts.app_name,
@@ -203,15 +205,15 @@ def simulate_in_threads(
     """
     started = time.monotonic()
     app = read_app(project_dir)
-    parts = resolve_participants(
-        app, datasites=datasites, aggregator=aggregator, app_name=app_name
-    )
+    parts = resolve_participants(app, datasites=datasites, aggregator=aggregator, app_name=app_name)
     overrides = dict(run_config or {})
     if rounds is not None:
         overrides[ROUNDS_KEY] = rounds
     config = fused_run_config(app, overrides)
     server_app = load_server_app(app)
-    default_client_app = load_client_app(app) if set(parts.datasites) - set(client_apps or {}) else None
+    default_client_app = (
+        load_client_app(app) if set(parts.datasites) - set(client_apps or {}) else None
+    )
     unknown = (set(offline) | set(client_apps or {})) - set(parts.datasites)
     if unknown:
         raise ConfigError(

@@ -47,7 +47,5 @@ def evaluate(msg: Message, context: Context) -> Message:
     _, _, x_test, y_test = _partition(context)
     weights = msg.content["arrays"].to_numpy_ndarrays()
     loss, accuracy = evaluate_model(weights, x_test, y_test)
-    metrics = MetricRecord(
-        {"eval_loss": loss, "eval_acc": accuracy, "num-examples": len(y_test)}
-    )
+    metrics = MetricRecord({"eval_loss": loss, "eval_acc": accuracy, "num-examples": len(y_test)})
     return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)

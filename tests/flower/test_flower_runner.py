@@ -1,0 +1,125 @@
+"""DatasiteRunner: hostile or broken input never stops it; stop and counters work."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from syftflwr.envelope import Request
+from syftflwr.flower import compat
+from syftflwr.flower.grid import TransportGrid
+from syftflwr.flower.node_ids import node_id_for
+from syftflwr.flower.runner import DatasiteRunner, error_reason
+from syftflwr.flower.serde import decode_message, encode_message
+
+
+def ok_app(message: Message, context: Context) -> Message:
+    return Message(
+        RecordDict({"cfg": ConfigRecord({"pid": context.node_config.get("pid", -1)})}),
+        reply_to=message,
+    )
+
+
+def start_runner(fed: MemoryFederation, app=ok_app, **kw: object) -> DatasiteRunner:  # type: ignore[no-untyped-def]
+    runner = DatasiteRunner(fed.events_for(DS1), app, email=DS1, node_id=node_id_for(DS1), **kw)  # type: ignore[arg-type]
+    fed.start(runner.run, "runner")
+    return runner
+
+
+def raw_request(fed: MemoryFederation, body: bytes) -> Request:
+    request = Request.new(
+        sender=AGG, recipient=DS1, app=APP, endpoint="messages", body=body, ttl=60
+    )
+    handle = fed.rpc.send(request)
+    (response,) = fed.rpc.wait([handle], 30)
+    return response  # type: ignore[return-value]
+
+
+def flower_body(dst: int, run_id: int = 1) -> bytes:
+    compat.set_task_identity(run_id)
+    message = Message(RecordDict(), dst, "query", ttl=60)
+    compat.stamp_instruction(message, run_id=run_id, src_node_id=compat.SUPERLINK_NODE_ID)
+    compat.set_message_id(message, "0123456789abcdef")
+    return encode_message(message)
+
+
+def test_malformed_request_gets_an_error_and_runner_keeps_serving(
+    federation: MemoryFederation, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = start_runner(federation)
+    with caplog.at_level(logging.WARNING, logger="syftflwr.flower"):
+        response = raw_request(federation, b"\xff\xfe definitely not protobuf")
+    assert not response.ok  # type: ignore[attr-defined]
+    assert "malformed Flower message" in response.error_text  # type: ignore[attr-defined]
+    assert "malformed request" in caplog.text
+    good = raw_request(federation, flower_body(node_id_for(DS1)))
+    assert good.ok  # type: ignore[attr-defined]
+    reply = decode_message(good.body)
+    assert reply.metadata.reply_to_message_id == "0123456789abcdef"
+    assert runner.stats.malformed == 1 and runner.handled == 1
+
+
+def test_message_for_another_node_is_refused(federation: MemoryFederation) -> None:
+    runner = start_runner(federation)
+    response = raw_request(federation, flower_body(node_id_for(DS2)))
+    assert not response.ok  # type: ignore[attr-defined]
+    assert "reached datasite ds1@example.org" in response.error_text  # type: ignore[attr-defined]
+    assert runner.handled == 0
+
+
+def test_node_and_run_config_reach_the_client_app(federation: MemoryFederation) -> None:
+    seen: dict[str, object] = {}
+
+    def app(message: Message, context: Context) -> Message:
+        seen.update(
+            node=context.node_id, cfg=dict(context.node_config), run=dict(context.run_config)
+        )
+        return ok_app(message, context)
+
+    start_runner(federation, app, node_config={"pid": 3}, run_config={"lr": 0.1})
+    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    (reply,) = grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
+    assert reply.content["cfg"]["pid"] == 3
+    assert seen == {"node": node_id_for(DS1), "cfg": {"pid": 3}, "run": {"lr": 0.1}}
+
+
+def test_client_app_returning_garbage_becomes_an_error_reply(federation: MemoryFederation) -> None:
+    def wrong(message: Message, context: Context) -> Message:
+        return "not a message"  # type: ignore[return-value]
+
+    runner = start_runner(federation, wrong)
+    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    (reply,) = grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
+    assert reply.error.code == compat.ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+    assert "returned str, not a Message" in reply.error.reason
+    assert runner.errors == 1
+
+
+def test_stop_from_the_aggregator_ends_run_and_local_stop_works(
+    federation: MemoryFederation,
+) -> None:
+    runner = start_runner(federation)
+    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    assert grid.stop_datasites(timeout=30) == {DS1: True}
+    federation.threads[0].join(timeout=30)
+    assert runner.stopped.is_set() and runner.stats.stopped_by == AGG
+
+    other = DatasiteRunner(federation.events_for(DS2), ok_app, email=DS2, node_id=node_id_for(DS2))
+    thread = federation.start(other.run, "other")
+    other.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and other.stats.stopped_by is None
+
+
+def test_error_reason_uses_flower_format_and_names_the_frame() -> None:
+    def inner() -> None:
+        raise KeyError("missing")
+
+    try:
+        inner()
+    except KeyError as exc:
+        reason = error_reason(exc)
+    assert reason.startswith("<class 'KeyError'>:<''missing''>")
+    assert "in inner" in reason
