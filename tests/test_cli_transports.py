@@ -53,7 +53,7 @@ def test_third_party_plugin_is_listed_and_picked(plugin_env: PluginEnv, tmp_path
     assert not memory["selected"] and not memory["eligible"]  # in-process only
     assert proc.stderr == ""
 
-    table = plugin_env.cli("transports", plugins=["tinydir"], env=env)
+    table = plugin_env.cli("transports", plugins=["tinydir"], env={**env, "COLUMNS": "1000"})
     assert table.returncode == 0, table.stderr
     assert "syftflwr-test-tinydir 0.1.0" in table.stdout
     assert f"shared directory {tmp_path} exists" in table.stdout
