@@ -69,6 +69,33 @@ def test_in_process_flag_lets_memory_be_picked(plugin_env: PluginEnv) -> None:
     assert "auto-detection finds nothing usable here" in plain.stdout
 
 
+PROJECT = """
+[project]
+name = "demo-app"
+version = "1.0"
+
+[tool.syftflwr]
+aggregator = "agg@example.org"
+datasites = ["ds@example.org"]
+
+[tool.syftflwr.transport.tinydir]
+root = "shared"
+"""
+
+
+def test_project_config_feeds_detection(plugin_env: PluginEnv, tmp_path: Path) -> None:
+    config = pytest.importorskip("syftflwr.config")
+    if not hasattr(config, "detection_context_for"):
+        pytest.skip("the config integration does not provide detection_context_for yet")
+    (tmp_path / "pyproject.toml").write_text(PROJECT)
+    (tmp_path / "shared").mkdir()
+    proc = plugin_env.cli("transports", "--json", "--project", str(tmp_path), plugins=["tinydir"])
+    assert proc.returncode == 0, proc.stderr
+    tinydir = listed(proc.stdout)["tinydir"]
+    assert tinydir["selected"], tinydir  # root comes from the project's transport table
+    assert str(tmp_path / "shared") in str(tinydir["reason"])
+
+
 def test_broken_plugin_warns_and_the_rest_still_works(
     plugin_env: PluginEnv, tmp_path: Path
 ) -> None:
