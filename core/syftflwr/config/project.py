@@ -249,7 +249,7 @@ VALID_KEYS = (*KEYS, "datasites")
 OVERRIDABLE = tuple(k for k in KEYS.values() if k.env)
 
 
-def parse_key(key: Key, value: object, *, source: str | None, label: str) -> Any:
+def parse_key(key: Key, value: object, *, source: str | None, label: str | None) -> Any:
     """``key.parse(value)`` with failures turned into a ConfigError at ``label``."""
     try:
         return key.parse(value)

@@ -67,7 +67,7 @@ def _override(
     raw = env_value(env, key.env) if key.env else None
     if raw is not None and key.env:
         source = env_source(key.env)
-        return parse_key(key, raw, source=source, label=key.env), source
+        return parse_key(key, raw, source=source, label=None), source
     return None
 
 
