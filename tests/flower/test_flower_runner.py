@@ -8,6 +8,7 @@ import pytest
 from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from syftflwr.envelope import Request
+from syftflwr.errors import IdentityMismatchError
 from syftflwr.flower import compat
 from syftflwr.flower.grid import TransportGrid
 from syftflwr.flower.node_ids import node_id_for
@@ -123,3 +124,10 @@ def test_error_reason_uses_flower_format_and_names_the_frame() -> None:
         reason = error_reason(exc)
     assert reason.startswith("<class 'KeyError'>:<''missing''>")
     assert "in inner" in reason
+
+
+def test_roles_acting_as_someone_else_are_refused(federation: MemoryFederation) -> None:
+    with pytest.raises(IdentityMismatchError, match=r"acts as ds1@example\.org"):
+        DatasiteRunner(federation.events_for(DS1), ok_app, email=DS2, node_id=node_id_for(DS2))
+    with pytest.raises(IdentityMismatchError, match=r"aggregator is ds1@example\.org"):
+        TransportGrid(federation.rpc, email=DS1, app_name=APP, datasites=[DS2])

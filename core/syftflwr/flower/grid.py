@@ -35,7 +35,7 @@ from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from syftflwr.envelope import Request, Response
-from syftflwr.errors import MalformedMessageError
+from syftflwr.errors import IdentityMismatchError, MalformedMessageError
 from syftflwr.flower.compat import (
     SUPERLINK_NODE_ID,
     SYSTEM_MESSAGE_TYPE,
@@ -82,6 +82,18 @@ class _Pending:
     group_id: str
     expires_at: float
     report: bool = True
+
+
+def check_identity(role: object, email: str, what: str) -> None:
+    """Refuse a role whose transport reports another identity than ``email``: requests
+    would be refused (or answered) under the wrong name much later, far from the cause."""
+    reported = getattr(getattr(role, "client", None), "email", None)
+    if isinstance(reported, str) and reported.lower() != email.lower():
+        raise IdentityMismatchError(
+            f"the transport acts as {reported}, but the {what} is {email}",
+            key="email",
+            fix=f"run as {reported}, or configure the transport for {email}",
+        )
 
 
 def _round_of(message: Message) -> int | None:
@@ -146,6 +158,7 @@ class TransportGrid(Grid):
     ) -> None:
         self.rpc = rpc
         self.email = validate_email(email)
+        check_identity(rpc, email, "aggregator")
         self.app_name = validate_identifier(app_name, "app name")
         self.endpoint = validate_identifier(endpoint, "endpoint")
         self.clock_skew = clock_skew

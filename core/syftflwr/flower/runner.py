@@ -29,7 +29,7 @@ from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
 from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, ErrorCode, new_context, set_message_id
-from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION
+from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION, check_identity
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_email
 from syftflwr.roles import EventsRole
@@ -90,6 +90,7 @@ class DatasiteRunner:
         self.events = events
         self.client_app = client_app
         self.email = validate_email(email)
+        check_identity(events, email, "datasite")
         self.node_id = node_id
         self.node_config = dict(node_config or {})
         self.run_config = dict(run_config or {})
