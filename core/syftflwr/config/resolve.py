@@ -99,7 +99,8 @@ def selected_transport_name(
     if found is not None:
         return found
     if project is not None and project.transport is not None:
-        return project.transport, f"{project.source_of('transport')}: {TABLE}.transport"
+        where = project.sources.get("transport", "project config")
+        return project.transport, f"{where}: {TABLE}.transport"
     return None, AUTO_DETECT
 
 
