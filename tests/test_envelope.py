@@ -63,9 +63,10 @@ def test_body_is_a_zero_copy_view() -> None:
 
 def test_encode_parts_does_not_copy_the_body() -> None:
     body = bytearray(b"x" * 1000)
-    prefix, part = encode_parts(make_request(body))
+    request = make_request(body)
+    prefix, part = encode_parts(request)
     assert part is body
-    assert encoded_size(make_request(body)) == len(prefix) + len(body)
+    assert encoded_size(request) == len(prefix) + len(body)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,6 +19,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+
+
+def build_wheel_command(source: Path, out: Path) -> list[str | Path]:
+    """uv when present (nox venvs made by uv have no pip), else pip."""
+    uv = shutil.which("uv")
+    if uv:
+        return [uv, "build", "--wheel", "-q", "-o", out, source]
+    return [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, source]
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
@@ -31,10 +40,8 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def user_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = tmp_path_factory.mktemp("wheels")
-    run(
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels,
-        ROOT, ROOT / "plugins" / "fsspec-local",
-    )  # fmt: skip
+    for source in (ROOT, ROOT / "plugins" / "fsspec-local"):
+        run(*build_wheel_command(source, wheels))
     names = sorted(p.name for p in wheels.glob("*.whl"))
     assert any(n.startswith("syftflwr-0") for n in names), names
     assert any(n.startswith("syftflwr_fsspec_local-") for n in names), names
@@ -63,8 +70,10 @@ def test_cli_lists_the_plugin_installed_through_the_extra(user_env: Path, tmp_pa
 
 def test_installed_package_ships_its_test_kit_and_typing(user_env: Path, tmp_path: Path) -> None:
     code = (
-        "import importlib.resources as r, syftflwr, syftflwr.testing.pytest_plugin;"
-        "print((r.files('syftflwr') / 'py.typed').is_file())"
+        "import importlib.resources as r, importlib.metadata as m;"
+        "f = r.files('syftflwr');"
+        "print((f / 'py.typed').is_file(), (f / 'testing' / 'pytest_plugin.py').is_file(),"
+        " [e.value for e in m.entry_points(group='pytest11') if e.name == 'syftflwr'])"
     )
     out = run(user_env / "bin" / "python", "-c", code, env=user_environ(tmp_path))
-    assert out.strip() == "True"
+    assert out.strip() == "True True ['syftflwr.testing.pytest_plugin']"
