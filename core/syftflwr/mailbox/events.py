@@ -37,6 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
 from syftflwr.errors import (
@@ -119,6 +120,15 @@ def _incomplete(data: Buffer) -> bool:
     return isinstance(body_size, int) and view.nbytes < 9 + header_len + body_size
 
 
+@dataclass(slots=True)
+class _Deferred:
+    """An incomplete request waiting to complete."""
+
+    route: Route
+    deadline: float
+    next_check: float
+
+
 class MailboxEvents(BaseEvents):
     """:class:`~syftflwr.roles.BaseEvents` over a :class:`~syftflwr.mailbox.storage.Storage`.
 
@@ -166,7 +176,7 @@ class MailboxEvents(BaseEvents):
         self._routes: dict[str, Route] = {}
         self._seen: set[str] = set()
         self._inflight: set[str] = set()
-        self._deferred: dict[str, tuple[float, Route]] = {}
+        self._deferred: dict[str, _Deferred] = {}
         self._warned: set[str] = set()
         self._sub: Subscription | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -231,7 +241,7 @@ class MailboxEvents(BaseEvents):
         with self._lock:
             if not self._deferred:
                 return 1.0
-            soonest = min(deadline for deadline, _ in self._deferred.values())
+            soonest = min(d.next_check for d in self._deferred.values())
         return max(0.0, min(1.0, soonest - time.monotonic()))
 
     def stop(self) -> None:
@@ -290,17 +300,23 @@ class MailboxEvents(BaseEvents):
                 self._seen.discard(message_id)
 
     def _retry_due(self) -> None:
+        """Re-check incomplete requests every ``incomplete_grace / 4`` seconds (a polling
+        source reports a name once, not each time the file grows); at the deadline, the
+        last check rejects what is still incomplete."""
         now = time.monotonic()
+        due: list[tuple[str, Route, bool]] = []
         with self._lock:
-            due = [
-                (mid, route)
-                for mid, (deadline, route) in self._deferred.items()
-                if deadline <= now and mid not in self._inflight
-            ]
-            for mid, _ in due:
-                del self._deferred[mid]
-        for mid, route in due:
-            self._submit(route, mid, final=True)
+            for mid, deferred in list(self._deferred.items()):
+                if deferred.next_check > now or mid in self._inflight:
+                    continue
+                final = deferred.deadline <= now
+                if final:
+                    del self._deferred[mid]
+                else:
+                    deferred.next_check = min(deferred.deadline, now + self.incomplete_grace / 4)
+                due.append((mid, deferred.route, final))
+        for mid, route, final in due:
+            self._submit(route, mid, final=final)
 
     def _process(self, route: Route, message_id: str, final: bool) -> None:
         deferred = False
@@ -374,9 +390,13 @@ class MailboxEvents(BaseEvents):
         except MessageRejectedError as exc:
             if not final and self.incomplete_grace > 0 and _incomplete(data):
                 with self._lock:  # keep the first deadline: a trickle cannot extend it
-                    self._deferred.setdefault(
-                        message_id, (time.monotonic() + self.incomplete_grace, route)
-                    )
+                    if message_id not in self._deferred:
+                        now = time.monotonic()
+                        self._deferred[message_id] = _Deferred(
+                            route,
+                            deadline=now + self.incomplete_grace,
+                            next_check=now + self.incomplete_grace / 4,
+                        )
                 self._queue.put(_WAKE)
                 log.debug("request %s is incomplete; waiting for it to complete", path)
                 return True

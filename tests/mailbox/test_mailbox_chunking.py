@@ -1,0 +1,164 @@
+"""Chunking: messages above max_object_size travel as parts + a manifest written last,
+are reassembled into one buffer and verified; every kind of damage is rejected."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from syftflwr.envelope import Request, decode, encode_parts
+from syftflwr.errors import MalformedMessageError, MessageTooLargeError
+from syftflwr.mailbox import LocalDirStorage, chunking
+from syftflwr.mailbox.chunking import Manifest
+from syftflwr.mailbox.layout import ObjectKind, Route
+
+KIB = 1024
+ROUTE = Route("agg@example.org", "ds@example.org", "app", "ep")
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalDirStorage:
+    return LocalDirStorage(tmp_path / "root")
+
+
+def _request(size: int) -> Request:
+    return Request.new(
+        sender=ROUTE.sender,
+        recipient=ROUTE.recipient,
+        app="app",
+        endpoint="ep",
+        body=os.urandom(size),
+    )
+
+
+def _publish(storage: LocalDirStorage, request: Request, limit: int | None) -> str:
+    path = ROUTE.request_path(request.id)
+    assert chunking.publish(storage, path, encode_parts(request), max_object_size=limit)
+    return path
+
+
+def test_small_messages_are_one_object(storage: LocalDirStorage) -> None:
+    request = _request(1000)
+    path = _publish(storage, request, 64 * KIB)
+    assert storage.list(ROUTE.folder) == [f"{request.id}.request"]
+    data = chunking.read(storage, path, max_size=None)
+    assert data is not None and decode(data).body == request.body
+
+
+def test_multi_megabyte_round_trip_in_64k_parts(storage: LocalDirStorage) -> None:
+    request = _request(3 * 1024 * KIB + 123)
+    path = _publish(storage, request, 64 * KIB)
+    names = storage.list(ROUTE.folder)
+    parts = sorted(n for n in names if ".part-" in n)
+    size = sum(memoryview(p).nbytes for p in encode_parts(request))
+    assert len(parts) == -(-size // (64 * KIB)) and f"{request.id}.request" in names
+    for part in parts:
+        assert (storage.local_path(f"{ROUTE.folder}/{part}").stat().st_size) <= 64 * KIB
+    manifest = storage.get(path)
+    assert manifest is not None and chunking.is_manifest(manifest)
+    data = chunking.read(storage, path, max_size=None)
+    assert data is not None
+    envelope = decode(data)
+    assert envelope.id == request.id and bytes(envelope.body) == bytes(request.body)
+    chunking.delete(storage, path, parts=len(parts))
+    assert storage.list(ROUTE.folder) == []
+
+
+def test_delete_by_listing_removes_leftover_parts_only(storage: LocalDirStorage) -> None:
+    request, other = _request(200 * KIB), _request(200 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    _publish(storage, other, 64 * KIB)
+    storage.put(f"{ROUTE.folder}/notes.txt", [b"not mine to delete"])
+    chunking.delete(storage, path, parts=None)
+    left = storage.list(ROUTE.folder)
+    assert not any(n.startswith(request.id) for n in left)
+    assert "notes.txt" in left and f"{other.id}.request" in left
+
+
+def _parts(storage: LocalDirStorage, request: Request) -> list[str]:
+    return sorted(n for n in storage.list(ROUTE.folder) if n.startswith(f"{request.id}.request."))
+
+
+def test_flipped_byte_fails_the_digest(storage: LocalDirStorage) -> None:
+    request = _request(300 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    part = storage.local_path(f"{ROUTE.folder}/{_parts(storage, request)[2]}")
+    data = bytearray(part.read_bytes())
+    data[100] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(MalformedMessageError, match="SHA-256"):
+        chunking.read(storage, path, max_size=None)
+
+
+def test_missing_part_is_rejected(storage: LocalDirStorage) -> None:
+    request = _request(300 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    storage.delete(f"{ROUTE.folder}/{_parts(storage, request)[1]}")
+    with pytest.raises(MalformedMessageError, match=r"part 2 of \d+ is missing"):
+        chunking.read(storage, path, max_size=None)
+
+
+def test_truncated_or_overlong_part_is_rejected(storage: LocalDirStorage) -> None:
+    request = _request(300 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    part = storage.local_path(f"{ROUTE.folder}/{_parts(storage, request)[0]}")
+    part.write_bytes(part.read_bytes()[:-1])
+    with pytest.raises(MalformedMessageError, match="part 1 of"):
+        chunking.read(storage, path, max_size=None)
+    part.write_bytes(b"x" * (64 * KIB + 1))
+    with pytest.raises(MessageTooLargeError):
+        chunking.read(storage, path, max_size=None)
+
+
+def test_manifest_for_another_message_is_rejected(storage: LocalDirStorage) -> None:
+    request, other = _request(300 * KIB), _request(300 * KIB)
+    _publish(storage, request, 64 * KIB)
+    other_path = _publish(storage, other, 64 * KIB)
+    # copy request's manifest over other's: it names the wrong message
+    storage.put(other_path, [storage.get(ROUTE.request_path(request.id)) or b""])
+    with pytest.raises(MalformedMessageError, match="describes"):
+        chunking.read(storage, other_path, max_size=None)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        Manifest("0123456789abcdef", ObjectKind.REQUEST, 100, 10, 11, "0" * 64),  # wrong count
+        Manifest("0123456789abcdef", ObjectKind.REQUEST, 100, 10, 10, "xyz"),  # bad digest
+        Manifest("0123456789abcdef", ObjectKind.REQUEST, 10**9, 1, 10**9, "0" * 64),  # too many
+        Manifest("0123456789abcdef", ObjectKind.REQUEST, 0, 10, 0, "0" * 64),  # empty
+    ],
+)
+def test_impossible_manifests_are_rejected(manifest: Manifest) -> None:
+    with pytest.raises(MalformedMessageError):
+        Manifest.decode(manifest.encode(), source="test")
+
+
+def test_garbage_manifest_is_rejected(storage: LocalDirStorage) -> None:
+    path = ROUTE.request_path("0123456789abcdef")
+    storage.put(path, [b"SYFC\x01\x00\x00\x00\x05{bad}"])
+    with pytest.raises(MalformedMessageError, match="invalid chunk manifest"):
+        chunking.read(storage, path, max_size=None)
+    storage.put(path, [b"SYFC\x07\x00\x00\x00\x02{}"])
+    with pytest.raises(MalformedMessageError, match="version 7"):
+        chunking.read(storage, path, max_size=None)
+
+
+def test_declared_size_above_the_limit_is_refused_before_reading_parts(
+    storage: LocalDirStorage,
+) -> None:
+    request = _request(300 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    with pytest.raises(MessageTooLargeError, match="chunked message"):
+        chunking.read(storage, path, max_size=100 * KIB)
+
+
+def test_manifest_digest_is_sha256_of_the_encoded_message(storage: LocalDirStorage) -> None:
+    request = _request(150 * KIB)
+    path = _publish(storage, request, 64 * KIB)
+    manifest = Manifest.decode(storage.get(path) or b"", source=path)
+    prefix, body = encode_parts(request)
+    assert manifest.sha256 == hashlib.sha256(prefix + bytes(body)).hexdigest()
+    assert manifest.size == len(prefix) + len(body)
