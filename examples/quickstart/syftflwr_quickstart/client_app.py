@@ -5,14 +5,14 @@ from __future__ import annotations
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from syftflwr_quickstart.task import Array, load_partition
 from syftflwr_quickstart.task import evaluate as evaluate_model
-from syftflwr_quickstart.task import load_partition
 from syftflwr_quickstart.task import train as train_model
 
 app = ClientApp()
 
 
-def _partition(context: Context) -> tuple:  # type: ignore[type-arg]
+def _partition(context: Context) -> tuple[Array, Array, Array, Array]:
     return load_partition(
         int(context.node_config["partition-id"]),
         int(context.node_config["num-partitions"]),
