@@ -9,7 +9,6 @@ Venvs are reused between local runs (`nox -r` is the default here) and created w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nox
@@ -23,12 +22,16 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 FLWR_MATRIX = ["1.26.1", "1.41.0"]  # oldest supported, newest that installs here
 FLWR_NEWEST = FLWR_MATRIX[-1]
 # plugins that share an environment with the newest flwr (syftbox pins flwr<=1.26.1)
-PLUGINS = [p for p in ("fsspec-local", "gdrive") if (ROOT / "plugins" / p / "pyproject.toml").exists()]
+PLUGINS = [
+    p for p in ("fsspec-local", "gdrive") if (ROOT / "plugins" / p / "pyproject.toml").exists()
+]
 TEST_DEPS = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "scikit-learn>=1.3"]
 ENV = {"FLWR_TELEMETRY_ENABLED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _install_project(session: nox.Session, flwr: str | None = None, plugins: list[str] = PLUGINS) -> None:
+def _install_project(
+    session: nox.Session, flwr: str | None = None, plugins: list[str] = PLUGINS
+) -> None:
     args = ["-e", "."]
     for plugin in plugins:
         args += ["-e", f"plugins/{plugin}"]
@@ -42,7 +45,11 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 
 def _plugin_tests() -> list[str]:
-    return [str(p.relative_to(ROOT)) for name in PLUGINS if (p := ROOT / "plugins" / name / "tests").is_dir()]
+    return [
+        str(p.relative_to(ROOT))
+        for name in PLUGINS
+        if (p := ROOT / "plugins" / name / "tests").is_dir()
+    ]
 
 
 @nox.session(python=PYTHONS[0])

@@ -31,7 +31,7 @@ def build_wheel_command(source: Path, out: Path) -> list[str | Path]:
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, env=env, timeout=900
+        [str(a) for a in args], check=False, capture_output=True, text=True, env=env, timeout=900
     )
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout

@@ -7,7 +7,6 @@ from pathlib import PurePosixPath
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from syftflwr.errors import UnsafeNameError
 from syftflwr.names import (
     new_message_id,

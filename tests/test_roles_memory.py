@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
-
 from syftflwr.envelope import Request
 from syftflwr.errors import ForbiddenSenderError, MessageTooLargeError, TransportClosedError
 from syftflwr.info import TransportContext
@@ -51,8 +50,12 @@ class Federation:
         self.threads.append(thread)
         return events
 
-    def request(self, to: str, body: bytes = b"ping", ttl: float = 30, sender: str = AGG) -> Request:
-        return Request.new(sender=sender, recipient=to, app="app", endpoint="messages", body=body, ttl=ttl)
+    def request(
+        self, to: str, body: bytes = b"ping", ttl: float = 30, sender: str = AGG
+    ) -> Request:
+        return Request.new(
+            sender=sender, recipient=to, app="app", endpoint="messages", body=body, ttl=ttl
+        )
 
     def close(self) -> None:
         for events in self.events.values():
@@ -171,7 +174,9 @@ def test_max_message_size_is_enforced_on_send(memory_namespace: str) -> None:
     small = ctx(AGG, memory_namespace, max_message_size=10)
     rpc = memory.syftflwr_make_rpc(memory.syftflwr_make_client(small), small)
     with pytest.raises(MessageTooLargeError, match="max_message_size"):
-        rpc.send(Request.new(sender=AGG, recipient=DS1, app="app", endpoint="messages", body=b"x" * 11))
+        rpc.send(
+            Request.new(sender=AGG, recipient=DS1, app="app", endpoint="messages", body=b"x" * 11)
+        )
     rpc.close()
 
 

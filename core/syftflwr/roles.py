@@ -151,10 +151,10 @@ class BaseRPC(_Closable, ABC):
     def _fetch(self, handle: RequestHandle) -> Response | None:
         """Return the stored response for ``handle`` if present (decoded), else None."""
 
-    def _forget(self, handle: RequestHandle) -> None:  # noqa: B027 - optional hook
+    def _forget(self, handle: RequestHandle) -> None:
         """Remove what the transport keeps for ``handle`` (default: nothing)."""
 
-    def _close(self) -> None:  # noqa: B027 - optional hook
+    def _close(self) -> None:
         """Release transport resources (watchers, sessions)."""
 
     # -- notification ------------------------------------------------------------
@@ -196,7 +196,9 @@ class BaseRPC(_Closable, ABC):
         if response.id != handle.id:
             problem = f"its id {response.id} does not match the request"
         elif response.sender != handle.recipient:
-            problem = f"it claims to be from {response.sender}, the request went to {handle.recipient}"
+            problem = (
+                f"it claims to be from {response.sender}, the request went to {handle.recipient}"
+            )
         elif response.recipient != self.client.email:
             problem = f"it is addressed to {response.recipient}, not {self.client.email}"
         elif response.body_size > self.context.max_message_size:
@@ -258,7 +260,7 @@ class BaseEvents(_Closable, ABC):
     def _serve(self) -> None:
         """Deliver arriving requests to :meth:`dispatch` until ``self.stopped`` is set."""
 
-    def _close(self) -> None:  # noqa: B027 - optional hook
+    def _close(self) -> None:
         """Release transport resources."""
 
     def on_request(self, endpoint: str, handler: Handler) -> None:
@@ -267,13 +269,15 @@ class BaseEvents(_Closable, ABC):
         self.handlers[validate_identifier(endpoint, "endpoint")] = handler
 
     def allowed_senders(self) -> frozenset[str] | None:
-        """Who may send requests here: the aggregator for a datasite; None = anyone in the
-        project (the aggregator itself has no inbound requests in Flower traffic)."""
+        """Who may send requests here: a datasite's aggregator; for the aggregator, the
+        project's participants; None (anyone) only without a configured federation.
+        A participant may always address itself (``syftflwr doctor``'s loopback check):
+        only it can write into its own outboxes."""
         me = self.client.email
         if self.context.aggregator and self.context.aggregator != me:
-            return frozenset({self.context.aggregator})
+            return frozenset({self.context.aggregator, me})
         participants = self.context.participants
-        return frozenset(participants) if participants else None
+        return frozenset({*participants, me}) if participants else None
 
     def reject_reason(self, request: Request) -> str | None:
         """Why ``request`` must not reach a handler (None if it may)."""

@@ -1,0 +1,157 @@
+"""``syftflwr doctor``'s checks: validate the configuration and prove the selected
+transport carries a message end to end (a request to this participant's own events
+role and back, through the real storage).
+
+Each check yields a :class:`Check`; a failing check names the fix, and the checks that
+depend on it are reported as skipped rather than failing with confusing follow-ups.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from syftflwr.config import load_participant, load_project
+from syftflwr.envelope import Request
+from syftflwr.errors import SyftflwrError
+from syftflwr.session import Participant, connect
+
+DOCTOR_ENDPOINT = "syftflwr-doctor"
+Status = Literal["ok", "fail", "skip", "warn"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def loopback(participant: Participant, timeout: float) -> float:
+    """Send a request to ourselves through the transport; return the round trip in s."""
+    events = participant.events()
+    events.on_request(DOCTOR_ENDPOINT, lambda request: bytes(request.body)[::-1])
+    server = threading.Thread(target=events.run_forever, name="syftflwr-doctor", daemon=True)
+    server.start()
+    rpc = participant.rpc()
+    payload = os.urandom(1024)
+    try:
+        start = time.perf_counter()
+        request = Request.new(
+            sender=participant.email,
+            recipient=participant.email,
+            app=participant.context.app_name,
+            endpoint=DOCTOR_ENDPOINT,
+            body=payload,
+            ttl=timeout,
+        )
+        handle = rpc.send(request)
+        responses = rpc.wait([handle], timeout=timeout)
+        elapsed = time.perf_counter() - start
+        rpc.forget(handle)
+    finally:
+        events.stop()
+        server.join(timeout=5)
+    if not responses:
+        raise TimeoutError(f"no response within {timeout:g}s")
+    response = responses[0]
+    if not response.ok:
+        raise RuntimeError(f"error response: {response.error_text}")
+    if bytes(response.body) != payload[::-1]:
+        raise RuntimeError("response body differs from what was sent (corruption)")
+    return elapsed
+
+
+def run_checks(
+    project_path: str | Path,
+    *,
+    email: str | None = None,
+    transport: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    timeout: float = 30.0,
+) -> Iterator[Check]:
+    try:
+        project = load_project(project_path)
+    except SyftflwrError as exc:
+        yield Check("project config", "fail", str(exc))
+        return
+    if not project.configured:
+        yield Check(
+            "project config",
+            "fail",
+            f"{project.path} has no [tool.syftflwr] table\n  fix: syftflwr bootstrap "
+            f"{project.root} --aggregator EMAIL --datasite EMAIL ...",
+        )
+        return
+    yield Check(
+        "project config",
+        "ok",
+        f"{project.path}: app {project.app_name!r}, aggregator {project.aggregator}, "
+        f"{len(project.datasites)} datasites",
+    )
+    try:
+        settings = load_participant(env)
+    except SyftflwrError as exc:
+        yield Check("participant settings", "fail", str(exc))
+        return
+    where = str(settings.path) if settings.exists else f"{settings.path} (absent: defaults)"
+    yield Check("participant settings", "ok", where)
+    try:
+        participant = connect(
+            project, email=email, transport=transport, env=env, participant=settings
+        )
+    except SyftflwrError as exc:
+        yield Check("transport", "fail", str(exc))
+        return
+    with participant:
+        entry = participant.transport.entry
+        yield Check(
+            "transport",
+            "ok",
+            f"{participant.transport.name} ({entry.distribution} {entry.version}), "
+            f"selected by {participant.selected_by}",
+        )
+        yield Check(
+            "identity",
+            "ok",
+            f"{participant.email} ({participant.role}); transport reports "
+            f"{participant.client.email}",
+        )
+        state = participant.context.state_dir
+        if state is not None:
+            probe = state / ".doctor-write-test"
+            try:
+                probe.write_bytes(b"ok")
+                probe.unlink()
+                yield Check("state directory", "ok", str(state))
+            except OSError as exc:
+                yield Check(
+                    "state directory",
+                    "fail",
+                    f"{state} is not writable: {exc}\n  fix: set SYFTFLWR_STATE_DIR to a "
+                    "writable directory",
+                )
+        try:
+            elapsed = loopback(participant, timeout)
+        except Exception as exc:
+            yield Check(
+                "round trip",
+                "fail",
+                f"a 1 KiB request to {participant.email} and back failed: {exc}\n"
+                f"  mailbox: {participant.client.datasite_url(participant.email)}",
+            )
+            return
+        yield Check(
+            "round trip",
+            "ok",
+            f"1 KiB request and response through {participant.transport.name} in "
+            f"{elapsed * 1000:.1f} ms ({participant.client.datasite_url(participant.email)})",
+        )

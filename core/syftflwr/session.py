@@ -1,0 +1,163 @@
+"""Connect one participant: config + registry + identity check -> ready-to-use roles.
+
+This is the single path from "a project directory and an email" to transport roles that
+the CLI (``run``, ``doctor``), the Python API and the simulators share, so the rules
+(precedence, auto-detection, the in-process restriction, the identity check) are
+applied in exactly one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from syftflwr.config import (
+    ParticipantSettings,
+    ProjectConfig,
+    apply_overrides,
+    build_context,
+    check_identity,
+    detection_context_for,
+    load_participant,
+    load_project,
+    resolve_email,
+    selected_transport_name,
+)
+from syftflwr.errors import ConfigError
+from syftflwr.info import TransportContext
+from syftflwr.registry import Registry, Transport, get_registry
+from syftflwr.roles import ClientRole, EventsRole, RPCRole
+
+
+@dataclass
+class Participant:
+    """A participant of a federation, connected through its selected transport.
+
+    Roles are built on demand and closed with the participant (use it as a context
+    manager). ``selected_by`` says why this transport was chosen.
+    """
+
+    project: ProjectConfig
+    transport: Transport
+    context: TransportContext
+    client: ClientRole
+    selected_by: str
+    _roles: list[RPCRole | EventsRole] = field(default_factory=list, repr=False)
+
+    @property
+    def email(self) -> str:
+        return self.context.require_email()
+
+    @property
+    def role(self) -> Literal["aggregator", "datasite"]:
+        return self.project.role_of(self.email)
+
+    def rpc(self) -> RPCRole:
+        role = self.transport.make_rpc(self.client, self.context)
+        self._roles.append(role)
+        return role
+
+    def events(self) -> EventsRole:
+        role = self.transport.make_events(self.client, self.context)
+        self._roles.append(role)
+        return role
+
+    def close(self) -> None:
+        while self._roles:
+            self._roles.pop().close()
+        self.client.close()
+
+    def __enter__(self) -> Participant:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def as_project(project: str | Path | ProjectConfig) -> ProjectConfig:
+    return project if isinstance(project, ProjectConfig) else load_project(project)
+
+
+def select_transport(
+    project: ProjectConfig | None,
+    *,
+    transport: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    allow_in_process: bool = False,
+    registry: Registry | None = None,
+) -> tuple[Transport, str]:
+    """The transport this participant uses and why: CLI > env > file > auto-detection."""
+    registry = registry or get_registry()
+    name, source = selected_transport_name(project, env=env, cli={"transport": transport})
+    context_for = detection_context_for(project.path if project else None, env=env)
+    chosen = registry.select(name, context_for, allow_in_process=allow_in_process)
+    return chosen, source
+
+
+def connect(
+    project: str | Path | ProjectConfig,
+    *,
+    email: str | None = None,
+    transport: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    cli: Mapping[str, Any] | None = None,
+    participant: ParticipantSettings | None = None,
+    allow_in_process: bool = False,
+    registry: Registry | None = None,
+) -> Participant:
+    """Connect ``email`` (else ``SYFTFLWR_EMAIL`` / the settings file) to ``project``.
+
+    :param transport: a transport name overriding env/file (like ``--transport``).
+    :param cli: further command-line values (see :func:`syftflwr.config.build_context`).
+    :param allow_in_process: permit in-process-only transports (``memory``): only when
+        every participant lives in this process.
+    :raises ConfigError: bad config, unknown participant, identity mismatch.
+    :raises PluginError: the transport cannot be found, imported or used here.
+    """
+    loaded = as_project(project)
+    cli_values = {**(cli or {}), "transport": transport or (cli or {}).get("transport")}
+    loaded = apply_overrides(loaded, env=env, cli=cli_values)
+    loaded.require_federation()
+    settings = participant if participant is not None else load_participant(env)
+    who, _ = resolve_email(settings, email=email, env=env, cli=cli_values)
+    if who is None:
+        raise ConfigError(
+            "who is this participant? no email given",
+            fix="pass --as EMAIL (or email=...), set SYFTFLWR_EMAIL, or write "
+            'email = "..." in your settings file (docs/configuration.md)',
+        )
+    loaded.role_of(who)  # a stranger is refused before any transport is touched
+    chosen, source = select_transport(
+        loaded,
+        transport=cli_values["transport"],
+        env=env,
+        allow_in_process=allow_in_process,
+        registry=registry,
+    )
+    context = build_context(
+        transport=chosen.name,
+        info=chosen.info,
+        project=loaded,
+        participant=settings,
+        email=who,
+        env=env,
+        cli=cli_values,
+    )
+    client = chosen.make_client(context)
+    try:
+        check_identity(context, client.email)
+    except BaseException:
+        client.close()
+        raise
+    return Participant(
+        project=loaded, transport=chosen, context=context, client=client, selected_by=source
+    )
