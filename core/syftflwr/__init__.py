@@ -7,7 +7,6 @@ lives in :mod:`syftflwr.api` and is re-exported here lazily.
 
 from __future__ import annotations
 
-
 from syftflwr._version import __version__
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import PLUGIN_API_VERSION

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _flower_helpers import QUICKSTART
+from syftflwr.config import load_project
 from syftflwr.errors import ConfigError
 from syftflwr.flower.apps import (
     fused_run_config,
@@ -17,7 +18,8 @@ from syftflwr.flower.apps import (
     load_server_app,
     read_app,
 )
-from syftflwr.flower.simulation import node_config_for, resolve_participants
+from syftflwr.flower.launch import node_config_for
+from syftflwr.flower.simulation import simulation_project
 
 
 def project(root: Path, body: str) -> Path:
@@ -29,9 +31,6 @@ def test_quickstart_project_is_read_and_loaded_without_installing() -> None:
     app = read_app(QUICKSTART)
     assert app.server_app_ref == "syftflwr_quickstart.server_app:app"
     assert app.run_config["num-server-rounds"] == 3
-    assert app.syftflwr["app_name"] == "quickstart"
-    assert app.syftflwr["aggregator"] == "aggregator@openmined.org"
-    assert "transport" not in app.syftflwr
     from flwr.clientapp import ClientApp
     from flwr.serverapp import ServerApp
 
@@ -116,13 +115,16 @@ def test_wrong_object_type_is_refused(tmp_path: Path) -> None:
         load_server_app(read_app(tmp_path))
 
 
-def test_participants_resolution() -> None:
-    app = read_app(QUICKSTART)
-    parts = resolve_participants(app)
-    assert parts.datasites == ("ds1@openmined.org", "ds2@openmined.org", "ds3@openmined.org")
-    more = resolve_participants(app, datasites=5)
-    assert more.datasites[:3] == parts.datasites and len(set(more.datasites)) == 5
-    assert resolve_participants(app, datasites=["x@y.org"]).datasites == ("x@y.org",)
+def test_simulated_federation() -> None:
+    project = load_project(QUICKSTART)
+    fed = simulation_project(project)
+    assert fed.datasites == ("ds1@openmined.org", "ds2@openmined.org", "ds3@openmined.org")
+    assert fed.aggregator == "aggregator@openmined.org"
+    more = simulation_project(project, datasites=5)
+    assert more.datasites[:3] == fed.datasites and len(set(more.datasites)) == 5
+    assert simulation_project(project, datasites=["x@y.org"]).datasites == ("x@y.org",)
     assert node_config_for(1, 3) == {"partition-id": 1, "num-partitions": 3}
     with pytest.raises(ConfigError, match="at least one datasite"):
-        resolve_participants(app, datasites=0)
+        simulation_project(project, datasites=0)
+    with pytest.raises(ConfigError, match="distinct"):
+        simulation_project(project, datasites=["x@y.org", "x@y.org"])

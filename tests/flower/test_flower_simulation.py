@@ -40,8 +40,8 @@ def test_quickstart_trains_to_095_accuracy_in_threads() -> None:
     result = simulate_in_threads(QUICKSTART, timeout=60, reporter=reporter)
     assert result.error is None, result.error
     assert result.ok, result.describe_failures()
-    assert result.participants.datasites == QS_DATASITES
-    assert result.participants.app_name == "quickstart"
+    assert result.datasites == QS_DATASITES
+    assert result.app_name == "quickstart"
     assert result.accuracy is not None and result.accuracy >= 0.95
     trained = [r for r in result.rounds if r.round >= 1]
     assert [r.round for r in trained] == [1, 2, 3]
@@ -59,7 +59,7 @@ def test_quickstart_trains_to_095_accuracy_in_threads() -> None:
 def test_rounds_and_datasites_overrides() -> None:
     result = simulate_in_threads(QUICKSTART, datasites=2, rounds=1, timeout=60)
     assert result.ok
-    assert result.participants.datasites == QS_DATASITES[:2]
+    assert result.datasites == QS_DATASITES[:2]
     assert [r.round for r in result.rounds if r.round] == [1]
 
 

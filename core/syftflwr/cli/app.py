@@ -209,7 +209,7 @@ def _print_plugin_warnings() -> Callable[..., None]:
     ``file:line: Category: text`` format; other warnings are left alone."""
     original = warnings.showwarning
 
-    def show(  # noqa: PLR0917 - the signature of warnings.showwarning
+    def show(
         message: Warning | str,
         category: type[Warning],
         filename: str,

@@ -14,7 +14,7 @@ import sys
 import threading
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,6 @@ class FlowerApp:
     server_app_ref: str
     client_app_ref: str
     run_config: dict[str, UserConfigValue]
-    syftflwr: dict[str, Any] = field(default_factory=dict)
-    """The raw ``[tool.syftflwr]`` table (validated by syftflwr's config layer)."""
 
     @property
     def pyproject(self) -> Path:
@@ -89,14 +87,12 @@ def read_app(project_dir: str | Path) -> FlowerApp:
     config = flwr_app.get("config", {})
     if not isinstance(config, Mapping):
         raise ConfigError("must be a table", source=str(path), key="tool.flwr.app.config")
-    syftflwr = data.get("tool", {}).get("syftflwr", {})
     return FlowerApp(
         project_dir=root,
         name=str(data.get("project", {}).get("name", root.name)),
         server_app_ref=refs["serverapp"],
         client_app_ref=refs["clientapp"],
         run_config=_flatten(config, str(path)),
-        syftflwr=dict(syftflwr) if isinstance(syftflwr, Mapping) else {},
     )
 
 

@@ -13,10 +13,13 @@ Rounds come from Flower's ``group_id``, which both strategy APIs set to the roun
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 log = logging.getLogger("syftflwr.flower")
@@ -229,3 +232,78 @@ def report_metrics(
             sink.on_metrics(server_round, clean, source)
         except Exception:
             log.exception("progress reporter %r failed in on_metrics", sink)
+
+
+# --------------------------------------------------------------------------- across processes
+def _info_from(data: Mapping[str, object]) -> MessageInfo:
+    return MessageInfo(**data)  # type: ignore[arg-type]
+
+
+def reply_from(data: Mapping[str, object]) -> ReplyEvent:
+    fields = dict(data)
+    fields["info"] = _info_from(fields["info"])  # type: ignore[arg-type]
+    return ReplyEvent(**fields)  # type: ignore[arg-type]
+
+
+def failure_from(data: Mapping[str, object]) -> FailureEvent:
+    fields = dict(data)
+    fields["info"] = _info_from(fields["info"])  # type: ignore[arg-type]
+    return FailureEvent(**fields)  # type: ignore[arg-type]
+
+
+def round_from(data: Mapping[str, object]) -> RoundInfo:
+    return RoundInfo(
+        round=int(data["round"]),  # type: ignore[call-overload]
+        sent=[_info_from(d) for d in data.get("sent", [])],  # type: ignore[attr-defined]
+        replies=[reply_from(d) for d in data.get("replies", [])],  # type: ignore[attr-defined]
+        failures=[failure_from(d) for d in data.get("failures", [])],  # type: ignore[attr-defined]
+        metrics=dict(data.get("metrics", {})),  # type: ignore[call-overload]
+    )
+
+
+class JsonlReporter(BaseReporter):
+    """Writes every progress event as one JSON line (flushed), so a parent process
+    (``syftflwr simulate``) can follow an aggregator running in another process."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._file = Path(path).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._lock = threading.Lock()
+
+    def _write(self, event: str, payload: Mapping[str, object]) -> None:
+        line = json.dumps({"event": event, **payload}, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+
+    def on_sent(self, info: MessageInfo) -> None:
+        self._write("sent", {"info": asdict(info)})
+
+    def on_reply(self, event: ReplyEvent) -> None:
+        self._write("reply", {"data": asdict(event)})
+
+    def on_failure(self, event: FailureEvent) -> None:
+        self._write("failure", {"data": asdict(event)})
+
+    def on_metrics(self, server_round: int, metrics: Mapping[str, float], source: str) -> None:
+        self._write("metrics", {"round": server_round, "metrics": dict(metrics), "source": source})
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def replay_line(line: str, reporter: ProgressReporter) -> None:
+    """Feed one line written by :class:`JsonlReporter` to ``reporter`` (bad lines are
+    skipped: a half-written last line is retried by the caller when complete)."""
+    try:
+        data = json.loads(line)
+        event = data["event"]
+        if event == "sent":
+            reporter.on_sent(_info_from(data["info"]))
+        elif event == "reply":
+            reporter.on_reply(reply_from(data["data"]))
+        elif event == "failure":
+            reporter.on_failure(failure_from(data["data"]))
+        elif event == "metrics":
+            reporter.on_metrics(int(data["round"]), data["metrics"], str(data["source"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.debug("skipped progress line %r: %s", line[:80], exc)

@@ -1,306 +1,451 @@
-"""Run a whole federation in ONE process: the ServerApp on a :class:`TransportGrid` in
-the calling thread, one :class:`DatasiteRunner` thread per datasite, all over the
-in-process ``memory`` transport — ``syftflwr simulate --threads``.
+"""Run a whole federation on this machine: ``syftflwr simulate``.
 
-The building blocks are public so the process mode and ``syftflwr run`` reuse them:
-:func:`resolve_participants` (who takes part), :func:`node_config_for` (Flower's
-``partition-id`` / ``num-partitions``), :func:`run_server_app` (a ServerApp on a Grid,
-with metrics routed to a reporter).
+Two modes, one set of rules (participants connect through :func:`syftflwr.session.connect`
+and run through :mod:`syftflwr.flower.launch`, exactly as ``syftflwr run`` does):
+
+* **processes** (default): the aggregator and every datasite are separate OS processes
+  (``python -m syftflwr run ...``), over a transport that crosses processes
+  (``fsspec-local`` when installed). The aggregator streams progress as JSON lines that
+  this process replays into the caller's reporter.
+* **threads**: everybody in this process, over the in-process ``memory`` transport by
+  default (any transport may be named).
+
+Every participant gets the same private workspace as ``SYFTFLWR_HOME`` (per-email state
+directories inside it, and the local transport's default mailbox root), so a
+simulation never sees another run's files.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from syftflwr.errors import ConfigError
-from syftflwr.flower.apps import (
-    FlowerApp,
-    UserConfigValue,
-    fused_run_config,
-    load_client_app,
-    load_server_app,
-    read_app,
+from syftflwr.config import HOME_ENV, ProjectConfig
+from syftflwr.errors import ConfigError, SyftflwrError
+from syftflwr.flower.apps import UserConfigValue
+from syftflwr.flower.launch import (
+    RunResult,
+    make_datasite_runner,
+    node_config_for,
+    run_aggregator,
 )
-from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
-from syftflwr.flower.grid import TransportGrid
-from syftflwr.flower.progress import (
-    FailureEvent,
-    FanOut,
-    ProgressReporter,
-    RoundInfo,
-    listening,
-)
+from syftflwr.flower.progress import ProgressReporter, failure_from, replay_line, round_from
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
-from syftflwr.info import TransportContext
-from syftflwr.names import validate_email, validate_identifier
+from syftflwr.names import validate_email
+from syftflwr.session import Participant, as_project, connect, select_transport
 
 log = logging.getLogger("syftflwr.flower")
 
 DEFAULT_DATASITES = 2
-ROUNDS_KEY = "num-server-rounds"
-
-
-@dataclass(frozen=True)
-class Participants:
-    app_name: str
-    aggregator: str
-    datasites: tuple[str, ...]
+SIMULATED_DOMAIN = "simulation.local"
+ROSTER_FILE = "roster.json"
+Mode = Literal["threads", "processes"]
 
 
 @dataclass
-class SimulationResult:
-    """What happened, per round; ``ok`` is False if anything failed."""
+class SimulationResult(RunResult):
+    """A :class:`RunResult` plus how the simulation ran."""
 
-    participants: Participants
-    transport: str
-    rounds: list[RoundInfo]
-    failures: list[FailureEvent]
-    runner_stats: dict[str, RunnerStats]
-    stop_acks: dict[str, bool]
-    duration: float
-    error: str | None = None
-    """The ServerApp's traceback if it raised."""
-    final_metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def accuracy(self) -> float | None:
-        """The latest centralised ``accuracy`` the ServerApp reported, if any."""
-        for info in reversed(self.rounds):
-            if "accuracy" in info.metrics:
-                return info.metrics["accuracy"]
-        return None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.failures
-
-    def describe_failures(self) -> list[str]:
-        return [f.describe() for f in self.failures]
+    app_name: str = ""
+    mode: Mode = "threads"
+    runner_stats: dict[str, RunnerStats] = field(default_factory=dict)
+    """Per-datasite counters (threads mode)."""
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    """Per-participant process exit codes (processes mode)."""
+    workspace: Path | None = None
+    """Kept only when asked (``keep_workspace``); holds logs and mailboxes."""
 
 
-# --------------------------------------------------------------------------- building blocks
-def node_config_for(index: int, total: int) -> dict[str, UserConfigValue]:
-    """Flower's node config for the ``index``-th of ``total`` datasites."""
-    return {"partition-id": index, "num-partitions": total}
-
-
-def _default_app_name(app: FlowerApp) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", app.name).strip("-.") or "app"
-    return validate_identifier(name[:64], "app name")
-
-
-def resolve_participants(
-    app: FlowerApp,
-    *,
-    datasites: int | Sequence[str] | None = None,
-    aggregator: str | None = None,
-    app_name: str | None = None,
-) -> Participants:
-    """Who takes part: explicit arguments, else ``[tool.syftflwr]``, else generated.
-
-    ``datasites`` as an int takes the first N configured datasites and invents
-    ``dsK@simulation.local`` addresses for any beyond them.
-    """
-    table = app.syftflwr
-    configured = table.get("datasites") or []
-    if not isinstance(configured, list) or not all(isinstance(e, str) for e in configured):
-        raise ConfigError(
-            "must be a list of emails",
-            source=str(app.pyproject),
-            key="tool.syftflwr.datasites",
-        )
+# --------------------------------------------------------------------------- participants
+def simulation_project(
+    project: ProjectConfig, datasites: int | Sequence[str] | None = None
+) -> ProjectConfig:
+    """``project`` with the simulated federation: explicit emails, or the first N
+    configured datasites plus generated ``dsK@simulation.local`` beyond them (N
+    defaults to the configured ones, else 2). A missing aggregator is generated too."""
+    configured = list(project.datasites)
     if datasites is None:
-        chosen = list(configured) or [f"ds{i}@simulation.local" for i in range(1, 3)]
+        chosen = configured or [f"ds{i}@{SIMULATED_DOMAIN}" for i in range(1, 3)]
     elif isinstance(datasites, int):
         if datasites < 1:
-            raise ConfigError(f"need at least one datasite, got {datasites}", key="datasites")
-        chosen = list(configured[:datasites])
+            raise ConfigError(
+                f"need at least one datasite, got {datasites}", key="--datasites", fix="use >= 1"
+            )
+        chosen = configured[:datasites]
         k = 1
         while len(chosen) < datasites:
-            email = f"ds{k}@simulation.local"
+            email = f"ds{k}@{SIMULATED_DOMAIN}"
             if email not in chosen:
                 chosen.append(email)
             k += 1
     else:
-        chosen = list(datasites)
-    for email in chosen:
-        validate_email(email)
-    agg = aggregator or table.get("aggregator") or "aggregator@simulation.local"
-    name = app_name or table.get("app_name") or _default_app_name(app)
-    return Participants(
-        app_name=validate_identifier(name, "app name"),
-        aggregator=validate_email(agg),
-        datasites=tuple(chosen),
+        chosen = [validate_email(e) for e in datasites]
+    aggregator = project.aggregator or f"aggregator@{SIMULATED_DOMAIN}"
+    if aggregator in chosen or len(set(chosen)) != len(chosen):
+        raise ConfigError(
+            "datasites must be distinct and differ from the aggregator",
+            key="datasites",
+            fix="list each datasite once",
+        )
+    return replace(project, aggregator=aggregator, datasites=tuple(chosen))
+
+
+def write_roster(project: ProjectConfig, path: Path) -> None:
+    """The simulated federation, for ``syftflwr run --roster`` in child processes."""
+    roster = {
+        "app_name": project.app_name,
+        "aggregator": project.aggregator,
+        "datasites": list(project.datasites),
+    }
+    path.write_text(json.dumps(roster), encoding="utf-8")
+
+
+def apply_roster(project: ProjectConfig, path: Path) -> ProjectConfig:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return replace(
+        project,
+        app_name=data["app_name"],
+        aggregator=validate_email(data["aggregator"]),
+        datasites=tuple(validate_email(e) for e in data["datasites"]),
+        configured=True,
     )
 
 
-def run_server_app(
-    server_app: Any,
-    grid: TransportGrid,
-    *,
-    run_config: Mapping[str, UserConfigValue],
-    reporter: ProgressReporter | None = None,
-) -> None:
-    """Run ``server_app`` on ``grid``; metrics it publishes go to ``reporter`` and the
-    grid's report. Raises what the ServerApp raises."""
-    context = new_context(
-        run_id=grid.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, run_config=run_config
-    )
-    sinks: list[ProgressReporter] = [grid.report]
-    if reporter is not None:
-        sinks.append(reporter)
-    with listening(FanOut(sinks)):
-        server_app(grid, context)
+@contextmanager
+def workspace_dir(keep: Path | None) -> Iterator[Path]:
+    """A fresh workspace (deleted afterwards), or ``keep`` (created, kept)."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    path = Path(tempfile.mkdtemp(prefix="syftflwr-sim-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def _memory_context(
-    parts: Participants, email: str, namespace: str, skew: float
-) -> TransportContext:
-    return TransportContext(
-        transport="memory",
-        app_name=parts.app_name,
-        email=email,
-        aggregator=parts.aggregator,
-        datasites=parts.datasites,
-        options={"namespace": namespace},
-        clock_skew=skew,
-    )
+def simulation_env(workspace: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[HOME_ENV] = str(workspace / "home")
+    # a private broker when the memory transport is used in threads
+    env["SYFTFLWR_MEMORY_NAMESPACE"] = f"simulate-{uuid.uuid4().hex}"
+    env.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    return env
 
 
 # --------------------------------------------------------------------------- thread mode
 def simulate_in_threads(
-    project_dir: str | Path,
+    project: str | Path | ProjectConfig,
     *,
     datasites: int | Sequence[str] | None = None,
     rounds: int | None = None,
-    timeout: float = 120.0,
+    transport: str | None = None,
+    timeout: float | None = None,
     reporter: ProgressReporter | None = None,
     run_config: Mapping[str, UserConfigValue] | None = None,
-    aggregator: str | None = None,
-    app_name: str | None = None,
     client_apps: Mapping[str, ClientAppLike] | None = None,
     offline: Collection[str] = (),
-    clock_skew: float = 30.0,
+    workspace: Path | None = None,
 ) -> SimulationResult:
     """Train the project's Flower app with every participant in this process.
 
-    :param datasites: how many (int) or which (emails) datasites; default: the
-        project's ``[tool.syftflwr] datasites``.
+    :param datasites: how many (int) or which (emails) datasites.
     :param rounds: overrides ``num-server-rounds`` of the run config.
-    :param timeout: longest wait for the replies of one ``send_and_receive`` (a round
-        step); a datasite that has not answered by then is reported and skipped.
-    :param reporter: live progress (sent / replies / failures / metrics).
-    :param run_config: overrides of ``[tool.flwr.app.config]`` keys.
+    :param transport: default ``memory``; any transport usable from threads.
+    :param timeout: longest wait for one round's replies (default: the project's
+        ``round_timeout``); a datasite that has not answered is reported and skipped.
     :param client_apps: per-datasite ClientApp replacing the project's (fault drills).
     :param offline: datasites that get no runner (simulates datasites that are down).
+    :param workspace: keep state and mailboxes there instead of a temporary directory.
     """
-    started = time.monotonic()
-    app = read_app(project_dir)
-    parts = resolve_participants(app, datasites=datasites, aggregator=aggregator, app_name=app_name)
-    overrides = dict(run_config or {})
-    if rounds is not None:
-        overrides[ROUNDS_KEY] = rounds
-    config = fused_run_config(app, overrides)
-    server_app = load_server_app(app)
-    default_client_app = (
-        load_client_app(app) if set(parts.datasites) - set(client_apps or {}) else None
-    )
-    unknown = (set(offline) | set(client_apps or {})) - set(parts.datasites)
+    fed = simulation_project(as_project(project), datasites)
+    unknown = (set(offline) | set(client_apps or {})) - set(fed.datasites)
     if unknown:
         raise ConfigError(
             f"{', '.join(sorted(unknown))} are not datasites of this simulation",
             key="offline/client_apps",
-            fix=f"use some of: {', '.join(parts.datasites)}",
+            fix=f"use some of: {', '.join(fed.datasites)}",
         )
-
-    from syftflwr.transports import memory
-
-    namespace = f"simulate-{uuid.uuid4().hex}"
-    agg_ctx = _memory_context(parts, parts.aggregator, namespace, clock_skew)
-    agg_client = memory.syftflwr_make_client(context=agg_ctx)
-    rpc = memory.syftflwr_make_rpc(client=agg_client, context=agg_ctx)
-    grid = TransportGrid(
-        rpc,
-        email=parts.aggregator,
-        app_name=parts.app_name,
-        datasites=parts.datasites,
-        clock_skew=clock_skew,
-        max_wait=timeout,
-        reporter=reporter,
-    )
-
+    name = transport or "memory"
+    participants: list[Participant] = []
     runners: dict[str, DatasiteRunner] = {}
     threads: list[threading.Thread] = []
-    events_roles = []
-    for index, email in enumerate(parts.datasites):
-        if email in offline:
-            continue
-        ctx = _memory_context(parts, email, namespace, clock_skew)
-        events = memory.syftflwr_make_events(
-            client=memory.syftflwr_make_client(context=ctx), context=ctx
-        )
-        events_roles.append(events)
-        client_app = (client_apps or {}).get(email) or default_client_app
-        assert client_app is not None
-        runner = DatasiteRunner(
-            events,
-            client_app,
-            email=email,
-            node_id=grid.node_ids[email],
-            node_config=node_config_for(index, len(parts.datasites)),
-            run_config=config,
-        )
-        runners[email] = runner
-        thread = threading.Thread(target=runner.run, name=f"syftflwr-{email}", daemon=True)
-        threads.append(thread)
-        thread.start()
+    with workspace_dir(workspace) as space:
+        env = simulation_env(space)
 
-    error: str | None = None
-    acks: dict[str, bool] = {}
-    try:
-        log.info(
-            "simulating %s: aggregator %s, %d datasites in threads over the memory transport",
-            parts.app_name,
-            parts.aggregator,
-            len(parts.datasites),
-        )
-        run_server_app(server_app, grid, run_config=config, reporter=reporter)
-    except Exception:
-        error = traceback.format_exc()
-        log.error("the ServerApp raised:\n%s", error)
-    finally:
-        acks = grid.stop_datasites(timeout=min(10.0, timeout))
-        for runner in runners.values():
-            runner.stop()
-        for thread in threads:
-            thread.join(timeout=10.0)
-        grid.close()
-        rpc.close()
-        for events in events_roles:
-            events.close()
-        memory.reset(namespace)
+        def join(email: str) -> Participant:
+            p = connect(fed, email=email, transport=name, env=env, allow_in_process=True)
+            participants.append(p)
+            return p
 
-    recorded = grid.report.rounds
-    final: dict[str, float] = {}
-    for info in recorded:
-        final.update(info.metrics)
+        try:
+            aggregator = join(fed.aggregator or "")
+            for email in fed.datasites:
+                if email in offline:
+                    continue
+                runner = make_datasite_runner(
+                    join(email), client_app=(client_apps or {}).get(email)
+                )
+                runners[email] = runner
+                thread = threading.Thread(target=runner.run, name=f"syftflwr-{email}", daemon=True)
+                threads.append(thread)
+                thread.start()
+            log.info(
+                "simulating %s: %d datasites in threads over %s",
+                fed.app_name,
+                len(fed.datasites),
+                name,
+            )
+            result = run_aggregator(
+                aggregator,
+                rounds=rounds,
+                run_config=run_config,
+                reporter=reporter,
+                round_timeout=timeout,
+            )
+        finally:
+            for runner in runners.values():
+                runner.stop()
+            for thread in threads:
+                thread.join(timeout=10.0)
+            for p in participants:
+                p.close()
+            if name == "memory":
+                from syftflwr.transports import memory
+
+                memory.reset(env["SYFTFLWR_MEMORY_NAMESPACE"])
     return SimulationResult(
-        participants=parts,
-        transport="memory",
-        rounds=recorded,
-        failures=grid.report.failures,
+        **vars(result),
+        app_name=fed.app_name,
+        mode="threads",
         runner_stats={email: r.stats for email, r in runners.items()},
-        stop_acks=acks,
-        duration=time.monotonic() - started,
-        error=error,
-        final_metrics=final,
+        workspace=workspace,
     )
+
+
+# --------------------------------------------------------------------------- process mode
+def _run_command(
+    project_dir: Path, email: str, roster: Path, extra: Sequence[str] = ()
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "syftflwr",
+        "run",
+        str(project_dir),
+        "--as",
+        email,
+        "--roster",
+        str(roster),
+        *extra,
+    ]
+
+
+def _terminate(procs: Mapping[str, subprocess.Popen[bytes]], grace: float) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, offset: int, reporter: ProgressReporter | None) -> int:
+    """Replay complete new lines of ``path`` from ``offset``; return the new offset."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return offset
+    end = chunk.rfind(b"\n") + 1
+    if reporter is not None:
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            replay_line(line, reporter)
+    return offset + end
+
+
+def simulate_in_processes(
+    project: str | Path | ProjectConfig,
+    *,
+    datasites: int | Sequence[str] | None = None,
+    rounds: int | None = None,
+    transport: str | None = None,
+    timeout: float | None = None,
+    reporter: ProgressReporter | None = None,
+    run_config: Mapping[str, UserConfigValue] | None = None,
+    workspace: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SimulationResult:
+    """Train the project's Flower app with the aggregator and each datasite in its own
+    OS process (``syftflwr run``), as a real deployment would.
+
+    ``transport`` must cross processes (default: configured or auto-detected). Logs of
+    every participant land in ``<workspace>/logs/<email>.log``; a failing participant's
+    log tail is included in the result's ``error``.
+    """
+    fed = simulation_project(as_project(project), datasites)
+    if fed.root is None:
+        raise ConfigError("simulate needs the Flower app's directory", key="project")
+    with workspace_dir(workspace) as space:
+        child_env = simulation_env(space, env)
+        if transport:
+            child_env["SYFTFLWR_TRANSPORT"] = transport
+        # fail fast in this process (unknown transport, memory in processes, bad config)
+        with connect(fed, email=fed.aggregator, transport=transport, env=child_env) as probe:
+            chosen = probe.transport.name
+        child_env["SYFTFLWR_TRANSPORT"] = chosen
+        roster = space / ROSTER_FILE
+        write_roster(fed, roster)
+        logs = space / "logs"
+        logs.mkdir(exist_ok=True)
+        progress = space / "progress.jsonl"
+        result_file = space / "result.json"
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        log_files = []
+        started = time.monotonic()
+
+        def spawn(email: str, extra: Sequence[str]) -> None:
+            out = (logs / f"{email}.log").open("wb")
+            log_files.append(out)
+            procs[email] = subprocess.Popen(
+                _run_command(fed.root, email, roster, extra),  # type: ignore[arg-type]
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                cwd=str(space),
+            )
+
+        try:
+            total = len(fed.datasites)
+            for index, email in enumerate(fed.datasites):
+                node = node_config_for(index, total)
+                spawn(
+                    email, [arg for k, v in node.items() for arg in ("--node-config", f"{k}={v}")]
+                )
+            agg_args = ["--progress-file", str(progress), "--result-file", str(result_file)]
+            if rounds is not None:
+                agg_args += ["--rounds", str(rounds)]
+            if timeout is not None:
+                agg_args += ["--round-timeout", str(timeout)]
+            for key, value in (run_config or {}).items():
+                agg_args += ["--run-config", f"{key}={json.dumps(value)}"]
+            aggregator = fed.aggregator or ""
+            spawn(aggregator, agg_args)
+            offset = 0
+            agg = procs[aggregator]
+            while agg.poll() is None:
+                offset = _tail(progress, offset, reporter)
+                early = [
+                    e for e, p in procs.items() if e != aggregator and p.poll() not in (None, 0)
+                ]
+                if early:
+                    log.error("datasite process(es) exited early: %s", ", ".join(early))
+                    break
+                time.sleep(0.1)
+            _tail(progress, offset, reporter)
+            # datasites stop on the aggregator's stop message; give them a moment
+            deadline = time.monotonic() + 15
+            for email, proc in procs.items():
+                if email != aggregator:
+                    with suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            _terminate(procs, grace=5.0)
+            for handle in log_files:
+                handle.close()
+        codes = {email: proc.returncode for email, proc in procs.items()}
+        result = _read_result(result_file, fed, chosen, time.monotonic() - started)
+        problems = [
+            f"{email} exited with {code}:\n{_log_tail(logs / f'{email}.log')}"
+            for email, code in codes.items()
+            if code not in (0, None)
+        ]
+        if problems and result.error is None:
+            result.error = "\n\n".join(problems)
+    result.app_name = fed.app_name
+    result.mode = "processes"
+    result.exit_codes = codes
+    result.workspace = workspace
+    return result
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _read_result(
+    path: Path, fed: ProjectConfig, transport: str, duration: float
+) -> SimulationResult:
+    if not path.exists():
+        return SimulationResult(
+            transport=transport,
+            aggregator=fed.aggregator or "",
+            datasites=fed.datasites,
+            rounds=[],
+            failures=[],
+            stop_acks={},
+            duration=duration,
+            error="the aggregator process ended without a result (see its log)",
+        )
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return SimulationResult(
+        transport=data["transport"],
+        aggregator=data["aggregator"],
+        datasites=tuple(data["datasites"]),
+        rounds=[round_from(r) for r in data["rounds"]],
+        failures=[failure_from(f) for f in data["failures"]],
+        stop_acks=dict(data["stop_acks"]),
+        duration=duration,
+        error=data.get("error"),
+        final_metrics=dict(data.get("final_metrics", {})),
+    )
+
+
+def simulate(
+    project: str | Path | ProjectConfig,
+    *,
+    mode: Mode | None = None,
+    transport: str | None = None,
+    **kwargs: Any,
+) -> SimulationResult:
+    """Processes by default; threads when asked, or when no installed transport crosses
+    processes (then over ``memory``, and the log says so)."""
+    if mode is None:
+        mode = "processes"
+        if transport is None:
+            try:
+                select_transport(as_project(project))  # configured, env or auto-detected
+            except SyftflwrError as exc:
+                log.warning(
+                    "no transport that crosses processes is usable (%s); simulating in "
+                    "threads over the memory transport",
+                    str(exc).splitlines()[0],
+                )
+                mode = "threads"
+    if mode == "threads":
+        return simulate_in_threads(project, transport=transport, **kwargs)
+    return simulate_in_processes(project, transport=transport, **kwargs)

@@ -1,0 +1,160 @@
+"""``syftflwr run PROJECT --as EMAIL``: run the aggregator or a datasite."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
+from syftflwr.flower.launch import run_aggregator, run_datasite
+from syftflwr.flower.progress import FanOut, JsonlReporter, ProgressReporter
+from syftflwr.flower.runner import DatasiteRunner
+from syftflwr.flower.simulation import apply_roster
+from syftflwr.session import as_project, connect
+
+log = logging.getLogger("syftflwr")
+
+
+@click.command()
+@click.argument("project", type=click.Path(path_type=Path), default=".")
+@click.option(
+    "--as", "email", metavar="EMAIL", help="Who you are (default: SYFTFLWR_EMAIL / settings)."
+)
+@click.option("--transport", help="Transport name (overrides env and the project's config).")
+@click.option("--rounds", type=int, help="Override num-server-rounds (aggregator).")
+@click.option(
+    "--run-config",
+    "run_config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a [tool.flwr.app.config] value (repeatable).",
+)
+@click.option(
+    "--node-config",
+    "node_config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Flower node config of a datasite (default: partition-id/num-partitions "
+    "from its position in the project's datasites).",
+)
+@click.option("--round-timeout", type=float, help="Seconds a round waits for replies.")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even if some replies failed.")
+@click.option("--roster", type=click.Path(path_type=Path, exists=True), hidden=True)
+@click.option("--progress-file", type=click.Path(path_type=Path), hidden=True)
+@click.option("--result-file", type=click.Path(path_type=Path), hidden=True)
+def run(
+    project: Path,
+    email: str | None,
+    transport: str | None,
+    rounds: int | None,
+    run_config: tuple[str, ...],
+    node_config: tuple[str, ...],
+    round_timeout: float | None,
+    allow_failures: bool,
+    roster: Path | None,
+    progress_file: Path | None,
+    result_file: Path | None,
+) -> None:
+    """Run PROJECT's ServerApp (as the aggregator) or its ClientApp (as a datasite).
+
+    Your role comes from the project's [tool.syftflwr]. A datasite serves until the
+    aggregator sends its stop message; Ctrl-C stops either cleanly.
+    """
+    loaded = as_project(project)
+    if roster is not None:  # simulate's federation (may differ from the file)
+        loaded = apply_roster(loaded, roster)
+    participant = connect(loaded, email=email, transport=transport)
+    console = Console(stderr=True)
+    with participant:
+        console.print(
+            f"{participant.email} ({participant.role}) over [bold]{participant.transport.name}[/] "
+            f"(selected by {participant.selected_by})",
+            highlight=False,
+        )
+        if participant.role == "datasite":
+            code = _serve(
+                participant,
+                parse_assignments(node_config, "--node-config") or None,
+                parse_assignments(run_config, "--run-config"),
+            )
+        else:
+            code = _aggregate(
+                participant,
+                rounds=rounds,
+                run_config=parse_assignments(run_config, "--run-config"),
+                round_timeout=round_timeout,
+                allow_failures=allow_failures,
+                progress_file=progress_file,
+                result_file=result_file,
+                console=console,
+            )
+    sys.exit(code)
+
+
+def _serve(participant: Any, node_config: dict[str, Any] | None, run_config: dict[str, Any]) -> int:
+    runners: list[DatasiteRunner] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        log.warning("signal %s: stopping the datasite runner", signum)
+        for runner in runners:
+            runner.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    stats = run_datasite(
+        participant, node_config=node_config, run_config=run_config, on_start=runners.append
+    )
+    click.echo(
+        f"datasite {participant.email} stopped ({stats.stopped_by or 'signal'}): "
+        f"{stats.handled} messages handled, {stats.errors} errors, {stats.malformed} malformed",
+        err=True,
+    )
+    return 0
+
+
+def _aggregate(
+    participant: Any,
+    *,
+    rounds: int | None,
+    run_config: dict[str, Any],
+    round_timeout: float | None,
+    allow_failures: bool,
+    progress_file: Path | None,
+    result_file: Path | None,
+    console: Console,
+) -> int:
+    reporters: list[ProgressReporter] = []
+    jsonl = JsonlReporter(progress_file) if progress_file else None
+    if jsonl:
+        reporters.append(jsonl)
+    live = (
+        LiveProgress(console, len(participant.project.datasites)) if console.is_terminal else None
+    )
+    if live:
+        reporters.append(live)
+    try:
+        if live:
+            live.__enter__()
+        result = run_aggregator(
+            participant,
+            rounds=rounds,
+            run_config=run_config,
+            reporter=FanOut(reporters),
+            round_timeout=round_timeout,
+        )
+    finally:
+        if live:
+            live.__exit__(None, None, None)
+        if jsonl:
+            jsonl.close()
+    if result_file:
+        result_file.write_text(json.dumps(result.to_dict(), default=str), encoding="utf-8")
+    print_summary(console, result, title=f"{participant.project.app_name}: run summary")
+    return exit_status(result, allow_failures, console)

@@ -1,0 +1,82 @@
+"""``syftflwr simulate PROJECT``: the aggregator and every datasite on this machine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
+from syftflwr.flower.simulation import simulate as run_simulation
+from syftflwr.flower.simulation import simulation_project
+from syftflwr.session import as_project
+
+
+@click.command()
+@click.argument("project", type=click.Path(path_type=Path), default=".")
+@click.option("--datasites", type=int, help="How many datasites (default: the configured ones).")
+@click.option("--rounds", type=int, help="Override num-server-rounds.")
+@click.option("--transport", help="Transport (default: configured, else auto-detected).")
+@click.option(
+    "--threads",
+    is_flag=True,
+    help="All participants in this process (memory transport by default).",
+)
+@click.option(
+    "--run-config",
+    "run_config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a [tool.flwr.app.config] value (repeatable).",
+)
+@click.option("--round-timeout", type=float, help="Seconds a round waits for replies.")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even if some replies failed.")
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path),
+    help="Keep state, mailboxes and logs here (default: a temporary directory).",
+)
+def simulate(
+    project: Path,
+    datasites: int | None,
+    rounds: int | None,
+    transport: str | None,
+    threads: bool,
+    run_config: tuple[str, ...],
+    round_timeout: float | None,
+    allow_failures: bool,
+    workspace: Path | None,
+) -> None:
+    """Train PROJECT with its aggregator and datasites on this machine.
+
+    Each participant is a separate OS process by default (over fsspec-local when it is
+    installed); --threads runs everybody in this process. Datasite K gets Flower's node
+    config partition-id=K, num-partitions=N.
+    """
+    console = Console()
+    fed = simulation_project(as_project(project), datasites)
+    live = LiveProgress(console, len(fed.datasites)) if console.is_terminal else None
+    kwargs = {
+        "datasites": datasites,
+        "rounds": rounds,
+        "timeout": round_timeout,
+        "reporter": live,
+        "run_config": parse_assignments(run_config, "--run-config"),
+        "workspace": workspace,
+    }
+    if live:
+        with live:
+            result = run_simulation(
+                fed, mode="threads" if threads else None, transport=transport, **kwargs
+            )
+    else:
+        result = run_simulation(
+            fed, mode="threads" if threads else None, transport=transport, **kwargs
+        )
+    mode = "threads" if result.mode == "threads" else "separate processes"
+    print_summary(console, result, title=f"{result.app_name}: simulation ({mode})")
+    if result.workspace:
+        console.print(f"workspace kept at {result.workspace} (logs in {result.workspace / 'logs'})")
+    sys.exit(exit_status(result, allow_failures, console))
