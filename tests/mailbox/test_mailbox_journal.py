@@ -53,13 +53,17 @@ def test_take_over_moves_a_claim_once() -> None:
 
 def test_outbound_lifecycle_and_routes() -> None:
     journal = Journal(None)
-    journal.sending(ID1, recipient="ds@example.org", app="app", endpoint="ep", expires_at=None)
+    kw = {"recipient": "ds@example.org", "app": "app", "endpoint": "ep", "expires_at": None}
+    journal.sending(ID2, **kw)  # type: ignore[arg-type]
+    assert journal.sent_state(ID2).state is OutboundState.SENT  # type: ignore[union-attr]
+    journal.sending(ID1, parts=3, **kw)  # type: ignore[arg-type]  # chunked: parts first
     assert journal.sent_state(ID1).state is OutboundState.SENDING  # type: ignore[union-attr]
     journal.sent(ID1)
     assert journal.sent_state(ID1).state is OutboundState.SENT  # type: ignore[union-attr]
     assert journal.outbound_routes() == [("ds@example.org", "app", "ep")]
     journal.forgotten(ID1)
     assert journal.sent_state(ID1).state is OutboundState.FORGOTTEN  # type: ignore[union-attr]
+    assert journal.sent_state(ID1).parts == 3  # type: ignore[union-attr]
 
 
 def test_prune_drops_only_finished_cleaned_entries() -> None:

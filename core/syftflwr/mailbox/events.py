@@ -406,7 +406,6 @@ class MailboxEvents(BaseEvents):
         if problem is not None or not isinstance(envelope, Request):
             self._reject(route, message_id, problem or "not a request")
             return False
-        self.journal.set_expiry(message_id, envelope.expires_at)
         response = self.dispatch(envelope)
         if response is None:
             self.journal.rejected(
@@ -420,7 +419,7 @@ class MailboxEvents(BaseEvents):
             self.stats["rejected"] += 1
             return False
         self._publish(route, response)
-        self.journal.answered(message_id, status=response.status)
+        self.journal.answered(message_id, status=response.status, expires_at=envelope.expires_at)
         self.stats["answered"] += 1
         return False
 

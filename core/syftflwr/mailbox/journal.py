@@ -214,9 +214,15 @@ class Journal:
             (state, time.time(), *fields.values(), message_id),
         )
 
-    def answered(self, message_id: str, *, status: str = "ok") -> None:
-        """The response for ``message_id`` is published."""
-        self._set_inbound(message_id, InboundState.ANSWERED, status=status)
+    def answered(
+        self, message_id: str, *, status: str = "ok", expires_at: float | None = None
+    ) -> None:
+        """The response for ``message_id`` is published (``expires_at``: the request's,
+        which retention uses)."""
+        fields: dict[str, Any] = {"status": status}
+        if expires_at is not None:
+            fields["expires_at"] = expires_at
+        self._set_inbound(message_id, InboundState.ANSWERED, **fields)
 
     def rejected(
         self,
@@ -294,13 +300,16 @@ class Journal:
         expires_at: float | None,
         parts: int = 0,
     ) -> None:
+        """Record a request about to be published. An unchunked one (``parts=0``) is one
+        atomic object, so it is recorded as ``sent`` at once (one write per send); a
+        chunked one stays ``sending`` until :meth:`sent`."""
         now = time.time()
+        state = OutboundState.SENDING if parts else OutboundState.SENT
         self._run(
             "INSERT OR REPLACE INTO outbound (id, recipient, app, endpoint, state, parts, "
             "expires_at, sent_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (message_id, recipient, app, endpoint, OutboundState.SENDING, parts,
-             expires_at, now, now),
-        )  # fmt: skip
+            (message_id, recipient, app, endpoint, state, parts, expires_at, now, now),
+        )
 
     def sent(self, message_id: str) -> None:
         self._run(

@@ -144,12 +144,12 @@ class LocalDirStorage(BaseStorage):
             raise _storage_error("create folder", f"{self._root}/{folder}", exc) from exc
 
     # -- writes --------------------------------------------------------------------------
-    def _write_temp(self, parts: Sequence[Buffer]) -> str:
+    def _write_temp(self, parts: Sequence[Buffer], *, durable: bool = True) -> str:
         name = os.path.join(self._tmp, f"{os.getpid()}-{uuid.uuid4().hex}.tmp")
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666)
         try:
             _write_all(fd, views(parts))
-            if self.fsync:
+            if self.fsync and durable:
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -158,10 +158,12 @@ class LocalDirStorage(BaseStorage):
         os.close(fd)
         return name
 
-    def _publish(self, path: str, parts: Sequence[Buffer], *, exclusive: bool) -> bool:
+    def _publish(
+        self, path: str, parts: Sequence[Buffer], *, exclusive: bool, durable: bool = True
+    ) -> bool:
         *dirs, name = split_path(path)
         try:
-            temp = self._write_temp(parts)
+            temp = self._write_temp(parts, durable=durable)
         except OSError as exc:
             raise _storage_error("write", f"{self._root}/{path}", exc) from exc
         try:
@@ -188,6 +190,12 @@ class LocalDirStorage(BaseStorage):
 
     def put(self, path: str, parts: Sequence[Buffer]) -> None:
         self._publish(path, parts, exclusive=False)
+
+    def claim(self, path: str, owner: str) -> bool:
+        # Exclusive like any put_if_absent, but not fsynced: what matters is that the
+        # name exists, and only a directory fsync (which no publish pays) makes that
+        # durable; the owner text is a hint for takeover, not data.
+        return self._publish(path, [owner.encode()], exclusive=True, durable=False)
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:

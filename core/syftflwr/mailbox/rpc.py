@@ -83,6 +83,10 @@ class MailboxRPC(BaseRPC):
         self._by_folder: dict[str, set[str]] = {}
         self._ready: set[str] = set()
         self._sub = arrivals.subscribe(self._on_arrival)
+        # A notifying source keeps a peer's response folder watched between rounds
+        # (a watch is cheap; re-watching would re-list the folder every round). A
+        # polling source stops listing folders with nothing in flight.
+        self._linger = capabilities.notifies_arrivals
         self._task = None
         if retention_interval > 0:
             self._task = (scheduler or shared_scheduler()).every(
@@ -112,9 +116,8 @@ class MailboxRPC(BaseRPC):
         with self._watch_lock:
             with self._lock:
                 self._outstanding[request.id] = _Sent(route, parts)
-                ids = self._by_folder.setdefault(back, set())
-                first = not ids
-                ids.add(request.id)
+                first = back not in self._by_folder
+                self._by_folder.setdefault(back, set()).add(request.id)
             if first:  # watch BEFORE publishing: the response cannot slip past
                 self._sub.watch([back])
         self.journal.sending(
@@ -143,7 +146,8 @@ class MailboxRPC(BaseRPC):
                 f"a request with id {request.id} already exists in {route.folder}; "
                 "every request needs a fresh id (build requests with Request.new)"
             )
-        self.journal.sent(request.id)
+        if parts:
+            self.journal.sent(request.id)
         self._sub.poke()
 
     def _fetch(self, handle: RequestHandle) -> Response | None:
@@ -187,10 +191,10 @@ class MailboxRPC(BaseRPC):
                 self._outstanding.pop(message_id, None)
                 self._ready.discard(message_id)
                 ids = self._by_folder.get(back)
-                last = ids is not None and message_id in ids and len(ids) == 1
+                last = ids is not None and ids == {message_id} and not self._linger
                 if ids is not None:
                     ids.discard(message_id)
-                    if not ids:
+                    if last:
                         del self._by_folder[back]
             if last:
                 self._sub.unwatch([back])

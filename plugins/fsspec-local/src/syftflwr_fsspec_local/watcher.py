@@ -210,6 +210,7 @@ class WatchHub:
                 subs[sub] = folder
                 return True
             if self._broken:
+                self.fallbacks += 1
                 return False
             try:
                 if self._backend is None:

@@ -1,0 +1,338 @@
+"""fsspec-local transport vs the raw floor, between two OS processes on local disk.
+
+* 1 KB request -> response: p50/p95 of the transport (aggregator here, a datasite runner
+  in a child process, real inotify) next to the floor measured in the same run: publish
+  with tmp + ``os.replace``, learn of it through watchdog's inotify, both ways, nothing
+  else. Bar: transport p50 <= 5 ms.
+* 100 MB round trip: transport (fsync on and off) vs the raw cost of writing and reading
+  those bytes twice through the page cache; peak RSS of both processes above their
+  post-import baseline, as a multiple of the payload. Bars: <= 2x raw, <= 3x payload.
+
+    python benchmarks/bench_fsspec_local.py            # 500 x 1 KB, 3 x 100 MB
+    python benchmarks/bench_fsspec_local.py --quick    # 200 x 1 KB, 1 x 100 MB
+
+Writes ``benchmarks/results/fsspec-local.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+KB, MB = 1024, 1024 * 1024
+AGG, DS = "agg@example.org", "ds@example.org"
+HERE = Path(__file__).resolve()
+
+
+def maxrss() -> int:
+    """Peak resident set size of this process so far, in bytes.
+
+    Linux's ``VmHWM`` (per address space) rather than ``ru_maxrss``, which a child
+    inherits from its parent at fork and so hides the child's own growth.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --------------------------------------------------------------------------- the floor
+class _Arrivals:
+    """The least a watcher can do: one inotify instance, one callback, an Event."""
+
+    def __init__(self, folder: Path, on_name: Any) -> None:
+        from watchdog.observers.inotify_c import CallbackId, InotifyConstants, InotifyFD, Mask
+
+        self.fd = InotifyFD()
+        self.fd.start()
+        self.on_name = on_name
+        mask = Mask(InotifyConstants.IN_MOVED_TO)
+        self.fd.add_callback(os.fsencode(folder), mask, self, CallbackId(id(self)))
+
+    def on_event(self, event: Any) -> None:
+        self.on_name(os.fsdecode(event.name))
+
+    def on_watch_deleted(self, wd: Any) -> None:
+        pass
+
+    def on_queue_overflow(self) -> None:
+        pass
+
+
+def publish(tmp: Path, folder: Path, name: str, data: bytes) -> None:
+    temp = tmp / f"{uuid.uuid4().hex}.tmp"
+    with temp.open("wb") as f:
+        f.write(data)
+    os.replace(temp, folder / name)  # noqa: PTH105 - the floor is exactly this call
+
+
+def floor_child(base: Path) -> None:
+    inbox, outbox, tmp = base / "in", base / "out", base / "tmp-child"
+    tmp.mkdir()
+    done = threading.Event()
+
+    def on_name(name: str) -> None:
+        if name == "stop":
+            done.set()
+            return
+        data = (inbox / name).read_bytes()
+        publish(tmp, outbox, name, data)
+
+    _Arrivals(inbox, on_name)
+    print("ready", flush=True)
+    done.wait()
+
+
+def bench_floor(n: int) -> dict[str, float]:
+    base = Path(tempfile.mkdtemp(prefix="floor-"))
+    for sub in ("in", "out", "tmp"):
+        (base / sub).mkdir()
+    child = subprocess.Popen([sys.executable, str(HERE), "--child", "floor", str(base)],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    arrived: dict[str, threading.Event] = {}
+    lock = threading.Lock()
+
+    def on_name(name: str) -> None:
+        with lock:
+            event = arrived.get(name)
+        if event is not None:
+            event.set()
+
+    _Arrivals(base / "out", on_name)
+    body = os.urandom(KB)
+    times = []
+    for i in range(n + 20):
+        name = f"{i}.msg"
+        event = threading.Event()
+        with lock:
+            arrived[name] = event
+        t0 = time.perf_counter()
+        publish(base / "tmp", base / "in", name, body)
+        event.wait(10)
+        (base / "out" / name).read_bytes()
+        if i >= 20:
+            times.append(time.perf_counter() - t0)
+    publish(base / "tmp", base / "in", "stop", b"")
+    child.wait(10)
+    return {"p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3}
+
+
+# --------------------------------------------------------------------------- transport
+def _context(email: str, root: Path, fsync: bool) -> Any:
+    from syftflwr.info import TransportContext
+
+    return TransportContext(
+        transport="fsspec-local",
+        app_name="bench",
+        email=email,
+        aggregator=AGG,
+        datasites=(DS,),
+        options={"root": str(root), "fsync": fsync, "retention_interval": 5.0},
+        state_dir=root.parent / f"state-{email}",
+    )
+
+
+def datasite_child(root: Path, fsync: bool) -> None:
+    from syftflwr_fsspec_local import plugin
+
+    ctx = _context(DS, root, fsync)
+    events = plugin.syftflwr_make_events(plugin.syftflwr_make_client(ctx), ctx)
+    baseline = maxrss()
+    events.on_request("echo", lambda r: r.body)  # zero-copy echo: the body is a view
+    events.on_request(
+        "rss", lambda r: json.dumps({"baseline": baseline, "peak": maxrss()}).encode()
+    )
+    events.on_request("stop", lambda r: (events.stop(), b"")[1])
+    print("ready", flush=True)
+    events.run_forever()
+
+
+class Aggregator:
+    def __init__(self, fsync: bool) -> None:
+        from syftflwr_fsspec_local import plugin
+
+        self.base = Path(tempfile.mkdtemp(prefix="bench-fsl-"))
+        self.root = self.base / "root"
+        self.child = subprocess.Popen(
+            [sys.executable, str(HERE), "--child", "datasite", str(self.root), str(int(fsync))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.child.stdout is not None
+        assert self.child.stdout.readline().strip() == "ready"
+        ctx = _context(AGG, self.root, fsync)
+        self.rpc = plugin.syftflwr_make_rpc(plugin.syftflwr_make_client(ctx), ctx)
+
+    def ask(self, body: Any, endpoint: str = "echo") -> Any:
+        from syftflwr.envelope import Request
+
+        handle = self.rpc.send(Request.new(sender=AGG, recipient=DS, app="bench",
+                                           endpoint=endpoint, body=body, ttl=600))  # fmt: skip
+        (response,) = self.rpc.wait([handle], timeout=600)
+        assert response.ok, response.error_text
+        self.rpc.forget(handle)
+        return response
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ask(b"", "stop")
+        self.child.wait(30)
+        self.rpc.close()
+
+
+def bench_transport_1kb(n: int, fsync: bool) -> dict[str, float]:
+    agg = Aggregator(fsync)
+    body = os.urandom(KB)
+    times = []
+    for i in range(n + 20):
+        t0 = time.perf_counter()
+        agg.ask(body)
+        if i >= 20:
+            times.append(time.perf_counter() - t0)
+    agg.close()
+    return {"p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3}
+
+
+def bench_raw_100mb(size: int, repeat: int) -> dict[str, float]:
+    """Write the bytes to a file and read them back, twice (request + response)."""
+    data = os.urandom(size)
+    folder = Path(tempfile.mkdtemp(prefix="raw-"))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for k in range(2):
+            path = folder / f"{k}.bin"
+            with path.open("wb") as f:
+                f.write(data)
+            buffer = bytearray(size)
+            with path.open("rb", buffering=0) as f:
+                f.readinto(buffer)
+            path.unlink()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times)}
+
+
+def bench_transport_100mb(size: int, repeat: int, fsync: bool) -> dict[str, Any]:
+    """Run in a fresh aggregator process, so its RSS baseline is clean."""
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--child", "aggregator-100mb", str(size), str(repeat),
+         str(int(fsync))],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def aggregator_100mb_child(size: int, repeat: int, fsync: bool) -> None:
+    agg = Aggregator(fsync)
+    agg.ask(b"warm-up")
+    baseline = maxrss()
+    body = os.urandom(size)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        response = agg.ask(body)
+        times.append(time.perf_counter() - t0)
+        assert response.body_size == size
+        del response
+    peak = maxrss()
+    child = json.loads(bytes(agg.ask(b"", "rss").body))
+    agg.close()
+    result = {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "aggregator_peak_rss_x_payload": (peak - baseline) / size,
+        "datasite_peak_rss_x_payload": (child["peak"] - child["baseline"]) / size,
+    }
+    print(json.dumps(result), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(HERE.parent / "results" / "fsspec-local.json"))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "floor":
+            floor_child(Path(rest[0]))
+        elif kind == "aggregator-100mb":
+            aggregator_100mb_child(int(rest[0]), int(rest[1]), rest[2] == "1")
+        else:
+            datasite_child(Path(rest[0]), rest[1] == "1")
+        return
+    n, repeat = (200, 1) if args.quick else (500, 3)
+    size = 100 * MB
+    print(f"1 KB round trips x {n}, 100 MB x {repeat}")
+    floor = bench_floor(n)
+    print(f"  floor      1 KB  p50 {floor['p50_ms']:.2f} ms  p95 {floor['p95_ms']:.2f} ms")
+    small = {}
+    for fsync in (True, False):
+        small[f"fsync={fsync}"] = r = bench_transport_1kb(n, fsync)
+        p50, p95 = r["p50_ms"], r["p95_ms"]
+        print(f"  transport  1 KB  p50 {p50:.2f} ms  p95 {p95:.2f} ms  (fsync={fsync})")
+    raw = bench_raw_100mb(size, repeat)
+    print(f"  raw write+read twice 100 MB: {raw['median_s']:.3f} s")
+    large = {}
+    for fsync in (True, False):
+        large[f"fsync={fsync}"] = r = bench_transport_100mb(size, repeat, fsync)
+        print(f"  transport 100 MB round trip: {r['median_s']:.3f} s "
+              f"({r['median_s'] / raw['median_s']:.2f}x raw), peak RSS "
+              f"{r['aggregator_peak_rss_x_payload']:.2f}x / "
+              f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})")  # fmt: skip
+    default = small["fsync=True"]
+    result = {
+        "benchmark": "fsspec-local",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "one_kb": {
+            "n": n,
+            "floor": floor,
+            "transport": small,
+            "p50_vs_floor": default["p50_ms"] / floor["p50_ms"],
+            "bar_p50_ms": 5.0,
+            "meets_bar": default["p50_ms"] <= 5.0,
+        },
+        "hundred_mb": {
+            "repeat": repeat,
+            "raw_write_read_twice": raw,
+            "transport": large,
+            "ratio_vs_raw": {k: v["median_s"] / raw["median_s"] for k, v in large.items()},
+            "bar_ratio": 2.0,
+            "bar_rss_x_payload": 3.0,
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
