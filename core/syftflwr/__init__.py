@@ -1,14 +1,46 @@
 """syftflwr: federated learning with Flower over pluggable, file-based transports.
 
 ``import syftflwr`` is cheap: it imports neither Flower nor any transport plugin. The
-notebook-friendly API (select a transport, run an aggregator or a datasite, simulate)
-lives in :mod:`syftflwr.api` and is re-exported here lazily.
+Python API (:mod:`syftflwr.api`: ``transports``, ``connect``, ``simulate``,
+``run_aggregator``, ``start_datasite``, ``run_datasite``) is re-exported here lazily.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from syftflwr._version import __version__
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import PLUGIN_API_VERSION
 
-__all__ = ["PLUGIN_API_VERSION", "__version__", "hookimpl"]
+if TYPE_CHECKING:
+    from syftflwr.api import (
+        connect,
+        run_aggregator,
+        run_datasite,
+        simulate,
+        start_datasite,
+        transports,
+    )
+
+_API = ("connect", "run_aggregator", "run_datasite", "simulate", "start_datasite", "transports")
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "__version__",
+    "connect",
+    "hookimpl",
+    "run_aggregator",
+    "run_datasite",
+    "simulate",
+    "start_datasite",
+    "transports",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from syftflwr import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'syftflwr' has no attribute {name!r}")

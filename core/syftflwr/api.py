@@ -1,0 +1,139 @@
+"""The Python API: everything the CLI does, callable from a script or a notebook (Colab
+is where many Drive users live).
+
+    import syftflwr
+
+    syftflwr.transports()                                   # what is installed, what works
+    result = syftflwr.simulate("examples/quickstart")       # whole federation, this machine
+    result = syftflwr.run_aggregator("my-app", email="me@lab.org")
+    site = syftflwr.start_datasite("my-app", email="ds@hospital.org")   # background thread
+    site.stop(); site.join()
+
+Every function takes the Flower app's directory (or a loaded
+:class:`~syftflwr.config.ProjectConfig`) and follows the same precedence as the CLI.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syftflwr.config import ProjectConfig
+from syftflwr.flower.apps import UserConfigValue
+from syftflwr.flower.launch import RunResult, make_datasite_runner
+from syftflwr.flower.launch import run_aggregator as _run_aggregator
+from syftflwr.flower.progress import ProgressReporter
+from syftflwr.flower.runner import DatasiteRunner, RunnerStats
+from syftflwr.flower.simulation import SimulationResult, simulate
+from syftflwr.registry import TransportStatus, context_for_project, get_registry
+from syftflwr.session import Participant, connect, select_transport
+
+ProjectLike = str | Path | ProjectConfig
+
+__all__ = [
+    "Participant",
+    "RunResult",
+    "RunningDatasite",
+    "SimulationResult",
+    "connect",
+    "run_aggregator",
+    "run_datasite",
+    "select_transport",
+    "simulate",
+    "start_datasite",
+    "transports",
+]
+
+
+def transports(project: str | Path | None = None) -> list[TransportStatus]:
+    """Every installed transport with status, capabilities and detection verdict."""
+    return get_registry().statuses(context_for_project(Path(project) if project else None))
+
+
+def run_aggregator(
+    project: ProjectLike,
+    *,
+    email: str | None = None,
+    transport: str | None = None,
+    rounds: int | None = None,
+    run_config: Mapping[str, UserConfigValue] | None = None,
+    round_timeout: float | None = None,
+    reporter: ProgressReporter | None = None,
+) -> RunResult:
+    """Run the project's ServerApp as its aggregator; returns what happened per round."""
+    with connect(project, email=email, transport=transport) as participant:
+        return _run_aggregator(
+            participant,
+            rounds=rounds,
+            run_config=run_config,
+            round_timeout=round_timeout,
+            reporter=reporter,
+        )
+
+
+@dataclass
+class RunningDatasite:
+    """A datasite serving in a background thread (see :func:`start_datasite`)."""
+
+    participant: Participant
+    runner: DatasiteRunner
+    thread: threading.Thread
+
+    @property
+    def stats(self) -> RunnerStats:
+        return self.runner.stats
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the runner to end (stop message or :meth:`stop`); True if it did."""
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            return False
+        self.participant.close()
+        return True
+
+
+def start_datasite(
+    project: ProjectLike,
+    *,
+    email: str | None = None,
+    transport: str | None = None,
+    node_config: Mapping[str, UserConfigValue] | None = None,
+    **connect_kwargs: Any,
+) -> RunningDatasite:
+    """Serve the project's ClientApp in a background thread; returns at once."""
+    participant = connect(project, email=email, transport=transport, **connect_kwargs)
+    try:
+        runner = make_datasite_runner(participant, node_config=node_config)
+    except BaseException:
+        participant.close()
+        raise
+    thread = threading.Thread(
+        target=runner.run, name=f"syftflwr-datasite-{participant.email}", daemon=True
+    )
+    thread.start()
+    return RunningDatasite(participant, runner, thread)
+
+
+def run_datasite(
+    project: ProjectLike,
+    *,
+    email: str | None = None,
+    transport: str | None = None,
+    node_config: Mapping[str, UserConfigValue] | None = None,
+) -> RunnerStats:
+    """Serve the project's ClientApp until the aggregator's stop message (blocking;
+    KeyboardInterrupt stops it cleanly)."""
+    site = start_datasite(project, email=email, transport=transport, node_config=node_config)
+    try:
+        while not site.join(timeout=0.5):
+            pass
+    except KeyboardInterrupt:
+        site.stop()
+        site.join()
+    return site.stats
