@@ -208,6 +208,10 @@ class MailboxEvents(BaseEvents):
 
     # -- serving -------------------------------------------------------------------------
     def _serve(self) -> None:
+        with self._lock:  # a run after stop() starts from what storage and journal say
+            self._seen.clear()
+            self._inflight.clear()
+            self._deferred.clear()
         prefix = f"syftflwr-{self.client.email}"
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{prefix}-worker")
         self._serial = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-serial")
@@ -230,12 +234,15 @@ class MailboxEvents(BaseEvents):
                     self._consider(*item)
                 self._retry_due()
         finally:
+            # Handlers in flight publish their replies; queued requests were not claimed
+            # yet and stay in the inbox for the next run.
+            self._serial.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             if task is not None:
                 task.cancel()
+                self._final_sweep()
             self._sub.close()
             self._sub = None
-            self._serial.shutdown(wait=True)
-            self._pool.shutdown(wait=True)
 
     def _next_timeout(self) -> float:
         with self._lock:
@@ -485,11 +492,21 @@ class MailboxEvents(BaseEvents):
         self.stats["rejected"] += 1
 
     # -- retention -----------------------------------------------------------------------
+    def _final_sweep(self) -> None:
+        """On stop: clean up what is already delivered, so a short run leaves little."""
+        try:
+            self._sweep()
+        except SyftflwrError as exc:
+            log.warning("final retention sweep of %s failed: %s", self.client.email, exc)
+
     def sweep(self) -> int:
         """Delete my replies and claims whose request is gone or expired; pick up new
         inboxes (when senders are discovered) and warn once about foreign ones."""
         if self.stopped.is_set():
             return 0
+        return self._sweep()
+
+    def _sweep(self) -> int:
         self._check_foreign_inboxes()
         if self.allowed_senders() is None:
             self._refresh_routes()
