@@ -23,8 +23,14 @@ def test_transport_info_documents_every_option() -> None:
     info = plugin.syftflwr_transport_info()
     assert info.name == "fsspec-local"
     names = {o.name for o in info.options}
-    assert {"root", "storage_options", "poll_interval", "max_object_size",
-            "retention_interval", "watch"} <= names  # fmt: skip
+    assert {
+        "root",
+        "storage_options",
+        "poll_interval",
+        "max_object_size",
+        "retention_interval",
+        "watch",
+    } <= names
     assert all(o.help for o in info.options)
     assert info.capabilities.notifies_arrivals
 
@@ -36,9 +42,14 @@ def test_default_root_honours_syftflwr_home(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("root", "local"),
-    [("gcs://bucket/prefix", False), ("s3://b/p", False), ("memory://x", False),
-     ("file:///tmp/x", True), ("~/mailbox", True)],
-)  # fmt: skip
+    [
+        ("gcs://bucket/prefix", False),
+        ("s3://b/p", False),
+        ("memory://x", False),
+        ("file:///tmp/x", True),
+        ("~/mailbox", True),
+    ],
+)
 def test_settings_resolve_local_and_remote_roots(root: str, local: bool) -> None:
     settings = Settings.from_options({"root": root})
     assert settings.is_local is local
@@ -58,11 +69,13 @@ def test_detection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not (tmp_path / "home").exists()  # detection has no side effects
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    bad = TransportContext(transport="fsspec-local", app_name="app",
-                           options={"root": str(blocker / "sub")})  # fmt: skip
+    bad = TransportContext(
+        transport="fsspec-local", app_name="app", options={"root": str(blocker / "sub")}
+    )
     assert not plugin.syftflwr_detect(bad).usable
-    remote = TransportContext(transport="fsspec-local", app_name="app",
-                              options={"root": "gcs://bucket/x"})  # fmt: skip
+    remote = TransportContext(
+        transport="fsspec-local", app_name="app", options={"root": "gcs://bucket/x"}
+    )
     assert plugin.syftflwr_detect(remote).usable
 
 
@@ -102,6 +115,11 @@ def test_hook_module_imports_no_heavy_library() -> None:
         "print(json.dumps(sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('fsspec', 'watchdog', 'gcsfs', 's3fs'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "FLWR_TELEMETRY_ENABLED": "0"})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "FLWR_TELEMETRY_ENABLED": "0"},
+    )
     assert json.loads(out.stdout) == []

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 from _fsl_helpers import AGG, DS1, Datasite, make_context
-
 from syftflwr.envelope import Request
-
 from syftflwr_fsspec_local import plugin
 
 pytestmark = pytest.mark.slow
@@ -31,8 +29,9 @@ def test_100mb_round_trip(
     payload = os.urandom(100 * MB - 32)
     body = payload + hashlib.sha256(payload).digest()
     try:
-        handle = rpc.send(Request.new(sender=AGG, recipient=DS1, app="app", endpoint="echo",
-                                      body=body, ttl=600))  # fmt: skip
+        handle = rpc.send(
+            Request.new(sender=AGG, recipient=DS1, app="app", endpoint="echo", body=body, ttl=600)
+        )
         (response,) = rpc.wait([handle], timeout=300)
         assert response.ok, response.error_text
         assert response.body_size == len(body)

@@ -10,12 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from _fsl_helpers import AGG, DS1, make_context
-
 from syftflwr.envelope import Request
 from syftflwr.errors import MessageTooLargeError, StorageError
 from syftflwr.mailbox import Poller, Storage
 from syftflwr.mailbox.events import MailboxEvents
-
 from syftflwr_fsspec_local import plugin
 from syftflwr_fsspec_local.fsspec_storage import FsspecStorage
 
@@ -91,8 +89,11 @@ def test_polled_round_trip(url: str, max_object_size: int | None) -> None:
     try:
         for size in (10, 1_000_000):
             body = os.urandom(size)
-            handle = rpc.send(Request.new(sender=AGG, recipient=DS1, app="app",
-                                          endpoint="echo", body=body, ttl=60))  # fmt: skip
+            handle = rpc.send(
+                Request.new(
+                    sender=AGG, recipient=DS1, app="app", endpoint="echo", body=body, ttl=60
+                )
+            )
             (response,) = rpc.wait([handle], timeout=30)
             assert response.ok and bytes(response.body) == body[::-1]
             rpc.forget(handle)

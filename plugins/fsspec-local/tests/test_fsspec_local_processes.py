@@ -10,13 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from _fsl_helpers import AGG, DS1, Datasite, make_context, wait_for
-
 from syftflwr.envelope import Request, encode
 from syftflwr.mailbox.layout import Route
 from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.names import new_message_id
 from syftflwr.roles import RequestHandle
-
 from syftflwr_fsspec_local import plugin
 
 INBOX = Route(AGG, DS1, "app", "echo")
@@ -130,8 +128,11 @@ def test_two_runner_processes_answer_each_of_300_requests_once(
             payload = os.urandom(2048)
             body = payload + hashlib.sha256(payload).digest()
             handles.append(
-                rpc.send(Request.new(sender=AGG, recipient=DS1, app="app", endpoint="echo",
-                                     body=body, ttl=120))  # fmt: skip
+                rpc.send(
+                    Request.new(
+                        sender=AGG, recipient=DS1, app="app", endpoint="echo", body=body, ttl=120
+                    )
+                )
             )
         answered: dict[str, bool] = {}
         while len(answered) < len(handles):

@@ -14,11 +14,9 @@ from typing import Any
 
 import pytest
 from _fsl_helpers import AGG, DS1, Datasite, make_context
-
 from syftflwr.envelope import Request
 from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.rpc import MailboxRPC
-
 from syftflwr_fsspec_local import plugin, watcher
 
 
@@ -46,8 +44,11 @@ class Federation:
 
     def round(self) -> dict[str, bytes]:
         handles = [
-            self.rpc.send(Request.new(sender=AGG, recipient=ds, app="app", endpoint="echo",
-                                      body=b"round", ttl=120))  # fmt: skip
+            self.rpc.send(
+                Request.new(
+                    sender=AGG, recipient=ds, app="app", endpoint="echo", body=b"round", ttl=120
+                )
+            )
             for ds in self.datasites
         ]
         got: dict[str, bytes] = {}
@@ -84,9 +85,10 @@ def federation(tmp_path: Path) -> Iterator[Callable[..., Federation]]:
 
 def _watcher_threads() -> list[str]:
     return sorted(
-        t.name for t in threading.enumerate()
+        t.name
+        for t in threading.enumerate()
         if t.name.startswith(("syftflwr-inotify", "syftflwr-observer", "syftflwr-local-poller"))
-    )  # fmt: skip
+    )
 
 
 def test_hundred_datasites_in_one_process_share_one_watcher(
@@ -131,7 +133,9 @@ def test_running_out_of_watches_polls_only_what_cannot_be_watched(
 ) -> None:
     """TEST SEAM: a real inotify backend whose add_watch fails with ENOSPC after 3."""
 
-    def limited(on_event: watcher.EventSink, on_overflow: Callable[[], None]) -> watcher.WatchBackend:
+    def limited(
+        on_event: watcher.EventSink, on_overflow: Callable[[], None]
+    ) -> watcher.WatchBackend:
         backend = watcher.default_backend_factory(on_event, on_overflow)
         real_add = backend.add
         added: list[str] = []
@@ -171,8 +175,16 @@ def test_a_datasite_process_without_inotify_still_serves(
     rpc = plugin.syftflwr_make_rpc(plugin.syftflwr_make_client(ctx), ctx)
     try:
         for _ in range(5):
-            handle = rpc.send(Request.new(sender=AGG, recipient=DS1, app="app",
-                                          endpoint="echo", body=os.urandom(64), ttl=60))  # fmt: skip
+            handle = rpc.send(
+                Request.new(
+                    sender=AGG,
+                    recipient=DS1,
+                    app="app",
+                    endpoint="echo",
+                    body=os.urandom(64),
+                    ttl=60,
+                )
+            )
             assert rpc.wait([handle], timeout=30)
             rpc.forget(handle)
     finally:
