@@ -26,6 +26,8 @@ PLUGINS = [
     p for p in ("fsspec-local", "gdrive") if (ROOT / "plugins" / p / "pyproject.toml").exists()
 ]
 TEST_DEPS = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "scikit-learn>=1.3"]
+# extras a plugin's own tests need (fsspec-local: gcsfs/s3fs and their loopback servers)
+PLUGIN_TEST_EXTRAS = {"fsspec-local": "[test]"}
 ENV = {"FLWR_TELEMETRY_ENABLED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -34,7 +36,7 @@ def _install_project(
 ) -> None:
     args = ["-e", "."]
     for plugin in plugins:
-        args += ["-e", f"plugins/{plugin}"]
+        args += ["-e", f"plugins/{plugin}{PLUGIN_TEST_EXTRAS.get(plugin, '')}"]
     if flwr:
         args.append(f"flwr=={flwr}")
     session.install(*args, *TEST_DEPS)
