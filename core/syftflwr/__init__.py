@@ -1,8 +1,9 @@
 """syftflwr: federated learning with Flower over pluggable, file-based transports.
 
 ``import syftflwr`` is cheap: it imports neither Flower nor any transport plugin. The
-Python API (:mod:`syftflwr.api`: ``transports``, ``connect``, ``simulate``,
-``run_aggregator``, ``start_datasite``, ``run_datasite``) is re-exported here lazily.
+Python API (:mod:`syftflwr.api`: ``connect``, ``simulate``,
+``run_aggregator``, ``start_datasite``, ``run_datasite``, ``list_transports``) is
+re-exported here lazily.
 """
 
 from __future__ import annotations
@@ -16,25 +17,32 @@ from syftflwr.info import PLUGIN_API_VERSION
 if TYPE_CHECKING:
     from syftflwr.api import (
         connect,
+        list_transports,
         run_aggregator,
         run_datasite,
         simulate,
         start_datasite,
-        transports,
     )
 
-_API = ("connect", "run_aggregator", "run_datasite", "simulate", "start_datasite", "transports")
+_API = (
+    "connect",
+    "list_transports",
+    "run_aggregator",
+    "run_datasite",
+    "simulate",
+    "start_datasite",
+)
 
 __all__ = [
     "PLUGIN_API_VERSION",
     "__version__",
     "connect",
     "hookimpl",
+    "list_transports",
     "run_aggregator",
     "run_datasite",
     "simulate",
     "start_datasite",
-    "transports",
 ]
 
 

@@ -3,7 +3,7 @@ is where many Drive users live).
 
     import syftflwr
 
-    syftflwr.transports()                                   # what is installed, what works
+    syftflwr.list_transports()                              # what is installed, what works
     result = syftflwr.simulate("examples/quickstart")       # whole federation, this machine
     result = syftflwr.run_aggregator("my-app", email="me@lab.org")
     site = syftflwr.start_datasite("my-app", email="ds@hospital.org")   # background thread
@@ -44,11 +44,11 @@ __all__ = [
     "select_transport",
     "simulate",
     "start_datasite",
-    "transports",
+    "list_transports",
 ]
 
 
-def transports(project: str | Path | None = None) -> list[TransportStatus]:
+def list_transports(project: str | Path | None = None) -> list[TransportStatus]:
     """Every installed transport with status, capabilities and detection verdict."""
     return get_registry().statuses(context_for_project(Path(project) if project else None))
 
