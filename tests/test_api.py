@@ -23,7 +23,7 @@ def test_import_is_cheap() -> None:
 
 
 def test_list_transports_survives_the_transports_subpackage_being_imported() -> None:
-    import syftflwr.transports.memory  # noqa: F401 - the name clash this guards against
+    import syftflwr.transports.memory  # the name clash this test guards against
 
     names = {t.name: t for t in syftflwr.list_transports()}
     assert names["memory"].status == "ok"

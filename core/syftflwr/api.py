@@ -39,12 +39,12 @@ __all__ = [
     "RunningDatasite",
     "SimulationResult",
     "connect",
+    "list_transports",
     "run_aggregator",
     "run_datasite",
     "select_transport",
     "simulate",
     "start_datasite",
-    "list_transports",
 ]
 
 
