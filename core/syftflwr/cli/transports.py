@@ -102,12 +102,48 @@ def render_table(rows: list[TransportStatus]) -> None:
     is_flag=True,
     help="Let in-process-only transports (memory) be picked, as `simulate --threads` does.",
 )
-def transports(as_json: bool, project: Path | None, in_process: bool) -> None:
+@click.option(
+    "--check",
+    "check_name",
+    metavar="NAME",
+    default=None,
+    help="Check one transport for plugin authors: entry point, import, hooks, API version, "
+    "info, detection, light imports. Exit code 1 if a check fails.",
+)
+@click.option(
+    "--heavy",
+    "heavy",
+    metavar="MODULE",
+    multiple=True,
+    help="With --check: a package listing/detection must not import (repeatable).",
+)
+def transports(
+    as_json: bool,
+    project: Path | None,
+    in_process: bool,
+    check_name: str | None,
+    heavy: tuple[str, ...],
+) -> None:
     """List installed transports with their status, capabilities and detection verdict.
 
     The row marked * is what auto-detection picks when no transport is configured.
     A plugin that fails to load is shown as broken (with a warning); the others work.
+    With --check NAME, check that one transport instead (docs/plugins.md).
     """
+    if check_name is not None:
+        from syftflwr.cli.check import check_transport, render
+
+        report = check_transport(
+            check_name, registry=get_registry(), context_for=context_for_project(project),
+            heavy=heavy,
+        )  # fmt: skip
+        if as_json:
+            echo_json(report.to_dict())
+        else:
+            render(report)
+        raise SystemExit(0 if report.ok else 1)
+    if heavy:
+        raise click.UsageError("--heavy only applies to --check NAME")
     with printed_warnings(PluginWarning):
         rows = get_registry().statuses(context_for_project(project), allow_in_process=in_process)
         if as_json:

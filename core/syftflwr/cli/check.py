@@ -1,0 +1,407 @@
+"""``syftflwr transports --check NAME``: a static doctor for plugin authors.
+
+It walks the path core takes with a transport — metadata, import, hook validation, API
+version, info, options, role factories, detection, commands — one step at a time and
+reports each as ``ok``, ``warn``, ``fail`` or ``hint``, reusing the registry's own
+validation (so the doctor and the registry can never disagree). Then it measures, in a
+fresh interpreter, what listing and detecting the transport imports.
+
+Nothing here moves a message: the conformance suite does that (docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import click
+import pluggy
+
+from syftflwr import hookspecs
+from syftflwr.config.options import coerce_option
+from syftflwr.errors import PluginAPIVersionError, PluginError, SyftflwrError
+from syftflwr.info import SUPPORTED_PLUGIN_API_VERSIONS, TransportInfo
+from syftflwr.registry import ContextFor, Registry, Transport, TransportEntry, detection_context
+from syftflwr.registry._entries import is_disabled
+from syftflwr.registry._transport import build_plugin_manager, import_plugin, read_info
+
+Status = Literal["ok", "warn", "fail", "hint"]
+
+CORE_DEPENDENCIES = frozenset(
+    {"syftflwr", "pluggy", "click", "rich", "platformdirs", "tomlkit", "typing_extensions"}
+)
+"""Packages core itself needs: a hook module importing them costs nothing extra."""
+SLOW_IMPORT = 0.5
+"""Seconds: a hook module slower than this to import slows every listing noticeably."""
+ROLE_HOOKS = ("syftflwr_make_client", "syftflwr_make_rpc", "syftflwr_make_events")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One step of the check."""
+
+    check: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+@dataclass
+class CheckReport:
+    name: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status == "fail" for f in self.findings)
+
+    def add(self, check: str, status: Status, detail: str, fix: str | None = None) -> None:
+        self.findings.append(Finding(check, status, detail, fix))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "findings": [asdict(f) for f in self.findings]}
+
+
+# --------------------------------------------------------------------------- the steps
+def _entry(report: CheckReport, registry: Registry) -> TransportEntry | None:
+    name = report.name
+    claimants = [e for e in registry.all_entries() if e.name == name]
+    if not claimants:
+        try:
+            registry.load(name)  # raises the registry's own not-found error (with hints)
+        except PluginError as exc:
+            problem = str(exc).splitlines()[0]
+        else:  # pragma: no cover - load cannot succeed without an entry
+            problem = f"no entry point named {name!r}"
+        report.add(
+            "entry point",
+            "fail",
+            problem,
+            "declare it in the plugin's pyproject.toml and reinstall it (pip install -e .):\n"
+            f'[project.entry-points."syftflwr.transports"]\n{name} = "your_package.plugin"',
+        )
+        return None
+    if len(claimants) > 1:
+        who = ", ".join(f"{e.distribution} {e.version} ({e.target})" for e in claimants)
+        report.add(
+            "entry point",
+            "fail",
+            f"{len(claimants)} distributions claim {name!r}: {who}",
+            "uninstall all but one, or rename the entry point of yours",
+        )
+        return None
+    entry = claimants[0]
+    report.add(
+        "entry point", "ok", f"{name} = {entry.target!r} in {entry.distribution} {entry.version}"
+    )
+    if is_disabled(entry, registry.disabled):
+        report.add(
+            "entry point",
+            "warn",
+            "disabled by SYFTFLWR_DISABLE_PLUGINS: users of this environment cannot select it",
+            f"remove {name!r} from SYFTFLWR_DISABLE_PLUGINS (checking it anyway)",
+        )
+    return entry
+
+
+def _validate(report: CheckReport, entry: TransportEntry) -> tuple[object, Transport] | None:
+    started = time.perf_counter()
+    try:
+        plugin = import_plugin(entry)
+    except PluginError as exc:
+        report.add("import", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return None
+    took = time.perf_counter() - started
+    status: Status = "warn" if took > SLOW_IMPORT else "ok"
+    report.add(
+        "import",
+        status,
+        f"{entry.target} imported in {took * 1000:.0f} ms",
+        "keep the hook module light: move heavy imports into the role factories"
+        if status == "warn"
+        else None,
+    )
+    try:
+        pm = build_plugin_manager(entry, plugin)
+    except PluginAPIVersionError as exc:
+        report.add("API version", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return None
+    except PluginError as exc:
+        report.add("hooks", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return None
+    _report_hooks(report, pm)
+    try:
+        info = read_info(entry, pm)
+    except PluginAPIVersionError as exc:
+        report.add("API version", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return None
+    except PluginError as exc:
+        report.add("info", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return None
+    spoken = ", ".join(map(str, sorted(SUPPORTED_PLUGIN_API_VERSIONS)))
+    report.add(
+        "API version",
+        "ok",
+        f"built for plugin-API version {info.api_version} (core speaks {spoken})",
+    )
+    report.add("name", "ok", f"TransportInfo.name {info.name!r} matches the entry point")
+    return plugin, Transport(entry, pm, info)
+
+
+def _report_hooks(report: CheckReport, pm: pluggy.PluginManager) -> None:
+    implemented = [h for h in _hook_names() if getattr(pm.hook, h).get_hookimpls()]
+    optional = [h for h in _hook_names() if h not in hookspecs.REQUIRED_HOOKS]
+    missing_optional = [h for h in optional if h not in implemented]
+    report.add(
+        "hooks",
+        "ok",
+        f"signatures match syftflwr.hookspecs; implemented: {', '.join(implemented)}",
+    )
+    for hook in ROLE_HOOKS:
+        [impl] = getattr(pm.hook, hook).get_hookimpls()
+        where = f"{impl.function.__module__}.{impl.function.__qualname__}"
+        report.add("role factory", "ok", f"{hook} -> {where}")
+    if "syftflwr_detect" in missing_optional:
+        report.add(
+            "detection",
+            "warn",
+            "syftflwr_detect is not implemented: auto-detection never picks this transport",
+            "implement syftflwr_detect (cheap checks: config files, tokens, env variables)",
+        )
+
+
+def _hook_names() -> list[str]:
+    return [n for n, o in vars(hookspecs).items() if n.startswith("syftflwr_") and callable(o)]
+
+
+def _check_info(report: CheckReport, info: TransportInfo) -> None:
+    caps = info.capabilities
+    how = "notifies arrivals" if caps.notifies_arrivals else f"polled every {caps.poll_interval}s"
+    limits = (
+        f", objects <= {caps.max_object_size:,} bytes (core chunks larger messages)"
+        if caps.max_object_size
+        else ""
+    )
+    report.add("capabilities", "ok", f"{how}{limits}; profiles: {', '.join(caps.profiles)}")
+    if not info.description.strip():
+        report.add(
+            "info", "warn", "empty description", "describe the transport in one line (listings)"
+        )
+    for spec in info.options:
+        problem = None
+        if not spec.help.strip():
+            problem = "has no help text"
+        elif spec.default is not None:
+            try:
+                coerce_option(spec, spec.default)
+            except (ValueError, TypeError, SyftflwrError) as exc:
+                problem = f"default {spec.default!r} is not a valid {spec.type}: {exc}"
+        if problem:
+            report.add(
+                "options",
+                "fail",
+                f"option {spec.name!r} {problem}",
+                "fix its OptionSpec (help text and default are shown in the configuration "
+                "reference and validated for every user)",
+            )
+    if info.options and not any(f.check == "options" for f in report.findings):
+        names = ", ".join(spec.name for spec in info.options)
+        report.add("options", "ok", f"{len(info.options)} options: {names}")
+
+
+def _check_detection(report: CheckReport, transport: Transport, context_for: ContextFor) -> None:
+    if not transport._implements("syftflwr_detect"):
+        return  # reported with the hooks
+    try:
+        verdict = transport.detect(context_for(transport))
+    except Exception as exc:
+        report.add(
+            "detection",
+            "fail",
+            f"syftflwr_detect raised {type(exc).__name__}: {exc}",
+            "detection must answer Detection(False, reason) instead of raising",
+        )
+        return
+    state = "usable" if verdict.usable else "not usable"
+    report.add(
+        "detection", "ok", f"{state} here (preference {verdict.preference}): {verdict.reason}"
+    )
+
+
+def _check_commands(report: CheckReport, transport: Transport) -> None:
+    if not transport._implements("syftflwr_register_commands"):
+        return
+    group = click.Group(transport.name)
+    try:
+        transport.register_commands(group)
+    except PluginError as exc:
+        report.add("commands", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        return
+    if not group.commands:
+        report.add(
+            "commands",
+            "warn",
+            "syftflwr_register_commands adds no command",
+            "add commands with @group.command(), or drop the hook",
+        )
+        return
+    names = ", ".join(sorted(group.commands))
+    report.add("commands", "ok", f"`syftflwr {transport.name} ...` offers: {names}")
+
+
+def _check_imports(
+    report: CheckReport,
+    entry: TransportEntry,
+    heavy: Sequence[str],
+    run_probe: Callable[[str, str], Any],
+) -> None:
+    from syftflwr.testing.probe import CORE_HEAVY_MODULES
+
+    result = run_probe(entry.name, entry.target)
+    if result.error is not None:
+        report.add(
+            "light imports", "fail", f"listing it in a fresh interpreter failed: {result.error}"
+        )
+        return
+    packages = (*CORE_HEAVY_MODULES, *heavy)
+    found = result.heavy(packages)
+    if found:
+        report.add(
+            "light imports",
+            "fail",
+            f"listing or detecting it imports {', '.join(sorted(found))}",
+            "import those inside syftflwr_make_client/rpc/events, not in the hook module",
+        )
+    else:
+        report.add(
+            "light imports", "ok", f"listing and detection import none of {', '.join(packages)}"
+        )
+    extra = [p for p in result.third_party() if p not in CORE_DEPENDENCIES]
+    if extra:
+        report.add(
+            "light imports",
+            "warn",
+            f"the hook module pulls in {', '.join(extra)} for every `syftflwr transports`",
+            "import them lazily (inside the role factories or commands) unless they are tiny; "
+            "declare them with --heavy to make this a failure",
+        )
+
+
+def _hints(report: CheckReport, transport: Transport) -> None:
+    caps = transport.capabilities
+    snippet = [
+        "run the conformance suite in your tests (docs/plugins.md):",
+        "    from syftflwr.testing.conformance import TransportConformance",
+        "    class TestTransport(TransportConformance):",
+        f'        transport_name = "{transport.name}"',
+    ]
+    requires = (
+        []
+        if transport.entry.distribution == "syftflwr"
+        else _requirements(transport.entry.distribution)
+    )
+    if requires:
+        snippet.append(f"        heavy_modules = {tuple(requires)!r}  # their import names")
+    report.add("conformance", "hint", "\n".join(snippet))
+    if caps.max_object_size:
+        report.add(
+            "conformance",
+            "hint",
+            f"objects are limited to {caps.max_object_size:,} bytes: the suite sends messages "
+            "several times larger, which must pass through core's chunking "
+            "(syftflwr.mailbox.chunking) intact",
+        )
+    if not caps.notifies_arrivals:
+        report.add(
+            "conformance",
+            "hint",
+            f"no arrival notification: waits are polled from {caps.poll_interval}s with idle "
+            "back-off; the suite's timeouts stretch to 10x your max_poll_interval",
+        )
+    if caps.in_process_only:
+        report.add("conformance", "hint", "in_process_only: the suite skips its multi-process test")
+
+
+def _requirements(distribution: str) -> list[str]:
+    """Distribution names this plugin requires besides syftflwr (hint material)."""
+    try:
+        requires = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = []
+    for req in requires:
+        if "extra ==" in req:
+            continue
+        match = re.match(r"[A-Za-z0-9_.\-]+", req)
+        name = match.group(0).replace("-", "_").lower() if match else ""
+        if name and name not in CORE_DEPENDENCIES and name != "flwr":
+            names.append(name)
+    return names
+
+
+def _fix_of(exc: BaseException) -> str | None:
+    lines = str(exc).splitlines()
+    fixes = [line.strip().removeprefix("fix:").strip() for line in lines if "fix:" in line]
+    return fixes[0] if fixes else None
+
+
+# --------------------------------------------------------------------------- entry point
+def check_transport(
+    name: str,
+    *,
+    registry: Registry,
+    context_for: ContextFor | None = None,
+    heavy: Iterable[str] = (),
+    run_probe: Callable[[str, str], Any] | None = None,
+) -> CheckReport:
+    """Check the installed transport ``name`` (see the module docstring)."""
+    from syftflwr.testing.probe import probe
+
+    report = CheckReport(name)
+    entry = _entry(report, registry)
+    if entry is None:
+        return report
+    loaded = _validate(report, entry)
+    if loaded is None:
+        return report
+    _, transport = loaded
+    _check_info(report, transport.info)
+    _check_detection(report, transport, context_for or detection_context)
+    _check_commands(report, transport)
+    _check_imports(report, entry, tuple(heavy), run_probe or probe)
+    _hints(report, transport)
+    return report
+
+
+MARKS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"),
+         "hint": ("hint", "cyan")}  # fmt: skip
+
+
+def render(report: CheckReport) -> None:
+    width = max((len(f.check) for f in report.findings), default=0)
+    for finding in report.findings:
+        label, color = MARKS[finding.status]
+        click.secho(f"[{label:>4}] ", fg=color, bold=finding.status == "fail", nl=False)
+        lines = finding.detail.splitlines() or [""]
+        click.echo(f"{finding.check:<{width}}  {lines[0]}")
+        for line in lines[1:]:
+            click.echo(f"{'':7}{'':<{width}}  {line}")
+        if finding.fix:
+            fix_lines = finding.fix.splitlines()
+            click.echo(f"{'':7}{'':<{width}}  fix: {fix_lines[0]}")
+            for line in fix_lines[1:]:
+                click.echo(f"{'':7}{'':<{width}}       {line}")
+    fails = sum(f.status == "fail" for f in report.findings)
+    warns = sum(f.status == "warn" for f in report.findings)
+    if report.ok:
+        click.secho(
+            f"transport {report.name!r} passes the static checks ({warns} warnings); "
+            "now run the conformance suite",
+            fg="green",
+        )
+    else:
+        click.secho(f"transport {report.name!r}: {fails} check(s) failed", fg="red", bold=True)
