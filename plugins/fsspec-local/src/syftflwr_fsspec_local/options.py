@@ -193,4 +193,5 @@ def effective_capabilities(settings: Settings) -> Capabilities:
         poll_interval=settings.poll_interval,
         max_poll_interval=settings.max_poll_interval,
         max_object_size=settings.max_object_size,
+        in_process_only=settings.root.lower().startswith("memory://"),
     )
