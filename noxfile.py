@@ -90,3 +90,26 @@ def typecheck(session: nox.Session) -> None:
     _install_project(session, FLWR_NEWEST)
     session.install("mypy>=1.11")
     session.run("mypy")
+
+
+@nox.session(python=PYTHONS[0])
+def template(session: nox.Session) -> None:
+    """The plugin template, installed like any third-party plugin, passes its tests (the
+    conformance suite and `syftflwr transports --check`), so it can never rot."""
+    session.install(
+        "-e", ".", "./examples/transport-template", f"flwr=={FLWR_NEWEST}", "pytest>=8",
+        "pytest-timeout",
+    )  # fmt: skip
+    session.chdir(ROOT / "examples" / "transport-template")
+    session.run("pytest", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material), built strictly: a broken link, anchor or
+    nav entry fails it, and so does a configuration reference older than the code."""
+    session.install("-e", ".", "mkdocs-material>=9.5")
+    session.run("python", "tools/gen_config_reference.py", "--check", env=ENV)
+    site = Path(session.create_tmp()) / "site"
+    env = {**ENV, "NO_MKDOCS_2_WARNING": "1"}
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env=env)

@@ -73,7 +73,7 @@ class Server:
     handlers: Mapping[str, Handler]
     errors: list[BaseException] = dataclasses.field(default_factory=list)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float) -> None:
         """Stop serving and close the role; the thread must end."""
         self.events.stop()
         self.thread.join(timeout)
@@ -245,7 +245,7 @@ class Federation:
         for server in self._servers:
             server.events.stop()
         for server in self._servers:
-            server.thread.join(30)
+            server.thread.join(self.timeout)
         for obj in reversed(self._closables):
             with contextlib.suppress(Exception):  # teardown must not hide the test's failure
                 obj.close()

@@ -142,19 +142,24 @@ class DeliveryConformance(ConformanceBase):
         assert {i: bytes(r.body) for i, r in responses.items()} == sent
 
     def test_datasite_in_another_process(self, federation: Federation, tmp_path: Path) -> None:
-        caps = federation.transport.capabilities
+        rpc = federation.rpc()
+        caps = effective_capabilities(rpc, federation.transport)
         if caps.in_process_only:
             pytest.skip("the transport declares in_process_only")
         entry = federation.transport.entry
         spec = DatasiteSpec(entry.name, entry.target, federation.context(DS1), ENDPOINT)
         child = DatasiteProcess(spec, tmp_path, timeout=federation.timeout * 2)
         try:
-            rpc = federation.rpc()
-            caps = effective_capabilities(rpc, federation.transport)
             bodies = [b"", b"hello", payload(self.large_size(caps), seed=3)]
             handles = [rpc.send(federation.request(DS1, body)) for body in bodies]
             responses: dict[str, Response] = federation.collect(rpc, handles)
-            assert set(responses) == {h.id for h in handles}, child.log
+            assert set(responses) == {h.id for h in handles}, (
+                f"the datasite in another process answered {len(responses)} of "
+                f"{len(handles)} requests within {federation.timeout:g}s. If this transport "
+                "(or this configuration of it) only connects participants of one process, "
+                "declare Capabilities(in_process_only=True) on its roles.\n"
+                f"datasite log:\n{child.log}"
+            )
             for handle, body in zip(handles, bodies, strict=True):
                 assert bytes(responses[handle.id].body) == reply_for(DS1, body)
         finally:

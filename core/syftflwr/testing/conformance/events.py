@@ -143,7 +143,7 @@ class EventsConformance(ConformanceBase):
         rpc = federation.rpc()
         answered = rpc.send(federation.request(DS1, b"before"))
         assert answered.id in federation.collect(rpc, [answered])
-        server.stop()
+        server.stop(federation.timeout)
         meanwhile = [rpc.send(federation.request(DS1, f"m{i}".encode())) for i in range(3)]
         second = Recorder()
         federation.serve(DS1, second)

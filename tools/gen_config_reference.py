@@ -1,0 +1,293 @@
+"""Generate docs/reference/configuration.md from the code that validates configuration.
+
+Sources, so the page cannot drift from what syftflwr accepts:
+
+* ``[tool.syftflwr]`` keys: :data:`syftflwr.config.project.KEYS` (environment variable,
+  flag, accepted values) and :class:`~syftflwr.config.project.ProjectConfig` (defaults);
+* the participant's ``settings.toml``: :data:`syftflwr.config.participant.VALID_KEYS`;
+* each transport's ``[tool.syftflwr.transport.<name>]`` table: the ``OptionSpec``s its
+  ``syftflwr_transport_info`` hook declares — core's ``memory`` and every first-party
+  plugin under ``plugins/``, loaded from source through the registry (installed or not,
+  so the page is the same in every environment).
+
+    python tools/gen_config_reference.py            # rewrite the page
+    python tools/gen_config_reference.py --check    # exit 1 if the page is stale
+
+``tests/test_kit.py`` runs the check, and so does ``nox -s docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.metadata
+import sys
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "docs" / "reference" / "configuration.md"
+PLUGINS = ROOT / "plugins"
+
+KEY_HELP = {
+    "app_name": "The app's name in every mailbox path; every participant must agree on it. "
+    "Default: `[project].name`, lower-cased, other runs of characters collapsed to `-`.",
+    "aggregator": "The participant that runs the ServerApp. Required to run.",
+    "datasites": "The participants that run the ClientApp: an array of emails, no "
+    "duplicates, not the aggregator. Only they may send requests to the aggregator and only "
+    "its requests reach them.",
+    "transport": "The transport every participant uses (a name, or a table with `name` and "
+    "per-transport option tables). Absent: auto-detection, which may differ between "
+    "machines — pin it for real federations.",
+    "profile": "The wire profile: `native` (syftflwr's mailbox, chunking, encryption) or "
+    "`syft-flwr-0.5` (upstream's layout, to interoperate with syft-flwr 0.5 participants).",
+    "encryption": "Core envelope encryption. Absent: syftflwr's default (currently off). "
+    "Transports with native end-to-end encryption ignore it.",
+    "max_message_size": "Policy: a message larger than this (bytes or a size string) is "
+    "refused as hostile input, on send and on receipt. At most 2147483647 (protobuf's limit).",
+    "clock_skew": "Seconds of clock difference between participants tolerated when "
+    "checking expiry.",
+    "round_timeout": "Seconds the aggregator waits for one round's replies before going on "
+    "without the missing datasites (reported as failures).",
+    "message_ttl": "Seconds an instruction stays deliverable; an expired one never reaches "
+    "a ClientApp.",
+}
+"""One line per key. A new key without a line here stops the generator (docs first)."""
+
+PARTICIPANT_HELP = {
+    "email": "Who this participant is (overridden by `SYFTFLWR_EMAIL` and `--as`).",
+    "state_dir": "Private directory for journals, tokens, keys and cursors (overridden by "
+    "`SYFTFLWR_STATE_DIR`). Default: `$SYFTFLWR_HOME/state`, else the per-user state "
+    "directory.",
+    "transport": "Per-participant option tables, `[transport.<name>]`, over the project's "
+    "(tokens, local roots).",
+}
+
+ENVIRONMENT = {
+    "SYFTFLWR_EMAIL": "the participant's email",
+    "SYFTFLWR_STATE_DIR": "the participant's state directory",
+    "SYFTFLWR_SETTINGS": "the participant's settings file (must exist when set)",
+    "SYFTFLWR_HOME": "the directory holding `settings.toml`, `state/` (and default roots)",
+    "SYFTFLWR_DISABLE_PLUGINS": "comma-separated transport or distribution names never "
+    "imported (not configuration: a safety valve for broken plugins)",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+def cell(value: object) -> str:
+    """A Markdown table cell: pipes escaped, newlines flattened."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def code(value: object) -> str:
+    return f"`{value}`"
+
+
+def show_default(value: object) -> str:
+    if value is None or value == ():
+        return "—"
+    if isinstance(value, bool):
+        return code(str(value).lower())
+    if isinstance(value, int) and value >= 10_000:
+        return code(f"{value}") + f" ({value:,} bytes)"
+    if isinstance(value, str):
+        return code(f'"{value}"')
+    return code(value)
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
+    head = list(header)
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+# --------------------------------------------------------------------------- sections
+def project_section() -> list[str]:
+    from syftflwr.config.project import KEYS, TABLE, ProjectConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ProjectConfig)}
+    names = [*KEYS, "datasites"]
+    missing = [n for n in names if n not in KEY_HELP]
+    if missing:
+        raise SystemExit(
+            f"tools/gen_config_reference.py: no description for key(s) {missing}; "
+            "add them to KEY_HELP"
+        )
+    rows = []
+    for name in sorted(names, key=lambda n: list(KEY_HELP).index(n)):
+        key = KEYS.get(name)
+        rows.append(
+            [
+                code(name),
+                show_default(defaults.get(name)),
+                code(key.env) if key and key.env else "—",
+                code(key.flag) if key and key.flag else "—",
+                KEY_HELP[name] + (f" Accepted: {key.fix}." if key else ""),
+            ]
+        )
+    return [
+        f"## `[{TABLE}]`",
+        "",
+        "Shared by every participant (the project's `pyproject.toml`). Precedence: command "
+        "line > environment > file > default.",
+        "",
+        *table(["key", "default", "environment", "flag", "meaning"], rows),
+        "",
+    ]
+
+
+def participant_section() -> list[str]:
+    from syftflwr.config.participant import VALID_KEYS
+
+    missing = [n for n in VALID_KEYS if n not in PARTICIPANT_HELP]
+    if missing:
+        raise SystemExit(f"no description for settings key(s) {missing}; add PARTICIPANT_HELP")
+    rows = [[code(n), PARTICIPANT_HELP[n]] for n in VALID_KEYS]
+    return [
+        "## The participant's `settings.toml`",
+        "",
+        "One person's settings (`$SYFTFLWR_HOME/settings.toml`, else the per-user config "
+        "directory, or `SYFTFLWR_SETTINGS`).",
+        "",
+        *table(["key", "meaning"], rows),
+        "",
+    ]
+
+
+def environment_section() -> list[str]:
+    from syftflwr.config.project import KEYS
+
+    rows = [[code(k.env), f"`{k.name}`"] for k in KEYS.values() if k.env]
+    rows += [[code(var), text] for var, text in ENVIRONMENT.items()]
+    rows.append(
+        [
+            "`SYFTFLWR_<TRANSPORT>_<OPTION>`",
+            "a transport option (upper case, `-` → `_`) unless it declares another name",
+        ]
+    )
+    return ["## Environment variables", "", *table(["variable", "sets"], rows), ""]
+
+
+def transport_section(name: str, info: Any, origin: str) -> list[str]:
+    from syftflwr.config.options import option_env_name
+
+    lines = [f"### `{name}`", "", f"{info.description} *({origin})*", ""]
+    if not info.options:
+        return [*lines, "No options.", ""]
+    rows = []
+    for spec in info.options:
+        notes = []
+        if spec.required:
+            notes.append("required")
+        if spec.choices:
+            notes.append("one of " + ", ".join(code(c) for c in spec.choices))
+        where = "participant" if spec.participant else "project"
+        rows.append(
+            [
+                code(spec.name),
+                spec.type,
+                "—" if spec.required else show_default(spec.default),
+                code(option_env_name(name, spec)),
+                where,
+                spec.help + (f" ({'; '.join(notes)})" if notes else ""),
+            ]
+        )
+    header = ["option", "type", "default", "environment", "usually set by", "meaning"]
+    return [*lines, *table(header, rows), ""]
+
+
+def first_party_plugins() -> list[tuple[str, str, Path]]:
+    """``(transport name, hook module, src folder)`` of every plugin under plugins/."""
+    found = []
+    for pyproject in sorted(PLUGINS.glob("*/pyproject.toml")):
+        data = tomllib.loads(pyproject.read_text())
+        group = data.get("project", {}).get("entry-points", {}).get("syftflwr.transports", {})
+        for name, target in sorted(group.items()):
+            found.append((name, target, pyproject.parent / "src"))
+    return found
+
+
+def transports_section() -> list[str]:
+    from syftflwr.hookspecs import ENTRY_POINT_GROUP
+    from syftflwr.registry import Registry
+
+    core = Registry(
+        entry_points=[
+            ep
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if ep.dist is not None and ep.dist.metadata["Name"] == "syftflwr"
+        ],
+        disabled=(),
+    )
+    plugins = first_party_plugins()
+    for _, _, src in plugins:
+        if str(src) not in sys.path:
+            sys.path.insert(0, str(src))
+    from_source = Registry(
+        entry_points=[
+            importlib.metadata.EntryPoint(name=n, value=t, group=ENTRY_POINT_GROUP)
+            for n, t, _ in plugins
+        ],
+        disabled=(),
+    )
+    lines = [
+        "## Transport options",
+        "",
+        "Each transport validates its own table, `[tool.syftflwr.transport.<name>]` in the "
+        "project and `[transport.<name>]` in a participant's `settings.toml` (which wins). "
+        "*Usually set by*: `project` options are shared; `participant` options (tokens, "
+        "local roots) belong in each person's settings or environment.",
+        "",
+    ]
+    for name in core.names():
+        lines += transport_section(name, core.load(name).info, "built into core")
+    for name, _, src in plugins:
+        origin = f"plugin `{src.parent.relative_to(ROOT).as_posix()}`"
+        lines += transport_section(name, from_source.load(name).info, origin)
+    return lines
+
+
+def render() -> str:
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by tools/gen_config_reference.py from the code; do not edit. -->",
+        "",
+        "Every key syftflwr reads, with its default, environment variable and flag. The "
+        "[configuration guide](../configuration.md) explains the layers and precedence.",
+        "",
+        *project_section(),
+        *participant_section(),
+        *environment_section(),
+        *transports_section(),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail if the page is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    current = OUTPUT.read_text() if OUTPUT.exists() else ""
+    if args.check:
+        if current != text:
+            print(
+                f"{OUTPUT.relative_to(ROOT)} is out of date with the code;\n"
+                "  fix: python tools/gen_config_reference.py (and commit the page)",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if current != text:
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        OUTPUT.write_text(text)
+        print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
