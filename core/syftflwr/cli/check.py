@@ -217,7 +217,12 @@ def _check_detection(report: CheckReport, transport: Transport, context_for: Con
     if not transport._implements("syftflwr_detect"):
         return  # reported with the hooks
     try:
-        verdict = transport.detect(context_for(transport))
+        context = context_for(transport)
+        verdict = transport.detect(context)
+    except SyftflwrError as exc:  # what the registry reports as "cannot detect": no defect
+        problem = str(exc).splitlines()[0]
+        report.add("detection", "ok", f"not usable here (cannot detect: {problem})")
+        return
     except Exception as exc:
         report.add(
             "detection",
@@ -259,7 +264,7 @@ def _check_imports(
     heavy: Sequence[str],
     run_probe: Callable[[str, str], Any],
 ) -> None:
-    from syftflwr.testing.probe import CORE_HEAVY_MODULES
+    from syftflwr.testing.probe import CORE_HEAVY_MODULES, is_under
 
     result = run_probe(entry.name, entry.target)
     if result.error is not None:
@@ -280,7 +285,11 @@ def _check_imports(
         report.add(
             "light imports", "ok", f"listing and detection import none of {', '.join(packages)}"
         )
-    extra = [p for p in result.third_party() if p not in CORE_DEPENDENCIES]
+    extra = [
+        p
+        for p in result.third_party()
+        if p not in CORE_DEPENDENCIES and is_under(p, packages) is None
+    ]
     if extra:
         report.add(
             "light imports",

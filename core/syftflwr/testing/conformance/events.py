@@ -108,15 +108,17 @@ class EventsConformance(ConformanceBase):
         assert recorder.count(handle.id) == 0, "an expired request reached a handler"
 
     def test_duplicate_publication_is_handled_once(self, federation: Federation) -> None:
+        """The same request id shows up again while its answer is stored (a sync client
+        re-delivering, a sender retrying): handled once, the stored answer unchanged."""
         recorder = Recorder(lambda r: b"answer-" + bytes(r.body))
         federation.serve(DS1, recorder)
         rpc = federation.rpc()
         request = federation.request(DS1, b"once")
         handle = rpc.send(request)
-        with contextlib.suppress(SyftflwrError):  # a transport may refuse a reused id
-            rpc.send(request)
         response = federation.collect(rpc, [handle])[handle.id]
         assert response.ok and bytes(response.body) == b"answer-once"
+        with contextlib.suppress(SyftflwrError):  # a transport may refuse a reused id
+            rpc.send(request)
         federation.settle_after(DS1)
         self._check_handled_once(recorder, request.id)
         again = rpc.fetch(handle)
