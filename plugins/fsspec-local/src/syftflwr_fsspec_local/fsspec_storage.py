@@ -40,6 +40,18 @@ def _is_precondition_failure(exc: BaseException) -> bool:
     return any(marker in text for marker in _PRECONDITION_MARKERS)
 
 
+def _default_timeouts(url: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Request timeouts for the cloud backends, unless the user set their own: a server
+    that stops answering must surface as a StorageError (retried by the poller), never
+    hang a runner forever. Generous enough for a 100 MB object on a slow link."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("gcs", "gs") and "requests_timeout" not in given:
+        return {"requests_timeout": 300}
+    if scheme in ("s3", "s3a") and "config_kwargs" not in given:
+        return {"config_kwargs": {"connect_timeout": 30, "read_timeout": 300}}
+    return {}
+
+
 class FsspecStorage(BaseStorage):
     """Mailbox storage under ``url`` on the fsspec filesystem it names."""
 
@@ -48,6 +60,7 @@ class FsspecStorage(BaseStorage):
 
         self.url = url.rstrip("/")
         options = {"use_listings_cache": False, "skip_instance_cache": True}
+        options.update(_default_timeouts(self.url, storage_options or {}))
         options.update(storage_options or {})
         try:
             self.fs, base = fsspec.core.url_to_fs(self.url, **options)
