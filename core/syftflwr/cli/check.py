@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 import pluggy
@@ -28,6 +28,9 @@ from syftflwr.info import SUPPORTED_PLUGIN_API_VERSIONS, TransportInfo
 from syftflwr.registry import ContextFor, Registry, Transport, TransportEntry, detection_context
 from syftflwr.registry._entries import is_disabled
 from syftflwr.registry._transport import build_plugin_manager, import_plugin, read_info
+
+if TYPE_CHECKING:
+    from syftflwr.testing.probe import ProbeResult
 
 Status = Literal["ok", "warn", "fail", "hint"]
 
@@ -108,7 +111,7 @@ def _entry(report: CheckReport, registry: Registry) -> TransportEntry | None:
     return entry
 
 
-def _validate(report: CheckReport, entry: TransportEntry) -> tuple[object, Transport] | None:
+def _validate(report: CheckReport, entry: TransportEntry) -> Transport | None:
     started = time.perf_counter()
     try:
         plugin = import_plugin(entry)
@@ -149,7 +152,7 @@ def _validate(report: CheckReport, entry: TransportEntry) -> tuple[object, Trans
         f"built for plugin-API version {info.api_version} (core speaks {spoken})",
     )
     report.add("name", "ok", f"TransportInfo.name {info.name!r} matches the entry point")
-    return plugin, Transport(entry, pm, info)
+    return Transport(entry, pm, info)
 
 
 def _report_hooks(report: CheckReport, pm: pluggy.PluginManager) -> None:
@@ -262,7 +265,7 @@ def _check_imports(
     report: CheckReport,
     entry: TransportEntry,
     heavy: Sequence[str],
-    run_probe: Callable[[str, str], Any],
+    run_probe: Callable[[str, str], ProbeResult],
 ) -> None:
     from syftflwr.testing.probe import CORE_HEAVY_MODULES, is_under
 
@@ -365,7 +368,7 @@ def check_transport(
     registry: Registry,
     context_for: ContextFor | None = None,
     heavy: Iterable[str] = (),
-    run_probe: Callable[[str, str], Any] | None = None,
+    run_probe: Callable[[str, str], ProbeResult] | None = None,
 ) -> CheckReport:
     """Check the installed transport ``name`` (see the module docstring)."""
     from syftflwr.testing.probe import probe
@@ -374,10 +377,9 @@ def check_transport(
     entry = _entry(report, registry)
     if entry is None:
         return report
-    loaded = _validate(report, entry)
-    if loaded is None:
+    transport = _validate(report, entry)
+    if transport is None:
         return report
-    _, transport = loaded
     _check_info(report, transport.info)
     _check_detection(report, transport, context_for or detection_context)
     _check_commands(report, transport)
