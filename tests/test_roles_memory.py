@@ -192,3 +192,23 @@ def test_closed_role_refuses_use(fed: Federation) -> None:
     fed.rpc.close()
     with pytest.raises(TransportClosedError):
         fed.rpc.send(fed.request(DS1))
+
+
+def test_stop_before_serving_is_not_lost(fed: Federation) -> None:
+    c = ctx(DS1, fed.namespace)
+    events = memory.syftflwr_make_events(memory.syftflwr_make_client(c), c)
+    events.on_request("messages", lambda r: b"")
+    events.stop()  # e.g. a signal while the runner was still starting
+    thread = threading.Thread(target=events.run_forever, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "run_forever must honour a stop that came first"
+    # and the role can serve again afterwards
+    thread = threading.Thread(target=events.run_forever, daemon=True)
+    thread.start()
+    handle = fed.rpc.send(fed.request(DS1))
+    assert fed.rpc.wait([handle], timeout=10)
+    events.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    events.close()

@@ -328,9 +328,14 @@ class BaseEvents(_Closable, ABC):
         return request.reply(result)
 
     def run_forever(self) -> None:
+        """Serve until :meth:`stop`. A stop that arrives before serving begins (a signal
+        during start-up, a thread started and stopped at once) is not lost: this then
+        returns at once. The role may be run again afterwards."""
         self._check_open()
-        self.stopped.clear()
-        self._serve()
+        try:
+            self._serve()
+        finally:
+            self.stopped.clear()
 
     def stop(self) -> None:
         self.stopped.set()

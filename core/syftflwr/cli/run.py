@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -100,16 +101,23 @@ def run(
 
 def _serve(participant: Any, node_config: dict[str, Any] | None, run_config: dict[str, Any]) -> int:
     runners: list[DatasiteRunner] = []
+    stop_requested = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
         log.warning("signal %s: stopping the datasite runner", signum)
+        stop_requested.set()
         for runner in runners:
+            runner.stop()
+
+    def started(runner: DatasiteRunner) -> None:
+        runners.append(runner)
+        if stop_requested.is_set():  # the signal came while the runner was being built
             runner.stop()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     stats = run_datasite(
-        participant, node_config=node_config, run_config=run_config, on_start=runners.append
+        participant, node_config=node_config, run_config=run_config, on_start=started
     )
     click.echo(
         f"datasite {participant.email} stopped ({stats.stopped_by or 'signal'}): "
