@@ -144,7 +144,7 @@ class FsspecStorage(BaseStorage):
 
     def delete(self, path: str) -> None:
         try:
-            self.fs.rm_file(self._full(path))
+            self.fs.rm(self._full(path))  # rm: every backend has it (older s3fs lacks rm_file)
         except FileNotFoundError:
             return
         except Exception as exc:
