@@ -141,6 +141,8 @@ def test_inbox_routes_and_sender_discovery() -> None:
     assert [(r.sender, r.endpoint) for r in routes] == [
         ("agg@example.org", "a"),
         ("agg@example.org", "b"),
+        (me, "a"),  # my own outbox to myself is an inbox too (doctor's loopback)
+        (me, "b"),
     ]
     names = [
         f"syft_outbox_inbox_agg@example.org_to_{me}",

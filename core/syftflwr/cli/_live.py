@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from syftflwr.flower.launch import RunResult
@@ -124,7 +125,7 @@ def print_summary(console: Console, result: RunResult, *, title: str) -> None:
         )
     )
     for line in result.describe_failures():
-        console.print(f"[red]failed:[/] {line}", markup=True, highlight=False)
+        console.print(f"[red]failed:[/] {escape(line)}", highlight=False)
     missing = [email for email, ok in result.stop_acks.items() if not ok]
     if missing:
         console.print(f"[yellow]no stop acknowledgement from:[/] {', '.join(missing)}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from syftflwr.cli._output import echo_json, printed_warnings
 from syftflwr.doctor import Check, run_checks
@@ -34,7 +35,7 @@ def doctor(
             checks.append(check)
             if not as_json:
                 head, _, rest = check.detail.partition("\n")
-                console.print(f"{MARK[check.status]} [bold]{check.name}[/]: {head}")
+                console.print(f"{MARK[check.status]} [bold]{check.name}[/]: {escape(head)}")
                 if rest:
                     console.print(rest, markup=False)
     if as_json:

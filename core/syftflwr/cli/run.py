@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
 from syftflwr.flower.launch import run_aggregator, run_datasite
@@ -76,7 +77,7 @@ def run(
     with participant:
         console.print(
             f"{participant.email} ({participant.role}) over [bold]{participant.transport.name}[/] "
-            f"(selected by {participant.selected_by})",
+            f"(selected by {escape(participant.selected_by)})",
             highlight=False,
         )
         if participant.role == "datasite":

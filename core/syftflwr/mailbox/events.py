@@ -191,7 +191,7 @@ class MailboxEvents(BaseEvents):
     def _senders(self) -> list[str]:
         allowed = self.allowed_senders()
         if allowed is not None:
-            return sorted(allowed - {self.client.email})
+            return sorted(allowed)  # myself included: `syftflwr doctor` sends to itself
         return discover_senders(self.storage.list(""), self.client.email)
 
     def _refresh_routes(self) -> None:

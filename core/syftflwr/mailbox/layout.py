@@ -161,7 +161,7 @@ def inbox_routes(
 ) -> list[Route]:
     """Routes whose folders are ``me``'s inboxes for ``app``: one per sender and endpoint."""
     eps = sorted(set(endpoints))
-    return [Route(s, me, app, ep) for s in sorted(set(senders)) if s != me for ep in eps]
+    return [Route(s, me, app, ep) for s in sorted(set(senders)) for ep in eps]
 
 
 def discover_senders(top_level_names: Iterable[str], me: str) -> list[str]:
