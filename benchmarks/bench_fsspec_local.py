@@ -4,12 +4,12 @@
   in a child process, real inotify) next to the floor measured in the same run: publish
   with tmp + ``os.replace``, learn of it through watchdog's inotify, both ways, nothing
   else. Bar: transport p50 <= 5 ms.
-* 100 MB round trip: transport (fsync on and off) vs the raw cost of writing and reading
+* 1, 10, 100 MB round trips: transport (fsync on and off) vs the raw cost of writing and reading
   those bytes twice through the page cache; peak RSS of both processes above their
   post-import baseline, as a multiple of the payload. Bars: <= 2x raw, <= 3x payload.
 
-    python benchmarks/bench_fsspec_local.py            # 500 x 1 KB, 3 x 100 MB
-    python benchmarks/bench_fsspec_local.py --quick    # 200 x 1 KB, 1 x 100 MB
+    python benchmarks/bench_fsspec_local.py            # 500 x 1 KB, 3 x 1/10/100 MB
+    python benchmarks/bench_fsspec_local.py --quick    # 200 x 1 KB, 1 x 1/10/100 MB
 
 Writes ``benchmarks/results/fsspec-local.json`` (or ``--out``).
 """
@@ -20,8 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,29 +32,10 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-KB, MB = 1024, 1024 * 1024
+from _common import KB, MB, RESULTS, maxrss, meta, percentile, ratio, write_json
+
 AGG, DS = "agg@example.org", "ds@example.org"
 HERE = Path(__file__).resolve()
-
-
-def maxrss() -> int:
-    """Peak resident set size of this process so far, in bytes.
-
-    Linux's ``VmHWM`` (per address space) rather than ``ru_maxrss``, which a child
-    inherits from its parent at fork and so hides the child's own growth.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # --------------------------------------------------------------------------- the floor
@@ -217,7 +196,7 @@ def bench_transport_1kb(n: int, fsync: bool) -> dict[str, float]:
     return {"p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3}
 
 
-def bench_raw_100mb(size: int, repeat: int, fsync: bool = False) -> dict[str, float]:
+def bench_raw(size: int, repeat: int, fsync: bool = False) -> dict[str, float]:
     """Write the bytes to a file and read them back, twice (request + response);
     ``fsync``: flush each write to disk first (the durable floor)."""
     data = os.urandom(size)
@@ -237,20 +216,20 @@ def bench_raw_100mb(size: int, repeat: int, fsync: bool = False) -> dict[str, fl
                 f.readinto(buffer)
             path.unlink()
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times)}
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
 
 
-def bench_transport_100mb(size: int, repeat: int, fsync: bool) -> dict[str, Any]:
+def bench_transport_large(size: int, repeat: int, fsync: bool) -> dict[str, Any]:
     """Run in a fresh aggregator process, so its RSS baseline is clean."""
     out = subprocess.run(
-        [sys.executable, str(HERE), "--child", "aggregator-100mb", str(size), str(repeat),
+        [sys.executable, str(HERE), "--child", "aggregator-large", str(size), str(repeat),
          str(int(fsync))],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def aggregator_100mb_child(size: int, repeat: int, fsync: bool) -> None:
+def aggregator_large_child(size: int, repeat: int, fsync: bool) -> None:
     agg = Aggregator(fsync)
     agg.ask(b"warm-up")
     baseline = maxrss()
@@ -268,30 +247,19 @@ def aggregator_100mb_child(size: int, repeat: int, fsync: bool) -> None:
     result = {
         "median_s": statistics.median(times),
         "min_s": min(times),
+        "max_s": max(times),
         "aggregator_peak_rss_x_payload": (peak - baseline) / size,
         "datasite_peak_rss_x_payload": (child["peak"] - child["baseline"]) / size,
     }
     print(json.dumps(result), flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(HERE.parent / "results" / "fsspec-local.json"))
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        kind, *rest = args.child
-        if kind == "floor":
-            floor_child(Path(rest[0]))
-        elif kind == "aggregator-100mb":
-            aggregator_100mb_child(int(rest[0]), int(rest[1]), rest[2] == "1")
-        else:
-            datasite_child(Path(rest[0]), rest[1] == "1")
-        return
-    n, repeat = (200, 1) if args.quick else (500, 3)
-    size = 100 * MB
-    print(f"1 KB round trips x {n}, 100 MB x {repeat}")
+def run(quick: bool) -> dict[str, Any]:
+    """1 KB: ``n`` round trips (quick 200, full 500); 1, 10, 100 MB: ``repeat`` each
+    (quick 1, full 3), fsync on (the default), and 100 MB with fsync off too."""
+    n, repeat = (200, 1) if quick else (500, 3)
+    sizes = [1, 10, 100]
+    print(f"fsspec-local, two processes: 1 KB round trips x {n}, {sizes} MB x {repeat}")
     floor = bench_floor(n)
     print(f"  floor      1 KB  p50 {floor['p50_ms']:.2f} ms  p95 {floor['p95_ms']:.2f} ms")
     small = {}
@@ -299,24 +267,31 @@ def main() -> None:
         small[f"fsync={fsync}"] = r = bench_transport_1kb(n, fsync)
         p50, p95 = r["p50_ms"], r["p95_ms"]
         print(f"  transport  1 KB  p50 {p50:.2f} ms  p95 {p95:.2f} ms  (fsync={fsync})")
-    raw = bench_raw_100mb(size, repeat)
-    durable = bench_raw_100mb(size, repeat, fsync=True)
-    print(f"  raw write+read twice 100 MB: {raw['median_s']:.3f} s "
-          f"(with fsync: {durable['median_s']:.3f} s)")  # fmt: skip
-    large = {}
-    for fsync in (True, False):
-        large[f"fsync={fsync}"] = r = bench_transport_100mb(size, repeat, fsync)
-        print(f"  transport 100 MB round trip: {r['median_s']:.3f} s "
-              f"({r['median_s'] / raw['median_s']:.2f}x raw), peak RSS "
-              f"{r['aggregator_peak_rss_x_payload']:.2f}x / "
-              f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})")  # fmt: skip
+    rows = []
+    for size_mb in sizes:
+        size = size_mb * MB
+        raw = bench_raw(size, max(repeat, 3))  # cheap: a steadier baseline
+        durable = bench_raw(size, max(repeat, 3), fsync=True)
+        configs = (True, False) if size_mb == 100 else (True,)
+        row: dict[str, Any] = {"size_mb": size_mb, "raw_write_read_twice": raw,
+                               "raw_write_fsync_read_twice": durable, "transport": {}}  # fmt: skip
+        for fsync in configs:
+            row["transport"][f"fsync={fsync}"] = r = bench_transport_large(size, repeat, fsync)
+            r["ratio_vs_raw"] = r["median_s"] / raw["median_s"]
+            r["ratio_vs_durable_raw"] = r["median_s"] / durable["median_s"]
+            print(f"  {size_mb:>3} MB round trip: {r['median_s']:.3f} s "
+                  f"({r['ratio_vs_raw']:.2f}x raw {raw['median_s']:.3f} s, "
+                  f"{r['ratio_vs_durable_raw']:.2f}x raw+fsync), peak RSS "
+                  f"{r['aggregator_peak_rss_x_payload']:.2f}x / "
+                  f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})")  # fmt: skip
+        rows.append(row)
     default = small["fsync=True"]
-    result = {
+    big = rows[-1]["transport"]
+    rss = max(big["fsync=True"]["aggregator_peak_rss_x_payload"],
+              big["fsync=True"]["datasite_peak_rss_x_payload"])  # fmt: skip
+    return {
         "benchmark": "fsspec-local",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        **meta(),
         "one_kb": {
             "n": n,
             "floor": floor,
@@ -325,21 +300,64 @@ def main() -> None:
             "bar_p50_ms": 5.0,
             "meets_bar": default["p50_ms"] <= 5.0,
         },
-        "hundred_mb": {
-            "repeat": repeat,
-            "raw_write_read_twice": raw,
-            "raw_write_fsync_read_twice": durable,
-            "transport": large,
-            "ratio_vs_raw": {k: v["median_s"] / raw["median_s"] for k, v in large.items()},
-            "fsync_ratio_vs_durable_raw": large["fsync=True"]["median_s"] / durable["median_s"],
-            "bar_ratio": 2.0,
-            "bar_rss_x_payload": 3.0,
-        },
+        "large": {"repeat": repeat, "rows": rows, "bar_ratio": 2.0, "bar_rss_x_payload": 3.0},
+        "ratios": [
+            ratio(
+                "fsspec-local: 1 KB p50 vs publish+inotify floor",
+                default["p50_ms"] / floor["p50_ms"],
+                baseline="tmp + os.replace, inotify, both ways",
+            ),
+            ratio(
+                "fsspec-local: 1 KB p50, ms",
+                default["p50_ms"],
+                absolute=True,
+                baseline="(absolute)",
+                bar=5.0,
+            ),
+            ratio(
+                "fsspec-local: 100 MB round trip vs raw write+read twice",
+                big["fsync=True"]["ratio_vs_raw"],
+                baseline="page-cache write+read twice",
+                bar=2.0,
+            ),
+            ratio(
+                "fsspec-local: 100 MB round trip vs raw write+fsync+read twice",
+                big["fsync=True"]["ratio_vs_durable_raw"],
+                baseline="durable write+read twice",
+                bar=2.0,
+            ),
+            ratio(
+                "fsspec-local: 100 MB round trip, fsync off, vs raw write+read twice",
+                big["fsync=False"]["ratio_vs_raw"],
+                baseline="page-cache write+read twice",
+                bar=2.0,
+            ),
+            ratio(
+                "fsspec-local: 100 MB peak RSS per process, x payload",
+                rss,
+                baseline="post-import RSS",
+                bar=3.0,
+            ),
+        ],
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fsspec-local.json")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "floor":
+            floor_child(Path(rest[0]))
+        elif kind == "aggregator-large":
+            aggregator_large_child(int(rest[0]), int(rest[1]), rest[2] == "1")
+        else:
+            datasite_child(Path(rest[0]), rest[1] == "1")
+        return
+    write_json(args.out, run(args.quick))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ Writes ``benchmarks/results/rounds.json`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -28,11 +26,11 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
+from _common import RESULTS, ROOT, meta, ratio, summary, write_json
 from syftflwr.flower.launch import RunResult
 from syftflwr.flower.simulation import simulate_in_processes, simulate_in_threads
 from syftflwr.registry import get_registry
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
 
 
@@ -48,28 +46,18 @@ def round_times(result: RunResult) -> list[float]:
     return times
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
+CROSS_PROCESS = ("fsspec-local",)
+"""Transports whose participants can be separate processes on one machine."""
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int)
-    parser.add_argument("--repeat", type=int)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rounds.json")
-    args = parser.parse_args()
+def run(quick: bool, rounds: int | None = None, repeat: int | None = None) -> dict[str, Any]:
+    """quick: 3 rounds x 1 run per transport; full: 5 rounds x 3 runs."""
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    rounds = args.rounds or (3 if args.quick else 5)
-    repeat = args.repeat or (1 if args.quick else 3)
+    rounds = rounds or (3 if quick else 5)
+    repeat = repeat or (1 if quick else 3)
 
     runs: dict[str, list[float]] = {"memory (threads)": []}
-    cross = [n for n in get_registry().names() if n == "fsspec-local"]
+    cross = [n for n in get_registry().names() if n in CROSS_PROCESS]
     for name in cross:
         runs[f"{name} (processes)"] = []
     for _ in range(repeat):
@@ -86,26 +74,39 @@ def main() -> int:
     base = statistics.median(runs["memory (threads)"])
     report: dict[str, Any] = {
         "benchmark": "rounds",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        **meta(),
         "rounds_per_run": rounds,
         "repeat": repeat,
         "baseline": "memory (threads)",
         "results": {},
+        "ratios": [],
     }
     print(f"quickstart FedAvg, 3 datasites, per-round time ({rounds} rounds x {repeat} runs)")
     print(f"{'transport':<26}{'median ms':>10}{'min':>9}{'max':>9}{'ratio':>8}")
     for name, values in runs.items():
         stats = summary(values)
-        ratio = stats["median"] / base
-        report["results"][name] = {**stats, "ratio_vs_memory": ratio}
+        factor = stats["median"] / base
+        report["results"][name] = {**stats, "ratio_vs_memory": factor}
         print(
             f"{name:<26}{stats['median'] * 1e3:>10.1f}{stats['min'] * 1e3:>9.1f}"
-            f"{stats['max'] * 1e3:>9.1f}{ratio:>7.2f}x"
+            f"{stats['max'] * 1e3:>9.1f}{factor:>7.2f}x"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        if name != "memory (threads)":
+            report["ratios"].append(
+                ratio(f"rounds: quickstart round, {name} vs memory", factor,
+                      baseline="memory transport, threads, one process", bar=1.5)
+            )  # fmt: skip
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--out", type=Path, default=RESULTS / "rounds.json")
+    args = parser.parse_args()
+    write_json(args.out, run(args.quick, args.rounds, args.repeat))
     return 0
 
 

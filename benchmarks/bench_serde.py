@@ -14,19 +14,16 @@ Writes ``benchmarks/results/serde.json`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 import numpy as np
+from _common import MB, RESULTS, SEED, meta, ratio, timed, write_json
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.common.serde import message_from_proto, message_to_proto
 from flwr.proto.message_pb2 import Message as ProtoMessage
@@ -34,10 +31,8 @@ from google.protobuf.internal import api_implementation
 from syftflwr.flower import compat
 from syftflwr.flower.serde import decode_message, encode_message
 
-MB = 1024 * 1024
 
-
-def model_message(size_mb: int, seed: int = 0) -> Message:
+def model_message(size_mb: int, seed: int = SEED) -> Message:
     """A model of ``size_mb`` MiB split like a small network: a few large, many small."""
     rng = np.random.default_rng(seed)
     total = size_mb * MB // 4  # float32 elements
@@ -54,15 +49,6 @@ def model_message(size_mb: int, seed: int = 0) -> Message:
     )
     compat.set_message_id(message, "bench0000000001")
     return message
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return times, result
 
 
 def stats(times: list[float], size: int) -> dict[str, float]:
@@ -95,18 +81,10 @@ def bench(size_mb: int, repeat: int) -> dict[str, Any]:
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="sizes in MiB")
-    parser.add_argument("--repeat", type=int, default=None)
-    parser.add_argument("--quick", action="store_true", help="1 and 10 MiB, 3 repeats")
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "serde.json"
-    )
-    args = parser.parse_args(argv)
-    sizes = args.sizes or ([1, 10] if args.quick else [1, 10, 100])
-    repeat = args.repeat or (3 if args.quick else 5)
-
+def run(quick: bool, sizes: list[int] | None = None, repeat: int | None = None) -> dict[str, Any]:
+    """Encode/decode figures per size; quick: 1 and 10 MiB, 3 repeats."""
+    sizes = sizes or ([1, 10] if quick else [1, 10, 100])
+    repeat = repeat or (3 if quick else 5)
     rows = []
     print(f"{'size':>6} {'op':>7} {'flower MB/s':>12} {'syftflwr MB/s':>14} {'speedup':>8}")
     for size_mb in sizes:
@@ -118,19 +96,40 @@ def main(argv: list[str] | None = None) -> int:
                 f"{size_mb:>4}MB {op:>7} {r['flower']['mb_per_s']:>12.0f} "
                 f"{r['syftflwr']['mb_per_s']:>14.0f} {r['speedup']:>7.1f}x"
             )
-    result = {
+    largest = rows[-1]
+    size = largest["size_mb"]
+    return {
         "benchmark": "serde",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "flwr": compat.FLWR_VERSION,
+        **meta(),
         "protobuf_backend": api_implementation.Type(),
         "repeat": repeat,
         "rows": rows,
+        "ratios": [
+            ratio(
+                f"serde: encode {size} MB, speed-up",
+                largest["encode"]["speedup"],
+                baseline="message_to_proto().SerializeToString()",
+                better="higher",
+                bar=3.0,
+            ),
+            ratio(
+                f"serde: decode {size} MB, speed-up",
+                largest["decode"]["speedup"],
+                baseline="message_from_proto(FromString())",
+                better="higher",
+            ),
+        ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="sizes in MiB")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="1 and 10 MiB, 3 repeats")
+    parser.add_argument("--out", type=Path, default=RESULTS / "serde.json")
+    args = parser.parse_args(argv)
+    write_json(args.out, run(args.quick, args.sizes, args.repeat))
     return 0
 
 

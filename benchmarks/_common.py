@@ -1,0 +1,122 @@
+"""Helpers every benchmark shares: statistics, peak memory, run metadata, JSON output,
+and the ``ratios`` records the suite compares between runs.
+
+A *ratio* is one figure measured against its in-run baseline (the machines are shared
+and noisy, so only ratios are compared between runs). Each benchmark's ``run()``
+returns ``{"ratios": [ratio(...), ...], ...}``; ``benchmarks/compare.py`` flags a ratio
+that got more than 20% worse than the last recorded run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+KB, MB = 1024, 1024 * 1024
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SEED = 20261123
+"""Every benchmark draws its payloads from this seed (fixed sizes, fixed seeds)."""
+
+Better = Literal["lower", "higher"]
+
+
+def maxrss() -> int:
+    """Peak resident set size of this process so far, in bytes.
+
+    Linux's ``VmHWM`` (per address space) rather than ``ru_maxrss``, which a child
+    inherits from its parent at fork and so hides the child's own growth.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median with min and max (and count): never a single time."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    """Wall-clock seconds of ``repeat`` calls, and the last call's result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def ratio(
+    name: str,
+    value: float,
+    *,
+    baseline: str,
+    better: Better = "lower",
+    bar: float | None = None,
+    absolute: bool = False,
+) -> dict[str, Any]:
+    """One comparable figure: ``value`` is measured against ``baseline`` in the same run.
+
+    ``bar``: the brief's goal for this ratio (``value <= bar`` when lower is better,
+    ``value >= bar`` when higher is better); ``None`` when the figure is informational.
+    ``absolute``: a time, not a ratio (shown against its bar, never compared between
+    runs: absolute times move with the machine's load).
+    """
+    meets = None
+    if bar is not None:
+        meets = value <= bar if better == "lower" else value >= bar
+    return {
+        "name": name,
+        "value": value,
+        "baseline": baseline,
+        "better": better,
+        "bar": bar,
+        "meets_bar": meets,
+        "absolute": absolute,
+    }
+
+
+def meta() -> dict[str, Any]:
+    """What tells one run's machine and versions from another's."""
+    info: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        from importlib.metadata import version
+
+        info["flwr"] = version("flwr")
+    except Exception:  # pragma: no cover - flwr is a dependency of core
+        info["flwr"] = None
+    return info
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
