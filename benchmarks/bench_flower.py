@@ -128,13 +128,18 @@ def aggregator_child(size_mb: int, repeat: int) -> None:
     grid.stop_datasites()
     child.wait(30)
     rpc.close()
-    print(json.dumps({
-        "size_mb": size_mb,
-        "end_to_end_s": summary(times),
-        "message_to_proto_encode_decode_s": summary(naive_times),
-        "aggregator_peak_rss_x_payload": (peak - baseline) / payload,
-        "datasite_peak_rss_x_payload": (remote["peak"] - remote["baseline"]) / payload,
-    }), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "size_mb": size_mb,
+                "end_to_end_s": summary(times),
+                "message_to_proto_encode_decode_s": summary(naive_times),
+                "aggregator_peak_rss_x_payload": (peak - baseline) / payload,
+                "datasite_peak_rss_x_payload": (remote["peak"] - remote["baseline"]) / payload,
+            }
+        ),
+        flush=True,
+    )
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -145,18 +150,23 @@ def run(quick: bool) -> dict[str, Any]:
     for size_mb in (1, 10, 100):
         out = subprocess.run(
             [sys.executable, str(HERE), "--child", "aggregator", str(size_mb), str(repeat)],
-            capture_output=True, text=True, check=True, timeout=600,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
         row = json.loads(out.stdout.strip().splitlines()[-1])
         e2e = row["end_to_end_s"]["median"]
         naive = row["message_to_proto_encode_decode_s"]["median"]
         row["speedup_vs_flower_serde_round_trip"] = 2 * naive / e2e
         row["speedup_vs_flower_serde_one_way"] = naive / e2e
         rows.append(row)
-        print(f"  {size_mb:>3} MB end to end {e2e:.3f} s; message_to_proto encode+decode "
-              f"{naive:.3f} s one way -> {row['speedup_vs_flower_serde_round_trip']:.1f}x "
-              f"(round trip), peak RSS {row['aggregator_peak_rss_x_payload']:.2f}x / "
-              f"{row['datasite_peak_rss_x_payload']:.2f}x payload")  # fmt: skip
+        print(
+            f"  {size_mb:>3} MB end to end {e2e:.3f} s; message_to_proto encode+decode "
+            f"{naive:.3f} s one way -> {row['speedup_vs_flower_serde_round_trip']:.1f}x "
+            f"(round trip), peak RSS {row['aggregator_peak_rss_x_payload']:.2f}x / "
+            f"{row['datasite_peak_rss_x_payload']:.2f}x payload"
+        )
     big = rows[-1]
     rss = max(big["aggregator_peak_rss_x_payload"], big["datasite_peak_rss_x_payload"])
     return {

@@ -89,8 +89,11 @@ def bench_floor(n: int) -> dict[str, float]:
     base = Path(tempfile.mkdtemp(prefix="floor-"))
     for sub in ("in", "out", "tmp"):
         (base / sub).mkdir()
-    child = subprocess.Popen([sys.executable, str(HERE), "--child", "floor", str(base)],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(HERE), "--child", "floor", str(base)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"
     arrived: dict[str, threading.Event] = {}
     lock = threading.Lock()
@@ -169,8 +172,11 @@ class Aggregator:
     def ask(self, body: Any, endpoint: str = "echo") -> Any:
         from syftflwr.envelope import Request
 
-        handle = self.rpc.send(Request.new(sender=AGG, recipient=DS, app="bench",
-                                           endpoint=endpoint, body=body, ttl=600))  # fmt: skip
+        handle = self.rpc.send(
+            Request.new(
+                sender=AGG, recipient=DS, app="bench", endpoint=endpoint, body=body, ttl=600
+            )
+        )
         (response,) = self.rpc.wait([handle], timeout=600)
         assert response.ok, response.error_text
         self.rpc.forget(handle)
@@ -222,10 +228,19 @@ def bench_raw(size: int, repeat: int, fsync: bool = False) -> dict[str, float]:
 def bench_transport_large(size: int, repeat: int, fsync: bool) -> dict[str, Any]:
     """Run in a fresh aggregator process, so its RSS baseline is clean."""
     out = subprocess.run(
-        [sys.executable, str(HERE), "--child", "aggregator-large", str(size), str(repeat),
-         str(int(fsync))],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(HERE),
+            "--child",
+            "aggregator-large",
+            str(size),
+            str(repeat),
+            str(int(fsync)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -273,22 +288,30 @@ def run(quick: bool) -> dict[str, Any]:
         raw = bench_raw(size, max(repeat, 3))  # cheap: a steadier baseline
         durable = bench_raw(size, max(repeat, 3), fsync=True)
         configs = (True, False) if size_mb == 100 else (True,)
-        row: dict[str, Any] = {"size_mb": size_mb, "raw_write_read_twice": raw,
-                               "raw_write_fsync_read_twice": durable, "transport": {}}  # fmt: skip
+        row: dict[str, Any] = {
+            "size_mb": size_mb,
+            "raw_write_read_twice": raw,
+            "raw_write_fsync_read_twice": durable,
+            "transport": {},
+        }
         for fsync in configs:
             row["transport"][f"fsync={fsync}"] = r = bench_transport_large(size, repeat, fsync)
             r["ratio_vs_raw"] = r["median_s"] / raw["median_s"]
             r["ratio_vs_durable_raw"] = r["median_s"] / durable["median_s"]
-            print(f"  {size_mb:>3} MB round trip: {r['median_s']:.3f} s "
-                  f"({r['ratio_vs_raw']:.2f}x raw {raw['median_s']:.3f} s, "
-                  f"{r['ratio_vs_durable_raw']:.2f}x raw+fsync), peak RSS "
-                  f"{r['aggregator_peak_rss_x_payload']:.2f}x / "
-                  f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})")  # fmt: skip
+            print(
+                f"  {size_mb:>3} MB round trip: {r['median_s']:.3f} s "
+                f"({r['ratio_vs_raw']:.2f}x raw {raw['median_s']:.3f} s, "
+                f"{r['ratio_vs_durable_raw']:.2f}x raw+fsync), peak RSS "
+                f"{r['aggregator_peak_rss_x_payload']:.2f}x / "
+                f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})"
+            )
         rows.append(row)
     default = small["fsync=True"]
     big = rows[-1]["transport"]
-    rss = max(big["fsync=True"]["aggregator_peak_rss_x_payload"],
-              big["fsync=True"]["datasite_peak_rss_x_payload"])  # fmt: skip
+    rss = max(
+        big["fsync=True"]["aggregator_peak_rss_x_payload"],
+        big["fsync=True"]["datasite_peak_rss_x_payload"],
+    )
     return {
         "benchmark": "fsspec-local",
         **meta(),

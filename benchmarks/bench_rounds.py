@@ -93,9 +93,13 @@ def run(quick: bool, rounds: int | None = None, repeat: int | None = None) -> di
         )
         if name != "memory (threads)":
             report["ratios"].append(
-                ratio(f"rounds: quickstart round, {name} vs memory", factor,
-                      baseline="memory transport, threads, one process", bar=1.5)
-            )  # fmt: skip
+                ratio(
+                    f"rounds: quickstart round, {name} vs memory",
+                    factor,
+                    baseline="memory transport, threads, one process",
+                    bar=1.5,
+                )
+            )
     return report
 
 

@@ -1,0 +1,554 @@
+"""Suite results (JSON) -> ``docs/benchmarks.md`` (tables) and ``docs/img/benchmarks.png``.
+
+Everything on the page is generated from ``benchmarks/results/results.json``, so the
+docs never disagree with the recorded figures. Regenerate without re-running:
+
+    python benchmarks/report.py                       # default paths
+    python benchmarks/report.py RESULTS.json --docs OUT.md --png OUT.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "results.json"
+DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
+DEFAULT_PNG = ROOT / "docs" / "img" / "benchmarks.png"
+PENDING = {
+    "encryption on vs off": "pending: envelope encryption lands with issue 8",
+    "Drive: API calls per idle poll vs syft-flwr 0.5": "pending: the gdrive transport (issue 6)",
+}
+"""Figures the issue asks for that cannot be measured yet (shown on the page)."""
+
+
+# ------------------------------------------------------------------ formatting
+def dur(seconds: float) -> str:
+    """A duration with a unit that keeps 2-3 significant digits."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    ms = seconds * 1e3
+    return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"
+
+
+def spread(stats: dict[str, float]) -> str:
+    """``median (min-max)`` of a summary with seconds."""
+    return f"{dur(stats['median'])} ({dur(stats['min'])}-{dur(stats['max'])})"
+
+
+def times(x: float) -> str:
+    if x < 0.1:
+        return f"{x:.2g}x"
+    return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
+
+
+def rss_pair(row: dict[str, Any]) -> str:
+    """Peak RSS of the aggregator and the datasite process, as multiples of the payload."""
+    agg, ds = row["aggregator_peak_rss_x_payload"], row["datasite_peak_rss_x_payload"]
+    return f"{times(agg)} / {times(ds)}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(record: dict[str, Any]) -> str:
+    bar = record.get("bar")
+    if bar is None:
+        return "(informational)"
+    sign = "≤" if record.get("better", "lower") == "lower" else "≥"
+    mark = "✓" if record.get("meets_bar") else "✗"
+    return f"{sign} {bar:g} {mark}"
+
+
+def value_text(record: dict[str, Any]) -> str:
+    return f"{record['value']:.3g}" if record.get("absolute") else times(record["value"])
+
+
+# ------------------------------------------------------------------ sections
+def section_bars(results: dict[str, Any]) -> str:
+    rows = []
+    for name, data in results["benchmarks"].items():
+        for record in data.get("ratios", []):
+            rows.append([record["name"], value_text(record), record["baseline"], verdict(record)])
+        if "error" in data:
+            rows.append([f"{name}: failed", "-", "-", data["error"].splitlines()[-1][:120]])
+    intro = (
+        "Every figure next to its in-run baseline. A ratio is the figure divided by its "
+        "baseline (a speed-up: the baseline divided by the figure); rows marked "
+        "(informational) have no bar in the brief."
+    )
+    return (
+        "## Summary: the bars\n\n"
+        + intro
+        + "\n\n"
+        + table(["figure", "value", "in-run baseline", "bar"], rows)
+    )
+
+
+def section_regressions(results: dict[str, Any]) -> str:
+    comparison = results.get("comparison")
+    if not comparison:
+        return "## Regressions\n\nNo earlier recorded run to compare with."
+    regressed = comparison["regressions"]
+    head = (
+        f"Compared with the run recorded {comparison.get('previous_created') or 'before'}: "
+        f"a ratio more than {comparison['tolerance']:.0%} worse is flagged."
+    )
+    if not regressed:
+        return f"## Regressions\n\n{head} None."
+    rows = [
+        [c["name"], f"{c['old']:.3g}", f"{c['new']:.3g}", times(c["worse_by"])]
+        for c in comparison["changes"]
+        if c["regressed"]
+    ]
+    return f"## Regressions\n\n{head}\n\n" + table(["ratio", "before", "now", "worse by"], rows)
+
+
+def section_transports(data: dict[str, Any], fsl: dict[str, Any] | None) -> str:
+    raw = data["raw"]["one_kb"]
+    rows = [
+        [
+            "raw: write (tmp + os.replace) + read, twice",
+            f"{raw['p50_ms']:.2f} ms",
+            f"{raw['p95_ms']:.2f} ms",
+            "1.00x",
+        ]
+    ]
+    for name, row in data["results"].items():
+        one = row["one_kb"]
+        rows.append(
+            [
+                f"{name} (one process)",
+                f"{one['p50_ms']:.2f} ms",
+                f"{one['p95_ms']:.2f} ms",
+                times(one["p50_vs_raw"]),
+            ]
+        )
+    if fsl and "one_kb" in fsl:
+        for key, label in (("fsync=True", "fsync on, default"), ("fsync=False", "fsync off")):
+            one = fsl["one_kb"]["transport"].get(key)
+            if one:
+                rows.append(
+                    [
+                        f"fsspec-local (two processes, {label})",
+                        f"{one['p50_ms']:.2f} ms",
+                        f"{one['p95_ms']:.2f} ms",
+                        times(one["p50_ms"] / raw["p50_ms"]),
+                    ]
+                )
+        floor = fsl["one_kb"]["floor"]
+        rows.append(
+            [
+                "floor: publish + inotify both ways (two processes)",
+                f"{floor['p50_ms']:.2f} ms",
+                f"{floor['p95_ms']:.2f} ms",
+                times(floor["p50_ms"] / raw["p50_ms"]),
+            ]
+        )
+    small = "### 1 KB request → response\n\n" + table(
+        ["transport", "p50", "p95", "p50 vs raw"], rows
+    )
+    large_rows = []
+    for name, row in data["results"].items():
+        for large in row["large"]:
+            raw_s = data["raw"]["large"][str(large["size_mb"])]["median_s"]
+            large_rows.append(
+                [
+                    f"{large['size_mb']} MB",
+                    name,
+                    spread(large["round_trip_s"]),
+                    dur(raw_s),
+                    times(large["ratio_vs_raw"]),
+                    times(large["peak_rss_x_payload"]),
+                ]
+            )
+    large = "### 1, 10, 100 MB round trips (opaque bytes, both sides in one process)\n\n" + table(
+        [
+            "size",
+            "transport",
+            "round trip, median (min-max)",
+            "raw write+read twice",
+            "ratio",
+            "peak RSS above baseline, x payload",
+        ],
+        large_rows,
+    )
+    skipped = "".join(f"\n- `{n}`: {why}" for n, why in data.get("skipped", {}).items())
+    note = f"\n\nNot measured:{skipped}" if skipped else ""
+    return "## Transport level\n\n" + small + "\n\n" + large + note
+
+
+def section_fsspec_local(data: dict[str, Any]) -> str:
+    rows = []
+    for row in data["large"]["rows"]:
+        raw, durable = row["raw_write_read_twice"], row["raw_write_fsync_read_twice"]
+        for key, r in row["transport"].items():
+            rows.append(
+                [
+                    f"{row['size_mb']} MB",
+                    key.replace("=True", " on").replace("=False", " off"),
+                    f"{dur(r['median_s'])} ({dur(r['min_s'])}-{dur(r.get('max_s', r['min_s']))})",
+                    f"{dur(raw['median_s'])} / {dur(durable['median_s'])}",
+                    f"{times(r['ratio_vs_raw'])} / {times(r['ratio_vs_durable_raw'])}",
+                    f"{times(r['aggregator_peak_rss_x_payload'])} / "
+                    f"{times(r['datasite_peak_rss_x_payload'])}",
+                ]
+            )
+    return (
+        "## fsspec-local: aggregator and datasite in two processes\n\n"
+        "Real files on local disk, real inotify. `fsync` is on by default so a published "
+        "message survives a power loss; `fsync = false` trades that for page-cache speed.\n\n"
+        + table(
+            [
+                "size",
+                "fsync",
+                "round trip, median (min-max)",
+                "raw write+read twice: page cache / with fsync",
+                "ratio: page cache / fsync",
+                "peak RSS x payload: aggregator / datasite",
+            ],
+            rows,
+        )
+    )
+
+
+def section_flower(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{r['size_mb']} MB",
+            spread(r["end_to_end_s"]),
+            dur(r["message_to_proto_encode_decode_s"]["median"]),
+            times(r["speedup_vs_flower_serde_round_trip"]),
+            rss_pair(r),
+        ]
+        for r in data["rows"]
+    ]
+    return (
+        "## Flower level: a model as a Message, end to end\n\n"
+        f"`TransportGrid` pushes the model over {data['transport']}; a `DatasiteRunner` in "
+        "another process decodes it, a ClientApp echoes it, and the reply is decoded on the "
+        "aggregator. Baseline: Flower's own `message_to_proto` encode + "
+        "`message_from_proto` decode of the same message, with no transport at all; a round "
+        "trip needs it twice. Bars for 100 MB: ≤ 1.5 s end to end, ≥ 3x faster.\n\n"
+        + table(
+            [
+                "model",
+                "end to end, median (min-max)",
+                "message_to_proto encode+decode, one way",
+                "speed-up vs Flower serde round trip",
+                "peak RSS x payload: aggregator / datasite",
+            ],
+            rows,
+        )
+    )
+
+
+def section_rounds(data: dict[str, Any]) -> str:
+    rows = [
+        [name, dur(r["median"]), dur(r["min"]), dur(r["max"]), times(r["ratio_vs_memory"])]
+        for name, r in data["results"].items()
+    ]
+    return (
+        f"## Quickstart FedAvg: per-round time, 3 datasites "
+        f"({data['rounds_per_run']} rounds x {data['repeat']} runs)\n\n"
+        "A round is timed from its first instruction to its last reply (train + evaluate), "
+        "as the aggregator recorded it; process start-up is not counted. Bar: the local "
+        "transport in separate processes ≤ 1.5x memory.\n\n"
+        + table(["transport", "median", "min", "max", "ratio vs memory"], rows)
+    )
+
+
+def section_serde(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["rows"]:
+        enc, dec = r["encode"], r["decode"]
+        rows.append(
+            [
+                f"{r['size_mb']} MB",
+                dur(enc["flower"]["median_s"]),
+                dur(enc["syftflwr"]["median_s"]),
+                times(enc["speedup"]),
+                dur(dec["flower"]["median_s"]),
+                dur(dec["syftflwr"]["median_s"]),
+                times(dec["speedup"]),
+            ]
+        )
+    return (
+        f"## Serde: a Flower model message, syftflwr vs `message_to_proto` "
+        f"(median of {data['repeat']})\n\n"
+        "Both sides produce byte-identical output (checked by the benchmark on every size).\n\n"
+        + table(
+            [
+                "size",
+                "encode, Flower",
+                "encode, syftflwr",
+                "speed-up",
+                "decode, Flower",
+                "decode, syftflwr",
+                "speed-up",
+            ],
+            rows,
+        )
+    )
+
+
+def section_scale(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            str(r["datasites"]),
+            spread(r["round_s"]),
+            dur(r["round_s_per_datasite"]["median"]),
+            spread(r["aggregator_cpu_per_message_s"]),
+        ]
+        for r in data["rows"]
+    ]
+    return (
+        f"## Scale: many datasites on one machine ({data['transport']})\n\n"
+        "Every datasite is a `DatasiteRunner` thread in ONE process (one shared file "
+        "watcher); the aggregator is another process. A round sends a "
+        f"{data['model_bytes'] // 1024} KB model to every datasite and collects every reply "
+        f"({data['rounds']} rounds per size). Bar: the aggregator's CPU per message does "
+        "not grow with the number of datasites.\n\n"
+        + table(
+            [
+                "datasites",
+                "round, median (min-max)",
+                "round per datasite",
+                "aggregator CPU per message, median (min-max)",
+            ],
+            rows,
+        )
+    )
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "flower": section_flower,
+    "rounds": section_rounds,
+    "serde": section_serde,
+    "scale": section_scale,
+    "fsspec-local": section_fsspec_local,
+}
+
+
+def section_pending(results: dict[str, Any]) -> str:
+    items = [f"- **{what}**: {why}" for what, why in results.get("pending", PENDING).items()]
+    for name, data in results["benchmarks"].items():
+        if "error" in data:
+            items.append(f"- **{name}**: failed in this run: `{data['error'].splitlines()[-1]}`")
+        for transport, why in data.get("skipped", {}).items():
+            items.append(f"- **{transport}** ({name}): {why}")
+    for name, why in results.get("skipped", {}).items():
+        items.append(f"- **{name}**: {why}")
+    return "## Not measured yet\n\n" + "\n".join(items)
+
+
+# ------------------------------------------------------------------ page
+INTRO = """# Benchmarks
+
+<!-- Generated by benchmarks/report.py from benchmarks/results/results.json. -->
+
+The bars syftflwr must clear are measured by one suite, never by timed unit tests. The
+machines it runs on are shared and noisy, so every figure is measured next to a
+**baseline in the same run** and reported as a ratio, with medians and min/max: compare
+ratios between runs, not absolute times.
+
+```bash
+nox -s bench              # full suite (< 15 min on 2 cores): results, this page, the plot
+nox -s bench -- --quick   # development (< 3 min): writes benchmarks/results/quick/ only
+python benchmarks/suite.py --only serde flower --quick   # some benchmarks, current venv
+python benchmarks/report.py                              # regenerate this page from the JSON
+```
+
+{scripts}
+
+The suite writes every figure to `benchmarks/results/results.json` (and each
+benchmark's own file next to it), compares the ratios with the last recorded run
+(`benchmarks/compare.py`: any ratio more than 20% worse is flagged, also below), and
+regenerates this page and the plot. Sizes and seeds are fixed."""
+
+
+SCRIPTS = [
+    (
+        "bench_transports.py",
+        "1 KB p50/p95 and 1/10/100 MB round trips per installed transport "
+        "vs raw write+read of the file",
+    ),
+    (
+        "bench_fsspec_local.py",
+        "fsspec-local between two processes: 1 KB vs the publish + "
+        "inotify floor, 1/10/100 MB vs raw write+read twice, peak RSS per process",
+    ),
+    (
+        "bench_flower.py",
+        "a 1/10/100 MB model as a Flower Message end to end (TransportGrid → "
+        "DatasiteRunner → back) vs `message_to_proto`",
+    ),
+    (
+        "bench_rounds.py",
+        "quickstart FedAvg per-round time per transport vs the in-process memory transport",
+    ),
+    (
+        "bench_serde.py",
+        "encoding/decoding a Flower message vs `message_to_proto` / `message_from_proto`",
+    ),
+    (
+        "bench_scale.py",
+        "10, 50, 100 datasites on one machine: round time and aggregator CPU per message",
+    ),
+]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    suite = results.get("suite", {})
+    scripts = table(["script", "measures"], [[f"`benchmarks/{s}`", m] for s, m in SCRIPTS])
+    parts = [INTRO.format(scripts=scripts)]
+    recorded = (
+        f"Recorded {suite.get('created', '?')} in {suite.get('mode', '?')} mode on "
+        f"{suite.get('cpus', '?')} CPUs ({suite.get('machine', '?')}), Python "
+        f"{suite.get('python', '?')}, flwr {suite.get('flwr', '?')}; "
+        f"the suite took {suite.get('duration_s', 0):.0f} s."
+    )
+    parts.append("## Latest recorded results\n\n" + recorded)
+    if results.get("png"):
+        parts.append(f"![Benchmark summary]({results['png']})")
+    parts += [section_bars(results), section_regressions(results)]
+    benchmarks = results["benchmarks"]
+    if "transports" in benchmarks and "error" not in benchmarks["transports"]:
+        parts.append(section_transports(benchmarks["transports"], benchmarks.get("fsspec-local")))
+    for name, render in SECTIONS.items():
+        data = benchmarks.get(name)
+        if data and "error" not in data:
+            parts.append(render(data))
+    parts.append(section_pending(results))
+    return "\n\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------ plot
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Four panels: the bars, 1 KB latency, Flower-level 100 MB, scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    benchmarks = results["benchmarks"]
+
+    ax = axes[0][0]
+    barred = [r for d in benchmarks.values() for r in d.get("ratios", []) if r.get("bar")]
+    if barred:
+        used = [
+            r["value"] / r["bar"] if r["better"] == "lower" else r["bar"] / r["value"]
+            for r in barred
+        ]
+        labels = [r["name"].split(": ", 1)[-1][:48] for r in barred]
+        colors = ["tab:green" if r.get("meets_bar") else "tab:red" for r in barred]
+        ax.barh(range(len(used)), used, color=colors)
+        ax.set_yticks(range(len(used)), labels, fontsize=7)
+        ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+        ax.invert_yaxis()
+    ax.set_title("share of each bar used (< 1 meets it)")
+
+    ax = axes[0][1]
+    names, values = [], []
+    tr = benchmarks.get("transports", {})
+    if "raw" in tr:
+        names.append("raw write+read x2")
+        values.append(tr["raw"]["one_kb"]["p50_ms"])
+        for name, row in tr["results"].items():
+            names.append(f"{name}\n(1 process)")
+            values.append(row["one_kb"]["p50_ms"])
+    fsl = benchmarks.get("fsspec-local", {})
+    if "one_kb" in fsl:
+        names += ["inotify floor\n(2 processes)", "fsspec-local\n(2 processes)"]
+        values += [
+            fsl["one_kb"]["floor"]["p50_ms"],
+            fsl["one_kb"]["transport"]["fsync=True"]["p50_ms"],
+        ]
+    ax.bar(range(len(values)), values, color="tab:blue")
+    ax.set_xticks(range(len(values)), names, fontsize=7)
+    ax.axhline(5.0, color="tab:red", linestyle="--", linewidth=1, label="bar: 5 ms")
+    ax.set_ylabel("ms")
+    ax.legend()
+    ax.set_title("1 KB request -> response, p50")
+
+    ax = axes[1][0]
+    flower = benchmarks.get("flower", {})
+    if "rows" in flower:
+        sizes = [f"{r['size_mb']} MB" for r in flower["rows"]]
+        x = range(len(sizes))
+        e2e = [r["end_to_end_s"]["median"] for r in flower["rows"]]
+        naive = [2 * r["message_to_proto_encode_decode_s"]["median"] for r in flower["rows"]]
+        ax.bar([i - 0.2 for i in x], e2e, 0.4, label="syftflwr end to end (fsspec-local)")
+        ax.bar([i + 0.2 for i in x], naive, 0.4, label="message_to_proto serde only, x2")
+        ax.set_xticks(list(x), sizes)
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds")
+        ax.legend(fontsize=8)
+    ax.set_title("a model as a Flower Message, round trip")
+
+    ax = axes[1][1]
+    scale = benchmarks.get("scale", {})
+    if "rows" in scale:
+        ns = [r["datasites"] for r in scale["rows"]]
+        ax.plot(
+            ns, [r["round_s"]["median"] * 1e3 for r in scale["rows"]], "o-", label="round time (ms)"
+        )
+        ax.set_xlabel("datasites")
+        ax.set_ylabel("round time, ms")
+        twin = ax.twinx()
+        twin.plot(
+            ns,
+            [r["aggregator_cpu_per_message_s"]["median"] * 1e3 for r in scale["rows"]],
+            "s--",
+            color="tab:orange",
+            label="aggregator CPU per message (ms)",
+        )
+        twin.set_ylabel("aggregator CPU per message, ms")
+        twin.set_ylim(bottom=0)
+        ax.legend(loc="upper left", fontsize=8)
+        twin.legend(loc="lower right", fontsize=8)
+    ax.set_title("scale (fsspec-local, datasites as threads)")
+
+    suite = results.get("suite", {})
+    fig.suptitle(f"syftflwr benchmarks ({suite.get('mode', '?')} mode, {suite.get('created', '')})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], docs: Path, png: Path | None) -> None:
+    """The PNG (when matplotlib is available) and the page that links it."""
+    page = dict(results)
+    if png is not None:
+        try:
+            plot(results, png)
+            page["png"] = Path(png).resolve().relative_to(docs.resolve().parent).as_posix()
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(render_markdown(page))
+    print(f"wrote {docs}" + (f" and {png}" if page.get("png") else ""), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="?", default=DEFAULT_RESULTS)
+    parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
+    parser.add_argument("--png", type=Path, default=DEFAULT_PNG)
+    args = parser.parse_args(argv)
+    write_report(json.loads(args.results.read_text()), args.docs, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
