@@ -113,3 +113,15 @@ def docs(session: nox.Session) -> None:
     site = Path(session.create_tmp()) / "site"
     env = {**ENV, "NO_MKDOCS_2_WARNING": "1"}
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env=env)
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """The benchmark suite (not in CI: too slow). Full by default (< 15 min on 2 cores):
+    records benchmarks/results/, docs/benchmarks.md and its plot; `-- --quick` (< 3 min)
+    writes benchmarks/results/quick/ only."""
+    session.install(
+        "-e", ".", "-e", "plugins/fsspec-local", f"flwr=={FLWR_NEWEST}", "matplotlib>=3.7",
+        "scikit-learn>=1.3",
+    )  # fmt: skip
+    session.run("python", "benchmarks/suite.py", *session.posargs, env=ENV)

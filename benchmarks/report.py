@@ -439,7 +439,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(16, 10))
     benchmarks = results["benchmarks"]
 
     ax = axes[0][0]
@@ -449,7 +449,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             r["value"] / r["bar"] if r["better"] == "lower" else r["bar"] / r["value"]
             for r in barred
         ]
-        labels = [r["name"].split(": ", 1)[-1][:48] for r in barred]
+        labels = [r["name"][:70] for r in barred]
         colors = ["tab:green" if r.get("meets_bar") else "tab:red" for r in barred]
         ax.barh(range(len(used)), used, color=colors)
         ax.set_yticks(range(len(used)), labels, fontsize=7)
