@@ -52,6 +52,23 @@ class ArrivalSource(Protocol):
     def subscribe(self, callback: ArrivalCallback) -> Subscription: ...
 
 
+class CallbackSubscription:
+    """Base of subscriptions: delivers to one consumer's callback and never lets a
+    consumer's bug stop the thread that reports arrivals (a poller, a shared watcher)."""
+
+    def __init__(self, callback: ArrivalCallback) -> None:
+        self._callback = callback
+        self._closed = False
+
+    def deliver(self, folder: str, name: str) -> None:
+        if self._closed:
+            return
+        try:
+            self._callback(folder, name)
+        except Exception:
+            log.exception("arrival callback failed for %s/%s", folder, name)
+
+
 class _Folder:
     __slots__ = ("names", "subscribers")
 
@@ -203,21 +220,12 @@ class Poller:
                     self._cond.wait(remaining)
 
 
-class _PollSubscription:
+class _PollSubscription(CallbackSubscription):
     def __init__(self, poller: Poller, callback: ArrivalCallback) -> None:
+        super().__init__(callback)
         self._poller = poller
-        self._callback = callback
         self._folders: set[str] = set()
         self._lock = threading.Lock()
-        self._closed = False
-
-    def deliver(self, folder: str, name: str) -> None:
-        if self._closed:
-            return
-        try:
-            self._callback(folder, name)
-        except Exception:  # a consumer bug must not stop the poller
-            log.exception("arrival callback failed for %s/%s", folder, name)
 
     def watch(self, folders: Iterable[str]) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from syftflwr.mailbox.arrivals import ArrivalCallback, Poller, Subscription
+from syftflwr.mailbox.arrivals import ArrivalCallback, CallbackSubscription, Poller, Subscription
 from syftflwr.mailbox.localdir import LocalDirStorage
 
 log = logging.getLogger("syftflwr.fsspec_local")
@@ -343,23 +343,14 @@ class LocalArrivals:
             poller.close()
 
 
-class _LocalSubscription:
+class _LocalSubscription(CallbackSubscription):
     def __init__(self, source: LocalArrivals, callback: ArrivalCallback) -> None:
+        super().__init__(callback)
         self._source = source
-        self._callback = callback
         self._lock = threading.Lock()
         self._watched: dict[str, str] = {}  # folder -> absolute path (inotify)
         self._polled: set[str] = set()
         self._poll_sub: Subscription | None = None
-        self._closed = False
-
-    def deliver(self, folder: str, name: str) -> None:
-        if self._closed:
-            return
-        try:
-            self._callback(folder, name)
-        except Exception:  # a consumer bug must not kill the shared watcher thread
-            log.exception("arrival callback failed for %s/%s", folder, name)
 
     def resync(self, folder: str) -> None:
         try:
