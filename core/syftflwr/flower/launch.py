@@ -26,6 +26,7 @@ from syftflwr.flower.apps import (
 )
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
 from syftflwr.flower.grid import TransportGrid
+from syftflwr.flower.node_ids import node_id_for
 from syftflwr.flower.progress import (
     FailureEvent,
     FanOut,
@@ -208,8 +209,6 @@ def make_datasite_runner(
     app = app_of(participant)
     if node_config is None:
         node_config = node_config_for(project.datasites.index(email), len(project.datasites))
-    from syftflwr.flower.node_ids import node_id_for
-
     return DatasiteRunner(
         participant.events(),
         client_app if client_app is not None else load_client_app(app),
