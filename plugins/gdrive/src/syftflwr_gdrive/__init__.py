@@ -1,0 +1,1 @@
+"""syftflwr transport over Google Drive."""

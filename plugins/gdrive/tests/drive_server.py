@@ -1,0 +1,644 @@
+"""A small Google Drive v3 server on loopback, for tests (no Drive emulator exists).
+
+It speaks the subset of the REST API the gdrive transport uses, close enough that the
+REAL google-api-python-client drives it (built from its bundled discovery document with
+``rootUrl`` pointed here, see :func:`drive_service`):
+
+* several users, told apart by their bearer token; each has a My Drive root folder;
+* folders and files with parents; ``permissions.create`` (sharing with another user);
+  access follows the permissions of a file and of its ancestors; only the OWNER may
+  delete (Drive's rule), and deleting a folder deletes what it contains;
+* ``files.list`` with a ``q`` subset (``'X' in parents``, ``name = '...'``, ``name
+  contains '...'`` — PREFIX-only, like Drive — ``mimeType =/!= '...'``, ``trashed =
+  false``, ``'me' in owners``, ``sharedWithMe``, joined by ``and``) and pagination;
+* multipart, simple and resumable uploads; ``alt=media`` downloads with ``Range``;
+* ``changes.getStartPageToken`` / ``changes.list``: one feed per user covering every
+  file the user can access (its own and those shared with it), with pagination;
+* ``about.get`` (the token owner's email);
+* fault injection: :meth:`DriveState.inject` makes the next N requests fail with 429,
+  403 ``rateLimitExceeded`` or 500, and :attr:`DriveState.calls` counts requests per
+  user and method (the benchmark of API calls per idle poll reads it).
+
+Response bodies always carry every field (``fields=`` partial responses are ignored):
+the client does not mind extra fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.parser
+import email.policy
+import itertools
+import json
+import re
+import threading
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FOLDER = "application/vnd.google-apps.folder"
+_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class DriveError(Exception):
+    """An error response in Drive's JSON shape."""
+
+    def __init__(self, code: int, reason: str, message: str, domain: str = "global") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.domain = domain
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": self.code,
+                "message": str(self),
+                "errors": [{"domain": self.domain, "reason": self.reason, "message": str(self)}],
+            }
+        }
+
+
+@dataclass
+class File:
+    id: str
+    name: str
+    mime_type: str
+    owner: str
+    parents: list[str]
+    created: str
+    content: bytes = b""
+    writers: set[str] = field(default_factory=set)
+    trashed: bool = False
+    app_properties: dict[str, str] = field(default_factory=dict)
+    version: int = 1
+
+    def resource(self, users: dict[str, str]) -> dict[str, Any]:
+        names = {email: email.split("@")[0] for email in users.values()}
+        return {
+            "kind": "drive#file",
+            "id": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "parents": list(self.parents),
+            "createdTime": self.created,
+            "modifiedTime": self.created,
+            "size": str(len(self.content)),
+            "trashed": self.trashed,
+            "version": str(self.version),
+            "appProperties": dict(self.app_properties),
+            "owners": [{"emailAddress": self.owner, "displayName": names.get(self.owner, "")}],
+            "permissions": [
+                {"type": "user", "role": "owner", "emailAddress": self.owner},
+                *(
+                    {"type": "user", "role": "writer", "emailAddress": w}
+                    for w in sorted(self.writers)
+                ),
+            ],
+        }
+
+
+@dataclass
+class _Change:
+    seq: int
+    file_id: str
+    removed: bool
+    audience: frozenset[str]
+    """Who could access the file when it changed (the file may be gone since)."""
+    snapshot: dict[str, Any] | None
+
+
+@dataclass
+class _Upload:
+    owner: str
+    metadata: dict[str, Any]
+    total: int | None
+    data: bytearray = field(default_factory=bytearray)
+
+
+class DriveState:
+    """Everything the server knows; thread-safe (one lock)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.users: dict[str, str] = {}  # token -> email
+        self.files: dict[str, File] = {}
+        self.changes: list[_Change] = []
+        self.uploads: dict[str, _Upload] = {}
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._faults: list[tuple[int, str]] = []
+        self._clock = itertools.count(1)
+        self.fault_filter: Callable[[str], bool] | None = None
+
+    # -- set-up and observation (tests) ------------------------------------------------------
+    def add_user(self, email_address: str, token: str | None = None) -> str:
+        """Register a user and its My Drive root; returns its bearer token."""
+        token = token or f"token-{uuid.uuid4().hex}"
+        with self.lock:
+            self.users[token] = email_address
+            root = self.root_id(email_address)
+            self.files[root] = File(root, "My Drive", FOLDER, email_address, [], self._now())
+        return token
+
+    @staticmethod
+    def root_id(email_address: str) -> str:
+        return "root-" + re.sub(r"[^A-Za-z0-9]", "-", email_address)
+
+    def inject(self, status: int, count: int = 1, reason: str | None = None) -> None:
+        """The next ``count`` requests fail with ``status`` (429, 403 rate limit, 500...)."""
+        default = {429: "rateLimitExceeded", 403: "rateLimitExceeded", 500: "backendError"}
+        with self.lock:
+            self._faults.extend([(status, reason or default.get(status, "error"))] * count)
+
+    def calls_by(self, email_address: str) -> Counter[str]:
+        with self.lock:
+            return Counter({m: n for (u, m), n in self.calls.items() if u == email_address})
+
+    def find(self, name: str) -> list[File]:
+        with self.lock:
+            return [f for f in self.files.values() if f.name == name]
+
+    # -- internals ----------------------------------------------------------------------------
+    def _now(self) -> str:
+        tick = next(self._clock)
+        return (_EPOCH + dt.timedelta(microseconds=tick)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def take_fault(self, method: str) -> DriveError | None:
+        with self.lock:
+            if not self._faults or (self.fault_filter and not self.fault_filter(method)):
+                return None
+            status, reason = self._faults.pop(0)
+        domain = (
+            "usageLimits"
+            if reason.endswith("RateLimitExceeded") or reason == ("rateLimitExceeded")
+            else "global"
+        )
+        return DriveError(status, reason, f"injected {status} {reason}", domain)
+
+    def ancestors(self, f: File) -> Iterator[File]:
+        seen: set[str] = set()
+        todo = list(f.parents)
+        while todo:
+            pid = todo.pop()
+            if pid in seen or pid not in self.files:
+                continue
+            seen.add(pid)
+            parent = self.files[pid]
+            yield parent
+            todo.extend(parent.parents)
+
+    def can_read(self, user: str, f: File) -> bool:
+        return self.can_write(user, f)  # this server only knows owners and writers
+
+    def can_write(self, user: str, f: File) -> bool:
+        if f.owner == user or user in f.writers:
+            return True
+        return any(a.owner == user or user in a.writers for a in self.ancestors(f))
+
+    def audience(self, f: File) -> frozenset[str]:
+        people = {f.owner, *f.writers}
+        for a in self.ancestors(f):
+            people |= {a.owner, *a.writers}
+        return frozenset(people)
+
+    def record(self, f: File, *, removed: bool = False) -> None:
+        snapshot = None if removed else f.resource(self.users)
+        self.changes.append(
+            _Change(len(self.changes) + 1, f.id, removed, self.audience(f), snapshot)
+        )
+
+    def get_file(self, user: str, file_id: str) -> File:
+        if file_id == "root":
+            file_id = self.root_id(user)
+        f = self.files.get(file_id)
+        if f is None or not self.can_read(user, f):
+            raise DriveError(404, "notFound", f"File not found: {file_id}.")
+        return f
+
+    def create(self, user: str, metadata: dict[str, Any], content: bytes) -> File:
+        name = metadata.get("name") or "Untitled"
+        parents = [
+            self.root_id(user) if p == "root" else p for p in (metadata.get("parents") or ["root"])
+        ]
+        for pid in parents:
+            parent = self.get_file(user, pid)
+            if parent.mime_type != FOLDER:
+                raise DriveError(400, "invalidParent", f"parent {pid} is not a folder")
+            if not self.can_write(user, parent):
+                raise DriveError(403, "insufficientFilePermissions", "cannot write there")
+        f = File(
+            id=uuid.uuid4().hex,
+            name=name,
+            mime_type=metadata.get("mimeType") or "application/octet-stream",
+            owner=user,
+            parents=parents,
+            created=self._now(),
+            content=content,
+            app_properties=dict(metadata.get("appProperties") or {}),
+        )
+        self.files[f.id] = f
+        self.record(f)
+        return f
+
+    def delete(self, user: str, file_id: str) -> None:
+        f = self.get_file(user, file_id)
+        if f.owner != user:
+            raise DriveError(
+                403,
+                "insufficientFilePermissions",
+                "The user does not have sufficient permissions for this file.",
+            )
+        doomed = [f, *(g for g in self.files.values() if f in self.ancestors(g))]
+        for g in doomed:
+            self.record(g, removed=True)
+        for g in doomed:
+            self.files.pop(g.id, None)
+
+    def share(self, user: str, file_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        f = self.get_file(user, file_id)
+        if not self.can_write(user, f):
+            raise DriveError(403, "insufficientFilePermissions", "cannot share this file")
+        role, email_address = body.get("role"), body.get("emailAddress")
+        if body.get("type") != "user" or role not in ("writer", "reader") or not email_address:
+            raise DriveError(400, "invalid", "only user permissions with a role are supported")
+        f.writers.add(email_address)
+        for g in [f, *(g for g in self.files.values() if f in self.ancestors(g))]:
+            self.record(g)
+        return {
+            "kind": "drive#permission",
+            "id": f"perm-{email_address}",
+            "type": "user",
+            "role": role,
+            "emailAddress": email_address,
+        }
+
+    def list_files(self, user: str, params: dict[str, str]) -> dict[str, Any]:
+        match = compile_query(params.get("q", ""), user, self)
+        size = min(int(params.get("pageSize", 100)), 1000)
+        start = int(params.get("pageToken", 0) or 0)
+        hits = [
+            f
+            for f in sorted(self.files.values(), key=lambda f: (f.created, f.id))
+            if self.can_read(user, f) and f.id != self.root_id(f.owner) and match(f)
+        ]
+        page = hits[start : start + size]
+        out: dict[str, Any] = {
+            "kind": "drive#fileList",
+            "files": [f.resource(self.users) for f in page],
+        }
+        if start + size < len(hits):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+    def list_changes(self, user: str, params: dict[str, str]) -> dict[str, Any]:
+        token = params.get("pageToken")
+        if not token or not token.isdigit():
+            raise DriveError(400, "invalid", "pageToken is required")
+        size = min(int(params.get("pageSize", 100)), 1000)
+        out: list[dict[str, Any]] = []
+        seq = int(token)
+        last = len(self.changes)
+        while seq <= last and len(out) < size:
+            change = self.changes[seq - 1]
+            seq += 1
+            if user not in change.audience:
+                continue
+            item: dict[str, Any] = {
+                "kind": "drive#change",
+                "changeType": "file",
+                "fileId": change.file_id,
+                "removed": change.removed,
+                "time": self._now(),
+            }
+            if change.snapshot is not None:
+                item["file"] = change.snapshot
+            out.append(item)
+        result: dict[str, Any] = {"kind": "drive#changeList", "changes": out}
+        if seq <= last:
+            result["nextPageToken"] = str(seq)
+        else:
+            result["newStartPageToken"] = str(last + 1)
+        return result
+
+
+# --------------------------------------------------------------------------- the q grammar
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<op>!=|=|\(|\))|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def _tokens(q: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    q = q.strip()
+    while pos < len(q):
+        m = _TOKEN.match(q, pos)
+        if m is None:
+            raise DriveError(400, "invalidQuery", f"Invalid query near {q[pos:]!r}")
+        pos = m.end()
+        kind = m.lastgroup or ""
+        text = m.group(kind)
+        if kind == "str":
+            text = re.sub(r"\\(.)", r"\1", text[1:-1])
+        out.append((kind, text))
+    return out
+
+
+def compile_query(q: str, user: str, state: DriveState) -> Callable[[File], bool]:
+    """A predicate for Drive's ``q`` (the subset this server supports; anything else is
+    a 400, so a client relying on more shows up in tests)."""
+    tokens = _tokens(q)
+    clauses: list[Callable[[File], bool]] = []
+    i = 0
+
+    def bad() -> DriveError:
+        return DriveError(400, "invalidQuery", f"Invalid Value: unsupported query {q!r}")
+
+    while i < len(tokens):
+        t = tokens[i : i + 3]
+        kinds = [k for k, _ in t]
+        if kinds[:3] == ["str", "word", "word"] and t[1][1] == "in":
+            value, target = t[0][1], t[2][1]
+            if target == "parents":
+                pid = state.root_id(user) if value == "root" else value
+                clauses.append(lambda f, pid=pid: pid in f.parents)
+            elif target == "owners":
+                who = user if value == "me" else value
+                clauses.append(lambda f, who=who: f.owner == who)
+            else:
+                raise bad()
+            i += 3
+        elif kinds[:1] == ["word"] and t[0][1] == "sharedWithMe":
+            clauses.append(lambda f: f.owner != user and user in f.writers)
+            i += 1
+        elif len(t) == 3 and kinds[0] == "word" and t[1][1] in ("=", "!=", "contains"):
+            fname, op, (vkind, value) = t[0][1], t[1][1], t[2]
+            getter: Callable[[File], Any]
+            if fname == "name":
+                getter = lambda f: f.name  # noqa: E731
+            elif fname == "mimeType":
+                getter = lambda f: f.mime_type  # noqa: E731
+            elif fname == "trashed" and vkind == "word" and value in ("true", "false"):
+                getter, value = (lambda f: f.trashed), value == "true"
+            else:
+                raise bad()
+            if op == "=":
+                clauses.append(lambda f, g=getter, v=value: g(f) == v)
+            elif op == "!=":
+                clauses.append(lambda f, g=getter, v=value: g(f) != v)
+            elif fname == "name":  # Drive's `contains` on names matches prefixes only
+                clauses.append(lambda f, g=getter, v=value: g(f).startswith(v))
+            else:
+                raise bad()
+            i += 3
+        else:
+            raise bad()
+        if i < len(tokens):
+            if tokens[i] != ("word", "and"):
+                raise bad()
+            i += 1
+            if i == len(tokens):
+                raise bad()
+    return lambda f: all(c(f) for c in clauses)
+
+
+# --------------------------------------------------------------------------- HTTP
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=UTF-8",
+    ) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if body or status not in (204, 308):
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), headers)
+
+    def _serve(self, verb: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        state = self.server.state
+        try:
+            auth = self.headers.get("Authorization", "")
+            user = state.users.get(auth.removeprefix("Bearer ").strip()) if auth else None
+            if user is None:
+                raise DriveError(401, "authError", "Invalid Credentials")
+            method = self._route(verb, url.path, params)
+            with state.lock:
+                state.calls[(user, method)] += 1
+            fault = state.take_fault(method)
+            if fault is not None:
+                raise fault
+            self._dispatch(method, user, verb, url.path, params, body)
+        except DriveError as exc:
+            self._json(exc.code, exc.body())
+
+    @staticmethod
+    def _route(verb: str, path: str, params: dict[str, str]) -> str:
+        if path.startswith("/upload/drive/v3/files"):
+            return "files.create" if "upload_id" not in params else "files.upload"
+        rest = path.removeprefix("/drive/v3/")
+        if rest == "files":
+            return {"GET": "files.list", "POST": "files.create"}.get(verb, "?")
+        if rest.startswith("files/") and rest.endswith("/permissions"):
+            return "permissions.create"
+        if rest.startswith("files/"):
+            return {"GET": "files.get", "DELETE": "files.delete"}.get(verb, "?")
+        return {
+            "about": "about.get",
+            "changes/startPageToken": "changes.getStartPageToken",
+            "changes": "changes.list",
+        }.get(rest, "?")
+
+    def _dispatch(
+        self, method: str, user: str, verb: str, path: str, params: dict[str, str], body: bytes
+    ) -> None:
+        state = self.server.state
+        with state.lock:
+            if method == "about.get":
+                self._json(
+                    200,
+                    {
+                        "kind": "drive#about",
+                        "user": {
+                            "emailAddress": user,
+                            "displayName": user.split("@", maxsplit=1)[0],
+                        },
+                    },
+                )
+            elif method == "files.list":
+                self._json(200, state.list_files(user, params))
+            elif method == "files.get":
+                f = state.get_file(user, path.rsplit("/", 1)[1])
+                if params.get("alt") == "media":
+                    self._media(f)
+                else:
+                    self._json(200, f.resource(state.users))
+            elif method == "files.delete":
+                state.delete(user, path.rsplit("/", 1)[1])
+                self._send(204)
+            elif method == "permissions.create":
+                file_id = path.split("/")[-2]
+                self._json(200, state.share(user, file_id, json.loads(body or b"{}")))
+            elif method == "changes.getStartPageToken":
+                self._json(200, {"startPageToken": str(len(state.changes) + 1)})
+            elif method == "changes.list":
+                self._json(200, state.list_changes(user, params))
+            elif method == "files.create":
+                self._create(user, params, body)
+            elif method == "files.upload":
+                self._upload_chunk(user, params, body)
+            else:
+                raise DriveError(404, "notFound", f"no such method: {verb} {path}")
+
+    def _media(self, f: File) -> None:
+        data, total = f.content, len(f.content)
+        spec = self.headers.get("Range")
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", spec or "")
+        if not m:
+            self._send(200, data, content_type="application/octet-stream")
+            return
+        start = int(m.group(1))
+        end = min(int(m.group(2)) if m.group(2) else total - 1, total - 1)
+        if start >= total and total:
+            self._send(416, b"", {"Content-Range": f"bytes */{total}"})
+            return
+        self._send(
+            206,
+            data[start : end + 1],
+            {"Content-Range": f"bytes {start}-{end}/{total}"},
+            content_type="application/octet-stream",
+        )
+
+    def _create(self, user: str, params: dict[str, str], body: bytes) -> None:
+        state = self.server.state
+        kind = params.get("uploadType")
+        if kind is None:
+            f = state.create(user, json.loads(body or b"{}"), b"")
+        elif kind == "media":
+            f = state.create(user, {}, body)
+        elif kind == "multipart":
+            metadata, content = _split_multipart(self.headers.get("Content-Type", ""), body)
+            f = state.create(user, metadata, content)
+        elif kind == "resumable":
+            upload_id = uuid.uuid4().hex
+            total = self.headers.get("X-Upload-Content-Length")
+            state.uploads[upload_id] = _Upload(
+                user, json.loads(body or b"{}"), int(total) if total else None
+            )
+            host = self.headers.get("Host", "127.0.0.1")
+            location = (
+                f"http://{host}/upload/drive/v3/files?uploadType=resumable&upload_id={upload_id}"
+            )
+            self._send(200, b"", {"Location": location})
+            return
+        else:
+            raise DriveError(400, "invalid", f"unsupported uploadType {kind}")
+        self._json(200, f.resource(state.users))
+
+    def _upload_chunk(self, user: str, params: dict[str, str], body: bytes) -> None:
+        state = self.server.state
+        upload = state.uploads.get(params["upload_id"])
+        if upload is None or upload.owner != user:
+            raise DriveError(404, "notFound", "upload session not found")
+        spec = self.headers.get("Content-Range", "")
+        m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", spec)
+        if not m:
+            raise DriveError(400, "invalid", f"bad Content-Range {spec!r}")
+        if m.group(3) != "*":
+            upload.total = int(m.group(3))
+        if m.group(1) is not None:
+            start = int(m.group(1))
+            if start != len(upload.data):
+                raise DriveError(400, "invalid", "chunk does not continue the upload")
+            upload.data += body
+        if upload.total is not None and len(upload.data) >= upload.total:
+            del state.uploads[params["upload_id"]]
+            f = state.create(user, upload.metadata, bytes(upload.data))
+            self._json(200, f.resource(state.users))
+            return
+        headers = {"Range": f"bytes=0-{len(upload.data) - 1}"} if upload.data else {}
+        self._send(308, b"", headers)
+
+
+def _split_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], bytes]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    parts = list(message.iter_parts())  # type: ignore[attr-defined]
+    if len(parts) != 2:
+        raise DriveError(400, "invalid", "multipart upload needs metadata and media parts")
+    metadata = json.loads(parts[0].get_payload(decode=True) or b"{}")
+    return metadata, parts[1].get_payload(decode=True) or b""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: DriveState
+
+
+@contextmanager
+def running_drive(state: DriveState | None = None) -> Iterator[tuple[DriveState, str]]:
+    """Serve a :class:`DriveState` on 127.0.0.1 (a free port); yields it and the root URL."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.state = state or DriveState()
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="drive-server", daemon=True
+    )
+    thread.start()
+    try:
+        yield server.state, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def drive_service(root_url: str, token: str) -> Any:
+    """The REAL google-api-python-client Drive v3 service, from its bundled discovery
+    document, aimed at ``root_url`` and authorised by ``token``."""
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build_from_document
+    from googleapiclient.discovery_cache import get_static_doc
+
+    doc = json.loads(get_static_doc("drive", "v3") or "{}")
+    doc["rootUrl"] = root_url
+    doc["mtlsRootUrl"] = root_url
+    doc["baseUrl"] = root_url + doc["servicePath"]
+    return build_from_document(doc, credentials=Credentials(token=token))

@@ -1,0 +1,183 @@
+"""The loopback Drive server behaves like Drive where the transport relies on it, as seen
+through the REAL google-api-python-client (bundled discovery document)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from drive_server import FOLDER, DriveState, drive_service, running_drive
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
+
+ALICE = "alice@example.org"
+BOB = "bob@example.org"
+CAROL = "carol@example.org"
+
+
+@pytest.fixture
+def drive() -> Iterator[tuple[DriveState, dict[str, Any]]]:
+    with running_drive() as (state, url):
+        services = {who: drive_service(url, state.add_user(who)) for who in (ALICE, BOB, CAROL)}
+        yield state, services
+
+
+def _folder(svc: Any, name: str, parent: str = "root") -> str:
+    body = {"name": name, "mimeType": FOLDER, "parents": [parent]}
+    return str(svc.files().create(body=body, fields="id").execute()["id"])
+
+
+def _upload(
+    svc: Any,
+    name: str,
+    parent: str,
+    data: bytes,
+    *,
+    resumable: bool = False,
+    chunk: int = 256 * 1024,
+) -> dict[str, Any]:
+    media = MediaIoBaseUpload(
+        io.BytesIO(data), "application/octet-stream", resumable=resumable, chunksize=chunk
+    )
+    request = svc.files().create(body={"name": name, "parents": [parent]}, media_body=media)
+    if not resumable:
+        return dict(request.execute())
+    response = None
+    while response is None:
+        _, response = request.next_chunk()
+    return dict(response)
+
+
+def _names(svc: Any, q: str) -> list[str]:
+    out, token = [], None
+    while True:
+        page = svc.files().list(q=q, pageSize=2, pageToken=token).execute()
+        out += [f["name"] for f in page["files"]]
+        token = page.get("nextPageToken")
+        if not token:
+            return out
+
+
+def test_about_reports_the_token_owner(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    _, svc = drive
+    assert svc[BOB].about().get(fields="user").execute()["user"]["emailAddress"] == BOB
+
+
+def test_multipart_and_resumable_upload_then_ranged_download(
+    drive: tuple[DriveState, dict[str, Any]],
+) -> None:
+    _, svc = drive
+    folder = _folder(svc[ALICE], "box")
+    small = bytes(range(256)) * 3
+    big = bytes(range(251)) * 8000  # ~2 MB, several resumable chunks
+    f1 = _upload(svc[ALICE], "small.bin", folder, small)
+    f2 = _upload(svc[ALICE], "big.bin", folder, big, resumable=True)
+    assert int(f2["size"]) == len(big)
+    assert svc[ALICE].files().get_media(fileId=f1["id"]).execute() == small
+    out = io.BytesIO()
+    download = MediaIoBaseDownload(
+        out, svc[ALICE].files().get_media(fileId=f2["id"]), chunksize=300 * 1024
+    )
+    done = False
+    while not done:
+        _, done = download.next_chunk()
+    assert out.getvalue() == big
+
+
+def test_queries_prefix_contains_and_pagination(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    _, svc = drive
+    folder = _folder(svc[ALICE], "box")
+    for name in ("abc.request", "abd.request", "xabc.request", "abc.response", "it's.txt"):
+        _upload(svc[ALICE], name, folder, b"x")
+    q = f"'{folder}' in parents and trashed = false"
+    assert sorted(_names(svc[ALICE], q)) == sorted(
+        ["abc.request", "abd.request", "xabc.request", "abc.response", "it's.txt"]
+    )
+    # Drive's `contains` on names is prefix-only: 'abc' does not match 'xabc.request'
+    assert sorted(_names(svc[ALICE], f"{q} and name contains 'abc'")) == [
+        "abc.request",
+        "abc.response",
+    ]
+    assert _names(svc[ALICE], f"{q} and name = 'it\\'s.txt'") == ["it's.txt"]
+    assert _names(svc[ALICE], f"mimeType = '{FOLDER}' and trashed = false") == ["box"]
+    with pytest.raises(HttpError) as err:
+        svc[ALICE].files().list(q="fullText contains 'x'").execute()
+    assert err.value.resp.status == 400
+
+
+def test_sharing_access_and_owner_only_delete(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    _, svc = drive
+    folder = _folder(svc[ALICE], "outbox")
+    f = _upload(svc[ALICE], "m.request", folder, b"hi")
+    with pytest.raises(HttpError) as err:  # not shared yet
+        svc[BOB].files().get_media(fileId=f["id"]).execute()
+    assert err.value.resp.status == 404
+    svc[ALICE].permissions().create(
+        fileId=folder,
+        body={"type": "user", "role": "writer", "emailAddress": BOB},
+        sendNotificationEmail=False,
+    ).execute()
+    assert svc[BOB].files().get_media(fileId=f["id"]).execute() == b"hi"
+    assert _names(svc[BOB], "name = 'outbox'") == ["outbox"]
+    assert _names(svc[CAROL], "name = 'outbox'") == []
+    theirs = _upload(svc[BOB], "bob.txt", folder, b"from bob")  # writers may add files
+    with pytest.raises(HttpError) as err:
+        svc[BOB].files().delete(fileId=f["id"]).execute()
+    assert err.value.resp.status == 403  # only the owner deletes
+    svc[ALICE].files().delete(fileId=folder).execute()  # removes what it contains
+    with pytest.raises(HttpError):
+        svc[BOB].files().get(fileId=theirs["id"]).execute()
+
+
+def test_changes_feed_covers_own_and_shared_files(
+    drive: tuple[DriveState, dict[str, Any]],
+) -> None:
+    _, svc = drive
+    start = {
+        who: s.changes().getStartPageToken().execute()["startPageToken"] for who, s in svc.items()
+    }
+    folder = _folder(svc[ALICE], "outbox")
+    svc[ALICE].permissions().create(
+        fileId=folder,
+        body={"type": "user", "role": "writer", "emailAddress": BOB},
+        sendNotificationEmail=False,
+    ).execute()
+    f = _upload(svc[ALICE], "m.request", folder, b"hi")
+    svc[ALICE].files().delete(fileId=f["id"]).execute()
+
+    def feed(who: str) -> list[tuple[str, bool]]:
+        token, seen = start[who], []
+        while True:
+            page = svc[who].changes().list(pageToken=token, pageSize=1).execute()
+            seen += [
+                (c.get("file", {}).get("name", c["fileId"]), c["removed"]) for c in page["changes"]
+            ]
+            token = page.get("nextPageToken")
+            if token is None:
+                assert page["newStartPageToken"]
+                return seen
+
+    assert ("m.request", False) in feed(BOB)
+    assert (f["id"], True) in feed(BOB)
+    assert ("outbox", False) in feed(BOB)
+    assert feed(CAROL) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(429, None), (403, "rateLimitExceeded"), (500, None)]
+)
+def test_injected_faults_reach_the_client(
+    drive: tuple[DriveState, dict[str, Any]], status: int, reason: str | None
+) -> None:
+    state, svc = drive
+    state.inject(status, 1, reason)
+    with pytest.raises(HttpError) as err:
+        svc[ALICE].about().get(fields="user").execute()
+    assert err.value.resp.status == status
+    details = json.loads(err.value.content)["error"]["errors"][0]
+    assert details["reason"] == (reason or {429: "rateLimitExceeded", 500: "backendError"}[status])
+    assert svc[ALICE].about().get(fields="user").execute()  # only the next N fail
+    assert state.calls_by(ALICE)["about.get"] == 2
