@@ -1,0 +1,102 @@
+"""The client role (identity from a SyftBox client config) and the role factories: the
+native profile is core's mailbox, rooted in the SyftBox data dir."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from syftflwr.errors import IdentityMismatchError
+from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox.arrivals import Poller
+from syftflwr.mailbox.events import MailboxEvents
+from syftflwr.mailbox.layout import ensure_layout
+from syftflwr.mailbox.localdir import LocalDirStorage
+from syftflwr.mailbox.rpc import MailboxRPC
+
+from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder
+from syftflwr_syftbox.options import Settings, SyftBoxConfig
+
+_DATA_DIRS: dict[tuple[Path, bool], LocalDirStorage] = {}
+_DATA_DIRS_LOCK = threading.Lock()
+
+
+def open_data_dir(data_dir: Path, *, fsync: bool) -> LocalDirStorage:
+    """The process-wide storage of a data dir (participants simulated in one process
+    share it), with the layout marker checked once."""
+    key = (data_dir, fsync)
+    with _DATA_DIRS_LOCK:
+        storage = _DATA_DIRS.get(key)
+        if storage is None:
+            storage = LocalDirStorage(data_dir, fsync=fsync)
+            ensure_layout(storage)
+            _DATA_DIRS[key] = storage
+        return storage
+
+
+def forget_data_dirs() -> None:
+    """Drop every opened data dir (tests; a notebook switching data dirs)."""
+    with _DATA_DIRS_LOCK:
+        _DATA_DIRS.clear()
+
+
+class SyftBoxClient:
+    """Client role: the SyftBox config's email is the identity (core refuses a
+    participant whose configured email differs), its data dir holds the datasites."""
+
+    def __init__(self, context: TransportContext) -> None:
+        email = context.require_email()
+        self.settings = Settings.from_context(context)
+        self.config = SyftBoxConfig.load(self.settings.config_path)
+        if self.config.email != email:
+            raise IdentityMismatchError(
+                f"the SyftBox config {self.config.path} belongs to {self.config.email}, "
+                f"but this participant is {email}",
+                fix="point the syftbox option config_path (or $SYFTBOX_CLIENT_CONFIG_PATH) "
+                f"at {email}'s SyftBox config",
+            )
+        self.data_dir = self.settings.data_dir or self.config.data_dir
+        self.capabilities: Capabilities = self.settings.capabilities()
+        base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
+        base.makedirs(app_folder(self.config.email))
+        self.storage = DatasiteStorage(base, self.config.email, context.participants)
+        self.arrivals = Poller(
+            self.storage,
+            interval=self.settings.poll_interval,
+            max_interval=self.settings.max_poll_interval,
+            name=f"syftflwr-syftbox-poller-{self.config.email}",
+        )
+
+    @property
+    def email(self) -> str:
+        return self.config.email
+
+    def datasite_url(self, email: str) -> str:
+        """The folder holding ``email``'s outboxes in this data dir."""
+        return str(self.data_dir / app_folder(email))
+
+    def close(self) -> None:
+        self.arrivals.close()
+
+
+def make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:
+    return MailboxRPC(
+        client,
+        context,
+        client.capabilities,
+        storage=client.storage,
+        arrivals=client.arrivals,
+        retention_interval=client.settings.retention_interval,
+    )
+
+
+def make_events(client: SyftBoxClient, context: TransportContext) -> MailboxEvents:
+    return MailboxEvents(
+        client,
+        context,
+        client.capabilities,
+        storage=client.storage,
+        arrivals=client.arrivals,
+        workers=client.settings.workers,
+        retention_interval=client.settings.retention_interval,
+    )

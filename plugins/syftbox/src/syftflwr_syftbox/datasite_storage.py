@@ -1,0 +1,149 @@
+"""Core's mailbox layout mapped into SyftBox datasites, with SyftBox's ownership rule
+enforced on every write.
+
+Core names a sender's outbox ``syft_outbox_inbox_{sender}_to_{recipient}`` at the top
+of one root. On SyftBox a participant may only write into its own datasite, so each
+outbox lives in its sender's datasite::
+
+    {data_dir}/datasites/{sender}/app_data/syftflwr/syft_outbox_inbox_{sender}_to_{recipient}/...
+
+Everything is stored through core's :class:`~syftflwr.mailbox.LocalDirStorage` rooted at
+the data dir, so every object is published atomically (temp file in
+``{data_dir}/.syftflwr/tmp``, outside every synced and watched folder, then
+``os.replace``/``os.link``) — the non-atomic writes of syft-rpc never apply here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import UnsafeNameError
+from syftflwr.mailbox.layout import OUTBOX_PREFIX
+from syftflwr.mailbox.localdir import LocalDirStorage
+from syftflwr.mailbox.storage import BaseStorage, split_path
+from syftflwr.names import is_valid_email, validate_email
+
+from syftflwr_syftbox.options import APP_DATA_FOLDER
+
+LOCAL_STATE = ".syftflwr"
+"""Top-level folder of the data dir that is local to this machine (layout marker, temps)."""
+DATASITES = "datasites"
+
+
+def app_folder(email: str) -> str:
+    """The folder (relative to the data dir) holding ``email``'s outboxes."""
+    return f"{DATASITES}/{validate_email(email)}/app_data/{APP_DATA_FOLDER}"
+
+
+def outbox_owner(folder: str, email: str) -> bool:
+    """True if ``folder`` is an outbox whose sender is ``email`` (exact, no parsing)."""
+    head = f"{OUTBOX_PREFIX}{email}_to_"
+    return folder.startswith(head) and is_valid_email(folder[len(head) :])
+
+
+class DatasiteStorage(BaseStorage):
+    """One participant's view of a SyftBox data dir: reads any datasite, writes only
+    its own.
+
+    :param base: storage rooted at the data dir (shared by every participant of the
+        process that uses this data dir).
+    :param owner: the participant (the SyftBox config's email).
+    :param known: participants named by the project; an outbox's owner is looked up
+        among them first, then among the datasites present.
+    """
+
+    def __init__(self, base: LocalDirStorage, owner: str, known: Iterable[str] = ()) -> None:
+        self.base = base
+        self.owner = validate_email(owner)
+        self._known = tuple(dict.fromkeys([self.owner, *map(validate_email, known)]))
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DatasiteStorage({self.base.url!r}, owner={self.owner!r})"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base.url}/{app_folder(self.owner)}"
+
+    # -- path mapping --------------------------------------------------------------------
+    def owner_of(self, folder: str) -> str:
+        """Whose datasite holds the outbox ``folder``; refuses what matches no one, or
+        more than one datasite (emails may contain ``_to_``)."""
+        with self._lock:
+            cached = self._owners.get(folder)
+        if cached is not None:
+            return cached
+        if not folder.startswith(OUTBOX_PREFIX):
+            raise UnsafeNameError(
+                f"{folder!r} is not a syftflwr outbox; only {OUTBOX_PREFIX}* folders "
+                "are mapped into SyftBox datasites"
+            )
+        matches = [e for e in self._known if outbox_owner(folder, e)]
+        if not matches:
+            present = [d for d in self.base.list(DATASITES) if is_valid_email(d)]
+            matches = [d for d in present if outbox_owner(folder, d)]
+        if len(matches) != 1:
+            why = "no datasite" if not matches else f"several datasites ({', '.join(matches)})"
+            raise UnsafeNameError(
+                f"cannot tell whose outbox {folder!r} is: it matches {why}; name the "
+                "participants in [tool.syftflwr] (aggregator, datasites)"
+            )
+        with self._lock:
+            self._owners[folder] = matches[0]
+        return matches[0]
+
+    def _map(self, path: str, *, write: bool) -> str:
+        parts = split_path(path)
+        if parts[0] == LOCAL_STATE:
+            return path
+        owner = self.owner_of(parts[0])
+        if write and owner != self.owner:
+            raise UnsafeNameError(
+                f"refusing to write {path!r}: it belongs to {owner}'s datasite, and "
+                f"{self.owner} may only write into its own (SyftBox permissions)"
+            )
+        return f"{app_folder(owner)}/{path}"
+
+    # -- Storage -------------------------------------------------------------------------
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        return self.base.put_if_absent(self._map(path, write=True), parts)
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        self.base.put(self._map(path, write=True), parts)
+
+    def claim(self, path: str, owner: str) -> bool:
+        return self.base.claim(self._map(path, write=True), owner)
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        return self.base.get(self._map(path, write=False), max_size=max_size)
+
+    def list(self, folder: str) -> list[str]:
+        if folder == "":
+            return self._list_outboxes()
+        return self.base.list(self._map(folder, write=False))
+
+    def delete(self, path: str) -> None:
+        self.base.delete(self._map(path, write=True))
+
+    def makedirs(self, folder: str) -> None:
+        self.base.makedirs(self._map(folder, write=True))
+
+    def local_path(self, path: str) -> Path:
+        return self.base.local_path(self._map(path, write=False))
+
+    def _list_outboxes(self) -> builtins.list[str]:
+        """Every outbox in every datasite, each only if it sits in its sender's datasite
+        (a folder in B's datasite claiming to be A's outbox is not listed)."""
+        names: set[str] = {LOCAL_STATE}
+        for datasite in self.base.list(DATASITES):
+            if not is_valid_email(datasite):
+                continue
+            for name in self.base.list(app_folder(datasite)):
+                if outbox_owner(name, datasite):
+                    names.add(name)
+        return sorted(names)

@@ -1,0 +1,217 @@
+"""The transport's options, the SyftBox client config they point to, and the effective
+capabilities.
+
+Light on purpose (stdlib and core's plain data): imported by the hook module, so the
+config file is read with :mod:`json`, not through syft-core's pydantic model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syftflwr.errors import ConfigError
+from syftflwr.info import Capabilities, OptionSpec, TransportContext
+from syftflwr.names import is_valid_email
+
+NAME = "syftbox"
+CONFIG_PATH_ENV = "SYFTBOX_CLIENT_CONFIG_PATH"
+"""syft-core's variable naming the client config file."""
+LEGACY_CONFIG_NAME = "client_config.json"
+"""syft-core still reads this name next to ``config.json`` (older SyftBox clients)."""
+MiB = 1024 * 1024
+DEFAULT_MAX_OBJECT_SIZE = 10 * MiB
+"""The Python SyftBox 0.4.0 client refuses files above 10 MiB; core chunks beneath it."""
+DEFAULT_POLL_INTERVAL = 0.05
+DEFAULT_MAX_POLL_INTERVAL = 0.5
+DEFAULT_RETENTION_INTERVAL = 30.0
+APP_DATA_FOLDER = "syftflwr"
+"""``datasites/{email}/app_data/{APP_DATA_FOLDER}/`` holds a participant's outboxes."""
+
+STATIC_CAPABILITIES = Capabilities(
+    notifies_arrivals=False,
+    poll_interval=DEFAULT_POLL_INTERVAL,
+    max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
+    max_object_size=DEFAULT_MAX_OBJECT_SIZE,
+)
+
+OPTIONS = (
+    OptionSpec(
+        "config_path",
+        "path",
+        "The SyftBox client config (JSON) whose email is this participant's identity "
+        f"(default: ${CONFIG_PATH_ENV}, else ~/.syftbox/config.json).",
+        default=None,
+        participant=True,
+    ),
+    OptionSpec(
+        "data_dir",
+        "path",
+        "The SyftBox data directory (default: the config's data_dir). Participants "
+        "simulated on one machine may share one.",
+        default=None,
+        participant=True,
+    ),
+    OptionSpec(
+        "poll_interval",
+        "float",
+        "Seconds between listings of the folders a participant waits on when busy; "
+        "backs off when idle.",
+        default=DEFAULT_POLL_INTERVAL,
+    ),
+    OptionSpec(
+        "max_poll_interval",
+        "float",
+        "Upper bound of the idle back-off.",
+        default=DEFAULT_MAX_POLL_INTERVAL,
+    ),
+    OptionSpec(
+        "max_object_size",
+        "int",
+        "Largest file written into a datasite; bigger messages are chunked beneath it "
+        "(SyftBox clients refuse files above 10 MiB).",
+        default=DEFAULT_MAX_OBJECT_SIZE,
+    ),
+    OptionSpec(
+        "retention_interval",
+        "float",
+        "Seconds between cleanups of this participant's delivered and expired messages "
+        "(0 disables them).",
+        default=DEFAULT_RETENTION_INTERVAL,
+    ),
+    OptionSpec(
+        "fsync",
+        "bool",
+        "Flush each file to disk before publishing it (durability across power loss; "
+        "atomicity never depends on it).",
+        default=True,
+        participant=True,
+    ),
+    OptionSpec(
+        "workers",
+        "int",
+        "Threads handling requests of concurrent endpoints in a datasite runner.",
+        default=4,
+        participant=True,
+    ),
+)
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
+    """``$SYFTBOX_CLIENT_CONFIG_PATH``, else ``~/.syftbox/config.json`` (syft-core's order)."""
+    value = env.get(CONFIG_PATH_ENV)
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / ".syftbox" / "config.json"
+
+
+def _existing_config(path: Path) -> Path | None:
+    if path.is_file():
+        return path
+    legacy = path.with_name(LEGACY_CONFIG_NAME)
+    return legacy if legacy.is_file() else None
+
+
+@dataclass(frozen=True)
+class SyftBoxConfig:
+    """What syftflwr needs from a SyftBox client config."""
+
+    path: Path
+    email: str
+    data_dir: Path
+    server_url: str
+
+    @classmethod
+    def load(cls, path: Path) -> SyftBoxConfig:
+        """Read ``path`` (or the legacy ``client_config.json`` beside it)."""
+        found = _existing_config(path)
+        if found is None:
+            raise ConfigError(
+                f"no SyftBox client config at {path}",
+                fix="run the SyftBox client once (it writes the config), set "
+                f"{CONFIG_PATH_ENV}, or set the syftbox option config_path",
+            )
+        try:
+            data = json.loads(found.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the SyftBox client config {found}: {exc}",
+                fix="repair or re-create it with the SyftBox client",
+            ) from exc
+        email = data.get("email")
+        if not isinstance(email, str) or not is_valid_email(email):
+            raise ConfigError(
+                f"the SyftBox client config {found} has no valid email (got {email!r})",
+                fix="set its email to the participant's address",
+            )
+        data_dir = data.get("data_dir") or data.get("sync_folder")
+        return cls(
+            path=found,
+            email=email,
+            data_dir=(
+                Path(str(data_dir)).expanduser() if data_dir else Path.home() / "SyftBox"
+            ).absolute(),
+            server_url=str(data.get("server_url") or "https://syftbox.net"),
+        )
+
+
+def _opt_float(value: object, default: float) -> float:
+    return default if value is None else float(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The transport's options for one participant, with defaults applied."""
+
+    config_path: Path
+    data_dir: Path | None = None
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
+    max_object_size: int | None = DEFAULT_MAX_OBJECT_SIZE
+    retention_interval: float = DEFAULT_RETENTION_INTERVAL
+    fsync: bool = True
+    workers: int = 4
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], env: Mapping[str, str] = os.environ
+    ) -> Settings:
+        """Tolerates missing keys (contexts built by hand in tests and notebooks)."""
+        config_path = options.get("config_path")
+        data_dir = options.get("data_dir")
+        max_size = options.get("max_object_size", DEFAULT_MAX_OBJECT_SIZE)
+        return cls(
+            config_path=(
+                Path(str(config_path)).expanduser() if config_path else default_config_path(env)
+            ),
+            data_dir=Path(str(data_dir)).expanduser().absolute() if data_dir else None,
+            poll_interval=_opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
+            or DEFAULT_POLL_INTERVAL,
+            max_poll_interval=_opt_float(
+                options.get("max_poll_interval"), DEFAULT_MAX_POLL_INTERVAL
+            ),
+            max_object_size=None if max_size is None else int(max_size),
+            retention_interval=_opt_float(
+                options.get("retention_interval"), DEFAULT_RETENTION_INTERVAL
+            ),
+            fsync=bool(options.get("fsync", True)),
+            workers=int(options.get("workers") or 4),
+        )
+
+    @classmethod
+    def from_context(cls, context: TransportContext) -> Settings:
+        return cls.from_options(context.options)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            notifies_arrivals=False,
+            poll_interval=self.poll_interval,
+            max_poll_interval=max(self.max_poll_interval, self.poll_interval),
+            max_object_size=self.max_object_size,
+        )
