@@ -1,0 +1,385 @@
+"""The mailbox :class:`~syftflwr.mailbox.storage.Storage` on Google Drive, for ONE
+participant (Drive's view depends on whose token is used).
+
+Where paths live:
+
+* the participant's own objects — its outboxes ``syft_outbox_inbox_{me}_to_{peer}/...``
+  and ``.syftflwr/`` — under a root folder (``SyftBox`` by default) in its My Drive; each
+  outbox is shared with its recipient as writer, without notification e-mails;
+* a peer's outbox addressed to me, ``syft_outbox_inbox_{peer}_to_{me}/...``, is the
+  folder of exactly that name OWNED BY ``peer`` among those shared with me. A folder of
+  that name owned by anybody else is ignored, and so is a file inside it that its owner
+  did not write: a third party cannot inject messages.
+
+Drive has no create-if-absent. ``put_if_absent`` gives this guarantee instead: it checks
+the name, creates the file tagged with a random writer token (``appProperties``), lists
+the name again and **the oldest copy wins** (``createdTime``, then file id); a loser
+deletes its own copy and returns False. Drive orders creations, so of writers racing on
+one name exactly one sees itself oldest; the only window is that a reader may briefly
+see a loser's complete copy before it is deleted. A create retried after an ambiguous
+5xx can leave two copies with the same tag: the newer is deleted. Readers read the
+oldest copy. Every object is created by ONE request (multipart) or one resumable
+session, and appears only when complete, so readers never see a partial object.
+
+Only a file's owner can delete it on Drive: a participant deletes only what it wrote
+(its requests once answered, its responses and claims once the request is gone — the
+core retention rules), which is exactly what Drive allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import StorageError
+from syftflwr.mailbox.layout import OUTBOX_PREFIX
+from syftflwr.mailbox.storage import BaseStorage, check_max_size, split_path, total_size
+from syftflwr.names import is_valid_email
+
+from syftflwr_gdrive.api import FOLDER_MIME, DriveAPI, DriveNotFoundError
+
+log = logging.getLogger("syftflwr.gdrive")
+
+WRITER_TAG = "syftflwr_writer"
+FILE_FIELDS = "id,name,mimeType,parents,createdTime,size,appProperties,owners(emailAddress)"
+DEFAULT_TRANSFER_CHUNK = 8 * 1024 * 1024
+"""Resumable upload / ranged download step; objects up to this size take one request."""
+
+
+def quote(value: str) -> str:
+    """A string literal for Drive's ``q`` grammar."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _owner(resource: dict[str, Any]) -> str:
+    owners = resource.get("owners") or [{}]
+    return str(owners[0].get("emailAddress", ""))
+
+
+def _age(resource: dict[str, Any]) -> tuple[str, str]:
+    return (str(resource.get("createdTime", "")), str(resource.get("id", "")))
+
+
+def _join(parts: Sequence[Buffer]) -> bytes:
+    if len(parts) == 1 and isinstance(parts[0], bytes):
+        return parts[0]
+    return b"".join(memoryview(p).cast("B") for p in parts)
+
+
+class DriveStorage(BaseStorage):
+    """Mailbox storage of participant ``me`` on Drive (thread-safe)."""
+
+    def __init__(
+        self,
+        api: DriveAPI,
+        me: str,
+        *,
+        root_name: str = "SyftBox",
+        transfer_chunk: int = DEFAULT_TRANSFER_CHUNK,
+    ) -> None:
+        self.api = api
+        self.me = me
+        self.root_name = root_name
+        self.transfer_chunk = max(256 * 1024, transfer_chunk // (256 * 1024) * (256 * 1024))
+        self._folders: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        """folder path -> the email whose files count there (me, or the peer)."""
+        self._lock = threading.RLock()
+        self._root_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"DriveStorage({self.me!r}, root={self.root_name!r})"
+
+    # -- folders -------------------------------------------------------------------------
+    def _children(
+        self, parent: str, name: str | None = None, *, folders: bool = False
+    ) -> list[dict[str, Any]]:
+        q = f"{quote(parent)} in parents and trashed = false"
+        if name is not None:
+            q += f" and name = {quote(name)}"
+        if folders:
+            q += f" and mimeType = {quote(FOLDER_MIME)}"
+        return self._query(q, f"the folder {parent}")
+
+    def _query(self, q: str, what: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self.api.call(
+                what,
+                lambda s, t=token: s.files().list(  # type: ignore[misc]
+                    q=q, pageSize=1000, pageToken=t, fields=f"nextPageToken,files({FILE_FIELDS})"
+                ),
+            )
+            out += page.get("files", [])
+            token = page.get("nextPageToken")
+            if not token:
+                return sorted(out, key=_age)
+
+    def _create_folder(self, parent: str, name: str) -> str:
+        """Create-then-keep-oldest, so two processes of one user agree on one folder."""
+        tag = uuid.uuid4().hex
+        body = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent],
+                "appProperties": {WRITER_TAG: tag}}  # fmt: skip
+        self.api.call(f"folder {name}", lambda s: s.files().create(body=body, fields="id"))
+        return self._settle(self._children(parent, name, folders=True), tag)
+
+    def _settle(self, copies: list[dict[str, Any]], tag: str) -> str:
+        """Keep the oldest copy; delete the copies this call made that lost."""
+        mine = [c for c in copies if _owner(c) == self.me]
+        winner = mine[0]
+        for copy in mine[1:]:
+            if (copy.get("appProperties") or {}).get(WRITER_TAG) == tag:
+                self._delete_id(str(copy["id"]), copy.get("name", "?"))
+        return str(winner["id"])
+
+    def root_id(self) -> str:
+        with self._lock:
+            if self._root_id is None:
+                found = [
+                    f
+                    for f in self._children("root", self.root_name, folders=True)
+                    if _owner(f) == self.me
+                ]
+                self._root_id = (
+                    str(found[0]["id"]) if found else self._create_folder("root", self.root_name)
+                )
+            return self._root_id
+
+    def is_mine(self, top: str) -> bool:
+        """Whether a top-level name lives in my root (my outboxes, .syftflwr) rather than
+        being a peer's outbox toward me."""
+        return not top.startswith(OUTBOX_PREFIX) or top.startswith(f"{OUTBOX_PREFIX}{self.me}_to_")
+
+    def _peer_outbox(self, top: str) -> tuple[str, str] | None:
+        """The folder ``top`` owned by the peer it names as sender, addressed to me."""
+        q = f"name = {quote(top)} and mimeType = {quote(FOLDER_MIME)} and trashed = false"
+        for folder in self._query(q, f"the shared folder {top}"):
+            owner = _owner(folder)
+            if owner != self.me and top == f"{OUTBOX_PREFIX}{owner}_to_{self.me}":
+                return str(folder["id"]), owner
+        return None
+
+    def folder_id(self, folder: str, *, create: bool = False) -> str | None:
+        """The id of ``folder`` (a storage path), creating it (and sharing a new outbox
+        with its recipient) if asked; None if it does not exist."""
+        if folder == "":
+            return self.root_id()
+        with self._lock:
+            cached = self._folders.get(folder)
+        if cached is not None:
+            return cached
+        parts = split_path(folder)
+        top = parts[0]
+        if self.is_mine(top):
+            parent, owner = self.root_id(), self.me
+        else:
+            if create:
+                raise StorageError(
+                    f"refusing to write into {top}: a participant only writes into its own "
+                    "outboxes (a bug in the caller)"
+                )
+            found = self._peer_outbox(top)
+            if found is None:
+                return None
+            parent, owner = found
+            self._remember(top, parent, owner)
+            parts = parts[1:]
+        path = "" if self.is_mine(top) else top
+        for name in parts:
+            path = f"{path}/{name}" if path else name
+            with self._lock:
+                cached = self._folders.get(path)
+            if cached is not None:
+                parent = cached
+                continue
+            found_children = [
+                f for f in self._children(parent, name, folders=True) if _owner(f) == owner
+            ]
+            if found_children:
+                parent = str(found_children[0]["id"])
+            elif create:
+                parent = self._create_folder(parent, name)
+                if path == top:
+                    self._share_outbox(parent, top)
+            else:
+                return None
+            self._remember(path, parent, owner)
+        return parent
+
+    def _remember(self, path: str, folder_id: str, owner: str) -> None:
+        with self._lock:
+            self._folders[path] = folder_id
+            self._owners[path] = owner
+
+    def forget_folder(self, folder: str) -> None:
+        """Drop cached ids of ``folder`` and below (it was deleted or is unreachable)."""
+        with self._lock:
+            for path in [p for p in self._folders if p == folder or p.startswith(folder + "/")]:
+                self._folders.pop(path, None)
+                self._owners.pop(path, None)
+
+    def owner_of(self, folder: str) -> str:
+        top = split_path(folder)[0] if folder else ""
+        return self.me if not folder or self.is_mine(top) else self._owners.get(top, "")
+
+    def _share_outbox(self, folder_id: str, top: str) -> None:
+        prefix = f"{OUTBOX_PREFIX}{self.me}_to_"
+        recipient = top[len(prefix) :]
+        if not top.startswith(prefix) or not is_valid_email(recipient):
+            return
+        body = {"type": "user", "role": "writer", "emailAddress": recipient}
+        self.api.call(
+            f"sharing {top} with {recipient}",
+            lambda s: s.permissions().create(
+                fileId=folder_id, body=body, sendNotificationEmail=False, fields="id"
+            ),
+        )
+
+    # -- objects -------------------------------------------------------------------------
+    def _copies(
+        self, path: str, *, create_folder: bool = False
+    ) -> tuple[str | None, list[dict[str, Any]]]:
+        folder, _, name = path.rpartition("/")
+        split_path(path)
+        fid = self.folder_id(folder, create=create_folder)
+        if fid is None:
+            return None, []
+        owner = self.owner_of(folder)
+        try:
+            copies = [c for c in self._children(fid, name) if _owner(c) == owner]
+        except DriveNotFoundError:
+            self.forget_folder(folder)
+            return None, []
+        return fid, [c for c in copies if c.get("mimeType") != FOLDER_MIME]
+
+    def _create_file(self, parent: str, name: str, data: bytes, tag: str) -> None:
+        from googleapiclient.http import MediaIoBaseUpload
+
+        body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
+        resumable = len(data) > self.transfer_chunk
+        media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream",
+                                  chunksize=self.transfer_chunk, resumable=resumable)  # fmt: skip
+        what = f"upload of {name}"
+        if not resumable:
+            self.api.call(
+                what, lambda s: s.files().create(body=body, media_body=media, fields="id")
+            )
+            return
+        request = self.api.service().files().create(body=body, media_body=media, fields="id")
+        done = None
+        while done is None:
+            _, done = self.api.retrying(what, lambda: request.next_chunk(num_retries=0))
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        fid, copies = self._copies(path, create_folder=True)
+        assert fid is not None
+        if copies:
+            return False
+        tag = uuid.uuid4().hex
+        name = path.rpartition("/")[2]
+        self._create_file(fid, name, _join(parts), tag)
+        _, copies = self._copies(path)
+        if not copies:  # deleted right away by someone: we did create it
+            return True
+        if (copies[0].get("appProperties") or {}).get(WRITER_TAG) == tag:
+            for copy in copies[1:]:
+                if (copy.get("appProperties") or {}).get(WRITER_TAG) == tag:
+                    self._delete_id(str(copy["id"]), path)
+            return True
+        for copy in copies:
+            if (copy.get("appProperties") or {}).get(WRITER_TAG) == tag:
+                self._delete_id(str(copy["id"]), path)
+        return False
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        fid, _ = self._copies(path, create_folder=True)
+        assert fid is not None
+        tag = uuid.uuid4().hex
+        self._create_file(fid, path.rpartition("/")[2], _join(parts), tag)
+        _, copies = self._copies(path)
+        for copy in copies:
+            if (copy.get("appProperties") or {}).get(WRITER_TAG) != tag:
+                self._delete_id(str(copy["id"]), path)
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        _, copies = self._copies(path)
+        if not copies:
+            return None
+        file_id, size = str(copies[0]["id"]), int(copies[0].get("size") or 0)
+        check_max_size(path, size, max_size)
+        try:
+            data = self.download(file_id, size, path)
+        except DriveNotFoundError:
+            return None
+        check_max_size(path, total_size([data]), max_size)
+        return data
+
+    def download(self, file_id: str, size: int, what: str) -> Buffer:
+        """The content of ``file_id``: one request up to ``transfer_chunk``, else ranged
+        requests into one preallocated buffer."""
+        if size <= self.transfer_chunk:
+            return bytes(self.api.call(what, lambda s: s.files().get_media(fileId=file_id)))
+        buf = bytearray(size)
+        pos = 0
+        while pos < size:
+            end = min(pos + self.transfer_chunk, size) - 1
+
+            def ranged(s: Any, start: int = pos, stop: int = end) -> Any:
+                request = s.files().get_media(fileId=file_id)
+                request.headers["range"] = f"bytes={start}-{stop}"
+                return request
+
+            chunk = self.api.call(what, ranged)
+            if len(chunk) != end - pos + 1:
+                raise StorageError(
+                    f"{what} changed while it was downloaded (got {len(chunk)} bytes at "
+                    f"offset {pos}); it will be read again on the next arrival"
+                )
+            buf[pos : end + 1] = chunk
+            pos = end + 1
+        return buf
+
+    def _list_top(self) -> list[str]:
+        names = {str(c["name"]) for c in self._children(self.root_id()) if _owner(c) == self.me}
+        q = (
+            f"name contains {quote(OUTBOX_PREFIX)} and mimeType = {quote(FOLDER_MIME)} "
+            "and trashed = false"
+        )
+        for folder in self._query(q, "folders shared with me"):
+            name, owner = str(folder["name"]), _owner(folder)
+            if owner != self.me and name == f"{OUTBOX_PREFIX}{owner}_to_{self.me}":
+                names.add(name)
+        return sorted(names)
+
+    def delete(self, path: str) -> None:
+        _, copies = self._copies(path)
+        for copy in copies:
+            self._delete_id(str(copy["id"]), path)
+
+    def _delete_id(self, file_id: str, what: str) -> None:
+        with contextlib.suppress(DriveNotFoundError):
+            self.api.call(f"deleting {what}", lambda s: s.files().delete(fileId=file_id))
+
+    def makedirs(self, folder: str) -> None:
+        self.folder_id(folder, create=True)
+
+    def list(self, folder: str) -> list[str]:
+        if folder == "":
+            return self._list_top()
+        fid = self.folder_id(folder)
+        if fid is None:
+            return []
+        owner = self.owner_of(folder)
+        try:
+            children = self._children(fid)
+        except DriveNotFoundError:
+            self.forget_folder(folder)
+            return []
+        return sorted({str(c["name"]) for c in children if _owner(c) == owner})
