@@ -5,7 +5,15 @@ server_url so nothing ever reaches the network."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import pytest
+from syftflwr.info import TransportContext
+from syftflwr.registry import Transport
+from syftflwr.testing.conformance._federation import ContextFactory
+from syftflwr.testing.conformance.base import ConformanceBase
 
 AGG = "aggregator@example.org"
 DS1 = "alice@hospital-a.org"
@@ -22,3 +30,53 @@ def write_config(configs: Path, email: str, data_dir: Path) -> Path:
         json.dumps({"email": email, "data_dir": str(data_dir), "server_url": OFFLINE_SERVER})
     )
     return path
+
+
+def outbox_dir(data_dir: Path, sender: str, recipient: str) -> Path:
+    """Where ``sender``'s outbox toward ``recipient`` lives on disk."""
+    return (
+        data_dir
+        / "datasites"
+        / sender
+        / "app_data"
+        / "syftflwr"
+        / f"syft_outbox_inbox_{sender}_to_{recipient}"
+    )
+
+
+class SyftBoxFixtures(ConformanceBase):
+    """Every participant gets its own SyftBox client config; all share ONE data dir
+    (``tmp_path / "SyftBox"``), as SyftBox's local simulation does."""
+
+    transport_name = "syftbox"
+    heavy_modules = ("syft_rpc", "syft_event", "syft_crypto", "syft_core", "pydantic")
+
+    @pytest.fixture
+    def data_dir(self, tmp_path: Path) -> Path:
+        return tmp_path / "SyftBox"
+
+    @pytest.fixture
+    def transport_options(self) -> Mapping[str, Any]:
+        return {"retention_interval": 0}
+
+    @pytest.fixture
+    def make_context(
+        self,
+        transport: Transport,
+        transport_options: Mapping[str, Any],
+        tmp_path: Path,
+        data_dir: Path,
+    ) -> ContextFactory:
+        options = {**transport.default_options(), **transport_options}
+
+        def factory(email: str) -> TransportContext:
+            config = write_config(tmp_path / "configs", email, data_dir)
+            return TransportContext(
+                transport=transport.name,
+                app_name="conformance",
+                email=email,
+                options={**options, "config_path": str(config)},
+                state_dir=tmp_path / "state" / email,
+            )
+
+        return factory
