@@ -29,11 +29,19 @@ FOLDER_MIME = "application/vnd.google-apps.folder"
 T = TypeVar("T")
 
 
-class DriveNotFoundError(StorageError):
+class DriveAPIError(StorageError):
+    """Drive answered with an error status (after retries, for transient ones)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DriveNotFoundError(DriveAPIError):
     """The file or folder does not exist (or is not visible to this user)."""
 
 
-class DriveForbiddenError(StorageError):
+class DriveForbiddenError(DriveAPIError):
     """Drive refused the operation (not the owner, not shared with this user)."""
 
 
@@ -157,24 +165,27 @@ class DriveAPI:
         self._sleep(delay)
 
     @staticmethod
-    def _error(what: str, status: int, reason: str, exc: Any) -> StorageError:
+    def _error(what: str, status: int, reason: str, exc: Any) -> DriveAPIError:
         detail = f"{status} {reason}".strip()
         if status == 404:
-            return DriveNotFoundError(f"{what} not found on Google Drive ({detail})")
-        if status in (401,):
-            return StorageError(
+            return DriveNotFoundError(f"{what} not found on Google Drive ({detail})", status)
+        if status == 401:
+            return DriveAPIError(
                 f"Google Drive rejected the credentials while working on {what} ({detail}); "
                 "fix: log in again with `syftflwr gdrive login` or point token_file at a "
-                "valid token"
+                "valid token",
+                status,
             )
         if status == 403:
             return DriveForbiddenError(
                 f"Google Drive refused {what} ({detail}): only a file's owner may delete it, "
-                "and only folders shared with you are readable; check who owns the object"
+                "and only folders shared with you are readable; check who owns the object",
+                status,
             )
         if is_retryable(status, reason):
-            return StorageError(
+            return DriveAPIError(
                 f"Google Drive kept failing on {what} ({detail}) after retries with backoff; "
-                "try again later or lower the request rate (poll_interval)"
+                "try again later or lower the request rate (poll_interval)",
+                status,
             )
-        return StorageError(f"Google Drive refused {what} ({detail}): {exc}")
+        return DriveAPIError(f"Google Drive refused {what} ({detail}): {exc}", status)
