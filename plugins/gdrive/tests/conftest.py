@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from drive_server import DriveState, running_drive
@@ -40,3 +42,30 @@ def make_storage(make_api: Callable[[str], DriveAPI]) -> Callable[..., DriveStor
         return DriveStorage(make_api(email), email, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> Iterator[None]:
+    """Each test opens its own Drive sessions (and stops their feeds afterwards)."""
+    yield
+    from syftflwr_gdrive.client import forget_sessions
+
+    forget_sessions()
+
+
+def write_token(path: Path, token: str) -> Path:
+    """An authorized-user token file as `syftflwr gdrive login` writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "token": token,
+                "refresh_token": "unused-refresh-token",
+                "client_id": "test-client.apps.googleusercontent.com",
+                "client_secret": "unused",
+                "token_uri": "https://oauth2.googleapis.com/token",
+                "expiry": "2099-01-01T00:00:00Z",  # never refreshed: no Google here
+            }
+        )
+    )
+    return path

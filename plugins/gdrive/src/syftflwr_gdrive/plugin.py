@@ -1,0 +1,68 @@
+"""Hook implementations of the ``gdrive`` transport (entry point
+``syftflwr.transports: gdrive``).
+
+Kept light: nothing here imports the Google libraries; the role factories do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from syftflwr.hookspecs import hookimpl
+from syftflwr.info import Detection, TransportContext, TransportInfo
+
+from syftflwr_gdrive.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, in_colab
+
+if TYPE_CHECKING:
+    from syftflwr.mailbox.events import MailboxEvents
+    from syftflwr.mailbox.rpc import MailboxRPC
+
+    from syftflwr_gdrive.client import GDriveClient
+
+
+@hookimpl
+def syftflwr_transport_info() -> TransportInfo:
+    return TransportInfo(
+        name=NAME,
+        description="File mailbox in shared Google Drive folders (changes feed: one API "
+        "call per idle poll).",
+        capabilities=STATIC_CAPABILITIES,
+        options=OPTIONS,
+        docs_url="docs/transports/gdrive.md",
+    )
+
+
+@hookimpl
+def syftflwr_detect(context: TransportContext) -> Detection:
+    try:
+        settings = Settings.from_options(context.options)
+    except (ValueError, TypeError) as exc:
+        return Detection(False, f"invalid options: {exc}")
+    if settings.token_file.is_file():
+        return Detection(True, f"Google Drive token at {settings.token_file}", preference=30)
+    if not settings.token_configured and in_colab():
+        return Detection(True, "Google Colab (its built-in Google login)", preference=40)
+    return Detection(
+        False, f"no Google Drive token at {settings.token_file} (run `syftflwr gdrive login`)"
+    )
+
+
+@hookimpl
+def syftflwr_make_client(context: TransportContext) -> GDriveClient:
+    from syftflwr_gdrive.client import GDriveClient
+
+    return GDriveClient(context)
+
+
+@hookimpl
+def syftflwr_make_rpc(client: GDriveClient, context: TransportContext) -> MailboxRPC:
+    from syftflwr_gdrive.client import make_rpc
+
+    return make_rpc(client, context)
+
+
+@hookimpl
+def syftflwr_make_events(client: GDriveClient, context: TransportContext) -> MailboxEvents:
+    from syftflwr_gdrive.client import make_events
+
+    return make_events(client, context)
