@@ -344,6 +344,8 @@ class TransportGrid(Grid):
         with self._lock:
             pending = self._pending.get(message_id)
             if pending is None:
+                if response is not None:  # pulled already (another thread, or a re-delivery)
+                    log.debug("dropped a second reply to %s: its first was delivered", message_id)
                 return None
             if response is None and now <= pending.expires_at + self.clock_skew:
                 return None

@@ -10,7 +10,8 @@ Per request (a worker thread; serial endpoints one at a time, in arrival order):
 2. skip it if the journal says it was handled;
 3. claim it: ``{id}.claim`` in MY outbox toward the sender (exactly one runner wins,
    across processes and machines); a claim left by a dead runner of this journal on this
-   host is taken over, so a crash loses nothing;
+   host is taken over, so a crash loses nothing — and if that runner had already
+   published its reply, the request is marked answered instead of handled again;
 4. read it (reassembling chunks, refusing symlinks, FIFOs and oversized objects) and
    decode it — a truncated object gets ``incomplete_grace`` seconds to complete (some
    sync clients write non-atomically), then is rejected;
@@ -21,6 +22,13 @@ Per request (a worker thread; serial endpoints one at a time, in arrival order):
 
 Every rejection is one warning naming the request and the reason, an ``error`` reply
 when the sender may be answered, and a ``rejected`` journal entry.
+
+A request the journal says was answered (or refused with a reply) whose reply is missing
+from storage — lost in a crash or by a sync client — is answered again from the journal:
+the kept reply (replies up to :data:`KEEP_REPLY_LIMIT`) or the recorded refusal is
+published again; a larger reply, which the journal does not keep, is recomputed by
+handling the request again. Only one reply object can exist per request id, so the
+requester never receives two.
 """
 
 from __future__ import annotations
@@ -42,13 +50,14 @@ from dataclasses import dataclass
 from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
 from syftflwr.errors import (
     MessageRejectedError,
+    MessageTooLargeError,
     StorageError,
     SyftflwrError,
 )
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource, Subscription
-from syftflwr.mailbox.journal import Journal
+from syftflwr.mailbox.journal import InboundEntry, InboundState, Journal
 from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
     ObjectKind,
@@ -73,6 +82,12 @@ log = logging.getLogger("syftflwr.mailbox")
 
 DEFAULT_SERIAL_ENDPOINTS = ("messages",)
 """Flower traffic: one request at a time, in arrival order (a ClientApp run is serial)."""
+
+KEEP_REPLY_LIMIT = 1 << 20
+"""Replies up to this many bytes (encoded) are kept in the journal, so a reply lost after
+a crash is published again instead of recomputed."""
+RECOVERED_STATUS = "recovered"
+"""Journal status of a request found answered in storage after its runner crashed."""
 
 _WAKE = ("", "")
 _LIVE_OWNERS: set[str] = set()
@@ -100,6 +115,16 @@ def _owner_is_dead(owner: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def _reply_may_be_lost(entry: InboundEntry) -> bool:
+    """A finished request whose reply should still be in storage (retention has not
+    removed it on purpose)."""
+    if entry.cleaned:
+        return False
+    if entry.state is InboundState.ANSWERED:
+        return True
+    return entry.state is InboundState.REJECTED and entry.status == "error"
 
 
 def _incomplete(data: Buffer) -> bool:
@@ -289,18 +314,24 @@ class MailboxEvents(BaseEvents):
             if parsed.id in self._seen and not retry:
                 return
             self._seen.add(parsed.id)
-        if not retry and self.journal.is_finished(parsed.id):
-            self.stats["skipped"] += 1
+        entry = None if retry else self.journal.state_of(parsed.id)
+        if entry is not None and entry.finished:
+            if _reply_may_be_lost(entry):
+                self._submit(route, parsed.id, final=False, finished=entry)
+            else:
+                self.stats["skipped"] += 1
             return
         self._submit(route, parsed.id, final=False)
 
-    def _submit(self, route: Route, message_id: str, *, final: bool) -> None:
+    def _submit(
+        self, route: Route, message_id: str, *, final: bool, finished: InboundEntry | None = None
+    ) -> None:
         with self._lock:
             self._inflight.add(message_id)
         pool = self._serial if route.endpoint in self.serial_endpoints else self._pool
         assert pool is not None
         try:
-            pool.submit(self._process, route, message_id, final)
+            pool.submit(self._process, route, message_id, final, finished)
         except RuntimeError:  # shutting down
             with self._lock:
                 self._inflight.discard(message_id)
@@ -325,10 +356,15 @@ class MailboxEvents(BaseEvents):
         for mid, route, final in due:
             self._submit(route, mid, final=final)
 
-    def _process(self, route: Route, message_id: str, final: bool) -> None:
+    def _process(
+        self, route: Route, message_id: str, final: bool, finished: InboundEntry | None
+    ) -> None:
         deferred = False
         try:
-            deferred = self._handle(route, message_id, final)
+            if finished is not None:
+                self._answer_again(route, finished)
+            else:
+                deferred = self._handle(route, message_id, final)
         except Exception:  # never let one request stop the runner
             log.exception("unexpected failure handling request %s in %s", message_id, route.folder)
         finally:
@@ -338,12 +374,15 @@ class MailboxEvents(BaseEvents):
                     self._deferred.pop(message_id, None)
 
     # -- one request ---------------------------------------------------------------------
-    def _claim(self, route: Route, message_id: str) -> bool:
+    def _claim(self, route: Route, message_id: str) -> bool | None:
+        """Claim the request: None if someone else has it (or it is finished), True if
+        a runner of this journal held it before (crashed: its reply may be published
+        already), False for a fresh claim."""
         entry = self.journal.state_of(message_id)
         if entry is not None and entry.finished:
-            return False
+            return None
         if entry is not None and entry.owner == self.owner:
-            return True
+            return False
         path = route.claim_path(message_id)
         if not self.storage.claim(path, self.owner):
             marker = self.storage.get(path, max_size=4096)
@@ -357,24 +396,37 @@ class MailboxEvents(BaseEvents):
                 ):
                     log.debug("request %s is claimed by another runner (%s)", message_id, holder)
                     self.stats["claimed_elsewhere"] += 1
-                    return False
+                    return None
                 log.warning(
                     "taking over request %s from a runner that stopped mid-way (%s)",
                     message_id,
                     holder,
                 )
                 self.storage.put(path, [self.owner.encode()])
-        return self.journal.claimed(
+        if not self.journal.claimed(
             message_id,
             sender=route.sender,
             app=route.app,
             endpoint=route.endpoint,
             owner=self.owner,
-        )
+        ):
+            return None
+        return entry is not None  # claimed before, by a runner that is gone
 
     def _handle(self, route: Route, message_id: str, final: bool) -> bool:
         """Handle one request; True if it was deferred as incomplete."""
-        if not self._claim(route, message_id):
+        recovered = self._claim(route, message_id)
+        if recovered is None:
+            return False
+        if recovered and self._has_reply(route, message_id):
+            # The crashed runner published its reply but died before journaling it:
+            # handling the request again would apply it twice.
+            log.warning(
+                "request %s was answered before its runner stopped; not handling it again",
+                message_id,
+            )
+            self.journal.answered(message_id, status=RECOVERED_STATUS)
+            self.stats["recovered"] += 1
             return False
         path = route.request_path(message_id)
         try:
@@ -425,8 +477,10 @@ class MailboxEvents(BaseEvents):
             )
             self.stats["rejected"] += 1
             return False
-        self._publish(route, response)
-        self.journal.answered(message_id, status=response.status, expires_at=envelope.expires_at)
+        kept = self._publish(route, response)
+        self.journal.answered(
+            message_id, status=response.status, expires_at=envelope.expires_at, reply=kept
+        )
         self.stats["answered"] += 1
         return False
 
@@ -449,34 +503,82 @@ class MailboxEvents(BaseEvents):
             )
         return None
 
-    def _publish(self, route: Route, response: Response) -> None:
+    def _publish(self, route: Route, response: Response) -> bytes | None:
+        """Publish ``response``; returns its encoding when small enough to keep in the
+        journal (:data:`KEEP_REPLY_LIMIT`)."""
         prefix, body = encode_parts(response)
+        self._publish_encoded(route, response.id, [prefix, body])
+        if len(prefix) + memoryview(body).nbytes > KEEP_REPLY_LIMIT:
+            return None
+        return prefix + bytes(body)
+
+    def _publish_encoded(self, route: Route, message_id: str, parts: list[Buffer]) -> None:
         published = chunking.publish(
             self.storage,
-            route.response_path(response.id),
-            [prefix, body],
+            route.response_path(message_id),
+            parts,
             max_object_size=self.capabilities.max_object_size,
             exclusive=True,
         )
         if not published:
-            log.info("request %s already has a reply; keeping the first one", response.id)
+            log.info("request %s already has a reply; keeping the first one", message_id)
+
+    def _has_reply(self, route: Route, message_id: str) -> bool:
+        """Whether my reply to ``message_id`` is in storage (read at most a few KiB: a
+        chunked reply's manifest, or the size check of a large one)."""
+        try:
+            return self.storage.get(route.response_path(message_id), max_size=4096) is not None
+        except MessageTooLargeError:
+            return True
+
+    def _error_reply(self, route: Route, message_id: str, reason: str) -> Response:
+        return Response(
+            id=message_id,
+            sender=self.client.email,
+            recipient=route.sender,
+            app=route.app,
+            endpoint=route.endpoint,
+            body=f"rejected: {reason}".encode("utf-8", "replace"),
+            status="error",
+        )
+
+    def _answer_again(self, route: Route, entry: InboundEntry) -> None:
+        """A finished request is still in my inbox: publish its reply again if it was
+        lost (from the journal), or handle it again when the journal kept no reply."""
+        if self._has_reply(route, entry.id):
+            self.stats["skipped"] += 1
+            return
+        if entry.state is InboundState.REJECTED:
+            self._publish(route, self._error_reply(route, entry.id, entry.detail or "refused"))
+            log.warning("request %s: its error reply was lost; published it again", entry.id)
+            self.stats["republished"] += 1
+            return
+        kept = self.journal.stored_reply(entry.id)
+        if kept is not None:
+            self._publish_encoded(route, entry.id, [kept])
+            log.warning(
+                "request %s: its reply was lost; published it again from the journal", entry.id
+            )
+            self.stats["republished"] += 1
+            return
+        if not self.journal.reopen(entry.id, owner=self.owner):
+            return  # another runner of this journal is on it
+        log.warning(
+            "request %s: its reply was lost and is too large to have been kept; "
+            "handling the request again",
+            entry.id,
+        )
+        self.storage.put(route.claim_path(entry.id), [self.owner.encode()])
+        self.stats["reprocessed"] += 1
+        self._handle(route, entry.id, final=False)
 
     def _reject(self, route: Route, message_id: str, reason: str) -> None:
         log.warning("rejected request %s in %s: %s", message_id, route.folder, reason)
         replied = False
         allowed = self.allowed_senders()
         if allowed is None or route.sender in allowed:
-            reply = Response(
-                id=message_id,
-                sender=self.client.email,
-                recipient=route.sender,
-                app=route.app,
-                endpoint=route.endpoint,
-                body=f"rejected: {reason}".encode("utf-8", "replace"),
-                status="error",
-            )
             try:
-                self._publish(route, reply)
+                self._publish(route, self._error_reply(route, message_id, reason))
                 replied = True
             except SyftflwrError as exc:
                 log.warning("could not publish the error reply to %s: %s", message_id, exc)
@@ -507,6 +609,7 @@ class MailboxEvents(BaseEvents):
         return self._sweep()
 
     def _sweep(self) -> int:
+        self._resume_orphans()
         self._check_foreign_inboxes()
         if self.allowed_senders() is None:
             self._refresh_routes()
@@ -530,6 +633,23 @@ class MailboxEvents(BaseEvents):
             self._seen &= present | busy
         self.journal.prune(time.time() - JOURNAL_KEEP)
         return removed
+
+    def _resume_orphans(self) -> None:
+        """Requests claimed by a runner of this journal that has died since: queue them
+        again (their arrival was announced once, and a runner that backed off from the
+        live claim will not hear of them again); ``_claim`` takes them over."""
+        with self._lock:
+            routes = {(r.sender, r.app, r.endpoint): r for r in self._routes.values()}
+            busy = self._inflight | set(self._deferred)
+        for entry in self.journal.unfinished():
+            route = routes.get((entry.sender, entry.app, entry.endpoint))
+            if route is None or entry.id in busy or entry.owner == self.owner:
+                continue
+            if not _owner_is_dead(entry.owner):
+                continue
+            with self._lock:
+                self._seen.discard(entry.id)
+            self._queue.put((route.folder, f"{entry.id}.{ObjectKind.REQUEST.value}"))
 
     def _check_foreign_inboxes(self) -> None:
         allowed = self.allowed_senders()

@@ -4,7 +4,8 @@ Two tables, one per direction:
 
 * ``inbound`` — requests this participant serves: ``claimed`` -> ``answered`` |
   ``rejected`` | ``gone``. A restarted runner consults it before touching a request, so
-  nothing it answered or refused is processed again.
+  nothing it answered or refused is processed again; small replies are kept so a reply
+  lost after a crash is published again rather than recomputed.
 * ``outbound`` — requests this participant sent: ``sending`` -> ``sent`` -> ``forgotten``.
   Retention uses it to delete expired or forgotten requests even after a restart.
 
@@ -13,8 +14,8 @@ is safe to use from many threads and processes at once (WAL, a busy timeout, sho
 transactions), and survives process crashes; with ``synchronous=NORMAL`` a power loss can
 forget the last few transitions, never corrupt the file.
 
-The schema is versioned with ``PRAGMA user_version``; extensions (e.g. the reliability
-work's re-answer-from-journal) add migrations to :data:`MIGRATIONS`.
+The schema is versioned with ``PRAGMA user_version``; extensions add migrations to
+:data:`MIGRATIONS` (version 2: the kept reply).
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at REAL, sent_at REAL NOT NULL, updated_at REAL NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS outbound_state ON outbound(state)",
     ),
+    # The published reply (encoded envelope) of small answers, so a reply lost after a
+    # crash is published again instead of re-running the handler.
+    2: ("ALTER TABLE inbound ADD COLUMN reply BLOB",),
 }
 """Schema migrations by target version, applied in order inside one transaction."""
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -215,14 +219,36 @@ class Journal:
         )
 
     def answered(
-        self, message_id: str, *, status: str = "ok", expires_at: float | None = None
+        self,
+        message_id: str,
+        *,
+        status: str = "ok",
+        expires_at: float | None = None,
+        reply: bytes | None = None,
     ) -> None:
         """The response for ``message_id`` is published (``expires_at``: the request's,
-        which retention uses)."""
-        fields: dict[str, Any] = {"status": status}
+        which retention uses; ``reply``: the published object, kept to re-publish it if
+        it is lost — see :meth:`stored_reply`)."""
+        fields: dict[str, Any] = {"status": status, "reply": reply}
         if expires_at is not None:
             fields["expires_at"] = expires_at
         self._set_inbound(message_id, InboundState.ANSWERED, **fields)
+
+    def stored_reply(self, message_id: str) -> bytes | None:
+        """The reply recorded by :meth:`answered`, if it was kept."""
+        row = self._run("SELECT reply FROM inbound WHERE id = ?", (message_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def reopen(self, message_id: str, *, owner: str) -> bool:
+        """Move an answered request whose reply was lost (and not kept) back to
+        ``claimed`` by ``owner``, to handle it again; exactly one of several runners
+        sharing this journal wins."""
+        cursor = self._run(
+            "UPDATE inbound SET state = ?, owner = ?, updated_at = ?, reply = NULL "
+            "WHERE id = ? AND state = ?",
+            (InboundState.CLAIMED, owner, time.time(), message_id, InboundState.ANSWERED),
+        )
+        return cursor.rowcount == 1
 
     def rejected(
         self,
@@ -266,7 +292,7 @@ class Journal:
 
     def cleaned(self, message_id: str) -> None:
         """Retention removed this participant's response and claim for the request."""
-        self._run("UPDATE inbound SET cleaned = 1 WHERE id = ?", (message_id,))
+        self._run("UPDATE inbound SET cleaned = 1, reply = NULL WHERE id = ?", (message_id,))
 
     def state_of(self, message_id: str) -> InboundEntry | None:
         row = self._run(
