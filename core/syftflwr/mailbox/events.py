@@ -10,8 +10,9 @@ Per request (a worker thread; serial endpoints one at a time, in arrival order):
 2. skip it if the journal says it was handled;
 3. claim it: ``{id}.claim`` in MY outbox toward the sender (exactly one runner wins,
    across processes and machines); a claim left by a dead runner of this journal on this
-   host is taken over, so a crash loses nothing — and if that runner had already
-   published its reply, the request is marked answered instead of handled again;
+   host is taken over (when a runner starts, or at a running one's next sweep), so a
+   crash loses nothing — and if that runner had already published its reply, the
+   request is marked answered instead of handled again;
 4. read it (reassembling chunks, refusing symlinks, FIFOs and oversized objects) and
    decode it — a truncated object gets ``incomplete_grace`` seconds to complete (some
    sync clients write non-atomically), then is rejected;
@@ -163,7 +164,8 @@ class MailboxEvents(BaseEvents):
     :param workers: threads handling requests of concurrent endpoints.
     :param serial_endpoints: endpoints handled one request at a time, in arrival order.
     :param retention_interval: seconds between sweeps of my delivered/expired replies
-        and claims (0 disables).
+        and claims, which also resume requests a dead runner of this journal left
+        claimed (0 disables).
     :param incomplete_grace: seconds a truncated request may take to complete.
     """
 
