@@ -12,12 +12,20 @@ from typing import Any
 import pytest
 from syftflwr.info import TransportContext
 from syftflwr.registry import Transport
-from syftflwr.testing.conformance._federation import ContextFactory
+from syftflwr.testing.conformance._federation import (
+    AGGREGATOR,
+    DATASITES,
+    STRANGER,
+    ContextFactory,
+)
 from syftflwr.testing.conformance.base import ConformanceBase
+from syftflwr_syftbox.keys import KeyRing
+from syftflwr_syftbox.options import SyftBoxConfig
 
 AGG = "aggregator@example.org"
 DS1 = "alice@hospital-a.org"
 DS2 = "bob@hospital-b.org"
+FEDERATION = (AGGREGATOR, *DATASITES)
 OFFLINE_SERVER = "http://127.0.0.1:1"
 """A port nothing listens on: any request fails at once instead of hanging."""
 
@@ -30,6 +38,11 @@ def write_config(configs: Path, email: str, data_dir: Path) -> Path:
         json.dumps({"email": email, "data_dir": str(data_dir), "server_url": OFFLINE_SERVER})
     )
     return path
+
+
+def publish_keys(config_path: Path, data_dir: Path) -> KeyRing:
+    """Bootstrap a participant's keys and publish its DID, as its first start does."""
+    return KeyRing(SyftBoxConfig.load(config_path), data_dir)
 
 
 def outbox_dir(data_dir: Path, sender: str, recipient: str) -> Path:
@@ -68,6 +81,10 @@ class SyftBoxFixtures(ConformanceBase):
         data_dir: Path,
     ) -> ContextFactory:
         options = {**transport.default_options(), **transport_options}
+        if options.get("encrypt", True):
+            # every participant has run once: its DID is published in the data dir
+            for email in (*FEDERATION, STRANGER):
+                publish_keys(write_config(tmp_path / "configs", email, data_dir), data_dir)
 
         def factory(email: str) -> TransportContext:
             config = write_config(tmp_path / "configs", email, data_dir)

@@ -1,6 +1,6 @@
 """syftbox passes core's conformance suite like any third-party transport, with several
-participants sharing one SyftBox data dir (each with its own client config), and with
-chunking forced by a small max_object_size."""
+participants sharing one SyftBox data dir (each with its own client config): encrypted
+(the default), encrypted with chunking forced by a small max_object_size, and plaintext."""
 
 from __future__ import annotations
 
@@ -20,3 +20,9 @@ class TestSharedDataDirChunked(SyftBoxFixtures, TransportConformance):
     @pytest.fixture
     def transport_options(self) -> Mapping[str, Any]:
         return {"retention_interval": 0, "max_object_size": 256 * 1024}
+
+
+class TestSharedDataDirPlaintext(SyftBoxFixtures, TransportConformance):
+    @pytest.fixture
+    def transport_options(self) -> Mapping[str, Any]:
+        return {"retention_interval": 0, "encrypt": False}

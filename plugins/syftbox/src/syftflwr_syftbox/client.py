@@ -13,6 +13,7 @@ from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.layout import ensure_layout
 from syftflwr.mailbox.localdir import LocalDirStorage
 from syftflwr.mailbox.rpc import MailboxRPC
+from syftflwr.mailbox.storage import Storage
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
@@ -56,10 +57,18 @@ class SyftBoxClient:
                 f"at {email}'s SyftBox config",
             )
         self.data_dir = self.settings.data_dir or self.config.data_dir
-        self.capabilities: Capabilities = self.settings.capabilities()
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
         base.makedirs(app_folder(self.config.email))
-        self.storage = DatasiteStorage(base, self.config.email, context.participants)
+        self.storage: Storage = DatasiteStorage(base, self.config.email, context.participants)
+        overhead = 0
+        if self.settings.encrypt:
+            from syftflwr_syftbox.keys import KeyRing
+            from syftflwr_syftbox.sealing import OVERHEAD, SealedStorage
+
+            assert isinstance(self.storage, DatasiteStorage)
+            self.storage = SealedStorage(self.storage, KeyRing(self.config, self.data_dir))
+            overhead = OVERHEAD
+        self.capabilities: Capabilities = self.settings.capabilities(overhead)
         self.arrivals = Poller(
             self.storage,
             interval=self.settings.poll_interval,

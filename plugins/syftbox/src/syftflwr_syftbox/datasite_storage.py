@@ -74,6 +74,16 @@ class DatasiteStorage(BaseStorage):
     def owner_of(self, folder: str) -> str:
         """Whose datasite holds the outbox ``folder``; refuses what matches no one, or
         more than one datasite (emails may contain ``_to_``)."""
+        owner = self._find_owner(folder)
+        if owner is None:
+            raise UnsafeNameError(
+                f"cannot tell whose outbox {folder!r} is: it matches no datasite; name the "
+                "participants in [tool.syftflwr] (aggregator, datasites)"
+            )
+        return owner
+
+    def _find_owner(self, folder: str) -> str | None:
+        """The owner, or None if no participant and no datasite present matches."""
         with self._lock:
             cached = self._owners.get(folder)
         if cached is not None:
@@ -87,54 +97,68 @@ class DatasiteStorage(BaseStorage):
         if not matches:
             present = [d for d in self.base.list(DATASITES) if is_valid_email(d)]
             matches = [d for d in present if outbox_owner(folder, d)]
-        if len(matches) != 1:
-            why = "no datasite" if not matches else f"several datasites ({', '.join(matches)})"
+        if not matches:
+            return None
+        if len(matches) > 1:
             raise UnsafeNameError(
-                f"cannot tell whose outbox {folder!r} is: it matches {why}; name the "
-                "participants in [tool.syftflwr] (aggregator, datasites)"
+                f"cannot tell whose outbox {folder!r} is: it matches several datasites "
+                f"({', '.join(matches)})"
             )
         with self._lock:
             self._owners[folder] = matches[0]
         return matches[0]
 
-    def _map(self, path: str, *, write: bool) -> str:
+    def _map(self, path: str, *, write: bool) -> str | None:
+        """The data-dir path of ``path``; None when reading from a datasite that does
+        not exist (yet): nothing is there."""
         parts = split_path(path)
         if parts[0] == LOCAL_STATE:
             return path
+        if not write:
+            owner = self._find_owner(parts[0])
+            return None if owner is None else f"{app_folder(owner)}/{path}"
         owner = self.owner_of(parts[0])
-        if write and owner != self.owner:
+        if owner != self.owner:
             raise UnsafeNameError(
                 f"refusing to write {path!r}: it belongs to {owner}'s datasite, and "
                 f"{self.owner} may only write into its own (SyftBox permissions)"
             )
         return f"{app_folder(owner)}/{path}"
 
+    def _write_path(self, path: str) -> str:
+        mapped = self._map(path, write=True)
+        assert mapped is not None  # writes either map or raise
+        return mapped
+
     # -- Storage -------------------------------------------------------------------------
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
-        return self.base.put_if_absent(self._map(path, write=True), parts)
+        return self.base.put_if_absent(self._write_path(path), parts)
 
     def put(self, path: str, parts: Sequence[Buffer]) -> None:
-        self.base.put(self._map(path, write=True), parts)
+        self.base.put(self._write_path(path), parts)
 
     def claim(self, path: str, owner: str) -> bool:
-        return self.base.claim(self._map(path, write=True), owner)
+        return self.base.claim(self._write_path(path), owner)
 
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
-        return self.base.get(self._map(path, write=False), max_size=max_size)
+        mapped = self._map(path, write=False)
+        return None if mapped is None else self.base.get(mapped, max_size=max_size)
 
     def list(self, folder: str) -> list[str]:
         if folder == "":
             return self._list_outboxes()
-        return self.base.list(self._map(folder, write=False))
+        mapped = self._map(folder, write=False)
+        return [] if mapped is None else self.base.list(mapped)
 
     def delete(self, path: str) -> None:
-        self.base.delete(self._map(path, write=True))
+        self.base.delete(self._write_path(path))
 
     def makedirs(self, folder: str) -> None:
-        self.base.makedirs(self._map(folder, write=True))
+        self.base.makedirs(self._write_path(folder))
 
-    def local_path(self, path: str) -> Path:
-        return self.base.local_path(self._map(path, write=False))
+    def local_path(self, path: str) -> Path | None:
+        mapped = self._map(path, write=False)
+        return None if mapped is None else self.base.local_path(mapped)
 
     def _list_outboxes(self) -> builtins.list[str]:
         """Every outbox in every datasite, each only if it sits in its sender's datasite

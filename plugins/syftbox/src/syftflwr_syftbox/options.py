@@ -34,12 +34,21 @@ APP_DATA_FOLDER = "syftflwr"
 
 STATIC_CAPABILITIES = Capabilities(
     notifies_arrivals=False,
+    native_encryption=True,
     poll_interval=DEFAULT_POLL_INTERVAL,
     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
     max_object_size=DEFAULT_MAX_OBJECT_SIZE,
 )
 
 OPTIONS = (
+    OptionSpec(
+        "encrypt",
+        "bool",
+        "End-to-end encrypt every message with X3DH keys managed by syft-crypto (fail "
+        "closed: a peer without published keys is refused, never sent plaintext). "
+        "Every participant must use the same setting.",
+        default=True,
+    ),
     OptionSpec(
         "config_path",
         "path",
@@ -171,6 +180,7 @@ class Settings:
 
     config_path: Path
     data_dir: Path | None = None
+    encrypt: bool = True
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
     max_object_size: int | None = DEFAULT_MAX_OBJECT_SIZE
@@ -191,6 +201,7 @@ class Settings:
                 Path(str(config_path)).expanduser() if config_path else default_config_path(env)
             ),
             data_dir=Path(str(data_dir)).expanduser().absolute() if data_dir else None,
+            encrypt=bool(options.get("encrypt", True)),
             poll_interval=_opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
             or DEFAULT_POLL_INTERVAL,
             max_poll_interval=_opt_float(
@@ -208,10 +219,13 @@ class Settings:
     def from_context(cls, context: TransportContext) -> Settings:
         return cls.from_options(context.options)
 
-    def capabilities(self) -> Capabilities:
+    def capabilities(self, overhead: int = 0) -> Capabilities:
+        """``overhead``: bytes encryption adds to each object, kept below the limit."""
+        limit = self.max_object_size
         return Capabilities(
             notifies_arrivals=False,
             poll_interval=self.poll_interval,
             max_poll_interval=max(self.max_poll_interval, self.poll_interval),
-            max_object_size=self.max_object_size,
+            native_encryption=self.encrypt,
+            max_object_size=None if limit is None else limit - overhead,
         )

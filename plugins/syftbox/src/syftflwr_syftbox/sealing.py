@@ -1,0 +1,191 @@
+"""End-to-end encryption of every message object, fail closed.
+
+Each request, response, manifest and chunk is sealed before it reaches the disk: a
+random AES-256-GCM content key encrypts the object, and the key is wrapped twice with
+X3DH (syft-crypto's construction: HKDF-SHA256 over DH(spk_sender, spk_peer) ||
+DH(ephemeral, spk_peer), info ``X3DH-SyftBox``) — for the recipient, and for the sender
+itself so it can still read (and clean up) what it wrote. The object's path, sender and
+recipient are authenticated data: a sealed object moved to another name, folder or
+datasite does not open.
+
+Frame (binary, no base64)::
+
+    "SFXE" 0x01 | u64 plaintext size | 2 x (ephemeral pub 32 | iv 12 | wrapped key 48)
+    | iv 12 | ciphertext | tag 16
+
+Only claims (a runner id, never message content) and the local ``.syftflwr`` folder are
+stored as they are. Reading a plaintext or foreign-looking object, or one that fails
+authentication, raises :class:`DecryptionError` — the mailbox answers it with an error
+reply and never hands it to a handler.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from syftflwr.envelope import Buffer
+from syftflwr.errors import EncryptionError, MalformedMessageError
+from syftflwr.mailbox.layout import OUTBOX_PREFIX, ObjectKind, parse_name
+from syftflwr.mailbox.storage import BaseStorage, split_path, views
+
+from syftflwr_syftbox.datasite_storage import LOCAL_STATE, DatasiteStorage
+from syftflwr_syftbox.keys import KeyRing
+
+MAGIC = b"SFXE\x01"
+_HEAD = struct.Struct(">5sQ")
+_EK, _IV, _KEY, _TAG = 32, 12, 32, 16
+_WRAP = _EK + _IV + _KEY + _TAG
+PREAMBLE = _HEAD.size + 2 * _WRAP + _IV
+OVERHEAD = PREAMBLE + _TAG
+"""Bytes a sealed object adds to its plaintext."""
+_INFO = b"X3DH-SyftBox"
+
+
+class DecryptionError(EncryptionError, MalformedMessageError):
+    """A stored object that does not open: refused, never handled as plaintext."""
+
+
+def _kek(dh1: bytes, dh2: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(dh1 + dh2)
+
+
+def _pub(raw: bytes) -> x25519.X25519PublicKey:
+    return x25519.X25519PublicKey.from_public_bytes(raw)
+
+
+class SealedStorage(BaseStorage):
+    """A :class:`DatasiteStorage` whose message objects are sealed on write and opened
+    on read (see the module docstring)."""
+
+    def __init__(self, inner: DatasiteStorage, keys: KeyRing) -> None:
+        self.inner = inner
+        self.keys = keys
+        self.owner = inner.owner
+
+    def __repr__(self) -> str:
+        return f"SealedStorage({self.inner!r})"
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    # -- which objects, between whom ------------------------------------------------------
+    def _parties(self, path: str) -> tuple[str, str] | None:
+        """``(sender, recipient)`` of a message object; None for what is stored as is."""
+        parts = split_path(path)
+        if parts[0] == LOCAL_STATE:
+            return None
+        parsed = parse_name(parts[-1])
+        if parsed is not None and parsed.kind is ObjectKind.CLAIM:
+            return None
+        sender = self.inner.owner_of(parts[0])
+        recipient = parts[0][len(f"{OUTBOX_PREFIX}{sender}_to_") :]
+        return sender, recipient
+
+    @staticmethod
+    def _aad(path: str, sender: str, recipient: str) -> bytes:
+        return b"\0".join((MAGIC, path.encode(), sender.encode(), recipient.encode()))
+
+    # -- sealing ------------------------------------------------------------------------
+    def seal(self, path: str, sender: str, recipient: str, parts: Sequence[Buffer]) -> list[Buffer]:
+        peer = self.keys.peer_key(recipient)  # MissingPeerKeysError: refuse, never plaintext
+        data = b"".join(views(parts)) if len(parts) != 1 else parts[0]
+        size = memoryview(data).nbytes
+        aad = self._aad(path, sender, recipient)
+        key = AESGCM.generate_key(256)
+        head = [_HEAD.pack(MAGIC, size)]
+        for target in (peer, self.keys.public_key):
+            ephemeral = x25519.X25519PrivateKey.generate()
+            kek = _kek(self.keys.private_key.exchange(target), ephemeral.exchange(target))
+            iv = os.urandom(_IV)
+            ek = ephemeral.public_key().public_bytes_raw()
+            head += [ek, iv, AESGCM(kek).encrypt(iv, key, aad)]
+        iv = os.urandom(_IV)
+        header = b"".join(head) + iv
+        return [header, AESGCM(key).encrypt(iv, cast(bytes, data), aad + header)]
+
+    def open(self, path: str, sender: str, recipient: str, data: Buffer) -> Buffer:
+        view = memoryview(data).cast("B")
+        if view.nbytes < _HEAD.size:
+            if MAGIC.startswith(bytes(view)):
+                return b""  # still being written: the mailbox waits for it to complete
+            raise self._refuse(path, "it is not encrypted (encryption is on)")
+        magic, size = _HEAD.unpack_from(view)
+        if magic != MAGIC:
+            raise self._refuse(path, "it is not encrypted (encryption is on)")
+        if view.nbytes < size + OVERHEAD:
+            return b""  # a sync client still writing it in place
+        if view.nbytes != size + OVERHEAD:
+            raise self._refuse(path, "its length does not match its header")
+        if self.owner == recipient:
+            slot, peer = 0, self.keys.peer_key(sender)
+        elif self.owner == sender:
+            slot, peer = 1, self.keys.public_key
+        else:
+            raise self._refuse(path, f"it is sealed for {recipient}, not {self.owner}")
+        aad = self._aad(path, sender, recipient)
+        at = _HEAD.size + slot * _WRAP
+        ek = _pub(bytes(view[at : at + _EK]))
+        iv = bytes(view[at + _EK : at + _EK + _IV])
+        wrapped = bytes(view[at + _EK + _IV : at + _WRAP])
+        header = bytes(view[:PREAMBLE])
+        try:
+            kek = _kek(self.keys.private_key.exchange(peer), self.keys.private_key.exchange(ek))
+            key = AESGCM(kek).decrypt(iv, wrapped, aad)
+            return AESGCM(key).decrypt(header[-_IV:], cast(bytes, view[PREAMBLE:]), aad + header)
+        except (InvalidTag, ValueError):
+            raise self._refuse(
+                path, f"it does not authenticate as {sender}'s message to {recipient}"
+            ) from None
+
+    @staticmethod
+    def _refuse(path: str, why: str) -> DecryptionError:
+        return DecryptionError(
+            f"refusing {path}: {why}; it was tampered with, written by another tool, or "
+            "sealed with keys that were since replaced (check both parties' DIDs)"
+        )
+
+    # -- Storage -------------------------------------------------------------------------
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        who = self._parties(path)
+        if who is not None:
+            parts = self.seal(path, *who, parts)
+        return self.inner.put_if_absent(path, parts)
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        who = self._parties(path)
+        if who is not None:
+            parts = self.seal(path, *who, parts)
+        self.inner.put(path, parts)
+
+    def claim(self, path: str, owner: str) -> bool:
+        return self.inner.claim(path, owner)
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        who = self._parties(path)
+        if who is None:
+            return self.inner.get(path, max_size=max_size)
+        limit = None if max_size is None else max_size + OVERHEAD
+        data = self.inner.get(path, max_size=limit)
+        return None if data is None else self.open(path, *who, data)
+
+    def list(self, folder: str) -> list[str]:
+        return self.inner.list(folder)
+
+    def delete(self, path: str) -> None:
+        self.inner.delete(path)
+
+    def makedirs(self, folder: str) -> None:
+        self.inner.makedirs(folder)
+
+    def local_path(self, path: str) -> Path | None:
+        return self.inner.local_path(path)
