@@ -133,6 +133,8 @@ class DriveState:
         self.calls: Counter[tuple[str, str]] = Counter()
         self._faults: list[tuple[int, str]] = []
         self._clock = itertools.count(1)
+        self.oauth_codes: dict[str, str] = {}
+        """Authorization code -> the access token ``POST /token`` exchanges it for."""
         self.fault_filter: Callable[[str], bool] | None = None
 
     # -- set-up and observation (tests) ------------------------------------------------------
@@ -454,6 +456,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         state = self.server.state
+        if url.path == "/token" and verb == "POST":
+            self._token_endpoint(body)
+            return
         try:
             auth = self.headers.get("Authorization", "")
             user = state.users.get(auth.removeprefix("Bearer ").strip()) if auth else None
@@ -526,6 +531,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self._upload_chunk(user, params, body)
             else:
                 raise DriveError(404, "notFound", f"no such method: {verb} {path}")
+
+    def _token_endpoint(self, body: bytes) -> None:
+        """OAuth 2.0 token endpoint (authorization-code grant), for the login flow."""
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        token = self.server.state.oauth_codes.pop(form.get("code", ""), None)
+        if form.get("grant_type") != "authorization_code" or token is None:
+            self._json(400, {"error": "invalid_grant"})
+            return
+        self._json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": 3600,
+                "token_type": "Bearer",
+                "refresh_token": f"refresh-{token}",
+                "scope": "https://www.googleapis.com/auth/drive",
+            },
+        )
 
     def _media(self, f: File) -> None:
         data, total = f.content, len(f.content)

@@ -6,6 +6,7 @@ Kept light: nothing here imports the Google libraries; the role factories do.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syftflwr.hookspecs import hookimpl
@@ -14,6 +15,7 @@ from syftflwr.info import Detection, TransportContext, TransportInfo
 from syftflwr_gdrive.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, in_colab
 
 if TYPE_CHECKING:
+    import click
     from syftflwr.mailbox.events import MailboxEvents
     from syftflwr.mailbox.rpc import MailboxRPC
 
@@ -66,3 +68,46 @@ def syftflwr_make_events(client: GDriveClient, context: TransportContext) -> Mai
     from syftflwr_gdrive.client import make_events
 
     return make_events(client, context)
+
+
+@hookimpl
+def syftflwr_register_commands(group: click.Group) -> None:
+    import click
+
+    @group.command()
+    @click.option(
+        "--client-secrets",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="OAuth client JSON of a 'Desktop app' client (default: "
+        "$SYFTFLWR_GDRIVE_CLIENT_SECRETS, else ~/.syftflwr/gdrive/client_secret.json).",
+    )
+    @click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Where to save the token (default: the transport's token_file default).",
+    )
+    @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening it.")
+    @click.option("--browser", default=None, help="Name of the browser to open (webbrowser).")
+    @click.option("--port", type=int, default=0, help="Local redirect port (0: any free one).")
+    def login(
+        client_secrets: Path | None,
+        token_file: Path | None,
+        no_browser: bool,
+        browser: str | None,
+        port: int,
+    ) -> None:
+        """Sign this machine in to Google Drive and save the token syftflwr uses."""
+        from syftflwr_gdrive.login import default_client_secrets
+        from syftflwr_gdrive.login import login as run_login
+
+        target = token_file or Settings.from_options({}).token_file
+        run_login(
+            client_secrets or default_client_secrets(),
+            target,
+            open_browser=not no_browser,
+            browser=browser,
+            port=port,
+        )
+        click.echo(f"saved the Google Drive token to {target}")

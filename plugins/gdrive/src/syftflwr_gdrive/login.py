@@ -1,0 +1,72 @@
+"""``syftflwr gdrive login``: the OAuth installed-app flow, saving an authorized-user
+token file that the transport then uses.
+
+The flow needs an OAuth client of type "Desktop app" from a Google Cloud project (its
+``client_secret.json``); the user consents in a browser and Google redirects to a
+one-shot web server on localhost, which receives the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from syftflwr.errors import ConfigError
+
+from syftflwr_gdrive.options import HOME_ENV, SCOPES
+
+CLIENT_SECRETS_ENV = "SYFTFLWR_GDRIVE_CLIENT_SECRETS"
+
+
+def default_client_secrets(env: Mapping[str, str] = os.environ) -> Path:
+    if env.get(CLIENT_SECRETS_ENV):
+        return Path(env[CLIENT_SECRETS_ENV]).expanduser()
+    home = env.get(HOME_ENV)
+    base = Path(home).expanduser() if home else Path("~/.syftflwr").expanduser()
+    return base / "gdrive" / "client_secret.json"
+
+
+def save_token(credentials: Any, path: Path) -> None:
+    """Write the token readable by this user only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(credentials.to_json())
+    tmp.replace(path)
+
+
+def login(
+    client_secrets: Path,
+    token_file: Path,
+    *,
+    open_browser: bool = True,
+    browser: str | None = None,
+    port: int = 0,
+    timeout: float | None = 300,
+) -> Any:
+    """Run the consent flow and save the token; returns the credentials."""
+    if not client_secrets.is_file():
+        raise ConfigError(
+            f"no OAuth client secrets at {client_secrets}",
+            key="client_secrets",
+            fix="create an OAuth client of type 'Desktop app' in Google Cloud Console "
+            "(APIs & Services > Credentials, with the Drive API enabled), download its "
+            f"JSON to {client_secrets} or pass --client-secrets",
+        )
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=list(SCOPES))
+    credentials = flow.run_local_server(
+        port=port,
+        open_browser=open_browser,
+        browser=browser,
+        timeout_seconds=timeout,
+        authorization_prompt_message="Open this URL in a browser to let syftflwr use your "
+        "Google Drive:\n{url}",
+        success_message="syftflwr is signed in; you may close this window.",
+    )
+    save_token(credentials, token_file)
+    return credentials
