@@ -10,9 +10,9 @@ from syftflwr.errors import ConfigError
 from syftflwr_gdrive.options import SCOPES, Settings, in_colab
 
 
-def load_credentials(settings: Settings) -> Any:
-    """Google credentials for this participant; raises ConfigError naming the fix."""
-    path = settings.token_file
+def load_credentials(settings: Settings, email: str | None = None) -> Any:
+    """Google credentials for participant ``email``; raises ConfigError naming the fix."""
+    path = settings.token_path(email)
     if path.is_file():
         from google.oauth2.credentials import Credentials
 

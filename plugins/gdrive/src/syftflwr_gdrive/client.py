@@ -37,7 +37,7 @@ _SESSIONS_LOCK = threading.Lock()
 
 
 def _key(settings: Settings, context: TransportContext) -> tuple[Any, ...]:
-    return (str(settings.token_file), settings.api_root_url, settings.root_folder,
+    return (str(settings.token_path(context.email)), settings.api_root_url, settings.root_folder,
             settings.poll_interval, settings.max_poll_interval, settings.transfer_chunk_size,
             settings.retries, str(context.state_dir))  # fmt: skip
 
@@ -54,7 +54,7 @@ def open_session(settings: Settings, context: TransportContext) -> Session:
         if session is not None:
             return session
         api = DriveAPI(
-            load_credentials(settings),
+            load_credentials(settings, context.email),
             root_url=settings.api_root_url,
             policy=RetryPolicy(retries=settings.retries),
         )

@@ -34,7 +34,9 @@ OPTIONS = (
         "path",
         "Authorized-user token (JSON) of this participant's Google account, as written by "
         "`syftflwr gdrive login` (default: $SYFTFLWR_HOME/gdrive/token.json, else "
-        "~/.syftflwr/gdrive/token.json). Not needed in Google Colab.",
+        "~/.syftflwr/gdrive/token.json). `{email}` in the path is replaced by the participant's "
+        "email (several accounts on one machine, e.g. `syftflwr simulate`). Not needed in "
+        "Google Colab.",
         default=None,
         env=TOKEN_ENV,
         participant=True,
@@ -166,6 +168,17 @@ class Settings:
     @classmethod
     def from_context(cls, context: TransportContext) -> Settings:
         return cls.from_options(context.options)
+
+    @property
+    def per_participant(self) -> bool:
+        return "{email}" in str(self.token_file)
+
+    def token_path(self, email: str | None) -> Path:
+        """The token file of ``email`` (the ``{email}`` placeholder filled in)."""
+        text = str(self.token_file)
+        if "{email}" in text and email:
+            return Path(text.replace("{email}", email))
+        return self.token_file
 
     def capabilities(self) -> Capabilities:
         return Capabilities(

@@ -40,13 +40,14 @@ def syftflwr_detect(context: TransportContext) -> Detection:
         settings = Settings.from_options(context.options)
     except (ValueError, TypeError) as exc:
         return Detection(False, f"invalid options: {exc}")
-    if settings.token_file.is_file():
-        return Detection(True, f"Google Drive token at {settings.token_file}", preference=30)
+    token = settings.token_path(context.email)
+    if token.is_file():
+        return Detection(True, f"Google Drive token at {token}", preference=30)
+    if settings.per_participant and context.email is None and token.parent.is_dir():
+        return Detection(True, f"per-participant Google Drive tokens in {token.parent}", 30)
     if not settings.token_configured and in_colab():
         return Detection(True, "Google Colab (its built-in Google login)", preference=40)
-    return Detection(
-        False, f"no Google Drive token at {settings.token_file} (run `syftflwr gdrive login`)"
-    )
+    return Detection(False, f"no Google Drive token at {token} (run `syftflwr gdrive login`)")
 
 
 @hookimpl
@@ -102,7 +103,7 @@ def syftflwr_register_commands(group: click.Group) -> None:
         from syftflwr_gdrive.login import default_client_secrets
         from syftflwr_gdrive.login import login as run_login
 
-        target = token_file or Settings.from_options({}).token_file
+        target = token_file or Settings.from_options({}).token_path(None)
         run_login(
             client_secrets or default_client_secrets(),
             target,
