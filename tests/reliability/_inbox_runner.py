@@ -1,11 +1,12 @@
 """A datasite runner process for the kill -9 tests: ``MailboxEvents`` of ds1 over a local
 directory (real files, a real poller), serving ``echo``.
 
-usage: python _inbox_runner.py ROOT STATE_DIR MARKERS
+usage: python _inbox_runner.py ROOT STATE_DIR MARKERS [--fast]
 
 The handler writes ``MARKERS/{id}.{pid}.started``; the FIRST runner to start a request
 then sleeps (so a test can kill it mid-handling), any later one finishes at once and
-writes ``{id}.{pid}.finished``. Sweeps run every 0.2 s.
+writes ``{id}.{pid}.finished``. With ``--fast`` it only appends the id to
+``MARKERS/{pid}.handled`` and answers at once (throughput tests). Sweeps run every 0.2 s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,7 +48,15 @@ def main() -> None:
         (markers / f"{request.id}.{os.getpid()}.finished").write_text("", encoding="utf-8")
         return bytes(request.body)
 
-    events.on_request("echo", handler)
+    handled = (markers / f"{os.getpid()}.handled").open("a", encoding="utf-8", buffering=1)
+    lock = threading.Lock()
+
+    def fast(request: Request) -> bytes:
+        with lock:
+            handled.write(request.id + "\n")
+        return bytes(request.body)
+
+    events.on_request("echo", fast if "--fast" in sys.argv[4:] else handler)
     print("serving", flush=True)
     events.run_forever()
 

@@ -621,6 +621,7 @@ class MailboxEvents(BaseEvents):
         removed = 0
         present: set[str] = set()
         for route in routes:
+            outbox = self.storage.list(route.reverse().folder)  # first: see sweep_served
             names = self.storage.list(route.folder)
             present.update(p.id for p in map(parse_name, names) if p is not None)
             removed += sweep_served(
@@ -630,6 +631,7 @@ class MailboxEvents(BaseEvents):
                 skew=self.context.clock_skew,
                 busy=busy,
                 inbox_names=names,
+                outbox_names=outbox,
             )
         with self._lock:
             self._seen &= present | busy

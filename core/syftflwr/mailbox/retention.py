@@ -52,18 +52,30 @@ def sweep_served(
     skew: float = 0.0,
     busy: Container[str] = (),
     inbox_names: Iterable[str] | None = None,
+    outbox_names: Iterable[str] | None = None,
 ) -> int:
     """Responder side, for the inbox ``route`` (peer -> me): delete my responses and claims
     in ``route.reverse().folder`` whose request is gone from ``route.folder`` or expired.
-    ``inbox_names``: the inbox's listing if the caller has one. Returns the number of
-    objects deleted."""
+    Returns the number of objects deleted.
+
+    The outbox must be listed BEFORE the inbox (``outbox_names``/``inbox_names``, if
+    the caller has them): a request that arrives between the two listings is then in
+    the inbox listing whenever its claim or reply is in the outbox listing. The other
+    order would read "request gone" for a request that was merely newer than the inbox
+    listing, and delete a live claim (another runner then handles it twice) or a fresh
+    reply (the requester never gets it).
+    """
     now = time.time() if now is None else now
-    inbox = set(storage.list(route.folder) if inbox_names is None else inbox_names)
     folder = route.reverse().folder
+    if outbox_names is None:
+        if inbox_names is not None:
+            raise ValueError("pass outbox_names with inbox_names: the outbox is listed first")
+        outbox_names = storage.list(folder)
+    inbox = set(storage.list(route.folder) if inbox_names is None else inbox_names)
     removed = 0
     expired_ids: dict[str, bool] = {}
     cleaned: set[str] = set()
-    for name in _deletion_order(storage.list(folder)):
+    for name in _deletion_order(list(outbox_names)):
         parsed = parse_name(name)
         if parsed is None or parsed.kind not in (ObjectKind.RESPONSE, ObjectKind.CLAIM):
             continue
