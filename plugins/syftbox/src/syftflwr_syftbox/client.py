@@ -19,6 +19,7 @@ from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
 
 _DATA_DIRS: dict[tuple[Path, bool], LocalDirStorage] = {}
+_POLLERS: dict[tuple[Path, float, float], Poller] = {}
 _DATA_DIRS_LOCK = threading.Lock()
 
 
@@ -35,10 +36,32 @@ def open_data_dir(data_dir: Path, *, fsync: bool) -> LocalDirStorage:
         return storage
 
 
+def shared_poller(storage: DatasiteStorage, settings: Settings, data_dir: Path) -> Poller:
+    """One poller per data dir and process: participants simulated in one process share
+    its thread, and a request's sender wakes it for the recipient at once. Listing is
+    the same through any participant's view (only writes depend on the owner)."""
+    key = (data_dir, settings.poll_interval, settings.max_poll_interval)
+    with _DATA_DIRS_LOCK:
+        poller = _POLLERS.get(key)
+        if poller is None:
+            poller = _POLLERS[key] = Poller(
+                storage,
+                interval=settings.poll_interval,
+                max_interval=settings.max_poll_interval,
+                name=f"syftflwr-syftbox-poller-{data_dir.name}",
+            )
+        return poller
+
+
 def forget_data_dirs() -> None:
-    """Drop every opened data dir (tests; a notebook switching data dirs)."""
+    """Drop every opened data dir and stop its poller (tests; a notebook switching data
+    dirs)."""
     with _DATA_DIRS_LOCK:
         _DATA_DIRS.clear()
+        pollers = list(_POLLERS.values())
+        _POLLERS.clear()
+    for poller in pollers:
+        poller.close()
 
 
 class SyftBoxClient:
@@ -59,22 +82,17 @@ class SyftBoxClient:
         self.data_dir = self.settings.data_dir or self.config.data_dir
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
         base.makedirs(app_folder(self.config.email))
-        self.storage: Storage = DatasiteStorage(base, self.config.email, context.participants)
+        datasite = DatasiteStorage(base, self.config.email, context.participants)
+        self.storage: Storage = datasite
         overhead = 0
         if self.settings.encrypt:
             from syftflwr_syftbox.keys import KeyRing
             from syftflwr_syftbox.sealing import OVERHEAD, SealedStorage
 
-            assert isinstance(self.storage, DatasiteStorage)
-            self.storage = SealedStorage(self.storage, KeyRing(self.config, self.data_dir))
+            self.storage = SealedStorage(datasite, KeyRing(self.config, self.data_dir))
             overhead = OVERHEAD
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
-        self.arrivals = Poller(
-            self.storage,
-            interval=self.settings.poll_interval,
-            max_interval=self.settings.max_poll_interval,
-            name=f"syftflwr-syftbox-poller-{self.config.email}",
-        )
+        self.arrivals = shared_poller(datasite, self.settings, self.data_dir)
 
     @property
     def email(self) -> str:
@@ -85,7 +103,8 @@ class SyftBoxClient:
         return str(self.data_dir / app_folder(email))
 
     def close(self) -> None:
-        self.arrivals.close()
+        """Nothing to release: the poller is shared (see :func:`forget_data_dirs`); the
+        roles close their own subscriptions."""
 
 
 def make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:
