@@ -167,3 +167,21 @@ class TestDatasiteStorage:
             storage.delete(path)
         assert not any(p.name in ("x.response", "x.claim", "x", "evil", "outside")
                        for p in files_under(tmp_path))  # fmt: skip
+
+
+class TestTwoRunners(SyftBoxFixtures):
+    """Two runners serve one datasite (a restart overlapping the old process, a second
+    machine on one data dir): claims in the datasite make each request handled once."""
+
+    def test_each_request_is_handled_by_exactly_one_runner(
+        self, federation: Federation, tmp_path: Path
+    ) -> None:
+        first, second = Recorder(), Recorder()
+        federation.serve(DS1, first)
+        federation.serve(DS1, second, state_dir=tmp_path / "state" / "second-runner")
+        rpc = federation.rpc()
+        handles = [rpc.send(federation.request(DS1, b"r%d" % i)) for i in range(30)]
+        responses = federation.collect(rpc, handles)
+        assert len(responses) == 30
+        handled = [r.id for r in first.requests] + [r.id for r in second.requests]
+        assert sorted(handled) == sorted(h.id for h in handles)
