@@ -209,7 +209,9 @@ class MailboxEvents(BaseEvents):
         self._pool: ThreadPoolExecutor | None = None
         self._serial: ThreadPoolExecutor | None = None
         self.stats: Counter[str] = Counter()
-        """answered / rejected / skipped / gone counts (observability, tests)."""
+        """answered / rejected / skipped / gone counts, and the crash recoveries: recovered
+        (reply found published), republished (lost reply sent again), reprocessed (lost
+        reply recomputed) — observability, tests."""
 
     # -- arrivals ------------------------------------------------------------------------
     def _on_arrival(self, folder: str, name: str) -> None:
