@@ -24,7 +24,7 @@ FLWR_NEWEST = FLWR_MATRIX[-1]
 # plugins that share an environment with the newest flwr (syftbox pins flwr<=1.26.1)
 # Plugins join this list once they pass the conformance suite (a plugin in progress
 # lives in plugins/ without being tested by the default sessions).
-PLUGINS = ["fsspec-local"]
+PLUGINS = ["fsspec-local", "gdrive"]
 TEST_DEPS = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "scikit-learn>=1.3"]
 # extras a plugin's own tests need (fsspec-local: gcsfs/s3fs and their loopback servers)
 PLUGIN_TEST_EXTRAS = {"fsspec-local": "[test]"}
@@ -59,6 +59,14 @@ def tests(session: nox.Session) -> None:
     """The full suite on the newest flwr: core, Flower, plugins (not syftbox: see `syftbox`)."""
     _install_project(session, FLWR_NEWEST)
     _pytest(session, "tests", *_plugin_tests())
+
+
+@nox.session(python=PYTHONS[0])
+def syftbox(session: nox.Session) -> None:
+    """The syftbox plugin in an environment of its own: syft-crypto pins cryptography<45,
+    which caps flwr at 1.26.1."""
+    _install_project(session, FLWR_MATRIX[0], plugins=["syftbox"])
+    _pytest(session, "plugins/syftbox/tests")
 
 
 @nox.session(python=PYTHONS[1:])
