@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
@@ -69,49 +70,49 @@ class CallbackSubscription:
             log.exception("arrival callback failed for %s/%s", folder, name)
 
 
-class _Folder:
-    __slots__ = ("names", "subscribers")
+class PollingSource(ABC):
+    """Base of arrival sources that check on an adaptive interval from one daemon thread:
+    ``interval`` while busy, growing by half per idle round up to ``max_interval``
+    (default 8x), back to ``interval`` on an arrival or a subscriber's poke.
 
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.subscribers: set[_PollSubscription] = set()
-
-
-class Poller:
-    """An :class:`ArrivalSource` that lists watched folders on an adaptive interval.
-
-    The interval starts at ``interval``, grows by half after every idle round up to
-    ``max_interval`` (default 8x), and snaps back when something arrives or a subscriber
-    pokes. One daemon thread serves every subscription; it starts with the first watch.
-    Listing errors are logged (once per streak) and retried on the next round.
+    Subclasses implement :meth:`poll_once` (report new names, return how many) and the
+    per-subscription :meth:`_watch` / :meth:`_unwatch`; every subscription is a
+    :class:`FolderSubscription`. The thread starts with the first watch, unless
+    ``background`` is False (the owner then calls :meth:`poll_once` itself).
     """
 
     def __init__(
         self,
-        storage: Storage,
         *,
-        interval: float = 0.5,
+        interval: float,
         max_interval: float | None = None,
         name: str = "syftflwr-poller",
+        background: bool = True,
     ) -> None:
         if interval <= 0:
             raise ValueError("poll interval must be positive")
-        self.storage = storage
         self.interval = interval
         self.max_interval = max(interval, max_interval or interval * 8)
+        self.background = background
         self._name = name
         self._cond = threading.Condition()
-        self._folders: dict[str, _Folder] = {}
         self._poked = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._failing = False
-        self.rounds = 0
-        """Completed polling rounds (observability, tests)."""
 
-    # -- ArrivalSource ---------------------------------------------------------------------
+    @abstractmethod
+    def poll_once(self) -> int:
+        """Check once and report new names to subscribers; return how many."""
+
+    @abstractmethod
+    def _watch(self, sub: FolderSubscription, folders: Iterable[str]) -> None:
+        """Report ``folders``' current names to ``sub``, then keep it informed."""
+
+    @abstractmethod
+    def _unwatch(self, sub: FolderSubscription, folders: Iterable[str]) -> None: ...
+
     def subscribe(self, callback: ArrivalCallback) -> Subscription:
-        return _PollSubscription(self, callback)
+        return FolderSubscription(self, callback)
 
     def close(self) -> None:
         with self._cond:
@@ -121,13 +122,104 @@ class Poller:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
 
+    def _poke(self) -> None:
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
+
+    def _ensure_thread(self) -> None:
+        with self._cond:
+            if self._thread is None and not self._closed and self.background:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        interval = self.interval
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+            found = self.poll_once()
+            with self._cond:
+                if found or self._poked:
+                    interval = self.interval
+                else:
+                    interval = min(interval * 1.5, self.max_interval)
+                self._poked = False
+                deadline = time.monotonic() + interval
+                while not (self._closed or self._poked):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+
+
+class FolderSubscription(CallbackSubscription):
+    """A subscription to a :class:`PollingSource`: the folders one consumer watches."""
+
+    def __init__(self, source: PollingSource, callback: ArrivalCallback) -> None:
+        super().__init__(callback)
+        self._source = source
+        self._folders: set[str] = set()
+        self._lock = threading.Lock()
+
+    def watch(self, folders: Iterable[str]) -> None:
+        with self._lock:
+            new = [f for f in dict.fromkeys(folders) if f not in self._folders]
+            self._folders.update(new)
+        self._source._watch(self, new)
+
+    def unwatch(self, folders: Iterable[str]) -> None:
+        with self._lock:
+            gone = [f for f in dict.fromkeys(folders) if f in self._folders]
+            self._folders.difference_update(gone)
+        self._source._unwatch(self, gone)
+
+    def poke(self) -> None:
+        self._source._poke()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            folders = list(self._folders)
+        self.unwatch(folders)
+
+
+class _Folder:
+    __slots__ = ("names", "subscribers")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.subscribers: set[FolderSubscription] = set()
+
+
+class Poller(PollingSource):
+    """An :class:`ArrivalSource` that lists watched folders on an adaptive interval
+    (see :class:`PollingSource`). Listing errors are logged (once per streak) and retried
+    on the next round."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        interval: float = 0.5,
+        max_interval: float | None = None,
+        name: str = "syftflwr-poller",
+    ) -> None:
+        super().__init__(interval=interval, max_interval=max_interval, name=name)
+        self.storage = storage
+        self._folders: dict[str, _Folder] = {}
+        self._failing = False
+        self.rounds = 0
+        """Completed polling rounds (observability, tests)."""
+
     @property
     def watched(self) -> list[str]:
         with self._cond:
             return sorted(self._folders)
 
     # -- used by subscriptions -----------------------------------------------------------
-    def _watch(self, sub: _PollSubscription, folders: Iterable[str]) -> None:
+    def _watch(self, sub: FolderSubscription, folders: Iterable[str]) -> None:
         for folder in folders:
             with self._cond:
                 state = self._folders.get(folder)
@@ -145,7 +237,7 @@ class Poller:
                 sub.deliver(folder, name)
         self._ensure_thread()
 
-    def _unwatch(self, sub: _PollSubscription, folders: Iterable[str]) -> None:
+    def _unwatch(self, sub: FolderSubscription, folders: Iterable[str]) -> None:
         with self._cond:
             for folder in folders:
                 state = self._folders.get(folder)
@@ -155,18 +247,7 @@ class Poller:
                 if not state.subscribers:
                     del self._folders[folder]
 
-    def _poke(self) -> None:
-        with self._cond:
-            self._poked = True
-            self._cond.notify_all()
-
     # -- the polling thread ------------------------------------------------------------------
-    def _ensure_thread(self) -> None:
-        with self._cond:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-
     def _list(self, folder: str) -> set[str]:
         try:
             names = set(self.storage.list(folder))
@@ -198,52 +279,3 @@ class Poller:
             found += len(new)
         self.rounds += 1
         return found
-
-    def _run(self) -> None:
-        interval = self.interval
-        while True:
-            with self._cond:
-                if self._closed:
-                    return
-            found = self.poll_once()
-            with self._cond:
-                if found or self._poked:
-                    interval = self.interval
-                else:
-                    interval = min(interval * 1.5, self.max_interval)
-                self._poked = False
-                deadline = time.monotonic() + interval
-                while not (self._closed or self._poked):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-
-
-class _PollSubscription(CallbackSubscription):
-    def __init__(self, poller: Poller, callback: ArrivalCallback) -> None:
-        super().__init__(callback)
-        self._poller = poller
-        self._folders: set[str] = set()
-        self._lock = threading.Lock()
-
-    def watch(self, folders: Iterable[str]) -> None:
-        with self._lock:
-            new = [f for f in dict.fromkeys(folders) if f not in self._folders]
-            self._folders.update(new)
-        self._poller._watch(self, new)
-
-    def unwatch(self, folders: Iterable[str]) -> None:
-        with self._lock:
-            gone = [f for f in dict.fromkeys(folders) if f in self._folders]
-            self._folders.difference_update(gone)
-        self._poller._unwatch(self, gone)
-
-    def poke(self) -> None:
-        self._poller._poke()
-
-    def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            folders = list(self._folders)
-        self.unwatch(folders)

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from conftest import write_token  # noqa: E402
+from _gd_tokens import write_token  # noqa: E402
 from drive_server import FOLDER, DriveState, running_drive  # noqa: E402
 from google.oauth2.credentials import Credentials  # noqa: E402
 from syftflwr.envelope import Request  # noqa: E402

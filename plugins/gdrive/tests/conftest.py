@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from _gd_tokens import write_token  # noqa: F401 - re-exported for fixtures
 from drive_server import DriveState, running_drive
 from google.oauth2.credentials import Credentials
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy
@@ -51,21 +50,3 @@ def _fresh_sessions() -> Iterator[None]:
     from syftflwr_gdrive.client import forget_sessions
 
     forget_sessions()
-
-
-def write_token(path: Path, token: str) -> Path:
-    """An authorized-user token file as `syftflwr gdrive login` writes it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "token": token,
-                "refresh_token": "unused-refresh-token",
-                "client_id": "test-client.apps.googleusercontent.com",
-                "client_secret": "unused",
-                "token_uri": "https://oauth2.googleapis.com/token",
-                "expiry": "2099-01-01T00:00:00Z",  # never refreshed: no Google here
-            }
-        )
-    )
-    return path

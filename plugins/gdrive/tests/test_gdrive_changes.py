@@ -104,7 +104,7 @@ def test_page_token_is_persisted(make_storage: MakeStorage, tmp_path: Path) -> N
     # a restarted runner resumes the feed from the saved token
     again = _feed(ds, tmp_path)
     seen = Seen()
-    again.subscribe(seen)._feed._ensure_token()
+    again._ensure_token()
     assert again._token == saved
     again._folders.clear()
     again.subscribe(seen).watch([route.folder])

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_token
+from _gd_tokens import write_token
 from drive_server import DriveState
 from syftflwr.info import TransportContext
 from syftflwr.registry import Transport

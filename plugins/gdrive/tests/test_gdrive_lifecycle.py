@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from conftest import write_token
+from _gd_tokens import write_token
 from drive_server import DriveState
 from syftflwr.envelope import Request
 from syftflwr.info import TransportContext

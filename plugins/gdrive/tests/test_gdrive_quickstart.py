@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_token
+from _gd_tokens import write_token
 from drive_server import DriveState
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"

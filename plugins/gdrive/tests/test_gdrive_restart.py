@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_token
+from _gd_tokens import write_token
 from drive_server import DriveState
 from syftflwr.envelope import Request, Response
 from syftflwr.info import TransportContext

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.errors import StorageError
-from syftflwr.mailbox.arrivals import ArrivalCallback, CallbackSubscription, Subscription
+from syftflwr.mailbox.arrivals import FolderSubscription, PollingSource
 
 from syftflwr_gdrive.api import FOLDER_MIME, DriveAPIError
 from syftflwr_gdrive.storage import DriveStorage
@@ -43,10 +43,10 @@ class _Watched:
 
     def __init__(self) -> None:
         self.folder_id: str | None = None
-        self.subscribers: set[_FeedSubscription] = set()
+        self.subscribers: set[FolderSubscription] = set()
 
 
-class ChangesFeed:
+class ChangesFeed(PollingSource):
     """An :class:`~syftflwr.mailbox.arrivals.ArrivalSource` over one participant's
     Drive changes feed, on an adaptive interval (``interval`` when busy, growing by half
     per idle round up to ``max_interval``, back to ``interval`` on arrival or poke)."""
@@ -61,42 +61,26 @@ class ChangesFeed:
         pending_recheck: float = 60.0,
         background: bool = True,
     ) -> None:
-        if interval <= 0:
-            raise ValueError("poll interval must be positive")
+        super().__init__(
+            interval=interval,
+            max_interval=max_interval,
+            name="syftflwr-gdrive-changes",
+            background=background,
+        )
         self.storage = storage
-        self.interval = interval
-        self.max_interval = max(interval, max_interval or interval * 8)
         self.token_path = token_path
         self.pending_recheck = pending_recheck
-        self.background = background
-        """False: no polling thread; the owner calls :meth:`poll_once` (tests, benchmarks)."""
-        self._cond = threading.Condition()
         self._io = threading.Lock()
         """Serialises feed reads and folder (re)listings (one thread polls, watches list)."""
         self._folders: dict[str, _Watched] = {}
         self._by_id: dict[str, str] = {}
         self._seen: set[str] = set()
         self._token: str | None = None
-        self._poked = False
-        self._closed = False
-        self._thread: threading.Thread | None = None
         self._failing = False
         self._last_recheck = time.monotonic()
         self.rounds = 0
         self.feed_calls = 0
         """``changes.list`` requests made (the benchmark of calls per idle poll)."""
-
-    # -- ArrivalSource ---------------------------------------------------------------------
-    def subscribe(self, callback: ArrivalCallback) -> Subscription:
-        return _FeedSubscription(self, callback)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
 
     @property
     def pending(self) -> list[str]:
@@ -136,7 +120,7 @@ class ChangesFeed:
             self._save_token(token)
 
     # -- watching ----------------------------------------------------------------------------
-    def _watch(self, sub: _FeedSubscription, folders: Iterable[str]) -> None:
+    def _watch(self, sub: FolderSubscription, folders: Iterable[str]) -> None:
         with self._io:
             self._ensure_token()
             for folder in folders:
@@ -150,7 +134,7 @@ class ChangesFeed:
                     self._report_listing(folder, [sub])
         self._ensure_thread()
 
-    def _unwatch(self, sub: _FeedSubscription, folders: Iterable[str]) -> None:
+    def _unwatch(self, sub: FolderSubscription, folders: Iterable[str]) -> None:
         with self._cond:
             for folder in folders:
                 state = self._folders.get(folder)
@@ -162,12 +146,7 @@ class ChangesFeed:
                     if state.folder_id is not None:
                         self._by_id.pop(state.folder_id, None)
 
-    def _poke(self) -> None:
-        with self._cond:
-            self._poked = True
-            self._cond.notify_all()
-
-    def _resolve(self, folder: str, only: _FeedSubscription | None = None) -> bool:
+    def _resolve(self, folder: str, only: FolderSubscription | None = None) -> bool:
         """Look ``folder`` up; if it exists now, index it and report its content."""
         try:
             folder_id = self.storage.folder_id(folder)
@@ -186,7 +165,7 @@ class ChangesFeed:
         self._report_listing(folder, subs)
         return True
 
-    def _report_listing(self, folder: str, subs: list[_FeedSubscription]) -> int:
+    def _report_listing(self, folder: str, subs: list[FolderSubscription]) -> int:
         try:
             names = self.storage.list(folder)
         except StorageError as exc:
@@ -250,7 +229,7 @@ class ChangesFeed:
             folders = list(self._folders)
         return sum(self._report_listing(f, self._subs(f)) for f in folders)
 
-    def _subs(self, folder: str) -> list[_FeedSubscription]:
+    def _subs(self, folder: str) -> list[FolderSubscription]:
         with self._cond:
             state = self._folders.get(folder)
             return [] if state is None else list(state.subscribers)
@@ -299,60 +278,3 @@ class ChangesFeed:
     def _recheck_pending(self) -> int:
         self._last_recheck = time.monotonic()
         return sum(1 for folder in self.pending if self._resolve(folder))
-
-    def _ensure_thread(self) -> None:
-        with self._cond:
-            if self._thread is None and not self._closed and self.background:
-                self._thread = threading.Thread(
-                    target=self._run, name="syftflwr-gdrive-changes", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        interval = self.interval
-        while True:
-            with self._cond:
-                if self._closed:
-                    return
-            found = self.poll_once()
-            with self._cond:
-                if found or self._poked:
-                    interval = self.interval
-                else:
-                    interval = min(interval * 1.5, self.max_interval)
-                self._poked = False
-                deadline = time.monotonic() + interval
-                while not (self._closed or self._poked):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-
-
-class _FeedSubscription(CallbackSubscription):
-    def __init__(self, feed: ChangesFeed, callback: ArrivalCallback) -> None:
-        super().__init__(callback)
-        self._feed = feed
-        self._folders: set[str] = set()
-        self._lock = threading.Lock()
-
-    def watch(self, folders: Iterable[str]) -> None:
-        with self._lock:
-            new = [f for f in dict.fromkeys(folders) if f not in self._folders]
-            self._folders.update(new)
-        self._feed._watch(self, new)
-
-    def unwatch(self, folders: Iterable[str]) -> None:
-        with self._lock:
-            gone = [f for f in dict.fromkeys(folders) if f in self._folders]
-            self._folders.difference_update(gone)
-        self._feed._unwatch(self, gone)
-
-    def poke(self) -> None:
-        self._feed._poke()
-
-    def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            folders = list(self._folders)
-        self.unwatch(folders)
