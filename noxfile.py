@@ -25,7 +25,13 @@ FLWR_NEWEST = FLWR_MATRIX[-1]
 # Plugins join this list once they pass the conformance suite (a plugin in progress
 # lives in plugins/ without being tested by the default sessions).
 PLUGINS = ["fsspec-local", "gdrive"]
-TEST_DEPS = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "scikit-learn>=1.3"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout",
+    "hypothesis>=6",
+    "scikit-learn>=1.3",
+    "matplotlib>=3.7",  # the benchmark report's plot is tested too
+]
 # extras a plugin's own tests need (fsspec-local: gcsfs/s3fs and their loopback servers)
 PLUGIN_TEST_EXTRAS = {"fsspec-local": "[test]"}
 ENV = {"FLWR_TELEMETRY_ENABLED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
