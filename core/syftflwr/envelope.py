@@ -28,6 +28,7 @@ truncated object is detected instead of being half-processed.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
 from collections.abc import Mapping
@@ -226,7 +227,7 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
         raise MalformedMessageError(f"{source}: truncated or oversized header ({header_len} bytes)")
     try:
         header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge ints, deep nesting
         raise MalformedMessageError(f"{source}: header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise MalformedMessageError(f"{source}: header is not a JSON object")
@@ -243,8 +244,9 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise MalformedMessageError(f"{source}: 'headers' must map strings to strings")
-        created_at = float(header["created_at"])
-        expires_at = None if header.get("expires_at") is None else float(header["expires_at"])
+        created_at = _finite(header["created_at"], "created_at")
+        raw_expiry = header.get("expires_at")
+        expires_at = None if raw_expiry is None else _finite(raw_expiry, "expires_at")
         common: dict[str, Any] = {
             "id": header["id"],
             "sender": header["sender"],
@@ -257,7 +259,7 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
             "headers": headers,
             "format_version": version,
         }
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, MalformedMessageError):
             raise
         raise MalformedMessageError(f"{source}: missing or invalid header field ({exc})") from None
@@ -273,6 +275,16 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
         raise MalformedMessageError(f"{source}: unknown envelope kind {kind!r}")
     envelope.validate()
     return envelope
+
+
+def _finite(value: object, name: str) -> float:
+    """A timestamp from a header: a finite number (NaN would make a request never expire)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)  # OverflowError for a huge int
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
 
 
 def with_body(envelope: Envelope, body: Buffer, **headers: str) -> Envelope:

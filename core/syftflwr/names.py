@@ -26,14 +26,19 @@ def _reject(kind: str, value: object, rule: str) -> UnsafeNameError:
 
 def validate_email(value: object) -> str:
     """Return the email if it is a plain address safe to use as one path component."""
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value) or ".." in value:
+    if (
+        not isinstance(value, str)
+        or len(value) > 254
+        or not _EMAIL.fullmatch(value)
+        or ".." in value
+    ):
         raise _reject("email", value, "expected a plain address like alice@example.org")
     return value
 
 
 def validate_identifier(value: object, kind: str = "name") -> str:
     """App names and endpoints: letters, digits, ``_ . -``; 1-64 chars; no ``..``."""
-    if not isinstance(value, str) or not _IDENT.match(value) or ".." in value:
+    if not isinstance(value, str) or not _IDENT.fullmatch(value) or ".." in value:
         raise _reject(
             kind,
             value,
@@ -44,7 +49,7 @@ def validate_identifier(value: object, kind: str = "name") -> str:
 
 def validate_message_id(value: object) -> str:
     """Message ids: 8-128 chars of letters, digits, ``_`` and ``-`` (never a path)."""
-    if not isinstance(value, str) or not _MESSAGE_ID.match(value):
+    if not isinstance(value, str) or not _MESSAGE_ID.fullmatch(value):
         raise _reject("message id", value, "expected 8-128 letters, digits, '_' or '-'")
     return value
 
@@ -57,6 +62,14 @@ def new_message_id() -> str:
 def is_valid_email(value: object) -> bool:
     try:
         validate_email(value)
+    except UnsafeNameError:
+        return False
+    return True
+
+
+def is_valid_message_id(value: object) -> bool:
+    try:
+        validate_message_id(value)
     except UnsafeNameError:
         return False
     return True

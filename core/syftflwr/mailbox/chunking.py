@@ -33,6 +33,7 @@ from syftflwr.envelope import Buffer
 from syftflwr.errors import MalformedMessageError, MessageTooLargeError, StorageError
 from syftflwr.mailbox.layout import MAX_PARTS, ObjectKind, parse_name, part_name
 from syftflwr.mailbox.storage import Storage, total_size, views
+from syftflwr.names import is_valid_message_id
 
 MANIFEST_MAGIC = b"SYFC"
 MANIFEST_VERSION = 1
@@ -88,7 +89,7 @@ class Manifest:
                 parts=_int(fields["parts"]),
                 sha256=str(fields["sha256"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise MalformedMessageError(f"{source}: invalid chunk manifest ({exc})") from None
         manifest.check(source)
         return manifest
@@ -102,6 +103,8 @@ class Manifest:
                 f"{source}: {self.size} bytes in parts of {self.part_size} cannot make "
                 f"{self.parts} parts"
             )
+        if not is_valid_message_id(self.id):
+            raise MalformedMessageError(f"{source}: chunk manifest has an invalid id")
         if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
             raise MalformedMessageError(f"{source}: chunk manifest digest is not a SHA-256")
 

@@ -95,8 +95,29 @@ _LIVE_OWNERS: set[str] = set()
 _HOST = socket.gethostname()
 
 
-def _new_owner() -> str:
-    return f"{_HOST}|{os.getpid()}|{uuid.uuid4().hex}"
+FAULT_AFTER_CLAIM_ENV = "SYFTFLWR_TEST_FAULT_AFTER_CLAIM"
+"""TEST-ONLY fault injection (tests/reliability/test_claim_window.py): ``exit`` makes the
+runner ``os._exit(137)`` right after publishing a claim, before journaling it; ``hang``
+makes the thread sleep there (so a test can SIGKILL it while the claim is live)."""
+
+
+def _fault_after_claim() -> None:
+    fault = os.environ.get(FAULT_AFTER_CLAIM_ENV)
+    if fault == "exit":
+        os._exit(137)
+    if fault == "hang":
+        time.sleep(3600)
+
+
+def _new_owner(journal_id: str) -> str:
+    """``host|pid|random|journal``: the first two fields tell whether the owner still
+    runs, the last which journal it records its claims in."""
+    return f"{_HOST}|{os.getpid()}|{uuid.uuid4().hex}|{journal_id}"
+
+
+def _journal_of(owner: str) -> str:
+    fields = owner.split("|")
+    return fields[3] if len(fields) >= 4 else ""
 
 
 def _owner_is_dead(owner: str) -> bool:
@@ -141,7 +162,7 @@ def _incomplete(data: Buffer) -> bool:
         return True
     try:
         body_size = json.loads(bytes(view[9 : 9 + header_len]))["body_size"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return False
     return isinstance(body_size, int) and view.nbytes < 9 + header_len + body_size
 
@@ -194,7 +215,7 @@ class MailboxEvents(BaseEvents):
         self.retention_interval = retention_interval
         self.incomplete_grace = incomplete_grace
         self._scheduler = scheduler
-        self.owner = _new_owner()
+        self.owner = _new_owner(self.journal.instance_id)
         """Written into claim markers; identifies this runner instance."""
         _LIVE_OWNERS.add(self.owner)
         self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
@@ -205,6 +226,9 @@ class MailboxEvents(BaseEvents):
         self._inflight: set[str] = set()
         self._deferred: dict[str, _Deferred] = {}
         self._warned: set[str] = set()
+        self._contested: dict[str, tuple[Route, str]] = {}
+        """Requests a live runner of MY journal claimed first: re-checked by the sweep in
+        case that runner dies before journaling its claim."""
         self._sub: Subscription | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._serial: ThreadPoolExecutor | None = None
@@ -388,16 +412,14 @@ class MailboxEvents(BaseEvents):
         if entry is not None and entry.owner == self.owner:
             return False
         path = route.claim_path(message_id)
-        if not self.storage.claim(path, self.owner):
+        recovered = entry is not None
+        if self.storage.claim(path, self.owner):
+            _fault_after_claim()
+        else:
             marker = self.storage.get(path, max_size=4096)
             holder = "" if marker is None else bytes(marker).decode("utf-8", "replace")
             if holder != self.owner:
-                if not (
-                    entry is not None
-                    and entry.owner == holder
-                    and _owner_is_dead(holder)
-                    and self.journal.take_over(message_id, old_owner=holder, new_owner=self.owner)
-                ):
+                if not self._take_over(route, message_id, entry, holder):
                     log.debug("request %s is claimed by another runner (%s)", message_id, holder)
                     self.stats["claimed_elsewhere"] += 1
                     return None
@@ -407,6 +429,9 @@ class MailboxEvents(BaseEvents):
                     holder,
                 )
                 self.storage.put(path, [self.owner.encode()])
+                recovered = True
+        with self._lock:
+            self._contested.pop(message_id, None)
         if not self.journal.claimed(
             message_id,
             sender=route.sender,
@@ -415,7 +440,37 @@ class MailboxEvents(BaseEvents):
             owner=self.owner,
         ):
             return None
-        return entry is not None  # claimed before, by a runner that is gone
+        return recovered  # claimed before, by a runner that is gone
+
+    def _take_over(
+        self, route: Route, message_id: str, entry: InboundEntry | None, holder: str
+    ) -> bool:
+        """Whether the claim of ``holder`` is an orphan this runner may take (atomically,
+        through the journal: exactly one of the runners sharing it wins).
+
+        Only a dead holder's claim is taken, and only when this journal can vouch for it:
+        its entry names the holder, or the claim carries this journal's id — a runner
+        killed between publishing its claim and journaling it (no entry), or between a
+        take-over's journal update and its claim rewrite (the entry names another dead
+        runner)."""
+        mine = _journal_of(holder) == self.journal.instance_id
+        if mine and not _owner_is_dead(holder):
+            with self._lock:  # live now; the sweep looks again in case it dies unjournaled
+                self._contested[message_id] = (route, holder)
+            return False
+        if not _owner_is_dead(holder):
+            return False
+        if entry is None:
+            return mine and self.journal.adopt(
+                message_id,
+                sender=route.sender,
+                app=route.app,
+                endpoint=route.endpoint,
+                owner=self.owner,
+            )
+        if entry.owner != holder and not (mine and _owner_is_dead(entry.owner)):
+            return False
+        return self.journal.take_over(message_id, old_owner=entry.owner, new_owner=self.owner)
 
     def _handle(self, route: Route, message_id: str, final: bool) -> bool:
         """Handle one request; True if it was deferred as incomplete."""
@@ -641,21 +696,36 @@ class MailboxEvents(BaseEvents):
         return removed
 
     def _resume_orphans(self) -> None:
-        """Requests claimed by a runner of this journal that has died since: queue them
-        again (their arrival was announced once, and a runner that backed off from the
-        live claim will not hear of them again); ``_claim`` takes them over."""
+        """Requests claimed by a runner of this journal that has died since — journaled,
+        or seen live and never journaled: queue them again (their arrival was announced
+        once, and a runner that backed off from the live claim will not hear of them
+        again); ``_claim`` takes them over."""
         with self._lock:
             routes = {(r.sender, r.app, r.endpoint): r for r in self._routes.values()}
             busy = self._inflight | set(self._deferred)
+        orphans: list[tuple[str, Route]] = []
         for entry in self.journal.unfinished():
             route = routes.get((entry.sender, entry.app, entry.endpoint))
             if route is None or entry.id in busy or entry.owner == self.owner:
                 continue
-            if not _owner_is_dead(entry.owner):
+            if _owner_is_dead(entry.owner):
+                orphans.append((entry.id, route))
+        with self._lock:
+            contested = list(self._contested.items())
+        for message_id, (route, holder) in contested:
+            if message_id in busy:
                 continue
+            state = self.journal.state_of(message_id)
+            finished = state is not None and state.finished
+            if finished or _owner_is_dead(holder):
+                with self._lock:
+                    self._contested.pop(message_id, None)
+            if not finished and _owner_is_dead(holder):  # may have died unjournaled
+                orphans.append((message_id, route))
+        for message_id, route in orphans:
             with self._lock:
-                self._seen.discard(entry.id)
-            self._queue.put((route.folder, f"{entry.id}.{ObjectKind.REQUEST.value}"))
+                self._seen.discard(message_id)
+            self._queue.put((route.folder, f"{message_id}.{ObjectKind.REQUEST.value}"))
 
     def _check_foreign_inboxes(self) -> None:
         allowed = self.allowed_senders()

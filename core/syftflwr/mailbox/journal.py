@@ -15,7 +15,7 @@ transactions), and survives process crashes; with ``synchronous=NORMAL`` a power
 forget the last few transitions, never corrupt the file.
 
 The schema is versioned with ``PRAGMA user_version``; extensions add migrations to
-:data:`MIGRATIONS` (version 2: the kept reply).
+:data:`MIGRATIONS` (version 2: the kept reply; version 3: the journal's id).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -108,6 +109,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The published reply (encoded envelope) of small answers, so a reply lost after a
     # crash is published again instead of re-running the handler.
     2: ("ALTER TABLE inbound ADD COLUMN reply BLOB",),
+    # The journal's own random id: runners write it into their claims, so a restarted
+    # runner recognises a claim of its journal that a crash left unjournaled.
+    3: ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",),
 }
 """Schema migrations by target version, applied in order inside one transaction."""
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -120,6 +124,7 @@ class Journal:
     def __init__(self, path: str | Path | None) -> None:
         self.path = None if path is None else Path(path)
         self._lock = threading.RLock()
+        self._instance_id: str | None = None
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +143,20 @@ class Journal:
                 f"cannot open the mailbox journal {self.path or ':memory:'}: {exc}; "
                 "check that the state directory is writable (SYFTFLWR state_dir)"
             ) from exc
+
+    @property
+    def instance_id(self) -> str:
+        """A random id of this journal (created once, kept in the file): every runner
+        sharing the journal writes it into its claims."""
+        if self._instance_id is None:
+            with self._lock:
+                self._run(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)",
+                    (uuid.uuid4().hex,),
+                )
+                row = self._run("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+                self._instance_id = str(row[0])
+        return self._instance_id
 
     @classmethod
     def for_context(cls, context: TransportContext) -> Journal:
@@ -207,6 +226,18 @@ class Journal:
         cursor = self._run(
             "UPDATE inbound SET owner = ?, updated_at = ? WHERE id = ? AND owner = ? AND state = ?",
             (new_owner, time.time(), message_id, old_owner, InboundState.CLAIMED),
+        )
+        return cursor.rowcount == 1
+
+    def adopt(self, message_id: str, *, sender: str, app: str, endpoint: str, owner: str) -> bool:
+        """Record ``owner`` as the holder of a request that has no entry although a
+        runner of this journal published its claim (it died before journaling it);
+        exactly one of several runners sharing this journal wins."""
+        now = time.time()
+        cursor = self._run(
+            "INSERT INTO inbound (id, sender, app, endpoint, state, owner, claimed_at, "
+            "updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+            (message_id, sender, app, endpoint, InboundState.CLAIMED, owner, now, now),
         )
         return cursor.rowcount == 1
 

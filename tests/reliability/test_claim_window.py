@@ -1,0 +1,154 @@
+"""The claim-then-journal window, reproduced deterministically with real processes.
+
+A runner publishes ``{id}.claim`` and only then journals it. Killed in between, it left
+a claim that no entry vouched for, so no successor took it over and the request was
+never answered. Claims now carry the journal's id (``host|pid|random|journal``): a
+runner sharing that journal recognises the orphan (its holder is dead) and adopts it
+through an atomic journal insert. The test-only fault hook
+``SYFTFLWR_TEST_FAULT_AFTER_CLAIM`` (``syftflwr.mailbox.events``) stops the runner at
+exactly that point: ``exit`` (``os._exit`` right after the claim) or ``hang`` (the
+claim stays live until the test sends SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
+from syftflwr.mailbox import Journal
+from syftflwr.mailbox.events import FAULT_AFTER_CLAIM_ENV
+from syftflwr.mailbox.layout import Route
+
+RUNNER = Path(__file__).resolve().parent / "_inbox_runner.py"
+INBOX = Route(AGG, DS1, APP, "echo")
+
+
+class Procs:
+    """Runner processes (``_inbox_runner.py --fast``) and their output."""
+
+    def __init__(self, root: Path, markers: Path) -> None:
+        self.root, self.markers = root, markers
+        self.procs: list[subprocess.Popen[str]] = []
+        self.output: dict[int, list[str]] = {}
+
+    def start(self, state: Path, fault: str | None = None) -> subprocess.Popen[str]:
+        env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
+        env.pop(FAULT_AFTER_CLAIM_ENV, None)
+        if fault:
+            env[FAULT_AFTER_CLAIM_ENV] = fault
+        proc = subprocess.Popen(
+            [sys.executable, str(RUNNER), str(self.root), str(state), str(self.markers), "--fast"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "serving"
+        self.procs.append(proc)
+        lines = self.output[proc.pid] = []
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+        return proc
+
+    def handled(self, pid: int) -> list[str]:
+        path = self.markers / f"{pid}.handled"
+        return path.read_text().split() if path.exists() else []
+
+    def logged(self, pid: int, text: str) -> bool:
+        return any(text in line for line in list(self.output[pid]))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def procs(mailbox: Mailbox, tmp_path: Path) -> Iterator[Procs]:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    p = Procs(mailbox.root, markers)
+    yield p
+    p.close()
+
+
+def _claim_holder(mailbox: Mailbox, message_id: str) -> str:
+    data = mailbox.storage.get(INBOX.claim_path(message_id))
+    return "" if data is None else bytes(data).decode()
+
+
+def test_a_runner_killed_between_claim_and_journal_is_recovered_on_restart(
+    mailbox: Mailbox, procs: Procs, tmp_path: Path
+) -> None:
+    state = tmp_path / "ds1-state"
+    crashing = procs.start(state, fault="exit")
+    rpc = mailbox.rpc()
+    handle = rpc.send(mailbox.request(DS1, b"orphan"))
+    assert crashing.wait(30) == 137, "the fault hook did not stop the runner after its claim"
+    holder = _claim_holder(mailbox, handle.id)
+    assert holder.startswith(f"{socket.gethostname()}|{crashing.pid}|"), holder
+    journal = Journal(state / "mailbox" / "journal.sqlite")
+    try:
+        assert journal.state_of(handle.id) is None  # exactly the window: claimed, unjournaled
+        assert holder.endswith("|" + journal.instance_id)
+    finally:
+        journal.close()
+
+    restarted = procs.start(state)
+    (response,) = rpc.wait([handle], timeout=30)
+    assert response.ok and bytes(response.body) == b"orphan"
+    assert procs.handled(restarted.pid) == [handle.id]  # handled once, by the successor
+    assert procs.logged(restarted.pid, f"taking over request {handle.id}")
+    assert _claim_holder(mailbox, handle.id).startswith(f"{socket.gethostname()}|{restarted.pid}|")
+
+
+def test_a_live_runner_sharing_the_journal_adopts_the_orphan_at_its_next_sweep(
+    mailbox: Mailbox, procs: Procs, tmp_path: Path
+) -> None:
+    """The survivor saw the claim while its holder was alive and backed off; the holder
+    is then SIGKILLed before journaling it. Nothing announces the request again: the
+    survivor's sweep must notice the dead holder and take the request over."""
+    state = tmp_path / "shared-state"
+    hanging = procs.start(state, fault="hang")
+    rpc = mailbox.rpc()
+    handle = rpc.send(mailbox.request(DS1, b"contested"))
+    assert wait_for(lambda: _claim_holder(mailbox, handle.id), timeout=30)
+    survivor = procs.start(state)
+    assert wait_for(
+        lambda: procs.logged(survivor.pid, f"request {handle.id} is claimed by another runner"),
+        timeout=30,
+    )
+    os.kill(hanging.pid, signal.SIGKILL)
+    hanging.wait(10)
+    (response,) = rpc.wait([handle], timeout=30)
+    assert response.ok and bytes(response.body) == b"contested"
+    assert procs.handled(survivor.pid) == [handle.id]
+    assert procs.handled(hanging.pid) == []
+
+
+def test_a_runner_with_its_own_journal_leaves_the_orphan_alone(
+    mailbox: Mailbox, procs: Procs, tmp_path: Path
+) -> None:
+    """The claim names another journal: this runner cannot know what its owner did, so
+    it never adopts it — the request waits for that journal's runner to come back."""
+    crashing = procs.start(tmp_path / "state-a", fault="exit")
+    rpc = mailbox.rpc()
+    handle = rpc.send(mailbox.request(DS1, b"not mine"))
+    assert crashing.wait(30) == 137
+    other = procs.start(tmp_path / "state-b")
+    assert wait_for(
+        lambda: procs.logged(other.pid, f"request {handle.id} is claimed by another runner"),
+        timeout=30,
+    )
+    time.sleep(1)  # five sweeps: the orphan must stay untouched
+    assert procs.handled(other.pid) == []
+    assert rpc.fetch(handle) is None
+    owner_back = procs.start(tmp_path / "state-a")
+    (response,) = rpc.wait([handle], timeout=30)
+    assert response.ok and procs.handled(owner_back.pid) == [handle.id]
