@@ -48,7 +48,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
+from syftflwr.envelope import MAGIC, Buffer, Request, Response
 from syftflwr.errors import (
     MessageRejectedError,
     MessageTooLargeError,
@@ -77,6 +77,8 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
+from syftflwr.profiles.base import WireProfile, refuse_oversized
+from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseEvents, ClientRole
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -125,16 +127,20 @@ def _owner_is_dead(owner: str) -> bool:
     gone (or a closed runner of this process). Runners elsewhere are never presumed dead."""
     host, _, rest = owner.partition("|")
     pid_text, _, _ = rest.partition("|")
-    if host != _HOST or not pid_text.isdigit():
+    # A marker is read from storage: only plain ASCII pids in range count (int() refuses
+    # some Unicode digits, os.kill() overflows on huge numbers).
+    if host != _HOST or not (pid_text.isascii() and pid_text.isdigit() and len(pid_text) < 10):
         return False
     pid = int(pid_text)
     if pid == os.getpid():
         return owner not in _LIVE_OWNERS
+    if pid == 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:
+    except (OSError, OverflowError):
         return False
     return False
 
@@ -204,10 +210,13 @@ class MailboxEvents(BaseEvents):
         retention_interval: float = DEFAULT_INTERVAL,
         incomplete_grace: float = 2.0,
         scheduler: Scheduler | None = None,
+        profile: WireProfile = NATIVE,
     ) -> None:
         super().__init__(client, context, capabilities)
         self.storage = storage
         self.arrivals = arrivals
+        self.profile = profile
+        """The wire profile (``syftflwr.profiles.mailbox_profile(context.profile)``)."""
         self._owns_journal = journal is None
         self.journal = journal if journal is not None else Journal.for_context(context)
         self.workers = max(1, workers)
@@ -248,9 +257,8 @@ class MailboxEvents(BaseEvents):
         return discover_senders(self.storage.list(""), self.client.email)
 
     def _refresh_routes(self) -> None:
-        routes = inbox_routes(
-            self.client.email, self._senders(), self.context.app_name, self.handlers
-        )
+        wire_app = self.profile.wire_app(self.context.app_name)
+        routes = inbox_routes(self.client.email, self._senders(), wire_app, self.handlers)
         new = [r for r in routes if r.folder not in self._routes]
         for route in new:
             self.storage.makedirs(route.reverse().folder)  # my outbox: claims and replies
@@ -504,9 +512,16 @@ class MailboxEvents(BaseEvents):
             self.stats["gone"] += 1
             return False
         try:
-            envelope = decode(data, source=path)
+            envelope = self.profile.decode(
+                data,
+                source=path,
+                kind=ObjectKind.REQUEST,
+                route=route,
+                message_id=message_id,
+                app=self.context.app_name,
+            )
         except MessageRejectedError as exc:
-            if not final and self.incomplete_grace > 0 and _incomplete(data):
+            if not final and self.incomplete_grace > 0 and self.profile.incomplete(data):
                 with self._lock:  # keep the first deadline: a trickle cannot extend it
                     if message_id not in self._deferred:
                         now = time.monotonic()
@@ -555,7 +570,7 @@ class MailboxEvents(BaseEvents):
             )
         if envelope.recipient != self.client.email:
             return f"addressed to {envelope.recipient}, found in {self.client.email}'s inbox"
-        if (envelope.app, envelope.endpoint) != (route.app, route.endpoint):
+        if (self.profile.wire_app(envelope.app), envelope.endpoint) != (route.app, route.endpoint):
             return (
                 f"for {envelope.app}/{envelope.endpoint}, found in the folder of "
                 f"{route.app}/{route.endpoint}"
@@ -565,11 +580,22 @@ class MailboxEvents(BaseEvents):
     def _publish(self, route: Route, response: Response) -> bytes | None:
         """Publish ``response``; returns its encoding when small enough to keep in the
         journal (:data:`KEEP_REPLY_LIMIT`)."""
-        prefix, body = encode_parts(response)
-        self._publish_encoded(route, response.id, [prefix, body])
-        if len(prefix) + memoryview(body).nbytes > KEEP_REPLY_LIMIT:
+        parts = self.profile.encode(response)
+        size = sum(memoryview(p).nbytes for p in parts)
+        if not self.profile.chunking:
+            try:
+                refuse_oversized(
+                    size, self.capabilities.max_object_size, f"the reply to {response.id}",
+                    self.profile.name,
+                )  # fmt: skip
+            except MessageTooLargeError as exc:
+                log.warning("%s", exc)
+                parts = self.profile.encode(self._error_reply(route, response.id, str(exc)))
+                size = sum(memoryview(p).nbytes for p in parts)
+        self._publish_encoded(route, response.id, parts)
+        if size > KEEP_REPLY_LIMIT:
             return None
-        return prefix + bytes(body)
+        return b"".join(bytes(p) for p in parts)
 
     def _publish_encoded(self, route: Route, message_id: str, parts: list[Buffer]) -> None:
         published = chunking.publish(
@@ -595,7 +621,7 @@ class MailboxEvents(BaseEvents):
             id=message_id,
             sender=self.client.email,
             recipient=route.sender,
-            app=route.app,
+            app=self.context.app_name,
             endpoint=route.endpoint,
             body=f"rejected: {reason}".encode("utf-8", "replace"),
             status="error",
