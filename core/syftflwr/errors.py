@@ -26,6 +26,9 @@ Messages name the problem *and* the fix: an error a user cannot act on is a bug.
         │   ├── UnsafeNameError         id/email/app shaped like a path
         │   └── MessageExpiredError     past its expiry (beyond allowed skew)
         ├── EncryptionError             keys missing/wrong, decryption failed
+        │   ├── MissingKeyError         own or a peer's key not there (yet)
+        │   ├── UntrustedKeyError       a peer's key differs from the pinned one
+        │   └── DecryptionError         not sealed, tampered, or sealed for another key
         ├── StorageError                backend I/O failure (after retries)
         └── TransportClosedError        role used after close()
 """
@@ -180,6 +183,19 @@ class MessageExpiredError(MessageRejectedError):
 
 class EncryptionError(TransportError):
     """Encryption/decryption impossible; never answered by falling back to plaintext."""
+
+
+class MissingKeyError(EncryptionError):
+    """A key pair or a peer's published public key is missing (nothing is sent)."""
+
+
+class UntrustedKeyError(EncryptionError):
+    """A peer presents a key other than the one pinned for it: refused until a person
+    accepts the change (``syftflwr keys trust``)."""
+
+
+class DecryptionError(EncryptionError):
+    """A message that should be sealed is not, was altered, or was sealed for another key."""
 
 
 class StorageError(TransportError, OSError):

@@ -27,6 +27,11 @@ from syftflwr.config import (
     resolve_email,
     selected_transport_name,
 )
+from syftflwr.crypto.directory import key_directory_of
+from syftflwr.crypto.keyring import Keyring
+from syftflwr.crypto.keys import KeyStore
+from syftflwr.crypto.roles import SealedEvents, SealedRPC
+from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError
 from syftflwr.info import TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
@@ -46,6 +51,8 @@ class Participant:
     context: TransportContext
     client: ClientRole
     selected_by: str
+    keyring: Keyring | None = None
+    """Set when core envelope encryption applies: roles are then sealed."""
     _roles: list[RPCRole | EventsRole] = field(default_factory=list, repr=False)
 
     @property
@@ -57,12 +64,16 @@ class Participant:
         return self.project.role_of(self.email)
 
     def rpc(self) -> RPCRole:
-        role = self.transport.make_rpc(self.client, self.context)
+        role: RPCRole = self.transport.make_rpc(self.client, self.context)
+        if self.keyring is not None:
+            role = SealedRPC(role, self.keyring)
         self._roles.append(role)
         return role
 
     def events(self) -> EventsRole:
-        role = self.transport.make_events(self.client, self.context)
+        role: EventsRole = self.transport.make_events(self.client, self.context)
+        if self.keyring is not None:
+            role = SealedEvents(role, self.keyring)
         self._roles.append(role)
         return role
 
@@ -155,9 +166,49 @@ def connect(
     client = chosen.make_client(context)
     try:
         check_identity(context, client.email)
+        keyring = open_keyring(loaded, chosen, context, client)
     except BaseException:
         client.close()
         raise
     return Participant(
-        project=loaded, transport=chosen, context=context, client=client, selected_by=source
+        project=loaded,
+        transport=chosen,
+        context=context,
+        client=client,
+        selected_by=source,
+        keyring=keyring,
     )
+
+
+def open_keyring(
+    project: ProjectConfig, transport: Transport, context: TransportContext, client: ClientRole
+) -> Keyring | None:
+    """The participant's keyring when core encryption applies (None when it is off, or the
+    transport encrypts end to end itself), with its public key published to every peer.
+
+    Fails closed: encryption on a profile or transport that cannot carry it is an error,
+    never a silent downgrade to plaintext.
+    """
+    if not context.encryption or transport.info.capabilities.native_encryption:
+        return None
+    if context.profile != "native":
+        raise ConfigError(
+            f"the {context.profile!r} wire profile cannot carry core encryption on the "
+            f"{transport.name!r} transport, and encryption is on",
+            source=project.source_of("encryption"),
+            key="tool.syftflwr.encryption",
+            fix="write encryption = false in [tool.syftflwr] to accept unencrypted messages "
+            "with this profile, or use the native profile",
+        )
+    email = context.require_email()
+    if context.state_dir is None:  # pragma: no cover - build_context always sets it
+        raise ConfigError("encryption needs a state directory for the participant's keys")
+    keyring = Keyring(
+        email,
+        KeyStore(context.state_dir, email),
+        TrustStore(context.state_dir, project.keys, project=str(project.path or "")),
+        key_directory_of(client),
+        peers=context.participants,
+    )
+    keyring.publish()
+    return keyring

@@ -33,7 +33,8 @@ DEFAULT_CLOCK_SKEW = 30.0
 DEFAULT_ROUND_TIMEOUT = 600.0
 DEFAULT_MESSAGE_TTL = 3600.0
 DEFAULT_ENCRYPTION = False
-"""What ``encryption`` absent (None) means today; the encryption work turns it on."""
+"""Core envelope encryption is on unless a project says ``encryption = false``."""
+FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 BOOTSTRAP_FIX = (
     "run `syftflwr bootstrap PROJECT --aggregator EMAIL --datasite EMAIL ...` "
@@ -64,6 +65,8 @@ class ProjectConfig:
     message_ttl: float = DEFAULT_MESSAGE_TTL
     transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Raw ``[tool.syftflwr.transport.<name>]`` tables, validated at resolve time."""
+    keys: Mapping[str, str] = field(default_factory=dict)
+    """``[tool.syftflwr.keys]``: participant email -> pinned public-key fingerprint."""
     path: Path | None = None
     """The ``pyproject.toml`` this was read from (None: built in code)."""
     project_name: str | None = None
@@ -245,7 +248,7 @@ KEYS: dict[str, Key] = {
 }
 """Scalar keys; ``datasites`` (an array) and ``transport`` tables are handled apart."""
 
-VALID_KEYS = (*KEYS, "datasites")
+VALID_KEYS = (*KEYS, "datasites", "keys")
 OVERRIDABLE = tuple(k for k in KEYS.values() if k.env)
 
 
@@ -352,6 +355,9 @@ def _parse_table(
             raw["datasites"], aggregator=values.get("aggregator"), source=source
         )
         sources["datasites"] = source
+    if "keys" in raw:
+        values["keys"] = parse_pins(raw["keys"], source=source)
+        sources["keys"] = source
     return ProjectConfig(
         **values,
         transport_options=tables,
@@ -402,6 +408,34 @@ def parse_datasites(
             )
         seen[email] = index
     return tuple(seen)
+
+
+def parse_pins(value: object, *, source: str | None) -> dict[str, str]:
+    """``[tool.syftflwr.keys]``: ``"email" = "sha256:<64 hex>"`` lines."""
+    label = f"{TABLE}.keys"
+    fix = 'pin with `syftflwr keys pin`, or write "alice@org.org" = "sha256:<64 hex digits>"'
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"must be a table of pinned key fingerprints, not {type_name(value)}",
+            source=source,
+            key=label,
+            fix=fix,
+        )
+    pins: dict[str, str] = {}
+    for email, fp in value.items():
+        try:
+            validate_email(email)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source, key=f"{label}.{email}", fix=fix) from None
+        if not isinstance(fp, str) or not FINGERPRINT.match(fp):
+            raise ConfigError(
+                f"{fp!r} is not a key fingerprint",
+                source=source,
+                key=f"{label}.{email}",
+                fix=fix,
+            )
+        pins[email] = fp
+    return pins
 
 
 def _parse_transport(value: object, *, source: str) -> tuple[str | None, dict[str, dict[str, Any]]]:

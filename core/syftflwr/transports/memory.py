@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -37,6 +38,8 @@ class Broker:
         self.cond = threading.Condition()
         self.requests: dict[tuple[str, str], deque[Request]] = {}
         self.responses: dict[str, Response] = {}
+        self.public_keys: dict[tuple[str, str], bytes] = {}
+        """(owner, reader) -> published public-key record (see :class:`MemoryKeys`)."""
         self._rpcs: list[MemoryRPC] = []
 
     def post_request(self, request: Request) -> None:
@@ -101,12 +104,32 @@ def _copy(envelope: E) -> E:
 
 
 @dataclass
+class MemoryKeys:
+    """The key directory of one participant (core encryption): records in the broker."""
+
+    email: str
+    broker: Broker
+
+    def publish(self, record: bytes, readers: Sequence[str]) -> None:
+        with self.broker.cond:
+            for reader in readers:
+                self.broker.public_keys[(self.email, reader)] = bytes(record)
+
+    def fetch(self, email: str) -> bytes | None:
+        with self.broker.cond:
+            return self.broker.public_keys.get((email, self.email))
+
+
+@dataclass
 class MemoryClient:
     email: str
     namespace: str
 
     def datasite_url(self, email: str) -> str:
         return f"memory://{self.namespace}/{email}"
+
+    def key_directory(self) -> MemoryKeys:
+        return MemoryKeys(self.email, broker(self.namespace))
 
     def close(self) -> None:
         pass

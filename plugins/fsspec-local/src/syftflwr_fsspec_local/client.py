@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from syftflwr.crypto.directory import StorageKeyDirectory
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox.arrivals import ArrivalSource, Poller
 from syftflwr.mailbox.events import MailboxEvents
@@ -107,6 +108,10 @@ class FsspecLocalClient:
     def datasite_url(self, email: str) -> str:
         """The root path/URL prefix of ``email``'s outboxes."""
         return f"{self.settings.root}/{OUTBOX_PREFIX}{validate_email(email)}_to_"
+
+    def key_directory(self) -> StorageKeyDirectory:
+        """Public keys for core encryption, in this participant's outboxes."""
+        return StorageKeyDirectory(self.root.storage, self._email)
 
     def close(self) -> None:
         """Nothing to release: the root is shared by the process (see :func:`forget_roots`)."""

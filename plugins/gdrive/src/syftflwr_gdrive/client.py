@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from syftflwr.crypto.directory import StorageKeyDirectory
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.layout import OUTBOX_PREFIX, ensure_layout
@@ -104,6 +105,10 @@ class GDriveClient:
     def datasite_url(self, email: str) -> str:
         """Where ``email``'s outboxes live: its My Drive folder (by name)."""
         return f"gdrive://{validate_email(email)}/{self.settings.root_folder}/{OUTBOX_PREFIX}{email}_to_"
+
+    def key_directory(self) -> StorageKeyDirectory:
+        """Public keys for core encryption, in this participant's (shared) outboxes."""
+        return StorageKeyDirectory(self.session.storage, self._email)
 
     def close(self) -> None:
         """Nothing to release: the session is shared by the process (:func:`forget_sessions`)."""

@@ -1,0 +1,243 @@
+"""A participant's key pairs on disk, and the public-key record peers fetch.
+
+One X25519 key pair per participant and app, in the participant's private state
+directory (``<state>/keys/``, mode 0700; private keys 0600, refused if anyone else can
+read them). Rotation keeps the previous private keys so messages sealed to them while
+peers still had the old public key can be opened; only the current one is published.
+
+The public record is a small JSON document::
+
+    {"format": "syftflwr-public-key/1", "email": "...", "x25519": "<base64>",
+     "fingerprint": "sha256:<hex>", "created_at": 1700000000.0}
+
+It carries no authority of its own: whether a record is believed is the trust store's
+decision (:mod:`syftflwr.crypto.trust`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import EncryptionError, MissingKeyError
+from syftflwr.names import validate_email
+
+RECORD_FORMAT = "syftflwr-public-key/1"
+KEY_SIZE = 32
+KEYS_FOLDER = "keys"
+CURRENT = "x25519.key"
+RETIRED_SUFFIX = ".retired.key"
+MAX_RECORD_SIZE = 4096
+
+
+def fingerprint(public: bytes) -> str:
+    """``sha256:`` + the hex SHA-256 of the raw public key: what users compare and pin."""
+    return "sha256:" + hashlib.sha256(public).hexdigest()
+
+
+def short(fp: str) -> str:
+    """A fingerprint shortened for log lines and tables (still 64 bits)."""
+    return fp.removeprefix("sha256:")[:16]
+
+
+def raw_public(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """One X25519 key pair; ``private`` never leaves this process."""
+
+    private: X25519PrivateKey
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        private = X25519PrivateKey.generate()
+        return cls(private, raw_public(private.public_key()))
+
+    @classmethod
+    def from_private_bytes(cls, raw: bytes) -> KeyPair:
+        private = X25519PrivateKey.from_private_bytes(raw)
+        return cls(private, raw_public(private.public_key()))
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public)
+
+    def private_bytes(self) -> bytes:
+        return self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+@dataclass(frozen=True)
+class PublicKeyRecord:
+    """A peer's published public key, as read from the key directory."""
+
+    email: str
+    public: bytes
+    created_at: float
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public)
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "format": RECORD_FORMAT,
+                "email": self.email,
+                "x25519": base64.b64encode(self.public).decode(),
+                "fingerprint": self.fingerprint,
+                "created_at": self.created_at,
+            },
+            indent=1,
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: Buffer, *, expected_email: str, source: str) -> PublicKeyRecord:
+        """Parse and check a record; anything odd is an :class:`EncryptionError` naming
+        ``source`` (a record is input from shared storage, so it is hostile until checked)."""
+        raw = bytes(data)
+        if len(raw) > MAX_RECORD_SIZE:
+            raise EncryptionError(f"{source}: public-key record is {len(raw)} bytes, too big")
+        try:
+            doc = json.loads(raw)
+            if doc["format"] != RECORD_FORMAT:
+                raise ValueError(f"unknown format {doc['format']!r}")
+            public = base64.b64decode(doc["x25519"], validate=True)
+            email = validate_email(doc["email"])
+            created_at = float(doc["created_at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EncryptionError(
+                f"{source}: unreadable public-key record ({exc}); the owner can publish a "
+                "fresh one by running `syftflwr keys publish`"
+            ) from None
+        if len(public) != KEY_SIZE:
+            raise EncryptionError(f"{source}: public key has {len(public)} bytes, not 32")
+        if email != expected_email:
+            raise EncryptionError(
+                f"{source}: the record names {email}, but it was published for "
+                f"{expected_email}; it was put there by mistake or by an attacker"
+            )
+        return cls(email, public, created_at)
+
+
+class KeyStore:
+    """The key pairs of one participant in its private state directory."""
+
+    def __init__(self, state_dir: Path, email: str) -> None:
+        self.email = validate_email(email)
+        self.folder = Path(state_dir) / KEYS_FOLDER
+
+    @property
+    def current_path(self) -> Path:
+        return self.folder / CURRENT
+
+    def exists(self) -> bool:
+        return self.current_path.exists()
+
+    def load_or_create(self) -> KeyPair:
+        """The current key pair, created on first use (private key mode 0600)."""
+        try:
+            return self._load(self.current_path)
+        except FileNotFoundError:
+            pass
+        pair = KeyPair.generate()
+        if self._write_new(self.current_path, pair):
+            return pair
+        return self._load(self.current_path)  # another process created it first
+
+    def current(self) -> KeyPair:
+        """The current key pair; :class:`MissingKeyError` if there is none yet."""
+        try:
+            return self._load(self.current_path)
+        except FileNotFoundError:
+            raise MissingKeyError(
+                f"{self.email} has no key pair yet in {self.folder}; run `syftflwr keys "
+                "publish` (creates and publishes it) or start `syftflwr run` once"
+            ) from None
+
+    def retired(self) -> list[KeyPair]:
+        """Previous key pairs, newest first (kept to open messages sealed before a rotation)."""
+        if not self.folder.is_dir():
+            return []
+        paths = sorted(
+            self.folder.glob(f"*{RETIRED_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        return [self._load(p) for p in paths]
+
+    def all_pairs(self) -> list[KeyPair]:
+        """Current first, then retired ones."""
+        return [self.load_or_create(), *self.retired()]
+
+    def rotate(self) -> tuple[KeyPair, KeyPair]:
+        """Retire the current key pair and create a new one; returns ``(old, new)``."""
+        old = self.load_or_create()
+        retired = self.folder / f"{short(old.fingerprint)}{RETIRED_SUFFIX}"
+        self.current_path.replace(retired)
+        new = KeyPair.generate()
+        if not self._write_new(self.current_path, new):  # pragma: no cover - raced rotate
+            new = self._load(self.current_path)
+        return old, new
+
+    # -- files ------------------------------------------------------------------
+    def _ensure_folder(self) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(self.folder.stat().st_mode) != 0o700:
+            self.folder.chmod(0o700)
+
+    def _write_new(self, path: Path, pair: KeyPair) -> bool:
+        """Create ``path`` exclusively with mode 0600 from the start (never world-readable,
+        not even for an instant); False if it already exists."""
+        self._ensure_folder()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, pair.private_bytes())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic, and fails if another process won
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def _load(self, path: Path) -> KeyPair:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise EncryptionError(
+                f"private key {path} can be read by other users (mode {mode:o}); "
+                f"fix it with `chmod 600 {path}` (and rotate the key with `syftflwr keys "
+                "rotate` if someone may have copied it)"
+            )
+        raw = path.read_bytes()
+        if len(raw) != KEY_SIZE:
+            raise EncryptionError(
+                f"private key {path} is damaged ({len(raw)} bytes, expected {KEY_SIZE}); "
+                "move it away and run `syftflwr keys rotate` to make a new one"
+            )
+        return KeyPair.from_private_bytes(raw)
+
+    def record(self) -> PublicKeyRecord:
+        """The public record of the current key (what gets published)."""
+        pair = self.load_or_create()
+        created = self.current_path.stat().st_mtime
+        return PublicKeyRecord(self.email, pair.public, created)

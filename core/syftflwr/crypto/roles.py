@@ -1,0 +1,113 @@
+"""Sealed roles: core envelope encryption wrapped around ANY transport's RPC and events
+roles, so a transport only ever sees (and stores, journals, chunks) sealed bodies.
+
+Fail closed, both ways:
+
+* the RPC side never sends a request it could not seal (a missing or untrusted recipient
+  key raises before anything is written), and turns a reply it cannot authenticate into a
+  local ``error`` response that says why — it never hands unauthenticated bytes to Flower;
+* the events side refuses (with an error reply) a request it cannot open, and seals every
+  answer, including a failing handler's error text.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+
+from syftflwr.crypto.keyring import Keyring
+from syftflwr.envelope import Buffer, Request, Response
+from syftflwr.errors import EncryptionError
+from syftflwr.roles import EventsRole, Handler, RequestHandle, RPCRole
+
+log = logging.getLogger("syftflwr.crypto")
+
+
+class SealedRPC:
+    """An :class:`~syftflwr.roles.RPCRole` that seals requests and opens responses."""
+
+    def __init__(self, inner: RPCRole, keyring: Keyring) -> None:
+        self.inner = inner
+        self.keyring = keyring
+
+    def send(self, request: Request) -> RequestHandle:
+        return self.inner.send(self.keyring.seal_for(request))
+
+    def fetch(self, handle: RequestHandle) -> Response | None:
+        response = self.inner.fetch(handle)
+        return None if response is None else self._open(response)
+
+    def wait(self, handles: Sequence[RequestHandle], timeout: float | None) -> list[Response]:
+        return [self._open(r) for r in self.inner.wait(handles, timeout)]
+
+    def forget(self, handle: RequestHandle) -> None:
+        self.inner.forget(handle)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:  # transport extras (outstanding, sweep...)
+        return getattr(self.inner, name)
+
+    def _open(self, response: Response) -> Response:
+        try:
+            return self.keyring.open(response)
+        except EncryptionError as exc:
+            # Unauthenticated: whatever it says cannot be trusted, but its text helps a
+            # person diagnose (e.g. "the datasite cannot decrypt: key changed").
+            said = f"; it said: {response.error_text[:500]}" if not response.ok else ""
+            log.warning("refused the reply to %s from %s: %s", response.id, response.sender, exc)
+            return Response(
+                id=response.id,
+                sender=response.sender,
+                recipient=response.recipient,
+                app=response.app,
+                endpoint=response.endpoint,
+                expires_at=response.expires_at,
+                status="error",
+                body=f"refused reply from {response.sender}: {exc}{said}".encode(),
+            )
+
+
+class SealedEvents:
+    """An :class:`~syftflwr.roles.EventsRole` whose handlers see opened requests and whose
+    answers are sealed for the (authenticated) requester."""
+
+    def __init__(self, inner: EventsRole, keyring: Keyring) -> None:
+        self.inner = inner
+        self.keyring = keyring
+
+    def on_request(self, endpoint: str, handler: Handler) -> None:
+        self.inner.on_request(endpoint, self._sealing(handler))
+
+    def run_forever(self) -> None:
+        self.inner.run_forever()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def _sealing(self, handler: Handler) -> Handler:
+        keyring = self.keyring
+
+        def handle(request: Request) -> Response:
+            # Raising here (not sealed, tampered, untrusted key) lets the events role
+            # answer with an error reply that carries no user data.
+            opened = keyring.open(request)
+            requester = keyring.sender_key(request)
+            try:
+                result: Response | Buffer = handler(opened)
+            except Exception as exc:
+                summary = "".join(traceback.format_exception_only(exc)).strip()
+                log.exception("handler for %s failed on request %s", request.endpoint, request.id)
+                result = opened.error_reply(f"handler failed: {summary}")
+            response = result if isinstance(result, Response) else opened.reply(result)
+            return keyring.seal_for(response, requester)
+
+        return handle
