@@ -113,6 +113,17 @@ def outbox(sender: str, recipient: str) -> str:
     return f"{OUTBOX_PREFIX}{validate_email(sender)}_to_{validate_email(recipient)}"
 
 
+def validate_app_folder(value: str) -> str:
+    """An app's folder: its name, or (a wire profile's) ``prefix/name`` — one or two
+    validated identifiers, so it can never leave the outbox."""
+    parts = value.split("/") if isinstance(value, str) else [value]
+    if len(parts) > 2:
+        raise UnsafeNameError(f"invalid app folder {value!r}: at most one '/'")
+    for part in parts:
+        validate_identifier(part, "app name")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One direction of one app endpoint: ``sender`` writes, ``recipient`` reads.
@@ -124,12 +135,14 @@ class Route:
     sender: str
     recipient: str
     app: str
+    """The app's folder (:func:`validate_app_folder`): the app name in the native
+    profile, ``flwr/{app}`` in syft-flwr-0.5's."""
     endpoint: str
 
     def __post_init__(self) -> None:
         validate_email(self.sender)
         validate_email(self.recipient)
-        validate_identifier(self.app, "app name")
+        validate_app_folder(self.app)
         validate_identifier(self.endpoint, "endpoint")
 
     @property

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from syftflwr.envelope import MAX_HEADER_SIZE, Request, Response, decode, encode_parts
+from syftflwr.envelope import MAX_HEADER_SIZE, Request, Response
 from syftflwr.errors import (
     MalformedMessageError,
     MessageRejectedError,
@@ -34,6 +34,8 @@ from syftflwr.mailbox.retention import (
     sweep_sent,
 )
 from syftflwr.mailbox.storage import Storage
+from syftflwr.profiles.base import WireProfile, refuse_oversized
+from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseRPC, ClientRole, RequestHandle
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -58,6 +60,7 @@ class MailboxRPC(BaseRPC):
     :param journal: the participant's journal (default: :meth:`Journal.for_context`).
     :param retention_interval: seconds between sweeps of my expired/forgotten requests;
         0 disables the sweep.
+    :param profile: the wire profile (``syftflwr.profiles.mailbox_profile(context.profile)``).
     """
 
     def __init__(
@@ -71,9 +74,11 @@ class MailboxRPC(BaseRPC):
         journal: Journal | None = None,
         retention_interval: float = DEFAULT_INTERVAL,
         scheduler: Scheduler | None = None,
+        profile: WireProfile = NATIVE,
     ) -> None:
         super().__init__(client, context, capabilities)
         self.storage = storage
+        self.profile = profile
         self._owns_journal = journal is None
         self.journal = journal if journal is not None else Journal.for_context(context)
         self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
@@ -104,14 +109,20 @@ class MailboxRPC(BaseRPC):
         self.notify_arrival()
 
     def _route(self, handle: RequestHandle) -> Route:
-        return Route(self.client.email, handle.recipient, handle.app, handle.endpoint)
+        wire_app = self.profile.wire_app(handle.app)
+        return Route(self.client.email, handle.recipient, wire_app, handle.endpoint)
 
     # -- BaseRPC -------------------------------------------------------------------------
     def _send(self, request: Request) -> None:
-        route = Route(self.client.email, request.recipient, request.app, request.endpoint)
-        prefix, body = encode_parts(request)
-        parts = chunking.part_count(len(prefix) + memoryview(body).nbytes,
-                                    self.capabilities.max_object_size)  # fmt: skip
+        wire_app = self.profile.wire_app(request.app)
+        route = Route(self.client.email, request.recipient, wire_app, request.endpoint)
+        encoded = self.profile.encode(request)
+        size = sum(memoryview(b).nbytes for b in encoded)
+        parts = chunking.part_count(size, self.capabilities.max_object_size)
+        if parts and not self.profile.chunking:
+            refuse_oversized(
+                size, self.capabilities.max_object_size, f"request {request.id}", self.profile.name
+            )
         back = route.reverse().folder
         with self._watch_lock:
             with self._lock:
@@ -132,7 +143,7 @@ class MailboxRPC(BaseRPC):
             published = chunking.publish(
                 self.storage,
                 route.request_path(request.id),
-                [prefix, body],
+                encoded,
                 max_object_size=self.capabilities.max_object_size,
                 exclusive=True,
             )
@@ -161,7 +172,14 @@ class MailboxRPC(BaseRPC):
             if data is None:
                 envelope = None
             else:
-                envelope = decode(data, source=path)
+                envelope = self.profile.decode(
+                    data,
+                    source=path,
+                    kind=ObjectKind.RESPONSE,
+                    route=self._route(handle).reverse(),
+                    message_id=handle.id,
+                    app=handle.app,
+                )
                 if not isinstance(envelope, Response):
                     raise MalformedMessageError(f"{path} holds a request, not a response")
         except MessageRejectedError:
@@ -222,7 +240,7 @@ class MailboxRPC(BaseRPC):
         removed = 0
         for recipient, app, endpoint in self.journal.outbound_routes():
             try:
-                route = Route(self.client.email, recipient, app, endpoint)
+                route = Route(self.client.email, recipient, self.profile.wire_app(app), endpoint)
             except UnsafeNameError:
                 continue
             removed += sweep_sent(

@@ -1,0 +1,60 @@
+"""Wire profiles: what is written on the wire, chosen per project (``[tool.syftflwr]
+profile``, reaching transports as ``TransportContext.profile``).
+
+* ``native`` (:data:`~syftflwr.profiles.native.NATIVE`) — syftflwr's envelope, chunking,
+  core encryption; the default.
+* ``syft-flwr-0.5`` — OpenMined syft-flwr 0.5's bytes, for interoperating with its
+  participants: :data:`~syftflwr.profiles.syftflwr05.P2P` (its Google Drive files; used
+  by file mailboxes) and :data:`~syftflwr.profiles.syftflwr05.SYFT_RPC` (its SyftBox
+  syft-rpc JSON). Unchunked, no core encryption.
+
+A mailbox transport passes ``profile=mailbox_profile(context.profile)`` to
+``MailboxRPC``/``MailboxEvents``. See docs/profiles.md.
+"""
+
+from __future__ import annotations
+
+from syftflwr.errors import ConfigError
+from syftflwr.profiles.base import WireProfile
+from syftflwr.profiles.native import NATIVE, NativeProfile
+from syftflwr.profiles.syftflwr05 import P2P, SYFT_RPC, P2PProfile, SyftRpcProfile
+
+PROFILE_NAMES = (NATIVE.name, P2P.name)
+
+
+def mailbox_profile(name: str) -> WireProfile:
+    """The profile a file mailbox (syft-flwr's P2P layout) speaks for ``name``."""
+    if name == NATIVE.name:
+        return NATIVE
+    if name == P2P.name:
+        return P2P
+    raise ConfigError(
+        f"unknown wire profile {name!r}",
+        key="tool.syftflwr.profile",
+        fix=f"use one of: {', '.join(PROFILE_NAMES)}",
+    )
+
+
+def node_id_for(email: str, profile: str = NATIVE.name) -> int:
+    """A datasite's Flower node id under ``profile`` (syft-flwr 0.5: CRC-32 of the email)."""
+    if profile == P2P.name:
+        from syftflwr.profiles.syftflwr05 import node_id_for as crc_id
+
+        return crc_id(email)
+    from syftflwr.flower.node_ids import node_id_for as native_id
+
+    return native_id(email)
+
+
+__all__ = [
+    "NATIVE",
+    "P2P",
+    "PROFILE_NAMES",
+    "SYFT_RPC",
+    "NativeProfile",
+    "P2PProfile",
+    "SyftRpcProfile",
+    "WireProfile",
+    "mailbox_profile",
+    "node_id_for",
+]
