@@ -28,7 +28,7 @@ from syftflwr.config import (
     selected_transport_name,
 )
 from syftflwr.crypto.directory import key_directory_of
-from syftflwr.crypto.keyring import Keyring
+from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
 from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
 from syftflwr.crypto.trust import TrustStore
@@ -209,6 +209,7 @@ def open_keyring(
         TrustStore(context.state_dir, project.keys, project=str(project.path or "")),
         key_directory_of(client),
         peers=context.participants,
+        key_wait=min(DEFAULT_KEY_WAIT, project.round_timeout),
     )
     keyring.publish()
     return keyring
