@@ -141,6 +141,7 @@ class BaseRPC(_Closable, ABC):
         self.capabilities = capabilities
         self._cond = threading.Condition()
         self._generation = 0  # bumped on each arrival notification; avoids lost wake-ups
+        self._warned: dict[str, str] = {}  # handle id -> the refusal already logged
 
     # -- to implement ----------------------------------------------------------
     @abstractmethod
@@ -153,6 +154,11 @@ class BaseRPC(_Closable, ABC):
 
     def _forget(self, handle: RequestHandle) -> None:
         """Remove what the transport keeps for ``handle`` (default: nothing)."""
+
+    def _ignored(self, handle: RequestHandle) -> None:
+        """The stored response for ``handle`` was refused (wrong sender, id, size...):
+        a transport that can tell should not read it again until something new arrives
+        (else every poll re-reads and re-warns). Default: nothing."""
 
     def _close(self) -> None:
         """Release transport resources (watchers, sessions)."""
@@ -188,7 +194,9 @@ class BaseRPC(_Closable, ABC):
         try:
             response = self._fetch(handle)
         except MessageRejectedError as exc:
-            log.warning("rejected response for %s from %s: %s", handle.id, handle.recipient, exc)
+            self._refuse(
+                handle, f"rejected response for {handle.id} from {handle.recipient}: {exc}"
+            )
             return None
         if response is None:
             return None
@@ -204,9 +212,17 @@ class BaseRPC(_Closable, ABC):
         elif response.body_size > self.context.max_message_size:
             problem = f"its body ({response.body_size:,} bytes) exceeds max_message_size"
         if problem:
-            log.warning("ignored response to request %s: %s", handle.id, problem)
+            self._refuse(handle, f"ignored response to request {handle.id}: {problem}")
             return None
         return response
+
+    def _refuse(self, handle: RequestHandle, line: str) -> None:
+        """One WARNING per refused reply, however often a poll re-reads the same file."""
+        with self._cond:
+            repeated = self._warned.get(handle.id) == line
+            self._warned[handle.id] = line
+        log.log(logging.DEBUG if repeated else logging.WARNING, "%s", line)
+        self._ignored(handle)
 
     def wait(self, handles: Sequence[RequestHandle], timeout: float | None) -> list[Response]:
         self._check_open()
@@ -235,6 +251,8 @@ class BaseRPC(_Closable, ABC):
 
     def forget(self, handle: RequestHandle) -> None:
         self._check_open()
+        with self._cond:
+            self._warned.pop(handle.id, None)
         self._forget(handle)
 
     def close(self) -> None:

@@ -658,7 +658,8 @@ class MailboxEvents(BaseEvents):
         self._handle(route, entry.id, final=False)
 
     def _reject(self, route: Route, message_id: str, reason: str) -> None:
-        log.warning("rejected request %s in %s: %s", message_id, route.folder, reason)
+        path = route.request_path(message_id)
+        log.warning("rejected request %s (%s): %s", message_id, path, reason)
         replied = False
         allowed = self.allowed_senders()
         if allowed is None or route.sender in allowed:

@@ -104,8 +104,12 @@ class MailboxRPC(BaseRPC):
         if parsed is None or parsed.kind is not ObjectKind.RESPONSE or parsed.is_part:
             return  # claims, parts and foreign files never wake a waiter
         with self._lock:
-            if parsed.id in self._outstanding:
+            tracked = parsed.id in self._outstanding
+            if tracked:
                 self._ready.add(parsed.id)
+        if not tracked:  # a stray, a forgery, or a reply to an earlier run: never read
+            log.debug("ignoring %s in %s: no request of this process awaits it", name, folder)
+            return
         self.notify_arrival()
 
     def _route(self, handle: RequestHandle) -> Route:
@@ -192,6 +196,10 @@ class MailboxRPC(BaseRPC):
             return None
         assert isinstance(envelope, Response)
         return envelope
+
+    def _ignored(self, handle: RequestHandle) -> None:
+        with self._lock:  # re-read only when a new arrival is reported
+            self._ready.discard(handle.id)
 
     def _forget(self, handle: RequestHandle) -> None:
         route = self._route(handle)

@@ -16,8 +16,9 @@ pytest runs every check against it::
 Each role has its own suite (:class:`ClientConformance`, :class:`RPCConformance`,
 :class:`EventsConformance`), plus :class:`DeliveryConformance` (integrity, large
 messages, atomic visibility, concurrency, another process), :class:`MetadataConformance`
-(info, options, detection, light imports) and :class:`FlowerConformance` (a Flower round
-trip). :class:`TransportConformance` is all of them. The knobs are documented on
+(info, options, detection, light imports), :class:`FlowerConformance` (a Flower round
+trip) and :class:`HostileInputConformance` (files planted in a storage-based transport's
+mailbox; skipped without storage). :class:`TransportConformance` is all of them. The knobs are documented on
 :class:`~syftflwr.testing.conformance.base.ConformanceBase`; see docs/plugins.md.
 """
 
@@ -39,6 +40,7 @@ from syftflwr.testing.conformance.client import ClientConformance
 from syftflwr.testing.conformance.delivery import DeliveryConformance
 from syftflwr.testing.conformance.events import EventsConformance
 from syftflwr.testing.conformance.flower import FlowerConformance
+from syftflwr.testing.conformance.hostile import HostileInputConformance
 from syftflwr.testing.conformance.metadata import MetadataConformance
 from syftflwr.testing.conformance.rpc import RPCConformance
 
@@ -50,6 +52,7 @@ class TransportConformance(
     EventsConformance,
     DeliveryConformance,
     FlowerConformance,
+    HostileInputConformance,
 ):
     """Every conformance suite: what a transport must pass to ship."""
 
@@ -67,6 +70,7 @@ __all__ = [
     "EventsConformance",
     "Federation",
     "FlowerConformance",
+    "HostileInputConformance",
     "MetadataConformance",
     "RPCConformance",
     "Recorder",

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import pytest
 
 from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox.storage import Storage
 from syftflwr.registry import Transport, get_registry
 from syftflwr.testing.conformance._federation import ContextFactory, Federation
 
@@ -55,6 +56,19 @@ class ConformanceBase:
     large_message_size: ClassVar[int | None] = None
     """Override the large-message size (default: 3x ``max_object_size`` + 1 when the
     transport declares one up to 16 MiB, else 8 MiB)."""
+
+    raw_refusal_words: ClassVar[tuple[str, ...]] = ()
+    """Words of the refusal a transport gives ANY object written raw into its storage
+    (one that seals every object refuses plaintext before parsing it): the hostile-input
+    suite then accepts them as the reason, besides each case's own."""
+
+    def raw_storage(self, federation: Federation, email: str) -> Storage | None:
+        """``email``'s view of the transport's storage, writing bytes exactly as given
+        (no sealing): the hostile-input suite plants files with it. Default: the
+        ``storage`` of ``email``'s RPC role (transports built on :mod:`syftflwr.mailbox`);
+        None skips the suite (a transport without files, like ``memory``)."""
+        storage = getattr(federation.rpc(email), "storage", None)
+        return storage if isinstance(storage, Storage) else None
 
     # -- fixtures an author may override -------------------------------------------------------
     @pytest.fixture
