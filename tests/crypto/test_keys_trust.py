@@ -91,7 +91,7 @@ def test_pins_override_first_use(tmp_path: Path) -> None:
     pinned, other = KeyPair.generate(), KeyPair.generate()
     trust = TrustStore(tmp_path, {PEER: fingerprint(pinned.public)}, project="pyproject.toml")
     assert trust.check(PEER, pinned.public) == "pinned"
-    with pytest.raises(UntrustedKeyError, match="pyproject.toml pins"):
+    with pytest.raises(UntrustedKeyError, match=r"pyproject\.toml pins"):
         trust.check(PEER, other.public)
     assert not (tmp_path / "known_keys.json").exists()  # a refused key is never remembered
 

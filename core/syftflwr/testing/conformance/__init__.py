@@ -17,8 +17,9 @@ Each role has its own suite (:class:`ClientConformance`, :class:`RPCConformance`
 :class:`EventsConformance`), plus :class:`DeliveryConformance` (integrity, large
 messages, atomic visibility, concurrency, another process), :class:`MetadataConformance`
 (info, options, detection, light imports), :class:`FlowerConformance` (a Flower round
-trip) and :class:`HostileInputConformance` (files planted in a storage-based transport's
-mailbox; skipped without storage). :class:`TransportConformance` is all of them. The knobs are documented on
+trip) and :class:`HostileInputConformance` (files planted in a storage-based
+transport's mailbox; skipped without storage). :class:`TransportConformance` is all of
+them. The knobs are documented on
 :class:`~syftflwr.testing.conformance.base.ConformanceBase`; see docs/plugins.md.
 """
 
