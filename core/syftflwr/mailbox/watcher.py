@@ -137,6 +137,9 @@ class _FolderCallback:
     def on_queue_overflow(self) -> None:
         self._on_overflow()
 
+    def on_events_lost(self) -> None:
+        """Nothing more to do: :meth:`on_queue_overflow` already asked for a re-list."""
+
 
 class _ObserverBackend:
     """watchdog's portable Observer (one emitter per folder; non-Linux platforms)."""
