@@ -9,11 +9,13 @@ guarantee (claims, journal, retention, hostile-input checks) in every profile.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import MessageTooLargeError
-from syftflwr.mailbox.layout import ObjectKind, Route
+
+if TYPE_CHECKING:  # the mailbox imports this module: no import back at run time
+    from syftflwr.envelope import Buffer, Request, Response
+    from syftflwr.mailbox.layout import ObjectKind, Route
 
 
 class WireProfile(Protocol):

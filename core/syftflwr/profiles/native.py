@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import TYPE_CHECKING
 
 from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
 from syftflwr.errors import MalformedMessageError
-from syftflwr.mailbox.layout import ObjectKind, Route
+
+if TYPE_CHECKING:  # the mailbox imports this module: no import back at run time
+    from syftflwr.mailbox.layout import ObjectKind, Route
 
 NAME = "native"
 _PREFIX = struct.Struct(">4sBI")

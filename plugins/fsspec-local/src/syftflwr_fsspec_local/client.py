@@ -17,6 +17,7 @@ from syftflwr.mailbox.localdir import LocalDirStorage
 from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.mailbox.storage import Storage
 from syftflwr.names import validate_email
+from syftflwr.profiles import mailbox_profile
 
 from syftflwr_fsspec_local.options import (
     LOCAL_FALLBACK_POLL,
@@ -125,6 +126,7 @@ def make_rpc(client: FsspecLocalClient, context: TransportContext) -> MailboxRPC
         storage=client.root.storage,
         arrivals=client.root.arrivals,
         retention_interval=client.settings.retention_interval,
+        profile=mailbox_profile(context.profile),
     )
 
 
@@ -137,4 +139,5 @@ def make_events(client: FsspecLocalClient, context: TransportContext) -> Mailbox
         arrivals=client.root.arrivals,
         workers=client.settings.workers,
         retention_interval=client.settings.retention_interval,
+        profile=mailbox_profile(context.profile),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
+from syftflwr.profiles import PROFILE_NAMES
 
 NAME = "fsspec-local"
 HOME_ENV = "SYFTFLWR_HOME"
@@ -23,6 +24,7 @@ LOCAL_FALLBACK_POLL = 0.05
 STATIC_CAPABILITIES = Capabilities(
     notifies_arrivals=True,
     poll_interval=DEFAULT_POLL_INTERVAL,
+    profiles=PROFILE_NAMES,
 )
 """What ``syftflwr transports`` shows: the default (local) root notifies arrivals. Roles
 get :func:`effective_capabilities` for their actual root."""
@@ -187,6 +189,7 @@ def effective_capabilities(settings: Settings) -> Capabilities:
             notifies_arrivals=True,
             poll_interval=settings.poll_interval,
             max_object_size=settings.max_object_size,
+            profiles=PROFILE_NAMES,
         )
     return Capabilities(
         notifies_arrivals=False,
@@ -194,4 +197,5 @@ def effective_capabilities(settings: Settings) -> Capabilities:
         max_poll_interval=settings.max_poll_interval,
         max_object_size=settings.max_object_size,
         in_process_only=settings.root.lower().startswith("memory://"),
+        profiles=PROFILE_NAMES,
     )

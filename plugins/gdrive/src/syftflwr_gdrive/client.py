@@ -15,6 +15,7 @@ from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.layout import OUTBOX_PREFIX, ensure_layout
 from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.names import validate_email
+from syftflwr.profiles import mailbox_profile
 
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy
 from syftflwr_gdrive.auth import load_credentials
@@ -122,6 +123,7 @@ def make_rpc(client: GDriveClient, context: TransportContext) -> MailboxRPC:
         storage=client.session.storage,
         arrivals=client.session.feed,
         retention_interval=client.settings.retention_interval,
+        profile=mailbox_profile(context.profile),
     )
 
 
@@ -134,4 +136,5 @@ def make_events(client: GDriveClient, context: TransportContext) -> MailboxEvent
         arrivals=client.session.feed,
         workers=client.settings.workers,
         retention_interval=client.settings.retention_interval,
+        profile=mailbox_profile(context.profile),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
+from syftflwr.profiles import PROFILE_NAMES
 
 NAME = "gdrive"
 TOKEN_ENV = "SYFTFLWR_GDRIVE_TOKEN"
@@ -26,6 +27,7 @@ STATIC_CAPABILITIES = Capabilities(
     notifies_arrivals=False,
     poll_interval=DEFAULT_POLL_INTERVAL,
     max_poll_interval=8 * DEFAULT_POLL_INTERVAL,
+    profiles=PROFILE_NAMES,
 )
 
 OPTIONS = (
@@ -186,4 +188,5 @@ class Settings:
             poll_interval=self.poll_interval,
             max_poll_interval=self.max_poll_interval or 8 * self.poll_interval,
             max_object_size=self.max_object_size,
+            profiles=PROFILE_NAMES,
         )
