@@ -84,6 +84,60 @@ def _error_text(data: Buffer) -> str | None:
     return None
 
 
+class _NotProtobufError(Exception):
+    pass
+
+
+def _walk_protobuf(view: memoryview) -> bool | None:
+    """Walk the top-level fields of a protobuf: True if they end exactly at the end of
+    ``view``, False if the last one runs past it (cut short), None if it is not a
+    protobuf at all. A few fields per Flower ``Message``: cheap at any size."""
+    pos, end = 0, view.nbytes
+    try:
+        while pos < end:
+            key, pos = _varint(view, pos)
+            field, wire = key >> 3, key & 7
+            if field == 0:
+                return None
+            if wire == 0:
+                _, pos = _varint(view, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 2:
+                size, pos = _varint(view, pos)
+                pos += size
+            elif wire == 5:
+                pos += 4
+            else:  # groups (3, 4) are not in Flower's schema; 6, 7 do not exist
+                return None
+    except _NotProtobufError:
+        return None
+    except IndexError:  # a varint runs past the end
+        return False
+    return pos == end
+
+
+def _varint(view: memoryview, pos: int) -> tuple[int, int]:
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = view[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise _NotProtobufError  # longer than any varint
+
+
+def _check_protobuf(data: Buffer, *, source: str) -> None:
+    """Refuse bytes that cannot be a whole Flower ``Message``: a reader that races a
+    non-atomic writer sees a cut-short file, which must be read again, not handed on."""
+    state = _walk_protobuf(memoryview(data).cast("B"))
+    if state is None:
+        raise MalformedMessageError(f"{source}: not a Flower Message protobuf")
+    if not state:
+        raise MalformedMessageError(f"{source}: a Flower Message protobuf cut short")
+
+
 class P2PProfile:
     """syft-flwr 0.5's P2P files: bare protobuf requests and responses, JSON errors."""
 
@@ -119,6 +173,7 @@ class P2PProfile:
             "created_at": time.time(),
         }
         if kind is ObjectKind.REQUEST:
+            _check_protobuf(data, source=source)
             request = Request(body=data, **common)
             request.validate()
             return request
@@ -128,13 +183,21 @@ class P2PProfile:
         if text is not None:
             response = Response(body=text.encode("utf-8", "replace"), status="error", **common)
         else:
+            _check_protobuf(data, source=source)
             response = Response(body=data, **common)
         response.validate()
         return response
 
     def incomplete(self, data: Buffer) -> bool:
-        """Only an empty file: a protobuf carries no length of its own to check."""
-        return memoryview(data).nbytes == 0
+        """Empty, a protobuf whose last field runs past the end, or error JSON cut short.
+        (A protobuf has no overall length: one cut exactly between two fields looks
+        whole; upstream's Drive uploads appear atomically, so only local writers race.)"""
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
+            return True
+        if view[0] == ord("{"):
+            return _error_text(view) is None and view[view.nbytes - 1] != ord("}")
+        return _walk_protobuf(view) is False
 
 
 P2P = P2PProfile()
