@@ -60,7 +60,7 @@ def test_minimal_federation_gets_every_default(tmp_path: Path) -> None:
     assert project.transport is None
     assert project.profile == "native"
     assert project.encryption is None
-    assert project.encryption_enabled is False
+    assert project.encryption_enabled is True  # on unless a project opts out
     assert project.max_message_size == DEFAULT_MAX_MESSAGE_SIZE
     assert project.clock_skew == DEFAULT_CLOCK_SKEW
     assert project.round_timeout == DEFAULT_ROUND_TIMEOUT

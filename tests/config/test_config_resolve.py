@@ -192,7 +192,7 @@ def test_build_context_resolves_everything(project: ProjectConfig, tmp_path: Pat
         profile="native",
         max_message_size=2**20,
         clock_skew=2.0,
-        encryption=False,
+        encryption=True,
     )
     assert context.state_dir is not None
     assert stat.S_IMODE(context.state_dir.stat().st_mode) == 0o700

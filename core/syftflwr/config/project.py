@@ -32,7 +32,7 @@ DEFAULT_APP_NAME = "syftflwr"
 DEFAULT_CLOCK_SKEW = 30.0
 DEFAULT_ROUND_TIMEOUT = 600.0
 DEFAULT_MESSAGE_TTL = 3600.0
-DEFAULT_ENCRYPTION = False
+DEFAULT_ENCRYPTION = True
 """Core envelope encryption is on unless a project says ``encryption = false``."""
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 
