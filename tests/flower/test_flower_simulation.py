@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from _flower_helpers import QUICKSTART
 from flwr.app import Context, Message
 from syftflwr.flower.progress import BaseReporter, FailureEvent, MessageInfo, ReplyEvent
 from syftflwr.flower.simulation import simulate_in_threads
+from syftflwr.session import as_project
 
 QS_DATASITES = ("ds1@openmined.org", "ds2@openmined.org", "ds3@openmined.org")
 
@@ -79,13 +82,20 @@ def test_raising_client_app_is_a_failure_the_strategy_survives() -> None:
     assert any("ds2@openmined.org (round 1, train): error" in d for d in result.describe_failures())
 
 
-def test_datasite_that_never_answers_is_reported_and_rounds_go_on() -> None:
+@pytest.mark.parametrize("encryption", [True, False], ids=["encrypted", "plaintext"])
+def test_datasite_that_never_answers_is_reported_and_rounds_go_on(encryption: bool) -> None:
+    # Encrypted, the datasite that never ran never published its key: each send to it
+    # fails ("unsent", after the key wait bounded by the round timeout); in plaintext
+    # the send succeeds and the wait for its reply times out.
     down = QS_DATASITES[2]
-    result = simulate_in_threads(QUICKSTART, rounds=2, timeout=1.0, offline={down})
+    project = dataclasses.replace(as_project(QUICKSTART), encryption=encryption)
+    result = simulate_in_threads(project, rounds=2, timeout=1.0, offline={down})
     assert result.error is None
     assert [r.round for r in result.rounds if r.round] == [1, 2]
     assert {f.info.datasite for f in result.failures} == {down}
-    assert {f.kind for f in result.failures} == {"timeout"}
+    assert {f.kind for f in result.failures} == {"unsent" if encryption else "timeout"}
+    if encryption:
+        assert all("no public key of ds3@openmined.org" in f.detail for f in result.failures)
     assert all(f.waited >= 1.0 for f in result.failures)
     assert {(f.info.round, f.info.message_type) for f in result.failures} == {
         (1, "train"),

@@ -48,6 +48,12 @@ log = logging.getLogger("syftflwr")
 )
 @click.option("--round-timeout", type=float, help="Seconds a round waits for replies.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some replies failed.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Aggregator: continue this aggregator's stopped run (killed or failed) from its "
+    "journal instead of starting over (docs/resume.md).",
+)
 @click.option("--roster", type=click.Path(path_type=Path, exists=True), hidden=True)
 @click.option("--progress-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True)
@@ -60,6 +66,7 @@ def run(
     node_config: tuple[str, ...],
     round_timeout: float | None,
     allow_failures: bool,
+    resume: bool,
     roster: Path | None,
     progress_file: Path | None,
     result_file: Path | None,
@@ -81,6 +88,11 @@ def run(
             highlight=False,
         )
         if participant.role == "datasite":
+            if resume:
+                raise click.UsageError(
+                    "--resume is for the aggregator: a restarted datasite resumes by itself "
+                    "(its journal answers re-delivered requests once)"
+                )
             code = _serve(
                 participant,
                 parse_assignments(node_config, "--node-config") or None,
@@ -93,6 +105,7 @@ def run(
                 run_config=parse_assignments(run_config, "--run-config"),
                 round_timeout=round_timeout,
                 allow_failures=allow_failures,
+                resume=resume,
                 progress_file=progress_file,
                 result_file=result_file,
                 console=console,
@@ -135,6 +148,7 @@ def _aggregate(
     run_config: dict[str, Any],
     round_timeout: float | None,
     allow_failures: bool,
+    resume: bool,
     progress_file: Path | None,
     result_file: Path | None,
     console: Console,
@@ -157,6 +171,7 @@ def _aggregate(
             run_config=run_config,
             reporter=FanOut(reporters),
             round_timeout=round_timeout,
+            resume=resume,
         )
     finally:
         if live:
@@ -166,4 +181,18 @@ def _aggregate(
     if result_file:
         result_file.write_text(json.dumps(result.to_dict(), default=str), encoding="utf-8")
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
+    if result.resumed:
+        diverged = (
+            f"; diverged in round {result.diverged_at} (not deterministic): sent anew from there"
+            if result.diverged_at is not None
+            else ""
+        )
+        console.print(
+            f"resumed run {result.run_id}: {result.replayed} instructions answered from the "
+            f"journal, {result.reattached} re-attached to replies in flight{diverged}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.checkpoints:
+        console.print(f"checkpoints: {escape(result.checkpoints)}", highlight=False, soft_wrap=True)
     return exit_status(result, allow_failures, console)

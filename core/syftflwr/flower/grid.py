@@ -15,6 +15,10 @@ this one does too:
 * ``send_and_receive`` returns what arrived by ``timeout``; every missing reply is
   logged and recorded (datasite, round, seconds waited) and the round goes on.
 
+With a :class:`~syftflwr.flower.resume.RunTracker` every instruction and every reply
+the ServerApp receives is journaled, and a resumed run answers the instructions its
+stopped run already sent from that journal (docs/resume.md).
+
 Waiting is the transport's ``RPCRole.wait`` (woken by arrival notifications, or polled
 at the transport's declared interval), never a fixed sleep. Everything is thread-safe:
 the legacy API calls ``send_and_receive`` from a thread pool.
@@ -35,7 +39,13 @@ from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from syftflwr.envelope import Request, Response
-from syftflwr.errors import IdentityMismatchError, MalformedMessageError
+from syftflwr.errors import (
+    IdentityMismatchError,
+    MalformedMessageError,
+    StorageError,
+    TransportClosedError,
+    TransportError,
+)
 from syftflwr.flower.compat import (
     SUPERLINK_NODE_ID,
     SYSTEM_MESSAGE_TYPE,
@@ -58,6 +68,8 @@ from syftflwr.flower.progress import (
     ReplyEvent,
     RunRecorder,
 )
+from syftflwr.flower.resume import Match, RunTracker
+from syftflwr.flower.run_journal import PushState
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_email, validate_identifier
 from syftflwr.roles import RequestHandle, RPCRole
@@ -82,6 +94,17 @@ class _Pending:
     group_id: str
     expires_at: float
     report: bool = True
+    stored: Message | None = None
+    """Replayed from a stopped run's journal: the reply the ServerApp got then."""
+    gave_up: bool = False
+    """Replayed: the stopped run's ServerApp went on without a reply."""
+    unsent: FailureEvent | None = None
+    """The send failed (reported once, when pushed); ``stored`` is the error reply."""
+
+
+def new_run_id() -> int:
+    """A random run id (positive, fits sqlite's signed 64-bit integers)."""
+    return secrets.randbelow(2**63 - 2) + 2
 
 
 def check_identity(role: object, email: str, what: str) -> None:
@@ -138,6 +161,7 @@ class TransportGrid(Grid):
         waits until every reply arrives or its instruction's TTL passes.
     :param run_id: the run id (random if omitted); ``set_run`` may change it.
     :param reporter: receives progress events; ``grid.report`` always records them.
+    :param tracker: journals the run (and replays a stopped one); see docs/resume.md.
 
     Constructing (or ``set_run``) sets Flower's process-global task identity where the
     installed Flower has one, so a ServerApp can build ``Message`` objects.
@@ -155,8 +179,10 @@ class TransportGrid(Grid):
         run_id: int | None = None,
         reporter: ProgressReporter | None = None,
         endpoint: str = MESSAGES_ENDPOINT,
+        tracker: RunTracker | None = None,
     ) -> None:
         self.rpc = rpc
+        self.tracker = tracker
         self.email = validate_email(email)
         check_identity(rpc, email, "aggregator")
         self.app_name = validate_identifier(app_name, "app name")
@@ -172,7 +198,9 @@ class TransportGrid(Grid):
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._run: Any = None
-        self.set_run(run_id if run_id is not None else secrets.randbelow(2**63 - 2) + 2)
+        if run_id is None:
+            run_id = tracker.run_id if tracker is not None else new_run_id()
+        self.set_run(run_id)
 
     # ------------------------------------------------------------------ run
     def set_run(self, run: Any) -> None:
@@ -226,12 +254,59 @@ class TransportGrid(Grid):
         email = self.email_of(metadata.dst_node_id)
         if not metadata.ttl > 0:
             raise ValueError(f"Message TTL must be positive, got {metadata.ttl}")
-        message_id = new_message_id()
+        server_round = _round_of(message)
+        tracker = self.tracker if report else None  # stop messages are not the run's
+        fingerprint, match = ("", None)
+        if tracker is not None:
+            fingerprint, match = tracker.match(message, server_round)
+        message_id = match.entry.message_id if match is not None else new_message_id()
         stamp_instruction(message, run_id=self.run_id, src_node_id=SUPERLINK_NODE_ID)
         set_message_id(message, message_id)
+        if tracker is not None:
+            tracker.observe(server_round, message)
+        pending = self._replayed(message, email, match) if match is not None else None
+        if pending is None:
+            pending = self._send(message, email, message_id, fingerprint, server_round, match,
+                                 tracker=tracker)  # fmt: skip
+        pending.report = report
+        with self._lock:
+            self._reap_expired()
+            self._pending[message_id] = pending
+        info = pending.info
+        if report:
+            self._reporter.on_sent(info)
+            if pending.unsent is not None:
+                self._reporter.on_failure(pending.unsent)
+        return message_id
+
+    def _info(self, message: Message, email: str) -> MessageInfo:
+        md = message.metadata
+        return MessageInfo(
+            datasite=email,
+            node_id=md.dst_node_id,
+            message_id=md.message_id,
+            message_type=md.message_type,
+            round=_round_of(message),
+            sent_at=time.time(),
+        )
+
+    def _send(
+        self,
+        message: Message,
+        email: str,
+        message_id: str,
+        fingerprint: str,
+        server_round: int | None,
+        match: Match | None,
+        *,
+        tracker: RunTracker | None,
+    ) -> _Pending:
+        metadata = message.metadata
         body = encode_message(message)
         created_at = metadata.created_at
         expires_at = created_at + metadata.ttl
+        if match is not None:  # half-pushed by the stopped run: same id, same expiry
+            expires_at = match.entry.expires_at
         request = Request(
             id=message_id,
             sender=self.email,
@@ -242,23 +317,96 @@ class TransportGrid(Grid):
             created_at=created_at,
             expires_at=expires_at,
         )
-        handle = self.rpc.send(request)
-        info = MessageInfo(
-            datasite=email,
-            node_id=metadata.dst_node_id,
-            message_id=message_id,
-            message_type=metadata.message_type,
-            round=_round_of(message),
-            sent_at=time.time(),
-        )
-        with self._lock:
-            self._reap_expired()
-            self._pending[message_id] = _Pending(
-                handle, info, metadata.group_id, expires_at, report
+        if tracker is not None and match is None:
+            tracker.pushing(
+                message_id,
+                fingerprint=fingerprint,
+                datasite=email,
+                message_type=metadata.message_type,
+                server_round=server_round,
+                expires_at=expires_at,
             )
-        if report:
-            self._reporter.on_sent(info)
-        return message_id
+        info = self._info(message, email)
+        try:
+            handle = self.rpc.send(request)
+        except TransportClosedError:
+            if tracker is not None and match is None:
+                tracker.send_failed(message_id)
+            raise
+        except TransportError as exc:
+            if match is not None and isinstance(exc, StorageError) and "already exists" in str(exc):
+                handle = self._attach(email, message_id, expires_at)  # it was published
+            else:
+                return self._unsent(message, info, exc, tracker)
+        except BaseException:
+            if tracker is not None and match is None:
+                tracker.send_failed(message_id)
+            raise
+        if tracker is not None:
+            tracker.sent(message_id)
+        return _Pending(handle, info, metadata.group_id, expires_at)
+
+    def _unsent(
+        self,
+        message: Message,
+        info: MessageInfo,
+        exc: Exception,
+        tracker: RunTracker | None,
+    ) -> _Pending:
+        """One datasite's send failed (its key is missing or untrusted, the message is
+        too large, its storage failed): that instruction fails, the round goes on with
+        the others. The error reply is journaled like any reply, so a resumed run
+        replays the same failure instead of diverging."""
+        waited = time.time() - info.sent_at
+        reason = f"could not send to {info.datasite}: {exc}"
+        log.warning("%s message %s of round %s: %s", info.message_type, info.message_id,
+                    info.round, reason)  # fmt: skip
+        handle = self._handle(info.datasite, info.message_id, 0.0)
+        pending = _Pending(handle, info, message.metadata.group_id, float("inf"), report=False)
+        pending.stored = self._failed(pending, "unsent", reason, ErrorCode.UNKNOWN, waited)
+        pending.unsent = FailureEvent(info, "unsent", reason, waited, ErrorCode.UNKNOWN)
+        if tracker is not None:
+            tracker.returned(info.message_id, pending.stored)
+        return pending
+
+    def _handle(self, email: str, message_id: str, expires_at: float) -> RequestHandle:
+        return RequestHandle(
+            id=message_id,
+            recipient=email,
+            app=self.app_name,
+            endpoint=self.endpoint,
+            sent_at=time.time(),
+            expires_at=expires_at,
+        )
+
+    def _attach(self, email: str, message_id: str, expires_at: float) -> RequestHandle:
+        """A handle on a request the stopped run sent: ``fetch``/``wait`` read its
+        response from storage like any other (a transport that tracks its own sends
+        finds it on its periodic re-check rather than by notification)."""
+        return self._handle(email, message_id, expires_at)
+
+    def _replayed(self, message: Message, email: str, match: Match) -> _Pending | None:
+        """The pending entry of an instruction the stopped run already sent (None:
+        only half-pushed, send it)."""
+        if match.resend:
+            return None
+        entry = match.entry
+        handle = self._attach(email, entry.message_id, entry.expires_at)
+        info = self._info(message, email)
+        group_id = message.metadata.group_id
+        if match.in_flight:
+            log.info("resume: re-attached to %s's reply to %s (round %s)", email,
+                     entry.message_id, info.round)  # fmt: skip
+            return _Pending(handle, info, group_id, entry.expires_at)
+        # Answered from the journal, however long ago the stopped run got it.
+        return _Pending(
+            handle,
+            info,
+            group_id,
+            float("inf"),
+            stored=match.reply,
+            gave_up=entry.state is PushState.GAVE_UP,
+        )
 
     # ------------------------------------------------------------------ replies
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -271,7 +419,12 @@ class TransportGrid(Grid):
             if pending is None:
                 out.append(self._unavailable_unknown(message_id))
                 continue
-            reply = self._resolve(message_id, self.rpc.fetch(pending.handle))
+            if pending.gave_up:
+                continue
+            if pending.stored is not None:
+                reply = self._resolve_stored(message_id)
+            else:
+                reply = self._resolve(message_id, self.rpc.fetch(pending.handle))
             if reply is not None:
                 out.append(reply)
         return out
@@ -288,6 +441,17 @@ class TransportGrid(Grid):
         deadline = None if limit is None else started + limit
         remaining = set(ids)
         replies: list[Message] = []
+        with self._lock:
+            stored = [i for i in ids if i in self._pending and self._pending[i].stored is not None]
+            given_up = {i for i in ids if i in self._pending and self._pending[i].gave_up}
+        for message_id in stored:
+            reply = self._resolve_stored(message_id)
+            remaining.discard(message_id)
+            if reply is not None:
+                replies.append(reply)
+        remaining -= given_up  # the stopped run went on without them: so does the replay
+        if given_up:
+            self._report_missing(given_up, 0.0, record=False)
         while remaining:
             with self._lock:
                 pending = {i: self._pending[i] for i in remaining if i in self._pending}
@@ -317,12 +481,14 @@ class TransportGrid(Grid):
             self._report_missing(remaining, time.monotonic() - started)
         return replies
 
-    def _report_missing(self, ids: Iterable[str], waited: float) -> None:
+    def _report_missing(self, ids: Iterable[str], waited: float, *, record: bool = True) -> None:
         for message_id in ids:
             with self._lock:
                 pending = self._pending.get(message_id)
             if pending is None or not pending.report:
                 continue
+            if record and self.tracker is not None:
+                self.tracker.gave_up(message_id)
             info = pending.info
             log.warning(
                 "no reply from %s (node %d) to %s message %s of round %s after %.1fs; "
@@ -338,8 +504,25 @@ class TransportGrid(Grid):
                 FailureEvent(info, "timeout", "no reply before the wait ended", waited)
             )
 
+    def _resolve_stored(self, message_id: str) -> Message | None:
+        """A replayed instruction's reply, as the stopped run's ServerApp got it."""
+        with self._lock:
+            pending = self._pending.pop(message_id, None)
+        if pending is None or pending.stored is None:
+            return None
+        reply = pending.stored
+        if pending.report and pending.unsent is None:
+            if reply.has_error():
+                event = FailureEvent(pending.info, "error", reply.error.reason or "", 0.0,
+                                     reply.error.code)  # fmt: skip
+                self._reporter.on_failure(event)
+            else:
+                self._reporter.on_reply(ReplyEvent(pending.info, 0.0, _reply_metrics(reply)))
+        return reply
+
     def _resolve(self, message_id: str, response: Response | None) -> Message | None:
-        """The Flower reply for ``message_id`` given its response (or its absence)."""
+        """The Flower reply for ``message_id`` given its response (or its absence);
+        journaled (with a tracker) before the transport may delete anything."""
         now = time.time()
         with self._lock:
             pending = self._pending.get(message_id)
@@ -350,10 +533,16 @@ class TransportGrid(Grid):
             if response is None and now <= pending.expires_at + self.clock_skew:
                 return None
             del self._pending[message_id]
+        reply = self._reply_for(pending, response, now)
+        if self.tracker is not None and pending.report:
+            self.tracker.returned(message_id, reply)
         try:
             self.rpc.forget(pending.handle)
         except Exception:  # forgetting is housekeeping; never lose the reply over it
             log.debug("could not forget request %s", message_id, exc_info=True)
+        return reply
+
+    def _reply_for(self, pending: _Pending, response: Response | None, now: float) -> Message:
         info = pending.info
         waited = now - info.sent_at
         if response is None:
@@ -498,7 +687,7 @@ class TransportGrid(Grid):
             )
             try:
                 ids[self._push(make_message(metadata, content=content), report=False)] = email
-            except Exception as exc:
+            except Exception as exc:  # e.g. the transport closed: the others still stop
                 log.warning("could not send the stop message to %s: %s", email, exc)
         replies = self._collect(list(ids), timeout)
         acked = dict.fromkeys(self.node_ids, False)

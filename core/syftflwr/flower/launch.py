@@ -8,7 +8,11 @@ functions, with a :class:`~syftflwr.session.Participant` from
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import random
+import secrets
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -24,8 +28,9 @@ from syftflwr.flower.apps import (
     load_server_app,
     read_app,
 )
+from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
-from syftflwr.flower.grid import TransportGrid
+from syftflwr.flower.grid import TransportGrid, new_run_id
 from syftflwr.flower.node_ids import node_id_for
 from syftflwr.flower.progress import (
     FailureEvent,
@@ -34,6 +39,8 @@ from syftflwr.flower.progress import (
     RoundInfo,
     listening,
 )
+from syftflwr.flower.resume import RunTracker
+from syftflwr.flower.run_journal import RunJournal, RunRecord, RunStatus, pid_alive
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.session import Participant
 
@@ -56,6 +63,17 @@ class RunResult:
     error: str | None = None
     """The ServerApp's traceback if it raised."""
     final_metrics: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
+    resumed: bool = False
+    """True for ``--resume``: completed rounds were replayed from the run journal."""
+    replayed: int = 0
+    """Resumed: instructions answered from the journal (no datasite involved)."""
+    reattached: int = 0
+    """Resumed: instructions of the stopped run whose replies were awaited again."""
+    diverged_at: int | None = None
+    """Resumed: the round where the ServerApp sent something else (not deterministic)."""
+    checkpoints: str | None = None
+    """The folder of the per-round checkpoints (docs/resume.md)."""
 
     @property
     def accuracy(self) -> float | None:
@@ -122,6 +140,107 @@ def run_server_app(
         server_app(grid, context)
 
 
+def run_config_hash(participant: Participant, config: Mapping[str, UserConfigValue]) -> str:
+    """What a resumed run must share with its stopped one: the same federation and run
+    config (a changed config would replay replies to other instructions)."""
+    project = participant.project
+    what = {
+        "app": participant.context.app_name,
+        "aggregator": participant.email,
+        "datasites": list(project.datasites),
+        "run_config": {k: config[k] for k in sorted(config)},
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def seed_generators(seed: int) -> None:
+    """Seed Python's and numpy's global generators: a resumed ServerApp must send the
+    same instructions as its stopped run (e.g. FedAvg samples nodes with ``random``)."""
+    random.seed(seed)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with flwr
+        return
+    np.random.seed(seed % 2**32)
+
+
+def open_run(
+    participant: Participant, config: Mapping[str, UserConfigValue], *, resume: bool
+) -> tuple[RunJournal, RunTracker]:
+    """The run journal of this aggregator (in its state dir) and a tracker of a new run,
+    or of the stopped run it resumes; seeds the generators with the run's seed.
+
+    :raises ConfigError: ``resume`` with no stopped run, a run still running, or a
+        changed config.
+    """
+    state_dir = participant.context.state_dir
+    if state_dir is None:  # pragma: no cover - build_context always sets it
+        raise ConfigError("the aggregator has no state directory", key="state_dir")
+    journal = RunJournal.in_state_dir(state_dir)
+    try:
+        digest = run_config_hash(participant, config)
+        latest = journal.latest()
+        if resume:
+            record = _resumable(journal, latest, digest)
+            record = journal.reopen(record.run_id)
+            log.info("resuming %s (resume #%d)", record.describe(), record.resumes)
+        else:
+            if latest is not None and latest.resumable and not pid_alive(latest.pid):
+                log.warning(
+                    "%s and is not resumed: starting a new run (to resume it instead, "
+                    "stop this one and run again with --resume)",
+                    latest.describe(),
+                )
+                journal.end(latest.run_id, RunStatus.ABANDONED)
+            record = journal.start(new_run_id(), seed=secrets.randbits(63), config_hash=digest)
+    except BaseException:
+        journal.close()
+        raise
+    checkpoints = RoundCheckpoints(
+        checkpoint_dir(state_dir, record.run_id),
+        run_id=record.run_id,
+        summary=lambda r: {},
+        on_written=lambda r: journal.set_checkpoint(record.run_id, r),
+    )
+    tracker = RunTracker(journal, record, replay=resume, checkpoints=checkpoints)
+    seed_generators(record.seed)
+    return journal, tracker
+
+
+def _resumable(journal: RunJournal, latest: RunRecord | None, digest: str) -> RunRecord:
+    where = journal.path
+    if latest is None:
+        raise ConfigError(
+            f"there is no run to resume: the run journal {where} is empty",
+            key="--resume",
+            fix="start the run without --resume (check SYFTFLWR_STATE_DIR / --as if you "
+            "expected one: runs are kept per aggregator state directory)",
+        )
+    if not latest.resumable:
+        raise ConfigError(
+            f"there is no stopped run to resume: the latest run ({latest.run_id}) is "
+            f"{latest.status}",
+            key="--resume",
+            fix="start a new run without --resume",
+        )
+    if latest.status is RunStatus.RUNNING and pid_alive(latest.pid):
+        raise ConfigError(
+            f"run {latest.run_id} is still running (process {latest.pid})",
+            key="--resume",
+            fix=f"stop process {latest.pid} first, or wait for it to finish",
+        )
+    if latest.config_hash != digest:
+        raise ConfigError(
+            f"cannot resume {latest.describe()}: the project's federation or run config "
+            "changed since it started, so its journaled replies would answer other "
+            "instructions",
+            key="--resume",
+            fix="restore the config (and --rounds/--run-config values) the run started "
+            "with, or start a new run without --resume",
+        )
+    return latest
+
+
 def run_aggregator(
     participant: Participant,
     *,
@@ -130,45 +249,65 @@ def run_aggregator(
     reporter: ProgressReporter | None = None,
     round_timeout: float | None = None,
     stop_datasites: bool = True,
+    resume: bool = False,
 ) -> RunResult:
     """Run the project's ServerApp against its datasites; never raises for app errors
     (they are in ``RunResult.error``), so callers can always report what happened.
 
+    Every run is journaled in the aggregator's state dir with per-round checkpoints
+    (docs/resume.md).
+
     :param round_timeout: longest wait for one round's replies (default: the project's
         ``round_timeout``); a datasite that has not answered is reported and skipped.
     :param stop_datasites: send the stop message to every datasite at the end.
+    :param resume: continue the stopped run of this aggregator instead of starting one.
+    :raises ConfigError: ``resume`` with nothing (matching) to resume.
     """
     started = time.monotonic()
     project = participant.project
     app = app_of(participant)
     config = run_config_for(app, rounds=rounds, run_config=run_config)
     server_app = load_server_app(app)
+    max_wait = round_timeout if round_timeout is not None else project.round_timeout
+    if participant.keyring is not None:  # a missing key fails one send, not one round each
+        participant.keyring.key_wait = min(participant.keyring.key_wait, max_wait)
+    journal, tracker = open_run(participant, config, resume=resume)
     grid = TransportGrid(
         participant.rpc(),
         email=participant.email,
         app_name=participant.context.app_name,
         datasites=project.datasites,
         clock_skew=participant.context.clock_skew,
-        max_wait=round_timeout if round_timeout is not None else project.round_timeout,
+        max_wait=max_wait,
         reporter=reporter,
+        tracker=tracker,
     )
+    if tracker.checkpoints is not None:
+        tracker.checkpoints.summary = lambda r: _round_summary(grid, r)
     log.info(
-        "aggregator %s: %d datasites over %s",
+        "aggregator %s: %d datasites over %s (run %d)",
         participant.email,
         len(project.datasites),
         participant.transport.name,
+        grid.run_id,
     )
     error: str | None = None
     acks: dict[str, bool] = {}
+    status = RunStatus.FAILED
     try:
         run_server_app(server_app, grid, run_config=config, reporter=reporter)
+        status = RunStatus.FINISHED
     except Exception:
         error = traceback.format_exc()
         log.error("the ServerApp raised:\n%s", error)
     finally:
-        if stop_datasites:
-            acks = grid.stop_datasites(timeout=min(10.0, grid.max_wait or 10.0))
-        grid.close()
+        try:
+            if stop_datasites:
+                acks = grid.stop_datasites(timeout=min(10.0, grid.max_wait or 10.0))
+            grid.close()
+        finally:
+            tracker.end(status)
+            journal.close()
     final: dict[str, float] = {}
     for info in grid.report.rounds:
         final.update(info.metrics)
@@ -182,7 +321,25 @@ def run_aggregator(
         duration=time.monotonic() - started,
         error=error,
         final_metrics=final,
+        run_id=grid.run_id,
+        resumed=resume,
+        replayed=tracker.replayed,
+        reattached=tracker.reattached,
+        diverged_at=tracker.diverged_at,
+        checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
     )
+
+
+def _round_summary(grid: TransportGrid, server_round: int) -> dict[str, Any]:
+    """A round's checkpoint metrics: the ServerApp's centralised metrics and the replies."""
+    for info in grid.report.rounds:
+        if info.round == server_round:
+            return {
+                "centralised": dict(info.metrics),
+                "replies": info.replies_by_type(),
+                "failed_datasites": info.failed_datasites,
+            }
+    return {}
 
 
 def make_datasite_runner(

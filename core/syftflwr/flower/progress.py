@@ -24,12 +24,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 log = logging.getLogger("syftflwr.flower")
 
-FailureKind = Literal["error", "rejected", "timeout", "expired", "invalid"]
+FailureKind = Literal["error", "rejected", "timeout", "expired", "invalid", "unsent"]
 """* ``error`` — the datasite answered with a Flower error (its ClientApp raised);
 * ``rejected`` — the datasite could not process the message (malformed, refused);
 * ``timeout`` — no reply when the caller's wait ended (a late reply may still come);
 * ``expired`` — the instruction's TTL passed without a reply (message unavailable);
-* ``invalid`` — a reply arrived but failed validation (wrong ids) or had expired."""
+* ``invalid`` — a reply arrived but failed validation (wrong ids) or had expired;
+* ``unsent`` — the instruction could not be sent to that datasite (its public key is
+  missing or untrusted, the message is too large, the storage failed)."""
 
 
 @dataclass(frozen=True)

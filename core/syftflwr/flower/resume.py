@@ -1,0 +1,222 @@
+"""Record a run as it goes, and replay a stopped one (``syftflwr run --resume``).
+
+A resumed run re-runs the ServerApp from the start with the stopped run's run id and
+random seed, so a deterministic ServerApp sends the same instructions again. The Grid
+asks :meth:`RunTracker.match` about each one before sending it; an instruction whose
+fingerprint the stopped run journaled is *not* sent again:
+
+* its reply was already given to the ServerApp -> the stored reply, at once;
+* the ServerApp had given up waiting for it -> no reply, at once;
+* it was still in flight -> the Grid waits for the reply to the original message id
+  (re-attach), so the datasite's work is not repeated;
+* it was being pushed when the process died -> pushed again with the same message id
+  (the datasite's journal answers a duplicate id once).
+
+Completed rounds therefore replay in the time the server's own code takes (aggregation,
+centralised evaluation), with no datasite involved. If the ServerApp sends something the
+stopped run did not (a non-deterministic strategy), the tracker logs the round that
+diverged and stops replaying: from then on everything is sent normally, never a mix of
+old replies and new instructions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from flwr.app import Message
+
+from syftflwr.flower.checkpoint import RoundCheckpoints
+from syftflwr.flower.fingerprint import ArrayDigests, instruction_fingerprint
+from syftflwr.flower.run_journal import PushRecord, PushState, RunJournal, RunRecord, RunStatus
+from syftflwr.flower.serde import decode_message, encode_message
+
+log = logging.getLogger("syftflwr.flower")
+
+
+@dataclass(frozen=True)
+class Match:
+    """What the stopped run did with an instruction the ServerApp sends again."""
+
+    entry: PushRecord
+    reply: Message | None = None
+    """The stored reply (``entry.state`` is ``returned``)."""
+
+    @property
+    def resend(self) -> bool:
+        """Only half-pushed: push again with the same id."""
+        return self.entry.state is PushState.PUSHING
+
+    @property
+    def in_flight(self) -> bool:
+        return self.entry.state is PushState.SENT or (
+            self.entry.state is PushState.RETURNED and self.reply is None
+        )
+
+
+class RunTracker:
+    """Journals one run's instructions and replies; replays a stopped run's (``replay``)."""
+
+    def __init__(
+        self,
+        journal: RunJournal,
+        run: RunRecord,
+        *,
+        replay: bool = False,
+        checkpoints: RoundCheckpoints | None = None,
+    ) -> None:
+        self.journal = journal
+        self.run = run
+        self.checkpoints = checkpoints
+        self._lock = threading.Lock()
+        self._digests = ArrayDigests()
+        self._digest_round: int | None = None
+        self._old = journal.pushes(run.run_id) if replay else []
+        self._unused: dict[str, PushRecord] = {e.message_id: e for e in self._old}
+        self._by_fingerprint: dict[str, list[PushRecord]] = {}
+        for entry in self._old:
+            self._by_fingerprint.setdefault(entry.fingerprint, []).append(entry)
+        self.replaying = bool(self._old)
+        self.diverged_at: int | None = None
+        self.replayed = 0
+        """Instructions answered from the journal (stored reply or no reply)."""
+        self.reattached = 0
+        self.replay_seconds: float | None = None
+        self._started = time.monotonic()
+        if self.replaying:
+            rounds = sorted({e.round for e in self._old if e.round is not None})
+            log.info(
+                "resume: replaying run %d from its journal (%d instructions, rounds %s)",
+                run.run_id,
+                len(self._old),
+                f"{rounds[0]}-{rounds[-1]}" if rounds else "none",
+            )
+
+    @property
+    def run_id(self) -> int:
+        return self.run.run_id
+
+    # -- matching --------------------------------------------------------------------------
+    def match(self, message: Message, server_round: int | None) -> tuple[str, Match | None]:
+        """The instruction's fingerprint, and what the stopped run did with it (None:
+        send it as new)."""
+        with self._lock:
+            if server_round != self._digest_round:  # one model per round: cache per round
+                self._digests.clear()
+                self._digest_round = server_round
+            fingerprint = instruction_fingerprint(message, self._digests)
+            if not self.replaying:
+                return fingerprint, None
+            here = server_round or 0
+            stale = [e for e in self._unused.values() if (e.round or 0) < here]
+            if stale:
+                self._diverge(here, f"{len(stale)} instructions of earlier rounds were not "
+                              "sent again")  # fmt: skip
+                return fingerprint, None
+            candidates = [
+                e for e in self._by_fingerprint.get(fingerprint, []) if e.message_id in self._unused
+            ]
+            if not candidates:
+                later = [e for e in self._unused.values() if (e.round or 0) > here]
+                if later:
+                    self._diverge(here, "an instruction differs from what the stopped run sent")
+                return fingerprint, None
+            entry = candidates[0]
+            del self._unused[entry.message_id]
+            if not self._unused:
+                self._end_replay()
+        return fingerprint, self._resolve(entry)
+
+    def _resolve(self, entry: PushRecord) -> Match:
+        reply = None
+        if entry.state is PushState.RETURNED:
+            data = self.journal.load_reply(self.run_id, entry.message_id)
+            if data is not None:
+                reply = decode_message(data)
+            else:
+                log.warning("resume: the stored reply to %s is missing; waiting for it again",
+                            entry.message_id)  # fmt: skip
+        match = Match(entry, reply)
+        if match.in_flight or match.resend:
+            self.reattached += 1
+        else:
+            self.replayed += 1
+        return match
+
+    def _diverge(self, server_round: int, why: str) -> None:
+        self.replaying = False
+        self.diverged_at = server_round
+        in_flight = sum(1 for e in self._unused.values() if e.state is PushState.SENT)
+        log.warning(
+            "resume: round %d diverged from the stopped run (%s): the ServerApp is not "
+            "deterministic (does it use random numbers other than Python's and numpy's, or "
+            "the clock?); from here on every instruction is sent anew; %d unanswered "
+            "instructions of the stopped run are abandoned",
+            server_round,
+            why,
+            in_flight,
+        )
+        self._unused.clear()
+        self._end_replay()
+
+    def _end_replay(self) -> None:
+        self.replaying = False
+        if self.replay_seconds is None:
+            self.replay_seconds = time.monotonic() - self._started
+            log.info(
+                "resume: %d instructions answered from the journal, %d re-attached, in %.2fs; "
+                "continuing live",
+                self.replayed,
+                self.reattached,
+                self.replay_seconds,
+            )
+
+    # -- recording -------------------------------------------------------------------------
+    def observe(self, server_round: int | None, message: Message) -> None:
+        """Every instruction pushed (sent or replayed): rounds and checkpoints."""
+        if server_round is not None:
+            self.journal.set_round(self.run_id, server_round)
+        if self.checkpoints is not None:
+            self.checkpoints.observe(server_round, message)
+
+    def pushing(
+        self,
+        message_id: str,
+        *,
+        fingerprint: str,
+        datasite: str,
+        message_type: str,
+        server_round: int | None,
+        expires_at: float,
+    ) -> None:
+        self.journal.pushing(
+            self.run_id,
+            message_id,
+            fingerprint=fingerprint,
+            datasite=datasite,
+            message_type=message_type,
+            server_round=server_round,
+            expires_at=expires_at,
+        )
+
+    def sent(self, message_id: str) -> None:
+        self.journal.mark(self.run_id, message_id, PushState.SENT)
+
+    def send_failed(self, message_id: str) -> None:
+        self.journal.forget_push(self.run_id, message_id)
+
+    def returned(self, message_id: str, reply: Message) -> None:
+        self.journal.store_reply(self.run_id, message_id, encode_message(reply))
+
+    def gave_up(self, message_id: str) -> None:
+        self.journal.mark(self.run_id, message_id, PushState.GAVE_UP)
+
+    def end(self, status: RunStatus) -> None:
+        if status is RunStatus.FINISHED and self.checkpoints is not None:
+            self.checkpoints.finish()
+        if self._unused:
+            log.warning("resume: the ServerApp ended before sending %d of the stopped run's "
+                        "instructions again", len(self._unused))  # fmt: skip
+        self.journal.end(self.run_id, status)

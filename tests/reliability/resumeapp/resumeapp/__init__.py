@@ -1,0 +1,1 @@
+"""Test app of tests/reliability/test_aggregator_resume.py."""
