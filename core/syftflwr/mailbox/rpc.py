@@ -171,6 +171,7 @@ class MailboxRPC(BaseRPC):
             if tracked and handle.id not in self._ready:
                 return None  # not reported yet: no I/O
         path = self._route(handle).response_path(handle.id)
+        data = None
         try:
             data = chunking.read(self.storage, path, max_size=self._max_read)
             if data is None:
@@ -186,9 +187,13 @@ class MailboxRPC(BaseRPC):
                 )
                 if not isinstance(envelope, Response):
                     raise MalformedMessageError(f"{path} holds a request, not a response")
-        except MessageRejectedError:
+        except MessageRejectedError as exc:
             with self._lock:  # re-read only when a new arrival is reported
                 self._ready.discard(handle.id)
+            partial = data is not None and self.profile.incomplete(data)
+            if isinstance(exc, MalformedMessageError) and partial:  # a writer still at work
+                log.debug("response %s is incomplete; waiting for the rest", path)
+                return None
             raise
         if envelope is None:
             with self._lock:
