@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from syftflwr.mailbox.arrivals import ArrivalCallback, CallbackSubscription, Poller, Subscription
-from syftflwr.mailbox.localdir import LocalDirStorage
+from syftflwr.mailbox.storage import Storage
 
 log = logging.getLogger("syftflwr.mailbox.watcher")
 
@@ -333,12 +333,15 @@ class LocalArrivals:
     Folders are watched through the process-wide :class:`WatchHub`; a missing folder is
     created first (``create_folders``) or awaited through its deepest existing ancestor.
     Folders the OS will not watch — and every folder with ``mode="poll"`` — are listed by
-    one :class:`Poller` per root.
+    one :class:`Poller` per root. ``storage`` is usually a :class:`LocalDirStorage`; any
+    storage whose ``local_path`` maps folders to local ones works (a view that maps
+    mailbox folders elsewhere, like SyftBox datasites); a folder without a local path,
+    or a storage without a local root (``local_path("")``), is polled.
     """
 
     def __init__(
         self,
-        storage: LocalDirStorage,
+        storage: Storage,
         *,
         mode: str = "auto",
         hub: WatchHub | None = None,
@@ -432,8 +435,11 @@ class _LocalSubscription(CallbackSubscription):
             if self._source.create_folders:
                 storage.makedirs(folder)  # inotify can only watch what exists
             path = storage.local_path(folder)
-            if not path.is_dir() and not self._source.create_folders:
-                awaited = _AwaitedFolder(self, folder, path, storage.local_path(""))
+            root = storage.local_path("")
+            if path is None or root is None:
+                to_poll.append(folder)
+            elif not path.is_dir() and not self._source.create_folders:
+                awaited = _AwaitedFolder(self, folder, path, root)
                 with self._lock:
                     self._awaited[folder] = awaited
                 awaited.advance()

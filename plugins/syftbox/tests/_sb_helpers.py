@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from syftflwr.info import TransportContext
+from syftflwr.mailbox.storage import Storage
 from syftflwr.registry import Transport
 from syftflwr.testing.conformance._federation import (
     AGGREGATOR,
     DATASITES,
     STRANGER,
     ContextFactory,
+    Federation,
 )
 from syftflwr.testing.conformance.base import ConformanceBase
 from syftflwr_syftbox.keys import KeyRing
@@ -63,6 +65,16 @@ class SyftBoxFixtures(ConformanceBase):
 
     transport_name = "syftbox"
     heavy_modules = ("syft_rpc", "syft_event", "syft_crypto", "syft_core", "pydantic")
+    raw_refusal_words = ("not encrypted", "does not match its header", "does not authenticate")
+    """With encryption on, every planted (unsealed) object is refused before parsing."""
+
+    def raw_storage(self, federation: Federation, email: str) -> Storage | None:
+        """The participant's datasite view BELOW the sealing: hostile files are planted
+        as raw bytes, as an attacker writing into the data dir would."""
+        from syftflwr_syftbox.sealing import SealedStorage
+
+        storage = super().raw_storage(federation, email)
+        return storage.inner if isinstance(storage, SealedStorage) else storage
 
     @pytest.fixture
     def data_dir(self, tmp_path: Path) -> Path:

@@ -8,18 +8,17 @@ from pathlib import Path
 
 from syftflwr.errors import IdentityMismatchError
 from syftflwr.info import Capabilities, TransportContext
-from syftflwr.mailbox.arrivals import Poller
 from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.layout import ensure_layout
 from syftflwr.mailbox.localdir import LocalDirStorage
 from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.mailbox.storage import Storage
+from syftflwr.mailbox.watcher import LocalArrivals
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
 
 _DATA_DIRS: dict[tuple[Path, bool], LocalDirStorage] = {}
-_POLLERS: dict[tuple[Path, float, float], Poller] = {}
 _DATA_DIRS_LOCK = threading.Lock()
 
 
@@ -36,32 +35,10 @@ def open_data_dir(data_dir: Path, *, fsync: bool) -> LocalDirStorage:
         return storage
 
 
-def shared_poller(storage: DatasiteStorage, settings: Settings, data_dir: Path) -> Poller:
-    """One poller per data dir and process: participants simulated in one process share
-    its thread, and a request's sender wakes it for the recipient at once. Listing is
-    the same through any participant's view (only writes depend on the owner)."""
-    key = (data_dir, settings.poll_interval, settings.max_poll_interval)
-    with _DATA_DIRS_LOCK:
-        poller = _POLLERS.get(key)
-        if poller is None:
-            poller = _POLLERS[key] = Poller(
-                storage,
-                interval=settings.poll_interval,
-                max_interval=settings.max_poll_interval,
-                name=f"syftflwr-syftbox-poller-{data_dir.name}",
-            )
-        return poller
-
-
 def forget_data_dirs() -> None:
-    """Drop every opened data dir and stop its poller (tests; a notebook switching data
-    dirs)."""
+    """Drop every opened data dir (tests; a notebook switching data dirs)."""
     with _DATA_DIRS_LOCK:
         _DATA_DIRS.clear()
-        pollers = list(_POLLERS.values())
-        _POLLERS.clear()
-    for poller in pollers:
-        poller.close()
 
 
 class SyftBoxClient:
@@ -92,7 +69,19 @@ class SyftBoxClient:
             self.storage = SealedStorage(datasite, KeyRing(self.config, self.data_dir))
             overhead = OVERHEAD
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
-        self.arrivals = shared_poller(datasite, self.settings, self.data_dir)
+        # Arrivals through the participant's datasite view (it maps each outbox to its
+        # sender's datasite) over core's process-wide inotify watcher: one thread and one
+        # inotify instance however many participants a process simulates. No folder is
+        # ever created: the ones a participant waits on are in its peers' datasites, and a
+        # missing one is awaited through its nearest existing ancestor.
+        self.arrivals = LocalArrivals(
+            datasite,
+            mode=self.settings.watch,
+            poll_interval=self.settings.poll_interval,
+            max_poll_interval=max(self.settings.max_poll_interval, self.settings.poll_interval),
+            create_folders=False,
+            poller_name=f"syftflwr-syftbox-poller-{self.config.email}",
+        )
 
     @property
     def email(self) -> str:
@@ -103,8 +92,9 @@ class SyftBoxClient:
         return str(self.data_dir / app_folder(email))
 
     def close(self) -> None:
-        """Nothing to release: the poller is shared (see :func:`forget_data_dirs`); the
-        roles close their own subscriptions."""
+        """Stops the poller, if polling was needed (the roles close their own
+        subscriptions; the inotify watcher is process-wide)."""
+        self.arrivals.close()
 
 
 def make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:

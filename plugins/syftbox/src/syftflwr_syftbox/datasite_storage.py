@@ -157,6 +157,10 @@ class DatasiteStorage(BaseStorage):
         self.base.makedirs(self._write_path(folder))
 
     def local_path(self, path: str) -> Path | None:
+        """``""`` is the data dir (the root a file watcher awaits missing folders
+        under); None for an outbox of no known or present datasite."""
+        if path == "":
+            return self.base.local_path("")
         mapped = self._map(path, write=False)
         return None if mapped is None else self.base.local_path(mapped)
 

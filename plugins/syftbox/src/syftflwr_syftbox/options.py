@@ -32,8 +32,10 @@ DEFAULT_RETENTION_INTERVAL = 30.0
 APP_DATA_FOLDER = "syftflwr"
 """``datasites/{email}/app_data/{APP_DATA_FOLDER}/`` holds a participant's outboxes."""
 
+WATCH_MODES = ("auto", "poll")
+
 STATIC_CAPABILITIES = Capabilities(
-    notifies_arrivals=False,
+    notifies_arrivals=True,
     native_encryption=True,
     poll_interval=DEFAULT_POLL_INTERVAL,
     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
@@ -66,10 +68,19 @@ OPTIONS = (
         participant=True,
     ),
     OptionSpec(
+        "watch",
+        "str",
+        "How arrivals are learnt: 'auto' watches the folders a participant waits on "
+        "with inotify (watchdog; polling where the OS refuses), 'poll' lists them.",
+        default="auto",
+        choices=WATCH_MODES,
+        participant=True,
+    ),
+    OptionSpec(
         "poll_interval",
         "float",
-        "Seconds between listings of the folders a participant waits on when busy; "
-        "backs off when idle.",
+        "Seconds between listings of the folders a participant polls (watch = 'poll', "
+        "or where inotify is unavailable) when busy; backs off when idle.",
         default=DEFAULT_POLL_INTERVAL,
     ),
     OptionSpec(
@@ -187,6 +198,7 @@ class Settings:
     retention_interval: float = DEFAULT_RETENTION_INTERVAL
     fsync: bool = True
     workers: int = 4
+    watch: str = "auto"
 
     @classmethod
     def from_options(
@@ -196,6 +208,12 @@ class Settings:
         config_path = options.get("config_path")
         data_dir = options.get("data_dir")
         max_size = options.get("max_object_size", DEFAULT_MAX_OBJECT_SIZE)
+        watch = str(options.get("watch") or "auto")
+        if watch not in WATCH_MODES:
+            raise ConfigError(
+                f"the syftbox option watch is {watch!r}",
+                fix=f"set it to one of {', '.join(WATCH_MODES)}",
+            )
         return cls(
             config_path=(
                 Path(str(config_path)).expanduser() if config_path else default_config_path(env)
@@ -213,6 +231,7 @@ class Settings:
             ),
             fsync=bool(options.get("fsync", True)),
             workers=int(options.get("workers") or 4),
+            watch=watch,
         )
 
     @classmethod
@@ -223,7 +242,7 @@ class Settings:
         """``overhead``: bytes encryption adds to each object, kept below the limit."""
         limit = self.max_object_size
         return Capabilities(
-            notifies_arrivals=False,
+            notifies_arrivals=self.watch != "poll",
             poll_interval=self.poll_interval,
             max_poll_interval=max(self.max_poll_interval, self.poll_interval),
             native_encryption=self.encrypt,
