@@ -19,6 +19,7 @@ from typing import Literal
 from syftflwr.config import load_participant, load_project
 from syftflwr.envelope import Request
 from syftflwr.errors import SyftflwrError
+from syftflwr.mailbox.journal import Journal
 from syftflwr.session import Participant, connect
 
 DOCTOR_ENDPOINT = "syftflwr-doctor"
@@ -139,6 +140,7 @@ def run_checks(
                     f"{state} is not writable: {exc}\n  fix: set SYFTFLWR_STATE_DIR to a "
                     "writable directory",
                 )
+        yield from participant_checks(participant)
         try:
             elapsed = loopback(participant, timeout)
         except Exception as exc:
@@ -155,3 +157,64 @@ def run_checks(
             f"1 KiB request and response through {participant.transport.name} in "
             f"{elapsed * 1000:.1f} ms ({participant.client.datasite_url(participant.email)})",
         )
+
+
+def participant_checks(participant: Participant) -> Iterator[Check]:
+    """Keys, the sender allowlist and the journal: what a runner will rely on."""
+    yield keys_check(participant)
+    context = participant.context
+    if participant.role == "datasite":
+        allow = f"accepts requests only from the aggregator {context.aggregator}"
+    else:
+        allow = (
+            f"accepts replies only from the datasite each request went to "
+            f"({len(context.datasites)} datasites: {', '.join(context.datasites)})"
+        )
+    yield Check("allowlist", "ok", f"{participant.email} {allow}; every other sender is refused")
+    journal = Journal.for_context(context)
+    try:
+        health = journal.health()
+    except SyftflwrError as exc:
+        yield Check("journal", "fail", f"{exc}\n  fix: move the file away (it is rebuilt)")
+        return
+    finally:
+        journal.close()
+    if not health.ok:
+        yield Check(
+            "journal",
+            "fail",
+            f"{health.path} is damaged ({health.integrity})\n  fix: stop every runner of "
+            "this participant and move the file away; requests it answered may be "
+            "answered again (each reply is still matched by id, so none is applied twice)",
+        )
+        return
+    yield Check("journal", "ok", f"{health.path or '(in memory)'}: {health.summary()}")
+
+
+def keys_check(participant: Participant) -> Check:
+    """Own key, and each peer's published key against what is pinned or trusted."""
+    keyring = participant.keyring
+    if keyring is None:
+        if participant.transport.info.capabilities.native_encryption:
+            return Check(
+                "encryption",
+                "ok",
+                f"end to end by the {participant.transport.name} transport's own keys",
+            )
+        return Check(
+            "encryption",
+            "warn",
+            "OFF (encryption = false): messages are stored and carried in plaintext; remove "
+            "encryption = false from [tool.syftflwr] unless the storage is private",
+        )
+    from syftflwr.crypto.admin import LocalKeys, peer_statuses, published_keys
+
+    assert participant.context.state_dir is not None  # a keyring needs one
+    mine = LocalKeys.at(participant.project, participant.email, participant.context.state_dir)
+    peers = peer_statuses(mine, published_keys(keyring, participant.project.participants))
+    lines = [f"own key {keyring.own.fingerprint} ({mine.store.current_path}, mode 0600)"]
+    lines += [f"  {p.email}: {p.verdict} — {p.explanation}" for p in peers]
+    bad = [p for p in peers if p.verdict in ("changed", "error")]
+    waiting = [p for p in peers if p.verdict == "unpublished"]
+    status: Status = "fail" if bad else "warn" if waiting else "ok"
+    return Check("encryption", status, "\n".join(lines))

@@ -128,6 +128,13 @@ def _summary(project: ProjectConfig, transport_note: str | None) -> list[str]:
 @click.option("--message-ttl", metavar="SECONDS", help="How long a message stays deliverable.")
 @click.option("--clock-skew", metavar="SECONDS", help="Clock difference tolerated in expiry.")
 @click.option(
+    "--pin-keys",
+    is_flag=True,
+    help="Also pin every participant's published encryption key ([tool.syftflwr.keys]); "
+    "participants who have not published one yet are left for `syftflwr keys pin`.",
+)
+@click.option("--as", "email", metavar="EMAIL", help="Who you are, for --pin-keys.")
+@click.option(
     "--no-check",
     is_flag=True,
     help="Do not check that --transport is installed here (the aggregator may not use it).",
@@ -147,6 +154,8 @@ def bootstrap(
     round_timeout: str | None,
     message_ttl: str | None,
     clock_skew: str | None,
+    pin_keys: bool,
+    email: str | None,
     no_check: bool,
 ) -> None:
     """Write [tool.syftflwr] into the Flower app PROJECT's pyproject.toml.
@@ -188,6 +197,14 @@ def bootstrap(
     click.echo(f"{head} {file}")
     for line in _summary(written, note):
         click.echo(line)
-    if changed:
+    if pin_keys:
+        from syftflwr.cli.keys import pin_keys as pin
+
+        click.echo("pinning the published encryption keys:")
+        try:
+            pin(project, email, transport, yes=True)
+        except SyftflwrError as exc:
+            ctx.exit(report_error(exc, verbosity(ctx)))
+    if changed or pin_keys:
         click.echo("next: share the project with every participant; each one runs")
         click.echo(f"  syftflwr run {project} --as THEIR_EMAIL")

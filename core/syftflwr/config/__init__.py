@@ -51,7 +51,7 @@ from syftflwr.config.resolve import (
     resolve_state_dir,
     selected_transport_name,
 )
-from syftflwr.config.writer import write_project_config
+from syftflwr.config.writer import write_key_pins, write_project_config
 
 __all__ = [
     "AUTO_DETECT",
@@ -86,5 +86,6 @@ __all__ = [
     "selected_transport_name",
     "settings_path",
     "validate_options",
+    "write_key_pins",
     "write_project_config",
 ]

@@ -85,7 +85,43 @@ def write_project_config(
         else:
             _set(table, key, value)
 
-    new_text = tomlkit.dumps(doc)
+    return _replace_validated(file, text, tomlkit.dumps(doc))
+
+
+def write_key_pins(pyproject: str | Path, pins: Mapping[str, str]) -> bool:
+    """Merge ``pins`` (email -> fingerprint) into ``[tool.syftflwr.keys]``; return True
+    if the file changed. Pins of other participants are kept; the result must parse.
+
+    :raises ConfigError: no ``[tool.syftflwr]`` yet, a bad pin, or an invalid result.
+    """
+    file = find_pyproject(pyproject).resolve()
+    read_toml(file, what="pyproject.toml")
+    text = file.read_text(encoding="utf-8")
+    doc = tomlkit.parse(text)
+    table = _syftflwr_table(doc, file)
+    if "aggregator" not in table:
+        raise ConfigError(
+            f"[{TABLE}] has no federation yet, so there is nobody to pin",
+            source=str(file),
+            fix="run `syftflwr bootstrap` first",
+        )
+    keys = table.get("keys")
+    if keys is None:
+        table["keys"] = tomlkit.table()
+        keys = table["keys"]
+    elif not isinstance(keys, Mapping):
+        raise ConfigError(
+            f"[{TABLE}].keys is not a table", source=str(file), key=f"{TABLE}.keys",
+            fix="remove it, then pin again",
+        )  # fmt: skip
+    for email, fp in pins.items():
+        _set(keys, email, fp)
+    return _replace_validated(file, text, tomlkit.dumps(doc))
+
+
+def _replace_validated(file: Path, text: str, new_text: str) -> bool:
+    """Write ``new_text`` over ``file`` (whose current content is ``text``) only if it
+    parses as every participant will parse it; True if it changed."""
     if not new_text.endswith("\n"):
         new_text += "\n"
     try:

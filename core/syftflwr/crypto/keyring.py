@@ -70,7 +70,7 @@ class Keyring:
         deadline = time.monotonic() + (self.key_wait if wait is None else wait)
         delay, announced = 0.05, False
         while True:
-            record = self._fetch(email)
+            record = self.fetch_record(email)
             if record is not None:
                 status = self.trust.check(email, record.public)
                 self._note(email, record.public, status)
@@ -90,7 +90,9 @@ class Keyring:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def _fetch(self, email: str) -> PublicKeyRecord | None:
+    def fetch_record(self, email: str) -> PublicKeyRecord | None:
+        """``email``'s published record as found now (None if absent), NOT yet trusted:
+        callers decide (``recipient_key`` checks trust; ``syftflwr keys trust`` asks)."""
         if self.directory is None:
             self.publish()  # raises the explanation
             return None

@@ -411,9 +411,50 @@ class Journal:
             ).rowcount
         return int(a) + int(b)
 
+    def health(self) -> JournalHealth:
+        """Counts by state and SQLite's own integrity check, for ``syftflwr doctor``."""
+        with self._lock:
+            integrity = str(self._db.execute("PRAGMA quick_check").fetchone()[0])
+            inbound = dict(self._run("SELECT state, COUNT(*) FROM inbound GROUP BY state"))
+            outbound = dict(self._run("SELECT state, COUNT(*) FROM outbound GROUP BY state"))
+            oldest = self._run(
+                "SELECT MIN(claimed_at) FROM inbound WHERE state = ?", (InboundState.CLAIMED,)
+            ).fetchone()[0]
+        return JournalHealth(
+            path=self.path,
+            integrity=integrity,
+            inbound={str(k): int(v) for k, v in inbound.items()},
+            outbound={str(k): int(v) for k, v in outbound.items()},
+            oldest_claim=None if oldest is None else float(oldest),
+        )
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+@dataclass(frozen=True)
+class JournalHealth:
+    path: Path | None
+    integrity: str
+    """``ok``, or what SQLite's ``quick_check`` found."""
+    inbound: dict[str, int]
+    outbound: dict[str, int]
+    oldest_claim: float | None
+    """When the oldest request still being handled was claimed (None: none is)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.integrity == "ok"
+
+    def summary(self) -> str:
+        def counts(by_state: dict[str, int]) -> str:
+            return ", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "none"
+
+        text = f"requests: {counts(self.inbound)}; sent: {counts(self.outbound)}"
+        if self.oldest_claim is not None:
+            text += f"; oldest in progress since {time.time() - self.oldest_claim:.0f}s"
+        return text
 
 
 def _inbound(row: tuple[Any, ...]) -> InboundEntry:
