@@ -1,0 +1,253 @@
+"""The pieces of ``syftflwr run --resume`` (docs/resume.md): instruction fingerprints, the
+run journal, per-round checkpoints, and a Grid that replays a stopped run from its
+journal; plus a send that fails for one datasite. Real memory transport, real sqlite,
+real files. The kill -9 test is tests/reliability/test_aggregator_resume.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from syftflwr.flower import compat
+from syftflwr.flower.checkpoint import RoundCheckpoints, write_checkpoint
+from syftflwr.flower.fingerprint import instruction_fingerprint
+from syftflwr.flower.grid import TransportGrid
+from syftflwr.flower.node_ids import node_id_for
+from syftflwr.flower.resume import RunTracker
+from syftflwr.flower.run_journal import PushState, RunJournal, RunStatus
+from syftflwr.flower.runner import DatasiteRunner
+from syftflwr.flower.serde import decode_message, encode_message
+from syftflwr.transports import memory
+
+N1, N2 = node_id_for(DS1), node_id_for(DS2)
+
+
+@pytest.fixture(autouse=True)
+def _task_identity() -> None:
+    """Flower builds Messages only with a task identity (a Grid sets one)."""
+    compat.set_task_identity(1, compat.SUPERLINK_NODE_ID)
+
+
+def instruction(
+    values: list[float] | None = None,
+    *,
+    dst: int = N1,
+    kind: str = "train",
+    server_round: int = 1,
+    lr: float = 0.1,
+) -> Message:
+    arrays = ArrayRecord([np.asarray(values or [1.0, 2.0], dtype=np.float32)])
+    config = ConfigRecord({"server-round": server_round, "lr": lr})
+    return Message(RecordDict({"arrays": arrays, "config": config}), dst, kind,
+                   group_id=str(server_round))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def test_fingerprint_is_the_content_not_the_ids_or_times() -> None:
+    a, b = instruction(), instruction()
+    compat.set_message_id(b, "another-id")
+    compat.stamp_instruction(b, run_id=99, src_node_id=compat.SUPERLINK_NODE_ID)
+    b.metadata.ttl = 5.0
+    assert instruction_fingerprint(a) == instruction_fingerprint(b)
+    # and it survives a round trip through Flower's encoding (what a resumed run decodes)
+    assert instruction_fingerprint(decode_message(encode_message(a))) == instruction_fingerprint(a)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"values": [1.0, 2.5]},
+        {"dst": N2},
+        {"kind": "evaluate"},
+        {"server_round": 2},  # group id and config
+        {"lr": 0.2},
+    ],
+    ids=["arrays", "dst", "type", "round", "config"],
+)
+def test_fingerprint_differs_when_the_work_differs(change: dict[str, Any]) -> None:
+    assert instruction_fingerprint(instruction(**change)) != instruction_fingerprint(instruction())
+
+
+def test_fingerprint_keeps_int_float_and_bool_apart() -> None:
+    def with_value(value: object) -> str:
+        content = RecordDict({"config": ConfigRecord({"v": value})})  # type: ignore[dict-item]
+        return instruction_fingerprint(Message(content, N1, "train"))
+
+    assert len({with_value(1), with_value(1.0), with_value(True)}) == 3
+
+
+# ---------------------------------------------------------------------------- journal
+def test_journal_round_trip_and_cleanup(tmp_path: Path) -> None:
+    journal = RunJournal.in_state_dir(tmp_path)
+    run = journal.start(42, seed=7, config_hash="h")
+    assert journal.latest() == run and run.resumable and run.status is RunStatus.RUNNING
+    journal.pushing(42, "m1", fingerprint="f1", datasite=DS1, message_type="train",
+                    server_round=1, expires_at=123.0)  # fmt: skip
+    journal.pushing(42, "m2", fingerprint="f2", datasite=DS2, message_type="train",
+                    server_round=1, expires_at=123.0)  # fmt: skip
+    journal.mark(42, "m2", PushState.SENT)
+    journal.store_reply(42, "m1", b"reply bytes")
+    journal.set_round(42, 1)
+    journal.close()
+
+    reopened = RunJournal.in_state_dir(tmp_path)  # another process, later
+    pushes = reopened.pushes(42)
+    assert [(p.message_id, p.seq, p.fingerprint, p.state) for p in pushes] == [
+        ("m1", 1, "f1", PushState.RETURNED),
+        ("m2", 2, "f2", PushState.SENT),
+    ]
+    assert reopened.load_reply(42, "m1") == b"reply bytes"
+    again = reopened.reopen(42)
+    assert (again.resumes, again.last_round, again.seed) == (1, 1, 7)
+    reopened.end(42, RunStatus.FINISHED)
+    assert reopened.load_reply(42, "m1") is None  # a finished run keeps no replies
+    latest = reopened.latest()
+    assert latest is not None and not latest.resumable
+    reopened.close()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def test_checkpoint_files_open_with_np_load(tmp_path: Path) -> None:
+    arrays = {"arrays": ArrayRecord([np.arange(6, dtype=np.float64).reshape(2, 3)])}
+    manifest = write_checkpoint(tmp_path, 3, arrays, source="test", metrics={"acc": 0.5},
+                                run_id=9)  # fmt: skip
+    with np.load(tmp_path / "round-3.npz") as npz:
+        (key,) = npz.files
+        assert key.startswith("arrays/")
+        np.testing.assert_array_equal(npz[key], np.arange(6).reshape(2, 3))
+    data = json.loads(manifest.read_text())
+    assert (data["round"], data["run_id"], data["metrics"]) == (3, 9, {"acc": 0.5})
+
+
+def test_round_checkpoint_holds_the_aggregate_the_next_round_sends(tmp_path: Path) -> None:
+    written: list[int] = []
+    ckpt = RoundCheckpoints(tmp_path, run_id=1, summary=lambda r: {"r": r},
+                            on_written=written.append)  # fmt: skip
+    ckpt.observe(1, instruction([0.0, 0.0], server_round=1))
+    ckpt.observe(1, instruction([1.0, 1.0], kind="evaluate", server_round=1))  # round 1's result
+    assert written == []  # round 1 is not over until round 2 starts
+    ckpt.observe(2, instruction([1.0, 1.0], server_round=2))
+    ckpt.observe(2, instruction([2.0, 2.0], kind="evaluate", server_round=2))
+    ckpt.finish()
+    assert written == [1, 2]
+    for r in (1, 2):
+        with np.load(tmp_path / f"round-{r}.npz") as npz:
+            np.testing.assert_array_equal(npz[npz.files[0]], [float(r), float(r)])
+
+
+# ---------------------------------------------------------------------------- replay
+class Counting:
+    """A ClientApp that counts its calls per node and echoes the config's lr."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float]] = []
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        lr = float(message.content["config"]["lr"])  # type: ignore[arg-type]
+        self.calls.append((context.node_id, lr))
+        metrics = MetricRecord({"lr": lr, "num-examples": 1})
+        return Message(RecordDict({"metrics": metrics}), reply_to=message)
+
+
+def _grid(fed: MemoryFederation, tracker: RunTracker) -> TransportGrid:
+    return TransportGrid(fed.rpc, email=AGG, app_name=APP, datasites=fed.datasites,
+                         clock_skew=0.0, max_wait=10.0, tracker=tracker)  # fmt: skip
+
+
+def _round(grid: TransportGrid, server_round: int, lr: float = 0.1) -> list[Message]:
+    messages = [instruction(dst=n, server_round=server_round, lr=lr) for n in (N1, N2)]
+    return list(grid.send_and_receive(messages, timeout=10.0))
+
+
+def test_a_resumed_grid_answers_completed_instructions_from_the_journal(
+    federation: MemoryFederation, tmp_path: Path
+) -> None:
+    fed = dataclasses.replace(federation, datasites=(DS1, DS2))
+    app = Counting()
+    runners = []
+    for email in fed.datasites:
+        runner = DatasiteRunner(fed.events_for(email), app, email=email, node_id=node_id_for(email))
+        fed.start(runner.run, f"runner-{email}")
+        runners.append(runner)
+    journal = RunJournal.in_state_dir(tmp_path)
+    run = journal.start(5, seed=1, config_hash="h")
+    first = _round(_grid(fed, RunTracker(journal, run)), 1)  # then the aggregator "dies"
+    assert len(app.calls) == 2
+
+    resumed = RunTracker(journal, journal.reopen(5), replay=True)
+    grid = _grid(fed, resumed)
+    assert grid.run_id == 5
+    again = _round(grid, 1)
+    assert len(app.calls) == 2  # no datasite was asked again
+    assert sorted(m.metadata.reply_to_message_id for m in again) == sorted(
+        m.metadata.reply_to_message_id for m in first
+    )
+    assert (resumed.replayed, resumed.reattached, resumed.diverged_at) == (2, 0, None)
+    assert not resumed.replaying  # replay over: round 2 goes to the datasites
+    assert len(_round(grid, 2)) == 2 and len(app.calls) == 4
+
+    for runner in runners:
+        runner.stop()
+
+
+def test_a_replay_that_diverges_is_sent_anew_and_says_why(
+    federation: MemoryFederation, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fed = dataclasses.replace(federation, datasites=(DS1, DS2))
+    app = Counting()
+    runners = []
+    for email in fed.datasites:
+        runner = DatasiteRunner(fed.events_for(email), app, email=email, node_id=node_id_for(email))
+        fed.start(runner.run, f"runner-{email}")
+        runners.append(runner)
+    journal = RunJournal.in_state_dir(tmp_path)
+    run = journal.start(6, seed=1, config_hash="h")
+    tracker = RunTracker(journal, run)
+    grid = _grid(fed, tracker)
+    _round(grid, 1)
+    _round(grid, 2)
+
+    resumed = RunTracker(journal, journal.reopen(6), replay=True)
+    with caplog.at_level(logging.WARNING, "syftflwr.flower"):
+        replies = _round(_grid(fed, resumed), 1, lr=0.5)  # not what the stopped run sent
+    assert resumed.diverged_at == 1
+    assert "not deterministic" in caplog.text
+    assert sorted(float(m.content["metrics"]["lr"]) for m in replies) == [0.5, 0.5]  # type: ignore[arg-type]
+    assert len(app.calls) == 6
+    for runner in runners:
+        runner.stop()
+
+
+# ---------------------------------------------------------------------------- send failures
+def test_a_send_that_fails_for_one_datasite_fails_that_node_only(
+    federation: MemoryFederation, caplog: pytest.LogCaptureFixture
+) -> None:
+    fed = dataclasses.replace(federation, datasites=(DS1, DS2))
+    for email in fed.datasites:
+        runner = DatasiteRunner(fed.events_for(email), Counting(), email=email,
+                                node_id=node_id_for(email))  # fmt: skip
+        fed.start(runner.run, f"runner-{email}")
+    ctx = dataclasses.replace(fed.context(AGG), max_message_size=4096)
+    rpc = memory.syftflwr_make_rpc(client=memory.syftflwr_make_client(context=ctx), context=ctx)
+    grid = TransportGrid(rpc, email=AGG, app_name=APP, datasites=fed.datasites, clock_skew=0.0)
+    big = instruction([0.0] * 10_000, dst=N1)  # too large for DS1: refused before sending
+    with caplog.at_level(logging.WARNING, "syftflwr.flower"):
+        replies = list(grid.send_and_receive([big, instruction(dst=N2)], timeout=10.0))
+    by_node = {m.metadata.src_node_id: m for m in replies}
+    assert set(by_node) == {N1, N2}
+    assert by_node[N1].has_error() and "could not send to ds1@example.org" in (
+        by_node[N1].error.reason or ""
+    )
+    assert not by_node[N2].has_error()
+    (failure,) = grid.report.failures
+    assert (failure.kind, failure.info.datasite) == ("unsent", DS1)
+    assert caplog.text.count("could not send to ds1@example.org") == 1  # logged once
+    grid.stop_datasites(timeout=5)
+    rpc.close()
