@@ -69,10 +69,11 @@ def standins() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def start_standin(
-    procs: list[subprocess.Popen[str]], root: Path, project: Path, index: int
+    procs: list[subprocess.Popen[str]], project: Path, index: int, home: Path, **where: object
 ) -> subprocess.Popen[str]:
+    """A stand-in syft-flwr 0.5 datasite; ``where``: ``root`` (a folder) or ``drive``."""
     config = {
-        "root": str(root),
+        **where,
         "email": DATASITES[index],
         "app_name": APP,
         "project": str(project),
@@ -84,11 +85,37 @@ def start_standin(
     }
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_syftflwr05_datasite.py"), json.dumps(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for(root.parent),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for(home),
     )  # fmt: skip
     procs.append(proc)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
+
+
+def run_aggregator(project: Path, env: dict[str, str], result_file: Path, rounds: int) -> str:
+    agg = subprocess.run(
+        [sys.executable, "-m", "syftflwr", "run", str(project), "--as", AGG, "--rounds",
+         str(rounds), "--result-file", str(result_file)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert agg.returncode == 0, agg.stdout + agg.stderr
+    result = json.loads(result_file.read_text())
+    assert [r["round"] for r in result["rounds"] if r["round"]] == list(range(1, rounds + 1))
+    assert result["failures"] == []
+    assert float(result["final_metrics"]["accuracy"]) >= 0.9
+    # upstream datasites stop on the stop message without answering it
+    assert result["stop_acks"] == dict.fromkeys(DATASITES, False)
+    # replies written in place are read again when complete, never refused as damaged
+    assert "rejected response" not in agg.stderr, agg.stderr
+    return agg.stderr
+
+
+def check_standins(procs: list[subprocess.Popen[str]], rounds: int) -> None:
+    for proc in procs:
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output
+        assert output.count("answered") == 2 * rounds, output  # train + evaluate
+        assert "stopped" in output, output
 
 
 @pytest.mark.slow
@@ -101,26 +128,13 @@ def test_aggregator_trains_with_syftflwr05_datasites(
         tmp_path, 'transport = "fsspec-local"', 'profile = "syft-flwr-0.5"',
         "encryption = false", "round_timeout = 60",
     )  # fmt: skip
-    procs = [start_standin(standins, mailbox, project, i) for i in range(len(DATASITES))]
-    result_file = tmp_path / "result.json"
+    procs = [
+        start_standin(standins, project, i, home, root=str(mailbox)) for i in range(len(DATASITES))
+    ]
     started = time.monotonic()
-    agg = subprocess.run(
-        [sys.executable, "-m", "syftflwr", "run", str(project), "--as", AGG, "--rounds", "2",
-         "--result-file", str(result_file)],
-        env=env_for(home), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    run_aggregator(project, env_for(home), tmp_path / "result.json", rounds=2)
     elapsed = time.monotonic() - started
-    assert agg.returncode == 0, agg.stdout + agg.stderr
-    result = json.loads(result_file.read_text())
-    assert [r["round"] for r in result["rounds"] if r["round"]] == [1, 2]
-    assert result["failures"] == []
-    assert float(result["final_metrics"]["accuracy"]) >= 0.9
-    # upstream datasites stop on the stop message without answering it
-    assert result["stop_acks"] == dict.fromkeys(DATASITES, False)
-    for proc in procs:
-        output, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, output
-        assert output.count("answered") == 4 and "stopped" in output, output  # train+eval x2
+    check_standins(procs, rounds=2)
     # what is on disk is upstream's layout and bytes: bare protobuf replies, no chunks,
     # no envelope headers, the app under flwr/{app}
     for email in DATASITES:
@@ -130,9 +144,57 @@ def test_aggregator_trains_with_syftflwr05_datasites(
             message = up.from_bytes(path.read_bytes())
             assert message.metadata.reply_to_message_id == path.stem  # type: ignore[attr-defined]
             assert message.metadata.src_node_id != 0  # type: ignore[attr-defined]
-    # replies written in place are read again when complete, never refused as damaged
-    assert "rejected response" not in agg.stderr, agg.stderr
-    print(f"2 rounds, 2 stand-in datasites: {elapsed:.1f} s (stop wait included)")
+    print(
+        f"fsspec-local, 2 rounds, 2 stand-in datasites: {elapsed:.1f} s (10 s stop wait included)"
+    )
+
+
+@pytest.mark.slow
+def test_aggregator_trains_with_syftflwr05_datasites_over_drive(
+    tmp_path: Path, standins: list[subprocess.Popen[str]]
+) -> None:
+    pytest.importorskip("syftflwr_gdrive", reason="the gdrive plugin is installed by nox")
+    helpers = ROOT / "plugins" / "gdrive" / "tests"
+    sys.path.insert(0, str(helpers))
+    from _gd_tokens import write_token
+    from drive_server import running_drive
+
+    home = tmp_path / "home"
+    project = project_with(
+        tmp_path, 'transport = "gdrive"', 'profile = "syft-flwr-0.5"', "encryption = false",
+        "round_timeout = 60",
+    )  # fmt: skip
+    with running_drive() as (state, url):
+        tokens = {email: state.add_user(email) for email in (AGG, *DATASITES)}
+        write_token(tmp_path / "tokens" / f"{AGG}.json", tokens[AGG])
+        procs = [
+            start_standin(standins, project, i, home,
+                          drive={"url": url, "token": tokens[email], "helpers": str(helpers)})
+            for i, email in enumerate(DATASITES)
+        ]  # fmt: skip
+        env = {
+            **env_for(home),
+            "SYFTFLWR_GDRIVE_TOKEN": str(tmp_path / "tokens" / "{email}.json"),
+            "SYFTFLWR_GDRIVE_API_ROOT_URL": url,
+            "SYFTFLWR_GDRIVE_POLL_INTERVAL": "0.05",
+            "SYFTFLWR_GDRIVE_MAX_POLL_INTERVAL": "0.2",
+        }
+        started = time.monotonic()
+        run_aggregator(project, env, tmp_path / "result.json", rounds=1)
+        elapsed = time.monotonic() - started
+        check_standins(procs, rounds=1)
+        folders = [f for f in state.files.values() if f.mime_type.endswith(".folder")]
+        # upstream's Drive layout: the app folder is ONE folder named flwr/{app}
+        apps = [f for f in folders if f.name == f"flwr/{APP}"]
+        assert len(apps) == 2 * len(DATASITES), sorted(f.name for f in folders)
+        assert not [f for f in folders if f.name in ("flwr", APP)]
+        replies = [f for f in state.files.values() if f.name.endswith(".response")]
+        assert len(replies) == 2 * len(DATASITES)
+        for f in replies:
+            assert f.owner in DATASITES  # written by the stand-ins, into their own outboxes
+            message = up.from_bytes(bytes(f.content))
+            assert message.metadata.reply_to_message_id == f.name.removesuffix(".response")  # type: ignore[attr-defined]
+    print(f"gdrive, 1 round, 2 stand-in datasites: {elapsed:.1f} s (10 s stop wait in)")
 
 
 def test_encryption_on_with_the_05_profile_is_a_config_error(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ _SESSIONS_LOCK = threading.Lock()
 def _key(settings: Settings, context: TransportContext) -> tuple[Any, ...]:
     return (str(settings.token_path(context.email)), settings.api_root_url, settings.root_folder,
             settings.poll_interval, settings.max_poll_interval, settings.transfer_chunk_size,
-            settings.retries, str(context.state_dir))  # fmt: skip
+            settings.retries, str(context.state_dir), context.profile)  # fmt: skip
 
 
 def whoami(api: DriveAPI) -> str:
@@ -62,7 +62,11 @@ def open_session(settings: Settings, context: TransportContext) -> Session:
         )
         email = whoami(api)
         storage = DriveStorage(
-            api, email, root_name=settings.root_folder, transfer_chunk=settings.transfer_chunk_size
+            api,
+            email,
+            root_name=settings.root_folder,
+            transfer_chunk=settings.transfer_chunk_size,
+            folder_names=mailbox_profile(context.profile).folder_names,
         )
         ensure_layout(storage)
         token_path = None

@@ -33,7 +33,7 @@ import io
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from syftflwr.envelope import Buffer
@@ -82,8 +82,11 @@ class DriveStorage(BaseStorage):
         *,
         root_name: str = "SyftBox",
         transfer_chunk: int = DEFAULT_TRANSFER_CHUNK,
+        folder_names: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.api = api
+        self.folder_names = folder_names or (lambda parts: parts)
+        """The wire profile's Drive folder names of a path (``WireProfile.folder_names``)."""
         self.me = me
         self.root_name = root_name
         self.transfer_chunk = max(256 * 1024, transfer_chunk // (256 * 1024) * (256 * 1024))
@@ -175,7 +178,7 @@ class DriveStorage(BaseStorage):
             cached = self._folders.get(folder)
         if cached is not None:
             return cached
-        parts = split_path(folder)
+        parts = self.folder_names(split_path(folder))
         top = parts[0]
         if self.is_mine(top):
             parent, owner = self.root_id(), self.me
