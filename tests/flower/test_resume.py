@@ -108,6 +108,7 @@ def test_journal_round_trip_and_cleanup(tmp_path: Path) -> None:
     assert (again.resumes, again.last_round, again.seed) == (1, 1, 7)
     reopened.end(42, RunStatus.FINISHED)
     assert reopened.load_reply(42, "m1") is None  # a finished run keeps no replies
+    assert reopened.pushes(42) == []
     latest = reopened.latest()
     assert latest is not None and not latest.resumable
     reopened.close()

@@ -13,7 +13,7 @@ run killed mid-way can be resumed (``syftflwr run --resume``, docs/resume.md).
 Each reply handed to the ServerApp is kept as the encoded Flower message in
 ``{state_dir}/runs/<run id>/replies/<message id>.msg`` (written before its row says
 ``returned``), and deleted when the run finishes: a run in progress holds one copy of
-every reply it received.
+every reply it received. A finished (or abandoned) run keeps only its ``runs`` row.
 
 This is the aggregator's *run* journal; the mailbox journal (``mailbox/journal.py``)
 records envelopes per transport and knows nothing about rounds.
@@ -211,7 +211,8 @@ class RunJournal:
             "UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?",
             (status, time.time(), run_id),
         )
-        if status in (RunStatus.FINISHED, RunStatus.ABANDONED):
+        if status in (RunStatus.FINISHED, RunStatus.ABANDONED):  # nothing left to replay
+            self._run("DELETE FROM pushes WHERE run_id = ?", (run_id,))
             shutil.rmtree(self.root / str(run_id), ignore_errors=True)
 
     def set_round(self, run_id: int, server_round: int) -> None:
