@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
+    EncryptionError,
     ForbiddenSenderError,
     MessageRejectedError,
     MessageTooLargeError,
@@ -337,6 +338,10 @@ class BaseEvents(_Closable, ABC):
         handler = self.handlers[request.endpoint]
         try:
             result = handler(request)
+        except (EncryptionError, MessageRejectedError) as exc:
+            # a wrapping role (sealing) refused the request before the app saw it
+            log.warning("refused request %s from %s: %s", request.id, request.sender, exc)
+            return request.error_reply(f"refused: {exc}")
         except Exception as exc:
             summary = "".join(traceback.format_exception_only(exc)).strip()
             log.exception("handler for %s failed on request %s", request.endpoint, request.id)
