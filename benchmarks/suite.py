@@ -28,7 +28,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 import compare
 import report
-from _common import RESULTS, ROOT, meta, write_json
+from _common import RESULTS, ROOT, meta, ratio, write_json
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
@@ -40,8 +40,18 @@ BENCHMARKS = {
     "scale": "bench_scale.py",
 }
 """Benchmark name -> script; each script has ``run(quick)`` and ``--quick --out``."""
-NEEDS = {"fsspec-local": "fsspec-local", "flower": "fsspec-local", "scale": "fsspec-local"}
+PLUGIN_BENCHMARKS = {"gdrive": ROOT / "plugins" / "gdrive" / "benchmarks" / "bench_gdrive.py"}
+"""Benchmarks shipped with a plugin (its folder moves to its own repository unchanged):
+they print their JSON on stdout; :func:`plugin_ratios` turns it into the suite's figures."""
+NEEDS = {
+    "fsspec-local": "fsspec-local",
+    "flower": "fsspec-local",
+    "scale": "fsspec-local",
+    "gdrive": "gdrive",
+}
 """Benchmarks that need a transport installed (skipped, and said so, without it)."""
+MEASURED_BY = {"gdrive": "Drive: API calls per idle poll vs syft-flwr 0.5"}
+"""Pending figures (``report.PENDING``) a benchmark now measures: not pending when it ran."""
 
 
 def installed_transports() -> set[str]:
@@ -50,8 +60,46 @@ def installed_transports() -> set[str]:
     return set(get_registry().names())
 
 
+def plugin_ratios(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The suite's figures of a plugin benchmark's own JSON."""
+    if name != "gdrive":
+        return []
+    idle = data["idle_calls_per_poll"]
+    few, many = idle[0], idle[-1]
+    trip = min(data["round_trips"], key=lambda row: row["size"])
+    return [
+        ratio(f"gdrive: API calls per idle poll, {many['peers']} vs {few['peers']} peers",
+              many["syftflwr"] / few["syftflwr"], baseline=f"{few['peers']} peers", bar=1.0),
+        ratio(f"gdrive: API calls per idle poll at {many['peers']} peers vs syft-flwr 0.5",
+              many["syftflwr"] / many["syft-flwr 0.5 pattern"],
+              baseline="syft-flwr 0.5's pattern"),
+        ratio(f"gdrive: {trip['size'] // 1024} KB round trip (loopback Drive), s",
+              trip["p50_s"], baseline="(absolute)", absolute=True),
+    ]  # fmt: skip
+
+
+def run_plugin(name: str, quick: bool, timeout: float) -> dict[str, Any]:
+    """A plugin's benchmark in a child process; it prints its JSON last."""
+    command = [sys.executable, str(PLUGIN_BENCHMARKS[name]), *(["--quick"] if quick else [])]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, check=True, timeout=timeout, cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    print(done.stdout, end="", flush=True)
+    lines = done.stdout.splitlines()
+    data: dict[str, Any] = json.loads("\n".join(lines[lines.index("{") :]))
+    data["ratios"] = plugin_ratios(name, data)
+    data["duration_s"] = time.monotonic() - started
+    return data
+
+
 def run_one(name: str, quick: bool, timeout: float) -> dict[str, Any]:
     """One benchmark in a child process; its output streams to this console."""
+    if name in PLUGIN_BENCHMARKS:
+        return run_plugin(name, quick, timeout)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.json"
         command = [sys.executable, str(HERE / BENCHMARKS[name]), "--out", str(out)]
@@ -70,7 +118,9 @@ def run_one(name: str, quick: bool, timeout: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="development sizes (< 3 min)")
-    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="a subset")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted([*BENCHMARKS, *PLUGIN_BENCHMARKS]), help="a subset"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per benchmark")
     parser.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 if a ratio regressed"
@@ -90,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and previous and previous.get("suite", {}).get("mode") == mode:
         benchmarks.update(previous["benchmarks"])  # a subset updates the record, keeps the rest
     skipped: dict[str, str] = {}
-    for name in args.only or BENCHMARKS:
+    for name in args.only or [*BENCHMARKS, *PLUGIN_BENCHMARKS]:
         need = NEEDS.get(name)
         if need and need not in available:
             skipped[name] = f"transport {need!r} is not installed (pip install syftflwr[{need}])"
@@ -111,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "benchmarks": benchmarks,
         "skipped": skipped,
-        "pending": report.PENDING,
+        "pending": {
+            what: why
+            for what, why in report.PENDING.items()
+            if not any(
+                MEASURED_BY.get(n) == what and "error" not in d for n, d in benchmarks.items()
+            )
+        },
     }
     if previous is not None:
         results["comparison"] = compare.compare(previous, results)

@@ -34,6 +34,7 @@ from syftflwr.mailbox.layout import Route  # noqa: E402
 from syftflwr.registry import get_registry  # noqa: E402
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy  # noqa: E402
 from syftflwr_gdrive.changes import ChangesFeed  # noqa: E402
+from syftflwr_gdrive.client import forget_sessions  # noqa: E402
 from syftflwr_gdrive.storage import DriveStorage, quote  # noqa: E402
 
 AGG = "agg@example.org"
@@ -121,6 +122,7 @@ def round_trips(sizes: list[int], repeats: int) -> list[dict[str, float]]:
             server.join(30)
             events.close()
             rpc.close()
+            forget_sessions()  # stop the Drive feeds before their state folder goes
     return rows
 
 
