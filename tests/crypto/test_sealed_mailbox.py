@@ -1,0 +1,176 @@
+"""Sealed roles over real files (fsspec-local), connected the way `syftflwr run` connects:
+flipped bytes, replays, swapped and missing keys, each refused with the fix named, and
+the runner keeps serving."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from syftflwr.crypto.directory import record_path
+from syftflwr.crypto.keys import KeyPair, PublicKeyRecord
+from syftflwr.envelope import Request, decode, encode
+from syftflwr.errors import MissingKeyError, UntrustedKeyError
+from syftflwr.mailbox.layout import Route
+from syftflwr.roles import EventsRole
+from syftflwr.session import Participant, connect
+
+pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
+
+AGG, DS1, DS2 = "agg@uni.org", "ds1@hospital.org", "ds2@clinic.org"
+APP, ENDPOINT = "sealed", "echo"
+PROJECT = f"""[project]
+name = "sealed"
+
+[tool.syftflwr]
+app_name = "{APP}"
+aggregator = "{AGG}"
+datasites = ["{DS1}", "{DS2}"]
+transport = "fsspec-local"
+round_timeout = 2
+"""
+
+
+class Federation:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.root = tmp_path / "shared"
+        self.project = tmp_path / "app"
+        self.project.mkdir()
+        (self.project / "pyproject.toml").write_text(PROJECT)
+        self.opened: list[Participant] = []
+        self.handled: list[bytes] = []
+        self._threads: list[tuple[EventsRole, threading.Thread]] = []
+
+    def env(self, email: str) -> dict[str, str]:
+        return {
+            "SYFTFLWR_STATE_DIR": str(self.tmp_path / "state" / email),
+            "SYFTFLWR_FSSPEC_LOCAL_ROOT": str(self.root),
+            "FLWR_TELEMETRY_ENABLED": "0",
+        }
+
+    def connect(self, email: str) -> Participant:
+        participant = connect(self.project, email=email, env=self.env(email))
+        self.opened.append(participant)
+        return participant
+
+    def serve(self, email: str) -> Participant:
+        participant = self.connect(email)
+        events = participant.events()
+
+        def echo(request: Request) -> bytes:
+            self.handled.append(bytes(request.body))
+            return bytes(request.body)
+
+        events.on_request(ENDPOINT, echo)
+        thread = threading.Thread(target=events.run_forever, daemon=True)
+        thread.start()
+        self._threads.append((events, thread))
+        return participant
+
+    def request(self, to: str, body: bytes) -> Request:
+        return Request.new(sender=AGG, recipient=to, app=APP, endpoint=ENDPOINT, body=body, ttl=60)
+
+    def close(self) -> None:
+        for events, thread in self._threads:
+            events.stop()
+            thread.join(timeout=10)
+        for participant in self.opened:
+            participant.close()
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[Federation]:
+    federation = Federation(tmp_path)
+    yield federation
+    federation.close()
+
+
+def inbox_file(fed: Federation, to: str, message_id: str) -> Path:
+    return fed.root / Route(AGG, to, APP, ENDPOINT).request_path(message_id)
+
+
+def test_what_lies_on_disk_is_sealed_and_the_round_trip_works(fed: Federation) -> None:
+    fed.serve(DS1)
+    rpc = fed.connect(AGG).rpc()
+    request = fed.request(DS1, b"secret payload " * 10)
+    handle = rpc.send(request)
+    on_disk = decode(inbox_file(fed, DS1, request.id).read_bytes())
+    assert b"secret payload" not in bytes(on_disk.body)
+    assert on_disk.headers.get("seal") and on_disk.headers.get("seal.to")
+    [response] = rpc.wait([handle], timeout=30)
+    assert response.ok and bytes(response.body) == b"secret payload " * 10
+
+
+def test_a_flipped_byte_is_refused_and_the_runner_keeps_serving(
+    fed: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="syftflwr")
+    fed.connect(DS1)  # publishes ds1's key; it serves only after the tampering
+    agg = fed.connect(AGG)
+    rpc = agg.rpc()
+    tampered = fed.request(DS1, b"x" * 200)
+    sealed = agg.keyring.seal_for(tampered)  # type: ignore[union-attr]
+    data = bytearray(encode(sealed))
+    data[-5] ^= 0x01
+    path = inbox_file(fed, DS1, tampered.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    fed.serve(DS1)
+    handle = rpc.send(fed.request(DS1, b"after"))
+    [answer] = rpc.wait([handle], timeout=30)
+    assert answer.ok and bytes(answer.body) == b"after"
+    assert b"x" * 200 not in fed.handled
+    refusals = [r.getMessage() for r in caplog.records if tampered.id in r.getMessage()]
+    assert len(refusals) == 1 and "refused request" in refusals[0], refusals
+    assert "authenticat" in refusals[0] or "decrypt" in refusals[0], refusals[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_replayed_file_under_a_new_id_is_refused(fed: Federation) -> None:
+    fed.serve(DS1)
+    rpc = fed.connect(AGG).rpc()
+    original = fed.request(DS1, b"pay 100")
+    [done] = rpc.wait([rpc.send(original)], timeout=30)
+    assert done.ok
+    replay = fed.request(DS1, b"ignored")
+    sealed_copy = fed.tmp_path / "copy"
+    # the attacker kept the sealed file and re-publishes it under a fresh request id
+    for path in (fed.root).rglob(f"{original.id}.request"):
+        shutil.copy(path, sealed_copy)
+    if not sealed_copy.exists():  # retention already removed it: re-seal is impossible
+        pytest.skip("the original request file was already cleaned up")
+    inbox_file(fed, DS1, replay.id).write_bytes(sealed_copy.read_bytes())
+    handle = rpc.send(fed.request(DS1, b"still serving"))
+    [answer] = rpc.wait([handle], timeout=30)
+    assert answer.ok
+    assert fed.handled.count(b"pay 100") == 1
+
+
+def test_a_swapped_public_key_is_refused_after_first_use(fed: Federation) -> None:
+    fed.serve(DS1)
+    rpc = fed.connect(AGG).rpc()
+    [first] = rpc.wait([rpc.send(fed.request(DS1, b"hello"))], timeout=30)
+    assert first.ok  # ds1's key is now trusted on first use
+    # someone with write access to the shared folder publishes their own key as ds1's
+    attacker = KeyPair.generate()
+    forged = PublicKeyRecord(DS1, attacker.public, 0.0).encode()
+    (fed.root / record_path(DS1, AGG)).write_bytes(forged)
+    newcomer = fed.connect(AGG)  # a fresh process of the aggregator reads keys again
+    with pytest.raises(UntrustedKeyError, match=f"syftflwr keys trust {DS1}"):
+        newcomer.rpc().send(fed.request(DS1, b"for the attacker?"))
+    assert not list(fed.root.rglob("*.request")) or all(
+        b"for the attacker?" not in p.read_bytes() for p in fed.root.rglob("*.request")
+    )
+
+
+def test_a_peer_without_a_key_gets_nothing(fed: Federation) -> None:
+    rpc = fed.connect(AGG).rpc()  # ds2 never started: it has no key
+    request = fed.request(DS2, b"to nobody")
+    with pytest.raises(MissingKeyError, match="keys publish"):
+        rpc.send(request)  # waits round_timeout (2 s) for the key, then refuses
+    assert not inbox_file(fed, DS2, request.id).exists()
