@@ -5,6 +5,8 @@ are plaintext, tampered with, moved or sealed for someone else never open."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,9 +61,12 @@ class TestEncryptedFederation(SyftBoxFixtures):
         self, federation: Federation, tmp_path: Path
     ) -> None:
         newcomer = "newcomer@example.org"
-        rpc = federation.rpc()
+        options = {**federation.context(AGGREGATOR).options, "key_wait": 0.3}
+        rpc = federation.new_rpc(AGGREGATOR, options=options)
+        started = time.monotonic()
         with pytest.raises(MissingPeerKeysError, match=f"no public keys of {newcomer}"):
             rpc.send(federation.request(newcomer, MARKER))
+        assert 0.3 <= time.monotonic() - started < 5, "waits key_wait, then fails closed"
         assert not outbox_dir(tmp_path / "SyftBox", AGGREGATOR, newcomer).exists() or not [
             p for p in outbox_dir(tmp_path / "SyftBox", AGGREGATOR, newcomer).rglob("*")
             if p.is_file()
@@ -86,6 +91,44 @@ class TestEncryptedFederation(SyftBoxFixtures):
             outbox_dir(tmp_path / "SyftBox", DS1, AGGREGATOR)
             / APP / "rpc" / ENDPOINT / f"{request.id}.response"
         ).exists()  # fmt: skip
+
+
+class TestFreshFederation(SyftBoxFixtures):
+    """Nobody has run before: keys appear only as participants connect."""
+
+    prepublish_keys = False
+
+    @staticmethod
+    def did(tmp_path: Path, email: str) -> Path:
+        return tmp_path / "SyftBox" / "datasites" / email / "public" / "did.json"
+
+    def test_a_participant_publishes_its_keys_when_it_connects(
+        self, federation: Federation, tmp_path: Path
+    ) -> None:
+        assert not self.did(tmp_path, DS1).exists()
+        federation.client(DS1)  # connecting, before serving or sending anything
+        assert self.did(tmp_path, DS1).is_file()
+        private = list((tmp_path / ".syftbox").rglob("pvt.jwks.json"))
+        assert len(private) == 1 and private[0].stat().st_mode & 0o077 == 0
+
+    def test_the_first_send_waits_for_a_datasite_that_connects_later(
+        self, federation: Federation, tmp_path: Path
+    ) -> None:
+        """The aggregator starts first (a fresh federation): its first request waits for
+        the datasite's DID instead of failing, and goes out sealed once it appears."""
+        rpc = federation.rpc()
+        assert not self.did(tmp_path, DS1).exists()
+        recorder = Recorder()
+        late = threading.Timer(0.5, lambda: federation.serve(DS1, recorder))
+        late.start()
+        try:
+            started = time.monotonic()
+            response = federation.roundtrip(DS1, MARKER, rpc=rpc)
+            assert time.monotonic() - started >= 0.4
+        finally:
+            late.join()
+        assert bytes(response.body) == MARKER
+        assert files_containing(tmp_path / "SyftBox", MARKER) == []
 
 
 class TestSealing:

@@ -66,7 +66,8 @@ class SyftBoxClient:
             from syftflwr_syftbox.keys import KeyRing
             from syftflwr_syftbox.sealing import OVERHEAD, SealedStorage
 
-            self.storage = SealedStorage(datasite, KeyRing(self.config, self.data_dir))
+            keys = KeyRing(self.config, self.data_dir, key_wait=self.settings.key_wait)
+            self.storage = SealedStorage(datasite, keys)
             overhead = OVERHEAD
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
         # Arrivals through the participant's datasite view (it maps each outbox to its

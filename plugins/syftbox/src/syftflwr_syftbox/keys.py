@@ -12,8 +12,10 @@ copies, so nothing here ever waits on a network or tells a server who talks to w
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from syftflwr.errors import EncryptionError
 
-from syftflwr_syftbox.options import SyftBoxConfig
+from syftflwr_syftbox.options import DEFAULT_KEY_WAIT, SyftBoxConfig
+
+log = logging.getLogger("syftflwr.syftbox")
 
 
 def _raw(key: x25519.X25519PublicKey) -> bytes:
@@ -36,11 +40,16 @@ class MissingPeerKeysError(EncryptionError):
 class KeyRing:
     """This participant's private signed prekey and its peers' verified public ones."""
 
-    def __init__(self, config: SyftBoxConfig, data_dir: Path) -> None:
+    def __init__(
+        self, config: SyftBoxConfig, data_dir: Path, *, key_wait: float = DEFAULT_KEY_WAIT
+    ) -> None:
+        """Creates and publishes this participant's keys if it has none: a datasite's
+        keys are published when it connects, before it serves or sends anything."""
         from syft_core import Client
         from syft_core.config import SyftClientConfig
 
         self.email = config.email
+        self.key_wait = key_wait
         self.client = Client(
             SyftClientConfig.model_validate(
                 {
@@ -106,6 +115,25 @@ class KeyRing:
         return spk  # type: ignore[no-any-return]
 
     # -- peers ---------------------------------------------------------------------------
+    def recipient_key(self, email: str) -> x25519.X25519PublicKey:
+        """``email``'s key for sending: on a fresh federation the aggregator may send
+        before a datasite has connected (and published its DID) or before SyftBox has
+        synced it, so wait up to ``key_wait`` seconds for it to appear; then fail closed
+        (:class:`MissingPeerKeysError`)."""
+        deadline = time.monotonic() + self.key_wait
+        delay, announced = 0.05, False
+        while True:
+            try:
+                return self.peer_key(email)
+            except MissingPeerKeysError:
+                if time.monotonic() >= deadline:
+                    raise
+            if not announced:
+                log.info("waiting up to %.0fs for the public keys of %s", self.key_wait, email)
+                announced = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+
     def peer_key(self, email: str) -> x25519.X25519PublicKey:
         """``email``'s signed prekey from its synced DID, signature checked; cached until
         the file changes."""
@@ -114,9 +142,10 @@ class KeyRing:
             st = path.stat()
         except OSError:
             raise MissingPeerKeysError(
-                f"no public keys of {email}: {path} does not exist. {email} must run "
-                "syftflwr (or a syft-crypto app) once so its DID is published and synced; "
-                "encryption is on, so nothing is sent to or accepted from it in plaintext"
+                f"no public keys of {email}: {path} does not exist (waited up to "
+                f"{self.key_wait:g}s, the syftbox option key_wait). {email} must run syftflwr "
+                "(or a syft-crypto app) once so its DID is published and synced; encryption "
+                "is on, so nothing is sent to or accepted from it in plaintext"
             ) from None
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         with self._lock:

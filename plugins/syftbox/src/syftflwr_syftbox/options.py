@@ -29,6 +29,8 @@ DEFAULT_MAX_OBJECT_SIZE = 10 * MiB
 DEFAULT_POLL_INTERVAL = 0.05
 DEFAULT_MAX_POLL_INTERVAL = 0.5
 DEFAULT_RETENTION_INTERVAL = 30.0
+DEFAULT_KEY_WAIT = 60.0
+"""Seconds a send waits for a peer's DID to appear (peers publish it when they connect)."""
 APP_DATA_FOLDER = "syftflwr"
 """``datasites/{email}/app_data/{APP_DATA_FOLDER}/`` holds a participant's outboxes."""
 
@@ -102,6 +104,13 @@ OPTIONS = (
         "Seconds between cleanups of this participant's delivered and expired messages "
         "(0 disables them).",
         default=DEFAULT_RETENTION_INTERVAL,
+    ),
+    OptionSpec(
+        "key_wait",
+        "float",
+        "Seconds a send waits for the recipient's public keys (its DID, published when it "
+        "connects and synced by SyftBox) before failing closed; 0 fails at once.",
+        default=DEFAULT_KEY_WAIT,
     ),
     OptionSpec(
         "fsync",
@@ -199,6 +208,7 @@ class Settings:
     fsync: bool = True
     workers: int = 4
     watch: str = "auto"
+    key_wait: float = DEFAULT_KEY_WAIT
 
     @classmethod
     def from_options(
@@ -232,6 +242,7 @@ class Settings:
             fsync=bool(options.get("fsync", True)),
             workers=int(options.get("workers") or 4),
             watch=watch,
+            key_wait=_opt_float(options.get("key_wait"), DEFAULT_KEY_WAIT),
         )
 
     @classmethod
