@@ -62,8 +62,10 @@ def run_aggregator(
     run_config: Mapping[str, UserConfigValue] | None = None,
     round_timeout: float | None = None,
     reporter: ProgressReporter | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Run the project's ServerApp as its aggregator; returns what happened per round."""
+    """Run the project's ServerApp as its aggregator; returns what happened per round.
+    ``resume`` continues this aggregator's stopped run (docs/resume.md)."""
     with connect(project, email=email, transport=transport) as participant:
         return _run_aggregator(
             participant,
@@ -71,6 +73,7 @@ def run_aggregator(
             run_config=run_config,
             round_timeout=round_timeout,
             reporter=reporter,
+            resume=resume,
         )
 
 
