@@ -222,6 +222,8 @@ def test_a_replay_that_diverges_is_sent_anew_and_says_why(
     assert "not deterministic" in caplog.text
     assert sorted(float(m.content["metrics"]["lr"]) for m in replies) == [0.5, 0.5]  # type: ignore[arg-type]
     assert len(app.calls) == 6
+    # the abandoned instructions leave the journal: a second resume replays the new ones
+    assert sorted((p.round, p.state) for p in journal.pushes(6)) == [(1, PushState.RETURNED)] * 2
     for runner in runners:
         runner.stop()
 

@@ -158,6 +158,8 @@ class RunTracker:
             why,
             in_flight,
         )
+        for entry in self._unused.values():  # a later resume replays only what this run sends
+            self.journal.forget_push(self.run_id, entry.message_id)
         self._unused.clear()
         self._end_replay()
 
