@@ -427,9 +427,15 @@ class SyftRpcProfile:
         if view[0] != ord("{"):
             return False
         try:
-            json.loads(bytes(view))
+            text = bytes(view).decode("utf-8")
+        except UnicodeDecodeError as exc:  # cut inside a character: only at the very end
+            return exc.start >= view.nbytes - 3 and exc.reason == "unexpected end of data"
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:  # cut short: the parser wanted more at the end
+            return exc.pos >= len(text) or exc.msg.startswith("Unterminated string")
         except (ValueError, RecursionError):
-            return view[view.nbytes - 1] != ord("}")
+            return False
         return False
 
 
