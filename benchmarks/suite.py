@@ -38,6 +38,8 @@ BENCHMARKS = {
     "rounds": "bench_rounds.py",
     "serde": "bench_serde.py",
     "scale": "bench_scale.py",
+    "crypto": "bench_crypto.py",
+    "inbox": "bench_inbox.py",
 }
 """Benchmark name -> script; each script has ``run(quick)`` and ``--quick --out``."""
 PLUGIN_BENCHMARKS = {"gdrive": ROOT / "plugins" / "gdrive" / "benchmarks" / "bench_gdrive.py"}
@@ -47,10 +49,15 @@ NEEDS = {
     "fsspec-local": "fsspec-local",
     "flower": "fsspec-local",
     "scale": "fsspec-local",
+    "crypto": "fsspec-local",
+    "inbox": "fsspec-local",
     "gdrive": "gdrive",
 }
 """Benchmarks that need a transport installed (skipped, and said so, without it)."""
-MEASURED_BY = {"gdrive": "Drive: API calls per idle poll vs syft-flwr 0.5"}
+MEASURED_BY = {
+    "gdrive": "Drive: API calls per idle poll vs syft-flwr 0.5",
+    "crypto": "encryption on vs off",
+}
 """Pending figures (``report.PENDING``) a benchmark now measures: not pending when it ran."""
 
 

@@ -1,0 +1,206 @@
+"""Core envelope encryption: what it adds to a round trip, against the raw AEAD cost.
+
+Three figures per size (1 KB and 100 MB; quick: 1 KB and 10 MB):
+
+* **raw AEAD** — AES-256-GCM encrypt + decrypt of the request's and the reply's bytes
+  with ``cryptography`` directly: the floor any authenticated encryption pays;
+* **seal + open** — :func:`syftflwr.crypto.seal.seal` / ``open_sealed`` of the same two
+  envelopes (key agreement, HKDF, associated data, the copy into an envelope);
+* **round trip on vs off** — a request echoed back between two participants connected
+  as ``syftflwr run`` connects them (fsspec-local on a temp dir, inotify), with core
+  encryption on and off; the difference is what encryption adds end to end.
+
+Issue 8's bars: added time <= 1.3x the raw AEAD cost at 100 MB, <= 1 ms at 1 KB.
+
+    python benchmarks/bench_crypto.py            # 1 KB (800 trips), 100 MB (6 trips)
+    python benchmarks/bench_crypto.py --quick    # 1 KB (200 trips), 10 MB (4 trips)
+
+At 1 KB the round trip is file-system latency (a few ms, noisy on a shared machine):
+the difference of medians over interleaved blocks is reported, and seal + open (pure
+CPU, stable) next to it.
+
+Writes ``benchmarks/results/crypto.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+from _common import KB, MB, RESULTS, SEED, meta, ratio, summary, timed, write_json
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from syftflwr.crypto.keys import KeyPair
+from syftflwr.crypto.seal import open_sealed, seal
+from syftflwr.envelope import Request
+from syftflwr.session import Participant, connect
+
+AGG, DS = "agg@bench.org", "ds@bench.org"
+PROJECT = f"""[project]
+name = "bench-crypto"
+
+[tool.syftflwr]
+app_name = "benchcrypto"
+aggregator = "{AGG}"
+datasites = ["{DS}"]
+transport = "fsspec-local"
+"""
+
+
+def payload(size: int) -> bytes:
+    import numpy as np
+
+    return np.random.default_rng(SEED).bytes(size)
+
+
+def raw_aead(body: bytes, repeat: int) -> list[float]:
+    """Encrypt + decrypt ``body`` twice (request and reply): one AEAD call each."""
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    nonce = os.urandom(12)
+
+    def both_ways() -> None:
+        for _ in range(2):
+            aead.decrypt(nonce, aead.encrypt(nonce, body, b"ad"), b"ad")
+
+    return timed(both_ways, repeat)[0]
+
+
+def seal_open(body: bytes, repeat: int) -> list[float]:
+    sender, recipient = KeyPair.generate(), KeyPair.generate()
+    request = Request.new(sender=AGG, recipient=DS, app="b", endpoint="e", body=body)
+
+    def both_ways() -> None:
+        opened = open_sealed(seal(request, sender, recipient.public), [recipient])
+        reply = opened.reply(opened.body)
+        open_sealed(seal(reply, recipient, sender.public), [sender])
+
+    return timed(both_ways, repeat)[0]
+
+
+class Pair:
+    """An aggregator and a serving datasite, connected like `syftflwr run`."""
+
+    def __init__(self, workdir: Path, encryption: bool) -> None:
+        self.project = workdir / "app"
+        self.project.mkdir(parents=True)
+        (self.project / "pyproject.toml").write_text(PROJECT)
+        root = workdir / "shared"
+        self.participants: list[Participant] = []
+        for email in (DS, AGG):
+            env = {
+                "SYFTFLWR_STATE_DIR": str(workdir / "state" / email),
+                "SYFTFLWR_FSSPEC_LOCAL_ROOT": str(root),
+                "SYFTFLWR_ENCRYPTION": "1" if encryption else "0",
+            }
+            self.participants.append(connect(self.project, email=email, env=env))
+        ds, agg = self.participants
+        self.events = ds.events()
+        self.events.on_request("echo", lambda request: request.body)
+        self.thread = threading.Thread(target=self.events.run_forever, daemon=True)
+        self.thread.start()
+        self.rpc = agg.rpc()
+
+    def trip(self, body: bytes) -> None:
+        request = Request.new(sender=AGG, recipient=DS, app="benchcrypto", endpoint="echo",
+                              body=body, ttl=600)  # fmt: skip
+        handle = self.rpc.send(request)
+        [response] = self.rpc.wait([handle], timeout=600)
+        if not response.ok or len(response.body) != len(body):
+            raise SystemExit(f"bad reply: {response.status} {bytes(response.body)[:200]!r}")
+        self.rpc.forget(handle)
+
+    def close(self) -> None:
+        self.events.stop()
+        self.thread.join(timeout=10)
+        for participant in self.participants:
+            participant.close()
+
+
+def round_trips(body: bytes, repeat: int, encryption: bool) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="bench-crypto-") as tmp:
+        pair = Pair(Path(tmp), encryption)
+        try:
+            pair.trip(body)  # warm up: keys fetched, folders watched
+            return timed(lambda: pair.trip(body), repeat)[0]
+        finally:
+            pair.close()
+
+
+def bench(size: int, repeat: int) -> dict[str, Any]:
+    body = payload(size)
+    raw = raw_aead(body, repeat)
+    sealed = seal_open(body, repeat)
+    off: list[float] = []
+    on: list[float] = []
+    blocks = 4 if repeat >= 8 else 2
+    for _ in range(blocks):  # interleaved: load drifts (shared machine) affect both alike
+        off += round_trips(body, max(1, repeat // blocks), encryption=False)
+        on += round_trips(body, max(1, repeat // blocks), encryption=True)
+    added = statistics.median(on) - statistics.median(off)
+    return {
+        "size": size,
+        "repeat": repeat,
+        "raw_aead_s": summary(raw),
+        "seal_open_s": summary(sealed),
+        "round_trip_off_s": summary(off),
+        "round_trip_on_s": summary(on),
+        "added_s": added,
+        "added_vs_raw_aead": added / statistics.median(raw),
+        "seal_open_vs_raw_aead": statistics.median(sealed) / statistics.median(raw),
+    }
+
+
+def label(size: int) -> str:
+    return f"{size // MB} MB" if size >= MB else f"{size // KB} KB"
+
+
+def run(quick: bool) -> dict[str, Any]:
+    plan = [(KB, 200), (10 * MB, 4)] if quick else [(KB, 800), (100 * MB, 6)]
+    rows = []
+    print(f"{'size':>7} {'raw AEAD':>10} {'seal+open':>10} {'trip off':>10} {'trip on':>10} "
+          f"{'added':>10} {'added/raw':>9}")  # fmt: skip
+    for size, repeat in plan:
+        row = bench(size, repeat)
+        rows.append(row)
+        print(
+            f"{label(size):>7} {row['raw_aead_s']['median'] * 1e3:>8.2f}ms "
+            f"{row['seal_open_s']['median'] * 1e3:>8.2f}ms "
+            f"{row['round_trip_off_s']['median'] * 1e3:>8.2f}ms "
+            f"{row['round_trip_on_s']['median'] * 1e3:>8.2f}ms "
+            f"{row['added_s'] * 1e3:>8.2f}ms {row['added_vs_raw_aead']:>8.2f}x"
+        )
+    small, large = rows[0], rows[-1]
+    return {
+        "benchmark": "crypto",
+        **meta(),
+        "rows": rows,
+        "ratios": [
+            ratio(f"encryption: added to a {label(large['size'])} round trip vs raw AEAD",
+                  large["added_vs_raw_aead"], baseline="AES-256-GCM of the same bytes",
+                  bar=1.3),
+            ratio(f"encryption: seal + open {label(large['size'])} vs raw AEAD",
+                  large["seal_open_vs_raw_aead"], baseline="AES-256-GCM of the same bytes"),
+            ratio("encryption: added to a 1 KB round trip, s", max(small["added_s"], 0.0),
+                  baseline="(absolute)", bar=0.001, absolute=True),
+        ],
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 KB and 10 MB")
+    parser.add_argument("--out", type=Path, default=RESULTS / "crypto.json")
+    args = parser.parse_args(argv)
+    write_json(args.out, run(args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
