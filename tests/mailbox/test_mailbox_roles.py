@@ -300,3 +300,24 @@ def test_a_corrupt_response_is_logged_once_and_not_reread(
         assert rpc.fetch(handle) is None
     assert caplog.text.count("rejected response") == 1
     assert chunking.read(mailbox.storage, INBOX.request_path(handle.id), max_size=None)
+
+
+def test_a_later_process_attaches_to_a_request_an_earlier_one_sent(
+    mailbox: Mailbox, tmp_path: Path
+) -> None:
+    """A resumed aggregator: a new RPC role (same identity and journal) attaches to a
+    request the stopped one sent, and is woken by the reply's arrival (the periodic
+    safety-net re-check alone would take 5 s)."""
+    first = mailbox.rpc(state_dir=tmp_path / "agg")
+    handle = first.send(mailbox.request(DS1, b"before the crash"))
+    first.close()  # killed: nothing forgotten, nobody waits
+    later = mailbox.rpc(state_dir=tmp_path / "agg")
+    later.attach(handle)
+    mailbox.serve(DS1, lambda request: bytes(request.body))  # the reply comes now
+    started = time.monotonic()
+    [response] = later.wait([handle], timeout=4.0)
+    assert bytes(response.body) == b"before the crash"
+    # woken by the arrival: without attach only the final re-check at the timeout finds it
+    assert time.monotonic() - started < 3.0
+    later.forget(handle)
+    assert not list(mailbox.root.rglob(f"{handle.id}.request"))  # cleaned up as usual

@@ -381,9 +381,14 @@ class TransportGrid(Grid):
 
     def _attach(self, email: str, message_id: str, expires_at: float) -> RequestHandle:
         """A handle on a request the stopped run sent: ``fetch``/``wait`` read its
-        response from storage like any other (a transport that tracks its own sends
-        finds it on its periodic re-check rather than by notification)."""
-        return self._handle(email, message_id, expires_at)
+        response from storage like any other. A transport that tracks its own sends
+        offers ``attach`` to watch for it too (else it is found on the periodic
+        re-check, a few seconds late)."""
+        handle = self._handle(email, message_id, expires_at)
+        attach = getattr(self.rpc, "attach", None)
+        if callable(attach):
+            attach(handle)
+        return handle
 
     def _replayed(self, message: Message, email: str, match: Match) -> _Pending | None:
         """The pending entry of an instruction the stopped run already sent (None:

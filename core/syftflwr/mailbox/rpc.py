@@ -112,6 +112,22 @@ class MailboxRPC(BaseRPC):
             return
         self.notify_arrival()
 
+    def attach(self, handle: RequestHandle) -> None:
+        """Await the response to a request an earlier process of this participant sent
+        (a resumed aggregator): tracked and watched as if sent here, and read at once
+        by the next ``fetch`` in case it arrived meanwhile."""
+        route = self._route(handle)
+        sent = self.journal.sent_state(handle.id)
+        back = route.reverse().folder
+        with self._watch_lock:
+            with self._lock:
+                self._outstanding[handle.id] = _Sent(route, sent.parts if sent else 0)
+                self._ready.add(handle.id)
+                first = back not in self._by_folder
+                self._by_folder.setdefault(back, set()).add(handle.id)
+            if first:
+                self._sub.watch([back])
+
     def _route(self, handle: RequestHandle) -> Route:
         wire_app = self.profile.wire_app(handle.app)
         return Route(self.client.email, handle.recipient, wire_app, handle.endpoint)
