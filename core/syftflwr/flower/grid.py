@@ -162,6 +162,8 @@ class TransportGrid(Grid):
     :param run_id: the run id (random if omitted); ``set_run`` may change it.
     :param reporter: receives progress events; ``grid.report`` always records them.
     :param tracker: journals the run (and replays a stopped one); see docs/resume.md.
+    :param profile: the wire profile; it decides the node ids (syft-flwr 0.5: CRC-32)
+        and whether datasites can be stopped.
 
     Constructing (or ``set_run``) sets Flower's process-global task identity where the
     installed Flower has one, so a ServerApp can build ``Message`` objects.
@@ -180,8 +182,10 @@ class TransportGrid(Grid):
         reporter: ProgressReporter | None = None,
         endpoint: str = MESSAGES_ENDPOINT,
         tracker: RunTracker | None = None,
+        profile: str = "native",
     ) -> None:
         self.rpc = rpc
+        self.profile = profile
         self.tracker = tracker
         self.email = validate_email(email)
         check_identity(rpc, email, "aggregator")
@@ -189,7 +193,7 @@ class TransportGrid(Grid):
         self.endpoint = validate_identifier(endpoint, "endpoint")
         self.clock_skew = clock_skew
         self.max_wait = max_wait
-        self.node_ids: dict[str, int] = node_ids_for(datasites)
+        self.node_ids: dict[str, int] = node_ids_for(datasites, profile)
         self._email_by_node = {node_id: e for e, node_id in self.node_ids.items()}
         self.report = RunRecorder()
         self._reporter: ProgressReporter = FanOut(
@@ -672,7 +676,9 @@ class TransportGrid(Grid):
         The stop is a Flower system message (``message_type`` ``"system"``, content
         ``{"config": {"action": "stop", "reason": ...}}``) that runners handle
         themselves; the ClientApp never sees it. A datasite that is offline gets it when
-        it comes back, until ``ttl`` passes.
+        it comes back, until ``ttl`` passes. syft-flwr 0.5 datasites stop on it without
+        answering: in that wire profile it is sent, nothing is awaited, and ``{}`` is
+        returned.
         """
         ids: dict[str, str] = {}
         for email, node_id in self.node_ids.items():
@@ -694,6 +700,11 @@ class TransportGrid(Grid):
                 ids[self._push(make_message(metadata, content=content), report=False)] = email
             except Exception as exc:  # e.g. the transport closed: the others still stop
                 log.warning("could not send the stop message to %s: %s", email, exc)
+        if self.profile != "native":  # never acknowledged: do not wait for it, and do
+            with self._lock:  # not let close() delete it before the datasites read it
+                for message_id in ids:
+                    self._pending.pop(message_id, None)
+            return {}
         replies = self._collect(list(ids), timeout)
         acked = dict.fromkeys(self.node_ids, False)
         for reply in replies:

@@ -31,7 +31,6 @@ from syftflwr.flower.apps import (
 from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
 from syftflwr.flower.grid import TransportGrid, new_run_id
-from syftflwr.flower.node_ids import node_id_for
 from syftflwr.flower.progress import (
     FailureEvent,
     FanOut,
@@ -42,6 +41,7 @@ from syftflwr.flower.progress import (
 from syftflwr.flower.resume import RunTracker
 from syftflwr.flower.run_journal import RunJournal, RunRecord, RunStatus, pid_alive
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
+from syftflwr.profiles import node_id_for
 from syftflwr.session import Participant
 
 log = logging.getLogger("syftflwr.flower")
@@ -281,6 +281,7 @@ def run_aggregator(
         max_wait=max_wait,
         reporter=reporter,
         tracker=tracker,
+        profile=participant.context.profile,
     )
     if tracker.checkpoints is not None:
         tracker.checkpoints.summary = lambda r: _round_summary(grid, r)
@@ -370,7 +371,7 @@ def make_datasite_runner(
         participant.events(),
         client_app if client_app is not None else load_client_app(app),
         email=email,
-        node_id=node_id_for(email),
+        node_id=node_id_for(email, participant.context.profile),
         node_config=node_config,
         run_config=run_config_for(app, run_config=run_config),
     )

@@ -26,12 +26,15 @@ def node_id_for(email: str) -> int:
     return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big")
 
 
-def node_ids_for(emails: Iterable[str]) -> dict[str, int]:
-    """Map each datasite email to its node id, refusing duplicates and collisions."""
+def node_ids_for(emails: Iterable[str], profile: str = "native") -> dict[str, int]:
+    """Map each datasite email to its node id under the wire ``profile`` (syft-flwr 0.5
+    uses CRC-32 ids), refusing duplicates and collisions."""
+    from syftflwr.profiles import node_id_for as profile_node_id
+
     by_id: dict[int, str] = {}
     result: dict[str, int] = {}
     for email in emails:
-        node_id = node_id_for(email)
+        node_id = profile_node_id(email, profile)
         if email.lower() in (e.lower() for e in result):
             raise ConfigError(
                 f"datasite {email} is listed twice",
