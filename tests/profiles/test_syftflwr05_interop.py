@@ -144,9 +144,7 @@ def test_aggregator_trains_with_syftflwr05_datasites(
             message = up.from_bytes(path.read_bytes())
             assert message.metadata.reply_to_message_id == path.stem  # type: ignore[attr-defined]
             assert message.metadata.src_node_id != 0  # type: ignore[attr-defined]
-    print(
-        f"fsspec-local, 2 rounds, 2 stand-in datasites: {elapsed:.1f} s"
-    )
+    print(f"fsspec-local, 2 rounds, 2 stand-in datasites: {elapsed:.1f} s")
 
 
 @pytest.mark.slow
