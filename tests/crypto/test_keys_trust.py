@@ -3,11 +3,14 @@ records (hostile input), and trust: pins first, then trust on first use, changes
 
 from __future__ import annotations
 
+import json
 import stat
 from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from syftflwr.crypto.keys import KeyPair, KeyStore, PublicKeyRecord, fingerprint
 from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import EncryptionError, MissingKeyError, UntrustedKeyError
@@ -106,3 +109,17 @@ def test_fingerprints_are_stable() -> None:
     assert fingerprint(bytes(32)) == (
         "sha256:66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=5000), st.builds(
+    lambda fields: json.dumps(fields).encode(),
+    st.dictionaries(st.sampled_from(["format", "email", "x25519", "fingerprint", "created_at"]),
+                    st.one_of(st.text(max_size=60), st.integers(), st.floats(), st.none())),
+)))  # fmt: skip
+def test_hostile_public_key_records_only_ever_fail_as_encryption_errors(data: bytes) -> None:
+    """A record is read from shared storage: any bytes fail as one clean error type."""
+    try:
+        PublicKeyRecord.decode(data, expected_email=PEER, source="test")
+    except EncryptionError as exc:
+        assert "test" in str(exc)

@@ -4,6 +4,7 @@ a key the recipient does not hold, plaintext where a sealed message is expected.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 
 import pytest
@@ -123,3 +124,31 @@ def test_plaintext_is_refused_when_sealing_is_expected() -> None:
 def test_a_retired_key_still_opens_what_was_sealed_to_it() -> None:
     sealed = seal(request(), A, B.public)
     assert bytes(open_sealed(sealed, [KeyPair.generate(), B]).body).startswith(b"weights")
+
+
+SEAL_HEADER_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.binary(max_size=48).map(lambda b: base64.b64encode(b).decode()),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["seal", "seal.epk", "seal.from", "seal.to"]), SEAL_HEADER_VALUES
+    ),
+    st.binary(max_size=64),
+)
+def test_hostile_seal_headers_only_ever_fail_as_decryption_errors(
+    headers: dict[str, str], body: bytes
+) -> None:
+    """Whatever a writer of the shared storage puts in the clear headers, opening fails
+    cleanly (one exception type, with a message) — never a crash from a key parser."""
+    sealed = seal(request(b"secret"), A, B.public)
+    forged = replace(sealed, headers={**sealed.headers, **headers}, body=body or sealed.body)
+    try:
+        opened = open_sealed(forged, [B])
+    except DecryptionError as exc:
+        assert str(exc)
+    else:  # only an untouched envelope may open
+        assert bytes(opened.body) == b"secret" and forged.headers == sealed.headers
