@@ -73,10 +73,12 @@ class SyftBoxFixtures(ConformanceBase):
     def raw_storage(self, federation: Federation, email: str) -> Storage | None:
         """The participant's datasite view BELOW the sealing: hostile files are planted
         as raw bytes, as an attacker writing into the data dir would."""
-        from syftflwr_syftbox.sealing import SealedStorage
+        from syftflwr_syftbox.datasite_storage import DatasiteStorage
 
         storage = super().raw_storage(federation, email)
-        return storage.inner if isinstance(storage, SealedStorage) else storage
+        while storage is not None and not isinstance(storage, DatasiteStorage):
+            storage = getattr(storage, "inner", None)  # below SyncedStorage, SealedStorage
+        return storage
 
     @pytest.fixture
     def data_dir(self, tmp_path: Path) -> Path:

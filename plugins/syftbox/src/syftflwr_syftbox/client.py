@@ -15,8 +15,9 @@ from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.mailbox.storage import Storage
 from syftflwr.mailbox.watcher import LocalArrivals
 
-from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder
+from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
+from syftflwr_syftbox.synced import PartArrivals, SyncedStorage
 
 _DATA_DIRS: dict[tuple[Path, bool], LocalDirStorage] = {}
 _DATA_DIRS_LOCK = threading.Lock()
@@ -59,6 +60,8 @@ class SyftBoxClient:
         self.data_dir = self.settings.data_dir or self.config.data_dir
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
         base.makedirs(app_folder(self.config.email))
+        if context.participants:
+            write_permissions(base, self.config.email, context.participants)
         datasite = DatasiteStorage(base, self.config.email, context.participants)
         self.storage: Storage = datasite
         overhead = 0
@@ -69,13 +72,15 @@ class SyftBoxClient:
             keys = KeyRing(self.config, self.data_dir, key_wait=self.settings.key_wait)
             self.storage = SealedStorage(datasite, keys)
             overhead = OVERHEAD
+        # chunked messages over a sync that keeps no order between files (synced.py)
+        self.storage = SyncedStorage(self.storage)
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
         # Arrivals through the participant's datasite view (it maps each outbox to its
         # sender's datasite) over core's process-wide inotify watcher: one thread and one
         # inotify instance however many participants a process simulates. No folder is
         # ever created: the ones a participant waits on are in its peers' datasites, and a
         # missing one is awaited through its nearest existing ancestor.
-        self.arrivals = LocalArrivals(
+        self.local_arrivals = LocalArrivals(
             datasite,
             mode=self.settings.watch,
             poll_interval=self.settings.poll_interval,
@@ -83,6 +88,7 @@ class SyftBoxClient:
             create_folders=False,
             poller_name=f"syftflwr-syftbox-poller-{self.config.email}",
         )
+        self.arrivals = PartArrivals(self.local_arrivals, datasite)
 
     @property
     def email(self) -> str:
@@ -117,5 +123,6 @@ def make_events(client: SyftBoxClient, context: TransportContext) -> MailboxEven
         storage=client.storage,
         arrivals=client.arrivals,
         workers=client.settings.workers,
+        incomplete_grace=client.settings.incomplete_grace,
         retention_interval=client.settings.retention_interval,
     )

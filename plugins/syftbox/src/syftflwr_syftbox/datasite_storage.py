@@ -16,6 +16,7 @@ the data dir, so every object is published atomically (temp file in
 from __future__ import annotations
 
 import builtins
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -37,6 +38,44 @@ DATASITES = "datasites"
 def app_folder(email: str) -> str:
     """The folder (relative to the data dir) holding ``email``'s outboxes."""
     return f"{DATASITES}/{validate_email(email)}/app_data/{APP_DATA_FOLDER}"
+
+
+LEGACY_PERMISSIONS = "syftperm.yaml"
+"""Permission file of the Python SyftBox client (0.4.x) and its server."""
+PERMISSIONS = "syft.pub.yaml"
+"""Permission file of the current (Go) SyftBox client."""
+
+
+def permission_files(owner: str, peers: Iterable[str]) -> dict[str, bytes]:
+    """The permission files of ``owner``'s app folder: each peer may READ only the
+    outbox addressed to it (nothing else of the datasite, and never write). Quoted as
+    JSON strings, which YAML reads as they are."""
+    rules = [
+        (f"{OUTBOX_PREFIX}{owner}_to_{peer}/**", peer)
+        for peer in dict.fromkeys(map(validate_email, peers))
+        if peer != owner
+    ]
+    legacy = "".join(
+        f"- path: {json.dumps(path)}\n  user: {json.dumps(peer)}\n  permissions: [read]\n"
+        for path, peer in rules
+    )
+    modern = "rules:\n" + "".join(
+        f"- pattern: {json.dumps(path)}\n  access:\n    read:\n    - {json.dumps(peer)}\n"
+        for path, peer in rules
+    )
+    return {LEGACY_PERMISSIONS: legacy.encode(), PERMISSIONS: modern.encode()}
+
+
+def write_permissions(base: LocalDirStorage, owner: str, peers: Iterable[str]) -> None:
+    """Let the project's participants read what ``owner`` writes for them once SyftBox
+    syncs it (a datasite is private by default); rewritten only when it changes, and
+    atomically (the sync client may upload it at any moment)."""
+    folder = app_folder(owner)
+    for name, data in permission_files(owner, peers).items():
+        path = f"{folder}/{name}"
+        current = base.get(path)
+        if current is None or bytes(current) != data:
+            base.put(path, [data])
 
 
 def outbox_owner(folder: str, email: str) -> bool:

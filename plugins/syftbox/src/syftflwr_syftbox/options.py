@@ -24,11 +24,16 @@ CONFIG_PATH_ENV = "SYFTBOX_CLIENT_CONFIG_PATH"
 LEGACY_CONFIG_NAME = "client_config.json"
 """syft-core still reads this name next to ``config.json`` (older SyftBox clients)."""
 MiB = 1024 * 1024
-DEFAULT_MAX_OBJECT_SIZE = 10 * MiB
-"""The Python SyftBox 0.4.0 client refuses files above 10 MiB; core chunks beneath it."""
+DEFAULT_MAX_OBJECT_SIZE = 8 * MiB
+"""The Python SyftBox 0.4.0 client refuses files above 10 MiB and its server refuses
+upload REQUESTS above 10 MiB (the file plus its multipart framing, measured: a 10 MiB
+file never syncs); core chunks beneath this, encryption overhead included."""
 DEFAULT_POLL_INTERVAL = 0.05
 DEFAULT_MAX_POLL_INTERVAL = 0.5
 DEFAULT_RETENTION_INTERVAL = 30.0
+DEFAULT_INCOMPLETE_GRACE = 10.0
+"""Seconds an incomplete request may take to complete: a sync client writes files in
+place and in no particular order (a chunked message's parts after its manifest)."""
 DEFAULT_KEY_WAIT = 60.0
 """Seconds a send waits for a peer's DID to appear (peers publish it when they connect)."""
 APP_DATA_FOLDER = "syftflwr"
@@ -95,7 +100,8 @@ OPTIONS = (
         "max_object_size",
         "int",
         "Largest file written into a datasite; bigger messages are chunked beneath it "
-        "(SyftBox clients refuse files above 10 MiB).",
+        "(SyftBox 0.4's client refuses files above 10 MiB, its server uploads above 10 MiB "
+        "including framing).",
         default=DEFAULT_MAX_OBJECT_SIZE,
     ),
     OptionSpec(
@@ -104,6 +110,14 @@ OPTIONS = (
         "Seconds between cleanups of this participant's delivered and expired messages "
         "(0 disables them).",
         default=DEFAULT_RETENTION_INTERVAL,
+    ),
+    OptionSpec(
+        "incomplete_grace",
+        "float",
+        "Seconds a runner waits for an incomplete request (a file the sync client is "
+        "still writing, a chunked message whose parts have not all synced) before "
+        "refusing it.",
+        default=DEFAULT_INCOMPLETE_GRACE,
     ),
     OptionSpec(
         "key_wait",
@@ -209,6 +223,7 @@ class Settings:
     workers: int = 4
     watch: str = "auto"
     key_wait: float = DEFAULT_KEY_WAIT
+    incomplete_grace: float = DEFAULT_INCOMPLETE_GRACE
 
     @classmethod
     def from_options(
@@ -243,6 +258,7 @@ class Settings:
             workers=int(options.get("workers") or 4),
             watch=watch,
             key_wait=_opt_float(options.get("key_wait"), DEFAULT_KEY_WAIT),
+            incomplete_grace=_opt_float(options.get("incomplete_grace"), DEFAULT_INCOMPLETE_GRACE),
         )
 
     @classmethod

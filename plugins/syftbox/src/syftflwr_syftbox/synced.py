@@ -1,0 +1,107 @@
+"""Chunked messages over a file sync, which keeps no order between files.
+
+A sender publishes a chunked message's parts first and its manifest last, so a reader of
+a local (or shared) data dir never sees a manifest without its parts. A SyftBox client
+downloads each file on its own, small ones first as often as not: the manifest can
+arrive seconds before its multi-MiB parts. Two small wrappers make that look like any
+object still being written, which the mailbox already waits for:
+
+* :class:`SyncedStorage`: a manifest whose parts are not all present yet reads as an
+  empty object ("incomplete"; a runner re-checks it within the ``incomplete_grace``
+  option, an aggregator when it is told of it again);
+* :class:`PartArrivals`: the arrival of a part is also reported as an arrival of its
+  message, so whoever waits on the message re-reads it when the last part lands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from syftflwr.envelope import Buffer
+from syftflwr.errors import MalformedMessageError
+from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Subscription
+from syftflwr.mailbox.chunking import Manifest, is_manifest
+from syftflwr.mailbox.layout import parse_name
+from syftflwr.mailbox.storage import BaseStorage, Storage
+
+
+class SyncedStorage(BaseStorage):
+    """``inner`` (a participant's datasite view, sealed or not), with manifests whose
+    parts have not all been synced yet reading as incomplete objects."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"SyncedStorage({self.inner!r})"
+
+    @property
+    def url(self) -> str:
+        return str(getattr(self.inner, "url", ""))
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        data = self.inner.get(path, max_size=max_size)
+        if data is None or not is_manifest(data):
+            return data
+        try:
+            manifest = Manifest.decode(data, source=path)
+        except MalformedMessageError:
+            return data  # core refuses it with the reason
+        if max_size is not None and manifest.size > max_size:
+            return data  # refused from its size, before any part is looked for
+        folder = path.rpartition("/")[0]
+        present = set(self.inner.list(folder))
+        if all(part in present for part in manifest.part_names()):
+            return data
+        return b""  # parts still syncing: incomplete, re-read when they arrive
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        return self.inner.put_if_absent(path, parts)
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        self.inner.put(path, parts)
+
+    def claim(self, path: str, owner: str) -> bool:
+        return self.inner.claim(path, owner)
+
+    def list(self, folder: str) -> list[str]:
+        return self.inner.list(folder)
+
+    def delete(self, path: str) -> None:
+        self.inner.delete(path)
+
+    def makedirs(self, folder: str) -> None:
+        self.inner.makedirs(folder)
+
+    def local_path(self, path: str) -> Path | None:
+        return self.inner.local_path(path)
+
+
+class PartArrivals:
+    """``inner``'s arrivals, each part also reported as its message once that message's
+    manifest is there (see the module). Before it is, nothing is reported: a reader told
+    of a message that does not exist would take it as gone; the manifest's own arrival
+    is reported when it lands."""
+
+    def __init__(self, inner: ArrivalSource, storage: Storage) -> None:
+        self.inner = inner
+        self.storage = storage
+
+    def subscribe(self, callback: ArrivalCallback) -> Subscription:
+        def deliver(folder: str, name: str) -> None:
+            callback(folder, name)
+            parsed = parse_name(name)
+            if parsed is None or not parsed.is_part:
+                return
+            message = f"{parsed.id}.{parsed.kind.value}"
+            path = self.storage.local_path(f"{folder}/{message}")
+            if path is not None and path.is_file():
+                callback(folder, message)
+
+        return self.inner.subscribe(deliver)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
