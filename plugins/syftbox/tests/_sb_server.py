@@ -2,8 +2,8 @@
 per participant, each with its OWN data dir, in a venv of their own (syftbox 0.4.0
 cannot share an environment with flwr; it needs ``click<8.2``).
 
-The venv is built once with ``uv`` into ``$SYFTFLWR_SYFTBOX_VENV`` (default:
-``~/.cache/syftflwr/syftbox-0.4.0``); when it cannot be built (no ``uv``, no package
+The venv is ``$SYFTFLWR_SYFTBOX_VENV`` if set, else built once with ``uv`` into
+``~/.cache/syftflwr/syftbox-0.4.0``; when it cannot be built (no ``uv``, no package
 index) the tests that need it are skipped, saying why.
 """
 
@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -33,9 +32,14 @@ def _free_port() -> int:
 
 def syftbox_venv() -> Path:
     """The venv holding ``syftbox`` 0.4.0 (built on first use), or skip."""
-    default = Path.home() / ".cache" / "syftflwr" / f"syftbox-{SYFTBOX_VERSION}"
-    venv = Path(os.environ.get(VENV_ENV) or default)
-    if (venv / "bin" / "syftbox").exists():
+    given = os.environ.get(VENV_ENV)
+    if given:
+        if not (Path(given) / "bin" / "syftbox").exists():
+            pytest.skip(f"${VENV_ENV} = {given} holds no syftbox=={SYFTBOX_VERSION}")
+        return Path(given)
+    venv = Path.home() / ".cache" / "syftflwr" / f"syftbox-{SYFTBOX_VERSION}"
+    complete = venv / ".syftflwr-complete"  # written last: a half-built venv is rebuilt
+    if complete.exists():
         return venv
     uv = shutil.which("uv")
     if uv is None:
@@ -43,23 +47,19 @@ def syftbox_venv() -> Path:
             f"PyPI's syftbox {SYFTBOX_VERSION} server is not installable here: uv is not on "
             f"PATH (or point ${VENV_ENV} at a venv with syftbox=={SYFTBOX_VERSION})"
         )
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=venv.parent))
-    try:
-        for command in (
-            [uv, "venv", "-q", "-p", "3.11", str(building)],
-            [uv, "pip", "install", "-q", "--python", str(building / "bin" / "python"),
-             f"syftbox=={SYFTBOX_VERSION}", "click<8.2"],
-        ):  # fmt: skip
-            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                pytest.skip(
-                    f"PyPI's syftbox {SYFTBOX_VERSION} server is not installable here: "
-                    f"{' '.join(command[:3])} failed: {done.stderr.strip()[-500:]}"
-                )
-        building.rename(venv)  # complete venvs only
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+    shutil.rmtree(venv, ignore_errors=True)  # built in place: its scripts name their python
+    for command in (
+        [uv, "venv", "-q", "-p", "3.11", str(venv)],
+        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+         f"syftbox=={SYFTBOX_VERSION}", "click<8.2"],
+    ):  # fmt: skip
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            pytest.skip(
+                f"PyPI's syftbox {SYFTBOX_VERSION} server is not installable here: "
+                f"{' '.join(command[:3])} failed: {done.stderr.strip()[-500:]}"
+            )
+    complete.write_text(SYFTBOX_VERSION)
     return venv
 
 

@@ -63,9 +63,14 @@ class TestOutOfOrderSync(SyftBoxFixtures):
         federation.serve(DS1, recorder, options=options)
         time.sleep(1.0)  # the runner has seen the manifest alone by now
         assert recorder.count(handle.id) == 0
-        for name in names:  # the sync client delivers the parts, one by one
+        for name in names[1:]:  # the sync client delivers the parts, one by one...
             (tmp_path / "in-transit" / name).replace(folder / name)
             time.sleep(0.1)
+        first = (tmp_path / "in-transit" / names[0]).read_bytes()
+        (folder / names[0]).write_bytes(first[: len(first) // 2])  # ...writing in place
+        time.sleep(0.5)
+        assert recorder.count(handle.id) == 0
+        (folder / names[0]).write_bytes(first)
         responses = federation.collect(rpc, [handle])
         assert handle.id in responses and responses[handle.id].ok
         assert bytes(responses[handle.id].body) == body

@@ -73,7 +73,7 @@ class SyftBoxClient:
             self.storage = SealedStorage(datasite, keys)
             overhead = OVERHEAD
         # chunked messages over a sync that keeps no order between files (synced.py)
-        self.storage = SyncedStorage(self.storage)
+        self.storage = SyncedStorage(self.storage, overhead=overhead)
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
         # Arrivals through the participant's datasite view (it maps each outbox to its
         # sender's datasite) over core's process-wide inotify watcher: one thread and one

@@ -6,9 +6,10 @@ downloads each file on its own, small ones first as often as not: the manifest c
 arrive seconds before its multi-MiB parts. Two small wrappers make that look like any
 object still being written, which the mailbox already waits for:
 
-* :class:`SyncedStorage`: a manifest whose parts are not all present yet reads as an
-  empty object ("incomplete"; a runner re-checks it within the ``incomplete_grace``
-  option, an aggregator when it is told of it again);
+* :class:`SyncedStorage`: a manifest whose parts are not all present and complete yet
+  (a SyftBox client writes downloads in place) reads as an empty object ("incomplete";
+  a runner re-checks it within the ``incomplete_grace`` option, an aggregator when it
+  is told of it again);
 * :class:`PartArrivals`: the arrival of a part is also reported as an arrival of its
   message, so whoever waits on the message re-reads it when the last part lands.
 """
@@ -30,8 +31,10 @@ class SyncedStorage(BaseStorage):
     """``inner`` (a participant's datasite view, sealed or not), with manifests whose
     parts have not all been synced yet reading as incomplete objects."""
 
-    def __init__(self, inner: Storage) -> None:
+    def __init__(self, inner: Storage, *, overhead: int = 0) -> None:
+        """``overhead``: bytes the storage adds to each stored object (sealing)."""
         self.inner = inner
+        self.overhead = overhead
 
     def __repr__(self) -> str:
         return f"SyncedStorage({self.inner!r})"
@@ -51,10 +54,15 @@ class SyncedStorage(BaseStorage):
         if max_size is not None and manifest.size > max_size:
             return data  # refused from its size, before any part is looked for
         folder = path.rpartition("/")[0]
-        present = set(self.inner.list(folder))
-        if all(part in present for part in manifest.part_names()):
-            return data
-        return b""  # parts still syncing: incomplete, re-read when they arrive
+        for index, part in enumerate(manifest.part_names(), start=1):
+            local = self.inner.local_path(f"{folder}/{part}")
+            try:
+                size = None if local is None else local.stat().st_size
+            except OSError:
+                return b""  # not synced yet: incomplete, re-read when it arrives
+            if size is not None and size < manifest.part_length(index) + self.overhead:
+                return b""  # a sync client still writing it in place
+        return data
 
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
         return self.inner.put_if_absent(path, parts)
