@@ -15,6 +15,12 @@ REAL google-api-python-client drives it (built from its bundled discovery docume
 * ``changes.getStartPageToken`` / ``changes.list``: one feed per user covering every
   file the user can access (its own and those shared with it), with pagination;
 * ``about.get`` (the token owner's email);
+* OAuth: access tokens may expire (:meth:`DriveState.add_user` ``expires_in``,
+  :meth:`DriveState.expire`; Drive then answers 401 ``authError`` with
+  ``WWW-Authenticate``), and ``POST /token`` serves the authorization-code grant (the
+  login flow) and the ``refresh_token`` grant (a new access token for the same user,
+  optionally a rotated refresh token; ``invalid_grant`` once revoked,
+  :meth:`DriveState.revoke`), counting grants in :attr:`DriveState.grants`;
 * fault injection: :meth:`DriveState.inject` makes the next N requests fail with 429,
   403 ``rateLimitExceeded`` or 500, and :attr:`DriveState.calls` counts requests per
   user and method (the benchmark of API calls per idle poll reads it).
@@ -32,6 +38,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import urllib.parse
 import uuid
 from collections import Counter
@@ -48,20 +55,39 @@ _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 class DriveError(Exception):
     """An error response in Drive's JSON shape."""
 
-    def __init__(self, code: int, reason: str, message: str, domain: str = "global") -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        domain: str = "global",
+        headers: dict[str, str] | None = None,
+        **detail: str,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.domain = domain
+        self.headers = headers or {}
+        self.detail = detail
+        """Extra fields of the error item (``location``, ``locationType``)."""
 
     def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "code": self.code,
-                "message": str(self),
-                "errors": [{"domain": self.domain, "reason": self.reason, "message": str(self)}],
-            }
-        }
+        item = {"domain": self.domain, "reason": self.reason, "message": str(self), **self.detail}
+        return {"error": {"code": self.code, "message": str(self), "errors": [item]}}
+
+
+def auth_error() -> DriveError:
+    """What Drive answers to a missing, unknown, expired or revoked access token."""
+    return DriveError(
+        401,
+        "authError",
+        "Invalid Credentials",
+        headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", '
+                 'error="invalid_token"'},
+        location="Authorization",
+        locationType="header",
+    )  # fmt: skip
 
 
 @dataclass
@@ -136,16 +162,113 @@ class DriveState:
         self.oauth_codes: dict[str, str] = {}
         """Authorization code -> the access token ``POST /token`` exchanges it for."""
         self.fault_filter: Callable[[str], bool] | None = None
+        self.expiry: dict[str, float] = {}
+        """Access token -> when it stops working (``time.time()``); absent: never."""
+        self.refresh_tokens: dict[str, str] = {}
+        """Refresh token -> its user (revoked ones are removed)."""
+        self.token_lifetime = 3600.0
+        """Seconds an access token issued by ``POST /token`` lives (``expires_in``)."""
+        self.rotate_refresh_tokens = False
+        """The refresh grant issues a new refresh token and revokes the one it used."""
+        self.token_delay = 0.0
+        """Seconds ``POST /token`` takes (makes concurrent refreshes overlap in tests)."""
+        self.requests_per_token: int | None = None
+        """An access token stops working after this many requests (expiry mid-run,
+        deterministically, in every code path); None: no limit."""
+        self._uses: Counter[str] = Counter()
+        self.grants: Counter[str] = Counter()
+        """``POST /token`` answers: successful grants by ``grant_type``, refusals as
+        ``invalid_grant``."""
+        self.rejected: Counter[str] = Counter()
+        """401 answers, by the user whose (expired) access token was refused."""
 
     # -- set-up and observation (tests) ------------------------------------------------------
-    def add_user(self, email_address: str, token: str | None = None) -> str:
-        """Register a user and its My Drive root; returns its bearer token."""
+    def add_user(
+        self, email_address: str, token: str | None = None, *, expires_in: float | None = None
+    ) -> str:
+        """Register a user and its My Drive root; returns its bearer token (valid for
+        ``expires_in`` seconds, forever by default)."""
         token = token or f"token-{uuid.uuid4().hex}"
         with self.lock:
             self.users[token] = email_address
+            if expires_in is not None:
+                self.expiry[token] = time.time() + expires_in
             root = self.root_id(email_address)
-            self.files[root] = File(root, "My Drive", FOLDER, email_address, [], self._now())
+            if root not in self.files:
+                self.files[root] = File(root, "My Drive", FOLDER, email_address, [], self._now())
         return token
+
+    def refresh_token_for(self, email_address: str) -> str:
+        """A new refresh token of ``email_address`` (as a consent would grant)."""
+        refresh = f"refresh-{uuid.uuid4().hex}"
+        with self.lock:
+            self.refresh_tokens[refresh] = email_address
+        return refresh
+
+    def expire(self, access_token: str) -> None:
+        """``access_token`` stops working now (Drive answers 401), as after an hour."""
+        with self.lock:
+            self.expiry[access_token] = 0.0
+
+    def revoke(self, refresh_token: str) -> None:
+        """The user revoked the app's access: the refresh grant answers ``invalid_grant``."""
+        with self.lock:
+            self.refresh_tokens.pop(refresh_token, None)
+
+    def user_of(self, access_token: str) -> str | None:
+        """The owner of a live access token; None if unknown or expired."""
+        with self.lock:
+            user = self.users.get(access_token)
+            if user is None:
+                return None
+            self._uses[access_token] += 1
+            worn = self.requests_per_token is not None and (
+                self._uses[access_token] > self.requests_per_token
+            )
+            if worn or self.expiry.get(access_token, float("inf")) <= time.time():
+                self.rejected[user] += 1
+                return None
+            return user
+
+    def grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``POST /token``: the authorization-code and refresh-token grants."""
+        if self.token_delay:
+            time.sleep(self.token_delay)
+        kind = form.get("grant_type")
+        with self.lock:
+            if kind == "authorization_code":
+                access = self.oauth_codes.pop(form.get("code", ""), None)
+                if access is None:
+                    self.grants["invalid_grant"] += 1
+                    return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+                refresh = f"refresh-{access}"
+                self.refresh_tokens[refresh] = self.users[access]
+            elif kind == "refresh_token":
+                used = form.get("refresh_token", "")
+                user = self.refresh_tokens.get(used)
+                if user is None:
+                    self.grants["invalid_grant"] += 1
+                    return 400, {
+                        "error": "invalid_grant",
+                        "error_description": "Token has been expired or revoked.",
+                    }
+                access = self.add_user(user, expires_in=self.token_lifetime)
+                refresh = used
+                if self.rotate_refresh_tokens:
+                    del self.refresh_tokens[used]
+                    refresh = self.refresh_token_for(user)
+            else:
+                return 400, {"error": "unsupported_grant_type"}
+            self.grants[kind] += 1
+        out = {
+            "access_token": access,
+            "expires_in": int(self.token_lifetime),
+            "token_type": "Bearer",
+            "scope": "https://www.googleapis.com/auth/drive",
+        }
+        if kind == "authorization_code" or refresh != form.get("refresh_token"):
+            out["refresh_token"] = refresh  # Google omits it when it is unchanged
+        return 200, out
 
     @staticmethod
     def root_id(email_address: str) -> str:
@@ -461,9 +584,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             auth = self.headers.get("Authorization", "")
-            user = state.users.get(auth.removeprefix("Bearer ").strip()) if auth else None
+            user = state.user_of(auth.removeprefix("Bearer ").strip()) if auth else None
             if user is None:
-                raise DriveError(401, "authError", "Invalid Credentials")
+                raise auth_error()
             method = self._route(verb, url.path, params)
             with state.lock:
                 state.calls[(user, method)] += 1
@@ -472,7 +595,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise fault
             self._dispatch(method, user, verb, url.path, params, body)
         except DriveError as exc:
-            self._json(exc.code, exc.body())
+            self._json(exc.code, exc.body(), exc.headers)
 
     @staticmethod
     def _route(verb: str, path: str, params: dict[str, str]) -> str:
@@ -533,22 +656,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise DriveError(404, "notFound", f"no such method: {verb} {path}")
 
     def _token_endpoint(self, body: bytes) -> None:
-        """OAuth 2.0 token endpoint (authorization-code grant), for the login flow."""
-        form = dict(urllib.parse.parse_qsl(body.decode()))
-        token = self.server.state.oauth_codes.pop(form.get("code", ""), None)
-        if form.get("grant_type") != "authorization_code" or token is None:
-            self._json(400, {"error": "invalid_grant"})
-            return
-        self._json(
-            200,
-            {
-                "access_token": token,
-                "expires_in": 3600,
-                "token_type": "Bearer",
-                "refresh_token": f"refresh-{token}",
-                "scope": "https://www.googleapis.com/auth/drive",
-            },
-        )
+        """OAuth 2.0 token endpoint (see :meth:`DriveState.grant`)."""
+        status, answer = self.server.state.grant(dict(urllib.parse.parse_qsl(body.decode())))
+        self._json(status, answer)
 
     def _media(self, f: File) -> None:
         data, total = f.content, len(f.content)

@@ -37,6 +37,11 @@ class DriveAPIError(StorageError):
         self.status = status
 
 
+class DriveAuthError(DriveAPIError):
+    """The access token expired and could not be renewed (the refresh token was revoked
+    or expired): only a new login helps, so it is never retried."""
+
+
 class DriveNotFoundError(DriveAPIError):
     """The file or folder does not exist (or is not visible to this user)."""
 
@@ -130,9 +135,15 @@ class DriveAPI:
         """Run ``attempt_once`` (one HTTP exchange, e.g. a resumable upload's
         ``next_chunk``) until it succeeds, backing off on 429, 403 rate limits, 5xx and
         connection errors; other failures become :class:`StorageError`."""
+        from google.auth.exceptions import RefreshError
+        from google.auth.exceptions import TransportError as AuthTransportError
         from googleapiclient.errors import HttpError
 
-        transport_errors = (OSError, importlib.import_module("httplib2").HttpLib2Error)
+        transport_errors = (
+            OSError,
+            importlib.import_module("httplib2").HttpLib2Error,
+            AuthTransportError,  # the token endpoint unreachable during a refresh
+        )
 
         attempt = 0
         while True:
@@ -147,6 +158,12 @@ class DriveAPI:
                     attempt += 1
                     continue
                 raise self._error(what, status, reason, exc) from exc
+            except RefreshError as exc:
+                if exc.retryable and attempt < self.policy.retries:
+                    self._backoff(what, attempt, "token refresh failed")
+                    attempt += 1
+                    continue
+                raise self._auth_error(what, exc) from exc
             except transport_errors as exc:
                 if attempt < self.policy.retries:
                     self._backoff(what, attempt, type(exc).__name__)
@@ -163,6 +180,17 @@ class DriveAPI:
         delay = self.policy.delay(attempt, self._rng)
         log.debug("Drive %s on %s; retry %d in %.2fs", cause, what, attempt + 1, delay)
         self._sleep(delay)
+
+    def _auth_error(self, what: str, exc: Exception) -> DriveAuthError:
+        cause = exc.args[0] if exc.args else exc
+        path = getattr(self.credentials, "path", None)
+        again = f"syftflwr gdrive login --token-file {path}" if path else "syftflwr gdrive login"
+        return DriveAuthError(
+            f"Google Drive access expired and could not be renewed while working on {what} "
+            f"({cause}); fix: run `{again}` again to sign in (it was revoked, or unused "
+            "for too long); a running runner picks the new token up by itself",
+            401,
+        )
 
     @staticmethod
     def _error(what: str, status: int, reason: str, exc: Any) -> DriveAPIError:

@@ -201,8 +201,8 @@ class ChangesFeed(PollingSource):
         """Read the feed once (one call when idle) and report new names in watched
         folders; returns how many were reported."""
         with self._io:
-            self._ensure_token()
             try:
+                self._ensure_token()  # inside: an escaping error would end the polling thread
                 changes = self._read_feed()
                 self._failing = False
             except StorageError as exc:

@@ -15,7 +15,10 @@ from typing import Any
 
 from syftflwr.errors import ConfigError
 
+from syftflwr_gdrive.auth import save_token
 from syftflwr_gdrive.options import HOME_ENV, SCOPES
+
+__all__ = ["default_client_secrets", "login", "save_token"]
 
 CLIENT_SECRETS_ENV = "SYFTFLWR_GDRIVE_CLIENT_SECRETS"
 
@@ -26,16 +29,6 @@ def default_client_secrets(env: Mapping[str, str] = os.environ) -> Path:
     home = env.get(HOME_ENV)
     base = Path(home).expanduser() if home else Path("~/.syftflwr").expanduser()
     return base / "gdrive" / "client_secret.json"
-
-
-def save_token(credentials: Any, path: Path) -> None:
-    """Write the token readable by this user only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(credentials.to_json())
-    tmp.replace(path)
 
 
 def login(
