@@ -18,6 +18,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "results.json"
+SYFTBOX_RESULTS = ROOT / "plugins" / "syftbox" / "benchmarks" / "results.json"
+"""Recorded by the syftbox plugin's own benchmark in its environment (flwr <= 1.26.1,
+which this suite's environment cannot share): shown as recorded, never re-measured here."""
 DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
 DEFAULT_PNG = ROOT / "docs" / "img" / "benchmarks.png"
 PENDING = {
@@ -483,8 +486,47 @@ def render_markdown(results: dict[str, Any]) -> str:
         data = benchmarks.get(name)
         if data and "error" not in data:
             parts.append(render(data))
+    if SYFTBOX_RESULTS.is_file():
+        parts.append(section_syftbox(json.loads(SYFTBOX_RESULTS.read_text())))
     parts.append(section_pending(results))
     return "\n\n".join(parts) + "\n"
+
+
+def section_syftbox(data: dict[str, Any]) -> str:
+    one, large = data["one_kb"], data["large"]
+    enc, plain = large["encrypted"], large["plaintext"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    load = data.get("load_average") or [0.0]
+    rows = [
+        ["1 KB round trip p50", f"{one['encrypted']['p50_ms']:.2f} ms",
+         f"{one['plaintext']['p50_ms']:.2f} ms",
+         f"encrypted <= {one['bar_p50_ms']:g} ms: {met(one['meets_bar'])}"],
+        ['1 KB p50 with `watch = "poll"`', f"{one['encrypted, watch=poll']['p50_ms']:.1f} ms",
+         "", "(informational)"],
+        [f"{large['size_mb']} MB round trip, median", dur(enc["median_s"]),
+         dur(plain["median_s"]), "(informational)"],
+        [f"encryption added at {large['size_mb']} MB vs raw AES-GCM of the bytes",
+         times(large["encryption_added_x_raw_aead"]), "",
+         f"<= {large['bar_added_x_raw_aead']:g}x: "
+         f"{met(large['encryption_added_x_raw_aead'] <= large['bar_added_x_raw_aead'])}"],
+        [f"{large['size_mb']} MB peak RSS x payload, aggregator / datasite",
+         f"{enc['aggregator_peak_rss_x_payload']:.2f}x / {enc['datasite_peak_rss_x_payload']:.2f}x",
+         f"{plain['aggregator_peak_rss_x_payload']:.2f}x / "
+         f"{plain['datasite_peak_rss_x_payload']:.2f}x", "(informational)"],
+    ]  # fmt: skip
+    return (
+        "## syftbox: aggregator and datasite in two processes (plugin benchmark)\n\n"
+        "Measured by `plugins/syftbox/benchmarks/bench_syftbox.py` in the syftbox "
+        "environment (flwr 1.26.1, which this suite's environment cannot share), one shared "
+        "local SyftBox data dir, real inotify, `fsync` on; recorded "
+        f"{data.get('created', '?')} at load average {load[0]:.1f} on {data.get('cpus', '?')} "
+        "CPUs. Results: `plugins/syftbox/benchmarks/results.json`; details on the "
+        "[syftbox page](transports/syftbox.md#performance).\n\n"
+        + table(["figure", "encrypted (default)", "plaintext", "bar"], rows)
+    )
 
 
 # ------------------------------------------------------------------ plot
