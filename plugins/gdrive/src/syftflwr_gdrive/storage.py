@@ -29,6 +29,7 @@ core retention rules), which is exactly what Drive allows.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import threading
@@ -70,6 +71,27 @@ def _join(parts: Sequence[Buffer]) -> bytes:
     if len(parts) == 1 and isinstance(parts[0], bytes):
         return parts[0]
     return b"".join(memoryview(p).cast("B") for p in parts)
+
+
+@functools.cache
+def _bytes_upload_class() -> Any:
+    """A media upload whose resumable chunks are sent as BYTES, not as a slice of a
+    stream: google-auth-httplib2 cannot rewind googleapiclient's stream slice when it
+    retries a chunk after a 401 (expired token), so the retry would announce the chunk's
+    Content-Length with an empty body and hang until the socket times out."""
+    from googleapiclient.http import MediaIoBaseUpload
+
+    class BytesUpload(MediaIoBaseUpload):  # type: ignore[misc]
+        def has_stream(self) -> bool:
+            return False
+
+    return BytesUpload
+
+
+def _bytes_upload(data: bytes, *, chunksize: int, resumable: bool) -> Any:
+    return _bytes_upload_class()(
+        io.BytesIO(data), "application/octet-stream", chunksize=chunksize, resumable=resumable
+    )
 
 
 class DriveStorage(BaseStorage):
@@ -263,12 +285,9 @@ class DriveStorage(BaseStorage):
         return fid, [c for c in copies if c.get("mimeType") != FOLDER_MIME]
 
     def _create_file(self, parent: str, name: str, data: bytes, tag: str) -> None:
-        from googleapiclient.http import MediaIoBaseUpload
-
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         resumable = len(data) > self.transfer_chunk
-        media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream",
-                                  chunksize=self.transfer_chunk, resumable=resumable)  # fmt: skip
+        media = _bytes_upload(data, chunksize=self.transfer_chunk, resumable=resumable)
         what = f"upload of {name}"
         if not resumable:
             self.api.call(
