@@ -210,6 +210,12 @@ class DriveState:
         with self.lock:
             self.expiry[access_token] = 0.0
 
+    def expire_all(self, email_address: str) -> None:
+        """Every access token of ``email_address`` stops working now."""
+        with self.lock:
+            for token in [t for t, user in self.users.items() if user == email_address]:
+                self.expiry[token] = 0.0
+
     def revoke(self, refresh_token: str) -> None:
         """The user revoked the app's access: the refresh grant answers ``invalid_grant``."""
         with self.lock:

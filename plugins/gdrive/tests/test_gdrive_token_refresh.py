@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -28,6 +29,7 @@ from syftflwr.errors import ConfigError, StorageError
 from syftflwr.info import TransportContext
 from syftflwr.mailbox.layout import Route
 from syftflwr.registry import get_registry
+from syftflwr.testing.datasite_process import DatasiteProcess, DatasiteSpec, reply_for
 from syftflwr_gdrive.api import DriveAPI, DriveAuthError, RetryPolicy
 from syftflwr_gdrive.auth import TokenFileCredentials, load_credentials
 from syftflwr_gdrive.client import GDriveClient, forget_sessions, whoami
@@ -314,3 +316,56 @@ def test_a_token_uri_off_google_and_off_this_machine_is_refused(
         _credentials(Account(AGG, google, "x", "r")).token_uri
         == "https://oauth2.googleapis.com/token"
     )
+
+
+def test_a_datasite_process_waits_out_a_revocation_and_resumes_after_a_new_login(
+    drive: Drive, tmp_path: Path
+) -> None:
+    """A datasite runner in its own OS process: its refresh token is revoked mid-run, so
+    it logs the fix once and sends NOTHING (no refresh attempts, no Drive requests)
+    while it waits; once the user signs in again it answers, without a restart."""
+    state, url = drive
+    transport = get_registry().load("gdrive")
+    agg, ds1 = _account(state, url, tmp_path, AGG), _account(state, url, tmp_path, DS1)
+    fast = {"max_poll_interval": 0.1, "retention_interval": 0}
+    agg_ctx, ds_ctx = _context(agg, url, tmp_path, **fast), _context(ds1, url, tmp_path, **fast)
+    rpc = transport.make_rpc(transport.make_client(agg_ctx), agg_ctx)
+    datasite = DatasiteProcess(
+        DatasiteSpec(transport.entry.name, transport.entry.target, ds_ctx, "echo"), tmp_path
+    )
+
+    def round_trip(body: bytes, timeout: float = 30) -> None:
+        handle = rpc.send(Request.new(sender=AGG, recipient=DS1, app="app", endpoint="echo",
+                                      body=body, ttl=600))  # fmt: skip
+        deadline, got = time.monotonic() + timeout, []
+        while not got and time.monotonic() < deadline:
+            got = rpc.wait([handle], timeout=1)
+        assert got and got[0].ok, datasite.log
+        assert bytes(got[0].body) == reply_for(DS1, body)
+
+    try:
+        round_trip(b"before")
+        state.revoke(ds1.refresh)  # the user removed the app's access...
+        state.expire_all(DS1)  # ...and the access tokens die with it
+        deadline = time.monotonic() + 30
+        while not state.grants["invalid_grant"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.grants["invalid_grant"] == 1, datasite.log
+        time.sleep(0.3)  # let in-flight requests settle, then count
+        quiet = (state.rejected[DS1], state.calls_by(DS1), dict(state.grants))
+        time.sleep(1.5)  # ~15 polls at max_poll_interval
+        assert (state.rejected[DS1], state.calls_by(DS1), dict(state.grants)) == quiet
+        assert f"syftflwr gdrive login --token-file {ds1.path}" in datasite.log
+
+        # what `syftflwr gdrive login` does
+        write_token(
+            ds1.path,
+            state.add_user(DS1),
+            refresh_token=state.refresh_token_for(DS1),
+            token_uri=url + "token",
+        )
+        round_trip(b"after a new login")
+    finally:
+        code = datasite.stop(timeout=30)
+        rpc.close()
+    assert code == 0, datasite.log
