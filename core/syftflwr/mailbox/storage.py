@@ -132,3 +132,42 @@ def check_max_size(path: str, size: int, max_size: int | None) -> None:
             f"{path} is {size:,} bytes, above the {max_size:,} bytes allowed here; "
             "raise [tool.syftflwr] max_message_size if such messages are expected"
         )
+
+
+class StorageWrapper(BaseStorage):
+    """``inner`` with some operations changed (sealing, sync-aware reads...): every
+    operation is forwarded, so a subclass overrides only what it changes."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+    @property
+    def url(self) -> str:
+        return str(getattr(self.inner, "url", ""))
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        return self.inner.put_if_absent(path, parts)
+
+    def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        self.inner.put(path, parts)
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        return self.inner.get(path, max_size=max_size)
+
+    def list(self, folder: str) -> list[str]:
+        return self.inner.list(folder)
+
+    def delete(self, path: str) -> None:
+        self.inner.delete(path)
+
+    def claim(self, path: str, owner: str) -> bool:
+        return self.inner.claim(path, owner)
+
+    def makedirs(self, folder: str) -> None:
+        self.inner.makedirs(folder)
+
+    def local_path(self, path: str) -> Path | None:
+        return self.inner.local_path(path)

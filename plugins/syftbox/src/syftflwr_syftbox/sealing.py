@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Sequence
-from pathlib import Path
 from typing import cast
 
 from cryptography.exceptions import InvalidTag
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from syftflwr.envelope import Buffer
 from syftflwr.errors import EncryptionError, MalformedMessageError
 from syftflwr.mailbox.layout import OUTBOX_PREFIX, ObjectKind, parse_name
-from syftflwr.mailbox.storage import BaseStorage, split_path, views
+from syftflwr.mailbox.storage import StorageWrapper, split_path, views
 
 from syftflwr_syftbox.datasite_storage import LOCAL_STATE, DatasiteStorage
 from syftflwr_syftbox.keys import KeyRing
@@ -62,12 +61,14 @@ def _pub(raw: bytes) -> x25519.X25519PublicKey:
     return x25519.X25519PublicKey.from_public_bytes(raw)
 
 
-class SealedStorage(BaseStorage):
+class SealedStorage(StorageWrapper):
     """A :class:`DatasiteStorage` whose message objects are sealed on write and opened
     on read (see the module docstring)."""
 
+    inner: DatasiteStorage
+
     def __init__(self, inner: DatasiteStorage, keys: KeyRing) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.keys = keys
         self.owner = inner.owner
         self._static: dict[bytes, bytes] = {}
@@ -81,13 +82,6 @@ class SealedStorage(BaseStorage):
         if shared is None:
             shared = self._static[raw] = self.keys.private_key.exchange(peer)
         return shared
-
-    def __repr__(self) -> str:
-        return f"SealedStorage({self.inner!r})"
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
 
     # -- which objects, between whom ------------------------------------------------------
     def _parties(self, path: str) -> tuple[str, str] | None:
@@ -178,9 +172,6 @@ class SealedStorage(BaseStorage):
             parts = self.seal(path, *who, parts)
         self.inner.put(path, parts)
 
-    def claim(self, path: str, owner: str) -> bool:
-        return self.inner.claim(path, owner)
-
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
         who = self._parties(path)
         if who is None:
@@ -188,15 +179,3 @@ class SealedStorage(BaseStorage):
         limit = None if max_size is None else max_size + OVERHEAD
         data = self.inner.get(path, max_size=limit)
         return None if data is None else self.open(path, *who, data)
-
-    def list(self, folder: str) -> list[str]:
-        return self.inner.list(folder)
-
-    def delete(self, path: str) -> None:
-        self.inner.delete(path)
-
-    def makedirs(self, folder: str) -> None:
-        self.inner.makedirs(folder)
-
-    def local_path(self, path: str) -> Path | None:
-        return self.inner.local_path(path)

@@ -16,32 +16,22 @@ object still being written, which the mailbox already waits for:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MalformedMessageError
 from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Subscription
 from syftflwr.mailbox.chunking import Manifest, is_manifest
 from syftflwr.mailbox.layout import parse_name
-from syftflwr.mailbox.storage import BaseStorage, Storage
+from syftflwr.mailbox.storage import Storage, StorageWrapper
 
 
-class SyncedStorage(BaseStorage):
+class SyncedStorage(StorageWrapper):
     """``inner`` (a participant's datasite view, sealed or not), with manifests whose
     parts have not all been synced yet reading as incomplete objects."""
 
     def __init__(self, inner: Storage, *, overhead: int = 0) -> None:
         """``overhead``: bytes the storage adds to each stored object (sealing)."""
-        self.inner = inner
+        super().__init__(inner)
         self.overhead = overhead
-
-    def __repr__(self) -> str:
-        return f"SyncedStorage({self.inner!r})"
-
-    @property
-    def url(self) -> str:
-        return str(getattr(self.inner, "url", ""))
 
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
         data = self.inner.get(path, max_size=max_size)
@@ -63,27 +53,6 @@ class SyncedStorage(BaseStorage):
             if size is not None and size < manifest.part_length(index) + self.overhead:
                 return b""  # a sync client still writing it in place
         return data
-
-    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
-        return self.inner.put_if_absent(path, parts)
-
-    def put(self, path: str, parts: Sequence[Buffer]) -> None:
-        self.inner.put(path, parts)
-
-    def claim(self, path: str, owner: str) -> bool:
-        return self.inner.claim(path, owner)
-
-    def list(self, folder: str) -> list[str]:
-        return self.inner.list(folder)
-
-    def delete(self, path: str) -> None:
-        self.inner.delete(path)
-
-    def makedirs(self, folder: str) -> None:
-        self.inner.makedirs(folder)
-
-    def local_path(self, path: str) -> Path | None:
-        return self.inner.local_path(path)
 
 
 class PartArrivals:
