@@ -124,3 +124,29 @@ def test_background_thread_reports_without_manual_polls(make_storage: MakeStorag
     agg.put_if_absent(route.request_path("6" * 32), [b"x"])
     assert seen.event.wait(10)
     feed.close()
+
+
+def test_a_refused_page_token_is_rebuilt_even_if_drive_is_down_meanwhile(
+    drive: tuple[DriveState, str], make_storage: MakeStorage, tmp_path: Path
+) -> None:
+    """No error escapes ``poll_once`` (it would end the polling thread): a refused page
+    token is replaced and the watched folders relisted on a later round when restarting
+    the feed fails at first."""
+    state, _ = drive
+    ds, agg = make_storage("ds@example.org"), make_storage(AGG)
+    route = Route(AGG, "ds@example.org", "app", "messages")
+    feed = _feed(ds, tmp_path)
+    seen = Seen()
+    sub = feed.subscribe(seen)
+    sub.watch([route.folder])
+    agg.put_if_absent(route.request_path("2" * 32), [b"new"])
+    state.fault_filter = lambda method: method.startswith("changes.")
+    state.inject(400, reason="invalid")  # the page token is refused...
+    state.inject(500, count=7)  # ...and Drive fails the restart beyond the retries
+    assert feed.poll_once() == 0
+    assert feed.poll_once() == 0
+    assert (route.folder, "2" * 32 + ".request") not in seen.items
+    assert feed.poll_once() >= 1  # restarted and relisted
+    assert (route.folder, "2" * 32 + ".request") in seen.items
+    sub.close()
+    feed.close()

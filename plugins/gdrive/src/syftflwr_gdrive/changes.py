@@ -77,6 +77,7 @@ class ChangesFeed(PollingSource):
         self._seen: set[str] = set()
         self._token: str | None = None
         self._failing = False
+        self._rebuild = False
         self._last_recheck = time.monotonic()
         self.rounds = 0
         self.feed_calls = 0
@@ -201,16 +202,23 @@ class ChangesFeed(PollingSource):
         """Read the feed once (one call when idle) and report new names in watched
         folders; returns how many were reported."""
         with self._io:
+            # Every call that can fail is inside the try: an escaping error would end
+            # the polling thread, and the runner would wait for arrivals forever.
             try:
-                self._ensure_token()  # inside: an escaping error would end the polling thread
+                if self._rebuild:  # the page token was refused: restart the feed, relist
+                    self._ensure_token_fresh()
+                    self._rebuild = False
+                    return self._relist_all()
+                self._ensure_token()
                 changes = self._read_feed()
                 self._failing = False
             except StorageError as exc:
                 if isinstance(exc, DriveAPIError) and exc.status in (400, 404, 410):
-                    log.warning("the Drive changes token was refused (%s); rebuilding", exc)
-                    self._token = None
-                    self._ensure_token_fresh()
-                    return self._relist_all()
+                    if not self._rebuild:
+                        log.warning("the Drive changes token was refused (%s); rebuilding", exc)
+                        self._rebuild = True
+                        self._poke()  # rebuild on the next round, not after a back-off
+                    return 0
                 if not self._failing:
                     log.warning("reading the Drive changes feed failed (%s); retrying", exc)
                 self._failing = True
