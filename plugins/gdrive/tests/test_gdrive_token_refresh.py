@@ -369,3 +369,16 @@ def test_a_datasite_process_waits_out_a_revocation_and_resumes_after_a_new_login
         code = datasite.stop(timeout=30)
         rpc.close()
     assert code == 0, datasite.log
+
+
+def test_credentials_without_a_token_file_say_how_to_sign_in_again(drive: Drive) -> None:
+    """Colab's credentials (here: an access token alone) cannot name a token file."""
+    from google.oauth2.credentials import Credentials
+
+    state, url = drive
+    access = state.add_user(AGG)
+    state.expire(access)
+    api = DriveAPI(Credentials(token=access), root_url=url, policy=FAST)
+    with pytest.raises(DriveAuthError, match=r"fix: sign in again \(in Colab"):
+        whoami(api)
+    assert api.retried == 0

@@ -184,11 +184,17 @@ class DriveAPI:
     def _auth_error(self, what: str, exc: Exception) -> DriveAuthError:
         cause = exc.args[0] if exc.args else exc
         path = getattr(self.credentials, "path", None)
-        again = f"syftflwr gdrive login --token-file {path}" if path else "syftflwr gdrive login"
+        if path is not None:
+            fix = (
+                f"run `syftflwr gdrive login --token-file {path}` again to sign in (access "
+                "was revoked, or unused for too long); a running runner picks the new token "
+                "up by itself"
+            )
+        else:  # Colab's own credentials (or credentials built by hand)
+            fix = "sign in again (in Colab: re-run the notebook's authentication cell)"
         return DriveAuthError(
             f"Google Drive access expired and could not be renewed while working on {what} "
-            f"({cause}); fix: run `{again}` again to sign in (it was revoked, or unused "
-            "for too long); a running runner picks the new token up by itself",
+            f"({cause}); fix: {fix}",
             401,
         )
 
