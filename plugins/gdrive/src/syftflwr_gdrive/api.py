@@ -159,7 +159,7 @@ class DriveAPI:
                     continue
                 raise self._error(what, status, reason, exc) from exc
             except RefreshError as exc:
-                if exc.retryable and attempt < self.policy.retries:
+                if getattr(exc, "retryable", False) and attempt < self.policy.retries:
                     self._backoff(what, attempt, "token refresh failed")
                     attempt += 1
                     continue

@@ -112,11 +112,11 @@ class TokenFileCredentials(Credentials):
             if self._adopt_file() and self._renewed_since(sent):
                 return  # another process (or a new login) wrote a live token
             if self._sf_refused is not None:
-                raise RefreshError(self._sf_refused, retryable=False)  # type: ignore[no-untyped-call]
+                raise RefreshError(self._sf_refused)  # type: ignore[no-untyped-call]
             try:
                 super().refresh(request)  # type: ignore[no-untyped-call]
             except RefreshError as exc:
-                if not exc.retryable:
+                if not getattr(exc, "retryable", False):  # absent in older google-auth
                     self._sf_refused = str(exc.args[0] if exc.args else exc)
                     self.token = None  # no request goes out with it any more
                 raise
