@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from syftflwr.errors import IdentityMismatchError
 from syftflwr.info import Capabilities, TransportContext
@@ -14,6 +15,8 @@ from syftflwr.mailbox.localdir import LocalDirStorage
 from syftflwr.mailbox.rpc import MailboxRPC
 from syftflwr.mailbox.storage import Storage
 from syftflwr.mailbox.watcher import LocalArrivals
+from syftflwr.profiles.syftflwr05 import NAME as SYFTFLWR05
+from syftflwr.roles import BaseEvents, BaseRPC
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
@@ -57,8 +60,13 @@ class SyftBoxClient:
                 fix="point the syftbox option config_path (or $SYFTBOX_CLIENT_CONFIG_PATH) "
                 f"at {email}'s SyftBox config",
             )
+        if context.profile == SYFTFLWR05:
+            from syftflwr_syftbox.syftflwr05 import check_settings
+
+            check_settings(self.settings.encrypt)
         self.data_dir = self.settings.data_dir or self.config.data_dir
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
+        self.base = base
         base.makedirs(app_folder(self.config.email))
         if context.participants:
             write_permissions(base, self.config.email, context.participants)
@@ -98,13 +106,33 @@ class SyftBoxClient:
         """The folder holding ``email``'s outboxes in this data dir."""
         return str(self.data_dir / app_folder(email))
 
+    def syft_client(self) -> Any:
+        """A syft-core ``Client`` for this participant (syft-rpc/syft-event take one)."""
+        from syft_core import Client
+        from syft_core.config import SyftClientConfig
+
+        return Client(
+            SyftClientConfig.model_validate(
+                {
+                    "path": self.config.path,
+                    "email": self.config.email,
+                    "data_dir": self.data_dir,
+                    "server_url": self.config.server_url,
+                }
+            )
+        )
+
     def close(self) -> None:
         """Stops the poller, if polling was needed (the roles close their own
         subscriptions; the inotify watcher is process-wide)."""
         self.arrivals.close()
 
 
-def make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:
+def make_rpc(client: SyftBoxClient, context: TransportContext) -> BaseRPC:
+    if context.profile == SYFTFLWR05:
+        from syftflwr_syftbox.syftflwr05 import SyftRpc05
+
+        return SyftRpc05(client, context)
     return MailboxRPC(
         client,
         context,
@@ -115,7 +143,11 @@ def make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:
     )
 
 
-def make_events(client: SyftBoxClient, context: TransportContext) -> MailboxEvents:
+def make_events(client: SyftBoxClient, context: TransportContext) -> BaseEvents:
+    if context.profile == SYFTFLWR05:
+        from syftflwr_syftbox.syftflwr05 import SyftEvents05
+
+        return SyftEvents05(client, context)
     return MailboxEvents(
         client,
         context,

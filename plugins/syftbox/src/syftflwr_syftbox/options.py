@@ -17,6 +17,7 @@ from typing import Any
 from syftflwr.errors import ConfigError
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
 from syftflwr.names import is_valid_email
+from syftflwr.profiles import PROFILE_NAMES
 
 NAME = "syftbox"
 CONFIG_PATH_ENV = "SYFTBOX_CLIENT_CONFIG_PATH"
@@ -47,6 +48,7 @@ STATIC_CAPABILITIES = Capabilities(
     poll_interval=DEFAULT_POLL_INTERVAL,
     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
     max_object_size=DEFAULT_MAX_OBJECT_SIZE,
+    profiles=PROFILE_NAMES,
 )
 
 OPTIONS = (
@@ -274,4 +276,5 @@ class Settings:
             max_poll_interval=max(self.max_poll_interval, self.poll_interval),
             native_encryption=self.encrypt,
             max_object_size=None if limit is None else limit - overhead,
+            profiles=PROFILE_NAMES,
         )

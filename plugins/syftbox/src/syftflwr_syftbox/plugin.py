@@ -16,8 +16,7 @@ from syftflwr.info import Detection, TransportContext, TransportInfo
 from syftflwr_syftbox.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, SyftBoxConfig
 
 if TYPE_CHECKING:
-    from syftflwr.mailbox.events import MailboxEvents
-    from syftflwr.mailbox.rpc import MailboxRPC
+    from syftflwr.roles import BaseEvents, BaseRPC
 
     from syftflwr_syftbox.client import SyftBoxClient
 
@@ -57,14 +56,14 @@ def syftflwr_make_client(context: TransportContext) -> SyftBoxClient:
 
 
 @hookimpl
-def syftflwr_make_rpc(client: SyftBoxClient, context: TransportContext) -> MailboxRPC:
+def syftflwr_make_rpc(client: SyftBoxClient, context: TransportContext) -> BaseRPC:
     from syftflwr_syftbox.client import make_rpc
 
     return make_rpc(client, context)
 
 
 @hookimpl
-def syftflwr_make_events(client: SyftBoxClient, context: TransportContext) -> MailboxEvents:
+def syftflwr_make_events(client: SyftBoxClient, context: TransportContext) -> BaseEvents:
     from syftflwr_syftbox.client import make_events
 
     return make_events(client, context)

@@ -1,0 +1,523 @@
+"""The ``syft-flwr-0.5`` wire profile on SyftBox: syft-flwr 0.5's own request format and
+endpoint, through the real syft-rpc (messages) and syft-event (the watcher), so a
+syftflwr aggregator and syft-flwr 0.5 datasites on one SyftBox interoperate.
+
+Where the files are (what syft-rpc's ``send``/``reply_to`` use)::
+
+    datasites/{recipient}/app_data/flwr/{app}/rpc/messages/{sender}/{uuid}.request
+    datasites/{recipient}/app_data/flwr/{app}/rpc/messages/{sender}/{uuid}.response
+
+Each file is a syft-rpc ``SyftRequest``/``SyftResponse`` as JSON, the body (a Flower
+``Message`` protobuf, raw: no encryption) in base64. The libraries' known holes are
+guarded here rather than inherited:
+
+* every file is published whole (temp file + rename through core's
+  :class:`~syftflwr.mailbox.LocalDirStorage`; syft-rpc's ``dump`` writes in place), and a
+  file read while its writer is still writing is waited for, never answered;
+* a reply is waited for through core's watcher on the response's folder (no 100 ms
+  polling of ``SyftFuture.wait``), requests are sent with ``cache=False`` semantics
+  (a fresh id each time);
+* the events role uses syft-event's ``SyftEvents`` watcher on the ``messages`` endpoint
+  with its own callback: any error in it is caught, a dead watcher thread is noticed and
+  restarted (or ``run_forever`` raises), and pending files are re-scanned;
+* replies go only to ``{own rpc folder}/{sender}/{uuid}.response`` built from the
+  validated folder and file name, never from the request's ``url``/``sender``;
+* two runners on one datasite never both handle a request: each claims it first with an
+  exclusive file in the data dir's local state (``.syftflwr/claims/...``).
+
+Encryption: syft-flwr 0.5 encrypts on SyftBox through syft-crypto's JSON payloads; this
+profile does not speak that yet, so it runs only with ``encrypt = false`` (and core's
+``encryption = false``): anything else is a :class:`~syftflwr.errors.ConfigError`, and an
+encrypted payload that arrives is refused, never handed on or answered in plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import socket
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from syftflwr.envelope import Request, Response
+from syftflwr.errors import (
+    ConfigError,
+    MalformedMessageError,
+    MessageRejectedError,
+    TransportError,
+)
+from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox.watcher import LocalArrivals
+from syftflwr.names import is_valid_email, validate_identifier
+from syftflwr.profiles.base import refuse_oversized
+from syftflwr.profiles.syftflwr05 import ENDPOINT, NAME, SYFT_RPC, syft_url, wire_app
+from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
+
+from syftflwr_syftbox.datasite_storage import DATASITES, LOCAL_STATE
+
+if TYPE_CHECKING:
+    from syftflwr_syftbox.client import SyftBoxClient
+
+log = logging.getLogger("syftflwr.syftbox.syftflwr05")
+
+REQUEST_SUFFIX = ".request"
+RESPONSE_SUFFIX = ".response"
+CLAIMS = f"{LOCAL_STATE}/claims"
+"""Claims of requests being handled: local state, never synced or watched."""
+RESCAN_INTERVAL = 1.0
+"""Seconds between the events role's checks of its watcher and re-scans of pending files
+(a safety net: arrivals are normally reported by the watcher at once)."""
+MAX_RESTARTS = 5
+"""Watcher restarts tolerated within :data:`RESTART_WINDOW` before ``run_forever`` raises."""
+RESTART_WINDOW = 60.0
+_UUID_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.request$")
+_ENCRYPTED_KEYS = {"ciphertext", "ephemeral_key", "receiver"}
+
+
+def check_settings(encrypt: bool) -> None:
+    """Refuse the combination this profile cannot keep: SyftBox encryption."""
+    if encrypt:
+        raise ConfigError(
+            f"the {NAME!r} wire profile on syftbox cannot encrypt yet: syft-flwr 0.5 "
+            "encrypts with syft-crypto's JSON payloads, which syftflwr does not speak, and "
+            "it never sends plaintext silently",
+            key="tool.syftflwr.syftbox.encrypt",
+            fix='set encrypt = false in [tool.syftflwr.syftbox] (and encryption = false in '
+            '[tool.syftflwr]), or use profile = "native" for encrypted SyftBox training',
+        )
+
+
+def rpc_folder(owner: str, app: str, sender: str) -> str:
+    """``datasites/{owner}/app_data/flwr/{app}/rpc/messages/{sender}`` (data-dir relative)."""
+    return f"{endpoint_folder(owner, app)}/{sender}"
+
+
+def endpoint_folder(owner: str, app: str) -> str:
+    return f"{DATASITES}/{owner}/app_data/{wire_app(app)}/rpc/{ENDPOINT}"
+
+
+def _looks_encrypted(body: bytes) -> bool:
+    """A syft-crypto ``EncryptedPayload`` (JSON with its ciphertext fields)."""
+    if not body.startswith(b"{"):
+        return False
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.keys() >= _ENCRYPTED_KEYS
+
+
+def _capabilities(client: SyftBoxClient) -> Capabilities:
+    settings = client.settings
+    return Capabilities(
+        notifies_arrivals=settings.watch != "poll",
+        poll_interval=settings.poll_interval,
+        max_poll_interval=max(settings.max_poll_interval, settings.poll_interval),
+        native_encryption=False,
+        max_object_size=settings.max_object_size,
+        profiles=client.capabilities.profiles,
+    )
+
+
+# --------------------------------------------------------------------------- RPC
+class SyftRpc05(BaseRPC):
+    """The aggregator's side: syft-rpc requests in the recipients' datasites, replies
+    awaited through core's watcher."""
+
+    def __init__(self, client: SyftBoxClient, context: TransportContext) -> None:
+        check_settings(client.settings.encrypt)
+        super().__init__(client, context, _capabilities(client))
+        self.me = client.email
+        self.storage = client.base
+        self.arrivals = LocalArrivals(
+            self.storage,
+            mode=client.settings.watch,
+            poll_interval=client.settings.poll_interval,
+            max_poll_interval=max(client.settings.max_poll_interval, client.settings.poll_interval),
+            create_folders=False,
+            poller_name=f"syftflwr-syftbox05-poller-{self.me}",
+        )
+        self._sub = self.arrivals.subscribe(self._arrived)
+
+    def _arrived(self, folder: str, name: str) -> None:
+        if name.endswith(RESPONSE_SUFFIX):
+            self.notify_arrival()
+
+    def _paths(self, recipient: str, app: str, message_id: str) -> tuple[str, str]:
+        stem = str(uuid.UUID(message_id))
+        folder = rpc_folder(recipient, app, self.me)
+        return f"{folder}/{stem}{REQUEST_SUFFIX}", f"{folder}/{stem}{RESPONSE_SUFFIX}"
+
+    def _send(self, request: Request) -> None:
+        from syft_core.url import SyftBoxURL
+        from syft_rpc.protocol import SyftMethod
+        from syft_rpc.protocol import SyftRequest as WireRequest
+
+        validate_identifier(request.endpoint, "endpoint")
+        created = request.created_at
+        expires = request.expires_at if request.expires_at is not None else created + 900.0
+        wire = WireRequest(
+            id=uuid.UUID(request.id),
+            sender=self.me,
+            url=SyftBoxURL(syft_url(request.recipient, request.app, request.endpoint)),
+            body=bytes(memoryview(request.body)) or None,
+            headers=dict(request.headers),
+            created=datetime.fromtimestamp(created, UTC),
+            expires=datetime.fromtimestamp(expires, UTC),
+            method=SyftMethod.GET,
+        )
+        data = wire.dumps().encode()
+        limit = self.capabilities.max_object_size
+        refuse_oversized(len(data), limit, f"request {request.id}", NAME)
+        path, _ = self._paths(request.recipient, request.app, request.id)
+        # Watch first: a reply written between the publish and the watch is not missed.
+        self._sub.watch([path.rpartition("/")[0]])
+        self.storage.put(path, [data])
+
+    def _fetch(self, handle: RequestHandle) -> Response | None:
+        from pydantic import ValidationError
+        from syft_rpc.protocol import SyftResponse as WireResponse
+
+        _, path = self._paths(handle.recipient, handle.app, handle.id)
+        limit = 2 * self.context.max_message_size + 65536  # base64 and JSON around the body
+        data = self.storage.get(path, max_size=limit)
+        if data is None or SYFT_RPC.incomplete(data):
+            return None  # not there yet, or still being written in place
+        try:
+            wire = WireResponse.loads(bytes(memoryview(data)))
+        except (ValidationError, ValueError) as exc:
+            raise MalformedMessageError(f"{path}: not a syft-rpc response ({exc})") from None
+        body = wire.body or b""
+        if _looks_encrypted(body):
+            raise MessageRejectedError(
+                f"{path}: an encrypted (syft-crypto) reply; the {NAME!r} profile runs "
+                "unencrypted and refuses it rather than hand on what it cannot verify"
+            )
+        expected = syft_url(handle.recipient, handle.app, handle.endpoint)
+        if str(wire.url) != expected:
+            raise MalformedMessageError(f"{path}: reply for {wire.url}, expected {expected}")
+        status = int(wire.status_code)
+        response = Response(
+            id=wire.id.hex,
+            sender=wire.sender,
+            recipient=self.me,
+            app=handle.app,
+            endpoint=handle.endpoint,
+            body=body,
+            created_at=wire.created.timestamp(),
+            expires_at=wire.expires.timestamp(),
+            headers=dict(wire.headers),
+            status="ok" if status < 400 else "error",
+        )
+        response.validate()
+        return response
+
+    def _forget(self, handle: RequestHandle) -> None:
+        """Removes the request (it is this participant's); the reply belongs to the
+        datasite that wrote it and stays, as upstream leaves it."""
+        request, _ = self._paths(handle.recipient, handle.app, handle.id)
+        try:
+            self.storage.delete(request)
+        except TransportError as exc:
+            log.debug("could not remove %s: %s", request, exc)
+
+    def _close(self) -> None:
+        self._sub.close()
+        self.arrivals.close()
+
+
+# --------------------------------------------------------------------------- events
+class SyftEvents05(BaseEvents):
+    """A datasite's side: syft-event's watcher on ``messages``, guarded (module docstring)."""
+
+    def __init__(self, client: SyftBoxClient, context: TransportContext) -> None:
+        check_settings(client.settings.encrypt)
+        super().__init__(client, context, _capabilities(client))
+        from syft_event import SyftEvents
+
+        self.me = client.email
+        self.storage = client.base
+        self.app = context.app_name
+        self.endpoint_folder = endpoint_folder(self.me, self.app)
+        self.box = SyftEvents(
+            wire_app(self.app), publish_schema=False, client=client.syft_client()
+        )
+        self.incomplete_grace = client.settings.incomplete_grace
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._incomplete: dict[str, float] = {}  # path -> first seen incomplete
+        self._skipped: set[str] = set()  # paths refused for good (warned once)
+        self._restarts: list[float] = []
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.watcher_restarts = 0
+
+    # -- the watcher ---------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        """syft-event's handler callback: only queues the path; never raises (an error
+        escaping here would end the watcher's thread)."""
+        try:
+            path = event.dest_path or event.src_path
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            self._queue.put(str(path))
+        except Exception:
+            log.exception("ignored a file event the watcher could not read")
+
+    def _start_watcher(self) -> None:
+        from syft_event.handlers import RpcRequestHandler
+        from watchdog.events import (
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+        )
+        from watchdog.observers import Observer
+
+        self.box.obs = Observer()
+        self.box.obs.daemon = True
+        self.box.obs.schedule(
+            RpcRequestHandler(self._on_event),
+            path=str(self.storage.local_path(self.endpoint_folder)),
+            recursive=True,
+            # a file written in place is complete only at a later modify/close
+            event_filter=[FileCreatedEvent, FileMovedEvent, FileModifiedEvent, FileClosedEvent],
+        )
+        self.box.obs.start()
+
+    def _stop_watcher(self) -> None:
+        obs = self.box.obs
+        try:
+            obs.stop()
+            if obs.is_alive():
+                obs.join(timeout=5)
+        except Exception as exc:  # a watcher that died may not stop cleanly
+            log.debug("stopping the watcher: %s", exc)
+
+    def watcher_alive(self) -> bool:
+        obs = self.box.obs
+        return bool(obs.is_alive() and all(e.is_alive() for e in obs.emitters))
+
+    def _restart_watcher(self) -> None:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+        if len(self._restarts) > MAX_RESTARTS:
+            raise TransportError(
+                f"syft-event's watcher of {self.endpoint_folder} died {len(self._restarts)} "
+                f"times within {RESTART_WINDOW:.0f} s; the datasite stops serving instead of "
+                "silently ignoring requests"
+            )
+        log.error("syft-event's watcher of %s died; restarting it", self.endpoint_folder)
+        self._stop_watcher()
+        self._start_watcher()
+        self.watcher_restarts += 1
+        self._scan()
+
+    # -- serving -------------------------------------------------------------------------
+    def _serve(self) -> None:
+        self.storage.makedirs(self.endpoint_folder)
+        self._start_watcher()
+        try:
+            self._scan()  # what arrived before the watch (and pending after a restart)
+            next_check = time.monotonic() + RESCAN_INTERVAL
+            while not self.stopped.is_set():
+                timeout = max(0.0, next_check - time.monotonic())
+                try:
+                    path = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    path = None
+                if path is not None:
+                    self._handle_local(path)
+                if time.monotonic() >= next_check:
+                    if not self.watcher_alive():
+                        self._restart_watcher()
+                    else:
+                        self._scan()
+                    next_check = time.monotonic() + RESCAN_INTERVAL
+        finally:
+            self._stop_watcher()
+
+    def _scan(self) -> None:
+        """Queue every request without a response (a listing of this datasite's own
+        endpoint folder: one per sender)."""
+        for sender in self.storage.list(self.endpoint_folder):
+            folder = f"{self.endpoint_folder}/{sender}"
+            try:
+                names = set(self.storage.list(folder))
+            except (TransportError, ValueError):
+                continue
+            for name in names:
+                if name.endswith(REQUEST_SUFFIX) and (
+                    name.removesuffix(REQUEST_SUFFIX) + RESPONSE_SUFFIX not in names
+                ):
+                    self._handle(sender, name)
+
+    def _handle_local(self, path: str) -> None:
+        root = self.storage.local_path(self.endpoint_folder)
+        try:
+            rel = Path(path).relative_to(root)
+        except ValueError:
+            return
+        if len(rel.parts) != 2:
+            self._skip(path, "not at messages/{sender}/{uuid}.request")
+            return
+        self._handle(*rel.parts)
+
+    def _skip(self, key: str, reason: str) -> None:
+        if key not in self._skipped:
+            self._skipped.add(key)
+            log.warning("ignored request file %s: %s", key, reason)
+
+    def _handle(self, sender: str, name: str) -> None:
+        """Validate, claim, dispatch and answer one request file; nothing in it can
+        stop the serve loop."""
+        key = f"{sender}/{name}"
+        try:
+            self._handle_checked(sender, name, key)
+        except Exception as exc:
+            log.exception("request %s could not be handled: %s", key, exc)
+
+    def _handle_checked(self, sender: str, name: str, key: str) -> None:
+        if key in self._skipped:
+            return
+        if not is_valid_email(sender):
+            self._skip(key, f"folder {sender!r} is not a sender's email")
+            return
+        if not _UUID_NAME.match(name):
+            self._skip(key, "the name is not {uuid}.request")
+            return
+        allowed = self.allowed_senders()
+        if allowed is not None and sender not in allowed:
+            self._skip(key, f"sender {sender} is not allowed")
+            return
+        folder = rpc_folder(self.me, self.app, sender)
+        stem = name.removesuffix(REQUEST_SUFFIX)
+        response_path = f"{folder}/{stem}{RESPONSE_SUFFIX}"
+        if self.storage.get(response_path, max_size=1) is not None:
+            return  # answered (by us or another runner)
+        data = self.storage.get(f"{folder}/{name}", max_size=2 * self.context.max_message_size)
+        if data is None:
+            return
+        if SYFT_RPC.incomplete(data):
+            first = self._incomplete.setdefault(key, time.monotonic())
+            if time.monotonic() - first < self.incomplete_grace:
+                return  # its writer is still writing: a later event or scan brings it back
+        self._incomplete.pop(key, None)
+        if not self._claim(sender, stem):
+            return
+        request, problem = self._parse(bytes(memoryview(data)), sender, stem)
+        if request is None:
+            log.warning("refused request %s: %s", key, problem)
+            self._reply(sender, stem, None, status=400, body=f"Error loading request: {problem}")
+            return
+        response = self.dispatch(request)
+        if response is None:
+            return
+        self._reply(sender, stem, response, status=200 if response.ok else 500)
+
+    def _claim(self, sender: str, stem: str) -> bool:
+        path = f"{CLAIMS}/{self.me}/{wire_app(self.app)}/{sender}/{stem}"
+        if self.storage.claim(path, self._owner):
+            return True
+        owner = self.storage.get(path, max_size=256)
+        host, _, pid = bytes(memoryview(owner or b"")).decode(errors="replace").partition(":")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            # its runner died before answering: take the request over
+            self.storage.delete(path)
+            return self.storage.claim(path, self._owner)
+        return False
+
+    def _parse(self, data: bytes, sender: str, stem: str) -> tuple[Request | None, str]:
+        from pydantic import ValidationError
+        from syft_rpc.protocol import SyftRequest as WireRequest
+
+        try:
+            wire = WireRequest.loads(data)
+        except (ValidationError, ValueError) as exc:
+            return None, f"not a syft-rpc request ({type(exc).__name__})"
+        if str(wire.id) != stem:
+            return None, f"its id {wire.id} is not its file name {stem}"
+        if wire.sender != sender:
+            return None, f"it claims to be from {wire.sender!r}, but is in {sender}'s folder"
+        expected = syft_url(self.me, self.app, ENDPOINT)
+        if str(wire.url) != expected:
+            return None, f"its url {wire.url} is not {expected}"
+        body = wire.body or b""
+        if _looks_encrypted(body):
+            return None, (
+                f"an encrypted (syft-crypto) request; the {NAME!r} profile on syftbox runs "
+                "unencrypted (set encryption off on every participant)"
+            )
+        request = Request(
+            id=wire.id.hex,
+            sender=sender,
+            recipient=self.me,
+            app=self.app,
+            endpoint=ENDPOINT,
+            body=body,
+            created_at=wire.created.timestamp(),
+            expires_at=wire.expires.timestamp(),
+            headers=dict(wire.headers),
+        )
+        try:
+            request.validate()
+        except (MalformedMessageError, ValueError) as exc:
+            return None, str(exc)
+        return request, ""
+
+    def _reply(
+        self, sender: str, stem: str, response: Response | None, *, status: int, body: str = ""
+    ) -> None:
+        """Publish a ``SyftResponse`` (as syft-event's ``reply_to`` builds it) at the one
+        place derived from the validated folder and name."""
+        from syft_core.url import SyftBoxURL
+        from syft_rpc.protocol import SyftResponse as WireResponse
+        from syft_rpc.protocol import SyftStatus
+
+        payload = bytes(memoryview(response.body)) if response is not None else body.encode()
+        expires = (
+            response.expires_at
+            if response is not None and response.expires_at is not None
+            else time.time() + timedelta(days=1).total_seconds()
+        )
+        wire = WireResponse(
+            id=uuid.UUID(stem),
+            sender=self.me,
+            url=SyftBoxURL(syft_url(self.me, self.app, ENDPOINT)),
+            body=payload or None,
+            headers=dict(response.headers) if response is not None else {},
+            expires=datetime.fromtimestamp(expires, UTC),
+            status_code=SyftStatus(status),
+        )
+        data = wire.dumps().encode()
+        try:
+            refuse_oversized(
+                len(data), self.capabilities.max_object_size, f"the reply to {stem}", NAME
+            )
+        except MessageRejectedError as exc:
+            log.warning("%s", exc)
+            wire.body, wire.status_code = str(exc).encode(), SyftStatus.SYFT_500_SERVER_ERROR
+            data = wire.dumps().encode()
+        self.storage.put(f"{rpc_folder(self.me, self.app, sender)}/{stem}{RESPONSE_SUFFIX}", [data])
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.put("")  # wake the serve loop
+
+    def _close(self) -> None:
+        self._stop_watcher()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

@@ -1,0 +1,341 @@
+"""The ``syft-flwr-0.5`` wire profile on syftbox, through the real syft-rpc and
+syft-event: a syftflwr aggregator trains with a STAND-IN syft-flwr 0.5 datasite
+(``_sb_syftflwr05_datasite.py``: syft-event's ``SyftEvents`` on ``messages``, Flower
+protobuf bodies) and with syftflwr's own datasite runner, each in its own process on one
+shared SyftBox data dir; and the libraries' holes stay closed: a bad request file never
+stops serving, a dead watcher is restarted, replies are written only in the datasite's
+own rpc folder for the validated sender, two runners handle a request once, and
+encryption (which the profile cannot do yet) is refused, never dropped silently."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from _sb_helpers import write_config
+from syftflwr.envelope import Request
+from syftflwr.errors import ConfigError
+from syftflwr.info import TransportContext
+from syftflwr_syftbox import plugin
+from syftflwr_syftbox.syftflwr05 import SyftEvents05, SyftRpc05, rpc_folder
+
+HERE = Path(__file__).parent
+QUICKSTART = HERE.parents[2] / "examples" / "quickstart"
+AGG = "aggregator@openmined.org"
+DATASITES = ("ds1@openmined.org", "ds2@openmined.org")
+APP = "quickstart"
+PROFILE = "syft-flwr-0.5"
+
+
+def files_under(root: Path) -> set[Path]:
+    return {Path(d) / n for d, _, names in os.walk(root) for n in names}
+
+
+# --------------------------------------------------------------------------- training
+def project_with_profile(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = project / "pyproject.toml"
+    text = re.sub(r"^datasites = .*$", f"datasites = {json.dumps(list(DATASITES))}",
+                  pyproject.read_text(), flags=re.M)  # fmt: skip
+    text = text.replace(
+        'app_name = "quickstart"',
+        f'app_name = "quickstart"\nprofile = "{PROFILE}"\nencryption = false\n'
+        'transport = "syftbox"',
+    )
+    pyproject.write_text(text + '\n[tool.syftflwr.syftbox]\nencrypt = false\n')
+    return project
+
+
+@pytest.mark.slow
+def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "SyftBox"
+    project = project_with_profile(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
+    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(tmp_path / "home"))
+    configs = {e: write_config(tmp_path / "configs", e, data_dir) for e in (AGG, *DATASITES)}
+    standin_config = {
+        "email": DATASITES[0],
+        "config_path": str(configs[DATASITES[0]]),
+        "app_name": APP,
+        "project": str(project),
+        "client_app": "syftflwr_quickstart.client_app:app",
+        "partition_id": 0,
+        "num_partitions": 2,
+        "run_config": {"local-epochs": 50, "learning-rate": 0.1, "l2": 0.001, "seed": 42},
+    }
+    standin = subprocess.Popen(
+        [sys.executable, str(HERE / "_sb_syftflwr05_datasite.py"), json.dumps(standin_config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    runner_log = (tmp_path / "runner.log").open("wb")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "syftflwr", "run", str(project), "--as", DATASITES[1],
+         "--node-config", "partition-id=1", "--node-config", "num-partitions=2"],
+        env={**env, "SYFTBOX_CLIENT_CONFIG_PATH": str(configs[DATASITES[1]])},
+        stdout=runner_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert standin.stdout is not None and standin.stdout.readline().strip() == "ready"
+        result_file = tmp_path / "result.json"
+        agg = subprocess.run(
+            [sys.executable, "-m", "syftflwr", "run", str(project), "--as", AGG, "--rounds",
+             "2", "--result-file", str(result_file)],
+            env={**env, "SYFTBOX_CLIENT_CONFIG_PATH": str(configs[AGG])},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert agg.returncode == 0, agg.stdout + agg.stderr + (tmp_path / "runner.log").read_text()
+        result = json.loads(result_file.read_text())
+        assert result["transport"] == "syftbox"
+        assert [r["round"] for r in result["rounds"] if r["round"]] == [1, 2]
+        assert result["failures"] == [], result
+        assert float(result["final_metrics"]["accuracy"]) >= 0.9
+        output, _ = standin.communicate(timeout=30)
+        assert standin.returncode == 0, output
+        assert output.count("answered") == 4 and "stopped" in output, output  # 2 x (train+eval)
+        assert runner.wait(timeout=30) == 0, (tmp_path / "runner.log").read_text()
+    finally:
+        for proc in (standin, runner):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # the requests went where syft-rpc puts them, in the syft-rpc JSON format
+    answered = list(data_dir.glob(f"datasites/{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages/"
+                                  f"{AGG}/*.response"))  # fmt: skip
+    assert answered, files_under(data_dir)
+    assert json.loads(answered[0].read_text())["sender"] == DATASITES[0]
+
+
+# --------------------------------------------------------------------------- guards
+def context_for(tmp_path: Path, email: str, **options: object) -> TransportContext:
+    config = write_config(tmp_path / "configs", email, tmp_path / "SyftBox")
+    return TransportContext(
+        transport="syftbox",
+        app_name=APP,
+        email=email,
+        options={"encrypt": False, "config_path": str(config), **options},
+        state_dir=tmp_path / "state" / email,
+        profile=PROFILE,
+        aggregator=AGG,
+        datasites=DATASITES,
+    )
+
+
+class Served:
+    """A datasite's events role serving an echo handler in a thread."""
+
+    def __init__(self, tmp_path: Path, email: str = DATASITES[0]) -> None:
+        context = context_for(tmp_path, email)
+        self.client = plugin.syftflwr_make_client(context)
+        self.events = plugin.syftflwr_make_events(self.client, context)
+        assert isinstance(self.events, SyftEvents05)
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+        self.events.on_request("messages", self.handle)
+        self.thread = threading.Thread(target=self.events.run_forever, daemon=True)
+        self.thread.start()
+
+    def handle(self, request: Request) -> bytes:
+        with self.lock:
+            self.calls.append(request.id)
+        return b"echo:" + bytes(memoryview(request.body))
+
+    def close(self) -> None:
+        self.events.stop()
+        self.thread.join(timeout=10)
+        self.events.close()
+        self.client.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = Served(tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def rpc(tmp_path: Path) -> Iterator[SyftRpc05]:
+    context = context_for(tmp_path, AGG)
+    client = plugin.syftflwr_make_client(context)
+    role = plugin.syftflwr_make_rpc(client, context)
+    assert isinstance(role, SyftRpc05)
+    yield role
+    role.close()
+    client.close()
+
+
+def round_trip(rpc: SyftRpc05, body: bytes = b"hello", timeout: float = 10) -> bytes:
+    request = Request(id=uuid.uuid4().hex, sender=AGG, recipient=DATASITES[0], app=APP,
+                      endpoint="messages", body=body, created_at=time.time(),
+                      expires_at=time.time() + 60)  # fmt: skip
+    handle = rpc.send(request)
+    responses = rpc.wait([handle], timeout=timeout)
+    assert responses, "no reply"
+    assert responses[0].ok, responses[0].error_text
+    rpc.forget(handle)
+    return bytes(memoryview(responses[0].body))
+
+
+def inbox(tmp_path: Path, sender: str = AGG) -> Path:
+    folder = tmp_path / "SyftBox" / rpc_folder(DATASITES[0], APP, sender)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def syft_request_json(sender: str, url: str, rid: str | None = None) -> str:
+    now = datetime.now(UTC)
+    return json.dumps({
+        "id": rid or str(uuid.uuid4()), "sender": sender, "url": url, "body": None,
+        "headers": {}, "created": now.isoformat(),
+        "expires": (now + timedelta(minutes=5)).isoformat(), "method": "GET",
+    })  # fmt: skip
+
+
+def test_the_request_is_syft_rpc_json_read_by_the_real_library(
+    tmp_path: Path, rpc: SyftRpc05, served: Served
+) -> None:
+    from syft_rpc.protocol import SyftRequest, SyftResponse
+
+    assert round_trip(rpc, b"\x00\x01binary") == b"echo:\x00\x01binary"
+    # a request left in place: syft-rpc's own loader reads it, and the reply
+    request = Request(id=uuid.uuid4().hex, sender=AGG, recipient=DATASITES[0], app=APP,
+                      endpoint="messages", body=b"x", created_at=time.time())  # fmt: skip
+    handle = rpc.send(request)
+    assert rpc.wait([handle], timeout=10)
+    folder = inbox(tmp_path)
+    loaded = SyftRequest.load(folder / f"{uuid.UUID(request.id)}.request")
+    assert loaded.body == b"x" and loaded.sender == AGG
+    assert str(loaded.url) == f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages"
+    reply = SyftResponse.load(folder / f"{uuid.UUID(request.id)}.response")
+    assert reply.body == b"echo:x" and reply.sender == DATASITES[0] and reply.is_success
+
+
+def test_bad_request_files_never_stop_serving(
+    tmp_path: Path, rpc: SyftRpc05, served: Served
+) -> None:
+    folder = inbox(tmp_path)
+    (folder / "not-a-uuid.request").write_text("{}")
+    (folder / "deeper").mkdir()
+    (folder / "deeper" / f"{uuid.uuid4()}.request").write_text("{}")
+    os.close(os.open(os.fsencode(folder) + b"/\xff\xfe.request", os.O_CREAT | os.O_WRONLY))
+    garbage = folder / f"{uuid.uuid4()}.request"
+    garbage.write_bytes(b"\x00 not json at all")
+    half = folder / f"{uuid.uuid4()}.request"
+    half.write_text(syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/"
+                                           "messages")[:40])  # fmt: skip
+    stranger = inbox(tmp_path, "mallory@evil.org")
+    (stranger / f"{uuid.uuid4()}.request").write_text("{}")
+    assert round_trip(rpc) == b"echo:hello"
+    assert served.events.watcher_alive()
+    # garbage from an allowed sender is answered 400 in place; the rest gets nothing
+    deadline = time.monotonic() + 5
+    while not garbage.with_suffix(".response").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(garbage.with_suffix(".response").read_text())["status_code"] == 400
+    assert not half.with_suffix(".response").exists()  # still being written: waited for
+    assert not list(stranger.glob("*.response"))
+    assert len(served.calls) == 1
+
+
+def test_a_dead_watcher_is_restarted(tmp_path: Path, rpc: SyftRpc05, served: Served) -> None:
+    assert round_trip(rpc) == b"echo:hello"
+    served.events.box.obs.stop()  # as if a bad event had killed its thread
+    served.events.box.obs.join(timeout=5)
+    assert round_trip(rpc, b"again", timeout=15) == b"echo:again"
+    assert served.events.watcher_restarts == 1
+
+
+def test_replies_only_in_the_own_rpc_folder_for_the_validated_sender(
+    tmp_path: Path, rpc: SyftRpc05, served: Served
+) -> None:
+    data_dir = tmp_path / "SyftBox"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = inbox(tmp_path)
+    before = files_under(data_dir)
+    crafted = {
+        # sender names another folder: syft-rpc's reply_to would write under it
+        "foreign": syft_request_json("../../../../outside", f"syft://{DATASITES[0]}/app_data/"
+                                     f"flwr/{APP}/rpc/messages"),
+        # url points at another datasite: syft-rpc would reply there
+        "other-site": syft_request_json(AGG, f"syft://{DATASITES[1]}/app_data/flwr/{APP}/rpc/"
+                                        "messages"),
+        "traversal": syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/"
+                                       "../../../../../outside"),
+    }  # fmt: skip
+    planted = set()
+    for text in crafted.values():
+        path = folder / f"{uuid.uuid4()}.request"
+        path.write_text(text)
+        planted.add(path)
+    # a sender folder that is a symlink out of the data dir is never followed
+    (data_dir / rpc_folder(DATASITES[0], APP, DATASITES[1])).symlink_to(outside)
+    (outside / f"{uuid.uuid4()}.request").write_text(
+        syft_request_json(DATASITES[1], f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages")
+    )
+    assert round_trip(rpc) == b"echo:hello"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(
+        p.with_suffix(".response").exists() for p in planted
+    ):
+        time.sleep(0.05)
+    for path in planted:  # refused, answered 400 next to the request: nothing else
+        assert json.loads(path.with_suffix(".response").read_text())["status_code"] == 400
+    new = files_under(data_dir) - before - planted
+    own = data_dir / rpc_folder(DATASITES[0], APP, AGG)
+    local = data_dir / ".syftflwr"
+    for path in new:
+        assert path.is_relative_to(own) or path.is_relative_to(local), path
+    assert not list(outside.glob("*.response"))
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".response"]
+    assert len(served.calls) == 1
+
+
+def test_two_runners_on_one_datasite_handle_each_request_once(
+    tmp_path: Path, rpc: SyftRpc05
+) -> None:
+    first, second = Served(tmp_path), Served(tmp_path)
+    try:
+        requests = [
+            Request(id=uuid.uuid4().hex, sender=AGG, recipient=DATASITES[0], app=APP,
+                    endpoint="messages", body=str(i).encode(), created_at=time.time())
+            for i in range(20)
+        ]  # fmt: skip
+        handles = [rpc.send(r) for r in requests]
+        pending, got = list(handles), 0
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            responses = rpc.wait(pending, timeout=5)
+            done = {r.id for r in responses}
+            got += len(done)
+            pending = [h for h in pending if h.id not in done]
+        assert not pending
+        calls = first.calls + second.calls
+        assert sorted(calls) == sorted(r.id for r in requests)  # each exactly once
+    finally:
+        first.close()
+        second.close()
+
+
+def test_encryption_is_refused_not_dropped(tmp_path: Path) -> None:
+    context = context_for(tmp_path, AGG, encrypt=True)
+    with pytest.raises(ConfigError, match="encrypt = false"):
+        plugin.syftflwr_make_client(context)
+
+
+def test_the_transport_declares_the_profile() -> None:
+    assert PROFILE in plugin.syftflwr_transport_info().capabilities.profiles
