@@ -54,7 +54,7 @@ def project_with_profile(tmp_path: Path) -> Path:
         f'app_name = "quickstart"\nprofile = "{PROFILE}"\nencryption = false\n'
         'transport = "syftbox"',
     )
-    pyproject.write_text(text + '\n[tool.syftflwr.syftbox]\nencrypt = false\n')
+    pyproject.write_text(text)
     return project
 
 
@@ -65,7 +65,11 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
     data_dir = tmp_path / "SyftBox"
     project = project_with_profile(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
-    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(tmp_path / "home"))
+    env.update(
+        FLWR_TELEMETRY_ENABLED="0",
+        SYFTFLWR_HOME=str(tmp_path / "home"),
+        SYFTFLWR_SYFTBOX_ENCRYPT="false",  # the profile's requirement (see the last test)
+    )
     configs = {e: write_config(tmp_path / "configs", e, data_dir) for e in (AGG, *DATASITES)}
     standin_config = {
         "email": DATASITES[0],
@@ -79,7 +83,8 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
     }
     standin = subprocess.Popen(
         [sys.executable, str(HERE / "_sb_syftflwr05_datasite.py"), json.dumps(standin_config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=(tmp_path / "standin.log").open("wb"), text=True,
+        env=env,
     )  # fmt: skip
     runner_log = (tmp_path / "runner.log").open("wb")
     runner = subprocess.Popen(
@@ -97,7 +102,8 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
             env={**env, "SYFTBOX_CLIENT_CONFIG_PATH": str(configs[AGG])},
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
-        assert agg.returncode == 0, agg.stdout + agg.stderr + (tmp_path / "runner.log").read_text()
+        logs = (tmp_path / "runner.log").read_text() + (tmp_path / "standin.log").read_text()
+        assert agg.returncode == 0, agg.stdout + agg.stderr + logs
         result = json.loads(result_file.read_text())
         assert result["transport"] == "syftbox"
         assert [r["round"] for r in result["rounds"] if r["round"]] == [1, 2]

@@ -87,9 +87,9 @@ def check_settings(encrypt: bool) -> None:
             f"the {NAME!r} wire profile on syftbox cannot encrypt yet: syft-flwr 0.5 "
             "encrypts with syft-crypto's JSON payloads, which syftflwr does not speak, and "
             "it never sends plaintext silently",
-            key="tool.syftflwr.syftbox.encrypt",
-            fix='set encrypt = false in [tool.syftflwr.syftbox] (and encryption = false in '
-            '[tool.syftflwr]), or use profile = "native" for encrypted SyftBox training',
+            key="tool.syftflwr.transport.syftbox.encrypt",
+            fix="set encrypt = false in [tool.syftflwr.transport.syftbox] (and encryption = "
+            'false in [tool.syftflwr]), or use profile = "native" for encrypted SyftBox training',
         )
 
 
@@ -245,9 +245,7 @@ class SyftEvents05(BaseEvents):
         self.storage = client.base
         self.app = context.app_name
         self.endpoint_folder = endpoint_folder(self.me, self.app)
-        self.box = SyftEvents(
-            wire_app(self.app), publish_schema=False, client=client.syft_client()
-        )
+        self.box = SyftEvents(wire_app(self.app), publish_schema=False, client=client.syft_client())
         self.incomplete_grace = client.settings.incomplete_grace
         self._queue: queue.Queue[str] = queue.Queue()
         self._incomplete: dict[str, float] = {}  # path -> first seen incomplete
@@ -319,7 +317,15 @@ class SyftEvents05(BaseEvents):
 
     # -- serving -------------------------------------------------------------------------
     def _serve(self) -> None:
+        from syft_event.server2 import PERMS
+
         self.storage.makedirs(self.endpoint_folder)
+        # syft-event's permission file (what ``SyftEvents.init`` writes in place): each
+        # sender may write its own requests here once SyftBox syncs; published whole.
+        perms = f"{self.endpoint_folder.rpartition('/')[0]}/syft.pub.yaml"
+        current = self.storage.get(perms, max_size=1 << 16)
+        if current is None or bytes(memoryview(current)) != PERMS.encode():
+            self.storage.put(perms, [PERMS.encode()])
         self._start_watcher()
         try:
             self._scan()  # what arrived before the watch (and pending after a restart)
@@ -520,4 +526,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
