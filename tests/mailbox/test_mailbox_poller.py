@@ -119,3 +119,26 @@ def test_a_failing_callback_does_not_stop_the_poller(tmp_path: Path) -> None:
     storage.put("f/b", [b""])
     assert wait_for(lambda: sorted(good) == ["a", "b"])
     poller.close()
+
+
+def test_a_poll_that_raises_does_not_end_the_polling_thread(tmp_path: Path) -> None:
+    """Any transport's poll (a Drive call, a listing) may raise something unexpected:
+    the thread logs it and polls on, else every waiter would hang forever."""
+
+    class Flaky(Poller):
+        failures = 3
+
+        def poll_once(self) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("backend hiccup")
+            return super().poll_once()
+
+    storage = LocalDirStorage(tmp_path)
+    poller = Flaky(storage, interval=0.01, max_interval=0.02)
+    seen: list[str] = []
+    poller.subscribe(lambda f, n: seen.append(n)).watch(["f"])
+    storage.put("f/late", [b""])
+    assert wait_for(lambda: seen == ["late"])
+    assert poller.failures == 0
+    poller.close()

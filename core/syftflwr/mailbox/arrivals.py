@@ -139,7 +139,11 @@ class PollingSource(ABC):
             with self._cond:
                 if self._closed:
                     return
-            found = self.poll_once()
+            try:
+                found = self.poll_once()
+            except Exception:  # a backend hiccup must not end the thread: waiters hang
+                log.exception("%s: a poll failed; polling goes on", self._name)
+                found = 0
             with self._cond:
                 if found or self._poked:
                     interval = self.interval
