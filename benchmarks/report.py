@@ -339,11 +339,12 @@ def section_crypto(data: dict[str, Any]) -> str:
     rows = [
         [
             size(r["size"]),
-            dur(r["raw_aead_s"]["median"]),
+            dur(r["raw_aead_cpu_s"]["median"]),
             dur(r["seal_open_s"]["median"]),
             spread(r["round_trip_off_s"]),
             spread(r["round_trip_on_s"]),
             dur(r["added_s"]),
+            dur(r["added_cpu_s"]),
             times(r["added_vs_raw_aead"]),
         ]
         for r in data["rows"]
@@ -355,12 +356,14 @@ def section_crypto(data: dict[str, Any]) -> str:
         "blocks. *Raw AEAD* is AES-256-GCM encrypt + decrypt of the request's and the "
         "reply's bytes, the floor of any authenticated encryption; *seal + open* is "
         "syftflwr's envelope (key agreement, HKDF, associated data) both ways. Bars: added "
-        "<= 1.3x raw AEAD at 100 MB, <= 1 ms at 1 KB.\n\n" + table(CRYPTO_COLUMNS, rows)
+        "<= 1.3x raw AEAD at 100 MB, <= 1 ms at 1 KB, judged on CPU time (sealing is "
+        "synchronous work on the round trip; the wall clock of file-system round trips "
+        "moves with other processes' load).\n\n" + table(CRYPTO_COLUMNS, rows)
     )
 
 
-CRYPTO_COLUMNS = ["size", "raw AEAD", "seal + open", "trip, off", "trip, on", "added",
-                  "added / raw AEAD"]  # fmt: skip
+CRYPTO_COLUMNS = ["size", "raw AEAD (CPU)", "seal + open", "trip, off", "trip, on",
+                  "added (wall)", "added (CPU)", "CPU added / raw AEAD"]  # fmt: skip
 
 
 def section_inbox(data: dict[str, Any]) -> str:
