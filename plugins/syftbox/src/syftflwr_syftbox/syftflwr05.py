@@ -403,7 +403,7 @@ class SyftEvents05(BaseEvents):
         folder = rpc_folder(self.me, self.app, sender)
         stem = name.removesuffix(REQUEST_SUFFIX)
         response_path = f"{folder}/{stem}{RESPONSE_SUFFIX}"
-        if self.storage.get(response_path, max_size=1) is not None:
+        if os.path.lexists(self.storage.local_path(response_path)):
             return  # answered (by us or another runner)
         data = self.storage.get(f"{folder}/{name}", max_size=2 * self.context.max_message_size)
         if data is None:
