@@ -267,7 +267,7 @@ class SyftEvents05(BaseEvents):
             log.exception("ignored a file event the watcher could not read")
 
     def _start_watcher(self) -> None:
-        from syft_event.handlers import RpcRequestHandler
+        from syft_event.handlers import PatternMatchingHandler
         from watchdog.events import (
             FileClosedEvent,
             FileCreatedEvent,
@@ -278,8 +278,17 @@ class SyftEvents05(BaseEvents):
 
         self.box.obs = Observer()
         self.box.obs.daemon = True
+        on_event = self._on_event
+
+        class Handler(PatternMatchingHandler):  # type: ignore[misc]
+            """syft-event's ``RpcRequestHandler`` (``**/*.request``) without its DEBUG
+            line per file event (loguru prints it to stderr by default)."""
+
+            def on_any_event(self, event: Any) -> None:
+                on_event(event)
+
         self.box.obs.schedule(
-            RpcRequestHandler(self._on_event),
+            Handler(["**/*.request"]),
             path=str(self.storage.local_path(self.endpoint_folder)),
             recursive=True,
             # a file written in place is complete only at a later modify/close
