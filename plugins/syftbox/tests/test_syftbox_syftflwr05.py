@@ -240,9 +240,11 @@ def test_bad_request_files_never_stop_serving(
     os.close(os.open(os.fsencode(folder) + b"/\xff\xfe.request", os.O_CREAT | os.O_WRONLY))
     garbage = folder / f"{uuid.uuid4()}.request"
     garbage.write_bytes(b"\x00 not json at all")
-    half = folder / f"{uuid.uuid4()}.request"
-    half.write_text(syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/"
-                                           "messages")[:40])  # fmt: skip
+    half_id = str(uuid.uuid4())
+    half = folder / f"{half_id}.request"
+    half_text = syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages",
+                                  half_id)  # fmt: skip
+    half.write_text(half_text[:40])
     stranger = inbox(tmp_path, "mallory@evil.org")
     (stranger / f"{uuid.uuid4()}.request").write_text("{}")
     assert round_trip(rpc) == b"echo:hello"
@@ -255,6 +257,31 @@ def test_bad_request_files_never_stop_serving(
     assert not half.with_suffix(".response").exists()  # still being written: waited for
     assert not list(stranger.glob("*.response"))
     assert len(served.calls) == 1
+    with half.open("a") as rest:  # its writer finishes it in place: now it is served
+        rest.write(half_text[40:])
+    deadline = time.monotonic() + 5
+    while not half.with_suffix(".response").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(half.with_suffix(".response").read_text())["status_code"] == 200
+    assert served.calls[1] == uuid.UUID(half_id).hex
+
+
+def test_a_claim_left_by_a_dead_runner_is_taken_over(
+    tmp_path: Path, rpc: SyftRpc05, served: Served
+) -> None:
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    request = Request(id=uuid.uuid4().hex, sender=AGG, recipient=DATASITES[0], app=APP,
+                      endpoint="messages", body=b"late", created_at=time.time())  # fmt: skip
+    claim = (tmp_path / "SyftBox" / ".syftflwr" / "claims" / DATASITES[0] / "flwr" / APP / AGG
+             / str(uuid.UUID(request.id)))  # fmt: skip
+    claim.parent.mkdir(parents=True)
+    claim.write_text(f"{socket.gethostname()}:{dead}")  # claimed, then its runner died
+    (responses,) = [rpc.wait([rpc.send(request)], timeout=10)]
+    assert responses and bytes(memoryview(responses[0].body)) == b"echo:late"
+    assert claim.read_text() != f"{socket.gethostname()}:{dead}"
 
 
 def test_a_dead_watcher_is_restarted(tmp_path: Path, rpc: SyftRpc05, served: Served) -> None:
