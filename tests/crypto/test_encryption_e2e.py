@@ -88,9 +88,11 @@ def test_plaintext_never_reaches_storage_or_state_with_the_default_encryption(
     assert control.returncode == 0, control.stdout + control.stderr
     in_mailbox = [p for p in plain.hits if "syft_outbox_inbox_" in p]
     assert in_mailbox, f"the scanner found no plaintext even unencrypted: {plain.hits}"
+    assert "NOT encrypted (encryption = false)" in " ".join(control.stdout.split())
 
     run, sealed = simulate(tmp_path / "sealed")
     assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 datasites, end-to-end encrypted" in " ".join(run.stdout.split())
     assert sealed.passes > 10 and any("syft_outbox_inbox_" in f for f in sealed.files_seen)
     # The aggregator's own results (per-round checkpoints, the replies its run journal
     # keeps for --resume) are plaintext by purpose, in its private state directory.

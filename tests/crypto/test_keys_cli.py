@@ -157,3 +157,14 @@ def test_doctor_reports_keys_allowlist_and_journal(keys: KeysCli, project: Path)
     assert f"only from the aggregator {AGG}" in checks["allowlist"]["detail"]
     assert checks["journal"]["status"] == "ok"
     assert checks["round trip"]["status"] == "ok"
+
+
+def test_a_simulation_ignores_the_real_federations_pins(project: Path) -> None:
+    """Simulated participants make fresh keys in the simulation's workspace: the pins of
+    the real participants would refuse every one of them."""
+    from syftflwr.flower.simulation import simulation_project
+
+    file = project / "pyproject.toml"
+    file.write_text(file.read_text() + f'\n[tool.syftflwr.keys]\n"{DS1}" = "sha256:{"a" * 64}"\n')
+    assert load_project(project).keys == {DS1: "sha256:" + "a" * 64}
+    assert simulation_project(load_project(project)).keys == {}

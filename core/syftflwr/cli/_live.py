@@ -117,7 +117,13 @@ def print_summary(console: Console, result: RunResult, *, title: str) -> None:
     console.print(table)
     console.print(
         f"transport [bold]{result.transport}[/], {len(result.datasites)} datasites, "
-        f"{result.duration:.1f}s"
+        + (
+            "end-to-end encrypted"
+            + ("" if result.encryption == "core" else f" by {result.encryption}")
+            if result.encryption
+            else "[yellow]NOT encrypted[/] (encryption = false)"
+        )
+        + f", {result.duration:.1f}s"
         + (
             f", final accuracy [bold]{result.accuracy:.4f}[/]"
             if result.accuracy is not None

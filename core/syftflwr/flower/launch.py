@@ -74,6 +74,9 @@ class RunResult:
     """Resumed: the round where the ServerApp sent something else (not deterministic)."""
     checkpoints: str | None = None
     """The folder of the per-round checkpoints (docs/resume.md)."""
+    encryption: str = ""
+    """How messages were protected: "core" (syftflwr's envelope encryption), the
+    transport's own ("syftbox"), or "" (plaintext: encryption = false)."""
 
     @property
     def accuracy(self) -> float | None:
@@ -328,7 +331,16 @@ def run_aggregator(
         reattached=tracker.reattached,
         diverged_at=tracker.diverged_at,
         checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
+        encryption=encryption_of(participant),
     )
+
+
+def encryption_of(participant: Participant) -> str:
+    if participant.keyring is not None:
+        return "core"
+    if participant.context.encryption and participant.transport.capabilities.native_encryption:
+        return participant.transport.name
+    return ""
 
 
 def _round_summary(grid: TransportGrid, server_round: int) -> dict[str, Any]:

@@ -76,7 +76,9 @@ def simulation_project(
 ) -> ProjectConfig:
     """``project`` with the simulated federation: explicit emails, or the first N
     configured datasites plus generated ``dsK@simulation.local`` beyond them (N
-    defaults to the configured ones, else 2). A missing aggregator is generated too."""
+    defaults to the configured ones, else 2). A missing aggregator is generated too.
+    Pinned keys are dropped: they belong to the real participants, and every simulated
+    one makes fresh keys in the simulation's workspace."""
     configured = list(project.datasites)
     if datasites is None:
         chosen = configured or [f"ds{i}@{SIMULATED_DOMAIN}" for i in range(1, 3)]
@@ -101,7 +103,7 @@ def simulation_project(
             key="datasites",
             fix="list each datasite once",
         )
-    return replace(project, aggregator=aggregator, datasites=tuple(chosen))
+    return replace(project, aggregator=aggregator, datasites=tuple(chosen), keys={})
 
 
 def write_roster(project: ProjectConfig, path: Path) -> None:
@@ -122,6 +124,7 @@ def apply_roster(project: ProjectConfig, path: Path) -> ProjectConfig:
         aggregator=validate_email(data["aggregator"]),
         datasites=tuple(validate_email(e) for e in data["datasites"]),
         configured=True,
+        keys={},  # simulated participants: fresh keys, not the real federation's pins
     )
 
 
@@ -422,6 +425,7 @@ def _read_result(
         duration=duration,
         error=data.get("error"),
         final_metrics=dict(data.get("final_metrics", {})),
+        encryption=str(data.get("encryption", "")),
     )
 
 
