@@ -284,6 +284,12 @@ class SyftEvents05(BaseEvents):
             """syft-event's ``RpcRequestHandler`` (``**/*.request``) without its DEBUG
             line per file event (loguru prints it to stderr by default)."""
 
+            def dispatch(self, event: Any) -> None:
+                try:  # its pattern matching runs first: nothing may escape into the thread
+                    super().dispatch(event)
+                except Exception:
+                    log.exception("ignored a file event syft-event could not match")
+
             def on_any_event(self, event: Any) -> None:
                 on_event(event)
 
