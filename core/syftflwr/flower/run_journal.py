@@ -32,6 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from syftflwr import processes
 from syftflwr.errors import StorageError
 
 RUNS_DIR = "runs"
@@ -118,17 +119,9 @@ class PushRecord:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists on this machine (another aggregator may
-    still be running the run)."""
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether ANOTHER process with ``pid`` exists on this machine (another aggregator
+    may still be running the run); this process never counts."""
+    return pid != os.getpid() and processes.pid_alive(pid)
 
 
 class RunJournal:

@@ -77,6 +77,7 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
+from syftflwr.processes import pid_alive
 from syftflwr.profiles.base import WireProfile, refuse_oversized
 from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseEvents, ClientRole
@@ -134,15 +135,7 @@ def _owner_is_dead(owner: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return owner not in _LIVE_OWNERS
-    if pid == 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):
-        return False
-    return False
+    return pid != 0 and not pid_alive(pid)
 
 
 def _reply_may_be_lost(entry: InboundEntry) -> bool:
