@@ -4,11 +4,15 @@ syft-event: a syftflwr aggregator trains with a STAND-IN syft-flwr 0.5 datasite
 protobuf bodies) and with syftflwr's own datasite runner, each in its own process on one
 shared SyftBox data dir; and the libraries' holes stay closed: a bad request file never
 stops serving, a dead watcher is restarted, replies are written only in the datasite's
-own rpc folder for the validated sender, two runners handle a request once, and
-encryption (which the profile cannot do yet) is refused, never dropped silently."""
+own rpc folder for the validated sender, two runners handle a request once. Encrypted
+(the default, as upstream on SyftBox): requests sealed with the real syft-crypto the way
+syft-flwr 0.5 does (the stand-in's syft-event decrypts them), replies opened the same way,
+no Flower payload in plaintext on disk; a missing DID, a plaintext or a tampered reply is
+refused, never handed on."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -21,13 +25,15 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _sb_helpers import write_config
 from syftflwr.envelope import Request
-from syftflwr.errors import ConfigError
 from syftflwr.info import TransportContext
+from syftflwr.roles import RequestHandle
 from syftflwr_syftbox import plugin
+from syftflwr_syftbox.keys import MissingPeerKeysError
 from syftflwr_syftbox.syftflwr05 import SyftEvents05, SyftRpc05, rpc_folder
 
 HERE = Path(__file__).parent
@@ -43,7 +49,7 @@ def files_under(root: Path) -> set[Path]:
 
 
 # --------------------------------------------------------------------------- training
-def project_with_profile(tmp_path: Path) -> Path:
+def project_with_profile(tmp_path: Path, *, encrypt: bool = False) -> Path:
     project = tmp_path / "project"
     shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("__pycache__"))
     pyproject = project / "pyproject.toml"
@@ -51,24 +57,56 @@ def project_with_profile(tmp_path: Path) -> Path:
                   pyproject.read_text(), flags=re.M)  # fmt: skip
     text = text.replace(
         'app_name = "quickstart"',
-        f'app_name = "quickstart"\nprofile = "{PROFILE}"\nencryption = false\n'
-        'transport = "syftbox"',
+        f'app_name = "quickstart"\nprofile = "{PROFILE}"\n'
+        # encrypted: core's encryption stays on (its default); the transport's carries it
+        + ("" if encrypt else "encryption = false\n")
+        + 'transport = "syftbox"',
     )
     pyproject.write_text(text)
     return project
 
 
+NUMPY = b"\x93NUMPY"  # the start of every array Flower carries (np.save)
+
+
+def plaintext_layers(data: bytes) -> list[bytes]:
+    """A syft-rpc file and what its base64 layers decode to: the JSON, its body, and the
+    body's own base64 content if it is base64 (upstream's encrypted plaintext is)."""
+    layers = [data]
+    try:
+        body = json.loads(data).get("body")
+    except ValueError:
+        return layers
+    while isinstance(body, (str, bytes)) and body:
+        try:  # the JSON's is pydantic's url-safe base64, upstream's inner one standard
+            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
+        except ValueError:
+            try:
+                decoded = base64.b64decode(body, validate=True)
+            except ValueError:
+                break
+        layers.append(decoded)
+        body = decoded
+    return layers
+
+
+def message_files(data_dir: Path) -> list[Path]:
+    return [p for p in data_dir.glob("datasites/*/app_data/flwr/**/*")
+            if p.suffix in (".request", ".response")]  # fmt: skip
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("encrypt", [False, True], ids=["plaintext", "encrypted"])
 def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
-    tmp_path: Path,
+    tmp_path: Path, encrypt: bool
 ) -> None:
     data_dir = tmp_path / "SyftBox"
-    project = project_with_profile(tmp_path)
+    project = project_with_profile(tmp_path, encrypt=encrypt)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
     env.update(
         FLWR_TELEMETRY_ENABLED="0",
         SYFTFLWR_HOME=str(tmp_path / "home"),
-        SYFTFLWR_SYFTBOX_ENCRYPT="false",  # the profile's requirement (see the last test)
+        SYFTFLWR_SYFTBOX_ENCRYPT=str(encrypt).lower(),
     )
     configs = {e: write_config(tmp_path / "configs", e, data_dir) for e in (AGG, *DATASITES)}
     standin_config = {
@@ -80,6 +118,7 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
         "partition_id": 0,
         "num_partitions": 2,
         "run_config": {"local-epochs": 50, "learning-rate": 0.1, "l2": 0.001, "seed": 42},
+        "encrypt": encrypt,
     }
     standin = subprocess.Popen(
         [sys.executable, str(HERE / "_sb_syftflwr05_datasite.py"), json.dumps(standin_config)],
@@ -123,6 +162,23 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
                                   f"{AGG}/*.response"))  # fmt: skip
     assert answered, files_under(data_dir)
     assert json.loads(answered[0].read_text())["sender"] == DATASITES[0]
+    # what is on disk: Flower's arrays in plaintext unless encrypted (the scan can fail)
+    files = message_files(data_dir)
+    assert len(files) >= 4, files
+    exposed = [
+        p for p in files if any(NUMPY in layer for layer in plaintext_layers(p.read_bytes()))
+    ]
+    if not encrypt:
+        assert exposed, "the scan finds no plaintext array even unencrypted"
+        return
+    assert exposed == []
+    from syft_crypto import EncryptedPayload
+
+    for path in files:
+        body = json.loads(path.read_bytes())["body"]
+        if body:  # the stop message's reply has none
+            payload = EncryptedPayload.model_validate_json(base64.urlsafe_b64decode(body))
+            assert {payload.sender, payload.receiver} <= {AGG, *DATASITES}
 
 
 # --------------------------------------------------------------------------- guards
@@ -143,8 +199,8 @@ def context_for(tmp_path: Path, email: str, **options: object) -> TransportConte
 class Served:
     """A datasite's events role serving an echo handler in a thread."""
 
-    def __init__(self, tmp_path: Path, email: str = DATASITES[0]) -> None:
-        context = context_for(tmp_path, email)
+    def __init__(self, tmp_path: Path, email: str = DATASITES[0], **options: object) -> None:
+        context = context_for(tmp_path, email, **options)
         self.client = plugin.syftflwr_make_client(context)
         self.events = plugin.syftflwr_make_events(self.client, context)
         assert isinstance(self.events, SyftEvents05)
@@ -365,10 +421,112 @@ def test_two_runners_on_one_datasite_handle_each_request_once(
         second.close()
 
 
-def test_encryption_is_refused_not_dropped(tmp_path: Path) -> None:
-    context = context_for(tmp_path, AGG, encrypt=True)
-    with pytest.raises(ConfigError, match="encrypt = false"):
-        plugin.syftflwr_make_client(context)
+# --------------------------------------------------------------------------- encrypted
+@pytest.fixture
+def sealed_rpc(tmp_path: Path) -> Iterator[SyftRpc05]:
+    context = context_for(tmp_path, AGG, encrypt=True, key_wait=0.3)
+    client = plugin.syftflwr_make_client(context)
+    role = plugin.syftflwr_make_rpc(client, context)
+    assert isinstance(role, SyftRpc05) and role.capabilities.native_encryption
+    yield role
+    role.close()
+    client.close()
+
+
+def connected(tmp_path: Path, email: str) -> Any:
+    """``email``'s syft-core client once its syftflwr client has made and published keys."""
+    client = plugin.syftflwr_make_client(context_for(tmp_path, email, encrypt=True))
+    client.close()
+    return client.syft_client()
+
+
+def send_to(rpc: SyftRpc05, recipient: str, body: bytes) -> tuple[RequestHandle, Path]:
+    request = Request(id=uuid.uuid4().hex, sender=AGG, recipient=recipient, app=APP,
+                      endpoint="messages", body=body, created_at=time.time(),
+                      expires_at=time.time() + 60)  # fmt: skip
+    handle = rpc.send(request)
+    folder = rpc.storage.local_path(rpc_folder(recipient, APP, AGG))
+    return handle, Path(folder) / f"{uuid.UUID(request.id)}.request"
+
+
+def write_reply(request_path: Path, sender: str, body: bytes) -> None:
+    from syft_core.url import SyftBoxURL
+    from syft_rpc.protocol import SyftRequest, SyftResponse
+
+    wire = SyftRequest.load(request_path)
+    reply = SyftResponse(id=wire.id, sender=sender, url=SyftBoxURL(str(wire.url)), body=body,
+                         expires=wire.expires)  # fmt: skip
+    request_path.with_suffix(".response").write_text(reply.dumps())
+
+
+def test_encrypted_requests_are_what_upstream_decrypts_and_its_replies_are_opened(
+    tmp_path: Path, sealed_rpc: SyftRpc05
+) -> None:
+    from syft_crypto import EncryptedPayload, decrypt_message, encrypt_message
+    from syft_rpc.protocol import SyftRequest
+
+    ds = connected(tmp_path, DATASITES[1])  # connected, not serving: the request stays
+    body = NUMPY + b"\x00weights"
+    handle, path = send_to(sealed_rpc, DATASITES[1], body)
+    assert not any(NUMPY in layer for layer in plaintext_layers(path.read_bytes()))
+    payload = EncryptedPayload.model_validate_json(SyftRequest.load(path).body or b"")
+    assert (payload.sender, payload.receiver) == (AGG, DATASITES[1])
+    assert base64.b64decode(decrypt_message(payload, ds)) == body  # what syft-event does
+    # the reply as syft-rpc's reply_to(encrypt=True) seals upstream's base64 reply
+    sealed = encrypt_message(base64.b64encode(b"reply" + NUMPY).decode(), to=AGG, client=ds)
+    write_reply(path, DATASITES[1], sealed.model_dump_json().encode())
+    responses = sealed_rpc.wait([handle], timeout=10)
+    assert [bytes(memoryview(r.body)) for r in responses] == [b"reply" + NUMPY]
+
+
+def test_encrypted_round_trip_with_the_own_events_role(
+    tmp_path: Path, sealed_rpc: SyftRpc05
+) -> None:
+    served = Served(tmp_path, encrypt=True)
+    try:
+        assert round_trip(sealed_rpc, NUMPY + b"x") == b"echo:" + NUMPY + b"x"
+        files = message_files(tmp_path / "SyftBox")
+        assert files and not any(
+            NUMPY in layer for p in files for layer in plaintext_layers(p.read_bytes())
+        )
+    finally:
+        served.close()
+
+
+@pytest.mark.parametrize("kind", ["plaintext", "tampered", "sealed by another", "no base64"])
+def test_a_reply_that_is_not_sealed_by_the_peer_for_us_is_refused(
+    tmp_path: Path, sealed_rpc: SyftRpc05, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from syft_crypto import encrypt_message
+
+    ds = connected(tmp_path, DATASITES[1])
+    other = connected(tmp_path, DATASITES[0])
+    handle, path = send_to(sealed_rpc, DATASITES[1], b"hello")
+    sealed = encrypt_message(base64.b64encode(b"reply").decode(), to=AGG, client=ds)
+    if kind == "plaintext":
+        body = b"reply"
+    elif kind == "tampered":
+        sealed.ciphertext = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
+        body = sealed.model_dump_json().encode()
+    elif kind == "sealed by another":
+        body = encrypt_message(base64.b64encode(b"reply").decode(), to=AGG, client=other)
+        body = body.model_dump_json().encode()
+    else:
+        body = encrypt_message("not base64!", to=AGG, client=ds).model_dump_json().encode()
+    write_reply(path, DATASITES[1], body)
+    with caplog.at_level("WARNING", logger="syftflwr"):
+        assert sealed_rpc.wait([handle], timeout=1) == []
+    assert "refused" in caplog.text, caplog.text
+
+
+def test_no_peer_did_refuses_after_key_wait_and_writes_nothing(
+    tmp_path: Path, sealed_rpc: SyftRpc05
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(MissingPeerKeysError, match=f"no public keys of {DATASITES[1]}"):
+        send_to(sealed_rpc, DATASITES[1], NUMPY)
+    assert time.monotonic() - started >= 0.3  # key_wait
+    assert message_files(tmp_path / "SyftBox") == []
 
 
 def test_the_transport_declares_the_profile() -> None:

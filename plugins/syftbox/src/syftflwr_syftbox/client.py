@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syftflwr.errors import IdentityMismatchError
 from syftflwr.info import Capabilities, TransportContext
@@ -21,6 +21,9 @@ from syftflwr.roles import BaseEvents, BaseRPC
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
 from syftflwr_syftbox.options import Settings, SyftBoxConfig
 from syftflwr_syftbox.synced import PartArrivals, SyncedStorage
+
+if TYPE_CHECKING:
+    from syftflwr_syftbox.keys import KeyRing
 
 _DATA_DIRS: dict[tuple[Path, bool], LocalDirStorage] = {}
 _DATA_DIRS_LOCK = threading.Lock()
@@ -60,10 +63,6 @@ class SyftBoxClient:
                 fix="point the syftbox option config_path (or $SYFTBOX_CLIENT_CONFIG_PATH) "
                 f"at {email}'s SyftBox config",
             )
-        if context.profile == SYFTFLWR05:
-            from syftflwr_syftbox.syftflwr05 import check_settings
-
-            check_settings(self.settings.encrypt)
         self.data_dir = self.settings.data_dir or self.config.data_dir
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
         self.base = base
@@ -73,12 +72,14 @@ class SyftBoxClient:
         datasite = DatasiteStorage(base, self.config.email, context.participants)
         self.storage: Storage = datasite
         overhead = 0
+        self.keys: KeyRing | None = None
         if self.settings.encrypt:
             from syftflwr_syftbox.keys import KeyRing
             from syftflwr_syftbox.sealing import OVERHEAD, SealedStorage
 
-            keys = KeyRing(self.config, self.data_dir, key_wait=self.settings.key_wait)
-            self.storage = SealedStorage(datasite, keys)
+            # created (and the DID published) on connect, whatever the profile
+            self.keys = KeyRing(self.config, self.data_dir, key_wait=self.settings.key_wait)
+            self.storage = SealedStorage(datasite, self.keys)
             overhead = OVERHEAD
         # chunked messages over a sync that keeps no order between files (synced.py)
         self.storage = SyncedStorage(self.storage, overhead=overhead)

@@ -8,8 +8,8 @@ Where the files are (what syft-rpc's ``send``/``reply_to`` use)::
     datasites/{recipient}/app_data/flwr/{app}/rpc/messages/{sender}/{uuid}.response
 
 Each file is a syft-rpc ``SyftRequest``/``SyftResponse`` as JSON, the body (a Flower
-``Message`` protobuf, raw: no encryption) in base64. The libraries' known holes are
-guarded here rather than inherited:
+``Message`` protobuf) in base64; encrypted (below) unless ``encrypt = false``. The
+libraries' known holes are guarded here rather than inherited:
 
 * every file is published whole (temp file + rename through core's
   :class:`~syftflwr.mailbox.LocalDirStorage`; syft-rpc's ``dump`` writes in place), and a
@@ -25,14 +25,22 @@ guarded here rather than inherited:
 * two runners on one datasite never both handle a request: each claims it first with an
   exclusive file in the data dir's local state (``.syftflwr/claims/...``).
 
-Encryption: syft-flwr 0.5 encrypts on SyftBox through syft-crypto's JSON payloads; this
-profile does not speak that yet, so it runs only with ``encrypt = false`` (and core's
-``encryption = false``): anything else is a :class:`~syftflwr.errors.ConfigError`, and an
-encrypted payload that arrives is refused, never handed on or answered in plaintext.
+Encryption (``encrypt = true``, the default) is syft-flwr 0.5's own on SyftBox, so its
+datasites (syft-event's auto-decrypt, ``encrypt_reply``) read what is sent and are read:
+the body is base64 of the protobuf, sealed by syft-crypto's ``encrypt_message`` (X3DH to
+the recipient's DID) and written as its ``EncryptedPayload`` JSON; replies are opened by
+``decrypt_message``. Keys and DIDs are read from the local (synced) files only, through
+:class:`~syftflwr_syftbox.keys.KeyRing` (never syft-crypto's ``ensure_bootstrap``, which
+asks the server). Fail closed: no peer DID within ``key_wait`` -> nothing is written; a
+body that is not a payload from that peer to this participant, or does not decrypt, is
+refused, never handed on or answered in plaintext. With ``encrypt = false`` an encrypted
+payload that arrives is refused the same way.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -47,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import (
-    ConfigError,
+    EncryptionError,
     MalformedMessageError,
     MessageRejectedError,
     TransportError,
@@ -55,6 +63,7 @@ from syftflwr.errors import (
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox.watcher import LocalArrivals
 from syftflwr.names import is_valid_email, validate_identifier
+from syftflwr.processes import pid_alive
 from syftflwr.profiles.base import refuse_oversized
 from syftflwr.profiles.syftflwr05 import ENDPOINT, NAME, SYFT_RPC, syft_url, wire_app
 from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
@@ -63,6 +72,7 @@ from syftflwr_syftbox.datasite_storage import DATASITES, LOCAL_STATE
 
 if TYPE_CHECKING:
     from syftflwr_syftbox.client import SyftBoxClient
+    from syftflwr_syftbox.keys import KeyRing
 
 log = logging.getLogger("syftflwr.syftbox.syftflwr05")
 
@@ -77,20 +87,57 @@ MAX_RESTARTS = 5
 """Watcher restarts tolerated within :data:`RESTART_WINDOW` before ``run_forever`` raises."""
 RESTART_WINDOW = 60.0
 _UUID_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.request$")
-_ENCRYPTED_KEYS = {"ciphertext", "ephemeral_key", "receiver"}
+_ENCRYPTED_KEYS = {"ek", "ciphertext", "sender", "receiver"}
+"""Fields of syft-crypto's ``EncryptedPayload`` JSON."""
+SEALED_SIZE = 3
+"""A sealed body's file is at most this many times the body (base64 of base64 of base64),
+plus :data:`FILE_SLACK`."""
+FILE_SLACK = 65536
 
 
-def check_settings(encrypt: bool) -> None:
-    """Refuse the combination this profile cannot keep: SyftBox encryption."""
-    if encrypt:
-        raise ConfigError(
-            f"the {NAME!r} wire profile on syftbox cannot encrypt yet: syft-flwr 0.5 "
-            "encrypts with syft-crypto's JSON payloads, which syftflwr does not speak, and "
-            "it never sends plaintext silently",
-            key="tool.syftflwr.transport.syftbox.encrypt",
-            fix="set encrypt = false in [tool.syftflwr.transport.syftbox] (and encryption = "
-            'false in [tool.syftflwr]), or use profile = "native" for encrypted SyftBox training',
+def seal(keys: KeyRing, recipient: str, body: bytes) -> bytes:
+    """What syft-flwr 0.5 sends: ``encrypt_message(base64(body))`` as JSON. Waits up to
+    ``key_wait`` for the recipient's synced DID, then fails closed (nothing written)."""
+    from syft_crypto import encrypt_message
+
+    keys.recipient_key(recipient)  # verified local DID, or MissingPeerKeysError
+    try:
+        payload = encrypt_message(base64.b64encode(body).decode(), to=recipient, client=keys.client)
+    except (OSError, ValueError) as exc:
+        raise EncryptionError(f"cannot encrypt for {recipient}: {exc}") from None
+    return payload.model_dump_json().encode()
+
+
+def unseal(keys: KeyRing, sender: str, body: bytes, what: str) -> bytes:
+    """The plaintext of a body sealed by :func:`seal` (or upstream) from ``sender`` to this
+    participant; anything else is refused (:class:`MessageRejectedError`)."""
+    from syft_crypto import EncryptedPayload, decrypt_message
+
+    try:
+        payload = EncryptedPayload.model_validate_json(body)
+    except ValueError:  # pydantic's ValidationError is one
+        raise MessageRejectedError(
+            f"{what}: not encrypted (no syft-crypto payload) and encryption is on; refused"
+        ) from None
+    if payload.sender != sender or payload.receiver != keys.email:
+        raise MessageRejectedError(
+            f"{what}: sealed by {payload.sender} for {payload.receiver}, expected "
+            f"{sender} for {keys.email}; refused"
         )
+    try:
+        keys.peer_key(sender)  # the sender's DID must be there and signed
+    except EncryptionError as exc:
+        raise MessageRejectedError(f"{what}: {exc}") from None
+    try:
+        text = decrypt_message(payload, keys.client)
+    except Exception as exc:  # InvalidTag and whatever else the decryption raises
+        raise MessageRejectedError(
+            f"{what}: does not decrypt ({type(exc).__name__}); refused"
+        ) from None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MessageRejectedError(f"{what}: the sealed body is not base64; refused") from None
 
 
 def rpc_folder(owner: str, app: str, sender: str) -> str:
@@ -119,7 +166,7 @@ def _capabilities(client: SyftBoxClient) -> Capabilities:
         notifies_arrivals=settings.watch != "poll",
         poll_interval=settings.poll_interval,
         max_poll_interval=max(settings.max_poll_interval, settings.poll_interval),
-        native_encryption=False,
+        native_encryption=settings.encrypt,
         max_object_size=settings.max_object_size,
         profiles=client.capabilities.profiles,
     )
@@ -131,10 +178,10 @@ class SyftRpc05(BaseRPC):
     awaited through core's watcher."""
 
     def __init__(self, client: SyftBoxClient, context: TransportContext) -> None:
-        check_settings(client.settings.encrypt)
         super().__init__(client, context, _capabilities(client))
         self.me = client.email
         self.storage = client.base
+        self.keys = client.keys
         self.arrivals = LocalArrivals(
             self.storage,
             mode=client.settings.watch,
@@ -162,11 +209,14 @@ class SyftRpc05(BaseRPC):
         validate_identifier(request.endpoint, "endpoint")
         created = request.created_at
         expires = request.expires_at if request.expires_at is not None else created + 900.0
+        body = bytes(memoryview(request.body))
+        if self.keys is not None:
+            body = seal(self.keys, request.recipient, body)
         wire = WireRequest(
             id=uuid.UUID(request.id),
             sender=self.me,
             url=SyftBoxURL(syft_url(request.recipient, request.app, request.endpoint)),
-            body=bytes(memoryview(request.body)) or None,
+            body=body or None,
             headers=dict(request.headers),
             created=datetime.fromtimestamp(created, UTC),
             expires=datetime.fromtimestamp(expires, UTC),
@@ -185,7 +235,7 @@ class SyftRpc05(BaseRPC):
         from syft_rpc.protocol import SyftResponse as WireResponse
 
         _, path = self._paths(handle.recipient, handle.app, handle.id)
-        limit = 2 * self.context.max_message_size + 65536  # base64 and JSON around the body
+        limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
         data = self.storage.get(path, max_size=limit)
         if data is None or SYFT_RPC.incomplete(data):
             return None  # not there yet, or still being written in place
@@ -194,15 +244,18 @@ class SyftRpc05(BaseRPC):
         except (ValidationError, ValueError) as exc:
             raise MalformedMessageError(f"{path}: not a syft-rpc response ({exc})") from None
         body = wire.body or b""
-        if _looks_encrypted(body):
-            raise MessageRejectedError(
-                f"{path}: an encrypted (syft-crypto) reply; the {NAME!r} profile runs "
-                "unencrypted and refuses it rather than hand on what it cannot verify"
-            )
         expected = syft_url(handle.recipient, handle.app, handle.endpoint)
         if str(wire.url) != expected:
             raise MalformedMessageError(f"{path}: reply for {wire.url}, expected {expected}")
         status = int(wire.status_code)
+        if self.keys is not None:
+            what = f"{path} (status {status})"
+            body = unseal(self.keys, handle.recipient, body, what)
+        elif _looks_encrypted(body):
+            raise MessageRejectedError(
+                f"{path}: an encrypted (syft-crypto) reply, and encrypt = false here; "
+                "refused rather than handed on unverified"
+            )
         response = Response(
             id=wire.id.hex,
             sender=wire.sender,
@@ -237,12 +290,12 @@ class SyftEvents05(BaseEvents):
     """A datasite's side: syft-event's watcher on ``messages``, guarded (module docstring)."""
 
     def __init__(self, client: SyftBoxClient, context: TransportContext) -> None:
-        check_settings(client.settings.encrypt)
         super().__init__(client, context, _capabilities(client))
         from syft_event import SyftEvents
 
         self.me = client.email
         self.storage = client.base
+        self.keys = client.keys
         self.app = context.app_name
         self.endpoint_folder = endpoint_folder(self.me, self.app)
         self.box = SyftEvents(wire_app(self.app), publish_schema=False, client=client.syft_client())
@@ -420,7 +473,8 @@ class SyftEvents05(BaseEvents):
         response_path = f"{folder}/{stem}{RESPONSE_SUFFIX}"
         if os.path.lexists(self.storage.local_path(response_path)):
             return  # answered (by us or another runner)
-        data = self.storage.get(f"{folder}/{name}", max_size=2 * self.context.max_message_size)
+        limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
+        data = self.storage.get(f"{folder}/{name}", max_size=limit)
         if data is None:
             return
         if SYFT_RPC.incomplete(data):
@@ -446,7 +500,7 @@ class SyftEvents05(BaseEvents):
             return True
         owner = self.storage.get(path, max_size=256)
         host, _, pid = bytes(memoryview(owner or b"")).decode(errors="replace").partition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
             # its runner died before answering: take the request over
             self.storage.delete(path)
             return self.storage.claim(path, self._owner)
@@ -468,10 +522,15 @@ class SyftEvents05(BaseEvents):
         if str(wire.url) != expected:
             return None, f"its url {wire.url} is not {expected}"
         body = wire.body or b""
-        if _looks_encrypted(body):
+        if self.keys is not None:
+            try:
+                body = unseal(self.keys, sender, body, "the request")
+            except (EncryptionError, MessageRejectedError) as exc:  # incl. a missing DID
+                return None, str(exc)
+        elif _looks_encrypted(body):
             return None, (
-                f"an encrypted (syft-crypto) request; the {NAME!r} profile on syftbox runs "
-                "unencrypted (set encryption off on every participant)"
+                "an encrypted (syft-crypto) request, and encrypt = false on this datasite "
+                "(set it the same on every participant)"
             )
         request = Request(
             id=wire.id.hex,
@@ -500,6 +559,8 @@ class SyftEvents05(BaseEvents):
         from syft_rpc.protocol import SyftStatus
 
         payload = bytes(memoryview(response.body)) if response is not None else body.encode()
+        if response is not None and payload and self.keys is not None:
+            payload = seal(self.keys, sender, payload)  # as syft-event's encrypt_reply
         expires = (
             response.expires_at
             if response is not None and response.expires_at is not None
@@ -531,13 +592,3 @@ class SyftEvents05(BaseEvents):
 
     def _close(self) -> None:
         self._stop_watcher()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
