@@ -493,6 +493,23 @@ def test_encrypted_round_trip_with_the_own_events_role(
         served.close()
 
 
+def test_an_encrypted_datasite_answers_a_plaintext_request_400_unhandled(
+    tmp_path: Path, rpc: SyftRpc05
+) -> None:
+    from syft_rpc.protocol import SyftResponse
+
+    served = Served(tmp_path, encrypt=True)
+    try:
+        handle, path = send_to(rpc, DATASITES[0], NUMPY + b"plaintext")  # rpc: encrypt = false
+        responses = rpc.wait([handle], timeout=10)
+        assert responses and not responses[0].ok
+        reply = SyftResponse.load(path.with_suffix(".response"))
+        assert reply.status_code == 400 and b"not encrypted" in (reply.body or b"")
+        assert served.calls == []
+    finally:
+        served.close()
+
+
 @pytest.mark.parametrize("kind", ["plaintext", "tampered", "sealed by another", "no base64"])
 def test_a_reply_that_is_not_sealed_by_the_peer_for_us_is_refused(
     tmp_path: Path, sealed_rpc: SyftRpc05, kind: str, caplog: pytest.LogCaptureFixture
