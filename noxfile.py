@@ -72,6 +72,8 @@ def syftbox(session: nox.Session) -> None:
     """The syftbox plugin in an environment of its own: syft-crypto pins cryptography<45,
     which caps flwr at 1.26.1."""
     _install_project(session, FLWR_MATRIX[0], plugins=["syftbox"])
+    session.install("mypy>=1.11")
+    session.run("mypy", "-p", "syftflwr_syftbox")  # typecheck cannot: flwr 1.26.1 only
     _pytest(session, "plugins/syftbox/tests")
 
 

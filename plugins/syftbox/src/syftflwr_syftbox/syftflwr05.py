@@ -105,7 +105,7 @@ def seal(keys: KeyRing, recipient: str, body: bytes) -> bytes:
         payload = encrypt_message(base64.b64encode(body).decode(), to=recipient, client=keys.client)
     except (OSError, ValueError) as exc:
         raise EncryptionError(f"cannot encrypt for {recipient}: {exc}") from None
-    return payload.model_dump_json().encode()
+    return str(payload.model_dump_json()).encode()
 
 
 def unseal(keys: KeyRing, sender: str, body: bytes, what: str) -> bytes:
@@ -333,7 +333,7 @@ class SyftEvents05(BaseEvents):
         self.box.obs.daemon = True
         on_event = self._on_event
 
-        class Handler(PatternMatchingHandler):  # type: ignore[misc]
+        class Handler(PatternMatchingHandler):
             """syft-event's ``RpcRequestHandler`` (``**/*.request``) without its DEBUG
             line per file event (loguru prints it to stderr by default)."""
 
@@ -582,7 +582,7 @@ class SyftEvents05(BaseEvents):
             )
         except MessageRejectedError as exc:
             log.warning("%s", exc)
-            wire.body, wire.status_code = str(exc).encode(), SyftStatus.SYFT_500_SERVER_ERROR
+            wire.body, wire.status_code = str(exc).encode(), SyftStatus(500)  # server error
             data = wire.dumps().encode()
         self.storage.put(f"{rpc_folder(self.me, self.app, sender)}/{stem}{RESPONSE_SUFFIX}", [data])
 
