@@ -174,3 +174,20 @@ def test_unwritable_state_dir_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot create the state directory") as info:
         participant_state_dir(blocker / "state", "app", "a@b.org")
     assert info.value.fix is not None and "SYFTFLWR_STATE_DIR" in info.value.fix
+
+
+def test_participants_starting_at_once_create_the_state_dirs_without_a_race(
+    tmp_path: Path,
+) -> None:
+    """Found by the real-sync test: two processes creating state/<app>/ at the same
+    time must both succeed (the check-then-mkdir used to fail one with "File exists")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from syftflwr.config import participant_state_dir
+
+    emails = [f"p{i}@example.org" for i in range(16)]
+    for attempt in range(20):
+        base = tmp_path / f"state{attempt}"
+        with ThreadPoolExecutor(16) as pool:
+            paths = list(pool.map(participant_state_dir, [base] * 16, ["app"] * 16, emails))
+        assert all(p.is_dir() and stat.S_IMODE(p.stat().st_mode) == 0o700 for p in paths)

@@ -197,9 +197,11 @@ def _make_private(base: Path, path: Path) -> None:
     try:
         base.mkdir(parents=True, exist_ok=True)
         for directory in (path.parent, path):
-            if not directory.exists():
+            try:  # participants starting at once race to create the app folder
                 directory.mkdir(mode=0o700)
-                directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+            except FileExistsError:
+                continue
+            directory.chmod(0o700)  # mkdir's mode is filtered by the umask
         if stat.S_IMODE(path.stat().st_mode) != 0o700:
             path.chmod(0o700)
     except OSError as exc:
