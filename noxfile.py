@@ -79,9 +79,11 @@ def syftbox(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[1:])
 def tests_python(session: nox.Session) -> None:
-    """The suite on the other supported Pythons (3.12, 3.13)."""
+    """Core's suite on the other supported Pythons (3.12, 3.13), without the slow
+    multi-process tests; the plugins' suites (Python-version neutral, and long: loopback
+    Drive and cloud servers) run once, in `tests`."""
     _install_project(session, FLWR_NEWEST)
-    _pytest(session, "tests", *_plugin_tests(), "-m", "not slow")
+    _pytest(session, "tests", "-m", "not slow")
 
 
 @nox.session(python=PYTHONS[0])
