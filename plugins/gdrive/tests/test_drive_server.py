@@ -87,6 +87,21 @@ def test_multipart_and_resumable_upload_then_ranged_download(
     assert out.getvalue() == big
 
 
+@pytest.mark.parametrize(
+    "tail", [b"\r", b"\n", b"\r\n", b"\n\n", b"--", b"\r\n--x"], ids=repr
+)
+def test_multipart_media_is_byte_exact_whatever_it_ends_with(
+    drive: tuple[DriveState, dict[str, Any]], tail: bytes
+) -> None:
+    """Ciphertext ends in anything: a line-based multipart parser dropped a final CR or
+    LF (found as a 'truncated body (734 of 735 bytes)' in a CI training run)."""
+    _, svc = drive
+    folder = _folder(svc[ALICE], "box")
+    for data in (b"body" + tail, tail, tail + b"body"):
+        uploaded = _upload(svc[ALICE], "x.bin", folder, data)
+        assert svc[ALICE].files().get_media(fileId=uploaded["id"]).execute() == data
+
+
 def test_queries_prefix_contains_and_pagination(drive: tuple[DriveState, dict[str, Any]]) -> None:
     _, svc = drive
     folder = _folder(svc[ALICE], "box")
