@@ -87,9 +87,7 @@ def test_multipart_and_resumable_upload_then_ranged_download(
     assert out.getvalue() == big
 
 
-@pytest.mark.parametrize(
-    "tail", [b"\r", b"\n", b"\r\n", b"\n\n", b"--", b"\r\n--x"], ids=repr
-)
+@pytest.mark.parametrize("tail", [b"\r", b"\n", b"\r\n", b"\n\n", b"--", b"\r\n--x"], ids=repr)
 def test_multipart_media_is_byte_exact_whatever_it_ends_with(
     drive: tuple[DriveState, dict[str, Any]], tail: bytes
 ) -> None:
