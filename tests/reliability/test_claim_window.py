@@ -4,10 +4,10 @@ A runner publishes ``{id}.claim`` and only then journals it. Killed in between, 
 a claim that no entry vouched for, so no successor took it over and the request was
 never answered. Claims now carry the journal's id (``host|pid|random|journal``): a
 runner sharing that journal recognises the orphan (its holder is dead) and adopts it
-through an atomic journal insert. The test-only fault hook
-``SYFTFLWR_TEST_FAULT_AFTER_CLAIM`` (``syftflwr.mailbox.events``) stops the runner at
-exactly that point: ``exit`` (``os._exit`` right after the claim) or ``hang`` (the
-claim stays live until the test sends SIGKILL).
+through an atomic journal insert. The test-only fault seam (tests/faults/README.md)
+stops the runner at exactly that point, just before ``Journal.claimed``: ``exit``
+(``os._exit(137)`` right after the claim) or ``hang`` (the claim stays live until the
+test sends SIGKILL).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from pathlib import Path
 
 import pytest
 from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
+from faults.syftflwr_faults import Fault, fault_env
 from syftflwr.mailbox import Journal
-from syftflwr.mailbox.events import FAULT_AFTER_CLAIM_ENV
 from syftflwr.mailbox.layout import Route
 
 RUNNER = Path(__file__).resolve().parent / "_inbox_runner.py"
 INBOX = Route(AGG, DS1, APP, "echo")
+AFTER_CLAIM = "syftflwr.mailbox.journal:Journal.claimed"
+"""Called right after a runner won a request's claim in storage, to journal it."""
 
 
 class Procs:
@@ -41,10 +43,8 @@ class Procs:
         self.output: dict[int, list[str]] = {}
 
     def start(self, state: Path, fault: str | None = None) -> subprocess.Popen[str]:
-        env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
-        env.pop(FAULT_AFTER_CLAIM_ENV, None)
-        if fault:
-            env[FAULT_AFTER_CLAIM_ENV] = fault
+        faults = [Fault(AFTER_CLAIM, fault)] if fault else []
+        env = fault_env(*faults, base={**os.environ, "FLWR_TELEMETRY_ENABLED": "0"})
         proc = subprocess.Popen(
             [sys.executable, str(RUNNER), str(self.root), str(state), str(self.markers), "--fast"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -98,20 +98,6 @@ _LIVE_OWNERS: set[str] = set()
 _HOST = socket.gethostname()
 
 
-FAULT_AFTER_CLAIM_ENV = "SYFTFLWR_TEST_FAULT_AFTER_CLAIM"
-"""TEST-ONLY fault injection (tests/reliability/test_claim_window.py): ``exit`` makes the
-runner ``os._exit(137)`` right after publishing a claim, before journaling it; ``hang``
-makes the thread sleep there (so a test can SIGKILL it while the claim is live)."""
-
-
-def _fault_after_claim() -> None:
-    fault = os.environ.get(FAULT_AFTER_CLAIM_ENV)
-    if fault == "exit":
-        os._exit(137)
-    if fault == "hang":
-        time.sleep(3600)
-
-
 def _new_owner(journal_id: str) -> str:
     """``host|pid|random|journal``: the first two fields tell whether the owner still
     runs, the last which journal it records its claims in."""
@@ -414,9 +400,7 @@ class MailboxEvents(BaseEvents):
             return False
         path = route.claim_path(message_id)
         recovered = entry is not None
-        if self.storage.claim(path, self.owner):
-            _fault_after_claim()
-        else:
+        if not self.storage.claim(path, self.owner):
             marker = self.storage.get(path, max_size=4096)
             holder = "" if marker is None else bytes(marker).decode("utf-8", "replace")
             if holder != self.owner:
