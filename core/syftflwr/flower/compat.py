@@ -1,4 +1,4 @@
-"""Bridge the Flower versions syftflwr supports (1.26.1 .. 1.41.x) by FEATURE, never by
+"""Bridge the Flower versions syftflwr supports (``flwr>=1.26.1,<1.43``) by FEATURE, never by
 version number: each difference is probed once, at import, from what the installed
 Flower actually offers.
 
@@ -15,7 +15,9 @@ Differences bridged here:
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
+import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
@@ -58,8 +60,19 @@ def _first_attr(candidates: tuple[tuple[str, str], ...]) -> Any:
     tried = ", ".join(f"{m}.{a}" for m, a in candidates)
     raise ImportError(
         f"this Flower ({FLWR_VERSION}) offers none of {tried}; syftflwr supports "
-        "flwr>=1.26.1,<2 — install a supported version"
+        f"{supported_flwr()} — install a supported version"
     )
+
+
+def supported_flwr() -> str:
+    """Core's declared flwr requirement, read from the installed metadata (the range is
+    declared once, in pyproject.toml)."""
+    try:
+        requires = importlib.metadata.requires("syftflwr") or []
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+        requires = []
+    found = [r for r in requires if re.match(r"flwr\b", r) and "extra ==" not in r]
+    return found[0] if found else "the flwr range in its pyproject.toml"
 
 
 RunType: Any = _first_attr((("flwr.supercore.run", "Run"), ("flwr.common.typing", "Run")))
