@@ -1,5 +1,8 @@
-"""Docs that run as written: what the pages state is checked against the code.
+"""Docs that run as written: what the pages show is run, what they state is checked.
 
+* every TOML block of the README, docs/ and the examples' and plugins' READMEs parses with
+  tomllib and loads with syftflwr's own config loaders (the project's ``[tool.syftflwr]``
+  or a participant's settings file), options validated by each installed transport;
 * the supported Flower range is declared once (core's ``flwr>=OLDEST,<CAP``), and every page
   stating it, the noxfile's matrix and the installed Flower agree with it.
 """
@@ -10,12 +13,16 @@ import importlib.metadata
 import importlib.util
 import re
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
+from syftflwr.config import load_participant, load_project, resolve_options
+from syftflwr.registry import get_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -32,6 +39,83 @@ def load_tool(name: str) -> ModuleType:
 
 def pages() -> list[Path]:
     return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+# --------------------------------------------------------------------------- TOML blocks
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```toml[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+
+
+def toml_blocks() -> list[tuple[str, str]]:
+    """``(page:line, text)`` of every fenced TOML block (indented ones dedented)."""
+    readmes = sorted([*ROOT.glob("examples/*/README.md"), *ROOT.glob("plugins/*/README.md")])
+    blocks = []
+    for page in [*pages(), *readmes]:
+        text = page.read_text()
+        for m in FENCE.finditer(text):
+            indent = len(m.group("indent"))
+            body = "".join(line[indent:] for line in m.group("body").splitlines(keepends=True))
+            line = text[: m.start()].count("\n") + 1
+            blocks.append((f"{page.relative_to(ROOT)}:{line}", body))
+    return blocks
+
+
+BLOCKS = toml_blocks()
+
+
+def test_the_pages_have_toml_blocks_to_check() -> None:
+    assert len(BLOCKS) >= 15
+    assert any(name.startswith("docs/transports/syftbox.md") for name, _ in BLOCKS)
+
+
+NOT_HERE = {"foo", "syftbox", "template"}
+"""Transports the pages name that this environment lacks: the plugin-author pages'
+fictional ``foo``, ``syftbox`` (its own environment) and the template plugin."""
+
+
+def validate_transport_tables(tables: dict[str, Any], load: Any) -> None:
+    """Validate each table of an installed transport with its declared options."""
+    registry = get_registry()
+    for name in tables:
+        if name in registry.names():
+            load(registry.load(name).info)
+        else:
+            assert name in NOT_HERE, f"[...transport.{name}]: no such transport"
+
+
+@pytest.mark.parametrize(("where", "text"), BLOCKS, ids=[w for w, _ in BLOCKS])
+def test_toml_block_parses_and_loads(where: str, text: str, tmp_path: Path) -> None:
+    document = tomllib.loads(text)  # "Cannot overwrite a value" and friends fail here
+    if "tool" in document or "project" in document or "tool.syftflwr" in text:
+        # a pyproject.toml, or a part of one: completed with a [project] name if it has none
+        pyproject = tmp_path / "pyproject.toml"
+        prefix = "" if "project" in document else '[project]\nname = "doc-example"\n\n'
+        pyproject.write_text(prefix + text)
+        project = load_project(tmp_path)
+        validate_transport_tables(
+            project.transport_options,
+            lambda info: resolve_options(info, project, None, env={}),
+        )
+        if "syftflwr" in document.get("tool", {}):
+            assert project.configured, where
+    else:  # a participant's settings file
+        settings = tmp_path / "settings.toml"
+        settings.write_text(text)
+        participant = load_participant({"SYFTFLWR_SETTINGS": str(settings)})
+        assert participant.exists
+        validate_transport_tables(
+            participant.transport_options,
+            lambda info: resolve_options(info, None, participant, env={}),
+        )
+
+
+def test_reference_states_the_effective_encryption_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.syftflwr]\n')
+    effective = load_project(tmp_path).encryption_enabled
+    reference = (DOCS / "reference" / "configuration.md").read_text()
+    stated = re.search(r"^\| `encryption` \| ([^|]+) \|", reference, re.M)
+    assert stated is not None and stated.group(1).strip() == f"`{str(effective).lower()}`"
+    for page in pages():
+        assert "currently off" not in page.read_text(), page
 
 
 # --------------------------------------------------------------------------- Flower range

@@ -43,8 +43,9 @@ KEY_HELP = {
     "machines — pin it for real federations.",
     "profile": "The wire profile: `native` (syftflwr's mailbox, chunking, encryption) or "
     "`syft-flwr-0.5` (upstream's layout, to interoperate with syft-flwr 0.5 participants).",
-    "encryption": "Core envelope encryption. Absent: syftflwr's default (currently off). "
-    "Transports with native end-to-end encryption ignore it.",
+    "encryption": "Core envelope encryption of every message to its recipient, "
+    "sender-authenticated; `false` turns it off (every participant must agree). Transports "
+    "with native end-to-end encryption (SyftBox) use their own instead.",
     "max_message_size": "Policy: a message larger than this (bytes or a size string) is "
     "refused as hostile input, on send and on receipt. At most 2147483647 (protobuf's limit).",
     "clock_skew": "Seconds of clock difference between participants tolerated when "
@@ -106,9 +107,10 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
 
 # --------------------------------------------------------------------------- sections
 def project_section() -> list[str]:
-    from syftflwr.config.project import KEYS, TABLE, ProjectConfig
+    from syftflwr.config.project import DEFAULT_ENCRYPTION, KEYS, TABLE, ProjectConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(ProjectConfig)}
+    defaults["encryption"] = DEFAULT_ENCRYPTION  # the field is None: "not set, use the default"
     names = [*KEYS, "datasites"]
     missing = [n for n in names if n not in KEY_HELP]
     if missing:
