@@ -8,25 +8,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
+from _flower_helpers import AGG, APP, DS1, DS2, DS3, MemoryFederation
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from syftflwr.flower import compat
 from syftflwr.flower.checkpoint import RoundCheckpoints, write_checkpoint
-from syftflwr.flower.fingerprint import instruction_fingerprint
+from syftflwr.flower.fingerprint import (
+    describe_instruction,
+    differing_parts,
+    instruction_fingerprint,
+)
 from syftflwr.flower.grid import TransportGrid
 from syftflwr.flower.node_ids import node_id_for
 from syftflwr.flower.resume import RunTracker
-from syftflwr.flower.run_journal import PushState, RunJournal, RunStatus
+from syftflwr.flower.run_journal import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    PushState,
+    RunJournal,
+    RunStatus,
+)
 from syftflwr.flower.runner import DatasiteRunner
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.transports import memory
 
-N1, N2 = node_id_for(DS1), node_id_for(DS2)
+N1, N2, N3 = node_id_for(DS1), node_id_for(DS2), node_id_for(DS3)
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +87,27 @@ def test_fingerprint_differs_when_the_work_differs(change: dict[str, Any]) -> No
     assert instruction_fingerprint(instruction(**change)) != instruction_fingerprint(instruction())
 
 
+def test_fingerprint_is_the_one_journals_of_earlier_versions_hold() -> None:
+    """A journal written by 3566330 is resumed by matching its fingerprints: the hash
+    must not change (this value is what 3566330's code computes for this message)."""
+    arrays = ArrayRecord([np.asarray([1.0, 2.0], dtype=np.float32)])
+    config = ConfigRecord({"server-round": 1, "lr": 0.1, "b": b"x", "l": [1, 2]})
+    content = RecordDict({"arrays": arrays, "config": config, "m": MetricRecord({"a": 1.5})})
+    message = Message(content, 7, "train", group_id="1")
+    assert instruction_fingerprint(message) == (
+        "78687e1ff4c54ada2916996004953d8e0fb5a32a7503b2cdcc1a7d6e35d83234"
+    )
+
+
+def test_part_digests_name_what_differs() -> None:
+    _, base = describe_instruction(instruction())
+    assert differing_parts(base, describe_instruction(instruction(lr=0.2))[1]) == ["config:config/lr"]
+    assert differing_parts(base, describe_instruction(instruction([1.0, 2.5]))[1]) == [
+        "arrays:arrays"
+    ]
+    assert differing_parts(base, describe_instruction(instruction(dst=N2))[1]) == ["dst"]
+
+
 def test_fingerprint_keeps_int_float_and_bool_apart() -> None:
     def with_value(value: object) -> str:
         content = RecordDict({"config": ConfigRecord({"v": value})})  # type: ignore[dict-item]
@@ -93,15 +126,15 @@ def test_journal_round_trip_and_cleanup(tmp_path: Path) -> None:
     journal.pushing(42, "m2", fingerprint="f2", datasite=DS2, message_type="train",
                     server_round=1, expires_at=123.0)  # fmt: skip
     journal.mark(42, "m2", PushState.SENT)
-    journal.store_reply(42, "m1", b"reply bytes")
+    journal.store_reply(42, "m1", b"reply bytes", reply_seq=1, batch=1)
     journal.set_round(42, 1)
     journal.close()
 
     reopened = RunJournal.in_state_dir(tmp_path)  # another process, later
     pushes = reopened.pushes(42)
-    assert [(p.message_id, p.seq, p.fingerprint, p.state) for p in pushes] == [
-        ("m1", 1, "f1", PushState.RETURNED),
-        ("m2", 2, "f2", PushState.SENT),
+    assert [(p.message_id, p.seq, p.fingerprint, p.state, p.reply_seq) for p in pushes] == [
+        ("m1", 1, "f1", PushState.RETURNED, 1),
+        ("m2", 2, "f2", PushState.SENT, None),
     ]
     assert reopened.load_reply(42, "m1") == b"reply bytes"
     again = reopened.reopen(42)
@@ -219,7 +252,10 @@ def test_a_replay_that_diverges_is_sent_anew_and_says_why(
     with caplog.at_level(logging.WARNING, "syftflwr.flower"):
         replies = _round(_grid(fed, resumed), 1, lr=0.5)  # not what the stopped run sent
     assert resumed.diverged_at == 1
-    assert "not deterministic" in caplog.text
+    # the cause is named: which instruction, which part, and what that part means
+    assert "round 1's train instruction to ds1@example.org: config/metric entries " in caplog.text
+    assert "'config/lr' differ" in caplog.text and "the clock" in caplog.text
+    assert resumed.divergence is not None and "'config/lr'" in resumed.divergence
     assert sorted(float(m.content["metrics"]["lr"]) for m in replies) == [0.5, 0.5]  # type: ignore[arg-type]
     assert len(app.calls) == 6
     # the abandoned instructions leave the journal: a second resume replays the new ones
@@ -254,3 +290,105 @@ def test_a_send_that_fails_for_one_datasite_fails_that_node_only(
     assert caplog.text.count("could not send to ds1@example.org") == 1  # logged once
     grid.stop_datasites(timeout=5)
     rpc.close()
+
+
+# ---------------------------------------------------------------------------- reply order
+class Staggered:
+    """A ClientApp whose datasites answer in the reverse of the order they are asked:
+    ds3 first, ds1 last. Its reply is the instruction's arrays plus a per-node offset
+    that is not exact in binary (so a sum depends on its order)."""
+
+    def __init__(self, step: float = 0.15) -> None:
+        self.step = step
+        self.calls: list[int] = []
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        node = context.node_id
+        self.calls.append(node)
+        rank = {N1: 2, N2: 1, N3: 0}[node]
+        time.sleep(self.step * rank)
+        arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
+        offset = {N1: 0.1, N2: 0.2, N3: 0.7}[node]
+        content = RecordDict({"arrays": ArrayRecord([a + offset for a in arrays]),
+                              "metrics": MetricRecord({"num-examples": 1})})  # fmt: skip
+        return Message(content, reply_to=message)
+
+
+
+def _serve(fed: MemoryFederation, app: Staggered) -> list[DatasiteRunner]:
+    runners = []
+    for email in fed.datasites:
+        runner = DatasiteRunner(fed.events_for(email), app, email=email, node_id=node_id_for(email))
+        fed.start(runner.run, f"runner-{email}")
+        runners.append(runner)
+    return runners
+
+
+def _three_rounds(grid: TransportGrid) -> list[list[list[int]]]:
+    """Round 1 with send_and_receive, round 2 with push + pull in a loop; the senders of
+    each batch of replies, in the order the ServerApp got them."""
+    nodes = (N1, N2, N3)
+    first = grid.send_and_receive([instruction(dst=n) for n in nodes], timeout=10.0)
+    batches = [[[m.metadata.src_node_id for m in first]]]
+    waiting = list(grid.push_messages([instruction(dst=n, server_round=2) for n in nodes]))
+    pulled: list[list[int]] = []
+    while waiting:  # as Flower's own grids do: pull what is still missing
+        got = list(grid.pull_messages(waiting))
+        if got:
+            pulled.append([m.metadata.src_node_id for m in got])
+            answered = {m.metadata.reply_to_message_id for m in got}
+            waiting = [i for i in waiting if i not in answered]
+        else:
+            time.sleep(0.02)
+    batches.append(pulled)
+    return batches
+
+
+def test_a_replay_hands_replies_over_in_their_order_and_batches(
+    federation: MemoryFederation, tmp_path: Path
+) -> None:
+    """The stopped run got ds3's reply first and ds1's last; its replay hands them over
+    in that order (not in push order) and in the same batches, so a strategy's float sums
+    come out the same and the next instruction matches the journal."""
+    app = Staggered()
+    runners = _serve(federation, app)
+    journal = RunJournal.in_state_dir(tmp_path)
+    run = journal.start(8, seed=1, config_hash="h")
+    live = _three_rounds(_grid(federation, RunTracker(journal, run)))
+    assert live[0] == [[N3, N2, N1]]  # arrival order, not push order
+    assert len(live[1]) >= 2  # pulls saw replies come in over time
+    calls = len(app.calls)
+
+    resumed = RunTracker(journal, journal.reopen(8), replay=True)
+    assert _three_rounds(_grid(federation, resumed)) == live
+    assert len(app.calls) == calls  # every reply came from the journal
+    assert (resumed.replayed, resumed.diverged_at) == (6, None)
+    for runner in runners:
+        runner.stop()
+
+
+def test_a_run_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
+    """A journal written by 3566330 (schema 1) opens; its runs keep their rows; the
+    replies it returned without an order are counted, so --resume can refuse them."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    with sqlite3.connect(folder / "runs.sqlite") as db:
+        for statement in MIGRATIONS[1]:  # 3566330's schema, verbatim
+            db.execute(statement)
+        db.execute("INSERT INTO runs (run_id, seed, config_hash, status, pid, started_at, "
+                   "updated_at) VALUES (3, 1, 'h', 'running', 1, 0, 0)")  # fmt: skip
+        for seq, state in enumerate(("returned", "sent"), start=1):
+            db.execute("INSERT INTO pushes VALUES (3, ?, ?, 'f', 'ds1@example.org', 'train', "
+                       "1, 0, ?)", (f"m{seq}", seq, state))  # fmt: skip
+        db.execute("PRAGMA user_version = 1")
+    journal = RunJournal.in_state_dir(tmp_path)
+    record = journal.get(3)
+    assert record is not None and record.resumable and not record.stops_sent
+    assert [(p.message_id, p.state, p.reply_seq) for p in journal.pushes(3)] == [
+        ("m1", PushState.RETURNED, None),
+        ("m2", PushState.SENT, None),
+    ]
+    assert journal.unordered_replies(3) == 1
+    journal.close()
+    with sqlite3.connect(folder / "runs.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

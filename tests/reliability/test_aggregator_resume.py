@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from syftflwr.flower.run_journal import MIGRATIONS
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
 
@@ -49,7 +50,7 @@ def _calls(calls: Path) -> list[tuple[str, int, str, str]]:
     if not calls.exists():
         return []
     rows = [line.split() for line in calls.read_text().splitlines()]
-    return [(kind, int(r), name, event) for kind, r, name, event in rows]
+    return [(kind, int(r), name, event) for kind, r, name, event, _ in rows]
 
 
 @pytest.fixture
@@ -133,3 +134,34 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2  # a ConfigError: something to fix
     assert "there is no run to resume" in done.stderr, done.stderr
     assert "without --resume" in done.stderr
+
+
+def test_resume_refuses_a_run_journaled_without_reply_order(tmp_path: Path) -> None:
+    """A run journal written by 3566330 (schema 1) with replies already returned is
+    migrated, but that run is not replayed: its replies' order is unknown, and another
+    order would make every datasite train again. ``--resume`` says so, and what to do."""
+    home, calls = tmp_path / "home", tmp_path / "calls.log"
+    runs = home / "state" / "resumeapp" / AGG / "runs"
+    runs.mkdir(parents=True, mode=0o700)
+    for folder in (runs, *runs.parents[:3]):
+        folder.chmod(0o700)
+    gone = subprocess.Popen(["true"])  # its pid is surely not running any more
+    gone.wait()
+    with sqlite3.connect(runs / "runs.sqlite") as db:
+        for statement in MIGRATIONS[1]:  # 3566330's schema, verbatim
+            db.execute(statement)
+        db.execute("INSERT INTO runs (run_id, seed, config_hash, status, pid, started_at, "
+                   "updated_at, last_round) VALUES (11, 1, 'h', 'running', ?, 0, 0, 1)",
+                   (gone.pid,))  # fmt: skip
+        db.execute("INSERT INTO pushes VALUES (11, 'm1', 1, 'f', ?, 'train', 1, 0, 'returned')",
+                   (DS1,))  # fmt: skip
+        db.execute("PRAGMA user_version = 1")
+    args, env = _run("--as", AGG, "--resume"), _env(home, calls)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "journaled by an older syftflwr that did not record the order its 1 replies" in (
+        done.stderr
+    ), done.stderr
+    assert "fix: finish it with the syftflwr version that started it, or start a new run" in (
+        " ".join(done.stderr.split())
+    ), done.stderr

@@ -183,7 +183,8 @@ def _aggregate(
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
     if result.resumed:
         diverged = (
-            f"; diverged in round {result.diverged_at} (not deterministic): sent anew from there"
+            f"; diverged in round {result.diverged_at}, sent anew from there "
+            f"({result.divergence})"
             if result.diverged_at is not None
             else ""
         )

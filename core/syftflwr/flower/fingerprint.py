@@ -9,6 +9,11 @@ to the other.
 
 It does not depend on Flower's protobuf encoding (records are hashed value by value), so
 it is stable across Flower versions and processes.
+
+Next to the fingerprint, :func:`describe_instruction` gives a short digest per part (the
+destination, each config/metric entry, each array record), journaled with it: when a
+resumed run sends something else, the difference names the part that changed, which
+says why (another model, another config value, another datasite).
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from typing import Any
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 
-__all__ = ["ArrayDigests", "instruction_fingerprint"]
+__all__ = [
+    "ArrayDigests",
+    "describe_instruction",
+    "differing_parts",
+    "instruction_fingerprint",
+]
 
 
 class ArrayDigests:
@@ -65,28 +75,57 @@ def _array(h: Any, name: str, array: Array, digests: ArrayDigests) -> None:
     _frame(h, b"d", digests.digest(bytes(array.data)))
 
 
-def instruction_fingerprint(message: Message, digests: ArrayDigests | None = None) -> str:
-    """A hex SHA-256 of what ``message`` asks for (see the module docstring)."""
+PART_DIGEST_CHARS = 16
+"""Hex characters kept per part digest: enough to tell parts apart, small to journal."""
+
+
+def describe_instruction(
+    message: Message, digests: ArrayDigests | None = None
+) -> tuple[str, dict[str, str]]:
+    """The fingerprint of ``message`` and a short digest of each of its parts (keys
+    ``type``, ``group``, ``dst``, ``arrays:<record>``, ``config:<record>/<entry>``,
+    ``metrics:<record>/<entry>``), in one pass over its arrays."""
     digests = digests if digests is not None else ArrayDigests()
     md = message.metadata
     h = hashlib.sha256()
+    parts: dict[str, str] = {}
+
+    def part(name: str, data: bytes) -> None:
+        parts[name] = hashlib.sha256(data).hexdigest()[:PART_DIGEST_CHARS]
+
     _frame(h, b"v", b"syftflwr-instruction-1")
-    _frame(h, b"type", md.message_type.encode())
-    _frame(h, b"group", md.group_id.encode())
-    _frame(h, b"dst", str(md.dst_node_id).encode())
+    for tag, name, value in ((b"type", "type", md.message_type), (b"group", "group", md.group_id),
+                             (b"dst", "dst", str(md.dst_node_id))):  # fmt: skip
+        _frame(h, tag, value.encode())
+        part(name, value.encode())
     if message.has_content():
         for key in sorted(message.content.keys()):
             record = message.content[key]
             if isinstance(record, ArrayRecord):
                 _frame(h, b"R:arrays", key.encode())
+                record_hash = hashlib.sha256()
                 for name, array in record.items():  # array order is meaningful: keep it
                     _array(h, name, array, digests)
+                    _array(record_hash, name, array, digests)
+                parts[f"arrays:{key}"] = record_hash.hexdigest()[:PART_DIGEST_CHARS]
             elif isinstance(record, MetricRecord | ConfigRecord):
-                kind = b"R:metrics" if isinstance(record, MetricRecord) else b"R:config"
-                _frame(h, kind, key.encode())
+                kind = "metrics" if isinstance(record, MetricRecord) else "config"
+                _frame(h, f"R:{kind}".encode(), key.encode())
                 for name in sorted(record.keys()):
+                    value = _scalar(record[name])
                     _frame(h, b"k", name.encode())
-                    _frame(h, b"s", _scalar(record[name]))
+                    _frame(h, b"s", value)
+                    part(f"{kind}:{key}/{name}", value)
             else:
                 raise TypeError(f"unsupported record type {type(record).__name__} under {key!r}")
-    return h.hexdigest()
+    return h.hexdigest(), parts
+
+
+def instruction_fingerprint(message: Message, digests: ArrayDigests | None = None) -> str:
+    """A hex SHA-256 of what ``message`` asks for (see the module docstring)."""
+    return describe_instruction(message, digests)[0]
+
+
+def differing_parts(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """The parts (keys of :func:`describe_instruction`) present in only one, or different."""
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

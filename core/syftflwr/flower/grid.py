@@ -31,7 +31,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,10 @@ class _Pending:
     """Replayed: the stopped run's ServerApp went on without a reply."""
     unsent: FailureEvent | None = None
     """The send failed (reported once, when pushed); ``stored`` is the error reply."""
+    order: int | None = None
+    """Where ``stored`` comes in the order of the run's replies (journaled runs)."""
+    batch: int | None = None
+    """Replayed: the call of the stopped run that handed ``stored`` over."""
 
 
 def new_run_id() -> int:
@@ -260,9 +264,11 @@ class TransportGrid(Grid):
             raise ValueError(f"Message TTL must be positive, got {metadata.ttl}")
         server_round = _round_of(message)
         tracker = self.tracker if report else None  # stop messages are not the run's
-        fingerprint, match = ("", None)
+        fingerprint: str = ""
+        parts: dict[str, str] = {}
+        match = None
         if tracker is not None:
-            fingerprint, match = tracker.match(message, server_round)
+            fingerprint, parts, match = tracker.match(message, server_round, email)
         message_id = match.entry.message_id if match is not None else new_message_id()
         stamp_instruction(message, run_id=self.run_id, src_node_id=SUPERLINK_NODE_ID)
         set_message_id(message, message_id)
@@ -270,8 +276,8 @@ class TransportGrid(Grid):
             tracker.observe(server_round, message)
         pending = self._replayed(message, email, match) if match is not None else None
         if pending is None:
-            pending = self._send(message, email, message_id, fingerprint, server_round, match,
-                                 tracker=tracker)  # fmt: skip
+            pending = self._send(message, email, message_id, (fingerprint, parts), server_round,
+                                 match, tracker=tracker)  # fmt: skip
         pending.report = report
         with self._lock:
             self._reap_expired()
@@ -299,7 +305,7 @@ class TransportGrid(Grid):
         message: Message,
         email: str,
         message_id: str,
-        fingerprint: str,
+        fingerprint: tuple[str, dict[str, str]],
         server_round: int | None,
         match: Match | None,
         *,
@@ -324,7 +330,8 @@ class TransportGrid(Grid):
         if tracker is not None and match is None:
             tracker.pushing(
                 message_id,
-                fingerprint=fingerprint,
+                fingerprint=fingerprint[0],
+                parts=fingerprint[1],
                 datasite=email,
                 message_type=metadata.message_type,
                 server_round=server_round,
@@ -369,8 +376,8 @@ class TransportGrid(Grid):
         pending = _Pending(handle, info, message.metadata.group_id, float("inf"), report=False)
         pending.stored = self._failed(pending, "unsent", reason, ErrorCode.UNKNOWN, waited)
         pending.unsent = FailureEvent(info, "unsent", reason, waited, ErrorCode.UNKNOWN)
-        if tracker is not None:
-            tracker.returned(info.message_id, pending.stored)
+        if tracker is not None:  # handed over by the next call, before any later reply
+            pending.order = tracker.returned(info.message_id, pending.stored, None)
         return pending
 
     def _handle(self, email: str, message_id: str, expires_at: float) -> RequestHandle:
@@ -415,25 +422,41 @@ class TransportGrid(Grid):
             float("inf"),
             stored=match.reply,
             gave_up=entry.state is PushState.GAVE_UP,
+            order=entry.reply_seq,
+            batch=entry.batch,
         )
 
     # ------------------------------------------------------------------ replies
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies available now; an unknown or expired id yields Flower's
-        message-unavailable error reply (as a SuperLink answers)."""
+        message-unavailable error reply (as a SuperLink answers). Replayed replies come
+        in the batches the stopped run's pulls got them in, one batch per call."""
+        ids = list(message_ids)
+        batch = self._new_batch()
+        with self._lock:
+            pending = {i: self._pending.get(i) for i in ids}
+        first = min(
+            (p.batch for p in pending.values() if p is not None and p.batch is not None),
+            default=None,
+        )
+        slots: list[Message | str] = []  # a reply, or the id of a stored one to place
+        for message_id in ids:
+            entry = pending[message_id]
+            if entry is None:
+                slots.append(self._unavailable_unknown(message_id))
+            elif entry.gave_up:
+                continue
+            elif entry.stored is not None:
+                if entry.batch is None or entry.batch == first:
+                    slots.append(message_id)
+            elif first is None:  # live replies come after every replayed batch
+                reply = self._resolve(message_id, self.rpc.fetch(entry.handle), batch)
+                if reply is not None:
+                    slots.append(reply)
+        ordered = iter(self._in_reply_order([s for s in slots if isinstance(s, str)], pending))
         out: list[Message] = []
-        for message_id in message_ids:
-            with self._lock:
-                pending = self._pending.get(message_id)
-            if pending is None:
-                out.append(self._unavailable_unknown(message_id))
-                continue
-            if pending.gave_up:
-                continue
-            if pending.stored is not None:
-                reply = self._resolve_stored(message_id)
-            else:
-                reply = self._resolve(message_id, self.rpc.fetch(pending.handle))
+        for slot in slots:
+            reply = self._resolve_stored(next(ordered)) if isinstance(slot, str) else slot
             if reply is not None:
                 out.append(reply)
         return out
@@ -444,16 +467,34 @@ class TransportGrid(Grid):
         ids = list(self.push_messages(messages))
         return self._collect(ids, timeout)
 
+    def _new_batch(self) -> int | None:
+        return self.tracker.new_batch() if self.tracker is not None else None
+
+    @staticmethod
+    def _in_reply_order(ids: Sequence[str], pending: Mapping[str, _Pending | None]) -> list[str]:
+        """``ids`` of stored replies in the order the ServerApp got them (journaled
+        position; else as given)."""
+        position = {message_id: index for index, message_id in enumerate(ids)}
+
+        def key(message_id: str) -> tuple[float, int]:
+            entry = pending.get(message_id)
+            order = entry.order if entry is not None else None
+            return (float("inf") if order is None else order, position[message_id])
+
+        return sorted(ids, key=key)
+
     def _collect(self, ids: Sequence[str], timeout: float | None) -> list[Message]:
         limit = min((t for t in (timeout, self.max_wait) if t is not None), default=None)
         started = time.monotonic()
         deadline = None if limit is None else started + limit
         remaining = set(ids)
         replies: list[Message] = []
+        batch = self._new_batch()
         with self._lock:
-            stored = [i for i in ids if i in self._pending and self._pending[i].stored is not None]
-            given_up = {i for i in ids if i in self._pending and self._pending[i].gave_up}
-        for message_id in stored:
+            known = {i: self._pending[i] for i in ids if i in self._pending}
+        stored = [i for i in ids if i in known and known[i].stored is not None]
+        given_up = {i for i in ids if i in known and known[i].gave_up}
+        for message_id in self._in_reply_order(stored, known):
             reply = self._resolve_stored(message_id)
             remaining.discard(message_id)
             if reply is not None:
@@ -476,11 +517,11 @@ class TransportGrid(Grid):
             for response in responses:
                 if response.id in remaining:
                     remaining.discard(response.id)
-                    reply = self._resolve(response.id, response)
+                    reply = self._resolve(response.id, response, batch)
                     if reply is not None:
                         replies.append(reply)
             for message_id in list(remaining):
-                reply = self._resolve(message_id, None)
+                reply = self._resolve(message_id, None, batch)
                 if reply is not None:
                     remaining.discard(message_id)
                     replies.append(reply)
@@ -529,9 +570,12 @@ class TransportGrid(Grid):
                 self._reporter.on_reply(ReplyEvent(pending.info, 0.0, _reply_metrics(reply)))
         return reply
 
-    def _resolve(self, message_id: str, response: Response | None) -> Message | None:
+    def _resolve(
+        self, message_id: str, response: Response | None, batch: int | None
+    ) -> Message | None:
         """The Flower reply for ``message_id`` given its response (or its absence);
-        journaled (with a tracker) before the transport may delete anything."""
+        journaled (with a tracker) as handed over by call ``batch``, before the transport
+        may delete anything. Callers hand replies over in the order they resolve them."""
         now = time.time()
         with self._lock:
             pending = self._pending.get(message_id)
@@ -544,7 +588,7 @@ class TransportGrid(Grid):
             del self._pending[message_id]
         reply = self._reply_for(pending, response, now)
         if self.tracker is not None and pending.report:
-            self.tracker.returned(message_id, reply)
+            self.tracker.returned(message_id, reply, batch)
         try:
             self.rpc.forget(pending.handle)
         except Exception:  # forgetting is housekeeping; never lose the reply over it
@@ -700,6 +744,8 @@ class TransportGrid(Grid):
                 ids[self._push(make_message(metadata, content=content), report=False)] = email
             except Exception as exc:  # e.g. the transport closed: the others still stop
                 log.warning("could not send the stop message to %s: %s", email, exc)
+        if self.tracker is not None and ids:  # a resumed run need not send them again
+            self.tracker.stops_sent()
         if self.profile != "native":  # never acknowledged: do not wait for it, and do
             with self._lock:  # not let close() delete it before the datasites read it
                 for message_id in ids:

@@ -72,6 +72,8 @@ class RunResult:
     """Resumed: instructions of the stopped run whose replies were awaited again."""
     diverged_at: int | None = None
     """Resumed: the round where the ServerApp sent something else (not deterministic)."""
+    divergence: str | None = None
+    """Resumed and diverged: which instruction differed, in which part, and what that means."""
     checkpoints: str | None = None
     """The folder of the per-round checkpoints (docs/resume.md)."""
     encryption: str = ""
@@ -232,6 +234,17 @@ def _resumable(journal: RunJournal, latest: RunRecord | None, digest: str) -> Ru
             key="--resume",
             fix=f"stop process {latest.pid} first, or wait for it to finish",
         )
+    unordered = journal.unordered_replies(latest.run_id)
+    if unordered:
+        raise ConfigError(
+            f"cannot resume {latest.describe()}: it was journaled by an older syftflwr that "
+            f"did not record the order its {unordered} replies reached the ServerApp, and "
+            "replaying them in another order would aggregate them into another model (and "
+            "make the datasites train again)",
+            key="--resume",
+            fix="finish it with the syftflwr version that started it, or start a new run "
+            "without --resume",
+        )
     if latest.config_hash != digest:
         raise ConfigError(
             f"cannot resume {latest.describe()}: the project's federation or run config "
@@ -275,6 +288,7 @@ def run_aggregator(
     if participant.keyring is not None:  # a missing key fails one send, not one round each
         participant.keyring.key_wait = min(participant.keyring.key_wait, max_wait)
     journal, tracker = open_run(participant, config, resume=resume)
+    stops_sent = tracker.run.stops_sent  # by the stopped run, after its ServerApp finished
     grid = TransportGrid(
         participant.rpc(),
         email=participant.email,
@@ -306,7 +320,9 @@ def run_aggregator(
         log.error("the ServerApp raised:\n%s", error)
     finally:
         try:
-            if stop_datasites:
+            if stop_datasites and stops_sent and status is RunStatus.FINISHED:
+                log.info("the stopped run had already sent its stop messages")
+            elif stop_datasites:
                 acks = grid.stop_datasites(timeout=min(10.0, grid.max_wait or 10.0))
             grid.close()
         finally:
@@ -330,6 +346,7 @@ def run_aggregator(
         replayed=tracker.replayed,
         reattached=tracker.reattached,
         diverged_at=tracker.diverged_at,
+        divergence=tracker.divergence,
         checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
         encryption=encryption_of(participant),
     )

@@ -12,11 +12,15 @@ fingerprint the stopped run journaled is *not* sent again:
 * it was being pushed when the process died -> pushed again with the same message id
   (the datasite's journal answers a duplicate id once).
 
+Stored replies are handed over in the order, and in the batches (``send_and_receive``
+or ``pull_messages`` calls), the stopped run's ServerApp got them: a strategy's float sums
+depend on that order, so any other order would make the next instruction differ.
+
 Completed rounds therefore replay in the time the server's own code takes (aggregation,
 centralised evaluation), with no datasite involved. If the ServerApp sends something the
-stopped run did not (a non-deterministic strategy), the tracker logs the round that
-diverged and stops replaying: from then on everything is sent normally, never a mix of
-old replies and new instructions.
+stopped run did not (a non-deterministic ServerApp), the tracker logs the round that
+diverged and the part of the instruction that differs, and stops replaying: from then on
+everything is sent normally, never a mix of old replies and new instructions.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from flwr.app import Message
 
 from syftflwr.flower.checkpoint import RoundCheckpoints
-from syftflwr.flower.fingerprint import ArrayDigests, instruction_fingerprint
+from syftflwr.flower.fingerprint import ArrayDigests, describe_instruction, differing_parts
 from syftflwr.flower.run_journal import PushRecord, PushState, RunJournal, RunRecord, RunStatus
 from syftflwr.flower.serde import decode_message, encode_message
 
@@ -79,7 +83,13 @@ class RunTracker:
         for entry in self._old:
             self._by_fingerprint.setdefault(entry.fingerprint, []).append(entry)
         self.replaying = bool(self._old)
+        self._new: list[str] = []
+        """Instructions sent anew while replaying (in rounds the stopped run had not
+        finished pushing)."""
+        self._seq, self._batch = journal.last_order(run.run_id)
         self.diverged_at: int | None = None
+        self.divergence: str | None = None
+        """Why the replay diverged (the part of an instruction that differs)."""
         self.replayed = 0
         """Instructions answered from the journal (stored reply or no reply)."""
         self.reattached = 0
@@ -99,35 +109,58 @@ class RunTracker:
         return self.run.run_id
 
     # -- matching --------------------------------------------------------------------------
-    def match(self, message: Message, server_round: int | None) -> tuple[str, Match | None]:
-        """The instruction's fingerprint, and what the stopped run did with it (None:
-        send it as new)."""
+    def match(
+        self, message: Message, server_round: int | None, datasite: str = ""
+    ) -> tuple[str, dict[str, str], Match | None]:
+        """The instruction's fingerprint and part digests, and what the stopped run did
+        with it (None: send it as new)."""
         with self._lock:
             if server_round != self._digest_round:  # one model per round: cache per round
                 self._digests.clear()
                 self._digest_round = server_round
-            fingerprint = instruction_fingerprint(message, self._digests)
+            fingerprint, parts = describe_instruction(message, self._digests)
             if not self.replaying:
-                return fingerprint, None
+                return fingerprint, parts, None
             here = server_round or 0
+            kind = message.metadata.message_type
             stale = [e for e in self._unused.values() if (e.round or 0) < here]
             if stale:
-                self._diverge(here, f"{len(stale)} instructions of earlier rounds were not "
-                              "sent again")  # fmt: skip
-                return fingerprint, None
+                self._diverge(here, self._not_sent_again(stale))
+                return fingerprint, parts, None
             candidates = [
                 e for e in self._by_fingerprint.get(fingerprint, []) if e.message_id in self._unused
             ]
             if not candidates:
+                same = [e for e in self._unused.values() if (e.round or 0) == here
+                        and e.message_type == kind and e.datasite == datasite]  # fmt: skip
                 later = [e for e in self._unused.values() if (e.round or 0) > here]
-                if later:
-                    self._diverge(here, "an instruction differs from what the stopped run sent")
-                return fingerprint, None
+                if same:
+                    self._diverge(here, _difference(same[0], parts))
+                elif later:
+                    self._diverge(here, f"the ServerApp sent a {kind} instruction to "
+                                  f"{datasite or 'a datasite'} the stopped run never sent, "
+                                  f"although that run went on to round {later[0].round}")  # fmt: skip
+                else:  # e.g. not pushed yet when the stopped run died: new, not divergent
+                    self._new.append(f"{kind} to {datasite or 'a datasite'}")
+                return fingerprint, parts, None
             entry = candidates[0]
             del self._unused[entry.message_id]
             if not self._unused:
                 self._end_replay()
-        return fingerprint, self._resolve(entry)
+        return fingerprint, parts, self._resolve(entry)
+
+    def _not_sent_again(self, stale: list[PushRecord]) -> str:
+        first = min(stale, key=lambda e: e.seq)
+        why = (
+            f"{len(stale)} instructions of earlier rounds were not sent again (the first: "
+            f"round {first.round}'s {first.message_type} instruction to {first.datasite})"
+        )
+        if self._new:
+            why += f", and it sent some the stopped run did not ({', '.join(self._new[:3])})"
+        return (
+            why + ": the ServerApp chose other datasites or other work (a random generator "
+            "other than Python's and numpy's global ones, or the clock?)"
+        )
 
     def _resolve(self, entry: PushRecord) -> Match:
         reply = None
@@ -148,12 +181,12 @@ class RunTracker:
     def _diverge(self, server_round: int, why: str) -> None:
         self.replaying = False
         self.diverged_at = server_round
+        self.divergence = why
         in_flight = sum(1 for e in self._unused.values() if e.state is PushState.SENT)
         log.warning(
-            "resume: round %d diverged from the stopped run (%s): the ServerApp is not "
-            "deterministic (does it use random numbers other than Python's and numpy's, or "
-            "the clock?); from here on every instruction is sent anew; %d unanswered "
-            "instructions of the stopped run are abandoned",
+            "resume: round %d diverged from the stopped run: %s; from here on every "
+            "instruction is sent anew; %d unanswered instructions of the stopped run are "
+            "abandoned",
             server_round,
             why,
             in_flight,
@@ -188,6 +221,7 @@ class RunTracker:
         message_id: str,
         *,
         fingerprint: str,
+        parts: dict[str, str],
         datasite: str,
         message_type: str,
         server_round: int | None,
@@ -197,6 +231,7 @@ class RunTracker:
             self.run_id,
             message_id,
             fingerprint=fingerprint,
+            parts=parts,
             datasite=datasite,
             message_type=message_type,
             server_round=server_round,
@@ -209,8 +244,25 @@ class RunTracker:
     def send_failed(self, message_id: str) -> None:
         self.journal.forget_push(self.run_id, message_id)
 
-    def returned(self, message_id: str, reply: Message) -> None:
-        self.journal.store_reply(self.run_id, message_id, encode_message(reply))
+    def new_batch(self) -> int:
+        """A number for one call that hands replies to the ServerApp."""
+        with self._lock:
+            self._batch += 1
+            return self._batch
+
+    def returned(self, message_id: str, reply: Message, batch: int | None) -> int:
+        """Keep ``reply``, handed over by call ``batch`` (None: with the next call);
+        returns its position in the order of this run's replies."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        self.journal.store_reply(
+            self.run_id, message_id, encode_message(reply), reply_seq=seq, batch=batch
+        )
+        return seq
+
+    def stops_sent(self) -> None:
+        self.journal.stops_sent(self.run_id)
 
     def gave_up(self, message_id: str) -> None:
         self.journal.mark(self.run_id, message_id, PushState.GAVE_UP)
@@ -222,3 +274,35 @@ class RunTracker:
             log.warning("resume: the ServerApp ended before sending %d of the stopped run's "
                         "instructions again", len(self._unused))  # fmt: skip
         self.journal.end(self.run_id, status)
+
+
+def _difference(old: PushRecord, parts: dict[str, str]) -> str:
+    """Why an instruction differs from the one the stopped run sent the same datasite,
+    in the same round, of the same type: the parts that differ, and what that means."""
+    what = f"round {old.round}'s {old.message_type} instruction to {old.datasite}"
+    if not old.parts:
+        return (
+            f"{what} differs from the stopped run's (its journal, written by an older "
+            "syftflwr, does not say which part)"
+        )
+    changed = differing_parts(old.parts, parts)
+    arrays = [p.partition(":")[2] for p in changed if p.startswith("arrays:")]
+    values = [p.partition(":")[2] for p in changed if p.startswith(("config:", "metrics:"))]
+    causes = []
+    if values:
+        causes.append(
+            f"config/metric entries {', '.join(repr(v) for v in values)} differ: the "
+            "ServerApp computed other values (the clock, or a random generator other than "
+            "Python's and numpy's global ones?)"
+        )
+    if arrays:
+        causes.append(
+            f"the arrays of {', '.join(repr(a) for a in arrays)} differ: the ServerApp "
+            "computed another model (non-deterministic arithmetic, an unseeded "
+            "initialisation, or a strategy that aggregates replies in no fixed order, as "
+            "Flower's legacy strategy API does)"
+        )
+    other = [p for p in changed if not p.startswith(("arrays:", "config:", "metrics:"))]
+    if other or not causes:
+        causes.append(f"its {', '.join(other) or 'content'} differs")
+    return f"{what}: " + "; ".join(causes)

@@ -5,10 +5,13 @@ run killed mid-way can be resumed (``syftflwr run --resume``, docs/resume.md).
 
 * ``runs`` — one row per run: run id, the seed of Python's and numpy's random number
   generators, a hash of the run config, ``status`` (``running`` -> ``finished`` |
-  ``failed`` | ``abandoned``), the process id, the latest round and checkpoint;
-* ``pushes`` — one row per instruction: its fingerprint (see
-  :mod:`syftflwr.flower.fingerprint`), envelope message id, datasite, type, round,
-  expiry and state (``pushing`` -> ``sent`` -> ``returned`` | ``gave_up``).
+  ``failed`` | ``abandoned``), the process id, the latest round and checkpoint, and
+  whether it sent its stop messages;
+* ``pushes`` — one row per instruction: its fingerprint and the digests of its parts
+  (see :mod:`syftflwr.flower.fingerprint`), envelope message id, datasite, type, round,
+  expiry and state (``pushing`` -> ``sent`` -> ``returned`` | ``gave_up``); a returned
+  one also says where its reply came in the order the ServerApp got replies
+  (``reply_seq``) and which call handed it over (``batch``).
 
 Each reply handed to the ServerApp is kept as the encoded Flower message in
 ``{state_dir}/runs/<run id>/replies/<message id>.msg`` (written before its row says
@@ -21,13 +24,14 @@ records envelopes per transport and knows nothing about rounds.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -38,20 +42,35 @@ from syftflwr.errors import StorageError
 RUNS_DIR = "runs"
 DATABASE = "runs.sqlite"
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id INTEGER PRIMARY KEY, seed INTEGER NOT NULL, config_hash TEXT NOT NULL,
-        status TEXT NOT NULL, pid INTEGER NOT NULL, started_at REAL NOT NULL,
-        updated_at REAL NOT NULL, resumes INTEGER NOT NULL DEFAULT 0,
-        last_round INTEGER, last_checkpoint INTEGER)""",
-    """CREATE TABLE IF NOT EXISTS pushes (
-        run_id INTEGER NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL,
-        fingerprint TEXT NOT NULL, datasite TEXT NOT NULL, message_type TEXT NOT NULL,
-        round INTEGER, expires_at REAL NOT NULL, state TEXT NOT NULL,
-        PRIMARY KEY (run_id, message_id))""",
-    "CREATE INDEX IF NOT EXISTS pushes_seq ON pushes(run_id, seq)",
-)
-SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id INTEGER PRIMARY KEY, seed INTEGER NOT NULL, config_hash TEXT NOT NULL,
+            status TEXT NOT NULL, pid INTEGER NOT NULL, started_at REAL NOT NULL,
+            updated_at REAL NOT NULL, resumes INTEGER NOT NULL DEFAULT 0,
+            last_round INTEGER, last_checkpoint INTEGER)""",
+        """CREATE TABLE IF NOT EXISTS pushes (
+            run_id INTEGER NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL, datasite TEXT NOT NULL, message_type TEXT NOT NULL,
+            round INTEGER, expires_at REAL NOT NULL, state TEXT NOT NULL,
+            PRIMARY KEY (run_id, message_id))""",
+        "CREATE INDEX IF NOT EXISTS pushes_seq ON pushes(run_id, seq)",
+    ),
+    # The order replies reached the ServerApp (reply_seq, and the call that returned
+    # them: batch), so a replay hands them over in that order (float sums depend on it);
+    # digests of each instruction's parts, so a divergence names what changed; whether
+    # the run sent its stop messages.
+    2: (
+        "ALTER TABLE pushes ADD COLUMN reply_seq INTEGER",
+        "ALTER TABLE pushes ADD COLUMN batch INTEGER",
+        "ALTER TABLE pushes ADD COLUMN parts TEXT",
+        "ALTER TABLE runs ADD COLUMN stops_sent INTEGER NOT NULL DEFAULT 0",
+    ),
+}
+"""Schema migrations by target version, applied in order inside one transaction. A
+journal of schema 1 (syftflwr before reply order was recorded) is migrated; its runs
+with replies already returned cannot be replayed in order (see ``unordered_replies``)."""
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 class RunStatus(StrEnum):
@@ -90,6 +109,8 @@ class RunRecord:
     resumes: int
     last_round: int | None
     last_checkpoint: int | None
+    stops_sent: bool = False
+    """The run sent its stop messages (its ServerApp had finished)."""
 
     @property
     def resumable(self) -> bool:
@@ -116,6 +137,12 @@ class PushRecord:
     round: int | None
     expires_at: float
     state: PushState
+    reply_seq: int | None = None
+    """Position of its reply among all replies the ServerApp got (``returned`` only)."""
+    batch: int | None = None
+    """The ``send_and_receive``/``pull_messages`` call that handed the reply over."""
+    parts: dict[str, str] = field(default_factory=dict)
+    """Digests of the instruction's parts (``fingerprint.describe_instruction``)."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -138,20 +165,33 @@ class RunJournal:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the run journal {self.path} has schema version {version}, newer than "
-                    f"this syftflwr ({SCHEMA_VERSION}); upgrade syftflwr"
-                )
-            for statement in SCHEMA:
-                self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(
                 f"cannot open the run journal {self.path}: {exc}; check that the state "
                 "directory is writable (SYFTFLWR state_dir)"
             ) from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"the run journal {self.path} has schema version {version}, newer than "
+                f"this syftflwr ({SCHEMA_VERSION}); upgrade syftflwr"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for target in sorted(v for v in MIGRATIONS if v > version):
+                for statement in MIGRATIONS[target]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {int(target)}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> RunJournal:
@@ -167,12 +207,12 @@ class RunJournal:
     # -- runs ------------------------------------------------------------------------------
     def latest(self) -> RunRecord | None:
         row = self._run(
-            "SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return None if row is None else _run_record(row)
 
     def get(self, run_id: int) -> RunRecord | None:
-        row = self._run("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._run(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _run_record(row)
 
     def start(self, run_id: int, *, seed: int, config_hash: str) -> RunRecord:
@@ -215,6 +255,10 @@ class RunJournal:
             (server_round, time.time(), run_id),
         )
 
+    def stops_sent(self, run_id: int) -> None:
+        self._run("UPDATE runs SET stops_sent = 1, updated_at = ? WHERE run_id = ?",
+                  (time.time(), run_id))  # fmt: skip
+
     def set_checkpoint(self, run_id: int, server_round: int) -> None:
         self._run(
             "UPDATE runs SET last_checkpoint = MAX(COALESCE(last_checkpoint, 0), ?) "
@@ -226,7 +270,7 @@ class RunJournal:
     def pushes(self, run_id: int) -> list[PushRecord]:
         rows = self._run(
             "SELECT message_id, seq, fingerprint, datasite, message_type, round, expires_at, "
-            "state FROM pushes WHERE run_id = ? ORDER BY seq",
+            "state, reply_seq, batch, parts FROM pushes WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ).fetchall()
         return [
@@ -239,9 +283,30 @@ class RunJournal:
                 round=row[5],
                 expires_at=float(row[6]),
                 state=PushState(row[7]),
+                reply_seq=row[8],
+                batch=row[9],
+                parts=json.loads(row[10]) if row[10] else {},
             )
             for row in rows
         ]
+
+    def unordered_replies(self, run_id: int) -> int:
+        """Replies the run returned without recording their order (journaled by a
+        syftflwr before schema 2): such a run cannot be replayed as it ran."""
+        row = self._run(
+            "SELECT COUNT(*) FROM pushes WHERE run_id = ? AND state = ? AND reply_seq IS NULL",
+            (run_id, PushState.RETURNED),
+        ).fetchone()
+        return int(row[0])
+
+    def last_order(self, run_id: int) -> tuple[int, int]:
+        """The highest ``reply_seq`` and ``batch`` the run recorded (0 if none)."""
+        row = self._run(
+            "SELECT COALESCE(MAX(reply_seq), 0), COALESCE(MAX(batch), 0) FROM pushes "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     def pushing(
         self,
@@ -253,6 +318,7 @@ class RunJournal:
         message_type: str,
         server_round: int | None,
         expires_at: float,
+        parts: dict[str, str] | None = None,
     ) -> None:
         with self._lock:
             seq = self._run(
@@ -260,9 +326,10 @@ class RunJournal:
             ).fetchone()[0]
             self._run(
                 "INSERT INTO pushes (run_id, message_id, seq, fingerprint, datasite, "
-                "message_type, round, expires_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "message_type, round, expires_at, state, parts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, message_id, seq, fingerprint, datasite, message_type, server_round,
-                 expires_at, PushState.PUSHING),
+                 expires_at, PushState.PUSHING, json.dumps(parts or {}, sort_keys=True)),
             )  # fmt: skip
 
     def mark(self, run_id: int, message_id: str, state: PushState) -> None:
@@ -279,9 +346,18 @@ class RunJournal:
     def reply_path(self, run_id: int, message_id: str) -> Path:
         return self.root / str(run_id) / "replies" / f"{message_id}.msg"
 
-    def store_reply(self, run_id: int, message_id: str, data: bytes) -> None:
-        """Keep the reply the ServerApp got (file first, then the state: a crash in
-        between leaves ``sent``, and the resumed run re-attaches to the reply)."""
+    def store_reply(
+        self,
+        run_id: int,
+        message_id: str,
+        data: bytes,
+        *,
+        reply_seq: int | None = None,
+        batch: int | None = None,
+    ) -> None:
+        """Keep the reply the ServerApp got, and where it came in the order of replies
+        (file first, then the state: a crash in between leaves ``sent``, and the resumed
+        run re-attaches to the reply)."""
         path = self.reply_path(run_id, message_id)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
@@ -293,7 +369,11 @@ class RunJournal:
                 f"cannot keep the reply to {message_id} in {path.parent}: {exc}; check free "
                 "space in the state directory (a run keeps every reply until it finishes)"
             ) from exc
-        self.mark(run_id, message_id, PushState.RETURNED)
+        self._run(
+            "UPDATE pushes SET state = ?, reply_seq = ?, batch = ? "
+            "WHERE run_id = ? AND message_id = ?",
+            (PushState.RETURNED, reply_seq, batch, run_id, message_id),
+        )
 
     def load_reply(self, run_id: int, message_id: str) -> bytes | None:
         try:
@@ -304,6 +384,12 @@ class RunJournal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+_RUN_COLUMNS = (
+    "run_id, seed, config_hash, status, pid, started_at, updated_at, resumes, last_round, "
+    "last_checkpoint, stops_sent"
+)
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
@@ -318,4 +404,5 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         resumes=int(row[7]),
         last_round=row[8],
         last_checkpoint=row[9],
+        stops_sent=bool(row[10]),
     )
