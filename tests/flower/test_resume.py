@@ -101,7 +101,9 @@ def test_fingerprint_is_the_one_journals_of_earlier_versions_hold() -> None:
 
 def test_part_digests_name_what_differs() -> None:
     _, base = describe_instruction(instruction())
-    assert differing_parts(base, describe_instruction(instruction(lr=0.2))[1]) == ["config:config/lr"]
+    assert differing_parts(base, describe_instruction(instruction(lr=0.2))[1]) == [
+        "config:config/lr"
+    ]
     assert differing_parts(base, describe_instruction(instruction([1.0, 2.5]))[1]) == [
         "arrays:arrays"
     ]
@@ -312,7 +314,6 @@ class Staggered:
         content = RecordDict({"arrays": ArrayRecord([a + offset for a in arrays]),
                               "metrics": MetricRecord({"num-examples": 1})})  # fmt: skip
         return Message(content, reply_to=message)
-
 
 
 def _serve(fed: MemoryFederation, app: Staggered) -> list[DatasiteRunner]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from faults.syftflwr_faults import Fault, fault_env
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
 
@@ -42,7 +43,6 @@ MOMENTS = (
     "50 ms after the last train replies",
     "right after the stop",
 )
-FAULTS = Path(__file__).resolve().parents[1] / "faults"
 
 
 def _progress(path: Path) -> list[tuple[str, str, int | None]]:
@@ -137,9 +137,6 @@ def _reached(scenario: Scenario) -> Callable[[], bool]:
 
 def _stop_hang_env(scenario: Scenario) -> dict[str, str]:
     """The aggregator hangs once its stop messages are out (test-only fault seam)."""
-    sys.path.insert(0, str(FAULTS))
-    from syftflwr_faults import Fault, fault_env
-
     fault = Fault("syftflwr.flower.grid:TransportGrid.stop_datasites", "hang", when="after",
                   mark=str(scenario.root / "stopped.mark"))  # fmt: skip
     return fault_env(fault, base=scenario.env())
@@ -161,7 +158,9 @@ def _run_scenario(scenario: Scenario) -> None:
     reached = _reached(scenario)
     deadline = time.monotonic() + 180
     while not reached():
-        assert agg.poll() is None, f"{scenario.moment}: the aggregator ended early\n{scenario.logs()}"
+        assert agg.poll() is None, (
+            f"{scenario.moment}: the aggregator ended early\n{scenario.logs()}"
+        )
         assert time.monotonic() < deadline, f"{scenario.moment}: never reached\n{scenario.logs()}"
         time.sleep(0.01)
     if scenario.moment.startswith("50 ms"):

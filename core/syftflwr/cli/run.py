@@ -183,8 +183,7 @@ def _aggregate(
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
     if result.resumed:
         diverged = (
-            f"; diverged in round {result.diverged_at}, sent anew from there "
-            f"({result.divergence})"
+            f"; diverged in round {result.diverged_at}, sent anew from there ({result.divergence})"
             if result.diverged_at is not None
             else ""
         )

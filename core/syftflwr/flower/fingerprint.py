@@ -112,10 +112,10 @@ def describe_instruction(
                 kind = "metrics" if isinstance(record, MetricRecord) else "config"
                 _frame(h, f"R:{kind}".encode(), key.encode())
                 for name in sorted(record.keys()):
-                    value = _scalar(record[name])
+                    scalar = _scalar(record[name])
                     _frame(h, b"k", name.encode())
-                    _frame(h, b"s", value)
-                    part(f"{kind}:{key}/{name}", value)
+                    _frame(h, b"s", scalar)
+                    part(f"{kind}:{key}/{name}", scalar)
             else:
                 raise TypeError(f"unsupported record type {type(record).__name__} under {key!r}")
     return h.hexdigest(), parts

@@ -137,9 +137,10 @@ class RunTracker:
                 if same:
                     self._diverge(here, _difference(same[0], parts))
                 elif later:
-                    self._diverge(here, f"the ServerApp sent a {kind} instruction to "
-                                  f"{datasite or 'a datasite'} the stopped run never sent, "
-                                  f"although that run went on to round {later[0].round}")  # fmt: skip
+                    target = datasite or "a datasite"
+                    self._diverge(here, f"the ServerApp sent a {kind} instruction to {target} "
+                                  "the stopped run never sent, although that run went on to "
+                                  f"round {later[0].round}")  # fmt: skip
                 else:  # e.g. not pushed yet when the stopped run died: new, not divergent
                     self._new.append(f"{kind} to {datasite or 'a datasite'}")
                 return fingerprint, parts, None

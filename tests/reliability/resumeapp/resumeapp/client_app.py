@@ -17,7 +17,6 @@ import time
 import zlib
 
 import numpy as np
-
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
