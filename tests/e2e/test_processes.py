@@ -5,62 +5,15 @@ processes (`syftflwr run` / `syftflwr simulate`) over the local-directory transp
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "examples" / "quickstart"
-AGG = "aggregator@openmined.org"
-DATASITES = ("ds1@openmined.org", "ds2@openmined.org", "ds3@openmined.org")
+from _e2e import AGG, DATASITES, QUICKSTART, Procs, env_for, syftflwr
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
-
-
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYFTFLWR_")}
-    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(home), **extra)
-    return env
-
-
-def syftflwr(*args: str) -> list[str]:
-    return [sys.executable, "-m", "syftflwr", *args]
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-class Procs:
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.procs.append(proc)
-        return proc
-
-    def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def procs() -> Iterator[Procs]:
-    p = Procs()
-    yield p
-    p.kill_all()
 
 
 def test_simulate_trains_quickstart_in_separate_processes(tmp_path: Path) -> None:

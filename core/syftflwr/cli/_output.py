@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from rich.console import Console
 
 from syftflwr.errors import ConfigError, PluginError, SyftflwrError
 
@@ -21,6 +22,20 @@ VERBOSE_KEY = "syftflwr.verbose"
 def verbosity(ctx: click.Context | None = None) -> int:
     ctx = ctx or click.get_current_context(silent=True)
     return int(ctx.meta.get(VERBOSE_KEY, 0)) if ctx is not None else 0
+
+
+PLAIN_WIDTH = 100_000
+"""Width of a console that is not a terminal: wide enough that nothing wraps."""
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr): rich in a terminal (colours, live views, its
+    width); otherwise plain text with no ANSI escape and no line wrapped at 80 columns,
+    so a redirected summary can be grepped line by line."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, width=PLAIN_WIDTH, soft_wrap=True, color_system=None)
 
 
 def exit_code_for(exc: SyftflwrError) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import logging
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -21,6 +20,7 @@ import click
 from syftflwr._version import __version__
 from syftflwr.cli._output import VERBOSE_KEY, report_error, verbosity, warn_line
 from syftflwr.errors import SyftflwrError
+from syftflwr.logs import configure as configure_logging
 from syftflwr.registry import PluginWarning, get_registry, suggest
 
 LAZY_COMMANDS: dict[str, str] = {
@@ -175,12 +175,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-def _configure_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("syftflwr").setLevel(level)
-
-
 @click.group(
     cls=RootGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -201,7 +195,7 @@ def _configure_logging(verbose: int) -> None:
 def cli(ctx: click.Context, verbose: int) -> None:
     """Federated learning with Flower over pluggable, file-based transports."""
     ctx.meta[VERBOSE_KEY] = verbose
-    _configure_logging(verbose)
+    configure_logging(verbose)
 
 
 def _print_plugin_warnings() -> Callable[..., None]:

@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
+from syftflwr.cli._output import make_console, verbosity
 from syftflwr.flower.launch import run_aggregator, run_datasite
 from syftflwr.flower.progress import FanOut, JsonlReporter, ProgressReporter
 from syftflwr.flower.runner import DatasiteRunner
 from syftflwr.flower.simulation import apply_roster
+from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project, connect
 
 log = logging.getLogger("syftflwr")
@@ -57,6 +59,7 @@ log = logging.getLogger("syftflwr")
 @click.option("--roster", type=click.Path(path_type=Path, exists=True), hidden=True)
 @click.option("--progress-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True)
+@click.option("--relayed", is_flag=True, hidden=True)  # simulate shows the output
 def run(
     project: Path,
     email: str | None,
@@ -70,6 +73,7 @@ def run(
     roster: Path | None,
     progress_file: Path | None,
     result_file: Path | None,
+    relayed: bool,
 ) -> None:
     """Run PROJECT's ServerApp (as the aggregator) or its ClientApp (as a datasite).
 
@@ -80,13 +84,16 @@ def run(
     if roster is not None:  # simulate's federation (may differ from the file)
         loaded = apply_roster(loaded, roster)
     participant = connect(loaded, email=email, transport=transport)
-    console = Console(stderr=True)
+    adopt_flower_logs(verbosity())
+    console = make_console(stderr=True)
     with participant:
-        console.print(
-            f"{participant.email} ({participant.role}) over [bold]{participant.transport.name}[/] "
-            f"(selected by {escape(participant.selected_by)})",
-            highlight=False,
-        )
+        if not relayed:  # under simulate, which shows its own
+            console.print(
+                f"{participant.email} ({participant.role}) over "
+                f"[bold]{participant.transport.name}[/] "
+                f"(selected by {escape(participant.selected_by)})",
+                highlight=False,
+            )
         if participant.role == "datasite":
             if resume:
                 raise click.UsageError(
@@ -109,6 +116,7 @@ def run(
                 progress_file=progress_file,
                 result_file=result_file,
                 console=console,
+                relayed=relayed,
             )
     sys.exit(code)
 
@@ -152,6 +160,7 @@ def _aggregate(
     progress_file: Path | None,
     result_file: Path | None,
     console: Console,
+    relayed: bool = False,
 ) -> int:
     reporters: list[ProgressReporter] = []
     jsonl = JsonlReporter(progress_file) if progress_file else None
@@ -180,6 +189,8 @@ def _aggregate(
             jsonl.close()
     if result_file:
         result_file.write_text(json.dumps(result.to_dict(), default=str), encoding="utf-8")
+    if relayed:  # simulate prints the summary and judges failed replies itself
+        return exit_status(result, allow_failures=True, console=console)
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
     if result.resumed:
         diverged = (

@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
+from syftflwr.cli._output import make_console, verbosity
+from syftflwr.flower.relay import Role, aggregator_and_problems, printer
 from syftflwr.flower.simulation import simulate as run_simulation
 from syftflwr.flower.simulation import simulation_project
+from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project
 
 
@@ -55,10 +57,14 @@ def simulate(
     installed); --threads runs everybody in this process. Datasite K gets Flower's node
     config partition-id=K, num-partitions=N.
     """
-    console = Console()
+    adopt_flower_logs(verbosity())
+    console = make_console()
     fed = simulation_project(as_project(project), datasites)
     live = LiveProgress(console, len(fed.datasites)) if console.is_terminal else None
+    roles: dict[str, Role] = {fed.aggregator or "": "aggregator"}
+    roles.update(dict.fromkeys(fed.datasites, "datasite"))
     kwargs = {
+        "output": printer(make_console(stderr=True), roles, aggregator_and_problems),
         "datasites": datasites,
         "rounds": rounds,
         "timeout": round_timeout,

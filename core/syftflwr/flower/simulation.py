@@ -44,6 +44,7 @@ from syftflwr.flower.launch import (
     run_aggregator,
 )
 from syftflwr.flower.progress import ProgressReporter, failure_from, replay_line, round_from
+from syftflwr.flower.relay import Relay, Role, Sink
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.names import validate_email
 from syftflwr.session import Participant, as_project, connect, select_transport
@@ -106,12 +107,41 @@ def simulation_project(
     return replace(project, aggregator=aggregator, datasites=tuple(chosen), keys={})
 
 
+def pin_keys(
+    fed: ProjectConfig,
+    *,
+    transport: str | None,
+    env: Mapping[str, str],
+    allow_in_process: bool = False,
+    offline: Collection[str] = (),
+) -> tuple[ProjectConfig, str]:
+    """Connect each simulated participant once, which makes (and publishes) its key in
+    the workspace, and pin every key in the federation: the participants then trust
+    each other as a real federation does after ``syftflwr keys pin``, with no
+    trust-on-first-use warnings. Fails fast, in this process, on an unknown transport or
+    a bad config. ``offline`` participants never run, so never publish a key. Returns
+    the pinned federation and the transport's name."""
+    pins: dict[str, str] = {}
+    chosen = transport or ""
+    for email in (fed.aggregator or "", *fed.datasites):
+        if email in offline:
+            continue
+        with connect(
+            fed, email=email, transport=transport, env=env, allow_in_process=allow_in_process
+        ) as participant:
+            chosen = participant.transport.name
+            if participant.keyring is not None:
+                pins[email] = participant.keyring.own.fingerprint
+    return replace(fed, keys=pins), chosen
+
+
 def write_roster(project: ProjectConfig, path: Path) -> None:
     """The simulated federation, for ``syftflwr run --roster`` in child processes."""
     roster = {
         "app_name": project.app_name,
         "aggregator": project.aggregator,
         "datasites": list(project.datasites),
+        "keys": dict(project.keys),
     }
     path.write_text(json.dumps(roster), encoding="utf-8")
 
@@ -124,7 +154,8 @@ def apply_roster(project: ProjectConfig, path: Path) -> ProjectConfig:
         aggregator=validate_email(data["aggregator"]),
         datasites=tuple(validate_email(e) for e in data["datasites"]),
         configured=True,
-        keys={},  # simulated participants: fresh keys, not the real federation's pins
+        # the simulated participants' own keys (pin_keys), not the real federation's pins
+        keys={str(k): str(v) for k, v in data.get("keys", {}).items()},
     )
 
 
@@ -197,6 +228,7 @@ def simulate_in_threads(
             return p
 
         try:
+            fed, _ = pin_keys(fed, transport=name, env=env, allow_in_process=True, offline=offline)
             aggregator = join(fed.aggregator or "")
             for email in fed.datasites:
                 if email in offline:
@@ -298,13 +330,15 @@ def simulate_in_processes(
     run_config: Mapping[str, UserConfigValue] | None = None,
     workspace: Path | None = None,
     env: Mapping[str, str] | None = None,
+    output: Sink | None = None,
 ) -> SimulationResult:
     """Train the project's Flower app with the aggregator and each datasite in its own
     OS process (``syftflwr run``), as a real deployment would.
 
     ``transport`` must cross processes (default: configured or auto-detected). Logs of
     every participant land in ``<workspace>/logs/<email>.log``; a failing participant's
-    log tail is included in the result's ``error``.
+    log tail is included in the result's ``error``. ``output`` receives every line the
+    participants write, as it is written (:mod:`syftflwr.flower.relay`).
     """
     fed = simulation_project(as_project(project), datasites)
     if fed.root is None:
@@ -313,9 +347,7 @@ def simulate_in_processes(
         child_env = simulation_env(space, env)
         if transport:
             child_env["SYFTFLWR_TRANSPORT"] = transport
-        # fail fast in this process (unknown transport, memory in processes, bad config)
-        with connect(fed, email=fed.aggregator, transport=transport, env=child_env) as probe:
-            chosen = probe.transport.name
+        fed, chosen = pin_keys(fed, transport=transport, env=child_env)
         child_env["SYFTFLWR_TRANSPORT"] = chosen
         roster = space / ROSTER_FILE
         write_roster(fed, roster)
@@ -324,19 +356,20 @@ def simulate_in_processes(
         progress = space / "progress.jsonl"
         result_file = space / "result.json"
         procs: dict[str, subprocess.Popen[bytes]] = {}
-        log_files = []
+        relay = Relay(logs, output)
+        child_env["PYTHONUNBUFFERED"] = "1"  # prints reach the relay as they happen
         started = time.monotonic()
 
         def spawn(email: str, extra: Sequence[str]) -> None:
-            out = (logs / f"{email}.log").open("wb")
-            log_files.append(out)
             procs[email] = subprocess.Popen(
                 _run_command(fed.root, email, roster, extra),  # type: ignore[arg-type]
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env=child_env,
                 cwd=str(space),
             )
+            role: Role = "aggregator" if email == fed.aggregator else "datasite"
+            relay.attach(email, role, procs[email])
 
         try:
             total = len(fed.datasites)
@@ -345,7 +378,9 @@ def simulate_in_processes(
                 spawn(
                     email, [arg for k, v in node.items() for arg in ("--node-config", f"{k}={v}")]
                 )
-            agg_args = ["--progress-file", str(progress), "--result-file", str(result_file)]
+            agg_args = [
+                "--progress-file", str(progress), "--result-file", str(result_file), "--relayed"
+            ]  # fmt: skip
             if rounds is not None:
                 agg_args += ["--rounds", str(rounds)]
             if timeout is not None:
@@ -374,8 +409,7 @@ def simulate_in_processes(
                         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         finally:
             _terminate(procs, grace=5.0)
-            for handle in log_files:
-                handle.close()
+            relay.close()
         codes = {email: proc.returncode for email, proc in procs.items()}
         result = _read_result(result_file, fed, chosen, time.monotonic() - started)
         problems = [
@@ -451,5 +485,6 @@ def simulate(
                 )
                 mode = "threads"
     if mode == "threads":
+        kwargs.pop("output", None)  # in this process: its output is the caller's own
         return simulate_in_threads(project, transport=transport, **kwargs)
     return simulate_in_processes(project, transport=transport, **kwargs)

@@ -1,0 +1,161 @@
+"""What a person (or a log file) sees from `run` and `simulate` in real processes with
+their output piped: plain lines (no ANSI escape, nothing wrapped at 80 columns), each
+Flower event once, and the participants' output relayed by `simulate`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from _e2e import AGG, DATASITES, QUICKSTART, Procs, env_for, syftflwr
+
+pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
+
+
+def assert_plain_and_once(output: str, rounds: int) -> None:
+    assert "\x1b[" not in output, "an ANSI escape in piped output"
+    for rnd in range(1, rounds + 1):
+        assert output.count(f"[ROUND {rnd}/{rounds}]") == 1, output
+
+
+def summary_line(output: str, transport: str) -> str:
+    """The summary's last line, which must not be wrapped: one line from the transport
+    to the final accuracy."""
+    lines = [line for line in output.splitlines() if line.startswith(f"transport {transport},")]
+    assert len(lines) == 1, output
+    assert re.search(r", final accuracy 0\.\d{4}$", lines[0]), lines[0]
+    return lines[0]
+
+
+def test_simulate_in_threads_piped(tmp_path: Path) -> None:
+    out = subprocess.run(
+        syftflwr("simulate", str(QUICKSTART), "--threads"),
+        env=env_for(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert_plain_and_once(out.stdout + out.stderr, rounds=3)
+    summary_line(out.stdout, "memory")
+
+
+def test_run_aggregator_piped(home: Path, procs: Procs) -> None:
+    env = env_for(home)
+    for email in DATASITES:
+        procs.start(syftflwr("run", str(QUICKSTART), "--as", email), env)
+    agg = subprocess.run(
+        syftflwr("run", str(QUICKSTART), "--as", AGG, "--rounds", "2"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = agg.stdout + agg.stderr
+    assert agg.returncode == 0, output
+    assert_plain_and_once(output, rounds=2)
+    summary_line(output, "fsspec-local")
+    # the banner is longer than 80 columns and stays one line
+    assert re.search(rf"^{AGG} \(aggregator\) over fsspec-local \(selected by .+\)$", output, re.M)
+
+
+SERVER = """
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    nodes = sorted(grid.get_node_ids())
+    print(f"ServerApp says: sending to {len(nodes)} nodes")
+    content = RecordDict({"config": ConfigRecord({"server-round": 1})})
+    messages = [Message(content, dst_node_id=n, message_type="train") for n in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=60))
+    print(f"ServerApp says: {sum(r.has_error() for r in replies)} error replies")
+"""
+
+CLIENT = """
+from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    if context.node_config["partition-id"] == 1:
+        raise RuntimeError("disk full on this datasite")
+    print("ClientApp says: trained")
+    return Message(RecordDict({"metrics": MetricRecord({"ok": 1.0})}), reply_to=msg)
+"""
+
+
+def relayed_lines(stderr: str) -> dict[str, list[str]]:
+    """``label | text`` lines by label."""
+    found: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        if match := re.match(r"^(\S+) *\| (.*)$", line):
+            found.setdefault(match.group(1), []).append(match.group(2))
+    return found
+
+
+def write_app(root: Path, name: str) -> Path:
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "server_app.py").write_text(SERVER)
+    (root / name / "client_app.py").write_text(CLIENT)
+    (root / "pyproject.toml").write_text(
+        f"""
+[project]
+name = "{name}"
+version = "1.0.0"
+
+[tool.flwr.app]
+publisher = "syftflwr-tests"
+
+[tool.flwr.app.components]
+serverapp = "{name}.server_app:app"
+clientapp = "{name}.client_app:app"
+
+[tool.syftflwr]
+app_name = "{name}"
+aggregator = "agg@lab.org"
+datasites = ["ds1@lab.org", "ds2@lab.org"]
+"""
+    )
+    return root
+
+
+def test_simulate_relays_what_participants_print(tmp_path: Path) -> None:
+    """What the ServerApp prints and a datasite's error reach the terminal, prefixed by
+    participant; a datasite's own prints and INFO lines stay in its log."""
+    project = write_app(tmp_path / "app", "relayapp")
+    workspace = tmp_path / "ws"
+    out = subprocess.run(
+        syftflwr("simulate", str(project), "--allow-failures", "--workspace", str(workspace)),
+        env=env_for(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr  # failures tolerated: exit 0
+    relayed = relayed_lines(out.stderr)
+    assert relayed["agg"][:1] == ["ServerApp says: sending to 2 nodes"], out.stderr
+    assert "ServerApp says: 1 error replies" in relayed["agg"], out.stderr
+    assert any(
+        line.startswith("ERROR ") and "ClientApp raised on train message" in line
+        for line in relayed["ds2"]
+    ), out.stderr
+    assert "    RuntimeError: disk full on this datasite" in relayed["ds2"], out.stderr
+    assert "ds1" not in relayed, out.stderr  # ds1 had no error
+    assert "ClientApp says" not in out.stderr + out.stdout
+    assert "ClientApp says: trained" in (workspace / "logs" / "ds1@lab.org.log").read_text()
+    assert "trusting the key" not in out.stderr  # simulated participants pin their keys
+    assert "ds2@lab.org (round 1, train): error" in out.stdout  # and the summary says it
