@@ -229,11 +229,42 @@ def test_check_of_an_unknown_name_suggests_and_shows_the_entry_point(plugin_env:
     assert '[project.entry-points."syftflwr.transports"]' in proc.stdout
 
 
+def test_check_warns_when_the_client_role_cannot_publish_keys(plugin_env: PluginEnv) -> None:
+    """tinydir's client role (imported by its hook module under TYPE_CHECKING only) has no
+    key_directory(): runs with default settings (encryption on) fail, so the check warns."""
+    code, findings = check(plugin_env, "tinydir", "tinydir")
+    assert code == 0  # a warning, not a failure: encryption = false still works
+    [finding] = findings["public keys"]
+    assert finding["status"] == "warn", finding
+    assert "TinyClient has no key_directory()" in finding["detail"]
+    assert "StorageKeyDirectory" in finding["fix"]
+
+
+def test_a_run_with_encryption_on_names_the_transport_and_the_missing_method(
+    plugin_env: PluginEnv, tmp_path: Path
+) -> None:
+    """The simulate's own fail-fast connect (a real process) meets the missing method:
+    exit 2, the transport and key_directory() named before the encryption = false way out."""
+    (tmp_path / "shared").mkdir()
+    proc = plugin_env.cli(
+        "simulate", str(ROOT / "examples" / "quickstart"), "--transport", "tinydir",
+        plugins=["tinydir"], env={"SYFTFLWR_TINYDIR_ROOT": str(tmp_path / "shared")},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    error = " ".join(proc.stderr.split())
+    assert "the 'tinydir' transport (syftflwr-test-tinydir 0.1.0) cannot publish public keys" in (
+        error
+    )
+    assert error.index("has no key_directory() method") < error.index("encryption = false")
+
+
 def test_check_passes_the_builtin_memory_transport() -> None:
     result = CliRunner().invoke(cli, ["transports", "--check", "memory", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] and report["name"] == "memory"
+    keys = [f for f in report["findings"] if f["check"] == "public keys"]
+    assert [f["status"] for f in keys] == ["ok"], keys
     hints = [f["detail"] for f in report["findings"] if f["status"] == "hint"]
     assert any("in_process_only" in h for h in hints)
 

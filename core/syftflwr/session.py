@@ -32,7 +32,7 @@ from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
 from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
 from syftflwr.crypto.trust import TrustStore
-from syftflwr.errors import ConfigError
+from syftflwr.errors import ConfigError, TransportUnavailableError
 from syftflwr.info import TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
 from syftflwr.roles import ClientRole, EventsRole, RPCRole
@@ -203,11 +203,22 @@ def open_keyring(
     email = context.require_email()
     if context.state_dir is None:  # pragma: no cover - build_context always sets it
         raise ConfigError("encryption needs a state directory for the participant's keys")
+    directory = key_directory_of(client)
+    if directory is None:
+        raise TransportUnavailableError(
+            f"the {transport.name!r} transport ({transport.entry.distribution} "
+            f"{transport.entry.version}) cannot publish public keys: its client role "
+            f"{type(client).__name__} has no key_directory() method, so core encryption "
+            "(on by default) cannot be used with it\n"
+            "  fix: the plugin adds key_directory() to its client role (docs/plugins.md, "
+            '"Public keys"); until then, encryption = false in [tool.syftflwr] runs it '
+            "unencrypted"
+        )
     keyring = Keyring(
         email,
         KeyStore(context.state_dir, email),
         TrustStore(context.state_dir, project.keys, project=str(project.path or "")),
-        key_directory_of(client),
+        directory,
         peers=context.participants,
         key_wait=min(DEFAULT_KEY_WAIT, project.round_timeout),
     )

@@ -11,9 +11,14 @@ Nothing here moves a message: the conformance suite does that (docs/plugins.md).
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.metadata
+import inspect
 import re
+import sys
 import time
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -240,6 +245,70 @@ def _check_detection(report: CheckReport, transport: Transport, context_for: Con
     )
 
 
+def _check_keys(report: CheckReport, transport: Transport) -> None:
+    """Core encryption (on by default) publishes each participant's public key through
+    the client role's ``key_directory()``: without it no run with default settings works."""
+    if transport.capabilities.native_encryption:
+        return
+    [impl] = transport._pm.hook.syftflwr_make_client.get_hookimpls()
+    client_class = returned_class(impl.function)
+    if client_class is None:
+        report.add(
+            "public keys",
+            "hint",
+            "cannot tell the client role's class from syftflwr_make_client's return "
+            "annotation; core encryption (on by default) needs its key_directory()",
+            "annotate syftflwr_make_client with the client class (docs/plugins.md)",
+        )
+    elif callable(getattr(client_class, "key_directory", None)):
+        report.add(
+            "public keys",
+            "ok",
+            f"{client_class.__name__}.key_directory() publishes them: core encryption works",
+        )
+    else:
+        report.add(
+            "public keys",
+            "warn",
+            f"the client role {client_class.__name__} has no key_directory(): with "
+            "encryption on (the default) every run stops with 'cannot publish public keys'",
+            "add key_directory() returning a syftflwr.crypto.directory.KeyDirectory (on a "
+            "mailbox storage: StorageKeyDirectory(storage, email)); see docs/plugins.md",
+        )
+
+
+def returned_class(function: Callable[..., Any]) -> type | None:
+    """The class a function is annotated to return, also when it is imported only under
+    ``TYPE_CHECKING`` (as light hook modules do): then its import is found in the source."""
+    try:
+        annotation = typing.get_type_hints(function).get("return")
+    except NameError:
+        annotation = _type_checking_import(function)
+    except Exception:  # an annotation that cannot be evaluated: nothing to tell
+        return None
+    return annotation if isinstance(annotation, type) else None
+
+
+def _type_checking_import(function: Callable[..., Any]) -> object:
+    name = inspect.signature(function).return_annotation
+    module = sys.modules.get(function.__module__)
+    if not isinstance(name, str) or module is None:
+        return None
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    try:
+                        return getattr(importlib.import_module(node.module), alias.name, None)
+                    except ImportError:
+                        return None
+    return None
+
+
 def _check_commands(report: CheckReport, transport: Transport) -> None:
     if not transport._implements("syftflwr_register_commands"):
         return
@@ -382,6 +451,7 @@ def check_transport(
         return report
     _check_info(report, transport.info)
     _check_detection(report, transport, context_for or detection_context)
+    _check_keys(report, transport)
     _check_commands(report, transport)
     _check_imports(report, entry, tuple(heavy), run_probe or probe)
     _hints(report, transport)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from syftflwr.crypto.directory import StorageKeyDirectory
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import LocalDirStorage, MailboxEvents, MailboxRPC, Poller, ensure_layout
 from syftflwr.mailbox.layout import OUTBOX_PREFIX
@@ -44,6 +45,11 @@ class TemplateClient:
     def datasite_url(self, email: str) -> str:
         """Where ``email``'s outboxes start (for logs and ``syftflwr doctor``)."""
         return f"{self.root}/{OUTBOX_PREFIX}{validate_email(email)}_to_"
+
+    def key_directory(self) -> StorageKeyDirectory:
+        """Where public keys are published and fetched: core encryption (on by default)
+        needs it. On a mailbox storage, core's StorageKeyDirectory does it all."""
+        return StorageKeyDirectory(self.storage, self._email)
 
     def close(self) -> None:
         self.arrivals.close()

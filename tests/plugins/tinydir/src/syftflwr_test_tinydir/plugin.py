@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from syftflwr import hookimpl
 from syftflwr.errors import ConfigError
 from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
+
+if TYPE_CHECKING:  # annotations only: the hook module stays light
+    from syftflwr_test_tinydir.roles import TinyClient
 
 NAME = "tinydir"
 ROOT_ENV = "SYFTFLWR_TINYDIR_ROOT"
@@ -43,7 +46,7 @@ def syftflwr_detect(context: TransportContext) -> Detection:
 
 
 @hookimpl
-def syftflwr_make_client(context: TransportContext) -> Any:
+def syftflwr_make_client(context: TransportContext) -> TinyClient:
     from syftflwr_test_tinydir.roles import TinyClient
 
     root = root_of(context)
