@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
 
 import pytest
 from hypothesis import given
@@ -20,6 +19,7 @@ from syftflwr.envelope import (
     encoded_size,
 )
 from syftflwr.errors import MalformedMessageError, MessageExpiredError, UnsafeNameError
+from syftflwr.frame import pack_prefix
 
 
 def make_request(body: bytes = b"payload", **kw: object) -> Request:
@@ -76,7 +76,7 @@ def test_encode_parts_does_not_copy_the_body() -> None:
         (lambda d: b"NOPE" + d[4:], "bad magic"),
         (lambda d: d[:4] + b"\x07" + d[5:], "format version 7"),
         (lambda d: d[:-1], "truncated body"),
-        (lambda d: d + b"extra", "truncated body"),
+        (lambda d: d + b"extra", "declares"),
         (lambda d: d[:9] + b"!" + d[10:], "not valid JSON"),
         (lambda d: b"", "truncated"),
     ],
@@ -89,7 +89,7 @@ def test_damaged_input_is_rejected_with_a_clear_message(mutate, message: str) ->
 
 def _forge(header: dict[str, object], body: bytes = b"") -> bytes:
     raw = json.dumps(header).encode()
-    return struct.pack(">4sBI", MAGIC, 1, len(raw)) + raw + body
+    return pack_prefix(MAGIC, 1, len(raw)) + raw + body
 
 
 def _valid_header(**changes: object) -> dict[str, object]:

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import socket
-import struct
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -27,8 +26,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from syftflwr.envelope import MAGIC, Request, Response, decode, encode
 from syftflwr.errors import MalformedMessageError, UnsafeNameError
+from syftflwr.frame import pack_prefix, read_header
 from syftflwr.mailbox.chunking import MANIFEST_MAGIC, Manifest, is_manifest
-from syftflwr.mailbox.events import _incomplete, _journal_of, _owner_is_dead
+from syftflwr.mailbox.events import _journal_of, _owner_is_dead
 from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
     ObjectKind,
@@ -43,6 +43,7 @@ from syftflwr.names import (
     validate_identifier,
     validate_message_id,
 )
+from syftflwr.profiles.native import NATIVE
 
 SENDER, RECIPIENT = "agg@example.org", "ds1@example.org"
 SAFE_ERRORS = (MalformedMessageError, UnsafeNameError)
@@ -72,7 +73,7 @@ HOSTILE_JSON_TEXT = [
 
 
 def _frame(magic: bytes, version: int, raw: bytes, body: bytes = b"") -> bytes:
-    return struct.pack(">4sBI", magic, version, len(raw)) + raw + body
+    return pack_prefix(magic, version, len(raw)) + raw + body
 
 
 def _valid_request(body: bytes = b"payload") -> Request:
@@ -90,10 +91,10 @@ def _valid_request(body: bytes = b"payload") -> Request:
 
 
 def _header(envelope: Request | Response) -> dict[str, Any]:
-    data = encode(envelope)
-    (length,) = struct.unpack_from(">I", data, 5)
-    header: dict[str, Any] = json.loads(data[9 : 9 + length])
-    return header
+    frame = read_header(encode(envelope), magic=MAGIC, versions=(1,), max_length=1 << 16,
+                        what="envelope", source="test")  # fmt: skip
+    assert frame is not None
+    return frame.fields
 
 
 def _decode_safely(data: bytes) -> Request | Response | None:
@@ -171,8 +172,26 @@ def test_mutated_valid_envelopes(data: st.DataObject, body: bytes, response: boo
 @example(_frame(MAGIC, 1, ("[" * 5000 + "]" * 5000).encode()))
 def test_incomplete_detection_never_raises(data: bytes) -> None:
     """The runner's "still being written?" check sees the same hostile bytes as decode."""
-    assert _incomplete(data) in (True, False)
-    assert _incomplete(MAGIC + data) in (True, False)
+    assert NATIVE.incomplete(data) in (True, False)
+    assert NATIVE.incomplete(MAGIC + data) in (True, False)
+
+
+@given(st.binary(max_size=600))
+@example(_frame(MAGIC, 1, b'{"body_size": 99}'))
+@example(_frame(MAGIC, 1, b'{"body_size": -1}'))
+@example(_frame(MAGIC, 1, b'{"body_size": true}'))
+@example(_frame(MAGIC, 7, b"{}"))
+def test_the_head_check_refuses_or_declares_a_size(data: bytes) -> None:
+    """What the reader checks before reading a body: refused (MalformedMessageError),
+    a declared size that decode agrees with, or None (the header is not all there)."""
+    for head in (data, MAGIC + data, _frame(MAGIC, 1, data)):
+        try:
+            size = NATIVE.check_head(head, source="x")
+        except MalformedMessageError:
+            continue
+        assert size is None or size >= 9
+        if size is not None and size == len(head):
+            _decode_safely(head)  # raises nothing else either
 
 
 # --------------------------------------------------------------------------- manifest

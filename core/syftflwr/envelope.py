@@ -17,25 +17,26 @@ Fields (format version 1) — decided once, before any transport was written:
 ``body``        opaque bytes (Flower traffic: a protobuf-encoded Message)
 ==============  ==============================================================
 
-Native wire layout (no base64, the body is written as-is, decoding is zero-copy)::
+Native wire layout (no base64, the body is written as-is, decoding is zero-copy), a
+:mod:`syftflwr.frame`::
 
     b"SYFL" | u8 format_version | u32 header_len (big endian) | header JSON | body
 
 The header JSON holds every field but the body, plus ``kind`` and ``body_size`` so a
-truncated object is detected instead of being half-processed.
+truncated object is detected instead of being half-processed, and so a reader knows an
+object's size from its first :data:`HEAD_SIZE` bytes (:func:`declared_size`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from syftflwr.errors import MalformedMessageError, MessageExpiredError
+from syftflwr.frame import PREFIX_SIZE, FrameHeader, encode_frame, read_header
 from syftflwr.names import (
     new_message_id,
     validate_email,
@@ -51,8 +52,9 @@ FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
 
 MAGIC = b"SYFL"
-_PREFIX = struct.Struct(">4sBI")
 MAX_HEADER_SIZE = 64 * 1024
+HEAD_SIZE = PREFIX_SIZE + MAX_HEADER_SIZE
+"""Bytes of an envelope that hold everything but its body: enough to refuse it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,8 +192,7 @@ def encode_parts(envelope: Envelope) -> tuple[bytes, Buffer]:
     }
     if isinstance(envelope, Response):
         header["status"] = envelope.status
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    return _PREFIX.pack(MAGIC, envelope.format_version, len(raw)) + raw, envelope.body
+    return encode_frame(MAGIC, envelope.format_version, header), envelope.body
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -213,31 +214,21 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
     :class:`~syftflwr.errors.UnsafeNameError` on path-shaped names.
     """
     view = memoryview(data).cast("B")
-    if view.nbytes < _PREFIX.size:
+    frame = _header(view, source)
+    if frame is None:
         raise MalformedMessageError(f"{source}: truncated ({view.nbytes} bytes), not an envelope")
-    magic, version, header_len = _PREFIX.unpack_from(view)
-    if magic != MAGIC:
-        raise MalformedMessageError(f"{source}: not a syftflwr envelope (bad magic {magic!r})")
-    if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise MalformedMessageError(
-            f"{source}: envelope format version {version} is not supported "
-            f"(this syftflwr reads {sorted(SUPPORTED_FORMAT_VERSIONS)}); upgrade syftflwr"
-        )
-    if header_len > MAX_HEADER_SIZE or _PREFIX.size + header_len > view.nbytes:
-        raise MalformedMessageError(f"{source}: truncated or oversized header ({header_len} bytes)")
-    try:
-        header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]))
-    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge ints, deep nesting
-        raise MalformedMessageError(f"{source}: header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise MalformedMessageError(f"{source}: header is not a JSON object")
-    body = view[_PREFIX.size + header_len :]
+    header, version = frame.fields, frame.version
+    body = view[frame.end :]
     try:
         kind = header["kind"]
         body_size = header["body_size"]
-        if not isinstance(body_size, int) or body_size != body.nbytes:
+        if not isinstance(body_size, int) or body_size > body.nbytes:
             raise MalformedMessageError(
                 f"{source}: truncated body ({body.nbytes} of {body_size} bytes)"
+            )
+        if body_size != body.nbytes:
+            raise MalformedMessageError(
+                f"{source}: {body.nbytes} bytes of body where its header declares {body_size}"
             )
         headers = header.get("headers") or {}
         if not isinstance(headers, dict) or not all(
@@ -275,6 +266,31 @@ def decode(data: Buffer, *, source: str = "message") -> Request | Response:
         raise MalformedMessageError(f"{source}: unknown envelope kind {kind!r}")
     envelope.validate()
     return envelope
+
+
+def _header(data: Buffer, source: str) -> FrameHeader | None:
+    return read_header(
+        data,
+        magic=MAGIC,
+        versions=SUPPORTED_FORMAT_VERSIONS,
+        max_length=MAX_HEADER_SIZE,
+        what="syftflwr envelope",
+        source=source,
+    )
+
+
+def declared_size(head: Buffer, *, source: str = "message") -> int | None:
+    """The whole encoded size an envelope's header declares, from its first bytes (up to
+    :data:`HEAD_SIZE`); None when ``head`` ends before its header does. Raises
+    :class:`MalformedMessageError` when ``head`` cannot start an envelope, so a reader
+    refuses garbage before reading — or allocating — its body."""
+    frame = _header(head, source)
+    if frame is None:
+        return None
+    body_size = frame.fields.get("body_size")
+    if isinstance(body_size, bool) or not isinstance(body_size, int) or body_size < 0:
+        raise MalformedMessageError(f"{source}: header has no valid body_size ({body_size!r})")
+    return frame.end + body_size
 
 
 def _finite(value: object, name: str) -> float:

@@ -13,6 +13,7 @@ from syftflwr.errors import MalformedMessageError, MessageTooLargeError
 from syftflwr.mailbox import LocalDirStorage, chunking
 from syftflwr.mailbox.chunking import Manifest
 from syftflwr.mailbox.layout import ObjectKind, Route
+from syftflwr.profiles.native import NATIVE
 
 KIB = 1024
 ROUTE = Route("agg@example.org", "ds@example.org", "app", "ep")
@@ -139,7 +140,7 @@ def test_impossible_manifests_are_rejected(manifest: Manifest) -> None:
 def test_garbage_manifest_is_rejected(storage: LocalDirStorage) -> None:
     path = ROUTE.request_path("0123456789abcdef")
     storage.put(path, [b"SYFC\x01\x00\x00\x00\x05{bad}"])
-    with pytest.raises(MalformedMessageError, match="invalid chunk manifest"):
+    with pytest.raises(MalformedMessageError, match="chunk manifest header is not valid JSON"):
         chunking.read(storage, path, max_size=None)
     storage.put(path, [b"SYFC\x07\x00\x00\x00\x02{}"])
     with pytest.raises(MalformedMessageError, match="version 7"):
@@ -162,3 +163,80 @@ def test_manifest_digest_is_sha256_of_the_encoded_message(storage: LocalDirStora
     prefix, body = encode_parts(request)
     assert manifest.sha256 == hashlib.sha256(prefix + bytes(body)).hexdigest()
     assert manifest.size == len(prefix) + len(body)
+
+
+class _CountingStorage(LocalDirStorage):
+    """Records how many bytes whole-object reads returned (``read_head`` is the head)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.read: list[tuple[str, int]] = []
+
+    def get(
+        self, path: str, *, max_size: int | None = None
+    ) -> bytes | bytearray | memoryview | None:
+        data = super().get(path, max_size=max_size)
+        self.read.append((path, 0 if data is None else memoryview(data).nbytes))
+        return data
+
+
+def _sparse(storage: LocalDirStorage, path: str, head: bytes, size: int) -> None:
+    local = storage.local_path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with local.open("wb") as f:
+        f.write(head)
+        f.truncate(size)
+
+
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (b"", "not a syftflwr envelope"),  # zeros
+        (b"SYFL\x07\x00\x00\x00\x02{}", "format version 7"),
+        (b"SYFL\x01\xff\xff\xff\xff", "oversized syftflwr envelope header"),
+        (b'SYFL\x01\x00\x00\x00\x0f{"body_size":1}', "its header declares 25"),
+        (b"SYFC\x01\x00\x00\x00\x02{}", "chunk manifest of 268,435,456 bytes"),
+    ],
+)
+def test_a_refused_object_costs_its_head_not_its_size(
+    tmp_path: Path, head: bytes, reason: str
+) -> None:
+    storage = _CountingStorage(tmp_path / "root")
+    path = ROUTE.request_path("0123456789abcdef")
+    _sparse(storage, path, head, 256 << 20)
+    with pytest.raises(MalformedMessageError, match=reason):
+        chunking.read(storage, path, max_size=1 << 30, check=NATIVE.check_head)
+    assert storage.read == []  # refused from read_head's first 64 KiB
+
+
+def test_a_header_declaring_more_than_allowed_is_refused_unread(tmp_path: Path) -> None:
+    storage = _CountingStorage(tmp_path / "root")
+    path = ROUTE.request_path("0123456789abcdef")
+    _sparse(storage, path, b'SYFL\x01\x00\x00\x00\x16{"body_size":99999999}', 1 << 20)
+    with pytest.raises(MessageTooLargeError, match="declares 100,000,030 bytes"):
+        chunking.read(storage, path, max_size=1 << 20, check=NATIVE.check_head)
+    assert storage.read == []
+
+
+@pytest.mark.parametrize("limit", [None, 64 * KIB])
+def test_valid_messages_read_head_first_are_whole(tmp_path: Path, limit: int | None) -> None:
+    storage = _CountingStorage(tmp_path / "root")
+    for size in (10, 70 * KIB, 300 * KIB):
+        request = _request(size)
+        path = _publish(storage, request, limit)
+        data = chunking.read(storage, path, max_size=1 << 20, check=NATIVE.check_head)
+        assert data is not None
+        assert bytes(decode(data).body) == bytes(request.body)
+
+
+def test_a_first_part_at_odds_with_its_manifest_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    storage = _CountingStorage(tmp_path / "root")
+    request = _request(300 * KIB)
+    path = _publish(storage, request, 100 * KIB)
+    first = ROUTE.request_path(request.id) + ".part-00001-of-00004"
+    _sparse(storage, first, b"", 100 * KIB)  # zeros where the envelope starts
+    with pytest.raises(MalformedMessageError, match="not a syftflwr envelope"):
+        chunking.read(storage, path, max_size=1 << 20, check=NATIVE.check_head)
+    assert [p for p, _ in storage.read if p.endswith(".part-00001-of-00004")] == []

@@ -7,7 +7,8 @@ parts FIRST::
     {id}.request.part-00001-of-00042 ... {id}.request.part-00042-of-00042
 
 and then a small manifest LAST at ``{id}.request`` itself, so readers (which only react
-to ``{id}.request``) never see an incomplete message. The manifest::
+to ``{id}.request``) never see an incomplete message. The manifest is a
+:mod:`syftflwr.frame` without a body::
 
     b"SYFC" | u8 version | u32 json_len (big endian) | JSON
     {"id", "kind", "size", "part_size", "parts", "sha256"}
@@ -17,6 +18,9 @@ storage), reassembles into one preallocated buffer, and checks every part's size
 the SHA-256 of the whole before anyone decodes it: a missing, short, extra-long or
 corrupted part rejects the message with :class:`~syftflwr.errors.MalformedMessageError`.
 
+Reads check a message's first bytes before the rest (:func:`read_object`, given a
+profile's ``check_head``) on storages that can read a head: garbage costs its header.
+
 Chunking is invisible above this module: it wraps the encoded envelope, so a chunked
 message decodes exactly like an unchunked one.
 """
@@ -24,21 +28,25 @@ message decodes exactly like an unchunked one.
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from syftflwr.envelope import Buffer
+from syftflwr.envelope import HEAD_SIZE, Buffer
 from syftflwr.errors import MalformedMessageError, MessageTooLargeError, StorageError
+from syftflwr.frame import PREFIX_SIZE, encode_frame, read_header
 from syftflwr.mailbox.layout import MAX_PARTS, ObjectKind, parse_name, part_name
-from syftflwr.mailbox.storage import Storage, total_size, views
+from syftflwr.mailbox.storage import Storage, check_max_size, total_size, views
 from syftflwr.names import is_valid_message_id
 
 MANIFEST_MAGIC = b"SYFC"
 MANIFEST_VERSION = 1
-_PREFIX = struct.Struct(">4sBI")
 MAX_MANIFEST_SIZE = 64 * 1024
+
+HeadCheck = Callable[..., "int | None"]
+"""``check(head, *, source=...)``: a wire profile's ``check_head``."""
+HeadReader = Callable[[str, int], "tuple[Buffer, int] | None"]
+"""A storage's optional ``read_head`` (see :mod:`syftflwr.mailbox.storage`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,9 @@ class Manifest:
     sha256: str
 
     def encode(self) -> bytes:
-        raw = json.dumps(
+        return encode_frame(
+            MANIFEST_MAGIC,
+            MANIFEST_VERSION,
             {
                 "id": self.id,
                 "kind": self.kind.value,
@@ -62,25 +72,23 @@ class Manifest:
                 "parts": self.parts,
                 "sha256": self.sha256,
             },
-            separators=(",", ":"),
-        ).encode()
-        return _PREFIX.pack(MANIFEST_MAGIC, MANIFEST_VERSION, len(raw)) + raw
+        )
 
     @classmethod
     def decode(cls, data: Buffer, *, source: str) -> Manifest:
         view = memoryview(data).cast("B")
-        if view.nbytes < _PREFIX.size or bytes(view[:4]) != MANIFEST_MAGIC:
-            raise MalformedMessageError(f"{source}: not a chunk manifest")
-        _, version, length = _PREFIX.unpack_from(view)
-        if version != MANIFEST_VERSION:
-            raise MalformedMessageError(
-                f"{source}: chunk manifest version {version} is not supported "
-                f"(this syftflwr reads {MANIFEST_VERSION}); upgrade syftflwr"
-            )
-        if _PREFIX.size + length != view.nbytes:
+        frame = read_header(
+            view,
+            magic=MANIFEST_MAGIC,
+            versions=(MANIFEST_VERSION,),
+            max_length=MAX_MANIFEST_SIZE - PREFIX_SIZE,
+            what="chunk manifest",
+            source=source,
+        )
+        if frame is None or frame.end != view.nbytes:
             raise MalformedMessageError(f"{source}: truncated chunk manifest")
+        fields = frame.fields
         try:
-            fields = json.loads(bytes(view[_PREFIX.size :]))
             manifest = cls(
                 id=str(fields["id"]),
                 kind=ObjectKind(fields["kind"]),
@@ -89,7 +97,7 @@ class Manifest:
                 parts=_int(fields["parts"]),
                 sha256=str(fields["sha256"]),
             )
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise MalformedMessageError(f"{source}: invalid chunk manifest ({exc})") from None
         manifest.check(source)
         return manifest
@@ -127,7 +135,7 @@ def _int(value: object) -> int:
 
 def is_manifest(data: Buffer) -> bool:
     view = memoryview(data).cast("B")
-    return view.nbytes >= _PREFIX.size and bytes(view[:4]) == MANIFEST_MAGIC
+    return view.nbytes >= PREFIX_SIZE and bytes(view[:4]) == MANIFEST_MAGIC
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -208,12 +216,64 @@ def publish(
 
 
 # --------------------------------------------------------------------------- read
-def read(storage: Storage, path: str, *, max_size: int | None) -> Buffer | None:
+def read_object(
+    storage: Storage, path: str, *, max_size: int | None, check: HeadCheck | None = None
+) -> Buffer | None:
+    """One stored object (a whole message, a manifest or a part), or None if there is
+    none; with ``check``, its first bytes are checked before the rest is read.
+
+    On a storage with ``read_head`` (see :mod:`syftflwr.mailbox.storage`), an object
+    ``check`` refuses costs at most :data:`~syftflwr.envelope.HEAD_SIZE` bytes, and one
+    that is longer than its header declares is refused unread. Elsewhere the whole
+    object is read and the decoder refuses it.
+    """
+    read_head = cast("HeadReader | None", getattr(storage, "read_head", None))
+    if check is None or read_head is None:
+        return storage.get(path, max_size=max_size)
+    found = read_head(path, HEAD_SIZE)
+    if found is None:
+        return None
+    head, size = found
+    check_max_size(path, size, max_size)
+    if is_manifest(head):  # decoded by the caller
+        if size > MAX_MANIFEST_SIZE:
+            raise MalformedMessageError(
+                f"{path} is a chunk manifest of {size:,} bytes (at most "
+                f"{MAX_MANIFEST_SIZE:,}); not read"
+            )
+        declared: int | None = size
+    else:
+        declared = check(head, source=path)
+    if declared is not None and max_size is not None and declared > max_size:
+        raise MessageTooLargeError(
+            f"{path} declares {declared:,} bytes, above the {max_size:,} bytes allowed "
+            "here; raise [tool.syftflwr] max_message_size if such messages are expected"
+        )
+    if declared is not None and size > declared:
+        raise MalformedMessageError(
+            f"{path} is {size:,} bytes, but its header declares {declared:,}; not read"
+        )
+    if memoryview(head).nbytes >= size:
+        return head
+    if declared is None:
+        return storage.get(path, max_size=max_size)
+    try:
+        return storage.get(path, max_size=declared)
+    except MessageTooLargeError:  # it grew since its head was read: not what it says
+        raise MalformedMessageError(
+            f"{path} grew beyond the {declared:,} bytes its header declares; not read"
+        ) from None
+
+
+def read(
+    storage: Storage, path: str, *, max_size: int | None, check: HeadCheck | None = None
+) -> Buffer | None:
     """The complete message stored at ``path`` (reassembled if chunked), or None if
     there is none. Raises :class:`MalformedMessageError` on a damaged chunked message
-    and :class:`MessageTooLargeError` when it exceeds ``max_size``."""
+    and :class:`MessageTooLargeError` when it exceeds ``max_size``. ``check``: see
+    :func:`read_object` (for a chunked message it checks the first part's head)."""
     limit = None if max_size is None else max(max_size, MAX_MANIFEST_SIZE)
-    data = storage.get(path, max_size=limit)
+    data = read_object(storage, path, max_size=limit, check=check)
     if data is None or not is_manifest(data):
         return data
     folder, name = _split(path)
@@ -235,7 +295,10 @@ def read(storage: Storage, path: str, *, max_size: int | None) -> Buffer | None:
     prefix = f"{folder}/" if folder else ""
     for index, part in enumerate(manifest.part_names(), start=1):
         expected = manifest.part_length(index)
-        chunk = storage.get(prefix + part, max_size=expected)
+        if index == 1:
+            chunk = _first_part(storage, prefix + part, expected, manifest, check, path)
+        else:
+            chunk = storage.get(prefix + part, max_size=expected)
         if chunk is None:
             raise MalformedMessageError(f"{path}: part {index} of {manifest.parts} is missing")
         got = memoryview(chunk).nbytes
@@ -249,6 +312,31 @@ def read(storage: Storage, path: str, *, max_size: int | None) -> Buffer | None:
     if digest.hexdigest() != manifest.sha256:
         raise MalformedMessageError(f"{path}: reassembled message fails its SHA-256 check")
     return buffer
+
+
+def _first_part(
+    storage: Storage,
+    part: str,
+    expected: int,
+    manifest: Manifest,
+    check: HeadCheck | None,
+    path: str,
+) -> Buffer | None:
+    """Part 1, whose head is the message's: checked (against the manifest's size too)
+    before the part is read."""
+    if check is None or getattr(storage, "read_head", None) is None:
+        return storage.get(part, max_size=expected)
+
+    def whole_message(head: Buffer, *, source: str) -> int | None:
+        declared = check(head, source=source)
+        if declared is not None and declared != manifest.size:
+            raise MalformedMessageError(
+                f"{path}: the message's header declares {declared:,} bytes, its chunk "
+                f"manifest {manifest.size:,}"
+            )
+        return None  # the part holds only the first part_size bytes of it
+
+    return read_object(storage, part, max_size=expected, check=whole_message)
 
 
 # --------------------------------------------------------------------------- delete

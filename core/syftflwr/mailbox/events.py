@@ -34,12 +34,10 @@ requester never receives two.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import socket
-import struct
 import threading
 import time
 import uuid
@@ -48,7 +46,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from syftflwr.envelope import MAGIC, Buffer, Request, Response
+from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
     MessageRejectedError,
     MessageTooLargeError,
@@ -132,24 +130,6 @@ def _reply_may_be_lost(entry: InboundEntry) -> bool:
     if entry.state is InboundState.ANSWERED:
         return True
     return entry.state is InboundState.REJECTED and entry.status == "error"
-
-
-def _incomplete(data: Buffer) -> bool:
-    """True if ``data`` looks like the start of an envelope still being written (empty,
-    or shorter than its own header says), as opposed to garbage."""
-    view = memoryview(data).cast("B")
-    if view.nbytes < 9:
-        return bytes(view) == MAGIC[: view.nbytes]
-    magic, _, header_len = struct.unpack_from(">4sBI", view)
-    if magic != MAGIC:
-        return False
-    if view.nbytes < 9 + header_len:
-        return True
-    try:
-        body_size = json.loads(bytes(view[9 : 9 + header_len]))["body_size"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return False
-    return isinstance(body_size, int) and view.nbytes < 9 + header_len + body_size
 
 
 @dataclass(slots=True)
@@ -474,7 +454,9 @@ class MailboxEvents(BaseEvents):
             return False
         path = route.request_path(message_id)
         try:
-            data = chunking.read(self.storage, path, max_size=self._max_read)
+            data = chunking.read(
+                self.storage, path, max_size=self._max_read, check=self.profile.check_head
+            )
         except MessageRejectedError as exc:
             self._reject(route, message_id, str(exc))
             return False

@@ -198,7 +198,9 @@ class LocalDirStorage(BaseStorage):
         return self._publish(path, [owner.encode()], exclusive=True, durable=False)
 
     # -- reads ---------------------------------------------------------------------------
-    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+    def _open_file(self, path: str) -> int | None:
+        """A descriptor of the regular file at ``path`` (None if there is none), opened
+        without following links."""
         *dirs, name = split_path(path)
         try:
             folder = self._open_dir(dirs, create=False)
@@ -222,10 +224,35 @@ class LocalDirStorage(BaseStorage):
         finally:
             folder.close()
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafeNameError(f"{path} is not a regular file; refusing to read it")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
+        fd = self._open_file(path)
+        if fd is None:
+            return None
+        try:
             return _read_all(fd, path, max_size)
         except OSError as exc:
             if isinstance(exc, StorageError):
                 raise
+            raise _storage_error("read", f"{self._root}/{path}", exc) from exc
+        finally:
+            os.close(fd)
+
+    def read_head(self, path: str, size: int) -> tuple[Buffer, int] | None:
+        """The first ``size`` bytes of ``path`` and its size (see the storage protocol)."""
+        fd = self._open_file(path)
+        if fd is None:
+            return None
+        try:
+            total = os.fstat(fd).st_size
+            return _read_exactly(fd, min(size, total)), total
+        except OSError as exc:
             raise _storage_error("read", f"{self._root}/{path}", exc) from exc
         finally:
             os.close(fd)
@@ -302,8 +329,6 @@ def _write_all(fd: int, bufs: list[memoryview]) -> None:
 
 def _read_all(fd: int, path: str, max_size: int | None) -> Buffer:
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        raise UnsafeNameError(f"{path} is not a regular file; refusing to read it")
     check_max_size(path, info.st_size, max_size)
     buffer = bytearray(info.st_size)
     view = memoryview(buffer)
@@ -317,6 +342,19 @@ def _read_all(fd: int, path: str, max_size: int | None) -> Buffer:
     # A file that shrank while being read (a non-atomic writer) comes back short; the
     # envelope decoder then reports it as truncated.
     return buffer if pos == info.st_size else view[:pos]
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd``'s position (fewer if the file ends first)."""
+    chunks = []
+    with open(fd, "rb", buffering=0, closefd=False) as stream:
+        while size > 0:
+            chunk = stream.read(size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:

@@ -189,7 +189,9 @@ class MailboxRPC(BaseRPC):
         path = self._route(handle).response_path(handle.id)
         data = None
         try:
-            data = chunking.read(self.storage, path, max_size=self._max_read)
+            data = chunking.read(
+                self.storage, path, max_size=self._max_read, check=self.profile.check_head
+            )
             if data is None:
                 envelope = None
             else:

@@ -16,6 +16,13 @@ The guarantees the mailbox relies on:
 
 A storage that cannot give a guarantee (an object store without conditional create)
 documents the weaker one it gives.
+
+Optional: ``read_head(path, size) -> (first_bytes, total_size) | None`` — the first
+``size`` bytes of an object (all of it when shorter) and its whole size, from ONE
+opened version of it. A storage offering it lets the mailbox check a message's header
+before reading its body (:func:`syftflwr.mailbox.chunking.read_object`), so garbage
+costs its header, not its size. A wrapper that changes what ``get`` returns (sealing,
+sync-aware reads) must not forward it unchanged; :class:`StorageWrapper` does not.
 """
 
 from __future__ import annotations

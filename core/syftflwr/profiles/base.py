@@ -3,7 +3,8 @@
 A profile owns everything that differs on the wire between syftflwr and a system it must
 interoperate with: how an envelope becomes stored bytes (and back), the folder an app's
 traffic lives in, whether messages above a storage's ``max_object_size`` may be chunked,
-and how to tell a half-written object from garbage. The mailbox roles keep every other
+how to tell a half-written object from garbage, and how to refuse garbage from its first
+bytes. The mailbox roles keep every other
 guarantee (claims, journal, retention, hostile-input checks) in every profile.
 """
 
@@ -60,6 +61,14 @@ class WireProfile(Protocol):
 
     def incomplete(self, data: Buffer) -> bool:
         """True if ``data`` looks like the start of an object still being written."""
+        ...
+
+    def check_head(self, head: Buffer, *, source: str) -> int | None:
+        """Check an object's first bytes (up to :data:`~syftflwr.envelope.HEAD_SIZE`)
+        before the rest is read: raise :class:`~syftflwr.errors.MalformedMessageError`
+        when they cannot start a message of this profile; else return the object's
+        whole size as its header declares it (None: the format declares none, or
+        ``head`` ends before the header does)."""
         ...
 
 

@@ -3,18 +3,15 @@ storage's ``max_object_size``; the layout's app folder is the app name itself.""
 
 from __future__ import annotations
 
-import json
-import struct
 from typing import TYPE_CHECKING
 
-from syftflwr.envelope import MAGIC, Buffer, Request, Response, decode, encode_parts
+from syftflwr.envelope import Buffer, Request, Response, declared_size, decode, encode_parts
 from syftflwr.errors import MalformedMessageError
 
 if TYPE_CHECKING:  # the mailbox imports this module: no import back at run time
     from syftflwr.mailbox.layout import ObjectKind, Route
 
 NAME = "native"
-_PREFIX = struct.Struct(">4sBI")
 
 
 class NativeProfile:
@@ -50,21 +47,14 @@ class NativeProfile:
 
     def incomplete(self, data: Buffer) -> bool:
         """Empty, or shorter than its own header says (as opposed to garbage)."""
-        view = memoryview(data).cast("B")
-        if view.nbytes < _PREFIX.size:
-            return bytes(view) == MAGIC[: view.nbytes]
-        magic, _, header_len = _PREFIX.unpack_from(view)
-        if magic != MAGIC:
-            return False
-        if view.nbytes < _PREFIX.size + header_len:
-            return True
         try:
-            body_size = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]))[
-                "body_size"
-            ]
-        except (ValueError, KeyError, TypeError, RecursionError):
+            size = declared_size(data)
+        except MalformedMessageError:
             return False
-        return isinstance(body_size, int) and view.nbytes < _PREFIX.size + header_len + body_size
+        return size is None or memoryview(data).nbytes < size
+
+    def check_head(self, head: Buffer, *, source: str) -> int | None:
+        return declared_size(head, source=source)
 
 
 NATIVE = NativeProfile()

@@ -211,6 +211,14 @@ class P2PProfile:
             return _error_text(view) is None and view[view.nbytes - 1] != ord("}")
         return _walk_protobuf(view) is False
 
+    def check_head(self, head: Buffer, *, source: str) -> int | None:
+        """Error JSON, or the start of a protobuf (its fields as far as ``head`` goes);
+        a protobuf declares no overall size."""
+        view = memoryview(head).cast("B")
+        if view.nbytes and view[0] != ord("{") and _walk_protobuf(view) is None:
+            raise MalformedMessageError(f"{source}: not a Flower Message protobuf")
+        return None
+
 
 P2P = P2PProfile()
 
@@ -437,6 +445,18 @@ class SyftRpcProfile:
         except (ValueError, RecursionError):
             return False
         return False
+
+    def check_head(self, head: Buffer, *, source: str) -> int | None:
+        """A JSON object; it declares no overall size."""
+        check_json_head(head, source=source, what="syft-rpc JSON message")
+        return None
+
+
+def check_json_head(head: Buffer, *, source: str, what: str) -> None:
+    """Refuse an object whose first bytes cannot start a JSON object."""
+    start = bytes(memoryview(head).cast("B")).lstrip(b" \t\r\n")
+    if start and not start.startswith(b"{"):
+        raise MalformedMessageError(f"{source}: not a {what} (starts with {start[:8]!r})")
 
 
 SYFT_RPC = SyftRpcProfile()

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import logging
 import os
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import pytest
 
 from syftflwr.envelope import MAGIC, Request, Response, encode
+from syftflwr.frame import pack_prefix, read_header
 from syftflwr.mailbox.chunking import MANIFEST_MAGIC
 from syftflwr.mailbox.layout import Route
 from syftflwr.mailbox.storage import Storage
@@ -68,14 +68,14 @@ PATH_FIELDS = (  # envelope fields shaped like paths
 
 def _frame(header: dict[str, Any], body: bytes = b"", version: int = 1) -> bytes:
     raw = json.dumps(header).encode()
-    return struct.pack(">4sBI", MAGIC, version, len(raw)) + raw + body
+    return pack_prefix(MAGIC, version, len(raw)) + raw + body
 
 
 def _header_of(request: Request) -> dict[str, Any]:
-    data = encode(request)
-    (length,) = struct.unpack_from(">I", data, 5)
-    header: dict[str, Any] = json.loads(data[9 : 9 + length])
-    return header
+    frame = read_header(encode(request), magic=MAGIC, versions=(1,), max_length=1 << 16,
+                        what="envelope", source="test")  # fmt: skip
+    assert frame is not None
+    return frame.fields
 
 
 class Hostile:
@@ -269,9 +269,7 @@ class HostileInputConformance(ConformanceBase):
         fields = {"id": message_id, "kind": "request", "size": 10 << 30,
                   "part_size": 1 << 20, "parts": 10240, "sha256": "0" * 64}  # fmt: skip
         raw = json.dumps(fields).encode()
-        hostile.plant(
-            f"{message_id}.request", struct.pack(">4sBI", MANIFEST_MAGIC, 1, len(raw)) + raw
-        )
+        hostile.plant(f"{message_id}.request", pack_prefix(MANIFEST_MAGIC, 1, len(raw)) + raw)
         hostile.refused(message_id, "max_message_size", "exceeds", "allowed")
         hostile.check(message_id)
 

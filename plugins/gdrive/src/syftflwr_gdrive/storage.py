@@ -343,6 +343,27 @@ class DriveStorage(BaseStorage):
         check_max_size(path, total_size([data]), max_size)
         return data
 
+    def read_head(self, path: str, size: int) -> tuple[Buffer, int] | None:
+        """The first ``size`` bytes and the size of ``path`` (core's optional storage
+        method): a short file in one download, a long one's head in a ranged one."""
+        _, copies = self._copies(path)
+        if not copies:
+            return None
+        file_id, total = str(copies[0]["id"]), int(copies[0].get("size") or 0)
+        try:
+            if total <= size:
+                data = self.download(file_id, total, path)
+                return data, memoryview(data).nbytes
+
+            def ranged(s: Any) -> Any:
+                request = s.files().get_media(fileId=file_id)
+                request.headers["range"] = f"bytes=0-{size - 1}"
+                return request
+
+            return bytes(self.api.call(path, ranged)), total
+        except DriveNotFoundError:
+            return None
+
     def download(self, file_id: str, size: int, what: str) -> Buffer:
         """The content of ``file_id``: one request up to ``transfer_chunk``, else ranged
         requests into one preallocated buffer."""

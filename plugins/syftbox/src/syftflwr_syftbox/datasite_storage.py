@@ -183,6 +183,11 @@ class DatasiteStorage(BaseStorage):
         mapped = self._map(path, write=False)
         return None if mapped is None else self.base.get(mapped, max_size=max_size)
 
+    def read_head(self, path: str, size: int) -> tuple[Buffer, int] | None:
+        """Core's optional head read (the header is checked before the body is read)."""
+        mapped = self._map(path, write=False)
+        return None if mapped is None else self.base.read_head(mapped, size)
+
     def list(self, folder: str) -> list[str]:
         if folder == "":
             return self._list_outboxes()

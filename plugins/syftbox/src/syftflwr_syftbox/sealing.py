@@ -177,5 +177,15 @@ class SealedStorage(StorageWrapper):
         if who is None:
             return self.inner.get(path, max_size=max_size)
         limit = None if max_size is None else max_size + OVERHEAD
+        found = self.inner.read_head(path, _HEAD.size)
+        if found is None:
+            return None
+        head, total = found  # garbage is refused from its first bytes, unread
+        if memoryview(head).nbytes == _HEAD.size:
+            magic, size = _HEAD.unpack_from(head)
+            if magic != MAGIC:
+                raise self._refuse(path, "it is not encrypted (encryption is on)")
+            if total > size + OVERHEAD:
+                raise self._refuse(path, "its length does not match its header")
         data = self.inner.get(path, max_size=limit)
         return None if data is None else self.open(path, *who, data)

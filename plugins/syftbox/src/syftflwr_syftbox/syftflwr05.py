@@ -61,6 +61,7 @@ from syftflwr.errors import (
     TransportError,
 )
 from syftflwr.info import Capabilities, TransportContext
+from syftflwr.mailbox.chunking import read_object
 from syftflwr.mailbox.watcher import LocalArrivals
 from syftflwr.names import is_valid_email, validate_identifier
 from syftflwr.processes import pid_alive
@@ -236,7 +237,7 @@ class SyftRpc05(BaseRPC):
 
         _, path = self._paths(handle.recipient, handle.app, handle.id)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
-        data = self.storage.get(path, max_size=limit)
+        data = read_object(self.storage, path, max_size=limit, check=SYFT_RPC.check_head)
         if data is None or SYFT_RPC.incomplete(data):
             return None  # not there yet, or still being written in place
         try:
@@ -474,7 +475,15 @@ class SyftEvents05(BaseEvents):
         if os.path.lexists(self.storage.local_path(response_path)):
             return  # answered (by us or another runner)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
-        data = self.storage.get(f"{folder}/{name}", max_size=limit)
+        try:  # garbage is refused from its first bytes, unread
+            data = read_object(
+                self.storage, f"{folder}/{name}", max_size=limit, check=SYFT_RPC.check_head
+            )
+        except MalformedMessageError as exc:
+            if self._claim(sender, stem):
+                log.warning("refused request %s: %s", key, exc)
+                self._reply(sender, stem, None, status=400, body=f"Error loading request: {exc}")
+            return
         if data is None:
             return
         if SYFT_RPC.incomplete(data):

@@ -16,6 +16,8 @@ object still being written, which the mailbox already waits for:
 
 from __future__ import annotations
 
+from typing import Any
+
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MalformedMessageError
 from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Subscription
@@ -32,6 +34,11 @@ class SyncedStorage(StorageWrapper):
         """``overhead``: bytes the storage adds to each stored object (sealing)."""
         super().__init__(inner)
         self.overhead = overhead
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "read_head":  # offered where the storage below offers it (unsealed):
+            return getattr(self.inner, name)  # a manifest's head is read, then ``get``
+        raise AttributeError(name)
 
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
         data = self.inner.get(path, max_size=max_size)
