@@ -28,7 +28,7 @@ from syftflwr.mailbox import LocalDirStorage, MailboxEvents, Poller
 
 def main() -> None:
     root, state, markers = (Path(a) for a in sys.argv[1:4])
-    logging.basicConfig(level=logging.DEBUG, format="%(message)s", stream=sys.stdout)
+    logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(message)s", stream=sys.stdout)
     storage = LocalDirStorage(root)
     poller = Poller(storage, interval=0.02, max_interval=0.05)
     events = MailboxEvents(

@@ -15,58 +15,20 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
-from faults.syftflwr_faults import Fault, fault_env
+from _runners import Procs
+from faults.syftflwr_faults import Fault
 from syftflwr.mailbox import Journal
 from syftflwr.mailbox.layout import Route
 
-RUNNER = Path(__file__).resolve().parent / "_inbox_runner.py"
 INBOX = Route(AGG, DS1, APP, "echo")
 AFTER_CLAIM = "syftflwr.mailbox.journal:Journal.claimed"
 """Called right after a runner won a request's claim in storage, to journal it."""
-
-
-class Procs:
-    """Runner processes (``_inbox_runner.py --fast``) and their output."""
-
-    def __init__(self, root: Path, markers: Path) -> None:
-        self.root, self.markers = root, markers
-        self.procs: list[subprocess.Popen[str]] = []
-        self.output: dict[int, list[str]] = {}
-
-    def start(self, state: Path, fault: str | None = None) -> subprocess.Popen[str]:
-        faults = [Fault(AFTER_CLAIM, fault)] if fault else []
-        env = fault_env(*faults, base={**os.environ, "FLWR_TELEMETRY_ENABLED": "0"})
-        proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), str(self.root), str(state), str(self.markers), "--fast"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "serving"
-        self.procs.append(proc)
-        lines = self.output[proc.pid] = []
-        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-        return proc
-
-    def handled(self, pid: int) -> list[str]:
-        path = self.markers / f"{pid}.handled"
-        return path.read_text().split() if path.exists() else []
-
-    def logged(self, pid: int, text: str) -> bool:
-        return any(text in line for line in list(self.output[pid]))
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture
@@ -87,7 +49,7 @@ def test_a_runner_killed_between_claim_and_journal_is_recovered_on_restart(
     mailbox: Mailbox, procs: Procs, tmp_path: Path
 ) -> None:
     state = tmp_path / "ds1-state"
-    crashing = procs.start(state, fault="exit")
+    crashing = procs.start(state, Fault(AFTER_CLAIM, "exit"))
     rpc = mailbox.rpc()
     handle = rpc.send(mailbox.request(DS1, b"orphan"))
     assert crashing.wait(30) == 137, "the fault hook did not stop the runner after its claim"
@@ -115,7 +77,7 @@ def test_a_live_runner_sharing_the_journal_adopts_the_orphan_at_its_next_sweep(
     is then SIGKILLed before journaling it. Nothing announces the request again: the
     survivor's sweep must notice the dead holder and take the request over."""
     state = tmp_path / "shared-state"
-    hanging = procs.start(state, fault="hang")
+    hanging = procs.start(state, Fault(AFTER_CLAIM, "hang"))
     rpc = mailbox.rpc()
     handle = rpc.send(mailbox.request(DS1, b"contested"))
     assert wait_for(lambda: _claim_holder(mailbox, handle.id), timeout=30)
@@ -137,7 +99,7 @@ def test_a_runner_with_its_own_journal_leaves_the_orphan_alone(
 ) -> None:
     """The claim names another journal: this runner cannot know what its owner did, so
     it never adopts it — the request waits for that journal's runner to come back."""
-    crashing = procs.start(tmp_path / "state-a", fault="exit")
+    crashing = procs.start(tmp_path / "state-a", Fault(AFTER_CLAIM, "exit"))
     rpc = mailbox.rpc()
     handle = rpc.send(mailbox.request(DS1, b"not mine"))
     assert crashing.wait(30) == 137

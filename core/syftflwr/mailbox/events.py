@@ -35,6 +35,7 @@ requester never receives two.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import socket
@@ -84,6 +85,11 @@ log = logging.getLogger("syftflwr.mailbox")
 
 DEFAULT_SERIAL_ENDPOINTS = ("messages",)
 """Flower traffic: one request at a time, in arrival order (a ClientApp run is serial)."""
+
+CLAIM_RETRY_DELAY = 0.25
+"""Seconds before a request whose claim could not be journaled is tried again (doubling
+with each failure, up to :data:`CLAIM_RETRY_MAX`)."""
+CLAIM_RETRY_MAX = 5.0
 
 KEEP_REPLY_LIMIT = 1 << 20
 """Replies up to this many bytes (encoded) are kept in the journal, so a reply lost after
@@ -193,6 +199,8 @@ class MailboxEvents(BaseEvents):
         self._seen: set[str] = set()
         self._inflight: set[str] = set()
         self._deferred: dict[str, _Deferred] = {}
+        self._retries: dict[str, tuple[Route, float, int]] = {}
+        """Requests whose claim could not be journaled: route, when to retry, failures."""
         self._warned: set[str] = set()
         self._contested: dict[str, tuple[Route, str]] = {}
         """Requests a live runner of MY journal claimed first: re-checked by the sweep in
@@ -232,6 +240,7 @@ class MailboxEvents(BaseEvents):
             self._seen.clear()
             self._inflight.clear()
             self._deferred.clear()
+            self._retries.clear()
         prefix = f"syftflwr-{self.client.email}"
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{prefix}-worker")
         self._serial = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-serial")
@@ -266,10 +275,11 @@ class MailboxEvents(BaseEvents):
 
     def _next_timeout(self) -> float:
         with self._lock:
-            if not self._deferred:
-                return 1.0
-            soonest = min(d.next_check for d in self._deferred.values())
-        return max(0.0, min(1.0, soonest - time.monotonic()))
+            checks = [d.next_check for d in self._deferred.values()]
+            checks += [at for _, at, _ in self._retries.values()]
+        if not checks:
+            return 1.0
+        return max(0.0, min(1.0, min(checks) - time.monotonic()))
 
     def stop(self) -> None:
         super().stop()
@@ -348,6 +358,10 @@ class MailboxEvents(BaseEvents):
                 else:
                     deferred.next_check = min(deferred.deadline, now + self.incomplete_grace / 4)
                 due.append((mid, deferred.route, final))
+            for mid, (route, at, failures) in list(self._retries.items()):
+                if at <= now and mid not in self._inflight:
+                    self._retries[mid] = (route, math.inf, failures)  # in progress
+                    due.append((mid, route, False))
         for mid, route, final in due:
             self._submit(route, mid, final=final)
 
@@ -367,6 +381,9 @@ class MailboxEvents(BaseEvents):
                 self._inflight.discard(message_id)
                 if not deferred:
                     self._deferred.pop(message_id, None)
+                retry = self._retries.get(message_id)
+                if retry is not None and retry[1] == math.inf:  # tried again, not released
+                    del self._retries[message_id]
 
     # -- one request ---------------------------------------------------------------------
     def _claim(self, route: Route, message_id: str) -> bool | None:
@@ -397,15 +414,36 @@ class MailboxEvents(BaseEvents):
                 recovered = True
         with self._lock:
             self._contested.pop(message_id, None)
-        if not self.journal.claimed(
-            message_id,
-            sender=route.sender,
-            app=route.app,
-            endpoint=route.endpoint,
-            owner=self.owner,
-        ):
+        try:
+            if not self.journal.claimed(
+                message_id,
+                sender=route.sender,
+                app=route.app,
+                endpoint=route.endpoint,
+                owner=self.owner,
+            ):
+                return None
+        except StorageError as exc:
+            self._release(route, message_id, exc)
             return None
         return recovered  # claimed before, by a runner that is gone
+
+    def _release(self, route: Route, message_id: str, exc: StorageError) -> None:
+        """The claim could not be journaled: without an entry nobody would ever resume
+        the request, so give the claim back and try again shortly (any runner may)."""
+        self.storage.delete(route.claim_path(message_id))
+        with self._lock:
+            failures = self._retries[message_id][2] + 1 if message_id in self._retries else 1
+            delay = min(CLAIM_RETRY_MAX, CLAIM_RETRY_DELAY * 2 ** (failures - 1))
+            self._retries[message_id] = (route, time.monotonic() + delay, failures)
+        self._queue.put(_WAKE)
+        log.warning(
+            "request %s: could not journal its claim (%s); released the claim, trying "
+            "again in %.2g s",
+            message_id,
+            exc,
+            delay,
+        )
 
     def _take_over(
         self, route: Route, message_id: str, entry: InboundEntry | None, holder: str
@@ -660,7 +698,7 @@ class MailboxEvents(BaseEvents):
             self._refresh_routes()
         with self._lock:
             routes = list(self._routes.values())
-            busy = self._inflight | set(self._deferred)
+            busy = self._inflight | set(self._deferred) | set(self._retries)
         removed = 0
         present: set[str] = set()
         for route in routes:
@@ -688,7 +726,7 @@ class MailboxEvents(BaseEvents):
         again); ``_claim`` takes them over."""
         with self._lock:
             routes = {(r.sender, r.app, r.endpoint): r for r in self._routes.values()}
-            busy = self._inflight | set(self._deferred)
+            busy = self._inflight | set(self._deferred) | set(self._retries)
         orphans: list[tuple[str, Route]] = []
         for entry in self.journal.unfinished():
             route = routes.get((entry.sender, entry.app, entry.endpoint))

@@ -20,18 +20,15 @@ The schema is versioned with ``PRAGMA user_version``; extensions add migrations 
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from syftflwr.errors import StorageError
 from syftflwr.info import TransportContext
+from syftflwr.sqlitedb import Database
 
 JOURNAL_FILE = "journal.sqlite"
 
@@ -123,39 +120,21 @@ class Journal:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = None if path is None else Path(path)
-        self._lock = threading.RLock()
         self._instance_id: str | None = None
-        try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                ":memory:" if self.path is None else str(self.path),
-                timeout=30.0,
-                isolation_level=None,  # explicit transactions only
-                check_same_thread=False,
-            )
-            if self.path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(
-                f"cannot open the mailbox journal {self.path or ':memory:'}: {exc}; "
-                "check that the state directory is writable (SYFTFLWR state_dir)"
-            ) from exc
+        self._db = Database(path, what="mailbox journal", migrations=MIGRATIONS)
 
     @property
     def instance_id(self) -> str:
         """A random id of this journal (created once, kept in the file): every runner
         sharing the journal writes it into its claims."""
         if self._instance_id is None:
-            with self._lock:
-                self._run(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)",
-                    (uuid.uuid4().hex,),
-                )
-                row = self._run("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
-                self._instance_id = str(row[0])
+            self._db.write(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)",
+                (uuid.uuid4().hex,),
+            )
+            row = self._db.one("SELECT value FROM meta WHERE key = 'instance_id'")
+            assert row is not None
+            self._instance_id = str(row[0])
         return self._instance_id
 
     @classmethod
@@ -164,35 +143,6 @@ class Journal:
         if context.state_dir is None:
             return cls(None)
         return cls(Path(context.state_dir) / "mailbox" / JOURNAL_FILE)
-
-    def _migrate(self) -> None:
-        with self._lock:
-            current = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if current > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the mailbox journal {self.path} has schema version {current}, newer "
-                    f"than this syftflwr ({SCHEMA_VERSION}); upgrade syftflwr"
-                )
-            if current == SCHEMA_VERSION:
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._db.execute("PRAGMA user_version").fetchone()[0]
-                for version in sorted(v for v in MIGRATIONS if v > current):
-                    for statement in MIGRATIONS[version]:
-                        self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {int(version)}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def _run(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            try:
-                return self._db.execute(sql, tuple(args))
-            except sqlite3.Error as exc:
-                raise StorageError(f"mailbox journal {self.path or ':memory:'}: {exc}") from exc
 
     # -- inbound (the events side) -------------------------------------------------------
     def claimed(
@@ -210,7 +160,7 @@ class Journal:
         Returns False, changing nothing, if the journal says the request is finished.
         """
         now = time.time()
-        cursor = self._run(
+        changed = self._db.write(
             "INSERT INTO inbound (id, sender, app, endpoint, state, owner, expires_at, "
             "claimed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, "
@@ -218,33 +168,33 @@ class Journal:
             (message_id, sender, app, endpoint, InboundState.CLAIMED, owner, expires_at, now, now,
              InboundState.CLAIMED),
         )  # fmt: skip
-        return cursor.rowcount == 1
+        return changed == 1
 
     def take_over(self, message_id: str, *, old_owner: str, new_owner: str) -> bool:
         """Move an unfinished claim from a dead runner to ``new_owner``; exactly one of
         several runners sharing this journal wins."""
-        cursor = self._run(
+        changed = self._db.write(
             "UPDATE inbound SET owner = ?, updated_at = ? WHERE id = ? AND owner = ? AND state = ?",
             (new_owner, time.time(), message_id, old_owner, InboundState.CLAIMED),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def adopt(self, message_id: str, *, sender: str, app: str, endpoint: str, owner: str) -> bool:
         """Record ``owner`` as the holder of a request that has no entry although a
         runner of this journal published its claim (it died before journaling it);
         exactly one of several runners sharing this journal wins."""
         now = time.time()
-        cursor = self._run(
+        changed = self._db.write(
             "INSERT INTO inbound (id, sender, app, endpoint, state, owner, claimed_at, "
             "updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
             (message_id, sender, app, endpoint, InboundState.CLAIMED, owner, now, now),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def _set_inbound(self, message_id: str, state: InboundState, **fields: Any) -> None:
         assignments = ", ".join(f"{k} = ?" for k in fields)
         extra = f", {assignments}" if assignments else ""
-        self._run(
+        self._db.write(
             f"UPDATE inbound SET state = ?, updated_at = ?{extra} WHERE id = ?",
             (state, time.time(), *fields.values(), message_id),
         )
@@ -267,19 +217,19 @@ class Journal:
 
     def stored_reply(self, message_id: str) -> bytes | None:
         """The reply recorded by :meth:`answered`, if it was kept."""
-        row = self._run("SELECT reply FROM inbound WHERE id = ?", (message_id,)).fetchone()
+        row = self._db.one("SELECT reply FROM inbound WHERE id = ?", (message_id,))
         return None if row is None or row[0] is None else bytes(row[0])
 
     def reopen(self, message_id: str, *, owner: str) -> bool:
         """Move an answered request whose reply was lost (and not kept) back to
         ``claimed`` by ``owner``, to handle it again; exactly one of several runners
         sharing this journal wins."""
-        cursor = self._run(
+        changed = self._db.write(
             "UPDATE inbound SET state = ?, owner = ?, updated_at = ?, reply = NULL "
             "WHERE id = ? AND state = ?",
             (InboundState.CLAIMED, owner, time.time(), message_id, InboundState.ANSWERED),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def rejected(
         self,
@@ -294,7 +244,7 @@ class Journal:
     ) -> None:
         """Record a refused request (creating the entry if it was never claimed)."""
         now = time.time()
-        self._run(
+        self._db.write(
             "INSERT INTO inbound (id, sender, app, endpoint, state, owner, claimed_at, "
             "updated_at, status, detail) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
@@ -319,18 +269,18 @@ class Journal:
         self._set_inbound(message_id, InboundState.GONE)
 
     def set_expiry(self, message_id: str, expires_at: float | None) -> None:
-        self._run("UPDATE inbound SET expires_at = ? WHERE id = ?", (expires_at, message_id))
+        self._db.write("UPDATE inbound SET expires_at = ? WHERE id = ?", (expires_at, message_id))
 
     def cleaned(self, message_id: str) -> None:
         """Retention removed this participant's response and claim for the request."""
-        self._run("UPDATE inbound SET cleaned = 1, reply = NULL WHERE id = ?", (message_id,))
+        self._db.write("UPDATE inbound SET cleaned = 1, reply = NULL WHERE id = ?", (message_id,))
 
     def state_of(self, message_id: str) -> InboundEntry | None:
-        row = self._run(
+        row = self._db.one(
             "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
             "updated_at, status, detail, cleaned FROM inbound WHERE id = ?",
             (message_id,),
-        ).fetchone()
+        )
         return None if row is None else _inbound(row)
 
     def is_finished(self, message_id: str) -> bool:
@@ -339,11 +289,11 @@ class Journal:
 
     def unfinished(self) -> list[InboundEntry]:
         """Requests claimed but never answered (a crash mid-handling)."""
-        rows = self._run(
+        rows = self._db.query(
             "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
             "updated_at, status, detail, cleaned FROM inbound WHERE state = ?",
             (InboundState.CLAIMED,),
-        ).fetchall()
+        )
         return [_inbound(r) for r in rows]
 
     # -- outbound (the RPC side) ---------------------------------------------------------
@@ -362,64 +312,63 @@ class Journal:
         chunked one stays ``sending`` until :meth:`sent`."""
         now = time.time()
         state = OutboundState.SENDING if parts else OutboundState.SENT
-        self._run(
+        self._db.write(
             "INSERT OR REPLACE INTO outbound (id, recipient, app, endpoint, state, parts, "
             "expires_at, sent_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (message_id, recipient, app, endpoint, state, parts, expires_at, now, now),
         )
 
     def sent(self, message_id: str) -> None:
-        self._run(
+        self._db.write(
             "UPDATE outbound SET state = ?, updated_at = ? WHERE id = ?",
             (OutboundState.SENT, time.time(), message_id),
         )
 
     def forgotten(self, message_id: str) -> None:
-        self._run(
+        self._db.write(
             "UPDATE outbound SET state = ?, updated_at = ? WHERE id = ?",
             (OutboundState.FORGOTTEN, time.time(), message_id),
         )
 
     def sent_state(self, message_id: str) -> OutboundEntry | None:
-        row = self._run(
+        row = self._db.one(
             "SELECT id, recipient, app, endpoint, state, parts, expires_at, sent_at, "
             "updated_at FROM outbound WHERE id = ?",
             (message_id,),
-        ).fetchone()
+        )
         return None if row is None else _outbound(row)
 
     def outbound_routes(self) -> list[tuple[str, str, str]]:
         """(recipient, app, endpoint) of every request whose objects may still exist."""
-        rows = self._run(
+        rows = self._db.query(
             "SELECT DISTINCT recipient, app, endpoint FROM outbound WHERE state != ? "
             "OR updated_at > ?",
             (OutboundState.FORGOTTEN, time.time() - 3600),
-        ).fetchall()
+        )
         return [(r[0], r[1], r[2]) for r in rows]
 
     # -- maintenance ---------------------------------------------------------------------
     def prune(self, older_than: float) -> int:
         """Drop entries nobody needs any more: inbound ones whose objects retention
         removed, outbound ones forgotten, both last updated before ``older_than``."""
-        with self._lock:
-            a = self._run(
-                "DELETE FROM inbound WHERE cleaned = 1 AND updated_at < ?", (older_than,)
-            ).rowcount
-            b = self._run(
-                "DELETE FROM outbound WHERE state = ? AND updated_at < ?",
-                (OutboundState.FORGOTTEN, older_than),
-            ).rowcount
+        a = self._db.write(
+            "DELETE FROM inbound WHERE cleaned = 1 AND updated_at < ?", (older_than,)
+        )
+        b = self._db.write(
+            "DELETE FROM outbound WHERE state = ? AND updated_at < ?",
+            (OutboundState.FORGOTTEN, older_than),
+        )
         return int(a) + int(b)
 
     def health(self) -> JournalHealth:
         """Counts by state and SQLite's own integrity check, for ``syftflwr doctor``."""
-        with self._lock:
-            integrity = str(self._db.execute("PRAGMA quick_check").fetchone()[0])
-            inbound = dict(self._run("SELECT state, COUNT(*) FROM inbound GROUP BY state"))
-            outbound = dict(self._run("SELECT state, COUNT(*) FROM outbound GROUP BY state"))
-            oldest = self._run(
-                "SELECT MIN(claimed_at) FROM inbound WHERE state = ?", (InboundState.CLAIMED,)
-            ).fetchone()[0]
+        integrity = str(self._db.query("PRAGMA quick_check")[0][0])
+        inbound = dict(self._db.query("SELECT state, COUNT(*) FROM inbound GROUP BY state"))
+        outbound = dict(self._db.query("SELECT state, COUNT(*) FROM outbound GROUP BY state"))
+        oldest_row = self._db.one(
+            "SELECT MIN(claimed_at) FROM inbound WHERE state = ?", (InboundState.CLAIMED,)
+        )
+        oldest = None if oldest_row is None else oldest_row[0]
         return JournalHealth(
             path=self.path,
             integrity=integrity,
@@ -429,8 +378,7 @@ class Journal:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 @dataclass(frozen=True)
