@@ -139,7 +139,7 @@ def test_flwr_range_is_stated_as_declared() -> None:
 
 def test_flwr_range_matches_core_metadata_and_installed_flower() -> None:
     declared = load_tool("flwr_range").flwr_range()
-    from syftflwr.flower.compat import supported_flwr
+    from syftflwr._version import supported_flwr
 
     requirement = Requirement(supported_flwr())
     assert requirement.specifier == Requirement(declared.spec).specifier

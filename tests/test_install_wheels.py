@@ -68,6 +68,34 @@ def test_cli_lists_the_plugin_installed_through_the_extra(user_env: Path, tmp_pa
     assert "syftflwr 0.1.0" in version and "syftflwr-fsspec-local" in version
 
 
+def test_new_then_simulate_on_a_fresh_machine(user_env: Path, tmp_path: Path) -> None:
+    """The README's first steps with nothing but the installed wheels: a new HOME, no
+    network for `new` (its template ships in the wheel), then a whole federation."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "SYFTFLWR_", "XDG_"))
+    }
+    env.update(FLWR_TELEMETRY_ENABLED="0", HOME=str(home))
+    offline = {**env, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    bin_dir = user_env / "bin"
+    new = subprocess.run(
+        [bin_dir / "syftflwr", "new", "my-app"], cwd=tmp_path, env=offline,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert new.returncode == 0, new.stdout + new.stderr
+    sim = subprocess.run(
+        [bin_dir / "syftflwr", "simulate", "my-app"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    summary = " ".join(sim.stdout.split())
+    assert "my-app: simulation (separate processes)" in summary
+    assert float(summary.split("final accuracy")[1].split()[0]) >= 0.85
+
+
 def test_installed_package_ships_its_test_kit_and_typing(user_env: Path, tmp_path: Path) -> None:
     code = (
         "import importlib.resources as r, importlib.metadata as m;"

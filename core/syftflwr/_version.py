@@ -1,1 +1,19 @@
+"""Versions: syftflwr's own, and the Flower range it declares (light: metadata only)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+
 __version__ = "0.1.0"
+
+
+def supported_flwr() -> str:
+    """Core's declared flwr requirement, read from the installed metadata (the range is
+    declared once, in pyproject.toml)."""
+    try:
+        requires = importlib.metadata.requires("syftflwr") or []
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+        requires = []
+    found = [r for r in requires if re.match(r"flwr\b", r) and "extra ==" not in r]
+    return found[0] if found else "the flwr range in its pyproject.toml"

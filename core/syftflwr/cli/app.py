@@ -24,6 +24,7 @@ from syftflwr.logs import configure as configure_logging
 from syftflwr.registry import PluginWarning, get_registry, suggest
 
 LAZY_COMMANDS: dict[str, str] = {
+    "new": "syftflwr.cli.new:new",
     "transports": "syftflwr.cli.transports:transports",
     "doctor": "syftflwr.cli.doctor:doctor",
     "run": "syftflwr.cli.run:run",
@@ -35,6 +36,7 @@ LAZY_COMMANDS: dict[str, str] = {
 (yet) is simply not offered."""
 
 COMMAND_HELP: dict[str, str] = {
+    "new": "Write a ready-to-run Flower app with its [tool.syftflwr] table (offline).",
     "transports": "List installed transports: status, capabilities, detection verdict.",
     "doctor": "Check the configuration and carry a message end to end.",
     "run": "Run the aggregator or a datasite of a Flower app.",

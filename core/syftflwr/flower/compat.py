@@ -15,9 +15,7 @@ Differences bridged here:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import inspect
-import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
@@ -25,6 +23,8 @@ from typing import Any, cast
 from flwr.app import Context, Error, Message, Metadata, RecordDict
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
+
+from syftflwr._version import supported_flwr
 
 __all__ = [
     "FLWR_VERSION",
@@ -62,17 +62,6 @@ def _first_attr(candidates: tuple[tuple[str, str], ...]) -> Any:
         f"this Flower ({FLWR_VERSION}) offers none of {tried}; syftflwr supports "
         f"{supported_flwr()} — install a supported version"
     )
-
-
-def supported_flwr() -> str:
-    """Core's declared flwr requirement, read from the installed metadata (the range is
-    declared once, in pyproject.toml)."""
-    try:
-        requires = importlib.metadata.requires("syftflwr") or []
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
-        requires = []
-    found = [r for r in requires if re.match(r"flwr\b", r) and "extra ==" not in r]
-    return found[0] if found else "the flwr range in its pyproject.toml"
 
 
 RunType: Any = _first_attr((("flwr.supercore.run", "Run"), ("flwr.common.typing", "Run")))

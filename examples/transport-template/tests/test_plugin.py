@@ -57,3 +57,24 @@ def test_static_check_passes() -> None:
     report = json.loads(proc.stdout)
     failed = [f for f in report["findings"] if f["status"] == "fail"]
     assert proc.returncode == 0 and report["ok"], failed
+    keys = [f["status"] for f in report["findings"] if f["check"] == "public keys"]
+    assert keys == ["ok"], report["findings"]  # key_directory(): core encryption works
+
+
+def test_trains_a_flower_app_with_default_settings(tmp_path: Path) -> None:
+    """As a user runs it: `syftflwr new`, then a whole federation over this transport in
+    separate processes, encryption on (the default), a fresh HOME."""
+    (tmp_path / "shared").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "XDG_"))}
+    env.update(
+        FLWR_TELEMETRY_ENABLED="0",
+        HOME=str(tmp_path / "home"),
+        SYFTFLWR_TEMPLATE_ROOT=str(tmp_path / "shared"),
+    )
+    for args in (["new", "fed-app"], ["simulate", "fed-app", "--transport", "template"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "syftflwr", *args], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "transport template, 3 datasites, end-to-end encrypted" in " ".join(proc.stdout.split())
