@@ -39,6 +39,7 @@ from syftflwr.errors import MalformedMessageError, MessageExpiredError
 from syftflwr.frame import PREFIX_SIZE, FrameHeader, encode_frame, read_header
 from syftflwr.names import (
     new_message_id,
+    validate_app_name,
     validate_email,
     validate_identifier,
     validate_message_id,
@@ -79,7 +80,7 @@ class Envelope:
         validate_message_id(self.id)
         validate_email(self.sender)
         validate_email(self.recipient)
-        validate_identifier(self.app, "app name")
+        validate_app_name(self.app)
         validate_identifier(self.endpoint, "endpoint")
         if self.format_version not in SUPPORTED_FORMAT_VERSIONS:
             raise MalformedMessageError(

@@ -18,6 +18,11 @@ _EMAIL = re.compile(
 )
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,127}$")
+_PROJECT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,253}[A-Za-z0-9])?$")
+"""A ``[project].name`` (PEP 508's name rule), at most 255 characters."""
+_UNIX_TIME = re.compile(r"^[0-9]{1,20}$")
+SYFT_FLWR_05 = "syft-flwr-0.5"
+"""The wire profile whose app names may take upstream bootstrap's generated form."""
 
 
 def _reject(kind: str, value: object, rule: str) -> UnsafeNameError:
@@ -45,6 +50,53 @@ def validate_identifier(value: object, kind: str = "name") -> str:
             "use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit",
         )
     return value
+
+
+def generated_app_name_parts(value: object) -> tuple[str, str, str] | None:
+    """``(email, project, unix_time)`` of an app name in the form syft-flwr 0.5's
+    ``bootstrap`` writes — ``f"{aggregator}_{project}_{int(time.time())}"`` — else None.
+
+    The email ends at the first ``_`` after its ``@`` (a domain has none), the time is
+    the digits after the last ``_``. Every part is validated, so such a name holds only
+    letters, digits and ``_ . - @ % +``, never ``..`` and never starts with a dot: one
+    path component that cannot leave its folder.
+    """
+    if not isinstance(value, str) or ".." in value:
+        return None
+    at = value.find("@")
+    cut = value.find("_", at) if at > 0 else -1
+    if cut < 0:
+        return None
+    email, (project, sep, stamp) = value[:cut], value[cut + 1 :].rpartition("_")
+    if not (sep and _UNIX_TIME.fullmatch(stamp) and _PROJECT.fullmatch(project)):
+        return None
+    return (email, project, stamp) if is_valid_email(email) else None
+
+
+def validate_app_name(value: object, *, profile: str | None = None) -> str:
+    """An app name: an identifier (:func:`validate_identifier`) in every profile; under
+    ``syft-flwr-0.5`` also upstream bootstrap's generated ``{email}_{project}_{unix
+    time}`` (:func:`generated_app_name_parts`). ``profile=None`` accepts either: for an
+    envelope's field, whose route the reader compares with its own app."""
+    if isinstance(value, str) and (
+        (_IDENT.fullmatch(value) and ".." not in value)
+        or (profile in (None, SYFT_FLWR_05) and generated_app_name_parts(value) is not None)
+    ):
+        return value
+    if profile is None or profile == SYFT_FLWR_05:
+        rule = (
+            "use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit, "
+            "or syft-flwr 0.5 bootstrap's form {aggregator email}_{project}_{unix time}"
+        )
+    elif generated_app_name_parts(value) is not None:
+        rule = (
+            "this is syft-flwr 0.5 bootstrap's generated form, accepted only with "
+            f'profile = "{SYFT_FLWR_05}"; in the {profile!r} profile use 1-64 letters, '
+            "digits, '_', '.', '-', starting with a letter or digit"
+        )
+    else:
+        rule = "use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
+    raise _reject("app name", value, rule)
 
 
 def validate_message_id(value: object) -> str:

@@ -191,3 +191,22 @@ def test_participants_starting_at_once_create_the_state_dirs_without_a_race(
         with ThreadPoolExecutor(16) as pool:
             paths = list(pool.map(participant_state_dir, [base] * 16, ["app"] * 16, emails))
         assert all(p.is_dir() and stat.S_IMODE(p.stat().st_mode) == 0o700 for p in paths)
+
+
+def test_a_long_syftflwr05_app_name_gets_a_state_folder_that_fits(tmp_path: Path) -> None:
+    """syft-flwr 0.5's generated names hold the aggregator's email (up to 254 characters):
+    the state folder keeps the name's start and a digest of the whole (255-byte names)."""
+    from syftflwr.config import participant_state_dir
+
+    email = "a" * 64 + "@" + ".".join(["b" * 63, "c" * 63, "d" * 57]) + ".org"
+    name = f"{email}_my-fed_1796570782"
+    path = participant_state_dir(tmp_path, name, "ds1@example.org")
+    assert path.is_dir() and path.parent.parent == tmp_path
+    assert len(path.parent.name) <= 128 and path.parent.name.startswith("a" * 64 + "@")
+    other = participant_state_dir(
+        tmp_path, name.replace("1796570782", "1796570783"), "ds1@example.org"
+    )
+    assert other.parent != path.parent  # another run of the app, another folder
+    assert participant_state_dir(tmp_path, "ds@x.org_fl_1", "ds1@example.org").parent.name == (
+        "ds@x.org_fl_1"
+    )

@@ -261,6 +261,33 @@ def test_path_shaped_app_name_is_rejected(tmp_path: Path, name: str) -> None:
     assert error.key == "tool.syftflwr.app_name"
 
 
+GENERATED = "ds@uni.org_quickstart_1796570782"  # syft-flwr 0.5 bootstrap's app_name
+
+
+def test_syftflwr05_bootstrap_app_name_loads_under_its_profile(tmp_path: Path) -> None:
+    body = FEDERATION + f'app_name = "{GENERATED}"\nprofile = "syft-flwr-0.5"\n'
+    assert load_project(app(tmp_path, body)).app_name == GENERATED
+
+
+def test_syftflwr05_bootstrap_app_name_without_its_profile_says_which(
+    tmp_path: Path,
+) -> None:
+    error = error_of(tmp_path, FEDERATION + f'app_name = "{GENERATED}"\n')
+    assert error.key == "tool.syftflwr.app_name"
+    assert "syft-flwr 0.5 bootstrap's generated form" in str(error)
+    assert 'profile = "syft-flwr-0.5"' in (error.fix or "")
+
+
+def test_the_profile_from_the_environment_decides_too(tmp_path: Path) -> None:
+    from syftflwr.config import apply_overrides
+
+    body = FEDERATION + f'app_name = "{GENERATED}"\nprofile = "syft-flwr-0.5"\n'
+    project = load_project(app(tmp_path, body))
+    with pytest.raises(ConfigError, match="generated form") as info:
+        apply_overrides(project, env={"SYFTFLWR_PROFILE": "native"})
+    assert info.value.key == "tool.syftflwr.app_name"
+
+
 def test_stranger_is_not_a_participant() -> None:
     project = ProjectConfig(aggregator="ds@uni.org", datasites=("a@b.org",))
     with pytest.raises(ConfigError, match="neither the aggregator"):

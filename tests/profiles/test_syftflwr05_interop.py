@@ -36,7 +36,9 @@ ROOT = HERE.parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
 AGG = "aggregator@openmined.org"
 DATASITES = ("ds1@openmined.org", "ds2@openmined.org")
-APP = "quickstart"
+APP = f"{AGG}_syftflwr-quickstart_{int(time.time())}"
+"""The app name syft-flwr 0.5's ``bootstrap`` writes: ``{aggregator}_{[project].name}_{unix
+time}`` (what a syft-flwr participant has in its pyproject.toml)."""
 
 
 def project_with(tmp_path: Path, *lines: str) -> Path:
@@ -47,7 +49,7 @@ def project_with(tmp_path: Path, *lines: str) -> Path:
     text = pyproject.read_text()
     text = re.sub(r"^datasites = .*$", f"datasites = {json.dumps(list(DATASITES))}", text,
                   flags=re.M)  # fmt: skip
-    text = text.replace('app_name = "quickstart"', "\n".join(['app_name = "quickstart"', *lines]))
+    text = text.replace('app_name = "quickstart"', "\n".join([f'app_name = "{APP}"', *lines]))
     pyproject.write_text(text)
     return project
 

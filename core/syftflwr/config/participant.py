@@ -10,6 +10,7 @@ or the per-user config directory. Environment overrides of its *values*
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ import platformdirs
 from syftflwr.config._sources import env_source, env_value, read_toml
 from syftflwr.config._values import parse_path, parse_str, type_name, unknown_key_fix
 from syftflwr.errors import ConfigError
-from syftflwr.names import validate_email, validate_identifier
+from syftflwr.names import validate_app_name, validate_email, validate_identifier
 
 SETTINGS_ENV = "SYFTFLWR_SETTINGS"
 HOME_ENV = "SYFTFLWR_HOME"
@@ -163,6 +164,10 @@ def parse_participant(
 
 
 # --------------------------------------------------------------------------- state dir
+MAX_STATE_FOLDER = 128
+"""Longest app name used as it is for the app's state folder."""
+
+
 def participant_state_dir(
     state_dir: str | Path, app_name: str, email: str, *, create: bool = True
 ) -> Path:
@@ -170,19 +175,26 @@ def participant_state_dir(
 
     Both names are validated again here (defence in depth: this is where they become
     paths), and the result must stay inside ``state_dir``. Created with mode 0700 so
-    journals, tokens and keys are readable by their owner only.
+    journals, tokens and keys are readable by their owner only. An app name longer than
+    :data:`MAX_STATE_FOLDER` bytes (syft-flwr 0.5's generated names hold an email of up to
+    254 characters) is shortened to its start and a digest of the whole, to fit the 255
+    bytes a filesystem allows per folder name.
 
     :raises ConfigError: unsafe names, or a directory that cannot be created.
     """
     try:
-        validate_identifier(app_name, "app name")
+        validate_app_name(app_name)
         validate_email(email)
     except ValueError as exc:
         raise ConfigError(
             str(exc), fix="use a plain email and an app name of letters, digits, _ . -"
         ) from None
     base = Path(state_dir).expanduser().absolute()
-    path = base / app_name / email
+    folder = app_name
+    if len(folder.encode()) > MAX_STATE_FOLDER:
+        digest = hashlib.sha256(folder.encode()).hexdigest()[:16]
+        folder = f"{folder[: MAX_STATE_FOLDER - 17]}-{digest}"
+    path = base / folder / email
     if path.resolve().parent.parent != base.resolve():
         raise ConfigError(  # unreachable with validated names; a symlink can still do it
             f"state directory {path} resolves outside {base}",

@@ -24,7 +24,7 @@ from syftflwr.config._values import (
 )
 from syftflwr.errors import ConfigError
 from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT
-from syftflwr.names import validate_email, validate_identifier
+from syftflwr.names import validate_app_name, validate_email, validate_identifier
 
 TABLE = "tool.syftflwr"
 PROFILES = ("native", "syft-flwr-0.5")
@@ -74,6 +74,21 @@ class ProjectConfig:
     configured: bool = False
     """True when the file has a ``[tool.syftflwr]`` table."""
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """The app name's form depends on the profile, which the environment and the
+        command line may set: checked whenever either changes."""
+        try:
+            validate_app_name(self.app_name, profile=self.profile)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc),
+                source=self.source_of("app_name"),
+                key=f"{TABLE}.app_name",
+                fix='write profile = "syft-flwr-0.5" in [tool.syftflwr] when the project '
+                "was bootstrapped by syft-flwr 0.5 and works with its participants; "
+                'else choose an app name such as app_name = "quickstart"',
+            ) from None
 
     @property
     def root(self) -> Path | None:
@@ -186,9 +201,10 @@ KEYS: dict[str, Key] = {
     for k in (
         Key(
             "app_name",
-            lambda v: validate_identifier(parse_str(v), "app name"),
+            lambda v: validate_app_name(parse_str(v)),
             "use 1-64 letters, digits, '_', '.', '-' starting with a letter or digit, "
-            'e.g. app_name = "quickstart"',
+            'e.g. app_name = "quickstart" (with profile = "syft-flwr-0.5" also syft-flwr '
+            "0.5 bootstrap's {aggregator email}_{project}_{unix time})",
         ),
         Key(
             "aggregator",

@@ -71,7 +71,7 @@ from syftflwr.flower.progress import (
 from syftflwr.flower.resume import Match, RunTracker
 from syftflwr.flower.run_journal import PushState
 from syftflwr.flower.serde import decode_message, encode_message
-from syftflwr.names import new_message_id, validate_email, validate_identifier
+from syftflwr.names import new_message_id, validate_app_name, validate_email, validate_identifier
 from syftflwr.roles import RequestHandle, RPCRole
 
 log = logging.getLogger("syftflwr.flower")
@@ -193,7 +193,7 @@ class TransportGrid(Grid):
         self.tracker = tracker
         self.email = validate_email(email)
         check_identity(rpc, email, "aggregator")
-        self.app_name = validate_identifier(app_name, "app name")
+        self.app_name = validate_app_name(app_name, profile=profile)
         self.endpoint = validate_identifier(endpoint, "endpoint")
         self.clock_skew = clock_skew
         self.max_wait = max_wait

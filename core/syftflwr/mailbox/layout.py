@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from syftflwr.errors import StorageError, UnsafeNameError
 from syftflwr.names import (
     is_valid_email,
+    validate_app_name,
     validate_email,
     validate_identifier,
     validate_message_id,
@@ -120,7 +121,7 @@ def validate_app_folder(value: str) -> str:
     if len(parts) > 2:
         raise UnsafeNameError(f"invalid app folder {value!r}: at most one '/'")
     for part in parts:
-        validate_identifier(part, "app name")
+        validate_app_name(part)
     return value
 
 

@@ -34,7 +34,12 @@ from typing import Any
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import MalformedMessageError
 from syftflwr.mailbox.layout import ObjectKind, Route
-from syftflwr.names import validate_email, validate_identifier, validate_message_id
+from syftflwr.names import (
+    validate_app_name,
+    validate_email,
+    validate_identifier,
+    validate_message_id,
+)
 
 NAME = "syft-flwr-0.5"
 APP_FOLDER_PREFIX = "flwr"
@@ -53,7 +58,7 @@ def node_id_for(email: str) -> int:
 
 
 def wire_app(app: str) -> str:
-    return f"{APP_FOLDER_PREFIX}/{validate_identifier(app, 'app name')}"
+    return f"{APP_FOLDER_PREFIX}/{validate_app_name(app, profile=NAME)}"
 
 
 def drive_folder_names(parts: list[str]) -> list[str]:
@@ -70,7 +75,7 @@ def logical_app(folder: str, *, source: str) -> str:
     prefix, sep, app = folder.partition("/")
     if prefix != APP_FOLDER_PREFIX or not sep:
         raise MalformedMessageError(f"{source}: app {folder!r} is not a syft-flwr app folder")
-    return validate_identifier(app, "app name")
+    return validate_app_name(app, profile=NAME)
 
 
 # --------------------------------------------------------------------------- P2P files

@@ -40,7 +40,9 @@ HERE = Path(__file__).parent
 QUICKSTART = HERE.parents[2] / "examples" / "quickstart"
 AGG = "aggregator@openmined.org"
 DATASITES = ("ds1@openmined.org", "ds2@openmined.org")
-APP = "quickstart"
+APP = f"{AGG}_syftflwr-quickstart_{int(time.time())}"
+"""The app name syft-flwr 0.5's ``bootstrap`` writes: ``{aggregator}_{[project].name}_{unix
+time}`` (what the stand-in syft-flwr datasite and its peers have in their pyproject.toml)."""
 PROFILE = "syft-flwr-0.5"
 
 
@@ -57,7 +59,7 @@ def project_with_profile(tmp_path: Path, *, encrypt: bool = False) -> Path:
                   pyproject.read_text(), flags=re.M)  # fmt: skip
     text = text.replace(
         'app_name = "quickstart"',
-        f'app_name = "quickstart"\nprofile = "{PROFILE}"\n'
+        f'app_name = "{APP}"\nprofile = "{PROFILE}"\n'
         # encrypted: core's encryption stays on (its default); the transport's carries it
         + ("" if encrypt else "encryption = false\n")
         + 'transport = "syftbox"',
