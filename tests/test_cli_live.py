@@ -40,20 +40,34 @@ def recorded_run() -> RunResult:
     )
 
 
+def cells_of(frame: str, start: str) -> list[str]:
+    """The cells of the first table row of ``frame`` whose first cell is ``start``."""
+    for line in frame.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").replace("┃", "│").split("│")]
+        if cells and cells[0] == start:
+            return cells
+    raise AssertionError(f"no row {start!r} in:\n{frame}")
+
+
 def test_live_table_follows_the_run() -> None:
     con, out = console()
-    with LiveProgress(con, datasites=2) as live:
-        live.on_sent(info("ds1@x.org", 1))
-        live.on_sent(info("ds2@x.org", 1))
+    with LiveProgress(con, datasites=("ds1@x.org", "ds2@x.org", "ds3@x.org")) as live:
+        for ds in ("ds1@x.org", "ds2@x.org", "ds3@x.org"):
+            live.on_sent(info(ds, 1))
+        live.on_picked_up(info("ds1@x.org", 1))
+        live.on_picked_up(info("ds2@x.org", 1))
         live.on_reply(ReplyEvent(info("ds1@x.org", 1), 0.2))
         live.on_failure(FailureEvent(info("ds2@x.org", 1), "error", "boom", 0.3))
         live.on_metrics(1, {"accuracy": 0.9731, "loss": 0.1}, "server")
     text = out.getvalue()
-    assert "federated run (2 datasites)" in text
+    assert "federated run (3 datasites)" in text
     final = text.rsplit("federated run", 1)[1]  # the last frame the display drew
-    row = next(line for line in final.splitlines() if "ds2@x.org" in line)
-    cells = [c.strip() for c in row.strip("│ ").split("│")]
-    assert cells == ["1", "2", "1", "ds2@x.org", "0.9731", "0.1000"]
+    assert cells_of(final, "1") == ["1", "3", "1", "ds2@x.org", "0.9731", "0.1000"]
+    # per datasite: sent, picked up, answered, failed (ds3 never picked its message up)
+    assert cells_of(final, "datasite") == ["datasite", "sent", "picked up", "answered", "failed"]
+    assert cells_of(final, "ds1@x.org") == ["ds1@x.org", "1", "1", "1", "-"]
+    assert cells_of(final, "ds2@x.org") == ["ds2@x.org", "1", "1", "-", "1"]
+    assert cells_of(final, "ds3@x.org") == ["ds3@x.org", "1", "-", "-", "-"]
 
 
 def test_summary_names_every_failure_and_missing_stop_ack() -> None:

@@ -129,6 +129,34 @@ class _Closable:
             raise TransportClosedError(f"{type(self).__name__} is closed")
 
 
+# --------------------------------------------------------------------------- RPC extras
+PickupCallback = Callable[[str], None]
+"""``callback(request_id)``: the recipient was seen to pick up that request."""
+
+
+class ReportsPickups:
+    """The optional RPC method ``on_picked_up`` (docs/reference/hooks.md): a transport
+    that can see a recipient take a request (the mailbox sees its ``{id}.claim``) tells
+    the Grid, so the aggregator can show which datasites are alive and hint at the ones
+    that are not. Mix it in and call :meth:`_report_pickup`; a transport that cannot
+    tell must not offer the method (the live view then shows no pick-ups and never
+    hints)."""
+
+    def on_picked_up(self, callback: PickupCallback) -> None:
+        """Call ``callback(request_id)`` (from any thread; it must be quick) whenever
+        the recipient of a request sent by this role is seen picking it up, at least
+        once per request."""
+        listeners: list[PickupCallback] = self.__dict__.setdefault("_pickup_listeners", [])
+        listeners.append(callback)
+
+    def _report_pickup(self, request_id: str) -> None:
+        for callback in list(self.__dict__.get("_pickup_listeners", ())):
+            try:
+                callback(request_id)
+            except Exception:
+                log.exception("pick-up listener failed for request %s", request_id)
+
+
 # --------------------------------------------------------------------------- RPC base
 class BaseRPC(_Closable, ABC):
     """RPC role skeleton: subclasses implement :meth:`_send`, :meth:`_fetch`, :meth:`_forget`.

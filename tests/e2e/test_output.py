@@ -4,12 +4,13 @@ Flower event once, and the participants' output relayed by `simulate`."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from _e2e import AGG, DATASITES, QUICKSTART, Procs, env_for, syftflwr
+from _e2e import AGG, DATASITES, QUICKSTART, ROOT, Procs, env_for, syftflwr
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
 
@@ -159,3 +160,32 @@ def test_simulate_relays_what_participants_print(tmp_path: Path) -> None:
     assert "ClientApp says: trained" in (workspace / "logs" / "ds1@lab.org.log").read_text()
     assert "trusting the key" not in out.stderr  # simulated participants pin their keys
     assert "ds2@lab.org (round 1, train): error" in out.stdout  # and the summary says it
+
+
+def test_aggregator_hints_at_a_datasite_that_is_not_running(home: Path, procs: Procs) -> None:
+    """ds3 never starts: after round_timeout / 4 (2 s here) the aggregator says so in
+    one line, while the progress stream shows ds1 and ds2 picking up every instruction."""
+    env = env_for(home)
+    for email in DATASITES[:2]:
+        procs.start(syftflwr("run", str(QUICKSTART), "--as", email), env)
+    progress = home.parent / "progress.jsonl"
+    agg = subprocess.run(
+        [*syftflwr("run", str(QUICKSTART), "--as", AGG, "--rounds", "1"),
+         "--round-timeout", "8", "--allow-failures", "--progress-file", str(progress)],
+        env=env, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    output = agg.stdout + agg.stderr
+    assert agg.returncode == 0, output
+    hints = [line for line in output.splitlines() if "no sign of" in line]
+    assert hints == [
+        "WARNING syftflwr.flower: no sign of ds3@openmined.org for 2 s: is `syftflwr run "
+        "examples/quickstart --as ds3@openmined.org` running?"
+    ], output
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    for email in DATASITES:
+        sent = {e["info"]["message_id"] for e in events if e["event"] == "sent"
+                and e["info"]["datasite"] == email}  # fmt: skip
+        picked = {e["info"]["message_id"] for e in events if e["event"] == "picked_up"
+                  and e["info"]["datasite"] == email}  # fmt: skip
+        assert len(sent) == 2  # train and evaluate
+        assert picked == (sent if email != DATASITES[2] else set()), email

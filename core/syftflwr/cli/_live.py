@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -18,6 +18,7 @@ from syftflwr.flower.launch import RunResult
 from syftflwr.flower.progress import BaseReporter, FailureEvent, MessageInfo, ReplyEvent
 
 SHOWN_METRICS = ("accuracy", "loss")
+SITE_COLUMNS = ("sent", "picked up", "answered", "failed")
 
 
 def parse_assignments(values: tuple[str, ...], flag: str) -> dict[str, Any]:
@@ -37,21 +38,34 @@ def parse_assignments(values: tuple[str, ...], flag: str) -> dict[str, Any]:
 
 
 class LiveProgress(BaseReporter):
-    """A one-line-per-round live table: sent, replies, failures, latest metrics."""
+    """A live view: one line per round (sent, replies, failures, latest metrics) and one
+    per datasite (sent, picked up, answered, failed), so a datasite that is not running
+    shows as instructions sent and never picked up."""
 
-    def __init__(self, console: Console, datasites: int) -> None:
+    def __init__(self, console: Console, datasites: Sequence[str]) -> None:
         self.console = console
-        self.datasites = datasites
+        self.datasites = list(datasites)
         self._lock = threading.Lock()
         self._rows: dict[int, dict[str, Any]] = {}
-        self._live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
+        self._sites: dict[str, dict[str, int]] = {e: self._site_row() for e in self.datasites}
+        self._live = Live(self._view(), console=console, refresh_per_second=4, transient=False)
+
+    @staticmethod
+    def _site_row() -> dict[str, int]:
+        return dict.fromkeys(SITE_COLUMNS, 0)
 
     def _row(self, server_round: int | None) -> dict[str, Any]:
         key = server_round or 0
         return self._rows.setdefault(key, {"sent": 0, "replies": 0, "failed": set(), "metrics": {}})
 
+    def _site(self, email: str) -> dict[str, int]:
+        return self._sites.setdefault(email, self._site_row())
+
+    def _view(self) -> Group:
+        return Group(self._table(), self._site_table())
+
     def _table(self) -> Table:
-        table = Table(title=f"federated run ({self.datasites} datasites)", expand=False)
+        table = Table(title=f"federated run ({len(self.datasites)} datasites)", expand=False)
         for column in ("round", "sent", "replies", "failed datasites", *SHOWN_METRICS):
             table.add_column(column, justify="right" if column != "failed datasites" else "left")
         for key in sorted(self._rows):
@@ -66,22 +80,39 @@ class LiveProgress(BaseReporter):
             )
         return table
 
+    def _site_table(self) -> Table:
+        table = Table(expand=False)
+        table.add_column("datasite")
+        for column in SITE_COLUMNS:
+            table.add_column(column, justify="right")
+        for email, row in self._sites.items():
+            table.add_row(email, *(str(row[c]) if row[c] else "-" for c in SITE_COLUMNS))
+        return table
+
     def _refresh(self) -> None:
-        self._live.update(self._table())
+        self._live.update(self._view())
 
     def on_sent(self, info: MessageInfo) -> None:
         with self._lock:
             self._row(info.round)["sent"] += 1
+            self._site(info.datasite)["sent"] += 1
+            self._refresh()
+
+    def on_picked_up(self, info: MessageInfo) -> None:
+        with self._lock:
+            self._site(info.datasite)["picked up"] += 1
             self._refresh()
 
     def on_reply(self, event: ReplyEvent) -> None:
         with self._lock:
             self._row(event.info.round)["replies"] += 1
+            self._site(event.info.datasite)["answered"] += 1
             self._refresh()
 
     def on_failure(self, event: FailureEvent) -> None:
         with self._lock:
             self._row(event.info.round)["failed"].add(event.info.datasite)
+            self._site(event.info.datasite)["failed"] += 1
             self._refresh()
 
     def on_metrics(self, server_round: int, metrics: Mapping[str, float], source: str) -> None:

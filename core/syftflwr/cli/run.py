@@ -166,9 +166,7 @@ def _aggregate(
     jsonl = JsonlReporter(progress_file) if progress_file else None
     if jsonl:
         reporters.append(jsonl)
-    live = (
-        LiveProgress(console, len(participant.project.datasites)) if console.is_terminal else None
-    )
+    live = LiveProgress(console, participant.project.datasites) if console.is_terminal else None
     if live:
         reporters.append(live)
     try:

@@ -60,7 +60,7 @@ def simulate(
     adopt_flower_logs(verbosity())
     console = make_console()
     fed = simulation_project(as_project(project), datasites)
-    live = LiveProgress(console, len(fed.datasites)) if console.is_terminal else None
+    live = LiveProgress(console, fed.datasites) if console.is_terminal else None
     roles: dict[str, Role] = {fed.aggregator or "": "aggregator"}
     roles.update(dict.fromkeys(fed.datasites, "datasite"))
     kwargs = {

@@ -58,6 +58,7 @@ from syftflwr.flower.compat import (
     set_task_identity,
     stamp_instruction,
 )
+from syftflwr.flower.liveness import Liveness, quiet_period
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.progress import (
     FailureEvent,
@@ -168,6 +169,8 @@ class TransportGrid(Grid):
     :param tracker: journals the run (and replays a stopped one); see docs/resume.md.
     :param profile: the wire profile; it decides the node ids (syft-flwr 0.5: CRC-32)
         and whether datasites can be stopped.
+    :param datasite_command: how a datasite is started, ``{email}`` for its email: the
+        hint logged when one shows no sign of life (:mod:`syftflwr.flower.liveness`).
 
     Constructing (or ``set_run``) sets Flower's process-global task identity where the
     installed Flower has one, so a ServerApp can build ``Message`` objects.
@@ -187,6 +190,7 @@ class TransportGrid(Grid):
         endpoint: str = MESSAGES_ENDPOINT,
         tracker: RunTracker | None = None,
         profile: str = "native",
+        datasite_command: str | None = None,
     ) -> None:
         self.rpc = rpc
         self.profile = profile
@@ -205,6 +209,13 @@ class TransportGrid(Grid):
         )
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+        self.liveness: Liveness | None = None
+        on_picked_up = getattr(rpc, "on_picked_up", None)
+        if callable(on_picked_up):  # the transport can tell (docs/reference/hooks.md)
+            self.liveness = Liveness(
+                self._reporter, quiet=quiet_period(max_wait), command=datasite_command
+            )
+            on_picked_up(self.liveness.picked_up)
         self._run: Any = None
         if run_id is None:
             run_id = tracker.run_id if tracker is not None else new_run_id()
@@ -276,8 +287,12 @@ class TransportGrid(Grid):
             tracker.observe(server_round, message)
         pending = self._replayed(message, email, match) if match is not None else None
         if pending is None:
+            if report and self.liveness is not None:  # a key wait in the send counts too
+                self.liveness.sending(self._info(message, email))
             pending = self._send(message, email, message_id, (fingerprint, parts), server_round,
                                  match, tracker=tracker)  # fmt: skip
+            if pending.unsent is not None and self.liveness is not None:
+                self.liveness.done(message_id, answered=False)
         pending.report = report
         with self._lock:
             self._reap_expired()
@@ -287,6 +302,8 @@ class TransportGrid(Grid):
             self._reporter.on_sent(info)
             if pending.unsent is not None:
                 self._reporter.on_failure(pending.unsent)
+            elif self.liveness is not None:
+                self.liveness.announced(message_id)
         return message_id
 
     def _info(self, message: Message, email: str) -> MessageInfo:
@@ -586,6 +603,8 @@ class TransportGrid(Grid):
             if response is None and now <= pending.expires_at + self.clock_skew:
                 return None
             del self._pending[message_id]
+        if self.liveness is not None:
+            self.liveness.done(message_id, answered=response is not None)
         reply = self._reply_for(pending, response, now)
         if self.tracker is not None and pending.report:
             self.tracker.returned(message_id, reply, batch)
@@ -702,6 +721,8 @@ class TransportGrid(Grid):
         for message_id, pending in list(self._pending.items()):
             if now > pending.expires_at + self.clock_skew:
                 del self._pending[message_id]
+                if self.liveness is not None:
+                    self.liveness.done(message_id, answered=False)
                 try:
                     self.rpc.forget(pending.handle)
                 except Exception:
@@ -769,6 +790,8 @@ class TransportGrid(Grid):
 
     def close(self) -> None:
         """Forget every pending request (the RPC role stays open: the caller owns it)."""
+        if self.liveness is not None:
+            self.liveness.close()
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import secrets
+import shlex
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -299,6 +301,7 @@ def run_aggregator(
         reporter=reporter,
         tracker=tracker,
         profile=participant.context.profile,
+        datasite_command=datasite_command(participant),
     )
     if tracker.checkpoints is not None:
         tracker.checkpoints.summary = lambda r: _round_summary(grid, r)
@@ -350,6 +353,16 @@ def run_aggregator(
         checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
         encryption=encryption_of(participant),
     )
+
+
+def datasite_command(participant: Participant) -> str:
+    """How a datasite of this project starts (``{email}`` for its email), for hints."""
+    root = participant.project.root
+    shown = "PROJECT"
+    if root is not None:
+        relative = os.path.relpath(root)
+        shown = relative if not relative.startswith("..") else str(root)
+    return f"syftflwr run {shlex.quote(shown)} --as {{email}}"
 
 
 def encryption_of(participant: Participant) -> str:

@@ -85,9 +85,16 @@ class ProgressReporter(Protocol):
 
 
 class BaseReporter:
-    """No-op reporter to subclass: override only what you display."""
+    """No-op reporter to subclass: override only what you display.
+
+    Besides the :class:`ProgressReporter` methods it has the optional
+    ``on_picked_up(info)``: the datasite was seen taking that instruction (only on
+    transports that can tell, see ``on_picked_up`` in docs/reference/hooks.md)."""
 
     def on_sent(self, info: MessageInfo) -> None:
+        pass
+
+    def on_picked_up(self, info: MessageInfo) -> None:
         pass
 
     def on_reply(self, event: ReplyEvent) -> None:
@@ -108,13 +115,19 @@ class FanOut(BaseReporter):
 
     def _each(self, method: str, *args: object) -> None:
         for reporter in self.reporters:
+            call = getattr(reporter, method, None)
+            if call is None:  # an optional method this reporter does not have
+                continue
             try:
-                getattr(reporter, method)(*args)
+                call(*args)
             except Exception:
                 log.exception("progress reporter %r failed in %s", reporter, method)
 
     def on_sent(self, info: MessageInfo) -> None:
         self._each("on_sent", info)
+
+    def on_picked_up(self, info: MessageInfo) -> None:
+        self._each("on_picked_up", info)
 
     def on_reply(self, event: ReplyEvent) -> None:
         self._each("on_reply", event)
@@ -279,6 +292,9 @@ class JsonlReporter(BaseReporter):
     def on_sent(self, info: MessageInfo) -> None:
         self._write("sent", {"info": asdict(info)})
 
+    def on_picked_up(self, info: MessageInfo) -> None:
+        self._write("picked_up", {"info": asdict(info)})
+
     def on_reply(self, event: ReplyEvent) -> None:
         self._write("reply", {"data": asdict(event)})
 
@@ -301,6 +317,10 @@ def replay_line(line: str, reporter: ProgressReporter) -> None:
         event = data["event"]
         if event == "sent":
             reporter.on_sent(_info_from(data["info"]))
+        elif event == "picked_up":
+            pick = getattr(reporter, "on_picked_up", None)
+            if callable(pick):
+                pick(_info_from(data["info"]))
         elif event == "reply":
             reporter.on_reply(reply_from(data["data"]))
         elif event == "failure":

@@ -36,7 +36,7 @@ from syftflwr.mailbox.retention import (
 from syftflwr.mailbox.storage import Storage
 from syftflwr.profiles.base import WireProfile, refuse_oversized
 from syftflwr.profiles.native import NATIVE
-from syftflwr.roles import BaseRPC, ClientRole, RequestHandle
+from syftflwr.roles import BaseRPC, ClientRole, ReportsPickups, RequestHandle
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -50,7 +50,7 @@ class _Sent:
     parts: int
 
 
-class MailboxRPC(BaseRPC):
+class MailboxRPC(ReportsPickups, BaseRPC):
     """:class:`~syftflwr.roles.BaseRPC` over a :class:`~syftflwr.mailbox.storage.Storage`.
 
     :param capabilities: the *effective* capabilities for this storage (a remote root
@@ -101,8 +101,14 @@ class MailboxRPC(BaseRPC):
     # -- arrivals ------------------------------------------------------------------------
     def _on_arrival(self, folder: str, name: str) -> None:
         parsed = parse_name(name)
+        if parsed is not None and parsed.kind is ObjectKind.CLAIM:
+            with self._lock:
+                tracked = parsed.id in self._outstanding
+            if tracked:  # the recipient took my request: it is alive (on_picked_up)
+                self._report_pickup(parsed.id)
+            return
         if parsed is None or parsed.kind is not ObjectKind.RESPONSE or parsed.is_part:
-            return  # claims, parts and foreign files never wake a waiter
+            return  # parts and foreign files never wake a waiter
         with self._lock:
             tracked = parsed.id in self._outstanding
             if tracked:

@@ -17,7 +17,7 @@ from typing import TypeVar
 from syftflwr.envelope import Envelope, Request, Response
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
-from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
+from syftflwr.roles import BaseEvents, BaseRPC, ReportsPickups, RequestHandle
 
 NAME = "memory"
 CAPABILITIES = Capabilities(notifies_arrivals=True, in_process_only=True)
@@ -52,9 +52,15 @@ class Broker:
             while not stopped.is_set():
                 queue = self.requests.get((recipient, app))
                 if queue:
-                    return queue.popleft()
+                    request = queue.popleft()
+                    listeners = list(self._rpcs)
+                    break
                 self.cond.wait(0.5)
-            return None
+            else:
+                return None
+        for rpc in listeners:  # picked up (each RPC role ignores ids it did not send)
+            rpc.picked_up(request.id)
+        return request
 
     def post_response(self, response: Response) -> None:
         with self.cond:
@@ -135,14 +141,24 @@ class MemoryClient:
         pass
 
 
-class MemoryRPC(BaseRPC):
+class MemoryRPC(ReportsPickups, BaseRPC):
     def __init__(self, client: MemoryClient, context: TransportContext) -> None:
         super().__init__(client, context, CAPABILITIES)
         self.broker = broker(client.namespace)
+        self._sent: set[str] = set()
         self.broker.attach(self)
 
     def _send(self, request: Request) -> None:
+        with self.broker.cond:
+            self._sent.add(request.id)
         self.broker.post_request(_copy(request))
+
+    def picked_up(self, request_id: str) -> None:
+        with self.broker.cond:
+            mine = request_id in self._sent
+            self._sent.discard(request_id)
+        if mine:
+            self._report_pickup(request_id)
 
     def _fetch(self, handle: RequestHandle) -> Response | None:
         with self.broker.cond:
@@ -151,6 +167,7 @@ class MemoryRPC(BaseRPC):
     def _forget(self, handle: RequestHandle) -> None:
         with self.broker.cond:
             self.broker.responses.pop(handle.id, None)
+            self._sent.discard(handle.id)
 
     def _close(self) -> None:
         self.broker.detach(self)
