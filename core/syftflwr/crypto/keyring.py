@@ -105,6 +105,23 @@ class Keyring:
             return None
         return PublicKeyRecord.decode(raw, expected_email=email, source=f"public key of {email}")
 
+    def trusted_key(self, email: str) -> bytes | None:
+        """``email``'s key as this participant already trusts it, or None — never trusts
+        a new one. For sealing the error reply to a request that could not be
+        authenticated: only the key its claimed sender held before can open it."""
+        with self._lock:
+            cached = self._peer_keys.get(email)
+        if cached is not None:
+            return cached
+        try:
+            expected, _ = self.trust.expected(email)
+            record = None if expected is None else self.fetch_record(email)
+        except EncryptionError:
+            return None
+        if record is None or fingerprint(record.public) != expected:
+            return None
+        return record.public
+
     def _note(self, email: str, public: bytes, status: TrustStatus) -> None:
         if status == "new":
             log.warning(

@@ -8,6 +8,12 @@ Fail closed, both ways:
   local ``error`` response that says why — it never hands unauthenticated bytes to Flower;
 * the events side refuses (with an error reply) a request it cannot open, and seals every
   answer, including a failing handler's error text.
+
+A refusal is sealed too, to the key its claimed sender held before (the only one that
+can open it, so an unauthenticated request learns nothing), so the requester reads the
+datasite's reason authenticated. Only when no such key is known (a runner restarted
+after the requester rotated its key) is the refusal plain text; the requester then
+shows that text first and says it is unauthenticated.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import traceback
 from collections.abc import Sequence
 
 from syftflwr.crypto.keyring import Keyring
+from syftflwr.crypto.seal import is_sealed
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import EncryptionError
 from syftflwr.roles import EventsRole, Handler, RequestHandle, RPCRole
@@ -56,8 +63,17 @@ class SealedRPC:
         except EncryptionError as exc:
             # Unauthenticated: whatever it says cannot be trusted, but its text helps a
             # person diagnose (e.g. "the datasite cannot decrypt: key changed").
-            said = f"; it said: {response.error_text[:500]}" if not response.ok else ""
             log.warning("refused the reply to %s from %s: %s", response.id, response.sender, exc)
+            if not response.ok and not is_sealed(response):
+                # a refusal the datasite could not seal: its reason first, flagged
+                text = (
+                    f"{response.error_text[:2000]} (unauthenticated: {response.sender}'s "
+                    "error reply is not sealed; it could not seal it to this participant's "
+                    "key, or someone else wrote it)"
+                )
+            else:
+                said = f"; it said: {response.error_text[:500]}" if not response.ok else ""
+                text = f"refused reply from {response.sender}: {exc}{said}"
             return Response(
                 id=response.id,
                 sender=response.sender,
@@ -66,7 +82,7 @@ class SealedRPC:
                 endpoint=response.endpoint,
                 expires_at=response.expires_at,
                 status="error",
-                body=f"refused reply from {response.sender}: {exc}{said}".encode(),
+                body=text.encode(),
             )
 
 
@@ -97,10 +113,11 @@ class SealedEvents:
         keyring = self.keyring
 
         def handle(request: Request) -> Response:
-            # Raising here (not sealed, tampered, untrusted key) lets the events role
-            # answer with an error reply that carries no user data.
-            opened = keyring.open(request)
-            requester = keyring.sender_key(request)
+            try:
+                opened = keyring.open(request)
+                requester = keyring.sender_key(request)
+            except EncryptionError as exc:  # not sealed, tampered, untrusted key
+                return self._refusal(request, exc)
             try:
                 result: Response | Buffer = handler(opened)
             except Exception as exc:
@@ -111,3 +128,13 @@ class SealedEvents:
             return keyring.seal_for(response, requester)
 
         return handle
+
+    def _refusal(self, request: Request, exc: EncryptionError) -> Response:
+        """The error reply to a request that could not be authenticated, sealed to the key
+        its claimed sender held before; without one, re-raise so the events role answers
+        in plain text (its text carries no user data)."""
+        public = self.keyring.trusted_key(request.sender)
+        if public is None:
+            raise exc
+        log.warning("refused request %s from %s: %s", request.id, request.sender, exc)
+        return self.keyring.seal_for(request.error_reply(f"refused: {exc}"), public)
