@@ -211,7 +211,8 @@ def keys_check(participant: Participant) -> Check:
 
     assert participant.context.state_dir is not None  # a keyring needs one
     mine = LocalKeys.at(participant.project, participant.email, participant.context.state_dir)
-    peers = peer_statuses(mine, published_keys(keyring, participant.project.participants))
+    correspondents = participant.project.correspondents(participant.email)
+    peers = peer_statuses(mine, published_keys(keyring, correspondents))
     lines = [f"own key {keyring.own.fingerprint} ({mine.store.current_path}, mode 0600)"]
     lines += [f"  {p.email}: {p.verdict} — {p.explanation}" for p in peers]
     bad = [p for p in peers if p.verdict in ("changed", "error")]

@@ -203,7 +203,7 @@ def open_keyring(
     email = context.require_email()
     if context.state_dir is None:  # pragma: no cover - build_context always sets it
         raise ConfigError("encryption needs a state directory for the participant's keys")
-    directory = key_directory_of(client)
+    directory = key_directory_of(client, context.app_name)  # one slot per app
     if directory is None:
         raise TransportUnavailableError(
             f"the {transport.name!r} transport ({transport.entry.distribution} "
@@ -219,7 +219,7 @@ def open_keyring(
         KeyStore(context.state_dir, email),
         TrustStore(context.state_dir, project.keys, project=str(project.path or "")),
         directory,
-        peers=context.participants,
+        peers=project.correspondents(email),
         key_wait=min(DEFAULT_KEY_WAIT, project.round_timeout),
     )
     keyring.publish()

@@ -120,3 +120,9 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

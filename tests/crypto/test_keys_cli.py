@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from syftflwr.cli.app import cli
 from syftflwr.config import load_project
+from syftflwr.crypto.trust import TrustStore
 
 ROOT = Path(__file__).resolve().parents[2]
 AGG = "aggregator@openmined.org"
@@ -62,17 +63,18 @@ def test_show_creates_a_private_key_once(keys: KeysCli, project: Path) -> None:
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
     again = json.loads(keys("keys", "show", str(project), "--as", DS1, "--json").output)
     assert again["created"] is False and again["fingerprint"] == first["fingerprint"]
-    assert [p["verdict"] for p in again["peers"]] == ["unchecked"] * 3  # offline view
+    # offline view; a datasite exchanges keys with the aggregator only
+    assert [(p["email"], p["verdict"]) for p in again["peers"]] == [(AGG, "unchecked")]
 
 
 def test_pin_then_a_rotated_key_is_refused_until_re_pinned(keys: KeysCli, project: Path) -> None:
     for email in (AGG, DS1, DS2):
         keys("keys", "publish", str(project), "--as", email)
     shown = json.loads(
-        keys("keys", "show", str(project), "--as", DS1, "--published", "--json").output
+        keys("keys", "show", str(project), "--as", AGG, "--published", "--json").output
     )
     verdicts = {p["email"]: p["verdict"] for p in shown["peers"]}
-    assert verdicts == {AGG: "new", DS2: "new", DS3: "unpublished"}
+    assert verdicts == {DS1: "new", DS2: "new", DS3: "unpublished"}
 
     pinned = keys("keys", "pin", str(project), "--as", AGG, "--yes")
     assert "not pinned (no key published yet): ds3@openmined.org" in pinned.output
@@ -91,7 +93,7 @@ def test_pin_then_a_rotated_key_is_refused_until_re_pinned(keys: KeysCli, projec
     assert (project / "pyproject.toml").read_text() == before  # nothing written
 
     shown = json.loads(
-        keys("keys", "show", str(project), "--as", DS1, "--published", "--json").output
+        keys("keys", "show", str(project), "--as", AGG, "--published", "--json").output
     )
     assert {p["email"]: p["verdict"] for p in shown["peers"]}[DS2] == "changed"
     keys("keys", "pin", str(project), "--as", AGG, "--yes", "--replace", DS2)
@@ -100,31 +102,30 @@ def test_pin_then_a_rotated_key_is_refused_until_re_pinned(keys: KeysCli, projec
 
 def test_trust_accepts_only_the_published_fingerprint(keys: KeysCli, project: Path) -> None:
     keys("keys", "publish", str(project), "--as", DS2)
-    keys("keys", "trust", DS2, str(project), "--as", DS1, "--yes")  # first use, explicit
+    keys("keys", "trust", DS2, str(project), "--as", AGG, "--yes")  # first use, explicit
     old = fingerprint_of(keys, DS2, project)
     keys("keys", "rotate", str(project), "--as", DS2, "--yes")
     new = fingerprint_of(keys, DS2, project)
 
     shown = json.loads(
-        keys("keys", "show", str(project), "--as", DS1, "--published", "--json").output
+        keys("keys", "show", str(project), "--as", AGG, "--published", "--json").output
     )
     ds2 = {p["email"]: p for p in shown["peers"]}[DS2]
     assert (ds2["trusted"], ds2["published"], ds2["verdict"]) == (old, new, "changed")
 
-    wrong = keys("keys", "trust", DS2, str(project), "--as", DS1, "--fingerprint", old, ok=False)
+    wrong = keys("keys", "trust", DS2, str(project), "--as", AGG, "--fingerprint", old, ok=False)
     assert wrong.exit_code == 1 and f"publishes {new}" in wrong.output
-    keys("keys", "trust", DS2, str(project), "--as", DS1, "--fingerprint", new.upper())
+    keys("keys", "trust", DS2, str(project), "--as", AGG, "--fingerprint", new.upper())
     home = keys.home
-    known = json.loads((home / "state" / "quickstart" / DS1 / "known_keys.json").read_text())
-    assert known["keys"][DS2] == new
+    assert TrustStore(home / "state" / "quickstart" / AGG, {}).known()[DS2] == new
 
 
 def test_interactive_trust_can_be_declined(keys: KeysCli, project: Path) -> None:
     keys("keys", "publish", str(project), "--as", DS2)
-    declined = keys("keys", "trust", DS2, str(project), "--as", DS1, input="n\n", ok=False)
+    declined = keys("keys", "trust", DS2, str(project), "--as", AGG, input="n\n", ok=False)
     assert declined.exit_code == 1 and "Aborted" in declined.output
     home = keys.home
-    assert not (home / "state" / "quickstart" / DS1 / "known_keys.json").exists()
+    assert TrustStore(home / "state" / "quickstart" / AGG, {}).known() == {}
 
 
 def test_key_commands_refuse_a_project_without_encryption(keys: KeysCli, project: Path) -> None:
@@ -148,12 +149,17 @@ def test_bootstrap_pins_the_keys_already_published(keys: KeysCli, project: Path)
 
 
 def test_doctor_reports_keys_allowlist_and_journal(keys: KeysCli, project: Path) -> None:
+    keys("keys", "publish", str(project), "--as", DS1)
+    out = keys("doctor", str(project), "--as", AGG, "--json", ok=False)
+    checks = {c["name"]: c for c in json.loads(out.output)}
+    assert checks["encryption"]["status"] == "warn"  # ds2 and ds3 have not published yet
+    assert f"{DS1}: new" in checks["encryption"]["detail"]
+    assert f"{DS2}: unpublished" in checks["encryption"]["detail"]
     keys("keys", "publish", str(project), "--as", AGG)
     out = keys("doctor", str(project), "--as", DS1, "--json", ok=False)
     checks = {c["name"]: c for c in json.loads(out.output)}
-    assert checks["encryption"]["status"] == "warn"  # ds2 and ds3 have not published yet
     assert f"{AGG}: new" in checks["encryption"]["detail"]
-    assert f"{DS2}: unpublished" in checks["encryption"]["detail"]
+    assert DS2 not in checks["encryption"]["detail"]  # datasites never exchange keys
     assert f"only from the aggregator {AGG}" in checks["allowlist"]["detail"]
     assert checks["journal"]["status"] == "ok"
     assert checks["round trip"]["status"] == "ok"

@@ -96,7 +96,19 @@ def test_pins_override_first_use(tmp_path: Path) -> None:
     assert trust.check(PEER, pinned.public) == "pinned"
     with pytest.raises(UntrustedKeyError, match=r"pyproject\.toml pins"):
         trust.check(PEER, other.public)
-    assert not (tmp_path / "known_keys.json").exists()  # a refused key is never remembered
+    assert TrustStore(tmp_path, {}).known() == {}  # a refused key is never remembered
+
+
+def test_known_keys_of_earlier_versions_are_imported_once(tmp_path: Path) -> None:
+    first = KeyPair.generate()
+    legacy = {"keys": {PEER: fingerprint(first.public), ME: "sha256:" + "0" * 64}}
+    (tmp_path / "known_keys.json").write_text(json.dumps(legacy))
+    trust = TrustStore(tmp_path, {})
+    assert trust.check(PEER, first.public) == "known"  # not "new": no first-use warning
+    assert not (tmp_path / "known_keys.json").exists()
+    assert trust.known() == legacy["keys"]
+    with pytest.raises(UntrustedKeyError):
+        trust.check(PEER, KeyPair.generate().public)
 
 
 def test_unreadable_known_keys_file_says_how_to_fix(tmp_path: Path) -> None:

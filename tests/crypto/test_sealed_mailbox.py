@@ -159,7 +159,7 @@ def test_a_swapped_public_key_is_refused_after_first_use(fed: Federation) -> Non
     # someone with write access to the shared folder publishes their own key as ds1's
     attacker = KeyPair.generate()
     forged = PublicKeyRecord(DS1, attacker.public, 0.0).encode()
-    (fed.root / record_path(DS1, AGG)).write_bytes(forged)
+    (fed.root / record_path(DS1, AGG, APP)).write_bytes(forged)
     newcomer = fed.connect(AGG)  # a fresh process of the aggregator reads keys again
     with pytest.raises(UntrustedKeyError, match=f"syftflwr keys trust {DS1}"):
         newcomer.rpc().send(fed.request(DS1, b"for the attacker?"))
@@ -174,3 +174,30 @@ def test_a_peer_without_a_key_gets_nothing(fed: Federation) -> None:
     with pytest.raises(MissingKeyError, match="keys publish"):
         rpc.send(request)  # waits round_timeout (2 s) for the key, then refuses
     assert not inbox_file(fed, DS2, request.id).exists()
+
+
+def test_key_slots_of_before_per_app_slots_are_migrated_without_a_key_change(
+    fed: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keys published the way 3566330 did (one slot per owner and reader, for all apps)
+    and already trusted: upgraded participants read and move them, and nobody reports a
+    key change or meets a key for the first time again."""
+    fed.serve(DS1)
+    rpc = fed.connect(AGG).rpc()
+    [first] = rpc.wait([rpc.send(fed.request(DS1, b"before"))], timeout=30)
+    assert first.ok
+    fed.close()  # every participant stops; their keys were trusted on first use
+    for owner, reader in ((DS1, AGG), (AGG, DS1)):  # back to the layout of 3566330
+        (fed.root / record_path(owner, reader, APP)).rename(fed.root / record_path(owner, reader))
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="syftflwr")
+    fed.opened, fed._threads = [], []
+    rpc = fed.connect(AGG).rpc()  # upgraded aggregator first: ds1 has not moved its slot
+    handle = rpc.send(fed.request(DS1, b"after"))
+    fed.serve(DS1)
+    [second] = rpc.wait([handle], timeout=30)
+    assert second.ok and bytes(second.body) == b"after"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    for owner, reader in ((DS1, AGG), (AGG, DS1)):
+        assert not (fed.root / record_path(owner, reader)).exists()  # moved...
+        assert (fed.root / record_path(owner, reader, APP)).exists()  # ...into the app's slot

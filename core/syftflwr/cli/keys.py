@@ -63,7 +63,7 @@ def _connect(project: Path, email: str | None, transport: str | None) -> Partici
 
 def _lookup(participant: Participant, keys: LocalKeys) -> dict[str, Published]:
     assert participant.keyring is not None
-    return published_keys(participant.keyring, keys.project.participants)
+    return published_keys(participant.keyring, keys.project.correspondents(keys.email))
 
 
 @click.group()

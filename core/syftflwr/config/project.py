@@ -127,6 +127,16 @@ class ProjectConfig:
                 fix=BOOTSTRAP_FIX,
             )
 
+    def correspondents(self, email: str) -> tuple[str, ...]:
+        """Who ``email`` exchanges messages (and so public keys) with: the aggregator's
+        are the datasites, a datasite's the aggregator — datasites never talk to each
+        other. Without a configured federation, every other participant."""
+        if self.aggregator and email == self.aggregator:
+            return tuple(d for d in self.datasites if d != email)
+        if self.aggregator and email in self.datasites:
+            return (self.aggregator,)
+        return tuple(p for p in self.participants if p != email)
+
     def role_of(self, email: str) -> Literal["aggregator", "datasite"]:
         """The role ``email`` plays in this federation; a stranger is an error."""
         self.require_federation()

@@ -155,7 +155,7 @@ class PeerStatus:
 def peer_statuses(
     keys: LocalKeys, published: Mapping[str, Published] | None = None
 ) -> list[PeerStatus]:
-    """One status per other participant of the project, in project order."""
+    """One status per participant this one exchanges keys with, in project order."""
     known = keys.trust.known()
     return [
         PeerStatus(
@@ -165,8 +165,7 @@ def peer_statuses(
             known=known.get(email),
             published=None if published is None else published.get(email, Published(None)),
         )
-        for email in keys.project.participants
-        if email != keys.email
+        for email in keys.project.correspondents(keys.email)
     ]
 
 

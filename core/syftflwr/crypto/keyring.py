@@ -42,7 +42,8 @@ class Keyring:
         self.store = store
         self.trust = trust
         self.directory = directory
-        self.peers = tuple(dict.fromkeys((*peers, self.email)))
+        self.peers = tuple(dict.fromkeys(p for p in peers if p != self.email))
+        """Who reads this participant's key (it never needs its own: it holds it)."""
         self.key_wait = key_wait
         self.own = store.load_or_create()
         self._pairs = [self.own, *store.retired()]
@@ -51,7 +52,7 @@ class Keyring:
 
     # -- publishing ---------------------------------------------------------------
     def publish(self) -> None:
-        """Publish the current public key to every peer (and to self, for loopback)."""
+        """Publish the current public key to the peers that read it."""
         if self.directory is None:
             raise MissingKeyError(
                 "this transport cannot publish public keys, so core encryption cannot be "

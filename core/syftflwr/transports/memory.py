@@ -38,8 +38,8 @@ class Broker:
         self.cond = threading.Condition()
         self.requests: dict[tuple[str, str], deque[Request]] = {}
         self.responses: dict[str, Response] = {}
-        self.public_keys: dict[tuple[str, str], bytes] = {}
-        """(owner, reader) -> published public-key record (see :class:`MemoryKeys`)."""
+        self.public_keys: dict[tuple[str, str, str], bytes] = {}
+        """(owner, reader, app) -> published public-key record (see :class:`MemoryKeys`)."""
         self._rpcs: list[MemoryRPC] = []
 
     def post_request(self, request: Request) -> None:
@@ -111,19 +111,24 @@ def _copy(envelope: E) -> E:
 
 @dataclass
 class MemoryKeys:
-    """The key directory of one participant (core encryption): records in the broker."""
+    """The key directory of one participant (core encryption): records in the broker,
+    one slot per owner, reader and app."""
 
     email: str
     broker: Broker
+    app: str = ""
+
+    def for_app(self, app: str) -> MemoryKeys:
+        return MemoryKeys(self.email, self.broker, app)
 
     def publish(self, record: bytes, readers: Sequence[str]) -> None:
         with self.broker.cond:
             for reader in readers:
-                self.broker.public_keys[(self.email, reader)] = bytes(record)
+                self.broker.public_keys[(self.email, reader, self.app)] = bytes(record)
 
     def fetch(self, email: str) -> bytes | None:
         with self.broker.cond:
-            return self.broker.public_keys.get((email, self.email))
+            return self.broker.public_keys.get((email, self.email, self.app))
 
 
 @dataclass

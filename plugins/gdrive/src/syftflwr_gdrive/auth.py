@@ -5,8 +5,10 @@ Access tokens live about an hour and runs last longer, so token-file credentials
 themselves (google-auth's refresh grant, made by google-auth-httplib2 before a request
 once the token is stale, or after Drive answers 401) and stay in step with their file:
 
-* ONE refresh for all threads: the others wait for it and use its token (no storm,
-  and a rotated refresh token is never spent twice);
+* ONE refresh for all threads and processes using the token file: the others wait for
+  it (a thread lock, then an OS lock on ``.<token file>.lock``, released by the OS if its
+  holder dies) and use its token — no storm, and a rotated refresh token is never spent
+  twice;
 * the renewed token is saved back to the file, atomically and 0600, so the next start
   does not refresh again and a rotated refresh token is not lost;
 * a token another process saved in the meantime is adopted instead of refreshing;
@@ -20,8 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,35 @@ def _token_uri(info: dict[str, Any], path: Path) -> str:
     )
 
 
+@contextmanager
+def _process_lock(path: Path | None) -> Iterator[None]:
+    """Exclusive across the processes of this machine while held (``path``: the token
+    file; the lock is ``.<name>.lock`` beside it, 0600, kept for the next time); the OS
+    releases it if the holder dies."""
+    if path is None:
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            while True:  # LK_LOCK gives up after 10 s; a refresh may take longer
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
@@ -109,19 +143,20 @@ class TokenFileCredentials(Credentials):
         with self._sf_lock:
             if self._renewed_since(sent):
                 return  # another thread refreshed while this one waited
-            if self._adopt_file() and self._renewed_since(sent):
-                return  # another process (or a new login) wrote a live token
-            if self._sf_refused is not None:
-                raise RefreshError(self._sf_refused)  # type: ignore[no-untyped-call]
-            try:
-                super().refresh(request)  # type: ignore[no-untyped-call]
-            except RefreshError as exc:
-                if not getattr(exc, "retryable", False):  # absent in older google-auth
-                    self._sf_refused = str(exc.args[0] if exc.args else exc)
-                    self.token = None  # no request goes out with it any more
-                raise
-            self.refreshes += 1
-            self._save()
+            with _process_lock(self.path):
+                if self._adopt_file() and self._renewed_since(sent):
+                    return  # another process (or a new login) wrote a live token
+                if self._sf_refused is not None:
+                    raise RefreshError(self._sf_refused)  # type: ignore[no-untyped-call]
+                try:
+                    super().refresh(request)  # type: ignore[no-untyped-call]
+                except RefreshError as exc:
+                    if not getattr(exc, "retryable", False):  # absent in older google-auth
+                        self._sf_refused = str(exc.args[0] if exc.args else exc)
+                        self.token = None  # no request goes out with it any more
+                    raise
+                self.refreshes += 1
+                self._save()
 
     def _renewed_since(self, sent: str | None) -> bool:
         return self.token is not None and self.token != sent and bool(self.valid)
