@@ -1,20 +1,20 @@
 """syftflwr: federated learning with Flower over pluggable, file-based transports.
 
-``import syftflwr`` is cheap: it imports neither Flower nor any transport plugin. The
-Python API (:mod:`syftflwr.api`: ``connect``, ``simulate``,
-``run_aggregator``, ``start_datasite``, ``run_datasite``, ``list_transports``) is
-re-exported here lazily.
+``import syftflwr`` is cheap: it imports neither Flower nor any transport plugin, nor
+even pluggy (``syftflwr run`` handles a Ctrl-C from its first milliseconds, so its entry
+point must be reached fast). The Python API (:mod:`syftflwr.api`: ``connect``,
+``simulate``, ``run_aggregator``, ``start_datasite``, ``run_datasite``,
+``list_transports``), ``hookimpl`` and ``PLUGIN_API_VERSION`` are re-exported lazily.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from syftflwr._version import __version__
-from syftflwr.hookspecs import hookimpl
-from syftflwr.info import PLUGIN_API_VERSION
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~10 ms on the CLI's path
 if TYPE_CHECKING:
+    from typing import Any
+
     from syftflwr.api import (
         connect,
         list_transports,
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
         simulate,
         start_datasite,
     )
+    from syftflwr.hookspecs import hookimpl
+    from syftflwr.info import PLUGIN_API_VERSION
 
 _API = (
     "connect",
@@ -51,4 +53,12 @@ def __getattr__(name: str) -> Any:
         from syftflwr import api
 
         return getattr(api, name)
+    if name == "hookimpl":
+        from syftflwr.hookspecs import hookimpl
+
+        return hookimpl
+    if name == "PLUGIN_API_VERSION":
+        from syftflwr.info import PLUGIN_API_VERSION
+
+        return PLUGIN_API_VERSION
     raise AttributeError(f"module 'syftflwr' has no attribute {name!r}")

@@ -6,7 +6,7 @@ import threading
 import tomllib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console, Group
@@ -14,8 +14,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from syftflwr.flower.launch import RunResult
 from syftflwr.flower.progress import BaseReporter, FailureEvent, MessageInfo, ReplyEvent
+
+if TYPE_CHECKING:  # importing launch imports Flower: `run` defers it until it needs it
+    from syftflwr.flower.launch import RunResult
 
 SHOWN_METRICS = ("accuracy", "loss")
 SITE_COLUMNS = ("sent", "picked up", "answered", "failed")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -16,12 +14,18 @@ from rich.markup import escape
 
 from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
 from syftflwr.cli._output import make_console, verbosity
-from syftflwr.flower.launch import run_aggregator, run_datasite
 from syftflwr.flower.progress import FanOut, JsonlReporter, ProgressReporter
-from syftflwr.flower.runner import DatasiteRunner
-from syftflwr.flower.simulation import apply_roster
 from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project, connect
+from syftflwr.signals import STOP, exit_code, signal_name
+
+if TYPE_CHECKING:
+    from syftflwr.flower.grid import TransportGrid
+    from syftflwr.flower.launch import RunResult
+    from syftflwr.flower.runner import DatasiteRunner
+
+# Flower is imported only once a participant is connected and still meant to run: a
+# datasite stopped by a signal while starting exits without paying for it.
 
 log = logging.getLogger("syftflwr")
 
@@ -78,10 +82,35 @@ def run(
     """Run PROJECT's ServerApp (as the aggregator) or its ClientApp (as a datasite).
 
     Your role comes from the project's [tool.syftflwr]. A datasite serves until the
-    aggregator sends its stop message; Ctrl-C stops either cleanly.
+    aggregator sends its stop message; Ctrl-C (or SIGTERM) stops either cleanly: a datasite
+    exits 0, an aggregator prints its summary and exits 130 (143).
     """
+    with STOP.handling():
+        code = _run(project, email, transport, rounds, run_config, node_config,
+                    round_timeout, allow_failures, resume, roster, progress_file, result_file,
+                    relayed)  # fmt: skip
+    sys.exit(code)
+
+
+def _run(
+    project: Path,
+    email: str | None,
+    transport: str | None,
+    rounds: int | None,
+    run_config: tuple[str, ...],
+    node_config: tuple[str, ...],
+    round_timeout: float | None,
+    allow_failures: bool,
+    resume: bool,
+    roster: Path | None,
+    progress_file: Path | None,
+    result_file: Path | None,
+    relayed: bool,
+) -> int:
     loaded = as_project(project)
     if roster is not None:  # simulate's federation (may differ from the file)
+        from syftflwr.flower.simulation import apply_roster
+
         loaded = apply_roster(loaded, roster)
     participant = connect(loaded, email=email, transport=transport)
     adopt_flower_logs(verbosity())
@@ -118,32 +147,27 @@ def run(
                 console=console,
                 relayed=relayed,
             )
-    sys.exit(code)
+    return code
 
 
 def _serve(participant: Any, node_config: dict[str, Any] | None, run_config: dict[str, Any]) -> int:
-    runners: list[DatasiteRunner] = []
-    stop_requested = threading.Event()
+    if STOP.signum is not None:  # stopped while starting: nothing to build or serve
+        handled = errors = malformed = 0
+        stopped_by: str | None = None
+    else:
+        from syftflwr.flower.launch import run_datasite
 
-    def stop(signum: int, _frame: object) -> None:
-        log.warning("signal %s: stopping the datasite runner", signum)
-        stop_requested.set()
-        for runner in runners:
-            runner.stop()
+        def started(runner: DatasiteRunner) -> None:
+            STOP.on_stop(lambda _signum: runner.stop())  # at once if one came meanwhile
 
-    def started(runner: DatasiteRunner) -> None:
-        runners.append(runner)
-        if stop_requested.is_set():  # the signal came while the runner was being built
-            runner.stop()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    stats = run_datasite(
-        participant, node_config=node_config, run_config=run_config, on_start=started
-    )
+        stats = run_datasite(
+            participant, node_config=node_config, run_config=run_config, on_start=started
+        )
+        handled, errors, malformed = stats.handled, stats.errors, stats.malformed
+        stopped_by = stats.stopped_by
     click.echo(
-        f"datasite {participant.email} stopped ({stats.stopped_by or 'signal'}): "
-        f"{stats.handled} messages handled, {stats.errors} errors, {stats.malformed} malformed",
+        f"datasite {participant.email} stopped ({stopped_by or 'signal'}): "
+        f"{handled} messages handled, {errors} errors, {malformed} malformed",
         err=True,
     )
     return 0
@@ -162,6 +186,14 @@ def _aggregate(
     console: Console,
     relayed: bool = False,
 ) -> int:
+    if STOP.signum is not None:  # stopped while starting: nothing was sent
+        console.print(f"stopped by {signal_name(STOP.signum)} before the run started")
+        return exit_code(STOP.signum)
+    from syftflwr.flower.launch import run_aggregator
+
+    def interruptible(grid: TransportGrid) -> None:
+        STOP.on_stop(lambda signum: grid.interrupt(f"stopped by {signal_name(signum)}"))
+
     reporters: list[ProgressReporter] = []
     jsonl = JsonlReporter(progress_file) if progress_file else None
     if jsonl:
@@ -179,6 +211,7 @@ def _aggregate(
             reporter=FanOut(reporters),
             round_timeout=round_timeout,
             resume=resume,
+            on_start=interruptible,
         )
     finally:
         if live:
@@ -188,6 +221,8 @@ def _aggregate(
     if result_file:
         result_file.write_text(json.dumps(result.to_dict(), default=str), encoding="utf-8")
     if relayed:  # simulate prints the summary and judges failed replies itself
+        if result.interrupted is not None:
+            return exit_code(STOP.signum if STOP.signum is not None else 2)
         return exit_status(result, allow_failures=True, console=console)
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
     if result.resumed:
@@ -204,4 +239,25 @@ def _aggregate(
         )
     if result.checkpoints:
         console.print(f"checkpoints: {escape(result.checkpoints)}", highlight=False, soft_wrap=True)
+    if result.interrupted is not None:
+        return _interrupted(console, result)
     return exit_status(result, allow_failures, console)
+
+
+def _interrupted(console: Console, result: RunResult) -> int:
+    """The end of a run stopped by a signal: what is missing, how to go on; 128 + signal."""
+    rounds = [i.round for i in result.pending if i.round is not None]
+    where = f" in round {max(rounds)}" if rounds else ""
+    console.print(f"[yellow]run {result.run_id} {result.interrupted}{where}[/]", highlight=False)
+    for info in result.pending:
+        console.print(
+            f"  no reply yet from {info.datasite} ({info.message_type}, round {info.round})",
+            highlight=False,
+        )
+    console.print(
+        "the datasites keep serving; to continue this run, run the same command again with "
+        "--resume (replies already received are not asked for again)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return exit_code(STOP.signum if STOP.signum is not None else 2)

@@ -85,6 +85,8 @@ STOP_ACTION = "stop"
 MESSAGE_UNAVAILABLE_REASON = (
     "Error: Message Unavailable - the instruction expired (TTL) before {datasite} replied"
 )
+INTERRUPT_CHECK = 1.0
+"""Seconds between two looks at :meth:`TransportGrid.interrupt` while waiting for replies."""
 REPLY_UNAVAILABLE_REASON = "Error: Reply Message Unavailable - the reply from {datasite} expired"
 
 
@@ -105,6 +107,12 @@ class _Pending:
     """Where ``stored`` comes in the order of the run's replies (journaled runs)."""
     batch: int | None = None
     """Replayed: the call of the stopped run that handed ``stored`` over."""
+
+
+class RunInterrupted(BaseException):
+    """The run was stopped (a signal, see :meth:`TransportGrid.interrupt`): raised by the
+    Grid's calls so the ServerApp ends wherever it waits. A BaseException, like
+    KeyboardInterrupt, so a ServerApp's ``except Exception`` does not swallow it."""
 
 
 def new_run_id() -> int:
@@ -216,6 +224,7 @@ class TransportGrid(Grid):
                 self._reporter, quiet=quiet_period(max_wait), command=datasite_command
             )
             on_picked_up(self.liveness.picked_up)
+        self._interrupted: str | None = None
         self._run: Any = None
         if run_id is None:
             run_id = tracker.run_id if tracker is not None else new_run_id()
@@ -261,7 +270,25 @@ class TransportGrid(Grid):
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        self._check_interrupted()
         return [self._push(message) for message in messages]
+
+    # ------------------------------------------------------------------ interruption
+    def interrupt(self, reason: str) -> None:
+        """End the run from any thread (a signal handler's helper): every wait returns
+        within :data:`INTERRUPT_CHECK` seconds and every later call raises
+        :class:`RunInterrupted`. Instructions still
+        pending stay journaled as sent, so ``--resume`` re-attaches to their replies."""
+        self._interrupted = reason
+
+    @property
+    def interrupted(self) -> str | None:
+        """Why the run was interrupted (None: it was not)."""
+        return self._interrupted
+
+    def _check_interrupted(self) -> None:
+        if self._interrupted is not None:
+            raise RunInterrupted(self._interrupted)
 
     def _push(self, message: Message, *, report: bool = True) -> str:
         metadata = message.metadata
@@ -448,6 +475,7 @@ class TransportGrid(Grid):
         """Replies available now; an unknown or expired id yields Flower's
         message-unavailable error reply (as a SuperLink answers). Replayed replies come
         in the batches the stopped run's pulls got them in, one batch per call."""
+        self._check_interrupted()
         ids = list(message_ids)
         batch = self._new_batch()
         with self._lock:
@@ -481,6 +509,7 @@ class TransportGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
+        self._check_interrupted()
         ids = list(self.push_messages(messages))
         return self._collect(ids, timeout)
 
@@ -520,6 +549,7 @@ class TransportGrid(Grid):
         if given_up:
             self._report_missing(given_up, 0.0, record=False)
         while remaining:
+            self._check_interrupted()
             with self._lock:
                 pending = {i: self._pending[i] for i in remaining if i in self._pending}
             remaining &= pending.keys()  # pulled elsewhere: not ours to report
@@ -530,6 +560,7 @@ class TransportGrid(Grid):
             step = max(0.0, next_expiry)
             if deadline is not None:
                 step = min(step, max(0.0, deadline - time.monotonic()))
+            step = min(step, INTERRUPT_CHECK)  # a wait ends on a reply or its timeout only
             responses = self.rpc.wait([p.handle for p in pending.values()], step)
             for response in responses:
                 if response.id in remaining:
@@ -788,13 +819,17 @@ class TransportGrid(Grid):
         with self._lock:
             return [p.info for p in self._pending.values()]
 
-    def close(self) -> None:
-        """Forget every pending request (the RPC role stays open: the caller owns it)."""
+    def close(self, *, forget: bool = True) -> None:
+        """Forget every pending request (the RPC role stays open: the caller owns it).
+        ``forget=False`` (an interrupted run) leaves them in storage: a resumed run
+        re-attaches to their replies."""
         if self.liveness is not None:
             self.liveness.close()
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
+        if not forget:
+            return
         for p in pending:
             try:
                 self.rpc.forget(p.handle)

@@ -32,10 +32,11 @@ from syftflwr.flower.apps import (
 )
 from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
-from syftflwr.flower.grid import TransportGrid, new_run_id
+from syftflwr.flower.grid import RunInterrupted, TransportGrid, new_run_id
 from syftflwr.flower.progress import (
     FailureEvent,
     FanOut,
+    MessageInfo,
     ProgressReporter,
     RoundInfo,
     listening,
@@ -81,6 +82,10 @@ class RunResult:
     encryption: str = ""
     """How messages were protected: "core" (syftflwr's envelope encryption), the
     transport's own ("syftbox"), or "" (plaintext: encryption = false)."""
+    interrupted: str | None = None
+    """Why the run was stopped before its ServerApp finished (a signal); resumable."""
+    pending: list[MessageInfo] = field(default_factory=list)
+    """Interrupted: the instructions whose replies had not come yet."""
 
     @property
     def accuracy(self) -> float | None:
@@ -92,7 +97,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.failures
+        return self.error is None and not self.failures and self.interrupted is None
 
     def describe_failures(self) -> list[str]:
         return [f.describe() for f in self.failures]
@@ -268,6 +273,7 @@ def run_aggregator(
     round_timeout: float | None = None,
     stop_datasites: bool = True,
     resume: bool = False,
+    on_start: Callable[[TransportGrid], None] | None = None,
 ) -> RunResult:
     """Run the project's ServerApp against its datasites; never raises for app errors
     (they are in ``RunResult.error``), so callers can always report what happened.
@@ -279,6 +285,9 @@ def run_aggregator(
         ``round_timeout``); a datasite that has not answered is reported and skipped.
     :param stop_datasites: send the stop message to every datasite at the end.
     :param resume: continue the stopped run of this aggregator instead of starting one.
+    :param on_start: called with the Grid before the ServerApp starts (e.g. to
+        :meth:`~TransportGrid.interrupt` it on a signal: the run then ends at once,
+        resumable, its datasites still serving; ``RunResult.interrupted`` says why).
     :raises ConfigError: ``resume`` with nothing (matching) to resume.
     """
     started = time.monotonic()
@@ -315,19 +324,31 @@ def run_aggregator(
     error: str | None = None
     acks: dict[str, bool] = {}
     status = RunStatus.FAILED
+    pending: list[MessageInfo] = []
+    if on_start is not None:
+        on_start(grid)
     try:
         run_server_app(server_app, grid, run_config=config, reporter=reporter)
         status = RunStatus.FINISHED
+    except RunInterrupted:
+        status = RunStatus.STOPPED
+        pending = grid.pending()
     except Exception:
-        error = traceback.format_exc()
-        log.error("the ServerApp raised:\n%s", error)
+        if grid.interrupted is None:
+            error = traceback.format_exc()
+            log.error("the ServerApp raised:\n%s", error)
+        else:  # it raised because the Grid was interrupted (e.g. a legacy-API worker)
+            status = RunStatus.STOPPED
+            pending = grid.pending()
     finally:
         try:
-            if stop_datasites and stops_sent and status is RunStatus.FINISHED:
+            if status is RunStatus.STOPPED:
+                pass  # the datasites keep serving: the run is to be resumed
+            elif stop_datasites and stops_sent and status is RunStatus.FINISHED:
                 log.info("the stopped run had already sent its stop messages")
             elif stop_datasites:
                 acks = grid.stop_datasites(timeout=min(10.0, grid.max_wait or 10.0))
-            grid.close()
+            grid.close(forget=status is not RunStatus.STOPPED)
         finally:
             tracker.end(status)
             journal.close()
@@ -352,6 +373,8 @@ def run_aggregator(
         divergence=tracker.divergence,
         checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
         encryption=encryption_of(participant),
+        interrupted=grid.interrupted if status is RunStatus.STOPPED else None,
+        pending=pending,
     )
 
 

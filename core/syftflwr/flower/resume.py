@@ -271,7 +271,7 @@ class RunTracker:
     def end(self, status: RunStatus) -> None:
         if status is RunStatus.FINISHED and self.checkpoints is not None:
             self.checkpoints.finish()
-        if self._unused:
+        if self._unused and status is RunStatus.FINISHED:
             log.warning("resume: the ServerApp ended before sending %d of the stopped run's "
                         "instructions again", len(self._unused))  # fmt: skip
         self.journal.end(self.run_id, status)

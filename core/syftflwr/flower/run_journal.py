@@ -5,7 +5,7 @@ run killed mid-way can be resumed (``syftflwr run --resume``, docs/resume.md).
 
 * ``runs`` — one row per run: run id, the seed of Python's and numpy's random number
   generators, a hash of the run config, ``status`` (``running`` -> ``finished`` |
-  ``failed`` | ``abandoned``), the process id, the latest round and checkpoint, and
+  ``failed`` | ``stopped`` | ``abandoned``), the process id, the latest round and checkpoint, and
   whether it sent its stop messages;
 * ``pushes`` — one row per instruction: its fingerprint and the digests of its parts
   (see :mod:`syftflwr.flower.fingerprint`), envelope message id, datasite, type, round,
@@ -79,11 +79,13 @@ class RunStatus(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     """The ServerApp raised (resumable, e.g. after fixing the bug)."""
+    STOPPED = "stopped"
+    """Stopped by a signal (SIGINT/SIGTERM) before it finished (resumable)."""
     ABANDONED = "abandoned"
     """Superseded by a fresh run."""
 
 
-RESUMABLE = frozenset({RunStatus.RUNNING, RunStatus.FAILED})
+RESUMABLE = frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED})
 
 
 class PushState(StrEnum):

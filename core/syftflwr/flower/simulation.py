@@ -48,6 +48,7 @@ from syftflwr.flower.relay import Relay, Role, Sink
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.names import validate_email
 from syftflwr.session import Participant, as_project, connect, select_transport
+from syftflwr.signals import spawn_blocked
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -361,13 +362,14 @@ def simulate_in_processes(
         started = time.monotonic()
 
         def spawn(email: str, extra: Sequence[str]) -> None:
-            procs[email] = subprocess.Popen(
-                _run_command(fed.root, email, roster, extra),  # type: ignore[arg-type]
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=child_env,
-                cwd=str(space),
-            )
+            with spawn_blocked():  # a stop at any moment of its start-up is handled
+                procs[email] = subprocess.Popen(
+                    _run_command(fed.root, email, roster, extra),  # type: ignore[arg-type]
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=child_env,
+                    cwd=str(space),
+                )
             role: Role = "aggregator" if email == fed.aggregator else "datasite"
             relay.attach(email, role, procs[email])
 
