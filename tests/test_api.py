@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +64,46 @@ def test_background_datasite_and_aggregator_in_one_notebook(
 def test_memory_is_refused_outside_one_process() -> None:
     with pytest.raises(TransportUnavailableError, match="simulate --threads"):
         syftflwr.connect(QUICKSTART, email="ds1@openmined.org", transport="memory")
+
+
+def test_simulate_in_threads_shows_rounds_not_flowers_log(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    flower = logging.getLogger("flwr")
+    assert any(type(h).__name__ == "ConsoleHandler" for h in flower.handlers)  # as in a notebook
+    result = syftflwr.simulate(QUICKSTART, mode="threads", rounds=2)
+    assert result.ok, result.describe_failures()
+    err = capfd.readouterr().err
+    assert "[ROUND" not in err and "Starting FedAvg" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith(("initial", "round "))]
+    assert lines[0] == "initial: accuracy 0.3684, loss 0.6931", err
+    assert lines[1].startswith("round 1: 6 replies, accuracy 0.9"), err
+    assert lines[2].startswith("round 2: 6 replies, accuracy 0.9"), err
+    assert len(lines) == 3
+
+
+def test_simulate_in_processes_shows_progress(tmp_path: Path) -> None:
+    """From a script (or a notebook): a line per round as the rounds finish, what the
+    ServerApp prints, no Flower INFO log; the result prints as one line."""
+    script = (
+        "import syftflwr, sys\n"
+        f"result = syftflwr.simulate({str(QUICKSTART)!r}, rounds=2)\n"
+        "print(repr(result))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYFTFLWR_")}
+    env.update(SYFTFLWR_HOME=str(tmp_path), FLWR_TELEMETRY_ENABLED="0")
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("<SimulationResult quickstart: run "), out.stdout
+    assert "processes mode" in out.stdout
+    assert len(out.stdout) < 300
+    lines = [line for line in out.stderr.splitlines() if line.startswith(("initial", "round "))]
+    assert [line.split(":")[0] for line in lines] == ["initial", "round 1", "round 2"], out.stderr
+    assert "[ROUND" not in out.stderr and "INFO" not in out.stderr, out.stderr

@@ -15,6 +15,8 @@ Every function takes the Flower app's directory (or a loaded
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,11 +27,12 @@ from syftflwr.config import ProjectConfig
 from syftflwr.flower.apps import UserConfigValue
 from syftflwr.flower.launch import RunResult, make_datasite_runner
 from syftflwr.flower.launch import run_aggregator as _run_aggregator
-from syftflwr.flower.progress import ProgressReporter
+from syftflwr.flower.progress import FanOut, ProgressReporter, RoundLines
 from syftflwr.flower.runner import DatasiteRunner, RunnerStats
-from syftflwr.flower.simulation import SimulationResult, simulate
+from syftflwr.flower.simulation import Mode, SimulationResult, simulation_project
+from syftflwr.flower.simulation import simulate as _simulate
 from syftflwr.registry import TransportStatus, context_for_project, get_registry
-from syftflwr.session import Participant, connect, select_transport
+from syftflwr.session import Participant, as_project, connect, select_transport
 
 ProjectLike = str | Path | ProjectConfig
 
@@ -46,6 +49,48 @@ __all__ = [
     "simulate",
     "start_datasite",
 ]
+
+
+def simulate(
+    project: ProjectLike,
+    *,
+    mode: Mode | None = None,
+    transport: str | None = None,
+    progress: bool = True,
+    reporter: ProgressReporter | None = None,
+    **kwargs: Any,
+) -> SimulationResult:
+    """Train the project's Flower app with its aggregator and datasites on this machine:
+    separate processes by default, ``mode="threads"`` for all in this process (see
+    :func:`syftflwr.flower.simulation.simulate` for the other arguments).
+
+    With ``progress`` (default) it prints one line per round on stderr, what the
+    ServerApp prints, and the participants' warnings and errors, prefixed by
+    participant; Flower's own INFO log is not shown. The result's repr is one line, a
+    notebook shows it as a table, and ``result.plot()`` draws accuracy and loss.
+    """
+    from rich.console import Console
+
+    from syftflwr.flower.relay import Role, printer, prints_and_problems
+    from syftflwr.logs import flower_console_level
+
+    reporters: list[ProgressReporter] = [reporter] if reporter is not None else []
+    lines = RoundLines(lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+    if lines is not None:
+        reporters.append(lines)
+    if progress:
+        fed = simulation_project(as_project(project), kwargs.get("datasites"))
+        roles: dict[str, Role] = {fed.aggregator or "": "aggregator"}
+        roles.update(dict.fromkeys(fed.datasites, "datasite"))
+        kwargs["output"] = printer(Console(stderr=True), roles, prints_and_problems)
+    try:
+        with flower_console_level(logging.WARNING):
+            return _simulate(
+                project, mode=mode, transport=transport, reporter=FanOut(reporters), **kwargs
+            )
+    finally:
+        if lines is not None:
+            lines.close()
 
 
 def list_transports(project: str | Path | None = None) -> list[TransportStatus]:

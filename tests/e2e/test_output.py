@@ -49,7 +49,7 @@ def test_run_aggregator_piped(home: Path, procs: Procs) -> None:
     for email in DATASITES:
         procs.start(syftflwr("run", str(QUICKSTART), "--as", email), env)
     agg = subprocess.run(
-        syftflwr("run", str(QUICKSTART), "--as", AGG, "--rounds", "2"),
+        syftflwr("run", str(QUICKSTART), "--as", AGG, "--rounds", "2", "--json"),
         env=env,
         capture_output=True,
         text=True,
@@ -59,7 +59,12 @@ def test_run_aggregator_piped(home: Path, procs: Procs) -> None:
     output = agg.stdout + agg.stderr
     assert agg.returncode == 0, output
     assert_plain_and_once(output, rounds=2)
-    summary_line(output, "fsspec-local")
+    summary_line(agg.stderr, "fsspec-local")
+    # --json: stdout is the result document, kept in the aggregator's state directory
+    document = json.loads(agg.stdout)
+    kept = home / "state" / "quickstart" / AGG / "runs" / str(document["run_id"]) / "result.json"
+    assert re.search(rf"^result: {re.escape(str(kept))}$", agg.stderr, re.M), agg.stderr
+    assert json.loads(kept.read_text()) == document
     # the banner is longer than 80 columns and stays one line
     assert re.search(rf"^{AGG} \(aggregator\) over fsspec-local \(selected by .+\)$", output, re.M)
 

@@ -121,7 +121,8 @@ def test_aggregator_killed_mid_round_resumes_without_retraining(
     # The journal says finished, and the finished run's stored replies are gone.
     with sqlite3.connect(state / "runs" / "runs.sqlite") as db:
         assert db.execute("SELECT status, resumes FROM runs").fetchall() == [("finished", 1)]
-    assert not (state / "runs" / run_dir.name).exists()
+    assert not (state / "runs" / run_dir.name / "replies").exists()
+    assert (state / "runs" / run_dir.name / "result.json").is_file()  # the result stays
 
     for proc in started[:2]:  # the resumed aggregator's stop ends the datasites
         assert proc.wait(timeout=30) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,11 @@ def print_summary(console: Console, result: RunResult, *, title: str) -> None:
     if result.error:
         console.print("[red]the run failed:[/]")
         console.print(result.error, markup=False, highlight=False)
+
+
+def print_saved(console: Console, path: Path) -> None:
+    """Where the result file is (``syftflwr report PATH --plot out.png`` reads it)."""
+    console.print(f"result: {escape(str(path))}", highlight=False, soft_wrap=True)
 
 
 def exit_status(result: RunResult, allow_failures: bool, console: Console) -> int:

@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "doctor": "syftflwr.cli.doctor:doctor",
     "run": "syftflwr.cli.run:run",
     "simulate": "syftflwr.cli.simulate:simulate",
+    "report": "syftflwr.cli.report:report",
     "bootstrap": "syftflwr.cli.bootstrap:bootstrap",
     "keys": "syftflwr.cli.keys:keys",
 }
@@ -41,6 +42,7 @@ COMMAND_HELP: dict[str, str] = {
     "doctor": "Check the configuration and carry a message end to end.",
     "run": "Run the aggregator or a datasite of a Flower app.",
     "simulate": "Run a whole federation on this machine.",
+    "report": "Summarise a run's result file; --plot draws accuracy and loss per round.",
     "bootstrap": "Write the shared [tool.syftflwr] config of a Flower app.",
     "keys": "Manage this participant's encryption keys.",
 }

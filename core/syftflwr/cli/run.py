@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -12,8 +11,15 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
-from syftflwr.cli._output import make_console, verbosity
+from syftflwr.cli._live import (
+    LiveProgress,
+    exit_status,
+    parse_assignments,
+    print_saved,
+    print_summary,
+)
+from syftflwr.cli._output import echo_json, make_console, verbosity
+from syftflwr.flower import results
 from syftflwr.flower.progress import FanOut, JsonlReporter, ProgressReporter
 from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project, connect
@@ -63,6 +69,13 @@ log = logging.getLogger("syftflwr")
 @click.option("--roster", type=click.Path(path_type=Path, exists=True), hidden=True)
 @click.option("--progress-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True)
+@click.option(
+    "--json",
+    "json_out",
+    is_flag=True,
+    help="Print the result as JSON on stdout (aggregator: the result file's document; "
+    "datasite: its counters); the summary still goes to stderr.",
+)
 @click.option("--relayed", is_flag=True, hidden=True)  # simulate shows the output
 def run(
     project: Path,
@@ -77,6 +90,7 @@ def run(
     roster: Path | None,
     progress_file: Path | None,
     result_file: Path | None,
+    json_out: bool,
     relayed: bool,
 ) -> None:
     """Run PROJECT's ServerApp (as the aggregator) or its ClientApp (as a datasite).
@@ -88,7 +102,7 @@ def run(
     with STOP.handling():
         code = _run(project, email, transport, rounds, run_config, node_config,
                     round_timeout, allow_failures, resume, roster, progress_file, result_file,
-                    relayed)  # fmt: skip
+                    json_out, relayed)  # fmt: skip
     sys.exit(code)
 
 
@@ -105,6 +119,7 @@ def _run(
     roster: Path | None,
     progress_file: Path | None,
     result_file: Path | None,
+    json_out: bool,
     relayed: bool,
 ) -> int:
     loaded = as_project(project)
@@ -113,7 +128,6 @@ def _run(
 
         loaded = apply_roster(loaded, roster)
     participant = connect(loaded, email=email, transport=transport)
-    adopt_flower_logs(verbosity())
     console = make_console(stderr=True)
     with participant:
         if not relayed:  # under simulate, which shows its own
@@ -133,6 +147,7 @@ def _run(
                 participant,
                 parse_assignments(node_config, "--node-config") or None,
                 parse_assignments(run_config, "--run-config"),
+                json_out=json_out,
             )
         else:
             code = _aggregate(
@@ -145,17 +160,26 @@ def _run(
                 progress_file=progress_file,
                 result_file=result_file,
                 console=console,
+                json_out=json_out,
                 relayed=relayed,
             )
     return code
 
 
-def _serve(participant: Any, node_config: dict[str, Any] | None, run_config: dict[str, Any]) -> int:
+def _serve(
+    participant: Any,
+    node_config: dict[str, Any] | None,
+    run_config: dict[str, Any],
+    *,
+    json_out: bool = False,
+) -> int:
     if STOP.signum is not None:  # stopped while starting: nothing to build or serve
         handled = errors = malformed = 0
         stopped_by: str | None = None
     else:
         from syftflwr.flower.launch import run_datasite
+
+        adopt_flower_logs(verbosity())  # imports Flower: each of its lines once, ours
 
         def started(runner: DatasiteRunner) -> None:
             STOP.on_stop(lambda _signum: runner.stop())  # at once if one came meanwhile
@@ -170,6 +194,9 @@ def _serve(participant: Any, node_config: dict[str, Any] | None, run_config: dic
         f"{handled} messages handled, {errors} errors, {malformed} malformed",
         err=True,
     )
+    if json_out:
+        counters = {"handled": handled, "errors": errors, "malformed": malformed}
+        echo_json({"datasite": participant.email, **counters, "stopped_by": stopped_by})
     return 0
 
 
@@ -184,12 +211,15 @@ def _aggregate(
     progress_file: Path | None,
     result_file: Path | None,
     console: Console,
+    json_out: bool = False,
     relayed: bool = False,
 ) -> int:
     if STOP.signum is not None:  # stopped while starting: nothing was sent
         console.print(f"stopped by {signal_name(STOP.signum)} before the run started")
         return exit_code(STOP.signum)
     from syftflwr.flower.launch import run_aggregator
+
+    adopt_flower_logs(verbosity())  # imports Flower: each of its lines once, ours
 
     def interruptible(grid: TransportGrid) -> None:
         STOP.on_stop(lambda signum: grid.interrupt(f"stopped by {signal_name(signum)}"))
@@ -219,11 +249,14 @@ def _aggregate(
         if jsonl:
             jsonl.close()
     if result_file:
-        result_file.write_text(json.dumps(result.to_dict(), default=str), encoding="utf-8")
+        results.save(result, result_file)
     if relayed:  # simulate prints the summary and judges failed replies itself
         if result.interrupted is not None:
             return exit_code(STOP.signum if STOP.signum is not None else 2)
         return exit_status(result, allow_failures=True, console=console)
+    saved = results.save(result, results.result_path(participant.context.state_dir, result.run_id))
+    if json_out:
+        echo_json(results.to_document(result))
     print_summary(console, result, title=f"{participant.project.app_name}: run summary")
     if result.resumed:
         diverged = (
@@ -239,6 +272,7 @@ def _aggregate(
         )
     if result.checkpoints:
         console.print(f"checkpoints: {escape(result.checkpoints)}", highlight=False, soft_wrap=True)
+    print_saved(console, saved)
     if result.interrupted is not None:
         return _interrupted(console, result)
     return exit_status(result, allow_failures, console)

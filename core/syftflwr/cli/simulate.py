@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
-from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
-from syftflwr.cli._output import make_console, verbosity
+from syftflwr.cli._live import (
+    LiveProgress,
+    exit_status,
+    parse_assignments,
+    print_saved,
+    print_summary,
+)
+from syftflwr.cli._output import echo_json, make_console, verbosity
+from syftflwr.flower import results
 from syftflwr.flower.relay import Role, aggregator_and_problems, printer
 from syftflwr.flower.simulation import simulate as run_simulation
 from syftflwr.flower.simulation import simulation_project
@@ -40,6 +47,13 @@ from syftflwr.session import as_project
     type=click.Path(path_type=Path),
     help="Keep state, mailboxes and logs here (default: a temporary directory).",
 )
+@click.option(
+    "--json",
+    "json_out",
+    is_flag=True,
+    help="Print the result as JSON on stdout (the result file's document); the summary "
+    "goes to stderr.",
+)
 def simulate(
     project: Path,
     datasites: int | None,
@@ -50,16 +64,19 @@ def simulate(
     round_timeout: float | None,
     allow_failures: bool,
     workspace: Path | None,
+    json_out: bool,
 ) -> None:
     """Train PROJECT with its aggregator and datasites on this machine.
 
     Each participant is a separate OS process by default (over fsspec-local when it is
     installed); --threads runs everybody in this process. Datasite K gets Flower's node
-    config partition-id=K, num-partitions=N.
+    config partition-id=K, num-partitions=N. The result is kept in your state directory
+    (runs/<run id>/result.json of the aggregator), not in the workspace.
     """
     adopt_flower_logs(verbosity())
-    console = make_console()
+    console = make_console(stderr=json_out)
     fed = simulation_project(as_project(project), datasites)
+    results_dir = results.aggregator_state_dir(fed)  # a config problem shows before any work
     live = LiveProgress(console, fed.datasites) if console.is_terminal else None
     roles: dict[str, Role] = {fed.aggregator or "": "aggregator"}
     roles.update(dict.fromkeys(fed.datasites, "datasite"))
@@ -81,8 +98,12 @@ def simulate(
         result = run_simulation(
             fed, mode="threads" if threads else None, transport=transport, **kwargs
         )
+    saved = results.save(result, results.result_path(results_dir, result.run_id))
+    if json_out:
+        echo_json(results.to_document(result))
     mode = "threads" if result.mode == "threads" else "separate processes"
     print_summary(console, result, title=f"{result.app_name}: simulation ({mode})")
     if result.workspace:
         console.print(f"workspace kept at {result.workspace} (logs in {result.workspace / 'logs'})")
+    print_saved(console, saved)
     sys.exit(exit_status(result, allow_failures, console))

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syftflwr.errors import ConfigError
 from syftflwr.flower.apps import (
@@ -46,6 +46,9 @@ from syftflwr.flower.run_journal import RunJournal, RunRecord, RunStatus, pid_al
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.profiles import node_id_for
 from syftflwr.session import Participant
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -86,6 +89,7 @@ class RunResult:
     """Why the run was stopped before its ServerApp finished (a signal); resumable."""
     pending: list[MessageInfo] = field(default_factory=list)
     """Interrupted: the instructions whose replies had not come yet."""
+    app_name: str = ""
 
     @property
     def accuracy(self) -> float | None:
@@ -104,6 +108,23 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __repr__(self) -> str:  # one line, not every event of the run
+        from syftflwr.flower.results import describe
+
+        return describe(self)
+
+    def _repr_html_(self) -> str:
+        from syftflwr.flower.results import html_table
+
+        return html_table(self)
+
+    def plot(self) -> Figure:
+        """Accuracy and loss per round, the ServerApp's and each datasite's (needs
+        matplotlib; shown inline in a notebook)."""
+        from syftflwr.flower.results import plot
+
+        return plot(self)
 
 
 def node_config_for(index: int, total: int) -> dict[str, UserConfigValue]:
@@ -375,6 +396,7 @@ def run_aggregator(
         encryption=encryption_of(participant),
         interrupted=grid.interrupted if status is RunStatus.STOPPED else None,
         pending=pending,
+        app_name=participant.project.app_name,
     )
 
 

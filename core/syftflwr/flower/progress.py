@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -209,6 +209,67 @@ class RunRecorder(BaseReporter):
             if name in info.metrics:
                 return info.metrics[name]
         return None
+
+
+@dataclass
+class _RoundLine:
+    replies: int = 0
+    failed: set[str] = field(default_factory=set)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class RoundLines(BaseReporter):
+    """One line per finished round (``round 2: 6 replies, accuracy 0.9649, loss
+    0.1172``), written when the next round starts and on :meth:`close`: the progress a
+    script or a notebook shows instead of Flower's whole INFO log."""
+
+    SHOWN = ("accuracy", "loss")
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._rounds: dict[int, _RoundLine] = {}
+        self._current: int | None = None
+
+    def _round(self, server_round: int | None) -> _RoundLine:
+        key = server_round or 0
+        if self._current is None or key > self._current:
+            if self._current is not None:
+                self._flush(self._current)
+            self._current = key
+        return self._rounds.setdefault(key, _RoundLine())
+
+    def _flush(self, key: int) -> None:
+        row = self._rounds.pop(key, None)
+        if row is None:
+            return
+        parts = [f"{row.replies} replies"] if row.replies else []
+        if row.failed:
+            parts.append(f"{len(row.failed)} datasites failed ({', '.join(sorted(row.failed))})")
+        parts += [f"{m} {row.metrics[m]:.4f}" for m in self.SHOWN if m in row.metrics]
+        if parts:
+            self._write(f"{f'round {key}' if key else 'initial'}: {', '.join(parts)}")
+
+    def on_sent(self, info: MessageInfo) -> None:
+        with self._lock:
+            self._round(info.round)
+
+    def on_reply(self, event: ReplyEvent) -> None:
+        with self._lock:
+            self._round(event.info.round).replies += 1
+
+    def on_failure(self, event: FailureEvent) -> None:
+        with self._lock:
+            self._round(event.info.round).failed.add(event.info.datasite)
+
+    def on_metrics(self, server_round: int, metrics: Mapping[str, float], source: str) -> None:
+        with self._lock:
+            self._round(server_round).metrics.update(metrics)
+
+    def close(self) -> None:
+        with self._lock:
+            for key in sorted(self._rounds):
+                self._flush(key)
 
 
 # --------------------------------------------------------------------------- metrics sink

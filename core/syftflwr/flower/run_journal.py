@@ -24,6 +24,7 @@ records envelopes per transport and knows nothing about rounds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from syftflwr.errors import StorageError
 
 RUNS_DIR = "runs"
 DATABASE = "runs.sqlite"
+REPLIES = "replies"
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -241,14 +243,17 @@ class RunJournal:
 
     def end(self, run_id: int, status: RunStatus) -> None:
         """Record how the run ended; a finished or abandoned run's replies are deleted
-        (the checkpoints stay)."""
+        (the checkpoints and the run's result file stay)."""
         self._run(
             "UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?",
             (status, time.time(), run_id),
         )
         if status in (RunStatus.FINISHED, RunStatus.ABANDONED):  # nothing left to replay
             self._run("DELETE FROM pushes WHERE run_id = ?", (run_id,))
-            shutil.rmtree(self.root / str(run_id), ignore_errors=True)
+            folder = self.root / str(run_id)
+            shutil.rmtree(folder / REPLIES, ignore_errors=True)
+            with contextlib.suppress(OSError):  # kept if it holds the result file
+                folder.rmdir()
 
     def set_round(self, run_id: int, server_round: int) -> None:
         self._run(
@@ -346,7 +351,7 @@ class RunJournal:
 
     # -- replies ---------------------------------------------------------------------------
     def reply_path(self, run_id: int, message_id: str) -> Path:
-        return self.root / str(run_id) / "replies" / f"{message_id}.msg"
+        return self.root / str(run_id) / REPLIES / f"{message_id}.msg"
 
     def store_reply(
         self,

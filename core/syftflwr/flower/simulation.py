@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from syftflwr.config import HOME_ENV, ProjectConfig
 from syftflwr.errors import ConfigError, SyftflwrError
+from syftflwr.flower import results
 from syftflwr.flower.apps import UserConfigValue
 from syftflwr.flower.launch import (
     RunResult,
@@ -43,7 +44,7 @@ from syftflwr.flower.launch import (
     node_config_for,
     run_aggregator,
 )
-from syftflwr.flower.progress import ProgressReporter, failure_from, replay_line, round_from
+from syftflwr.flower.progress import ProgressReporter, replay_line
 from syftflwr.flower.relay import Relay, Role, Sink
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.names import validate_email
@@ -58,11 +59,10 @@ ROSTER_FILE = "roster.json"
 Mode = Literal["threads", "processes"]
 
 
-@dataclass
+@dataclass(repr=False)  # RunResult's one-line repr
 class SimulationResult(RunResult):
     """A :class:`RunResult` plus how the simulation ran."""
 
-    app_name: str = ""
     mode: Mode = "threads"
     runner_stats: dict[str, RunnerStats] = field(default_factory=dict)
     """Per-datasite counters (threads mode)."""
@@ -267,7 +267,6 @@ def simulate_in_threads(
                 memory.reset(env["SYFTFLWR_MEMORY_NAMESPACE"])
     return SimulationResult(
         **vars(result),
-        app_name=fed.app_name,
         mode="threads",
         runner_stats={email: r.stats for email, r in runners.items()},
         workspace=workspace,
@@ -450,19 +449,9 @@ def _read_result(
             duration=duration,
             error="the aggregator process ended without a result (see its log)",
         )
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return SimulationResult(
-        transport=data["transport"],
-        aggregator=data["aggregator"],
-        datasites=tuple(data["datasites"]),
-        rounds=[round_from(r) for r in data["rounds"]],
-        failures=[failure_from(f) for f in data["failures"]],
-        stop_acks=dict(data["stop_acks"]),
-        duration=duration,
-        error=data.get("error"),
-        final_metrics=dict(data.get("final_metrics", {})),
-        encryption=str(data.get("encryption", "")),
-    )
+    result = results.from_document(json.loads(path.read_text(encoding="utf-8")))
+    result.duration = duration  # the simulation's, start to end
+    return result
 
 
 def simulate(
