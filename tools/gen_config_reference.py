@@ -186,6 +186,8 @@ def transport_section(name: str, info: Any, origin: str) -> list[str]:
             notes.append("required")
         if spec.choices:
             notes.append("one of " + ", ".join(code(c) for c in spec.choices))
+        if spec.range:
+            notes.append(code(spec.range))
         where = "participant" if spec.participant else "project"
         rows.append(
             [

@@ -57,6 +57,18 @@ class OptionSpec:
     env: str | None = None
     participant: bool = False
     """True for per-participant settings (tokens, local roots) rather than project-wide."""
+    minimum: float | None = None
+    """Smallest value an ``int`` or ``float`` option accepts (None: no bound); core
+    refuses anything below it, naming the valid range."""
+    exclusive_minimum: bool = False
+    """True if ``minimum`` itself is refused too (``> 0`` rather than ``>= 0``)."""
+
+    @property
+    def range(self) -> str | None:
+        """The valid range as users read it (``"> 0"``, ``">= 1"``), None if unbounded."""
+        if self.minimum is None:
+            return None
+        return f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ def connect(
             fix="pass --as EMAIL (or email=...), set SYFTFLWR_EMAIL, or write "
             'email = "..." in your settings file (docs/configuration.md)',
         )
+    who = loaded.participant_email(who)  # as the project spells it
     loaded.role_of(who)  # a stranger is refused before any transport is touched
     chosen, source = select_transport(
         loaded,

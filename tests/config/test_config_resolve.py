@@ -122,7 +122,7 @@ def test_shared_identity_keys_cannot_be_overridden(project: ProjectConfig) -> No
     ("var", "value", "fragment"),
     [
         ("SYFTFLWR_MAX_MESSAGE_SIZE", "3GiB", "protobuf"),
-        ("SYFTFLWR_ENCRYPTION", "sometimes", "true or false"),
+        ("SYFTFLWR_ENCRYPTION", "sometimes", "1/0, true/false"),
         ("SYFTFLWR_PROFILE", "turbo", "unknown profile"),
         ("SYFTFLWR_ROUND_TIMEOUT", "-1", "seconds"),
     ],

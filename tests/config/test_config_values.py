@@ -13,6 +13,7 @@ from syftflwr.config._values import (
     parse_mapping,
     parse_path,
     parse_size,
+    parse_text_bool,
     suggest,
 )
 
@@ -72,18 +73,25 @@ def test_bad_durations_are_refused(bad: object) -> None:
 
 @pytest.mark.parametrize("text", ["1", "true", "YES", "on", True])
 def test_true(text: object) -> None:
-    assert parse_bool(text) is True
+    assert parse_text_bool(text) is True
 
 
 @pytest.mark.parametrize("text", ["0", "false", "No", "off", False])
 def test_false(text: object) -> None:
-    assert parse_bool(text) is False
+    assert parse_text_bool(text) is False
 
 
 @pytest.mark.parametrize("bad", ["maybe", 1, "", None])
-def test_bad_booleans_are_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match="true or false"):
+def test_bad_text_booleans_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="1/0, true/false, yes/no or on/off"):
+        parse_text_bool(bad)
+
+
+@pytest.mark.parametrize("bad", ["off", "false", "true", 0, 1, "", None])
+def test_a_file_boolean_is_a_toml_boolean(bad: object) -> None:
+    with pytest.raises(ValueError, match="TOML boolean"):
         parse_bool(bad)
+    assert parse_bool(True) is True and parse_bool(False) is False
 
 
 def test_paths_expand_home_and_resolve_relative_to_their_file(tmp_path: Path) -> None:

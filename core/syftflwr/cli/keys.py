@@ -218,6 +218,7 @@ def trust(
     --fingerprint makes that comparison exact (and scriptable).
     """
     mine = local_keys(as_project(project), email)
+    peer = mine.project.participant_email(peer)
     if peer in mine.project.keys:
         raise EncryptionError(
             f"the project pins the key of {peer}; a pin outranks what you trust, so update "

@@ -42,7 +42,9 @@ log = logging.getLogger("syftflwr")
     "--as", "email", metavar="EMAIL", help="Who you are (default: SYFTFLWR_EMAIL / settings)."
 )
 @click.option("--transport", help="Transport name (overrides env and the project's config).")
-@click.option("--rounds", type=int, help="Override num-server-rounds (aggregator).")
+@click.option(
+    "--rounds", type=click.IntRange(min=1), help="Override num-server-rounds (aggregator)."
+)
 @click.option(
     "--run-config",
     "run_config",

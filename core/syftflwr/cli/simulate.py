@@ -26,7 +26,7 @@ from syftflwr.session import as_project
 @click.command()
 @click.argument("project", type=click.Path(path_type=Path), default=".")
 @click.option("--datasites", type=int, help="How many datasites (default: the configured ones).")
-@click.option("--rounds", type=int, help="Override num-server-rounds.")
+@click.option("--rounds", type=click.IntRange(min=1), help="Override num-server-rounds.")
 @click.option("--transport", help="Transport (default: configured, else auto-detected).")
 @click.option(
     "--threads",

@@ -84,7 +84,19 @@ def unknown_key_fix(name: str, candidates: Iterable[str]) -> str:
 
 
 def parse_bool(value: object) -> bool:
-    """``true``/``false`` from TOML; ``1/0 yes/no on/off true/false`` from strings."""
+    """A boolean written in a file: TOML's ``true`` or ``false`` only. A quoted ``"off"``
+    or a ``0`` is refused rather than guessed (``encryption = "off"`` must not quietly
+    mean anything)."""
+    if isinstance(value, bool):
+        return value
+    raise ValueError(
+        f"must be a TOML boolean (true or false, without quotes), got {type_name(value)} {value!r}"
+    )
+
+
+def parse_text_bool(value: object) -> bool:
+    """A boolean given as text (environment variables, command-line values):
+    ``1/0``, ``true/false``, ``yes/no``, ``on/off`` in any case; a real boolean too."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -93,7 +105,7 @@ def parse_bool(value: object) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise ValueError(f"expected true or false (or 1/0, yes/no, on/off), got {value!r}")
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {value!r}")
 
 
 def parse_int(value: object) -> int:

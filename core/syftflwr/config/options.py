@@ -20,6 +20,7 @@ from syftflwr.config._values import (
     parse_mapping,
     parse_path,
     parse_str,
+    parse_text_bool,
     parse_url,
     unknown_key_fix,
 )
@@ -59,6 +60,9 @@ class Layer:
     """Directory relative paths are resolved against (the file's directory)."""
     variables: Mapping[str, str] = field(default_factory=dict)
     """Option name -> the environment variable that set it (environment layer only)."""
+    text: bool = False
+    """Values are text (environment, command line): booleans may be ``1/0``, ``on/off``...;
+    in files they must be TOML booleans."""
 
 
 def option_env_name(transport: str, spec: OptionSpec) -> str:
@@ -68,14 +72,24 @@ def option_env_name(transport: str, spec: OptionSpec) -> str:
     return f"SYFTFLWR_{transport}_{spec.name}".upper().replace("-", "_").replace(".", "_")
 
 
-def coerce_option(spec: OptionSpec, value: object, *, base: Path | None = None) -> Any:
-    """Convert ``value`` to ``spec.type`` and check ``spec.choices`` (ValueError if not)."""
+def coerce_option(
+    spec: OptionSpec, value: object, *, base: Path | None = None, text: bool = False
+) -> Any:
+    """Convert ``value`` to ``spec.type`` and check ``spec.choices`` and the range
+    (ValueError if not). ``text``: ``value`` comes from the environment or the command
+    line, where a boolean is written as text."""
     if spec.type == "path":
         result: Any = parse_path(value, base)
+    elif spec.type == "bool" and text:
+        result = parse_text_bool(value)
     else:
         result = _PARSERS[spec.type](value)
     if spec.choices is not None and result not in spec.choices:
         raise ValueError(f"{result!r} is not one of {', '.join(repr(c) for c in spec.choices)}")
+    if spec.minimum is not None and result is not None and not isinstance(result, bool):
+        low = result <= spec.minimum if spec.exclusive_minimum else result < spec.minimum
+        if low:
+            raise ValueError(f"{spec.name} must be {spec.range}, got {result!r}")
     return result
 
 
@@ -89,7 +103,9 @@ def env_layer(info: TransportInfo, env: Mapping[str, str]) -> Layer:
         if raw is not None:
             values[spec.name] = raw
             variables[spec.name] = var
-    return Layer(values=values, source="environment", base=Path.cwd(), variables=variables)
+    return Layer(
+        values=values, source="environment", base=Path.cwd(), variables=variables, text=True
+    )
 
 
 def validate_options(info: TransportInfo, layers: Sequence[Layer]) -> dict[str, Any]:
@@ -117,13 +133,14 @@ def validate_options(info: TransportInfo, layers: Sequence[Layer]) -> dict[str, 
                     fix=unknown_key_fix(name, specs),
                 )
             try:
-                result[name] = coerce_option(spec, raw, base=layer.base)
+                result[name] = coerce_option(spec, raw, base=layer.base, text=layer.text)
             except ValueError as exc:
+                bound = f" {spec.range}" if spec.range else ""
                 raise ConfigError(
                     str(exc),
                     source=source,
                     key=key,
-                    fix=f"{spec.help.rstrip('.')}; expected {spec.type}, "
+                    fix=f"{spec.help.rstrip('.')}; expected {spec.type}{bound}, "
                     f"e.g. {name} = {_EXAMPLES[spec.type]}",
                 ) from None
             given.add(name)
@@ -159,4 +176,4 @@ def file_layer(
 
 
 def cli_layer(values: Mapping[str, Any]) -> Layer:
-    return Layer(values=dict(values), source=COMMAND_LINE, base=Path.cwd())
+    return Layer(values=dict(values), source=COMMAND_LINE, base=Path.cwd(), text=True)

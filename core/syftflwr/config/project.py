@@ -19,12 +19,13 @@ from syftflwr.config._values import (
     parse_duration,
     parse_size,
     parse_str,
+    parse_text_bool,
     type_name,
     unknown_key_fix,
 )
 from syftflwr.errors import ConfigError
 from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT
-from syftflwr.names import validate_app_name, validate_email, validate_identifier
+from syftflwr.names import SYFT_FLWR_05, validate_app_name, validate_email, validate_identifier
 
 TABLE = "tool.syftflwr"
 PROFILES = ("native", "syft-flwr-0.5")
@@ -76,8 +77,16 @@ class ProjectConfig:
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """The app name's form depends on the profile, which the environment and the
-        command line may set: checked whenever either changes."""
+        """The app name's form and the emails' case depend on the profile, which the
+        environment and the command line may set: applied whenever either changes.
+
+        Emails name folders. Differing only in case they are one address, so the native
+        profile uses their lower-case form everywhere; ``syft-flwr-0.5`` keeps them as
+        written, because upstream's folders carry the configured spelling."""
+        if self.profile != SYFT_FLWR_05:
+            object.__setattr__(self, "aggregator", self.aggregator and self.aggregator.lower())
+            object.__setattr__(self, "datasites", tuple(e.lower() for e in self.datasites))
+            object.__setattr__(self, "keys", {e.lower(): fp for e, fp in self.keys.items()})
         try:
             validate_app_name(self.app_name, profile=self.profile)
         except ValueError as exc:
@@ -137,9 +146,17 @@ class ProjectConfig:
             return (self.aggregator,)
         return tuple(p for p in self.participants if p != email)
 
+    def participant_email(self, email: str) -> str:
+        """``email`` as this project spells it (``--as`` and settings compare
+        case-insensitively); unchanged when it is no participant's."""
+        folded = email.lower()
+        return next((p for p in self.participants if p.lower() == folded), email)
+
     def role_of(self, email: str) -> Literal["aggregator", "datasite"]:
-        """The role ``email`` plays in this federation; a stranger is an error."""
+        """The role ``email`` plays in this federation (compared case-insensitively); a
+        stranger is an error."""
         self.require_federation()
+        email = self.participant_email(email)
         if email == self.aggregator:
             return "aggregator"
         if email in self.datasites:
@@ -204,6 +221,10 @@ class Key:
     env: str | None = None
     """Environment variable overriding it (None: file only, shared by everyone)."""
     flag: str | None = None
+    parse_text: Callable[[object], Any] | None = None
+    """How the environment's text is parsed, when not like the file's value."""
+    text_fix: str | None = None
+    """The fix for a bad environment value, with ``parse_text``."""
 
 
 KEYS: dict[str, Key] = {
@@ -238,9 +259,12 @@ KEYS: dict[str, Key] = {
         Key(
             "encryption",
             parse_bool,
-            "use encryption = true or encryption = false",
+            "write encryption = true or encryption = false (a TOML boolean, without quotes)",
             env="SYFTFLWR_ENCRYPTION",
             flag="--encryption/--no-encryption",
+            parse_text=parse_text_bool,
+            text_fix="set SYFTFLWR_ENCRYPTION=1 or SYFTFLWR_ENCRYPTION=0 (or true/false, "
+            "yes/no, on/off)",
         ),
         Key(
             "max_message_size",
@@ -406,7 +430,7 @@ def parse_datasites(
             key=label,
             fix='write datasites = ["alice@hospital-a.org", "bob@hospital-b.org"]',
         )
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     for index, item in enumerate(value):
         item_label = f"{label}[{index}]"
         try:
@@ -418,22 +442,34 @@ def parse_datasites(
                 key=item_label,
                 fix='write each datasite\'s plain email, e.g. "alice@hospital-a.org"',
             ) from None
-        if email in seen:
+        folded = email.lower()
+        if folded in seen:
+            first, spelled = seen[folded]
+            same = (
+                ""
+                if spelled == email
+                else f" as {spelled}: emails differing only in case are one address"
+            )
             raise ConfigError(
-                f"{email} is listed twice (also at index {seen[email]})",
+                f"{email} is listed twice (also at index {first}{same})",
                 source=source,
                 key=item_label,
                 fix="list each datasite once",
             )
-        if email == aggregator:
+        if aggregator is not None and folded == aggregator.lower():
+            same = (
+                ""
+                if aggregator == email
+                else f" ({aggregator}: emails differing only in case are one address)"
+            )
             raise ConfigError(
-                f"{email} is the aggregator and cannot also be a datasite",
+                f"{email} is the aggregator{same} and cannot also be a datasite",
                 source=source,
                 key=item_label,
                 fix="remove it from datasites, or choose another aggregator",
             )
-        seen[email] = index
-    return tuple(seen)
+        seen[folded] = (index, email)
+    return tuple(spelled for _, spelled in seen.values())
 
 
 def parse_pins(value: object, *, source: str | None) -> dict[str, str]:

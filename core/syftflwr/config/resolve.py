@@ -67,7 +67,10 @@ def _override(
     raw = env_value(env, key.env) if key.env else None
     if raw is not None and key.env:
         source = env_source(key.env)
-        return parse_key(key, raw, source=source, label=None), source
+        text_key = key
+        if key.parse_text is not None:
+            text_key = dataclasses.replace(key, parse=key.parse_text, fix=key.text_fix or key.fix)
+        return parse_key(text_key, raw, source=source, label=None), source
     return None
 
 
@@ -223,6 +226,8 @@ def build_context(
             fix="choose a profile the transport speaks, or a transport that speaks this one",
         )
     who, _ = resolve_email(participant, email=email, env=env, cli=cli)
+    if who is not None:
+        who = effective.participant_email(who)
     if who is not None and effective.aggregator and who not in effective.participants:
         raise not_a_participant(effective, who)
     state_dir: Path | None = None

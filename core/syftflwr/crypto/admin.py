@@ -78,6 +78,7 @@ def local_keys(
             "whose keys? no email given",
             fix='pass --as EMAIL, set SYFTFLWR_EMAIL, or write email = "..." in your settings file',
         )
+    who = project.participant_email(who)
     project.role_of(who)
     base, _ = resolve_state_dir(settings, env=env)
     return LocalKeys.at(project, who, participant_state_dir(base, project.app_name, who))

@@ -38,12 +38,15 @@ OPTIONS = (
         "float",
         "Seconds between listings of the inbox folders when busy; backs off to 8x when idle.",
         default=DEFAULT_POLL_INTERVAL,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_object_size",
         "int",
         "Largest file written; core chunks bigger messages beneath it (default: no limit).",
         default=None,
+        minimum=1,
     ),
 )
 

@@ -52,12 +52,16 @@ OPTIONS = (
         "float",
         "Seconds between listings of a remote root's inbox folders when busy; backs off when idle.",
         default=DEFAULT_POLL_INTERVAL,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_poll_interval",
         "float",
         "Upper bound of the idle back-off (default: 8 x poll_interval).",
         default=None,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_object_size",
@@ -65,6 +69,7 @@ OPTIONS = (
         "Largest object written to the root; bigger messages are chunked beneath it "
         "(default: no limit).",
         default=None,
+        minimum=1,
     ),
     OptionSpec(
         "retention_interval",
@@ -72,6 +77,7 @@ OPTIONS = (
         "Seconds between cleanups of this participant's delivered and expired messages "
         "(0 disables them).",
         default=DEFAULT_RETENTION_INTERVAL,
+        minimum=0,
     ),
     OptionSpec(
         "watch",
@@ -97,6 +103,7 @@ OPTIONS = (
         "Threads handling requests of concurrent endpoints in a datasite runner.",
         default=4,
         participant=True,
+        minimum=1,
     ),
 )
 

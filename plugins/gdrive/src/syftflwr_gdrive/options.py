@@ -55,12 +55,16 @@ OPTIONS = (
         "Seconds between reads of the Drive changes feed when busy (one API call per "
         "read, however many peers); backs off when idle.",
         default=DEFAULT_POLL_INTERVAL,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_poll_interval",
         "float",
         "Upper bound of the idle back-off (default: 8 x poll_interval).",
         default=None,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_object_size",
@@ -68,6 +72,7 @@ OPTIONS = (
         "Largest file written to Drive; bigger messages are chunked beneath it "
         "(default: no limit — large files use resumable uploads).",
         default=None,
+        minimum=1,
     ),
     OptionSpec(
         "transfer_chunk_size",
@@ -75,12 +80,14 @@ OPTIONS = (
         "Bytes per resumable-upload request and per ranged download (a multiple of "
         "256 KiB); smaller objects take a single request.",
         default=DEFAULT_TRANSFER_CHUNK,
+        minimum=1,
     ),
     OptionSpec(
         "retries",
         "int",
         "Retries (exponential backoff with jitter) on 429, 403 rate limits and 5xx.",
         default=8,
+        minimum=0,
     ),
     OptionSpec(
         "retention_interval",
@@ -88,6 +95,7 @@ OPTIONS = (
         "Seconds between cleanups of this participant's delivered and expired messages "
         "(0 disables them).",
         default=DEFAULT_RETENTION_INTERVAL,
+        minimum=0,
     ),
     OptionSpec(
         "workers",
@@ -95,6 +103,7 @@ OPTIONS = (
         "Threads handling requests of concurrent endpoints in a datasite runner.",
         default=4,
         participant=True,
+        minimum=1,
     ),
     OptionSpec(
         "api_root_url",

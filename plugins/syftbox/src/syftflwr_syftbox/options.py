@@ -91,12 +91,16 @@ OPTIONS = (
         "Seconds between listings of the folders a participant polls (watch = 'poll', "
         "or where inotify is unavailable) when busy; backs off when idle.",
         default=DEFAULT_POLL_INTERVAL,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_poll_interval",
         "float",
         "Upper bound of the idle back-off.",
         default=DEFAULT_MAX_POLL_INTERVAL,
+        minimum=0,
+        exclusive_minimum=True,
     ),
     OptionSpec(
         "max_object_size",
@@ -105,6 +109,7 @@ OPTIONS = (
         "(SyftBox 0.4's client refuses files above 10 MiB, its server uploads above 10 MiB "
         "including framing).",
         default=DEFAULT_MAX_OBJECT_SIZE,
+        minimum=1,
     ),
     OptionSpec(
         "retention_interval",
@@ -112,6 +117,7 @@ OPTIONS = (
         "Seconds between cleanups of this participant's delivered and expired messages "
         "(0 disables them).",
         default=DEFAULT_RETENTION_INTERVAL,
+        minimum=0,
     ),
     OptionSpec(
         "incomplete_grace",
@@ -120,6 +126,7 @@ OPTIONS = (
         "still writing, a chunked message whose parts have not all synced) before "
         "refusing it.",
         default=DEFAULT_INCOMPLETE_GRACE,
+        minimum=0,
     ),
     OptionSpec(
         "key_wait",
@@ -127,6 +134,7 @@ OPTIONS = (
         "Seconds a send waits for the recipient's public keys (its DID, published when it "
         "connects and synced by SyftBox) before failing closed; 0 fails at once.",
         default=DEFAULT_KEY_WAIT,
+        minimum=0,
     ),
     OptionSpec(
         "fsync",
@@ -142,6 +150,7 @@ OPTIONS = (
         "Threads handling requests of concurrent endpoints in a datasite runner.",
         default=4,
         participant=True,
+        minimum=1,
     ),
 )
 
