@@ -195,7 +195,7 @@ def keys_check(participant: Participant) -> Check:
     """Own key, and each peer's published key against what is pinned or trusted."""
     keyring = participant.keyring
     if keyring is None:
-        if participant.transport.info.capabilities.native_encryption:
+        if participant.encryption:  # the transport's client role says it encrypts
             return Check(
                 "encryption",
                 "ok",

@@ -44,7 +44,13 @@ raising turns into an ``error`` response carrying the exception summary."""
 # --------------------------------------------------------------------------- interfaces
 @runtime_checkable
 class ClientRole(Protocol):
-    """Identity and mailbox locations of one participant."""
+    """Identity and mailbox locations of one participant.
+
+    Optional methods core asks for when present: ``key_directory()`` (where core
+    encryption publishes public keys, :mod:`syftflwr.crypto.directory`) and
+    ``encrypts_messages() -> bool`` (whether the transport itself encrypts every message
+    end to end with its current settings; see :func:`encrypts_messages`).
+    """
 
     @property
     def email(self) -> str:
@@ -57,6 +63,17 @@ class ClientRole(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def encrypts_messages(client: object, declared: bool = False) -> bool:
+    """Whether ``client``'s transport encrypts every message end to end itself, as its
+    client role answers ``encrypts_messages()`` — the effective setting (SyftBox's
+    ``encrypt`` option), which decides whether core's encryption applies and what a run
+    summary says. A client role without the method answers with ``declared``, the
+    transport's static ``Capabilities.native_encryption`` (False for memory,
+    fsspec-local and gdrive)."""
+    answer = getattr(client, "encrypts_messages", None)
+    return bool(answer()) if callable(answer) else declared
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError, TransportUnavailableError
 from syftflwr.info import TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
-from syftflwr.roles import ClientRole, EventsRole, RPCRole
+from syftflwr.roles import ClientRole, EventsRole, RPCRole, encrypts_messages
 
 
 @dataclass
@@ -76,6 +76,16 @@ class Participant:
             role = SealedEvents(role, self.keyring)
         self._roles.append(role)
         return role
+
+    @property
+    def encryption(self) -> str:
+        """What is done to this participant's messages: ``"core"`` (sealed by
+        syftflwr), the transport's name (it encrypts them itself: the client role says
+        so), or ``""`` (plaintext)."""
+        if self.keyring is not None:
+            return "core"
+        native = self.transport.info.capabilities.native_encryption
+        return self.transport.name if encrypts_messages(self.client, native) else ""
 
     def close(self) -> None:
         while self._roles:
@@ -190,16 +200,23 @@ def open_keyring(
     Fails closed: encryption on a profile or transport that cannot carry it is an error,
     never a silent downgrade to plaintext.
     """
-    if not context.encryption or transport.info.capabilities.native_encryption:
+    native = transport.info.capabilities.native_encryption
+    if not context.encryption or encrypts_messages(client, native):
         return None
     if context.profile != "native":
+        own = (
+            f"; or turn the {transport.name} transport's own encryption on (it is off in "
+            "its options, see its docs page)"
+            if native
+            else ""
+        )
         raise ConfigError(
             f"the {context.profile!r} wire profile cannot carry core encryption on the "
             f"{transport.name!r} transport, and encryption is on",
             source=project.source_of("encryption"),
             key="tool.syftflwr.encryption",
             fix="write encryption = false in [tool.syftflwr] to accept unencrypted messages "
-            "with this profile, or use the native profile",
+            f"with this profile, or use the native profile{own}",
         )
     email = context.require_email()
     if context.state_dir is None:  # pragma: no cover - build_context always sets it

@@ -136,6 +136,17 @@ class LiveProgress(BaseReporter):
         self._live.__exit__(exc_type, exc, tb)
 
 
+def protection(encryption: str | None) -> str:
+    """The summary's phrase for :attr:`RunResult.encryption` (what the roles did)."""
+    if encryption is None:
+        return "encryption not known (the run ended before it connected)"
+    if encryption == "core":
+        return "end-to-end encrypted"
+    if encryption:
+        return f"end-to-end encrypted by {encryption}"
+    return "[yellow]NOT encrypted[/] (encryption = false)"
+
+
 def print_summary(console: Console, result: RunResult, *, title: str) -> None:
     table = Table(title=title)
     for column in ("round", "replies", "failures", *SHOWN_METRICS):
@@ -151,12 +162,7 @@ def print_summary(console: Console, result: RunResult, *, title: str) -> None:
     console.print(table)
     console.print(
         f"transport [bold]{result.transport}[/], {len(result.datasites)} datasites, "
-        + (
-            "end-to-end encrypted"
-            + ("" if result.encryption == "core" else f" by {result.encryption}")
-            if result.encryption
-            else "[yellow]NOT encrypted[/] (encryption = false)"
-        )
+        + protection(result.encryption)
         + f", {result.duration:.1f}s"
         + (
             f", final accuracy [bold]{result.accuracy:.4f}[/]"

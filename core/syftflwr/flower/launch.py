@@ -82,9 +82,11 @@ class RunResult:
     """Resumed and diverged: which instruction differed, in which part, and what that means."""
     checkpoints: str | None = None
     """The folder of the per-round checkpoints (docs/resume.md)."""
-    encryption: str = ""
-    """How messages were protected: "core" (syftflwr's envelope encryption), the
-    transport's own ("syftbox"), or "" (plaintext: encryption = false)."""
+    encryption: str | None = None
+    """How messages were protected, as the participant's roles did it
+    (:attr:`~syftflwr.session.Participant.encryption`): "core" (syftflwr's envelope
+    encryption), the transport's name (it encrypts them itself, e.g. "syftbox"), ""
+    (plaintext), or None when the run ended before it connected (not known)."""
     interrupted: str | None = None
     """Why the run was stopped before its ServerApp finished (a signal); resumable."""
     pending: list[MessageInfo] = field(default_factory=list)
@@ -393,7 +395,7 @@ def run_aggregator(
         diverged_at=tracker.diverged_at,
         divergence=tracker.divergence,
         checkpoints=str(tracker.checkpoints.folder) if tracker.checkpoints else None,
-        encryption=encryption_of(participant),
+        encryption=participant.encryption,
         interrupted=grid.interrupted if status is RunStatus.STOPPED else None,
         pending=pending,
         app_name=participant.project.app_name,
@@ -408,14 +410,6 @@ def datasite_command(participant: Participant) -> str:
         relative = os.path.relpath(root)
         shown = relative if not relative.startswith("..") else str(root)
     return f"syftflwr run {shlex.quote(shown)} --as {{email}}"
-
-
-def encryption_of(participant: Participant) -> str:
-    if participant.keyring is not None:
-        return "core"
-    if participant.context.encryption and participant.transport.capabilities.native_encryption:
-        return participant.transport.name
-    return ""
 
 
 def _round_summary(grid: TransportGrid, server_round: int) -> dict[str, Any]:

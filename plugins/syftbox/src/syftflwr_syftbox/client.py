@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syftflwr.crypto.directory import StorageKeyDirectory
 from syftflwr.errors import IdentityMismatchError
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox.events import MailboxEvents
@@ -106,6 +107,18 @@ class SyftBoxClient:
     def datasite_url(self, email: str) -> str:
         """The folder holding ``email``'s outboxes in this data dir."""
         return str(self.data_dir / app_folder(email))
+
+    def encrypts_messages(self) -> bool:
+        """Core's client-role query: whether this transport encrypts every message
+        itself — while the ``encrypt`` option is on (message objects sealed in the
+        native profile, syft-crypto bodies in syft-flwr-0.5's). Off, core's own
+        encryption applies when ``encryption`` is on (native profile)."""
+        return self.settings.encrypt
+
+    def key_directory(self) -> StorageKeyDirectory:
+        """Where core encryption publishes this participant's public key (used when the
+        ``encrypt`` option is off and ``encryption`` on): the datasite's outboxes."""
+        return StorageKeyDirectory(self.storage, self.config.email)
 
     def syft_client(self) -> Any:
         """A syft-core ``Client`` for this participant (syft-rpc/syft-event take one)."""

@@ -1,0 +1,201 @@
+"""The run summary says what was done to the bytes, over syftbox in both wire profiles.
+
+Each case trains the quickstart for one round (`syftflwr run` for the aggregator and one
+datasite, each in its own process, one SyftBox data dir) with the project's
+``encryption`` and the syftbox option ``encrypt`` set, then scans every file that was
+ever written in the data dir (each is hard-linked aside as it appears: answered requests
+and delivered replies are deleted during the run) — and every base64 layer of syft-rpc
+JSON — for what a plaintext run leaves there:
+a run of non-zero bytes of the datasite's round-1 reply arrays (recomputed here: the
+quickstart trains deterministically) and the instruction's ``server-round`` key. Where
+the summary says "NOT encrypted" the scan must find them (the control that shows the
+scan works); where it says "encrypted", it must find nothing."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _sb_helpers import write_config
+
+QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
+AGG = "aggregator@openmined.org"
+DS1 = "ds1@openmined.org"
+
+
+def project_for(tmp_path: Path, profile: str, encryption: bool) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = project / "pyproject.toml"
+    text = re.sub(r"^datasites = .*$", f'datasites = ["{DS1}"]', pyproject.read_text(),
+                  flags=re.M)  # fmt: skip
+    text = text.replace(
+        'app_name = "quickstart"',
+        f'app_name = "quickstart"\nprofile = "{profile}"\ntransport = "syftbox"\n'
+        f"encryption = {str(encryption).lower()}",
+    )
+    pyproject.write_text(text)
+    return project
+
+
+def round1_reply_bytes() -> bytes:
+    """24 bytes, none of them zero, of ds1's round-1 reply arrays (partition 0 of 1)."""
+    sys.path.insert(0, str(QUICKSTART))
+    try:
+        from syftflwr_quickstart.task import initial_weights, load_partition, train
+    finally:
+        sys.path.remove(str(QUICKSTART))
+    x, y, _, _ = load_partition(0, 1, seed=42)
+    weights, _ = train(initial_weights(), x, y, epochs=50, lr=0.1, l2=0.001)
+    raw = weights[0].tobytes()
+    window = next(raw[i : i + 24] for i in range(0, len(raw) - 24, 8)
+                  if 0 not in raw[i : i + 24])  # fmt: skip
+    return window
+
+
+def layers(data: bytes) -> list[bytes]:
+    """A file and, for syft-rpc JSON, every base64 layer of its body."""
+    out = [data]
+    try:
+        body = json.loads(data).get("body")
+    except (ValueError, AttributeError):
+        return out
+    while isinstance(body, str | bytes) and body:
+        try:
+            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
+        except ValueError:
+            try:
+                decoded = base64.b64decode(body, validate=True)
+            except ValueError:
+                break
+        out.append(decoded)
+        body = decoded
+    return out
+
+
+class Capture:
+    """Hard-links every file written under ``root`` into ``into`` as it appears (the
+    link keeps the file's bytes after the mailbox deletes it), through inotify."""
+
+    def __init__(self, root: Path, into: Path) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        root.mkdir(parents=True, exist_ok=True)
+        into.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        capture = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                path = getattr(event, "dest_path", "") or event.src_path
+                if event.is_directory or not path:
+                    return
+                capture.count += 1
+                name = os.fsdecode(path)
+                with contextlib.suppress(OSError):  # gone already
+                    os.link(name, into / f"{capture.count}-{Path(name).name}")
+
+        self.observer = Observer()
+        self.observer.schedule(Handler(), str(root), recursive=True)
+        self.observer.start()
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join(10)
+
+
+def exposed(folders: tuple[Path, ...], needles: tuple[bytes, ...]) -> dict[str, list[str]]:
+    """needle -> the files whose bytes or body layers hold it."""
+    found: dict[str, list[str]] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                for needle in needles:
+                    if any(needle in layer for layer in layers(data)):
+                        found.setdefault(repr(needle), []).append(path.name)
+    return found
+
+
+def run(email: str, project: Path, tmp_path: Path, encrypt: bool, *args: str) -> list[str]:
+    config = write_config(tmp_path / "configs", email, tmp_path / "SyftBox")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
+    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(tmp_path / "home"),
+               SYFTFLWR_SYFTBOX_ENCRYPT=str(encrypt).lower(),
+               SYFTBOX_CLIENT_CONFIG_PATH=str(config))  # fmt: skip
+    return [sys.executable, "-m", "syftflwr", "run", str(project), "--as", email, *args], env
+
+
+CASES = [
+    # profile, project's encryption, syftbox's encrypt, what the summary must say
+    ("native", True, True, "end-to-end encrypted by syftbox"),
+    ("native", True, False, "end-to-end encrypted"),  # core's sealing: syftbox does not
+    ("native", False, True, "end-to-end encrypted by syftbox"),
+    ("native", False, False, "NOT encrypted"),  # control
+    ("syft-flwr-0.5", True, True, "end-to-end encrypted by syftbox"),
+    ("syft-flwr-0.5", False, True, "end-to-end encrypted by syftbox"),
+    ("syft-flwr-0.5", False, False, "NOT encrypted"),  # control
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("profile", "encryption", "encrypt", "claim"),
+    CASES,
+    ids=[f"{p}-encryption={e}-encrypt={s}" for p, e, s, _ in CASES],
+)
+def test_the_summary_says_what_was_done_to_the_bytes(
+    tmp_path: Path, profile: str, encryption: bool, encrypt: bool, claim: str
+) -> None:
+    project = project_for(tmp_path, profile, encryption)
+    capture = Capture(tmp_path / "SyftBox", tmp_path / "captured")
+    args, env = run(DS1, project, tmp_path, encrypt, "--node-config", "partition-id=0",
+                    "--node-config", "num-partitions=1")  # fmt: skip
+    datasite = subprocess.Popen(args, env=env, stdout=(tmp_path / "ds1.log").open("wb"),
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        args, env = run(AGG, project, tmp_path, encrypt, "--rounds", "1")
+        agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                             check=False)  # fmt: skip
+        assert datasite.wait(timeout=60) == 0  # the aggregator's stop ends it
+    finally:
+        capture.stop()
+        if datasite.poll() is None:
+            datasite.kill()
+            datasite.wait()
+    output = " ".join((agg.stdout + agg.stderr).split())
+    log = (tmp_path / "ds1.log").read_text()
+    assert agg.returncode == 0, output + log
+    said = re.search(r"transport syftbox, 1 datasites?, (.+?), [0-9.]+s", output)
+    assert said, output  # the summary's protection phrase
+    summary = said.group(1)
+    assert summary.split(" (")[0] == claim, (summary, claim)
+    found = exposed((tmp_path / "SyftBox", tmp_path / "captured"),
+                    (round1_reply_bytes(), b"server-round"))  # fmt: skip
+    assert capture.count > 4, capture.count
+    if "NOT encrypted" in summary:
+        assert len(found) == 2, (summary, found)  # the scan finds what plaintext leaves
+    else:
+        assert found == {}, (summary, found)
+
+
+def test_encryption_on_with_syftbox_encrypt_off_in_the_05_profile_fails_closed(
+    tmp_path: Path,
+) -> None:
+    """Neither syftbox (encrypt = false) nor core (this profile cannot carry it) would
+    encrypt: the run stops before anything is written, naming both ways out."""
+    project = project_for(tmp_path, "syft-flwr-0.5", True)
+    args, env = run(AGG, project, tmp_path, False, "--rounds", "1")
+    agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert agg.returncode == 2, agg.stdout + agg.stderr
+    assert "encryption = false" in agg.stderr and "encrypt" in agg.stderr, agg.stderr
+    assert not list((tmp_path / "SyftBox").rglob("*.request"))
