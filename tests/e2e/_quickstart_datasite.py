@@ -68,7 +68,12 @@ def quickstart_datasite(
     site = Datasite(full, tmp_path / "ds1.log")
     proc = site.start()
     try:
-        key = site.mailbox / f"syft_outbox_inbox_{DS1}_to_{AGG}" / "syftflwr.pubkey.json"
+        key = (
+            site.mailbox
+            / f"syft_outbox_inbox_{DS1}_to_{AGG}"
+            / "quickstart"
+            / "syftflwr.pubkey.json"
+        )
         deadline = time.monotonic() + 120
         while not key.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # ds1 publishes its key when it starts serving
