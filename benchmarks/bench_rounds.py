@@ -27,7 +27,7 @@ from typing import Any
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 from _common import RESULTS, ROOT, meta, ratio, summary, write_json
-from syftflwr.flower.launch import RunResult
+from syftflwr.flower.results import RunResult
 from syftflwr.flower.simulation import simulate_in_processes, simulate_in_threads
 from syftflwr.registry import get_registry
 

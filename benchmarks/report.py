@@ -269,6 +269,34 @@ def section_rounds(data: dict[str, Any]) -> str:
     )
 
 
+def section_startup(data: dict[str, Any]) -> str:
+    names = list(data["results"])
+    rows = [
+        [name, dur(r["median"]), dur(r["min"]), dur(r["max"]), times(r["ratio_vs_import"])]
+        for name, r in data["results"].items()
+    ]
+    base = data["import"]
+    rows.insert(0, ["`import flwr.serverapp, flwr.clientapp, sklearn`", dur(base["median"]),
+                    dur(base["min"]), dur(base["max"]), "1x"])  # fmt: skip
+    phases = [
+        [phase, *(dur(data["results"][n]["phases"][phase]) for n in names)]
+        for phase in ("start", "first round", "later rounds", "teardown")
+    ]
+    return (
+        f"## Quickstart simulate, exec to exit ({data['repeat']} runs of each, interleaved)\n\n"
+        "`syftflwr simulate examples/quickstart` (3 datasites, 3 rounds, each participant a "
+        "process) timed from exec to exit, against importing what every Flower app's process "
+        "imports. Bar: the default (participants forked from one pre-imported process) "
+        "≤ 2x the import. Each run is split at its first instruction and at the last reply "
+        "of the first and of the last round (medians): *start* holds the command's imports, "
+        "the keys, starting the participants and the ServerApp's initial evaluation; "
+        "*teardown* the stop messages, the participants ending and the summary.\n\n"
+        + table(["command", "median", "min", "max", "ratio vs import"], rows)
+        + "\n\n"
+        + table(["phase (median)", *names], phases)
+    )
+
+
 def section_serde(data: dict[str, Any]) -> str:
     rows = []
     for r in data["rows"]:
@@ -397,6 +425,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "crypto": section_crypto,
     "inbox": section_inbox,
     "rounds": section_rounds,
+    "startup": section_startup,
     "serde": section_serde,
     "scale": section_scale,
     "fsspec-local": section_fsspec_local,
@@ -459,6 +488,11 @@ SCRIPTS = [
     (
         "bench_rounds.py",
         "quickstart FedAvg per-round time per transport vs the in-process memory transport",
+    ),
+    (
+        "bench_startup.py",
+        "`syftflwr simulate examples/quickstart` from exec to exit (fork server and spawned) "
+        "vs importing Flower and scikit-learn, split into phases",
     ),
     (
         "bench_serde.py",

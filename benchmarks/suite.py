@@ -40,6 +40,7 @@ BENCHMARKS = {
     "scale": "bench_scale.py",
     "crypto": "bench_crypto.py",
     "inbox": "bench_inbox.py",
+    "startup": "bench_startup.py",
 }
 """Benchmark name -> script; each script has ``run(quick)`` and ``--quick --out``."""
 PLUGIN_BENCHMARKS = {"gdrive": ROOT / "plugins" / "gdrive" / "benchmarks" / "bench_gdrive.py"}
@@ -51,6 +52,7 @@ NEEDS = {
     "scale": "fsspec-local",
     "crypto": "fsspec-local",
     "inbox": "fsspec-local",
+    "startup": "fsspec-local",
     "gdrive": "gdrive",
 }
 """Benchmarks that need a transport installed (skipped, and said so, without it)."""

@@ -8,8 +8,8 @@ import click
 import pytest
 from rich.console import Console
 from syftflwr.cli._live import LiveProgress, exit_status, parse_assignments, print_summary
-from syftflwr.flower.launch import RunResult
 from syftflwr.flower.progress import FailureEvent, MessageInfo, ReplyEvent, RunRecorder
+from syftflwr.flower.results import RunResult
 
 
 def info(datasite: str, rnd: int, kind: str = "train") -> MessageInfo:

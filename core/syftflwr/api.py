@@ -25,9 +25,10 @@ from typing import Any
 
 from syftflwr.config import ProjectConfig
 from syftflwr.flower.apps import UserConfigValue
-from syftflwr.flower.launch import RunResult, make_datasite_runner
+from syftflwr.flower.launch import make_datasite_runner
 from syftflwr.flower.launch import run_aggregator as _run_aggregator
 from syftflwr.flower.progress import FanOut, ProgressReporter, RoundLines
+from syftflwr.flower.results import RunResult
 from syftflwr.flower.runner import DatasiteRunner, RunnerStats
 from syftflwr.flower.simulation import Mode, SimulationResult, simulation_project
 from syftflwr.flower.simulation import simulate as _simulate

@@ -45,3 +45,78 @@ class Procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+SERVER = """
+import os
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+IMPORTED_BY = os.getpid()
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    nodes = sorted(grid.get_node_ids())
+    print(f"ServerApp says: sending to {len(nodes)} nodes")
+    content = RecordDict({"config": ConfigRecord({"server-round": 1})})
+    messages = [Message(content, dst_node_id=n, message_type="train") for n in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=60))
+    print(f"ServerApp says: {sum(r.has_error() for r in replies)} error replies")
+    print(f"ServerApp says: {where(IMPORTED_BY)}")
+
+
+def where(pid: int) -> str:
+    return "imported here" if pid == os.getpid() else "imported before the fork"
+"""
+
+CLIENT = """
+import os
+
+from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+IMPORTED_BY = os.getpid()
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    if context.node_config["partition-id"] == 1:
+        raise RuntimeError("disk full on this datasite")
+    print("ClientApp says: trained,", "imported here" if IMPORTED_BY == os.getpid() else
+          "imported before the fork")
+    return Message(RecordDict({"metrics": MetricRecord({"ok": 1.0})}), reply_to=msg)
+"""
+
+
+def write_app(root: Path, name: str, *, client_prelude: str = "") -> Path:
+    """A Flower app whose ServerApp sends one train message to each of its two datasites
+    and prints what it got; ds2's ClientApp raises. ``client_prelude`` runs first when
+    the ClientApp's module is imported."""
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "server_app.py").write_text(SERVER)
+    (root / name / "client_app.py").write_text(client_prelude + CLIENT)
+    (root / "pyproject.toml").write_text(
+        f"""
+[project]
+name = "{name}"
+version = "1.0.0"
+
+[tool.flwr.app]
+publisher = "syftflwr-tests"
+
+[tool.flwr.app.components]
+serverapp = "{name}.server_app:app"
+clientapp = "{name}.client_app:app"
+
+[tool.syftflwr]
+app_name = "{name}"
+aggregator = "agg@lab.org"
+datasites = ["ds1@lab.org", "ds2@lab.org"]
+"""
+    )
+    return root

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _e2e import AGG, DATASITES, QUICKSTART, ROOT, Procs, env_for, syftflwr
+from _e2e import AGG, DATASITES, QUICKSTART, ROOT, Procs, env_for, syftflwr, write_app
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
 
@@ -69,39 +69,6 @@ def test_run_aggregator_piped(home: Path, procs: Procs) -> None:
     assert re.search(rf"^{AGG} \(aggregator\) over fsspec-local \(selected by .+\)$", output, re.M)
 
 
-SERVER = """
-from flwr.app import ConfigRecord, Context, Message, RecordDict
-from flwr.serverapp import Grid, ServerApp
-
-app = ServerApp()
-
-
-@app.main()
-def main(grid: Grid, context: Context) -> None:
-    nodes = sorted(grid.get_node_ids())
-    print(f"ServerApp says: sending to {len(nodes)} nodes")
-    content = RecordDict({"config": ConfigRecord({"server-round": 1})})
-    messages = [Message(content, dst_node_id=n, message_type="train") for n in nodes]
-    replies = list(grid.send_and_receive(messages, timeout=60))
-    print(f"ServerApp says: {sum(r.has_error() for r in replies)} error replies")
-"""
-
-CLIENT = """
-from flwr.app import Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
-
-app = ClientApp()
-
-
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    if context.node_config["partition-id"] == 1:
-        raise RuntimeError("disk full on this datasite")
-    print("ClientApp says: trained")
-    return Message(RecordDict({"metrics": MetricRecord({"ok": 1.0})}), reply_to=msg)
-"""
-
-
 def relayed_lines(stderr: str) -> dict[str, list[str]]:
     """``label | text`` lines by label."""
     found: dict[str, list[str]] = {}
@@ -109,33 +76,6 @@ def relayed_lines(stderr: str) -> dict[str, list[str]]:
         if match := re.match(r"^(\S+) *\| (.*)$", line):
             found.setdefault(match.group(1), []).append(match.group(2))
     return found
-
-
-def write_app(root: Path, name: str) -> Path:
-    (root / name).mkdir(parents=True)
-    (root / name / "__init__.py").write_text("")
-    (root / name / "server_app.py").write_text(SERVER)
-    (root / name / "client_app.py").write_text(CLIENT)
-    (root / "pyproject.toml").write_text(
-        f"""
-[project]
-name = "{name}"
-version = "1.0.0"
-
-[tool.flwr.app]
-publisher = "syftflwr-tests"
-
-[tool.flwr.app.components]
-serverapp = "{name}.server_app:app"
-clientapp = "{name}.client_app:app"
-
-[tool.syftflwr]
-app_name = "{name}"
-aggregator = "agg@lab.org"
-datasites = ["ds1@lab.org", "ds2@lab.org"]
-"""
-    )
-    return root
 
 
 def test_simulate_relays_what_participants_print(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from syftflwr.flower.apps import (
     load_client_app,
     load_object,
     load_server_app,
+    node_config_for,
     read_app,
 )
-from syftflwr.flower.launch import node_config_for
 from syftflwr.flower.simulation import simulation_project
 
 

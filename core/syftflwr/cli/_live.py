@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console, Group
@@ -16,9 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syftflwr.flower.progress import BaseReporter, FailureEvent, MessageInfo, ReplyEvent
-
-if TYPE_CHECKING:  # importing launch imports Flower: `run` defers it until it needs it
-    from syftflwr.flower.launch import RunResult
+from syftflwr.flower.results import RunResult
 
 SHOWN_METRICS = ("accuracy", "loss")
 SITE_COLUMNS = ("sent", "picked up", "answered", "failed")

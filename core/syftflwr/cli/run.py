@@ -27,7 +27,7 @@ from syftflwr.signals import STOP, exit_code, signal_name
 
 if TYPE_CHECKING:
     from syftflwr.flower.grid import TransportGrid
-    from syftflwr.flower.launch import RunResult
+    from syftflwr.flower.results import RunResult
     from syftflwr.flower.runner import DatasiteRunner
 
 # Flower is imported only once a participant is connected and still meant to run: a

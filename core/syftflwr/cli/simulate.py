@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -17,8 +18,8 @@ from syftflwr.cli._live import (
 from syftflwr.cli._output import echo_json, make_console, verbosity
 from syftflwr.flower import results
 from syftflwr.flower.relay import Role, aggregator_and_problems, printer
+from syftflwr.flower.simulation import choose_mode, simulation_project
 from syftflwr.flower.simulation import simulate as run_simulation
-from syftflwr.flower.simulation import simulation_project
 from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project
 
@@ -73,10 +74,12 @@ def simulate(
     config partition-id=K, num-partitions=N. The result is kept in your state directory
     (runs/<run id>/result.json of the aggregator), not in the workspace.
     """
-    adopt_flower_logs(verbosity())
     console = make_console(stderr=json_out)
     fed = simulation_project(as_project(project), datasites)
     results_dir = results.aggregator_state_dir(fed)  # a config problem shows before any work
+    mode = choose_mode(fed, "threads" if threads else None, transport)
+    if mode == "threads":  # Flower runs here (in processes, this one never imports it)
+        adopt_flower_logs(verbosity())
     live = LiveProgress(console, fed.datasites) if console.is_terminal else None
     roles: dict[str, Role] = {fed.aggregator or "": "aggregator"}
     roles.update(dict.fromkeys(fed.datasites, "datasite"))
@@ -89,20 +92,13 @@ def simulate(
         "run_config": parse_assignments(run_config, "--run-config"),
         "workspace": workspace,
     }
-    if live:
-        with live:
-            result = run_simulation(
-                fed, mode="threads" if threads else None, transport=transport, **kwargs
-            )
-    else:
-        result = run_simulation(
-            fed, mode="threads" if threads else None, transport=transport, **kwargs
-        )
+    with live or nullcontext():
+        result = run_simulation(fed, mode=mode, transport=transport, **kwargs)
     saved = results.save(result, results.result_path(results_dir, result.run_id))
     if json_out:
         echo_json(results.to_document(result))
-    mode = "threads" if result.mode == "threads" else "separate processes"
-    print_summary(console, result, title=f"{result.app_name}: simulation ({mode})")
+    how = "threads" if result.mode == "threads" else "separate processes"
+    print_summary(console, result, title=f"{result.app_name}: simulation ({how})")
     if result.workspace:
         console.print(f"workspace kept at {result.workspace} (logs in {result.workspace / 'logs'})")
     print_saved(console, saved)

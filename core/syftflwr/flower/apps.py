@@ -114,6 +114,11 @@ def fused_run_config(
     return config
 
 
+def node_config_for(index: int, total: int) -> dict[str, UserConfigValue]:
+    """Flower's node config for the ``index``-th of ``total`` datasites."""
+    return {"partition-id": index, "num-partitions": total}
+
+
 def _purge_foreign(module_name: str, root: Path) -> None:
     """Forget an already-imported top-level package that lives outside ``root``."""
     top = module_name.split(".", maxsplit=1)[0]

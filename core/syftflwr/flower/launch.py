@@ -18,8 +18,7 @@ import shlex
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syftflwr.errors import ConfigError
 from syftflwr.flower.apps import (
@@ -28,110 +27,23 @@ from syftflwr.flower.apps import (
     fused_run_config,
     load_client_app,
     load_server_app,
+    node_config_for,
     read_app,
 )
 from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
 from syftflwr.flower.grid import RunInterrupted, TransportGrid, new_run_id
-from syftflwr.flower.progress import (
-    FailureEvent,
-    FanOut,
-    MessageInfo,
-    ProgressReporter,
-    RoundInfo,
-    listening,
-)
+from syftflwr.flower.progress import FanOut, MessageInfo, ProgressReporter, listening
+from syftflwr.flower.results import RunResult
 from syftflwr.flower.resume import RunTracker
 from syftflwr.flower.run_journal import RunJournal, RunRecord, RunStatus, pid_alive
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 from syftflwr.profiles import node_id_for
 from syftflwr.session import Participant
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
 log = logging.getLogger("syftflwr.flower")
 
 ROUNDS_KEY = "num-server-rounds"
-
-
-@dataclass
-class RunResult:
-    """What an aggregator's run did, per round; ``ok`` is False if anything failed."""
-
-    transport: str
-    aggregator: str
-    datasites: tuple[str, ...]
-    rounds: list[RoundInfo]
-    failures: list[FailureEvent]
-    stop_acks: dict[str, bool]
-    duration: float
-    error: str | None = None
-    """The ServerApp's traceback if it raised."""
-    final_metrics: dict[str, float] = field(default_factory=dict)
-    run_id: int | None = None
-    resumed: bool = False
-    """True for ``--resume``: completed rounds were replayed from the run journal."""
-    replayed: int = 0
-    """Resumed: instructions answered from the journal (no datasite involved)."""
-    reattached: int = 0
-    """Resumed: instructions of the stopped run whose replies were awaited again."""
-    diverged_at: int | None = None
-    """Resumed: the round where the ServerApp sent something else (not deterministic)."""
-    divergence: str | None = None
-    """Resumed and diverged: which instruction differed, in which part, and what that means."""
-    checkpoints: str | None = None
-    """The folder of the per-round checkpoints (docs/resume.md)."""
-    encryption: str | None = None
-    """How messages were protected, as the participant's roles did it
-    (:attr:`~syftflwr.session.Participant.encryption`): "core" (syftflwr's envelope
-    encryption), the transport's name (it encrypts them itself, e.g. "syftbox"), ""
-    (plaintext), or None when the run ended before it connected (not known)."""
-    interrupted: str | None = None
-    """Why the run was stopped before its ServerApp finished (a signal); resumable."""
-    pending: list[MessageInfo] = field(default_factory=list)
-    """Interrupted: the instructions whose replies had not come yet."""
-    app_name: str = ""
-
-    @property
-    def accuracy(self) -> float | None:
-        """The latest centralised ``accuracy`` the ServerApp reported, if any."""
-        for info in reversed(self.rounds):
-            if "accuracy" in info.metrics:
-                return info.metrics["accuracy"]
-        return None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.failures and self.interrupted is None
-
-    def describe_failures(self) -> list[str]:
-        return [f.describe() for f in self.failures]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __repr__(self) -> str:  # one line, not every event of the run
-        from syftflwr.flower.results import describe
-
-        return describe(self)
-
-    def _repr_html_(self) -> str:
-        from syftflwr.flower.results import html_table
-
-        return html_table(self)
-
-    def plot(self) -> Figure:
-        """Accuracy and loss per round, the ServerApp's and each datasite's (needs
-        matplotlib; shown inline in a notebook)."""
-        from syftflwr.flower.results import plot
-
-        return plot(self)
-
-
-def node_config_for(index: int, total: int) -> dict[str, UserConfigValue]:
-    """Flower's node config for the ``index``-th of ``total`` datasites."""
-    return {"partition-id": index, "num-partitions": total}
 
 
 def app_of(participant: Participant) -> FlowerApp:

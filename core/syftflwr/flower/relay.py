@@ -10,12 +10,11 @@ Levels of stderr lines come from :class:`syftflwr.logs.LineLevels`.
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal, Protocol
 
 from rich.console import Console
 from rich.text import Text
@@ -41,6 +40,23 @@ class OutputLine:
 Sink = Callable[[OutputLine], None]
 
 
+class ProcessLike(Protocol):
+    """A participant process: ``subprocess.Popen`` or one the fork server forked."""
+
+    pid: int
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+    returncode: int | Any
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 class Relay:
     """Reads the output of participant processes into log files and a sink, one
     thread per pipe (a participant blocked on a full pipe would stall the run)."""
@@ -54,7 +70,7 @@ class Relay:
     def log_path(self, email: str) -> Path:
         return self.logs / f"{email}.log"
 
-    def attach(self, email: str, role: Role, proc: subprocess.Popen[bytes]) -> None:
+    def attach(self, email: str, role: Role, proc: ProcessLike) -> None:
         """Follow ``proc``'s piped stdout and stderr until they close."""
         out = self.log_path(email).open("ab")
         self._files.append(out)

@@ -1,4 +1,5 @@
-"""A run's result as a file a person can keep, read back, summarise and plot.
+"""A run's result (:class:`RunResult`), as a file a person can keep, read back,
+summarise and plot.
 
 ``syftflwr run`` (the aggregator) and ``syftflwr simulate`` write it to the aggregator's
 state directory, ``runs/<run id>/result.json``; ``syftflwr report`` reads it. The format
@@ -14,19 +15,24 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syftflwr.config import ProjectConfig, load_participant, participant_state_dir
 from syftflwr.config.resolve import resolve_state_dir
 from syftflwr.errors import ConfigError
-from syftflwr.flower.progress import MessageInfo, failure_from, round_from
+from syftflwr.flower.progress import (
+    FailureEvent,
+    MessageInfo,
+    RoundInfo,
+    failure_from,
+    round_from,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from syftflwr.flower.launch import RunResult
     from syftflwr.flower.simulation import SimulationResult
 
 FORMAT = "syftflwr-result"
@@ -40,6 +46,76 @@ metric whose name holds ``acc`` (accuracy) or ``loss``, per datasite."""
 PLOT_INSTALL = "pip install matplotlib"
 
 
+# --------------------------------------------------------------------------- the result
+@dataclass
+class RunResult:
+    """What an aggregator's run did, per round; ``ok`` is False if anything failed."""
+
+    transport: str
+    aggregator: str
+    datasites: tuple[str, ...]
+    rounds: list[RoundInfo]
+    failures: list[FailureEvent]
+    stop_acks: dict[str, bool]
+    duration: float
+    error: str | None = None
+    """The ServerApp's traceback if it raised."""
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
+    resumed: bool = False
+    """True for ``--resume``: completed rounds were replayed from the run journal."""
+    replayed: int = 0
+    """Resumed: instructions answered from the journal (no datasite involved)."""
+    reattached: int = 0
+    """Resumed: instructions of the stopped run whose replies were awaited again."""
+    diverged_at: int | None = None
+    """Resumed: the round where the ServerApp sent something else (not deterministic)."""
+    divergence: str | None = None
+    """Resumed and diverged: which instruction differed, in which part, and what that means."""
+    checkpoints: str | None = None
+    """The folder of the per-round checkpoints (docs/resume.md)."""
+    encryption: str | None = None
+    """How messages were protected, as the participant's roles did it
+    (:attr:`~syftflwr.session.Participant.encryption`): "core" (syftflwr's envelope
+    encryption), the transport's name (it encrypts them itself, e.g. "syftbox"), ""
+    (plaintext), or None when the run ended before it connected (not known)."""
+    interrupted: str | None = None
+    """Why the run was stopped before its ServerApp finished (a signal); resumable."""
+    pending: list[MessageInfo] = field(default_factory=list)
+    """Interrupted: the instructions whose replies had not come yet."""
+    app_name: str = ""
+
+    @property
+    def accuracy(self) -> float | None:
+        """The latest centralised ``accuracy`` the ServerApp reported, if any."""
+        for info in reversed(self.rounds):
+            if "accuracy" in info.metrics:
+                return info.metrics["accuracy"]
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failures and self.interrupted is None
+
+    def describe_failures(self) -> list[str]:
+        return [f.describe() for f in self.failures]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __repr__(self) -> str:  # one line, not every event of the run
+        return describe(self)
+
+    def _repr_html_(self) -> str:
+        return html_table(self)
+
+    def plot(self) -> Figure:
+        """Accuracy and loss per round, the ServerApp's and each datasite's (needs
+        matplotlib; shown inline in a notebook)."""
+        return plot(self)
+
+
+# --------------------------------------------------------------------------- files
 def result_path(state_dir: Path, run_id: int | None) -> Path:
     """``<state dir>/runs/<run id>/result.json`` (beside the run journal)."""
     return (
@@ -91,7 +167,6 @@ def from_document(data: Mapping[str, Any], **defaults: Any) -> SimulationResult:
     """A result (as :class:`SimulationResult`, whose extra fields keep their defaults
     for a plain run) from a document, or from an aggregator's ``result_file`` (no
     header); ``defaults`` fill what the document lacks."""
-    from syftflwr.flower.runner import RunnerStats
     from syftflwr.flower.simulation import SimulationResult
 
     known = {f.name for f in fields(SimulationResult)}
@@ -101,9 +176,10 @@ def from_document(data: Mapping[str, Any], **defaults: Any) -> SimulationResult:
     values["rounds"] = [round_from(r) for r in values.get("rounds", [])]
     values["failures"] = [failure_from(f) for f in values.get("failures", [])]
     values["pending"] = [MessageInfo(**p) for p in values.get("pending", [])]
-    values["runner_stats"] = {
-        k: RunnerStats(**v) for k, v in (values.get("runner_stats") or {}).items()
-    }
+    if values.get("runner_stats"):  # threads mode only (importing the runner imports Flower)
+        from syftflwr.flower.runner import RunnerStats
+
+        values["runner_stats"] = {k: RunnerStats(**v) for k, v in values["runner_stats"].items()}
     if values.get("workspace"):
         values["workspace"] = Path(values["workspace"])
     return SimulationResult(**values)

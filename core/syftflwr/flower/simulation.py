@@ -32,24 +32,22 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from syftflwr.config import HOME_ENV, ProjectConfig
 from syftflwr.errors import ConfigError, SyftflwrError
 from syftflwr.flower import results
-from syftflwr.flower.apps import UserConfigValue
-from syftflwr.flower.launch import (
-    RunResult,
-    make_datasite_runner,
-    node_config_for,
-    run_aggregator,
-)
+from syftflwr.flower.apps import UserConfigValue, node_config_for
+from syftflwr.flower.forkserver import START_ENV, ForkServer, StartMethod, start_method
 from syftflwr.flower.progress import ProgressReporter, replay_line
-from syftflwr.flower.relay import Relay, Role, Sink
-from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
+from syftflwr.flower.relay import ProcessLike, Relay, Role, Sink
+from syftflwr.flower.results import RunResult
 from syftflwr.names import validate_email
 from syftflwr.session import Participant, as_project, connect, select_transport
 from syftflwr.signals import spawn_blocked
+
+if TYPE_CHECKING:  # Flower: imported where it runs (this module starts processes too)
+    from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -208,6 +206,8 @@ def simulate_in_threads(
     :param offline: datasites that get no runner (simulates datasites that are down).
     :param workspace: keep state and mailboxes there instead of a temporary directory.
     """
+    from syftflwr.flower.launch import make_datasite_runner, run_aggregator
+
     fed = simulation_project(as_project(project), datasites)
     unknown = (set(offline) | set(client_apps or {})) - set(fed.datasites)
     if unknown:
@@ -291,7 +291,7 @@ def _run_command(
     ]
 
 
-def _terminate(procs: Mapping[str, subprocess.Popen[bytes]], grace: float) -> None:
+def _terminate(procs: Mapping[str, ProcessLike], grace: float) -> None:
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -343,34 +343,56 @@ def simulate_in_processes(
     fed = simulation_project(as_project(project), datasites)
     if fed.root is None:
         raise ConfigError("simulate needs the Flower app's directory", key="project")
+    method = start_method(os.environ if env is None else env)
+    started = time.monotonic()
     with workspace_dir(workspace) as space:
         child_env = simulation_env(space, env)
+        logs = space / "logs"
+        logs.mkdir(exist_ok=True)
+        # the fork server imports while this process checks the config and makes keys
+        server = (
+            ForkServer.start(fed.root, child_env, space / "forkserver.log")
+            if method != "spawn"
+            else None
+        )
         if transport:
             child_env["SYFTFLWR_TRANSPORT"] = transport
-        fed, chosen = pin_keys(fed, transport=transport, env=child_env)
+        try:
+            fed, chosen = pin_keys(fed, transport=transport, env=child_env)
+        except BaseException:
+            if server is not None:
+                server.close()
+            raise
         child_env["SYFTFLWR_TRANSPORT"] = chosen
         roster = space / ROSTER_FILE
         write_roster(fed, roster)
-        logs = space / "logs"
-        logs.mkdir(exist_ok=True)
         progress = space / "progress.jsonl"
         result_file = space / "result.json"
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+        procs: dict[str, ProcessLike] = {}
         relay = Relay(logs, output)
         child_env["PYTHONUNBUFFERED"] = "1"  # prints reach the relay as they happen
-        started = time.monotonic()
 
         def spawn(email: str, extra: Sequence[str]) -> None:
-            with spawn_blocked():  # a stop at any moment of its start-up is handled
-                procs[email] = subprocess.Popen(
-                    _run_command(fed.root, email, roster, extra),  # type: ignore[arg-type]
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=child_env,
-                    cwd=str(space),
-                )
+            nonlocal server
+            command = _run_command(fed.root, email, roster, extra)  # type: ignore[arg-type]
+            proc: ProcessLike | None = None
+            if server is not None:
+                proc = _fork(server, method, command[3:], child_env, space, chosen)
+                if proc is None:  # said why; the others are spawned too
+                    server.close()
+                    server = None
+            if proc is None:
+                with spawn_blocked():  # a stop at any moment of its start-up is handled
+                    proc = subprocess.Popen(
+                        command,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        env=child_env,
+                        cwd=str(space),
+                    )
+            procs[email] = proc
             role: Role = "aggregator" if email == fed.aggregator else "datasite"
-            relay.attach(email, role, procs[email])
+            relay.attach(email, role, proc)
 
         try:
             total = len(fed.datasites)
@@ -400,7 +422,8 @@ def simulate_in_processes(
                 if early:
                     log.error("datasite process(es) exited early: %s", ", ".join(early))
                     break
-                time.sleep(0.1)
+                with suppress(subprocess.TimeoutExpired):  # back at once when it ends
+                    agg.wait(timeout=0.1)
             _tail(progress, offset, reporter)
             # datasites stop on the aggregator's stop message; give them a moment
             deadline = time.monotonic() + 15
@@ -410,6 +433,8 @@ def simulate_in_processes(
                         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         finally:
             _terminate(procs, grace=5.0)
+            if server is not None:
+                server.close()
             relay.close()
         codes = {email: proc.returncode for email, proc in procs.items()}
         result = _read_result(result_file, fed, chosen, time.monotonic() - started)
@@ -425,6 +450,35 @@ def simulate_in_processes(
     result.exit_codes = codes
     result.workspace = workspace
     return result
+
+
+def _fork(
+    server: ForkServer,
+    method: StartMethod,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    transport: str,
+) -> ProcessLike | None:
+    """A participant forked by ``server``; None (logged) when it cannot fork and the
+    method allows spawning instead.
+
+    :raises ConfigError: ``SYFTFLWR_SIMULATE_START=fork`` and the server cannot fork.
+    """
+    ok, reason = server.ready(timeout=120.0)
+    if ok:
+        try:
+            return server.launch(argv, env=env, cwd=cwd, transport=transport)
+        except OSError as exc:
+            reason = str(exc)
+    if method == "fork":
+        raise ConfigError(
+            f"the participants cannot be forked from a pre-imported process: {reason}",
+            key=START_ENV,
+            fix=f"unset {START_ENV} (or set it to spawn) to start each participant anew",
+        )
+    log.info("starting the participants anew (no fork server: %s)", reason)
+    return None
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -454,6 +508,26 @@ def _read_result(
     return result
 
 
+def choose_mode(
+    project: str | Path | ProjectConfig, mode: Mode | None = None, transport: str | None = None
+) -> Mode:
+    """Processes by default; threads when asked, or when no installed transport crosses
+    processes (then over ``memory``, and the log says so)."""
+    if mode is not None:
+        return mode
+    if transport is None:
+        try:
+            select_transport(as_project(project))  # configured, env or auto-detected
+        except SyftflwrError as exc:
+            log.warning(
+                "no transport that crosses processes is usable (%s); simulating in "
+                "threads over the memory transport",
+                str(exc).splitlines()[0],
+            )
+            return "threads"
+    return "processes"
+
+
 def simulate(
     project: str | Path | ProjectConfig,
     *,
@@ -461,21 +535,8 @@ def simulate(
     transport: str | None = None,
     **kwargs: Any,
 ) -> SimulationResult:
-    """Processes by default; threads when asked, or when no installed transport crosses
-    processes (then over ``memory``, and the log says so)."""
-    if mode is None:
-        mode = "processes"
-        if transport is None:
-            try:
-                select_transport(as_project(project))  # configured, env or auto-detected
-            except SyftflwrError as exc:
-                log.warning(
-                    "no transport that crosses processes is usable (%s); simulating in "
-                    "threads over the memory transport",
-                    str(exc).splitlines()[0],
-                )
-                mode = "threads"
-    if mode == "threads":
+    """In processes or threads, as :func:`choose_mode` decides."""
+    if choose_mode(project, mode, transport) == "threads":
         kwargs.pop("output", None)  # in this process: its output is the caller's own
         return simulate_in_threads(project, transport=transport, **kwargs)
     return simulate_in_processes(project, transport=transport, **kwargs)
