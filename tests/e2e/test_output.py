@@ -5,6 +5,8 @@ Flower event once, and the participants' output relayed by `simulate`."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 from pathlib import Path
@@ -134,3 +136,30 @@ def test_aggregator_hints_at_a_datasite_that_is_not_running(home: Path, procs: P
                   and e["info"]["datasite"] == email}  # fmt: skip
         assert len(sent) == 2  # train and evaluate
         assert picked == (sent if email != DATASITES[2] else set()), email
+
+
+def test_a_terminal_keeps_the_rich_output(tmp_path: Path) -> None:
+    """In a terminal (a pseudo-terminal here): colours, the live table, rich log lines."""
+    leader, follower = pty.openpty()
+    env = env_for(tmp_path / "home", COLUMNS="160", LINES="50", TERM="xterm-256color")
+    proc = subprocess.Popen(
+        syftflwr("simulate", str(QUICKSTART), "--threads", "--rounds", "1"),
+        env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "\x1b[" in screen  # colours and cursor moves
+    assert "federated run (3 datasites)" in screen  # the live view
+    assert "picked up" in screen
+    assert "[ROUND 1/1]" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # a rich log line
