@@ -98,8 +98,8 @@ class Aggregator:
             datasites=self.participant.project.datasites,
         )
 
-    def train(self) -> tuple[Any, float]:
-        """Send ds1 one real training message; its reply and the round trip's seconds."""
+    def train_message(self) -> Any:
+        """A real round-1 training instruction for ds1 (the quickstart's initial model)."""
         sys.path.insert(0, str(QUICKSTART))
         try:
             from syftflwr_quickstart.task import initial_weights
@@ -109,7 +109,11 @@ class Aggregator:
 
         content = RecordDict({"arrays": ArrayRecord(initial_weights()),
                               "config": ConfigRecord({"server-round": 1})})  # fmt: skip
-        message = self.grid.create_message(content, "train", self.grid.node_ids[DS1], "1", ttl=300)
+        return self.grid.create_message(content, "train", self.grid.node_ids[DS1], "1", ttl=300)
+
+    def train(self) -> tuple[Any, float]:
+        """Send ds1 one real training message; its reply and the round trip's seconds."""
+        message = self.train_message()
         started = time.monotonic()
         [reply] = self.grid.send_and_receive([message], timeout=120)
         return reply, time.monotonic() - started
