@@ -20,7 +20,8 @@ import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,9 +29,12 @@ from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
     EncryptionError,
     ForbiddenSenderError,
+    MalformedMessageError,
+    MessageExpiredError,
     MessageRejectedError,
     MessageTooLargeError,
     TransportClosedError,
+    UnsafeNameError,
 )
 from syftflwr.info import Capabilities, TransportContext
 
@@ -39,6 +43,58 @@ log = logging.getLogger("syftflwr.transport")
 Handler = Callable[[Request], "Response | Buffer"]
 """An endpoint handler: returns a response body (``ok``) or a full :class:`Response`;
 raising turns into an ``error`` response carrying the exception summary."""
+
+
+# --------------------------------------------------------------------------- refusals
+REFUSAL_KINDS = (
+    "unreadable",  # not an envelope, truncated, damaged chunks (MalformedMessageError)
+    "oversized",  # above max_message_size (MessageTooLargeError)
+    "unsafe",  # a symlink, FIFO or path-shaped name (UnsafeNameError)
+    "misnamed",  # a file named like a request but not {id}.request: never read
+    "forged",  # the envelope does not match its folder (sender, recipient, id, app)
+    "not allowed",  # a sender, app or recipient this runner does not serve
+    "expired",
+    "unauthenticated",  # not sealed, tampered, an untrusted key (EncryptionError)
+    "replayed",  # an id answered before and cleaned up since, published again
+    "other",
+)
+"""The kinds of refusals a runner counts (its exit summary: ``25 refused (20 unreadable,
+5 forged)``)."""
+
+
+def refusal_kind(exc: BaseException) -> str:
+    """The :data:`REFUSAL_KINDS` entry of a refusal raised as ``exc``."""
+    if isinstance(exc, EncryptionError):
+        return "unauthenticated"
+    if isinstance(exc, MessageTooLargeError):
+        return "oversized"
+    if isinstance(exc, UnsafeNameError):
+        return "unsafe"
+    if isinstance(exc, MessageExpiredError):
+        return "expired"
+    if isinstance(exc, ForbiddenSenderError):
+        return "not allowed"
+    if isinstance(exc, MalformedMessageError):
+        return "unreadable"
+    return "other"
+
+
+def _reason_kind(reason: str) -> str:
+    """The kind of one of :meth:`BaseEvents.reject_reason`'s reasons."""
+    if reason == "expired":
+        return "expired"
+    if reason.startswith("body of"):
+        return "oversized"
+    if reason.startswith(("addressed", "for app", "sender")):
+        return "not allowed"
+    return "other"
+
+
+def describe_refusals(refusals: Mapping[str, int]) -> str:
+    """``"25 refused (20 unreadable, 5 forged)"``, or ``"0 refused"``."""
+    total = sum(refusals.values())
+    kinds = [f"{refusals[k]} {k}" for k in REFUSAL_KINDS if refusals.get(k)]
+    return f"{total} refused" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
 # --------------------------------------------------------------------------- interfaces
@@ -319,6 +375,20 @@ class BaseEvents(_Closable, ABC):
         self.capabilities = capabilities
         self.handlers: dict[str, Handler] = {}
         self.stopped = threading.Event()
+        self.refusals: Counter[str] = Counter()
+        """Requests refused before a handler ran, by kind (:func:`refusal_kind`): what a
+        runner's exit summary reports."""
+        self._refusals_lock = threading.Lock()
+
+    def count_refusal(self, kind: str) -> None:
+        """Count one refused request of ``kind`` (one of :data:`REFUSAL_KINDS`)."""
+        with self._refusals_lock:
+            self.refusals[kind] += 1
+
+    def refusal_counts(self) -> dict[str, int]:
+        """A copy of :attr:`refusals` (the counters keep changing while serving)."""
+        with self._refusals_lock:
+            return dict(self.refusals)
 
     @abstractmethod
     def _serve(self) -> None:
@@ -369,6 +439,7 @@ class BaseEvents(_Closable, ABC):
         """
         reason = self.reject_reason(request)
         if reason is not None:
+            self.count_refusal(_reason_kind(reason))
             log.warning(
                 "rejected request %s from %s to %s/%s: %s",
                 request.id,
@@ -385,6 +456,7 @@ class BaseEvents(_Closable, ABC):
             result = handler(request)
         except (EncryptionError, MessageRejectedError) as exc:
             # a wrapping role (sealing) refused the request before the app saw it
+            self.count_refusal(refusal_kind(exc))
             log.warning("refused request %s from %s: %s", request.id, request.sender, exc)
             return request.error_reply(f"refused: {exc}")
         except Exception as exc:

@@ -176,7 +176,8 @@ def _serve(
     json_out: bool = False,
 ) -> int:
     if STOP.signum is not None:  # stopped while starting: nothing to build or serve
-        handled = errors = malformed = 0
+        summary = "0 messages handled, 0 errors, 0 malformed, 0 refused"
+        counters: dict[str, Any] = {"handled": 0, "errors": 0, "malformed": 0, "refused": {}}
         stopped_by: str | None = None
     else:
         from syftflwr.flower.launch import run_datasite
@@ -189,15 +190,13 @@ def _serve(
         stats = run_datasite(
             participant, node_config=node_config, run_config=run_config, on_start=started
         )
-        handled, errors, malformed = stats.handled, stats.errors, stats.malformed
-        stopped_by = stats.stopped_by
+        summary, stopped_by = stats.describe(), stats.stopped_by
+        counters = {"handled": stats.handled, "errors": stats.errors,
+                    "malformed": stats.malformed, "refused": stats.refused}  # fmt: skip
     click.echo(
-        f"datasite {participant.email} stopped ({stopped_by or 'signal'}): "
-        f"{handled} messages handled, {errors} errors, {malformed} malformed",
-        err=True,
+        f"datasite {participant.email} stopped ({stopped_by or 'signal'}): {summary}", err=True
     )
     if json_out:
-        counters = {"handled": handled, "errors": errors, "malformed": malformed}
         echo_json({"datasite": participant.email, **counters, "stopped_by": stopped_by})
     return 0
 

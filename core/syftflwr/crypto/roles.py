@@ -135,6 +135,9 @@ class SealedEvents:
         in plain text (its text carries no user data)."""
         public = self.keyring.trusted_key(request.sender)
         if public is None:
-            raise exc
+            raise exc  # the events role counts and answers it
+        count = getattr(self.inner, "count_refusal", None)
+        if callable(count):
+            count("unauthenticated")
         log.warning("refused request %s from %s: %s", request.id, request.sender, exc)
         return self.keyring.seal_for(request.error_reply(f"refused: {exc}"), public)

@@ -79,7 +79,7 @@ from syftflwr.mailbox.storage import Storage
 from syftflwr.processes import pid_alive
 from syftflwr.profiles.base import WireProfile, refuse_oversized
 from syftflwr.profiles.native import NATIVE
-from syftflwr.roles import BaseEvents, ClientRole
+from syftflwr.roles import BaseEvents, ClientRole, refusal_kind
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -285,14 +285,16 @@ class MailboxEvents(BaseEvents):
         super().stop()
         self._queue.put(_WAKE)
 
-    def _warn_once(self, key: str, message: str, *args: object) -> None:
+    def _warn_once(self, key: str, message: str, *args: object) -> bool:
+        """Log ``message`` the first time ``key`` comes up; True if it was logged."""
         with self._lock:
             if key in self._warned:
-                return
+                return False
             if len(self._warned) > 10_000:
                 self._warned.clear()
             self._warned.add(key)
         log.warning(message, *args)
+        return True
 
     def _consider(self, folder: str, name: str) -> None:
         with self._lock:
@@ -301,14 +303,14 @@ class MailboxEvents(BaseEvents):
             return
         parsed = parse_name(name)
         if parsed is None:
-            if ".request" in name:
-                self._warn_once(
-                    f"{folder}/{name}",
-                    "rejected %r in %s: not a valid request name ({id}.request, id of "
-                    "8-128 letters, digits, '_' or '-'); ignoring it",
-                    name,
-                    folder,
-                )
+            if ".request" in name and self._warn_once(
+                f"{folder}/{name}",
+                "rejected %r in %s: not a valid request name ({id}.request, id of "
+                "8-128 letters, digits, '_' or '-'); ignoring it",
+                name,
+                folder,
+            ):
+                self.count_refusal("misnamed")
             return
         if parsed.kind is not ObjectKind.REQUEST or parsed.is_part:
             return
@@ -325,6 +327,15 @@ class MailboxEvents(BaseEvents):
                 self._submit(route, parsed.id, final=False, finished=entry)
             else:
                 self.stats["skipped"] += 1
+                if entry.cleaned and self._warn_once(
+                    f"replayed {parsed.id}",
+                    "ignored request %s in %s: it was handled (%s) and its reply removed "
+                    "once the request was gone; the same id published again is a replay",
+                    parsed.id,
+                    folder,
+                    entry.state.value,
+                ):
+                    self.count_refusal("replayed")
             return
         self._submit(route, parsed.id, final=False)
 
@@ -496,7 +507,7 @@ class MailboxEvents(BaseEvents):
                 self.storage, path, max_size=self._max_read, check=self.profile.check_head
             )
         except MessageRejectedError as exc:
-            self._reject(route, message_id, str(exc))
+            self._reject(route, message_id, str(exc), refusal_kind(exc))
             return False
         except StorageError as exc:
             log.warning("cannot read request %s yet (%s); will retry when it changes", path, exc)
@@ -530,11 +541,11 @@ class MailboxEvents(BaseEvents):
                 self._queue.put(_WAKE)
                 log.debug("request %s is incomplete; waiting for it to complete", path)
                 return True
-            self._reject(route, message_id, str(exc))
+            self._reject(route, message_id, str(exc), refusal_kind(exc))
             return False
         problem = self._mismatch(envelope, route, message_id)
         if problem is not None or not isinstance(envelope, Request):
-            self._reject(route, message_id, problem or "not a request")
+            self._reject(route, message_id, problem or "not a request", "forged")
             return False
         response = self.dispatch(envelope)
         if response is None:
@@ -654,7 +665,9 @@ class MailboxEvents(BaseEvents):
         self.stats["reprocessed"] += 1
         self._handle(route, entry.id, final=False)
 
-    def _reject(self, route: Route, message_id: str, reason: str) -> None:
+    def _reject(self, route: Route, message_id: str, reason: str, kind: str) -> None:
+        """Refuse a request before dispatch; ``kind``: one of ``REFUSAL_KINDS``."""
+        self.count_refusal(kind)
         path = route.request_path(message_id)
         log.warning("rejected request %s (%s): %s", message_id, path, reason)
         replied = False

@@ -67,7 +67,7 @@ from syftflwr.names import is_valid_email, validate_identifier
 from syftflwr.processes import pid_alive
 from syftflwr.profiles.base import refuse_oversized
 from syftflwr.profiles.syftflwr05 import ENDPOINT, NAME, SYFT_RPC, syft_url, wire_app
-from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
+from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle, refusal_kind
 
 from syftflwr_syftbox.datasite_storage import DATASITES, LOCAL_STATE
 
@@ -438,13 +438,15 @@ class SyftEvents05(BaseEvents):
         except ValueError:
             return
         if len(rel.parts) != 2:
-            self._skip(path, "not at messages/{sender}/{uuid}.request")
+            self._skip(path, "not at messages/{sender}/{uuid}.request", "misnamed")
             return
         self._handle(*rel.parts)
 
-    def _skip(self, key: str, reason: str) -> None:
+    def _skip(self, key: str, reason: str, kind: str) -> None:
+        """Ignore a file for good (warned and counted once); ``kind``: a refusal kind."""
         if key not in self._skipped:
             self._skipped.add(key)
+            self.count_refusal(kind)
             log.warning("ignored request file %s: %s", key, reason)
 
     def _handle(self, sender: str, name: str) -> None:
@@ -460,14 +462,14 @@ class SyftEvents05(BaseEvents):
         if key in self._skipped:
             return
         if not is_valid_email(sender):
-            self._skip(key, f"folder {sender!r} is not a sender's email")
+            self._skip(key, f"folder {sender!r} is not a sender's email", "misnamed")
             return
         if not _UUID_NAME.match(name):
-            self._skip(key, "the name is not {uuid}.request")
+            self._skip(key, "the name is not {uuid}.request", "misnamed")
             return
         allowed = self.allowed_senders()
         if allowed is not None and sender not in allowed:
-            self._skip(key, f"sender {sender} is not allowed")
+            self._skip(key, f"sender {sender} is not allowed", "not allowed")
             return
         folder = rpc_folder(self.me, self.app, sender)
         stem = name.removesuffix(REQUEST_SUFFIX)
@@ -481,6 +483,7 @@ class SyftEvents05(BaseEvents):
             )
         except MalformedMessageError as exc:
             if self._claim(sender, stem):
+                self.count_refusal(refusal_kind(exc))
                 log.warning("refused request %s: %s", key, exc)
                 self._reply(sender, stem, None, status=400, body=f"Error loading request: {exc}")
             return
@@ -493,8 +496,9 @@ class SyftEvents05(BaseEvents):
         self._incomplete.pop(key, None)
         if not self._claim(sender, stem):
             return
-        request, problem = self._parse(bytes(memoryview(data)), sender, stem)
+        request, problem, kind = self._parse(bytes(memoryview(data)), sender, stem)
         if request is None:
+            self.count_refusal(kind)
             log.warning("refused request %s: %s", key, problem)
             self._reply(sender, stem, None, status=400, body=f"Error loading request: {problem}")
             return
@@ -515,32 +519,37 @@ class SyftEvents05(BaseEvents):
             return self.storage.claim(path, self._owner)
         return False
 
-    def _parse(self, data: bytes, sender: str, stem: str) -> tuple[Request | None, str]:
+    def _parse(self, data: bytes, sender: str, stem: str) -> tuple[Request | None, str, str]:
         from pydantic import ValidationError
         from syft_rpc.protocol import SyftRequest as WireRequest
 
         try:
             wire = WireRequest.loads(data)
         except (ValidationError, ValueError) as exc:
-            return None, f"not a syft-rpc request ({type(exc).__name__})"
+            return None, f"not a syft-rpc request ({type(exc).__name__})", "unreadable"
         if str(wire.id) != stem:
-            return None, f"its id {wire.id} is not its file name {stem}"
+            return None, f"its id {wire.id} is not its file name {stem}", "forged"
         if wire.sender != sender:
-            return None, f"it claims to be from {wire.sender!r}, but is in {sender}'s folder"
+            return (
+                None,
+                f"it claims to be from {wire.sender!r}, but is in {sender}'s folder",
+                "forged",
+            )
         expected = syft_url(self.me, self.app, ENDPOINT)
         if str(wire.url) != expected:
-            return None, f"its url {wire.url} is not {expected}"
+            return None, f"its url {wire.url} is not {expected}", "forged"
         body = wire.body or b""
         if self.keys is not None:
             try:
                 body = unseal(self.keys, sender, body, "the request")
             except (EncryptionError, MessageRejectedError) as exc:  # incl. a missing DID
-                return None, str(exc)
+                return None, str(exc), refusal_kind(exc)
         elif _looks_encrypted(body):
-            return None, (
+            problem = (
                 "an encrypted (syft-crypto) request, and encrypt = false on this datasite "
                 "(set it the same on every participant)"
             )
+            return None, problem, "unauthenticated"
         request = Request(
             id=wire.id.hex,
             sender=sender,
@@ -555,8 +564,8 @@ class SyftEvents05(BaseEvents):
         try:
             request.validate()
         except (MalformedMessageError, ValueError) as exc:
-            return None, str(exc)
-        return request, ""
+            return None, str(exc), "unreadable"
+        return request, "", ""
 
     def _reply(
         self, sender: str, stem: str, response: Response | None, *, status: int, body: str = ""
