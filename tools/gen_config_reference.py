@@ -51,7 +51,8 @@ KEY_HELP = {
     "clock_skew": "Seconds of clock difference between participants tolerated when "
     "checking expiry.",
     "round_timeout": "Seconds the aggregator waits for one round's replies before going on "
-    "without the missing datasites (reported as failures).",
+    "without the missing datasites (reported as failures); it bounds every wait of a "
+    "round (sending, a peer's key included, and the stop messages at the end).",
     "message_ttl": "Seconds an instruction stays deliverable; an expired one never reaches "
     "a ClientApp.",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
@@ -103,6 +104,7 @@ def test_stop_from_the_aggregator_ends_run_and_local_stop_works(
 ) -> None:
     runner = start_runner(federation)
     grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
     assert grid.stop_datasites(timeout=30) == {DS1: True}
     federation.threads[0].join(timeout=30)
     assert runner.stopped.is_set() and runner.stats.stopped_by == AGG
@@ -131,3 +133,55 @@ def test_roles_acting_as_someone_else_are_refused(federation: MemoryFederation) 
         DatasiteRunner(federation.events_for(DS1), ok_app, email=DS2, node_id=node_id_for(DS2))
     with pytest.raises(IdentityMismatchError, match=r"aggregator is ds1@example\.org"):
         TransportGrid(federation.rpc, email=DS1, app_name=APP, datasites=[DS2])
+
+
+def test_a_stop_ends_only_a_runner_that_served_its_run(
+    federation: MemoryFederation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop names its run: a runner that handled no instruction of that run (it
+    serves another one, or the stop was left by an earlier run) acknowledges it, logs
+    one INFO line and goes on serving; under the syft-flwr 0.5 profile every stop ends
+    the runner, as upstream's does."""
+    runner = start_runner(federation)
+    old = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=7)
+    new = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=8)
+    new.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
+    with caplog.at_level(logging.INFO, "syftflwr.flower"):
+        assert old.stop_datasites(timeout=30) == {DS1: True}  # acknowledged...
+    assert not runner.stopped.is_set()  # ...and ignored
+    (line,) = [r for r in caplog.records if "ignoring the stop of run 7" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert "handled no instruction of that run" in line.getMessage()
+    assert len(new.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")],
+                                    timeout=30)) == 1  # fmt: skip
+    assert new.stop_datasites(timeout=30) == {DS1: True}
+    federation.threads[0].join(timeout=30)
+    assert runner.stopped.is_set() and runner.stats.stopped_by == AGG
+
+    upstream = DatasiteRunner(federation.events_for(DS2), ok_app, email=DS2,
+                              node_id=node_id_for(DS2), scoped_stops=False)  # fmt: skip
+    thread = federation.start(upstream.run, "upstream")
+    stranger = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS2], run_id=9)
+    assert stranger.stop_datasites(timeout=30) == {DS2: True}
+    thread.join(timeout=30)
+    assert upstream.stopped.is_set()
+
+
+def test_a_stop_sent_before_the_runner_started_is_ignored(
+    federation: MemoryFederation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop queued while nobody served (its aggregator died right after sending it) is
+    older than the runner that reads it: even once that runner has served the stop's run
+    (leftover instructions of it were queued too), the stop does not end it."""
+    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=5)
+    grid.push_messages([Message(RecordDict(), node_id_for(DS1), "query")])
+    grid.stop_datasites(timeout=0.1)  # nobody serves yet: unacknowledged, still queued
+    with caplog.at_level(logging.INFO, "syftflwr.flower"):
+        runner = start_runner(federation)
+        deadline = time.monotonic() + 30
+        while not any("ignoring the stop of run 5" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+    assert runner.handled == 1 and not runner.stopped.is_set()
+    assert "it was sent before this runner started" in caplog.text
+    runner.stop()

@@ -13,6 +13,7 @@ from syftflwr.crypto.directory import KeyDirectory
 from syftflwr.crypto.keys import KeyStore, PublicKeyRecord, fingerprint, short
 from syftflwr.crypto.seal import is_sealed, open_sealed, seal, sender_public
 from syftflwr.crypto.trust import TrustStatus, TrustStore
+from syftflwr.deadline import remaining
 from syftflwr.envelope import Envelope
 from syftflwr.errors import EncryptionError, MissingKeyError, StorageError
 from syftflwr.names import validate_email
@@ -49,6 +50,9 @@ class Keyring:
         self._pairs = [self.own, *store.retired()]
         self._peer_keys: dict[str, bytes] = {self.email: self.own.public}
         self._lock = threading.Lock()
+        self._trust_lock = threading.Lock()
+        """One trust decision at a time in this process: sends go out in parallel (a round
+        seals to every datasite at once) and each first use of a key is a write."""
 
     # -- publishing ---------------------------------------------------------------
     def publish(self) -> None:
@@ -63,17 +67,19 @@ class Keyring:
 
     # -- peers' keys ----------------------------------------------------------------
     def recipient_key(self, email: str, *, wait: float | None = None) -> bytes:
-        """``email``'s trusted public key, fetched (and waited for) on first use."""
+        """``email``'s trusted public key, fetched (and waited for) on first use; the
+        wait also ends at the caller's deadline (:mod:`syftflwr.deadline`: a round's)."""
         with self._lock:
             cached = self._peer_keys.get(email)
         if cached is not None:
             return cached
-        deadline = time.monotonic() + (self.key_wait if wait is None else wait)
+        deadline = time.monotonic() + remaining(self.key_wait if wait is None else wait)
         delay, announced = 0.05, False
         while True:
             record = self.fetch_record(email)
             if record is not None:
-                status = self.trust.check(email, record.public)
+                with self._trust_lock:
+                    status = self.trust.check(email, record.public)
                 self._note(email, record.public, status)
                 with self._lock:
                     self._peer_keys[email] = record.public
@@ -90,6 +96,12 @@ class Keyring:
                 announced = True
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def published_key(self, email: str) -> bytes | None:
+        """The key ``email`` publishes now, trusted or NOT: only for sealing what is no
+        secret (a stop that tells a refused datasite the run is over)."""
+        record = self.fetch_record(email)
+        return None if record is None else record.public
 
     def fetch_record(self, email: str) -> PublicKeyRecord | None:
         """``email``'s published record as found now (None if absent), NOT yet trusted:
@@ -146,7 +158,8 @@ class Keyring:
                 f"{envelope.kind} {envelope.id} claims to come from this participant but "
                 "names a key it does not hold: forged"
             )
-        status = self.trust.check(envelope.sender, public)
+        with self._trust_lock:
+            status = self.trust.check(envelope.sender, public)
         self._note(envelope.sender, public, status)
         with self._lock:
             self._peer_keys[envelope.sender] = public

@@ -41,6 +41,16 @@ class SealedRPC:
     def send(self, request: Request) -> RequestHandle:
         return self.inner.send(self.keyring.seal_for(request))
 
+    def send_notice(self, request: Request) -> RequestHandle:
+        """Send a request whose content is NO secret (a stop flagged ``refused``) sealed
+        to the key its recipient publishes now, even one this participant refuses to
+        trust: it reaches the genuine recipient whose key changed (which still
+        authenticates the sender), and tells an impostor nothing worth knowing."""
+        public = self.keyring.published_key(request.recipient)
+        if public is None:
+            raise EncryptionError(f"{request.recipient} publishes no key to seal a notice to")
+        return self.inner.send(self.keyring.seal_for(request, public))
+
     def fetch(self, handle: RequestHandle) -> Response | None:
         response = self.inner.fetch(handle)
         return None if response is None else self._open(response)

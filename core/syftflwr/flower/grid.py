@@ -33,11 +33,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
+from syftflwr.deadline import Outcome, OverrunError, call_all_within, within
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import (
     IdentityMismatchError,
@@ -45,6 +47,7 @@ from syftflwr.errors import (
     StorageError,
     TransportClosedError,
     TransportError,
+    UntrustedKeyError,
 )
 from syftflwr.flower.compat import (
     SUPERLINK_NODE_ID,
@@ -85,6 +88,9 @@ STOP_ACTION = "stop"
 MESSAGE_UNAVAILABLE_REASON = (
     "Error: Message Unavailable - the instruction expired (TTL) before {datasite} replied"
 )
+TRANSPORT_GRACE = 3.0
+"""Seconds a transport call may overrun the round's deadline before the Grid goes on
+without it (the call may block forever: a broken plugin's storage)."""
 INTERRUPT_CHECK = 1.0
 """Seconds between two looks at :meth:`TransportGrid.interrupt` while waiting for replies."""
 REPLY_UNAVAILABLE_REASON = "Error: Reply Message Unavailable - the reply from {datasite} expired"
@@ -113,6 +119,28 @@ class RunInterrupted(BaseException):
     """The run was stopped (a signal, see :meth:`TransportGrid.interrupt`): raised by the
     Grid's calls so the ServerApp ends wherever it waits. A BaseException, like
     KeyboardInterrupt, so a ServerApp's ``except Exception`` does not swallow it."""
+
+
+@dataclass
+class _Push:
+    """An instruction on its way: prepared in order, then handed to the transport."""
+
+    message: Message
+    email: str
+    message_id: str
+    report: bool
+    tracker: RunTracker | None
+    match: Match | None
+    pending: _Pending | None = None
+    """Set once known: replayed from the journal, sent, or failed."""
+    request: Request | None = None
+    info: MessageInfo | None = None
+    expires_at: float = 0.0
+
+
+def _request_of(push: _Push) -> Request:
+    assert push.request is not None
+    return push.request
 
 
 def new_run_id() -> int:
@@ -177,6 +205,7 @@ class TransportGrid(Grid):
     :param tracker: journals the run (and replays a stopped one); see docs/resume.md.
     :param profile: the wire profile; it decides the node ids (syft-flwr 0.5: CRC-32)
         and whether datasites can be stopped.
+    :param transport: the transport's name, for messages about it.
     :param datasite_command: how a datasite is started, ``{email}`` for its email: the
         hint logged when one shows no sign of life (:mod:`syftflwr.flower.liveness`).
 
@@ -199,9 +228,14 @@ class TransportGrid(Grid):
         tracker: RunTracker | None = None,
         profile: str = "native",
         datasite_command: str | None = None,
+        transport: str = "",
     ) -> None:
         self.rpc = rpc
+        self.transport = transport
+        """The transport's name, for messages about it."""
         self.profile = profile
+        self._refusals: dict[str, str] = {}
+        self._stuck_waits = 0
         self.tracker = tracker
         self.email = validate_email(email)
         check_identity(rpc, email, "aggregator")
@@ -271,7 +305,11 @@ class TransportGrid(Grid):
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         self._check_interrupted()
-        return [self._push(message) for message in messages]
+        return self._push_all(list(messages), report=True, limit=self._limit(None))
+
+    def _limit(self, timeout: float | None) -> float | None:
+        """The longest a call may take: ``timeout`` and ``max_wait``, the smaller."""
+        return min((t for t in (timeout, self.max_wait) if t is not None), default=None)
 
     # ------------------------------------------------------------------ interruption
     def interrupt(self, reason: str) -> None:
@@ -290,7 +328,20 @@ class TransportGrid(Grid):
         if self._interrupted is not None:
             raise RunInterrupted(self._interrupted)
 
-    def _push(self, message: Message, *, report: bool = True) -> str:
+    def _push_all(
+        self, messages: Sequence[Message], *, report: bool, limit: float | None
+    ) -> list[str]:
+        """Push ``messages``: prepared one after the other (ids, fingerprints and the
+        journal follow the ServerApp's order), then handed to the transport in parallel
+        within ``limit`` seconds — a datasite whose key is missing, or a transport that
+        blocks, delays nobody else, and costs at most the round's budget."""
+        prepared = [self._prepare(message, report=report) for message in messages]
+        sending = [p for p in prepared if p.pending is None]
+        if sending:
+            self._transmit(sending, limit)
+        return [self._register(p) for p in prepared]
+
+    def _prepare(self, message: Message, *, report: bool) -> _Push:
         metadata = message.metadata
         if metadata.reply_to_message_id:
             raise ValueError(
@@ -312,20 +363,157 @@ class TransportGrid(Grid):
         set_message_id(message, message_id)
         if tracker is not None:
             tracker.observe(server_round, message)
-        pending = self._replayed(message, email, match) if match is not None else None
-        if pending is None:
-            if report and self.liveness is not None:  # a key wait in the send counts too
-                self.liveness.sending(self._info(message, email))
-            pending = self._send(message, email, message_id, (fingerprint, parts), server_round,
-                                 match, tracker=tracker)  # fmt: skip
-            if pending.unsent is not None and self.liveness is not None:
-                self.liveness.done(message_id, answered=False)
-        pending.report = report
+        push = _Push(message, email, message_id, report, tracker, match)
+        push.pending = self._replayed(message, email, match) if match is not None else None
+        if push.pending is not None:
+            return push
+        expires_at = metadata.created_at + metadata.ttl
+        if match is not None:  # half-pushed by the stopped run: same id, same expiry
+            expires_at = match.entry.expires_at
+        push.expires_at = expires_at
+        push.request = Request(
+            id=message_id,
+            sender=self.email,
+            recipient=email,
+            app=self.app_name,
+            endpoint=self.endpoint,
+            body=encode_message(message),
+            created_at=metadata.created_at,
+            expires_at=expires_at,
+        )
+        if tracker is not None and match is None:
+            tracker.pushing(
+                message_id,
+                fingerprint=fingerprint,
+                parts=parts,
+                datasite=email,
+                message_type=metadata.message_type,
+                server_round=server_round,
+                expires_at=expires_at,
+            )
+        push.info = self._info(message, email)
+        if report and self.liveness is not None:  # a key wait in the send counts too
+            self.liveness.sending(push.info)
+        return push
+
+    def _transmit(self, pushes: Sequence[_Push], limit: float | None) -> None:
+        """Hand ``pushes`` to the transport in parallel, each within ``limit`` (key waits
+        included); fills each one's ``pending`` (an unsent failure if it failed or did
+        not return in time: a send that returns later is undone)."""
+
+        def undo(index: int, handle: RequestHandle) -> None:
+            try:  # nobody will wait for its reply: take the request back
+                self.rpc.forget(handle)
+            except Exception:
+                log.debug("could not take back request %s", handle.id, exc_info=True)
+
+        calls = [partial(self.rpc.send, _request_of(p)) for p in pushes]
+        bound = None if limit is None else limit + TRANSPORT_GRACE
+        with within(limit):  # key waits end at the limit; a hung transport at the bound
+            outcomes = call_all_within(calls, bound, name="send", late=undo)
+        fatal: BaseException | None = None
+        for push, outcome in zip(pushes, outcomes, strict=True):
+            try:
+                push.pending = self._sent(push, outcome)
+            except BaseException as exc:  # the transport closed, an interrupt: re-raised
+                fatal = fatal or exc
+        if fatal is not None:
+            raise fatal
+
+    def _sent(self, push: _Push, outcome: Outcome[RequestHandle]) -> _Pending:
+        """The pending entry of a push the transport accepted (or the failure)."""
+        tracker, match, info = push.tracker, push.match, push.info
+        assert info is not None
+        exc = outcome.error
+        if exc is None:
+            assert outcome.value is not None
+            handle = outcome.value
+        elif isinstance(exc, OverrunError):
+            return self._unsent(push.message, info, TransportError(
+                f"{self._transport_name} did not return from sending in time ({exc})"
+            ), tracker)  # fmt: skip
+        elif isinstance(exc, TransportError) and not isinstance(exc, TransportClosedError):
+            if match is not None and isinstance(exc, StorageError) and "already exists" in str(exc):
+                handle = self._attach(push.email, push.message_id, push.expires_at)
+            else:
+                if isinstance(exc, UntrustedKeyError):
+                    self._refused(push.email, exc)
+                return self._unsent(push.message, info, exc, tracker)
+        else:
+            if tracker is not None and match is None:
+                tracker.send_failed(push.message_id)
+            raise exc
+        if tracker is not None:
+            tracker.sent(push.message_id)
+        return _Pending(handle, info, push.message.metadata.group_id, push.expires_at)
+
+    def _refused(self, email: str, exc: UntrustedKeyError) -> None:
+        """This run will not talk to ``email`` (its key changed): tell it, once, so it
+        does not serve a run that never comes (see :meth:`_tell_refused`)."""
+        with self._lock:
+            first = email not in self._refusals
+            self._refusals[email] = str(exc)
+        if first:
+            threading.Thread(target=self._tell_refused, args=(email, str(exc)),
+                             name="syftflwr-refusal", daemon=True).start()  # fmt: skip
+
+    def _tell_refused(self, email: str, reason: str) -> None:
+        """Send ``email`` a stop flagged ``refused``, sealed to the key it publishes now
+        (the one this run refuses to trust): a stop is no secret, and the datasite still
+        authenticates this aggregator. A transport that cannot send such a notice (no
+        ``send_notice``) leaves the datasite serving; it logs why."""
+        notice = getattr(self.rpc, "send_notice", None)
+        if not callable(notice):
+            log.info("cannot tell %s that this run refuses it (%s)", email, reason)
+            return
+        why = f"the aggregator {self.email} refuses this datasite: {reason}"
+        message = self._stop_message(self.node_ids[email], ttl=600.0, reason=why, refused=True)
+        stamp_instruction(message, run_id=self.run_id, src_node_id=SUPERLINK_NODE_ID)
+        set_message_id(message, new_message_id())
+        metadata = message.metadata
+        request = Request(id=metadata.message_id, sender=self.email, recipient=email,
+                          app=self.app_name, endpoint=self.endpoint,
+                          body=encode_message(message), created_at=metadata.created_at,
+                          expires_at=metadata.created_at + metadata.ttl)  # fmt: skip
+        try:
+            with within(self.max_wait):
+                notice(request)
+        except Exception as exc:
+            log.warning("could not tell %s that this run refuses it: %s", email, exc)
+            return
+        log.info("told %s that this run refuses it", email)
+
+    def _stop_message(
+        self, node_id: int, *, ttl: float, reason: str, refused: bool = False
+    ) -> Message:
+        metadata = make_metadata(
+            run_id=self.run_id,
+            message_id="",
+            src_node_id=SUPERLINK_NODE_ID,
+            dst_node_id=node_id,
+            reply_to_message_id="",
+            group_id="",
+            created_at=time.time(),
+            ttl=ttl,
+            message_type=SYSTEM_MESSAGE_TYPE,
+        )
+        config: dict[str, Any] = {"action": STOP_ACTION, "reason": reason, "run-id": self.run_id}
+        if refused:
+            config["refused"] = True
+        return make_message(metadata, content=RecordDict({"config": ConfigRecord(config)}))
+
+    def _register(self, push: _Push) -> str:
+        pending = push.pending
+        assert pending is not None
+        message_id = push.message_id
+        if pending.unsent is not None and push.report and self.liveness is not None:
+            self.liveness.done(message_id, answered=False)
+        pending.report = push.report
         with self._lock:
             self._reap_expired()
             self._pending[message_id] = pending
         info = pending.info
-        if report:
+        if push.report:
             self._reporter.on_sent(info)
             if pending.unsent is not None:
                 self._reporter.on_failure(pending.unsent)
@@ -343,63 +531,6 @@ class TransportGrid(Grid):
             round=_round_of(message),
             sent_at=time.time(),
         )
-
-    def _send(
-        self,
-        message: Message,
-        email: str,
-        message_id: str,
-        fingerprint: tuple[str, dict[str, str]],
-        server_round: int | None,
-        match: Match | None,
-        *,
-        tracker: RunTracker | None,
-    ) -> _Pending:
-        metadata = message.metadata
-        body = encode_message(message)
-        created_at = metadata.created_at
-        expires_at = created_at + metadata.ttl
-        if match is not None:  # half-pushed by the stopped run: same id, same expiry
-            expires_at = match.entry.expires_at
-        request = Request(
-            id=message_id,
-            sender=self.email,
-            recipient=email,
-            app=self.app_name,
-            endpoint=self.endpoint,
-            body=body,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
-        if tracker is not None and match is None:
-            tracker.pushing(
-                message_id,
-                fingerprint=fingerprint[0],
-                parts=fingerprint[1],
-                datasite=email,
-                message_type=metadata.message_type,
-                server_round=server_round,
-                expires_at=expires_at,
-            )
-        info = self._info(message, email)
-        try:
-            handle = self.rpc.send(request)
-        except TransportClosedError:
-            if tracker is not None and match is None:
-                tracker.send_failed(message_id)
-            raise
-        except TransportError as exc:
-            if match is not None and isinstance(exc, StorageError) and "already exists" in str(exc):
-                handle = self._attach(email, message_id, expires_at)  # it was published
-            else:
-                return self._unsent(message, info, exc, tracker)
-        except BaseException:
-            if tracker is not None and match is None:
-                tracker.send_failed(message_id)
-            raise
-        if tracker is not None:
-            tracker.sent(message_id)
-        return _Pending(handle, info, metadata.group_id, expires_at)
 
     def _unsent(
         self,
@@ -510,8 +641,10 @@ class TransportGrid(Grid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         self._check_interrupted()
-        ids = list(self.push_messages(messages))
-        return self._collect(ids, timeout)
+        limit = self._limit(timeout)  # one budget: sending (key waits too) and collecting
+        started = time.monotonic()
+        ids = self._push_all(list(messages), report=True, limit=limit)
+        return self._collect(ids, limit, started=started)
 
     def _new_batch(self) -> int | None:
         return self.tracker.new_batch() if self.tracker is not None else None
@@ -529,9 +662,13 @@ class TransportGrid(Grid):
 
         return sorted(ids, key=key)
 
-    def _collect(self, ids: Sequence[str], timeout: float | None) -> list[Message]:
-        limit = min((t for t in (timeout, self.max_wait) if t is not None), default=None)
-        started = time.monotonic()
+    def _collect(
+        self, ids: Sequence[str], timeout: float | None, *, started: float | None = None
+    ) -> list[Message]:
+        """Replies to ``ids`` until ``timeout`` seconds after ``started`` (monotonic;
+        default: now) — a call that spent part of its budget sending passes its start."""
+        limit = self._limit(timeout)
+        started = time.monotonic() if started is None else started
         deadline = None if limit is None else started + limit
         remaining = set(ids)
         replies: list[Message] = []
@@ -561,7 +698,7 @@ class TransportGrid(Grid):
             if deadline is not None:
                 step = min(step, max(0.0, deadline - time.monotonic()))
             step = min(step, INTERRUPT_CHECK)  # a wait ends on a reply or its timeout only
-            responses = self.rpc.wait([p.handle for p in pending.values()], step)
+            responses = self._wait([p.handle for p in pending.values()], step)
             for response in responses:
                 if response.id in remaining:
                     remaining.discard(response.id)
@@ -579,6 +716,37 @@ class TransportGrid(Grid):
             self._report_missing(remaining, time.monotonic() - started)
         return replies
 
+    @property
+    def _transport_name(self) -> str:
+        return f"the {self.transport} transport" if self.transport else "the transport"
+
+    def _wait(self, handles: list[RequestHandle], step: float) -> list[Response]:
+        """``rpc.wait``, but back within ``step`` + :data:`TRANSPORT_GRACE` even if the
+        transport blocks; while a wait is stuck no other is started (they would block
+        too), and one WARNING says so."""
+        with self._lock:
+            stuck = self._stuck_waits
+        if stuck:
+            time.sleep(min(step, INTERRUPT_CHECK))
+            return []
+
+        def returned(_index: int, _value: list[Response]) -> None:
+            with self._lock:
+                self._stuck_waits -= 1
+
+        bound = step + TRANSPORT_GRACE
+        wait = partial(self.rpc.wait, handles, step)
+        (outcome,) = call_all_within([wait], bound, name="wait", late=returned)
+        if isinstance(outcome.error, OverrunError):
+            with self._lock:
+                self._stuck_waits += 1
+            log.warning("%s did not return from waiting for replies within %.0fs; the round "
+                        "goes on without it", self._transport_name, bound)  # fmt: skip
+            return []
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value or []
+
     def _report_missing(self, ids: Iterable[str], waited: float, *, record: bool = True) -> None:
         for message_id in ids:
             with self._lock:
@@ -588,6 +756,7 @@ class TransportGrid(Grid):
             if record and self.tracker is not None:
                 self.tracker.gave_up(message_id)
             info = pending.info
+            took = waited
             log.warning(
                 "no reply from %s (node %d) to %s message %s of round %s after %.1fs; "
                 "going on without it",
@@ -596,10 +765,10 @@ class TransportGrid(Grid):
                 info.message_type,
                 message_id,
                 info.round,
-                waited,
+                took,
             )
             self._reporter.on_failure(
-                FailureEvent(info, "timeout", "no reply before the wait ended", waited)
+                FailureEvent(info, "timeout", "no reply before the wait ended", took)
             )
 
     def _resolve_stored(self, message_id: str) -> Message | None:
@@ -760,6 +929,28 @@ class TransportGrid(Grid):
                     log.debug("could not forget request %s", message_id, exc_info=True)
 
     # ------------------------------------------------------------------ lifecycle
+    def remove_leftovers(self) -> int:
+        """Delete the requests earlier runs of this aggregator left for nobody — stop
+        messages nobody read (the run was killed right after sending them), an abandoned
+        run's unanswered instructions — so datasites serving this run do not find them
+        first. Returns how many were removed."""
+        if self.tracker is None:
+            return 0
+        journal, removed = self.tracker.journal, 0
+        for leftover in journal.leftovers(self.run_id):
+            handle = self._handle(leftover.datasite, leftover.message_id, leftover.expires_at)
+            try:
+                self.rpc.forget(handle)
+            except Exception as exc:  # best effort: retention deletes it once expired
+                log.debug("could not remove %s %s of run %d: %s", leftover.kind,
+                          leftover.message_id, leftover.run_id, exc)  # fmt: skip
+                continue
+            journal.removed(leftover)
+            removed += 1
+        if removed:
+            log.info("removed %d requests earlier runs left unread", removed)
+        return removed
+
     def stop_datasites(
         self,
         *,
@@ -770,40 +961,41 @@ class TransportGrid(Grid):
         """Ask every datasite runner to stop; returns ``{email: acknowledged}``.
 
         The stop is a Flower system message (``message_type`` ``"system"``, content
-        ``{"config": {"action": "stop", "reason": ...}}``) that runners handle
-        themselves; the ClientApp never sees it. A datasite that is offline gets it when
-        it comes back, until ``ttl`` passes. syft-flwr 0.5 datasites stop on it without
-        answering: in that wire profile it is sent, nothing is awaited, and ``{}`` is
-        returned.
+        ``{"config": {"action": "stop", "reason": ..., "run-id": ...}}``, the run's id in
+        its metadata too) that runners handle themselves; the ClientApp never sees it. A
+        runner obeys only the stop of a run it handled instructions of (native profile).
+        Acknowledgements are awaited up to ``timeout``; the stops still unread then are
+        deleted when the Grid closes. syft-flwr 0.5 datasites stop on any stop without
+        answering: in that wire profile it is sent, nothing is awaited, ``{}`` is
+        returned, and the stop waits in storage (until ``ttl``, or the aggregator's next
+        run: :meth:`remove_leftovers`).
         """
+        limit = self._limit(timeout)  # one bounded wait for all: sent in parallel, then
+        started = time.monotonic()  # the acknowledgements within what is left
+        with self._lock:
+            told = set(self._refusals)  # they were told when refused; sealing would fail
+        stops = [self._stop_message(node_id, ttl=ttl, reason=reason)
+                 for email, node_id in self.node_ids.items() if email not in told]  # fmt: skip
+        try:
+            pushed = self._push_all(stops, report=False, limit=limit)
+        except Exception as exc:  # e.g. the transport closed: nothing more to do
+            log.warning("could not send the stop messages: %s", exc)
+            return dict.fromkeys(self.node_ids, False)
         ids: dict[str, str] = {}
-        for email, node_id in self.node_ids.items():
-            metadata = make_metadata(
-                run_id=self.run_id,
-                message_id="",
-                src_node_id=SUPERLINK_NODE_ID,
-                dst_node_id=node_id,
-                reply_to_message_id="",
-                group_id="",
-                created_at=time.time(),
-                ttl=ttl,
-                message_type=SYSTEM_MESSAGE_TYPE,
-            )
-            content = RecordDict(
-                {"config": ConfigRecord({"action": STOP_ACTION, "reason": reason})}
-            )
-            try:
-                ids[self._push(make_message(metadata, content=content), report=False)] = email
-            except Exception as exc:  # e.g. the transport closed: the others still stop
-                log.warning("could not send the stop message to %s: %s", email, exc)
+        expiry = time.time() + ttl
+        with self._lock:
+            for message_id, message in zip(pushed, stops, strict=True):
+                pending = self._pending.get(message_id)
+                if pending is not None and pending.unsent is None:
+                    ids[message_id] = self.email_of(message.metadata.dst_node_id)
         if self.tracker is not None and ids:  # a resumed run need not send them again
-            self.tracker.stops_sent()
+            self.tracker.stops_sent({i: (e, expiry) for i, e in ids.items()})
         if self.profile != "native":  # never acknowledged: do not wait for it, and do
             with self._lock:  # not let close() delete it before the datasites read it
                 for message_id in ids:
                     self._pending.pop(message_id, None)
             return {}
-        replies = self._collect(list(ids), timeout)
+        replies = self._collect(pushed, limit, started=started)
         acked = dict.fromkeys(self.node_ids, False)
         for reply in replies:
             sender = ids.get(reply.metadata.reply_to_message_id)

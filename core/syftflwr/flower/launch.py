@@ -245,10 +245,13 @@ def run_aggregator(
         reporter=reporter,
         tracker=tracker,
         profile=participant.context.profile,
+        transport=participant.transport.name,
         datasite_command=datasite_command(participant),
     )
     if tracker.checkpoints is not None:
         tracker.checkpoints.summary = lambda r: _round_summary(grid, r)
+    if not resume:
+        grid.remove_leftovers()
     log.info(
         "aggregator %s: %d datasites over %s (run %d)",
         participant.email,
@@ -367,6 +370,7 @@ def make_datasite_runner(
         node_id=node_id_for(email, participant.context.profile),
         node_config=node_config,
         run_config=run_config_for(app, run_config=run_config),
+        scoped_stops=participant.context.profile == "native",
     )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flwr.app import Message
@@ -262,8 +263,9 @@ class RunTracker:
         )
         return seq
 
-    def stops_sent(self) -> None:
-        self.journal.stops_sent(self.run_id)
+    def stops_sent(self, stops: Mapping[str, tuple[str, float]]) -> None:
+        """The stop messages went out: ``{message id: (datasite, expires_at)}``."""
+        self.journal.stops_sent(self.run_id, stops)
 
     def gave_up(self, message_id: str) -> None:
         self.journal.mark(self.run_id, message_id, PushState.GAVE_UP)

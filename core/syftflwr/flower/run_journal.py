@@ -31,7 +31,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +67,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE pushes ADD COLUMN batch INTEGER",
         "ALTER TABLE pushes ADD COLUMN parts TEXT",
         "ALTER TABLE runs ADD COLUMN stops_sent INTEGER NOT NULL DEFAULT 0",
+    ),
+    # Requests a run may have left in storage for nobody (its stop messages; an abandoned
+    # run's unanswered instructions): the aggregator's next new run removes them.
+    3: (
+        """CREATE TABLE IF NOT EXISTS leftovers (
+            run_id INTEGER NOT NULL, message_id TEXT NOT NULL, datasite TEXT NOT NULL,
+            expires_at REAL NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (run_id, message_id))""",
     ),
 }
 """Schema migrations by target version, applied in order inside one transaction. A
@@ -147,6 +154,18 @@ class PushRecord:
     """The ``send_and_receive``/``pull_messages`` call that handed the reply over."""
     parts: dict[str, str] = field(default_factory=dict)
     """Digests of the instruction's parts (``fingerprint.describe_instruction``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A request an ended run may have left in storage, which nobody will read."""
+
+    run_id: int
+    message_id: str
+    datasite: str
+    expires_at: float
+    kind: str
+    """``stop`` or ``instruction`` (of an abandoned run)."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -248,6 +267,10 @@ class RunJournal:
             "UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?",
             (status, time.time(), run_id),
         )
+        if status is RunStatus.ABANDONED:  # its unanswered instructions are for nobody now
+            unanswered = {p.message_id: (p.datasite, p.expires_at) for p in self.pushes(run_id)
+                          if p.state is not PushState.RETURNED}  # fmt: skip
+            self._leave(run_id, unanswered, "instruction")
         if status in (RunStatus.FINISHED, RunStatus.ABANDONED):  # nothing left to replay
             self._run("DELETE FROM pushes WHERE run_id = ?", (run_id,))
             folder = self.root / str(run_id)
@@ -262,9 +285,30 @@ class RunJournal:
             (server_round, time.time(), run_id),
         )
 
-    def stops_sent(self, run_id: int) -> None:
-        self._run("UPDATE runs SET stops_sent = 1, updated_at = ? WHERE run_id = ?",
-                  (time.time(), run_id))  # fmt: skip
+    def stops_sent(self, run_id: int, stops: Mapping[str, tuple[str, float]]) -> None:
+        """The run sent its stop messages: ``{message id: (datasite, expires_at)}``."""
+        with self._lock:
+            self._leave(run_id, stops, "stop")
+            self._run("UPDATE runs SET stops_sent = 1, updated_at = ? WHERE run_id = ?",
+                      (time.time(), run_id))  # fmt: skip
+
+    def _leave(self, run_id: int, requests: Mapping[str, tuple[str, float]], kind: str) -> None:
+        for message_id, (datasite, expires_at) in requests.items():
+            self._run("INSERT OR REPLACE INTO leftovers VALUES (?, ?, ?, ?, ?)",
+                      (run_id, message_id, datasite, expires_at, kind))  # fmt: skip
+
+    def leftovers(self, run_id: int) -> list[Leftover]:
+        """Requests other runs than ``run_id`` may have left in storage for nobody."""
+        rows = self._run(
+            "SELECT run_id, message_id, datasite, expires_at, kind FROM leftovers "
+            "WHERE run_id != ?",
+            (run_id,),
+        ).fetchall()
+        return [Leftover(int(r[0]), str(r[1]), str(r[2]), float(r[3]), str(r[4])) for r in rows]
+
+    def removed(self, leftover: Leftover) -> None:
+        self._run("DELETE FROM leftovers WHERE run_id = ? AND message_id = ?",
+                  (leftover.run_id, leftover.message_id))  # fmt: skip
 
     def set_checkpoint(self, run_id: int, server_round: int) -> None:
         self._run(

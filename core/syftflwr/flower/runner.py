@@ -10,14 +10,20 @@ reply. Nothing a request can contain stops it from serving:
 * a body that is not a Flower message is logged and answered with an envelope error
   (the reply address is the envelope's sender), as is a message for another node;
 * the aggregator's stop message (see :meth:`TransportGrid.stop_datasites`) is
-  acknowledged and ends :meth:`run` cleanly. Expired requests and requests from
-  anyone but the aggregator never get here: the events role drops them.
+  acknowledged and ends :meth:`run` cleanly — if this runner handled an instruction of
+  the run it names and the stop was sent after the runner started: a stop left queued
+  by an earlier run (its aggregator died right after sending it, nobody was serving) is
+  acknowledged, logged once at INFO and ignored, so it cannot end the runner of a new
+  run. Under the syft-flwr 0.5 profile every stop ends the runner,
+  as upstream's datasites do. Expired requests and requests from anyone but the
+  aggregator never get here: the events role drops them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -84,6 +90,8 @@ class DatasiteRunner:
     :param node_id: this datasite's Flower node id (``node_ids.node_id_for(email)``).
     :param node_config: Flower node config (e.g. ``partition-id``/``num-partitions``).
     :param run_config: the app's run config (``[tool.flwr.app.config]`` + overrides).
+    :param scoped_stops: obey only the stops of runs this runner handled instructions
+        of (native); False: every stop (the syft-flwr 0.5 profile's semantics).
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class DatasiteRunner:
         node_config: Mapping[str, Any] | None = None,
         run_config: Mapping[str, Any] | None = None,
         endpoint: str = MESSAGES_ENDPOINT,
+        scoped_stops: bool = True,
     ) -> None:
         self.events = events
         self.client_app = client_app
@@ -105,7 +114,10 @@ class DatasiteRunner:
         self.node_config = dict(node_config or {})
         self.run_config = dict(run_config or {})
         self.endpoint = endpoint
+        self.scoped_stops = scoped_stops
         self._lock = threading.Lock()
+        self._runs_served: set[int] = set()
+        self._serving_since = time.time()
         self._contexts: OrderedDict[int, tuple[Context, threading.Lock]] = OrderedDict()
         self._handled = 0
         self._errors = 0
@@ -140,6 +152,7 @@ class DatasiteRunner:
     def run(self) -> RunnerStats:
         """Serve until the aggregator's stop message or :meth:`stop`; return the counters."""
         self.stopped.clear()
+        self._serving_since = time.time()
         log.info("datasite %s (node %d) serving %s", self.email, self.node_id, self.endpoint)
         try:
             self.events.run_forever()
@@ -209,6 +222,8 @@ class DatasiteRunner:
         return encode_message(reply)
 
     def _call_app(self, message: Message) -> Message:
+        with self._lock:
+            self._runs_served.add(message.metadata.run_id)
         context, run_lock = self._context(message.metadata.run_id)
         try:
             with run_lock:  # Flower Contexts are not thread-safe; one message per run at a time
@@ -243,6 +258,21 @@ class DatasiteRunner:
 
     def _stop_from(self, request: Request, message: Message) -> bytes:
         reason = message.content["config"]
+        run_id = message.metadata.run_id
+        with self._lock:
+            served = run_id in self._runs_served
+        stale = message.metadata.created_at < self._serving_since
+        refused = isinstance(reason, ConfigRecord) and reason.get("refused") is True
+        if refused and not stale:  # this run will never send it anything: stop, and say why
+            log.error("datasite %s: %s; stopping (fix: `syftflwr keys` on both sides, then "
+                      "restart)", self.email, reason.get("reason", "refused"))  # fmt: skip
+            served = True
+        if self.scoped_stops and (stale or not served):
+            why = "it was sent before this runner started" if stale else (
+                "this runner handled no instruction of that run")  # fmt: skip
+            log.info("datasite %s: ignoring the stop of run %d from %s: %s (a stop left "
+                     "from an earlier run)", self.email, run_id, request.sender, why)  # fmt: skip
+            return self._ack(message, ignored=True)
         log.info(
             "datasite %s: stop requested by %s (%s)",
             self.email,
@@ -251,12 +281,14 @@ class DatasiteRunner:
         )
         with self._lock:
             self._stopped_by = request.sender
-        ack = Message(
-            RecordDict({"config": ConfigRecord({"action": STOP_ACTION, "ack": True})}),
-            reply_to=message,
-        )
-        set_message_id(ack, new_message_id())
-        body = encode_message(ack)
+        body = self._ack(message, ignored=False)
         # The events role stores this reply before its serve loop sees the stop.
         self.events.stop()
         return body
+
+    @staticmethod
+    def _ack(message: Message, *, ignored: bool) -> bytes:
+        config = ConfigRecord({"action": STOP_ACTION, "ack": True, "ignored": ignored})
+        ack = Message(RecordDict({"config": config}), reply_to=message)
+        set_message_id(ack, new_message_id())
+        return encode_message(ack)
