@@ -31,9 +31,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
+sys.path.insert(0, str(ROOT / "plugins" / "syftbox" / "tests"))  # the syftbox tests' helpers
+
+from _sb_helpers import plaintext_layers, write_config  # noqa: E402
+
 AGG = "aggregator@openmined.org"
 DATASITES = ("ds1@openmined.org", "ds2@openmined.org")
-OFFLINE_SERVER = "http://127.0.0.1:1"
 
 BOOTSTRAP = """
 import sys, tomli, tomli_w
@@ -53,15 +56,6 @@ with open(path, "wb") as f:
     tomli_w.dump(conf, f)
 print(ours["app_name"])
 """
-
-
-def write_config(configs: Path, email: str, data_dir: Path) -> Path:
-    path = configs / email / "config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"email": email, "data_dir": str(data_dir), "server_url": OFFLINE_SERVER})
-    )
-    return path
 
 
 def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Path) -> str:
@@ -133,35 +127,14 @@ def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Pa
         ok = bool(replies) and lost == 0 and "Server encountered an error" not in text
     files = [p for p in data_dir.glob("datasites/*/app_data/flwr/**/*")
              if p.suffix in (".request", ".response")]  # fmt: skip
-    plain = sum(b"\x93NUMPY" in _layers(p.read_bytes()) for p in files)
+    plain = sum(any(b"\x93NUMPY" in layer for layer in plaintext_layers(p.read_bytes()))
+                for p in files)  # fmt: skip
     return (
         f"{'OK  ' if ok else 'FAIL'} aggregator={aggregator:9} encrypted={encrypted!s:5} "
         f"app_name={app!r} rounds={rounds} lost={lost} accuracy={accuracy} "
         f"datasite exits={codes} files={len(files)} with plaintext arrays={plain} "
         f"time={elapsed:.1f}s logs={logs}"
     )
-
-
-def _layers(data: bytes) -> bytes:
-    """The file and every base64 layer of its JSON body, joined (for the plaintext scan)."""
-    import base64
-
-    out = [data]
-    try:
-        body = json.loads(data).get("body")
-    except ValueError:
-        return data
-    while isinstance(body, str) and body:
-        try:
-            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
-        except ValueError:
-            try:
-                decoded = base64.b64decode(body, validate=True)
-            except ValueError:
-                break
-        out.append(decoded)
-        body = decoded.decode("latin-1")
-    return b"".join(out)
 
 
 def main() -> int:

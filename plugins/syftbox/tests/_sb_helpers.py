@@ -4,6 +4,7 @@ server_url so nothing ever reaches the network."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,28 @@ def write_config(configs: Path, email: str, data_dir: Path) -> Path:
         json.dumps({"email": email, "data_dir": str(data_dir), "server_url": OFFLINE_SERVER})
     )
     return path
+
+
+def plaintext_layers(data: bytes) -> list[bytes]:
+    """A syft-rpc file and what its base64 layers decode to: the JSON, its body, and the
+    body's own base64 content if it is base64 (upstream's encrypted plaintext is) — what
+    a scan for plaintext on disk must look through."""
+    layers = [data]
+    try:
+        body = json.loads(data).get("body")
+    except (ValueError, AttributeError):  # not JSON, or not a JSON object
+        return layers
+    while isinstance(body, str | bytes) and body:
+        try:  # the JSON's is pydantic's url-safe base64, upstream's inner one standard
+            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
+        except ValueError:
+            try:
+                decoded = base64.b64decode(body, validate=True)
+            except ValueError:
+                break
+        layers.append(decoded)
+        body = decoded
+    return layers
 
 
 def publish_keys(config_path: Path, data_dir: Path) -> KeyRing:

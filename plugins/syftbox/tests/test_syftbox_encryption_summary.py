@@ -13,9 +13,7 @@ scan works); where it says "encrypted", it must find nothing."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -24,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _sb_helpers import write_config
+from _sb_helpers import plaintext_layers, write_config
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 AGG = "aggregator@openmined.org"
@@ -59,26 +57,6 @@ def round1_reply_bytes() -> bytes:
     window = next(raw[i : i + 24] for i in range(0, len(raw) - 24, 8)
                   if 0 not in raw[i : i + 24])  # fmt: skip
     return window
-
-
-def layers(data: bytes) -> list[bytes]:
-    """A file and, for syft-rpc JSON, every base64 layer of its body."""
-    out = [data]
-    try:
-        body = json.loads(data).get("body")
-    except (ValueError, AttributeError):
-        return out
-    while isinstance(body, str | bytes) and body:
-        try:
-            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
-        except ValueError:
-            try:
-                decoded = base64.b64decode(body, validate=True)
-            except ValueError:
-                break
-        out.append(decoded)
-        body = decoded
-    return out
 
 
 class Capture:
@@ -121,7 +99,7 @@ def exposed(folders: tuple[Path, ...], needles: tuple[bytes, ...]) -> dict[str, 
             if path.is_file() and not path.is_symlink():
                 data = path.read_bytes()
                 for needle in needles:
-                    if any(needle in layer for layer in layers(data)):
+                    if any(needle in layer for layer in plaintext_layers(data)):
                         found.setdefault(repr(needle), []).append(path.name)
     return found
 

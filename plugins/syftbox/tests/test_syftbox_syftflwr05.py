@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sb_helpers import write_config
+from _sb_helpers import plaintext_layers, write_config
 from syftflwr.envelope import Request
 from syftflwr.info import TransportContext
 from syftflwr.roles import RequestHandle
@@ -69,27 +69,6 @@ def project_with_profile(tmp_path: Path, *, encrypt: bool = False) -> Path:
 
 
 NUMPY = b"\x93NUMPY"  # the start of every array Flower carries (np.save)
-
-
-def plaintext_layers(data: bytes) -> list[bytes]:
-    """A syft-rpc file and what its base64 layers decode to: the JSON, its body, and the
-    body's own base64 content if it is base64 (upstream's encrypted plaintext is)."""
-    layers = [data]
-    try:
-        body = json.loads(data).get("body")
-    except ValueError:
-        return layers
-    while isinstance(body, (str, bytes)) and body:
-        try:  # the JSON's is pydantic's url-safe base64, upstream's inner one standard
-            decoded = base64.b64decode(body, altchars=b"-_", validate=True)
-        except ValueError:
-            try:
-                decoded = base64.b64decode(body, validate=True)
-            except ValueError:
-                break
-        layers.append(decoded)
-        body = decoded
-    return layers
 
 
 def message_files(data_dir: Path) -> list[Path]:
