@@ -92,6 +92,11 @@ class TransportNotFoundError(PluginError, LookupError):
             text += f"; did you mean {suggestion!r}?"
         text += f"\n  installed transports: {', '.join(sorted(installed)) or '(none)'}"
         text += "\n  see them all with: syftflwr transports"
+        text += (
+            f"\n  fix: name {suggestion!r} instead"
+            if suggestion
+            else f"\n  fix: name an installed transport, or install the one called {name!r}"
+        )
         super().__init__(text)
 
 

@@ -32,7 +32,7 @@ from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
 from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
 from syftflwr.crypto.trust import TrustStore
-from syftflwr.errors import ConfigError, TransportUnavailableError
+from syftflwr.errors import ConfigError, PluginError, TransportUnavailableError
 from syftflwr.info import TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
 from syftflwr.roles import ClientRole, EventsRole, RPCRole, encrypts_messages
@@ -120,7 +120,12 @@ def select_transport(
     registry = registry or get_registry()
     name, source = selected_transport_name(project, env=env, cli={"transport": transport})
     context_for = detection_context_for(project.path if project else None, env=env)
-    chosen = registry.select(name, context_for, allow_in_process=allow_in_process)
+    try:
+        chosen = registry.select(name, context_for, allow_in_process=allow_in_process)
+    except PluginError as exc:  # a named transport is used or this fails: say who named it
+        if name is not None and exc.args:
+            exc.args = (f"{source} names the transport {name!r}: {exc.args[0]}", *exc.args[1:])
+        raise
     return chosen, source
 
 

@@ -77,7 +77,7 @@ def simulate(
     console = make_console(stderr=json_out)
     fed = simulation_project(as_project(project), datasites)
     results_dir = results.aggregator_state_dir(fed)  # a config problem shows before any work
-    mode = choose_mode(fed, "threads" if threads else None, transport)
+    mode, fallback = choose_mode(fed, "threads" if threads else None, transport)
     if mode == "threads":  # Flower runs here (in processes, this one never imports it)
         adopt_flower_logs(verbosity())
     live = LiveProgress(console, fed.datasites) if console.is_terminal else None
@@ -99,6 +99,8 @@ def simulate(
         echo_json(results.to_document(result))
     how = "threads" if result.mode == "threads" else "separate processes"
     print_summary(console, result, title=f"{result.app_name}: simulation ({how})")
+    if fallback:  # nothing pinned, nothing that crosses processes: say what ran instead
+        console.print(f"in threads over memory: {fallback}", highlight=False, soft_wrap=True)
     if result.workspace:
         console.print(f"workspace kept at {result.workspace} (logs in {result.workspace / 'logs'})")
     print_saved(console, saved)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from syftflwr.cli._output import echo_json, printed_warnings
+from syftflwr.cli._output import echo_json, printed_warnings, report_error
 from syftflwr.registry import PluginWarning, TransportStatus, context_for_project, get_registry
 
 STATUS_STYLE = {
@@ -150,3 +150,23 @@ def transports(
             echo_json([row.to_dict() for row in rows])
         else:
             render_table(rows)
+    _check_pin(project)
+
+
+def _check_pin(project: Path | None) -> None:
+    """A transport pinned by the project or SYFTFLWR_TRANSPORT that cannot be used here
+    is an error (exit 2), as it is for every command that would use it."""
+    from syftflwr.config import selected_transport_name
+    from syftflwr.errors import PluginError, SyftflwrError
+    from syftflwr.session import as_project, select_transport
+
+    loaded = as_project(project) if project is not None else None
+    name, source = selected_transport_name(loaded)
+    if name is None:
+        return
+    try:
+        select_transport(loaded, allow_in_process=True)
+    except SyftflwrError as exc:
+        problem = PluginError(f"{source} pins the transport '{name}', which cannot be used "
+                              f"here: {exc}")  # fmt: skip
+        raise SystemExit(report_error(problem)) from None

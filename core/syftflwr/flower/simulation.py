@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from syftflwr.config import HOME_ENV, ProjectConfig
+from syftflwr.config import HOME_ENV, ProjectConfig, selected_transport_name
 from syftflwr.errors import ConfigError, SyftflwrError
 from syftflwr.flower import results
 from syftflwr.flower.apps import UserConfigValue, node_config_for
@@ -510,22 +510,26 @@ def _read_result(
 
 def choose_mode(
     project: str | Path | ProjectConfig, mode: Mode | None = None, transport: str | None = None
-) -> Mode:
-    """Processes by default; threads when asked, or when no installed transport crosses
-    processes (then over ``memory``, and the log says so)."""
-    if mode is not None:
-        return mode
-    if transport is None:
-        try:
-            select_transport(as_project(project))  # configured, env or auto-detected
-        except SyftflwrError as exc:
-            log.warning(
-                "no transport that crosses processes is usable (%s); simulating in "
-                "threads over the memory transport",
-                str(exc).splitlines()[0],
-            )
-            return "threads"
-    return "processes"
+) -> tuple[Mode, str | None]:
+    """Processes by default; threads when asked, or — only when no transport is pinned
+    (``[tool.syftflwr] transport``, ``SYFTFLWR_TRANSPORT``) — when no installed transport
+    crosses processes: then over ``memory``, and the second value says why (the summary
+    prints it). A pinned transport is used or this raises (exit 2 with the fix): it is
+    never replaced by another."""
+    if mode is not None or transport is not None:
+        return mode or "processes", None
+    loaded = as_project(project)
+    pinned, _ = selected_transport_name(loaded)
+    if pinned is not None:
+        chosen, _ = select_transport(loaded, allow_in_process=True)  # raises if unusable
+        return ("threads" if chosen.capabilities.in_process_only else "processes"), None
+    try:
+        select_transport(loaded)  # auto-detected
+    except SyftflwrError as exc:
+        why = f"no transport that crosses processes is usable ({str(exc).splitlines()[0]})"
+        log.info("%s; simulating in threads over the memory transport", why)
+        return "threads", why
+    return "processes", None
 
 
 def simulate(
@@ -536,7 +540,7 @@ def simulate(
     **kwargs: Any,
 ) -> SimulationResult:
     """In processes or threads, as :func:`choose_mode` decides."""
-    if choose_mode(project, mode, transport) == "threads":
+    if choose_mode(project, mode, transport)[0] == "threads":
         kwargs.pop("output", None)  # in this process: its output is the caller's own
         return simulate_in_threads(project, transport=transport, **kwargs)
     return simulate_in_processes(project, transport=transport, **kwargs)
