@@ -24,6 +24,15 @@ def test_import_is_cheap() -> None:
     assert out.split() == ["False", "False"]
 
 
+def test_package_reexports_exactly_what_the_api_lists() -> None:
+    import syftflwr.api
+
+    exported = set(syftflwr.__all__) - {"PLUGIN_API_VERSION", "__version__", "hookimpl"}
+    assert exported == set(syftflwr.api.__all__)
+    for name in syftflwr.api.__all__:
+        assert getattr(syftflwr, name) is getattr(syftflwr.api, name), name
+
+
 def test_list_transports_survives_the_transports_subpackage_being_imported() -> None:
     import syftflwr.transports.memory  # the name clash this test guards against
 

@@ -33,6 +33,7 @@ from syftflwr.registry import (
     TransportStatus,
     detection_context,
     get_registry,
+    install_hint,
     pick,
     reset_registry,
 )
@@ -188,7 +189,7 @@ def test_missing_first_party_transport_gives_the_install_hint(name: str) -> None
     registry = Registry(entry_points=[MEMORY])
     with pytest.raises(TransportNotInstalledError) as info:
         registry.load(name)
-    assert f'pip install "syftflwr[{name}]"' in str(info.value)
+    assert f"fix: {install_hint(name)}" in str(info.value)  # tests/test_cli_first_hour.py
 
 
 def test_disabled_plugins_are_blocked_before_import(

@@ -4,7 +4,9 @@
 even pluggy (``syftflwr run`` handles a Ctrl-C from its first milliseconds, so its entry
 point must be reached fast). The Python API (:mod:`syftflwr.api`: ``connect``,
 ``simulate``, ``run_aggregator``, ``start_datasite``, ``run_datasite``,
-``list_transports``), ``hookimpl`` and ``PLUGIN_API_VERSION`` are re-exported lazily.
+``list_transports``, ``select_transport`` and their result types: exactly what
+``syftflwr.api.__all__`` lists), ``hookimpl`` and ``PLUGIN_API_VERSION`` are re-exported
+lazily.
 """
 
 from __future__ import annotations
@@ -16,36 +18,40 @@ if TYPE_CHECKING:
     from typing import Any
 
     from syftflwr.api import (
+        Participant,
+        RunningDatasite,
+        RunResult,
+        SimulationResult,
         connect,
         list_transports,
         run_aggregator,
         run_datasite,
+        select_transport,
         simulate,
         start_datasite,
     )
     from syftflwr.hookspecs import hookimpl
     from syftflwr.info import PLUGIN_API_VERSION
 
-_API = (
-    "connect",
-    "list_transports",
-    "run_aggregator",
-    "run_datasite",
-    "simulate",
-    "start_datasite",
-)
-
 __all__ = [
     "PLUGIN_API_VERSION",
+    "Participant",
+    "RunResult",
+    "RunningDatasite",
+    "SimulationResult",
     "__version__",
     "connect",
     "hookimpl",
     "list_transports",
     "run_aggregator",
     "run_datasite",
+    "select_transport",
     "simulate",
     "start_datasite",
 ]
+
+_API = frozenset(__all__) - {"PLUGIN_API_VERSION", "__version__", "hookimpl"}
+"""``syftflwr.api.__all__``, imported on first use (tests/test_api.py keeps them equal)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -62,3 +68,7 @@ def __getattr__(name: str) -> Any:
 
         return PLUGIN_API_VERSION
     raise AttributeError(f"module 'syftflwr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

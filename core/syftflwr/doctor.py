@@ -20,7 +20,7 @@ from syftflwr.config import load_participant, load_project
 from syftflwr.envelope import Request
 from syftflwr.errors import SyftflwrError
 from syftflwr.mailbox.journal import Journal
-from syftflwr.session import Participant, connect
+from syftflwr.session import Participant, connect, infer_identity
 
 DOCTOR_ENDPOINT = "syftflwr-doctor"
 Status = Literal["ok", "fail", "skip", "warn"]
@@ -106,6 +106,11 @@ def run_checks(
     where = str(settings.path) if settings.exists else f"{settings.path} (absent: defaults)"
     yield Check("participant settings", "ok", where)
     try:
+        email, found_by = infer_identity(project, email, env=env, participant=settings)
+    except SyftflwrError as exc:
+        yield Check("identity", "fail", str(exc))
+        return
+    try:
         participant = connect(
             project, email=email, transport=transport, env=env, participant=settings
         )
@@ -123,7 +128,7 @@ def run_checks(
         yield Check(
             "identity",
             "ok",
-            f"{participant.email} ({participant.role}); transport reports "
+            f"{participant.email} ({participant.role}, from {found_by}); transport reports "
             f"{participant.client.email}",
         )
         state = participant.context.state_dir

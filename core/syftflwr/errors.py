@@ -83,13 +83,21 @@ class PluginError(SyftflwrError):
 class TransportNotFoundError(PluginError, LookupError):
     """No installed transport has the requested name."""
 
-    def __init__(self, name: str, installed: Sequence[str], suggestion: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        installed: Sequence[str],
+        suggestion: str | None = None,
+        suggestion_install: str | None = None,
+    ) -> None:
         self.name = name
         self.installed = list(installed)
         self.suggestion = suggestion
         text = f"no transport named {name!r} is installed"
         if suggestion:
             text += f"; did you mean {suggestion!r}?"
+        if suggestion and suggestion_install:
+            text += f"\n  fix: {suggestion!r} is not installed either: {suggestion_install}"
         text += f"\n  installed transports: {', '.join(sorted(installed)) or '(none)'}"
         text += "\n  see them all with: syftflwr transports"
         text += (
@@ -103,14 +111,20 @@ class TransportNotFoundError(PluginError, LookupError):
 class TransportNotInstalledError(TransportNotFoundError):
     """A first-party transport was requested but its distribution is not installed."""
 
-    def __init__(self, name: str, installed: Sequence[str], extra: str) -> None:
+    def __init__(self, name: str, installed: Sequence[str], install: str) -> None:
         super().__init__(name, installed)
-        self.extra = extra
+        self.install = install
         self.args = (
             f"the {name!r} transport is not installed\n"
-            f'  fix: pip install "syftflwr[{extra}]"\n'
+            f"  fix: {install}\n"
             f"  installed transports: {', '.join(sorted(installed)) or '(none)'}",
         )
+
+
+def _reinstall_hint(distribution: str) -> str:
+    from syftflwr.registry._install import reinstall_hint  # metadata only; no cycle
+
+    return reinstall_hint(distribution, "-U")
 
 
 class TransportImportError(PluginError, ImportError):
@@ -127,7 +141,7 @@ class TransportImportError(PluginError, ImportError):
         super().__init__(
             f"transport {name!r} from {distribution} {version} failed to import "
             f"({module}): {type(cause).__name__}: {cause}\n"
-            f"  fix: reinstall or upgrade it (pip install -U {distribution}), "
+            f"  fix: reinstall or upgrade it ({_reinstall_hint(distribution)}), "
             f"or disable it with SYFTFLWR_DISABLE_PLUGINS={name}"
         )
 

@@ -25,6 +25,7 @@ from syftflwr.config import (
     load_participant,
     load_project,
     resolve_email,
+    resolve_state_dir,
     selected_transport_name,
 )
 from syftflwr.crypto.directory import key_directory_of
@@ -108,6 +109,37 @@ def as_project(project: str | Path | ProjectConfig) -> ProjectConfig:
     return project if isinstance(project, ProjectConfig) else load_project(project)
 
 
+def infer_identity(
+    project: ProjectConfig,
+    email: str | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    participant: ParticipantSettings | None = None,
+) -> tuple[str | None, str]:
+    """Who is asking, and how that was found, for commands that look at one participant
+    (``doctor``, ``keys``):
+    ``email``, else ``SYFTFLWR_EMAIL`` / the settings file, else the project's only
+    participant that has a state directory on this machine (it ran here).
+
+    :raises ConfigError: no email given and several participants ran here.
+    """
+    settings = participant if participant is not None else load_participant(env)
+    who, source = resolve_email(settings, email=email, env=env)
+    if who is not None or not project.configured:
+        return who, source
+    base, _ = resolve_state_dir(settings, env=env)
+    here = [e for e in project.participants if (base / project.app_name / e).is_dir()]
+    if len(here) > 1:
+        raise ConfigError(
+            f"who is this participant? no email given, and {len(here)} participants of "
+            f"this project have state on this machine: {', '.join(here)}",
+            fix=f"pass --as EMAIL, e.g. --as {here[0]}",
+        )
+    if not here:
+        return None, source
+    return here[0], f"the only participant of this project with state on this machine ({base})"
+
+
 def select_transport(
     project: ProjectConfig | None,
     *,
@@ -158,7 +190,7 @@ def connect(
     if who is None:
         raise ConfigError(
             "who is this participant? no email given",
-            fix="pass --as EMAIL (or email=...), set SYFTFLWR_EMAIL, or write "
+            fix="pass --as EMAIL, set SYFTFLWR_EMAIL, or write "
             'email = "..." in your settings file (docs/configuration.md)',
         )
     who = loaded.participant_email(who)  # as the project spells it

@@ -11,7 +11,7 @@ from _config_helpers import write
 from click.testing import CliRunner
 from syftflwr.cli.bootstrap import bootstrap
 from syftflwr.config import load_project
-from syftflwr.registry import get_registry
+from syftflwr.registry import get_registry, install_hint
 
 AGG, DS1, DS2 = "ds@uni.org", "a@hospital-a.org", "b@hospital-b.org"
 
@@ -104,7 +104,7 @@ def test_missing_first_party_transport_gives_the_install_hint(app: Path) -> None
         str(app), "--aggregator", AGG, "--datasite", DS1, "--transport", "syftbox"
     )
     assert code == 2
-    assert 'pip install "syftflwr[syftbox]"' in err
+    assert f"fix: {install_hint('syftbox')}" in " ".join(err.split())
 
 
 def test_no_check_pins_a_transport_not_installed_here(app: Path) -> None:

@@ -298,7 +298,7 @@ def test_stranger_is_not_a_participant() -> None:
     ("setup", "fragment"),
     [
         ("missing-dir", "no pyproject.toml"),
-        ("missing-file", "not found"),
+        ("missing-file", "no such file"),
         ("bad", "not valid TOML"),
     ],
 )

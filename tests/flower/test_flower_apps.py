@@ -81,7 +81,7 @@ def test_bad_projects_name_the_file_and_key(tmp_path: Path, body: str, match: st
 
 
 def test_missing_pyproject_says_what_to_pass(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a Flower app directory"):
+    with pytest.raises(ConfigError, match="so it is not a Flower app"):
         read_app(tmp_path)
 
 

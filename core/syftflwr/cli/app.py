@@ -1,9 +1,10 @@
 """The ``syftflwr`` root command: lazy subcommands, plugin command groups, clean errors.
 
 Nothing heavy is imported to show help or to list transports: core subcommands are
-imported only when they run (``run`` and ``simulate`` pull in Flower), and a transport's
-command group imports its plugin only when that group is used. So a broken plugin can
-break nothing but its own commands.
+imported only when they run (``run`` and ``simulate`` pull in Flower); the root help
+imports each plugin's light hook module, to list only the command groups that exist,
+and a group asks its plugin for its commands only when it is used. So a broken plugin
+can break nothing but its own commands.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 
 from syftflwr._version import __version__
 from syftflwr.cli._output import VERBOSE_KEY, report_error, verbosity, warn_line
-from syftflwr.errors import SyftflwrError
+from syftflwr.errors import PluginError, SyftflwrError
 from syftflwr.logs import configure as configure_logging
 from syftflwr.registry import PluginWarning, get_registry, suggest
 
@@ -140,11 +141,20 @@ class RootGroup(click.Group):
         if core:
             with formatter.section("Commands"):
                 formatter.write_dl(core)
-        plugins = [
-            (e.name, f"Commands added by the {e.name} transport ({e.distribution} {e.version}).")
-            for e in get_registry().entries()
-            if e.distribution != "syftflwr" and e.name not in LAZY_COMMANDS
-        ]
+        plugins = []
+        for e in get_registry().entries():
+            if e.distribution == "syftflwr" or e.name in LAZY_COMMANDS:
+                continue
+            adds = _adds_commands(e.name)
+            if adds is None:
+                note = (
+                    f"{e.distribution} {e.version} fails to load: `syftflwr transports` says why."
+                )
+            elif adds:
+                note = f"Commands added by the {e.name} transport ({e.distribution} {e.version})."
+            else:
+                continue
+            plugins.append((e.name, note))
         if plugins:
             with formatter.section("Transport commands (syftflwr TRANSPORT --help)"):
                 formatter.write_dl(sorted(set(plugins)))
@@ -158,6 +168,16 @@ class RootGroup(click.Group):
             return super().invoke(ctx)
         except SyftflwrError as exc:
             ctx.exit(report_error(exc, verbosity(ctx)))
+
+
+def _adds_commands(name: str) -> bool | None:
+    """Whether the transport implements ``syftflwr_register_commands``, so that the help
+    lists only command groups that exist. Its hook module is imported (light by contract,
+    checked by ``transports --check``), never its roles; None: it fails to load."""
+    try:
+        return get_registry().load(name).has_commands
+    except PluginError:
+        return None
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -16,7 +16,12 @@ MARK = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]", "warn
 
 @click.command()
 @click.argument("project", type=click.Path(path_type=Path), default=".")
-@click.option("--as", "email", metavar="EMAIL", help="Participant to check (default: settings).")
+@click.option(
+    "--as",
+    "email",
+    metavar="EMAIL",
+    help="Participant to check (default: SYFTFLWR_EMAIL / settings / the only one that ran here).",
+)
 @click.option("--transport", help="Check this transport instead of the configured one.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Round-trip limit, s.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -31,7 +31,7 @@ from syftflwr.crypto.admin import (
 )
 from syftflwr.crypto.keys import short
 from syftflwr.errors import EncryptionError, MissingKeyError
-from syftflwr.session import Participant, as_project, connect
+from syftflwr.session import Participant, as_project, connect, infer_identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 STYLE = {"pinned": "green", "trusted": "green", "new": "yellow", "unchecked": "dim",
@@ -42,7 +42,10 @@ def _common(func: F) -> F:
     """PROJECT, --as and --transport: the same meaning as in ``syftflwr run``."""
     func = click.option("--transport", help="Transport name (overrides env and config).")(func)
     func = click.option(
-        "--as", "email", metavar="EMAIL", help="Who you are (default: SYFTFLWR_EMAIL / settings)."
+        "--as",
+        "email",
+        metavar="EMAIL",
+        help="Who you are (default: SYFTFLWR_EMAIL, settings, the only participant that ran here).",
     )(func)
     return click.argument("project", type=click.Path(path_type=Path), default=".")(func)
 
@@ -51,6 +54,7 @@ def _connect(project: Path, email: str | None, transport: str | None) -> Partici
     """Connected with encryption on: connecting publishes this participant's key."""
     loaded = as_project(project)
     require_encryption(loaded)
+    email, _ = infer_identity(loaded, email)
     participant = connect(loaded, email=email, transport=transport)
     if participant.keyring is None:  # a transport with its own end-to-end encryption
         participant.close()

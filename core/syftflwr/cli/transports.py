@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from syftflwr.cli._output import echo_json, printed_warnings, report_error
-from syftflwr.registry import PluginWarning, TransportStatus, context_for_project, get_registry
+from syftflwr.cli._output import echo_json, make_console, printed_warnings, report_error
+from syftflwr.registry import (
+    FIRST_PARTY_EXTRAS,
+    PluginWarning,
+    TransportStatus,
+    context_for_project,
+    get_registry,
+    install_hint,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATUS_STYLE = {
     "ok": "green",
@@ -57,36 +68,62 @@ def verdict(row: TransportStatus) -> str:
     return f"{head}: {row.reason}" if row.reason else head
 
 
-def render_table(rows: list[TransportStatus]) -> None:
-    from rich.console import Console
+TABLE_MIN_WIDTH = 120
+"""Below this many columns a table of five columns folds into unreadable slivers: each
+transport is then printed as a heading line with its details beneath."""
+
+
+def render_table(rows: list[TransportStatus], console: Console | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="syftflwr transports", title_justify="left")
-    for column in ("", "name", "distribution", "status", "capabilities", "detection"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        style = STATUS_STYLE.get(row.status, "")
-        table.add_row(
-            "*" if row.selected else "",
-            escape(row.name),
-            escape(f"{row.distribution} {row.version}"),
-            f"[{style}]{row.status}[/]" if style else row.status,
-            escape(capability_summary(row.capabilities)),
-            escape(verdict(row)),
-        )
-    console = Console(highlight=False)
-    console.print(table)
+    console = console or make_console()
+    say = functools.partial(console.print, highlight=False)
+    if console.width >= TABLE_MIN_WIDTH:
+        table = Table(title="syftflwr transports", title_justify="left")
+        for column in ("", "name", "distribution", "status", "capabilities", "detection"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(
+                "*" if row.selected else "",
+                escape(row.name),
+                escape(f"{row.distribution} {row.version}"),
+                _status(row),
+                escape(capability_summary(row.capabilities)),
+                escape(verdict(row)),
+            )
+        say(table)
+    else:
+        say("syftflwr transports")
+        for row in rows:
+            mark = "*" if row.selected else " "
+            say(
+                f"{mark} [bold]{escape(row.name)}[/]  {_status(row)}  "
+                f"{escape(row.distribution)} {escape(row.version)}"
+            )
+            details = Table.grid(padding=(0, 1))
+            details.add_column(width=3)
+            details.add_column(style="dim", no_wrap=True)
+            details.add_column(overflow="fold")
+            details.add_row("", "capabilities", escape(capability_summary(row.capabilities)))
+            details.add_row("", "detection", escape(verdict(row)))
+            say(details)
     chosen = [r.name for r in rows if r.selected]
     if chosen:
-        console.print(
-            f"* auto-detection picks [bold]{escape(chosen[0])}[/] (when none is configured)"
-        )
-    else:
-        console.print(
-            "auto-detection finds nothing usable here: name a transport in \\[tool.syftflwr] "
-            "or SYFTFLWR_TRANSPORT, or set one up (see docs/transports.md)"
-        )
+        say(f"* auto-detection picks [bold]{escape(chosen[0])}[/] (when none is configured)")
+        return
+    say(
+        "auto-detection finds nothing usable here: name a transport in \\[tool.syftflwr] "
+        "or SYFTFLWR_TRANSPORT, or set one up (see docs/transports.md)"
+    )
+    installed = {r.name for r in rows}
+    for name in sorted(set(FIRST_PARTY_EXTRAS) - installed):
+        say(f"  not installed: {escape(name)}: {escape(install_hint(name))}")
+
+
+def _status(row: TransportStatus) -> str:
+    style = STATUS_STYLE.get(row.status, "")
+    return f"[{style}]{row.status}[/]" if style else row.status
 
 
 @click.command()

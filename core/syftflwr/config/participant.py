@@ -53,16 +53,20 @@ class ParticipantSettings:
         return str(self.path)
 
 
+def config_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """This participant's folder for settings and credentials (a transport's tokens
+    too): ``SYFTFLWR_HOME``, else the per-user config directory (``~/.config/syftflwr``)."""
+    home = env_value(env, HOME_ENV)
+    return parse_path(home) if home else Path(platformdirs.user_config_dir("syftflwr"))
+
+
 def settings_path(env: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
     """Where the settings file is, and whether the user named it explicitly
     (``SYFTFLWR_SETTINGS``: then a missing file is an error, not "no settings")."""
     explicit = env_value(env, SETTINGS_ENV)
     if explicit:
         return parse_path(explicit), True
-    home = env_value(env, HOME_ENV)
-    if home:
-        return parse_path(home) / SETTINGS_FILE, False
-    return Path(platformdirs.user_config_dir("syftflwr")) / SETTINGS_FILE, False
+    return config_dir(env) / SETTINGS_FILE, False
 
 
 def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:

@@ -165,13 +165,17 @@ class ProjectConfig:
 
 
 def not_a_participant(project: ProjectConfig, email: str) -> ConfigError:
+    from syftflwr.registry._entries import suggest
+
+    near = suggest(email, project.participants)
     return ConfigError(
         f"{email} is neither the aggregator ({project.aggregator}) nor one of the datasites "
-        f"({', '.join(project.datasites)})",
+        f"({', '.join(project.datasites)})" + (f"; did you mean {near}?" if near else ""),
         source=str(project.path) if project.path else None,
         key=TABLE,
-        fix="run as one of those emails (--as / SYFTFLWR_EMAIL / email in your settings "
-        "file), or add it with `syftflwr bootstrap`",
+        fix=(f"--as {near}" if near else "run as one of those emails")
+        + " (--as / SYFTFLWR_EMAIL / email in your settings file), or add it with "
+        "`syftflwr bootstrap`",
     )
 
 
@@ -321,9 +325,17 @@ def find_pyproject(path: str | Path) -> Path:
                 "this directory has no pyproject.toml, so it is not a Flower app",
                 source=str(path),
                 fix="point to the Flower app's directory (where its pyproject.toml is), "
-                "or create one with `flwr new`",
+                f"or create an app with `syftflwr new {path.name or 'my-app'}`",
             )
         return candidate
+    if not path.exists():
+        what = "file" if path.name == "pyproject.toml" else "directory"
+        raise ConfigError(
+            f"no such {what}",
+            source=str(path.absolute()),
+            fix="check the path (give the Flower app's directory), or create an app "
+            "there with `syftflwr new NAME`",
+        )
     return path
 
 

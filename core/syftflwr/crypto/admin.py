@@ -24,7 +24,6 @@ from syftflwr.config import (
     ProjectConfig,
     load_participant,
     participant_state_dir,
-    resolve_email,
     resolve_state_dir,
 )
 from syftflwr.crypto.keys import KeyStore
@@ -66,13 +65,16 @@ def local_keys(
     env: Mapping[str, str] = os.environ,
     participant: ParticipantSettings | None = None,
 ) -> LocalKeys:
-    """``email``'s keys in ``project`` (else SYFTFLWR_EMAIL / the settings file's).
+    """``email``'s keys in ``project`` (else SYFTFLWR_EMAIL / the settings file's, else
+    the project's only participant with state on this machine).
 
     :raises ConfigError: no email, or not a participant of the project.
     """
+    from syftflwr.session import infer_identity
+
     project.require_federation()
     settings = participant if participant is not None else load_participant(env)
-    who, _ = resolve_email(settings, email=email, env=env)
+    who, _ = infer_identity(project, email, env=env, participant=settings)
     if who is None:
         raise ConfigError(
             "whose keys? no email given",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.project import find_pyproject
 from syftflwr.errors import ConfigError
 
 UserConfigValue = bool | int | float | str
@@ -60,13 +61,7 @@ def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[st
 def read_app(project_dir: str | Path) -> FlowerApp:
     """Read a Flower project's ``pyproject.toml``; errors name the file, key and fix."""
     root = Path(project_dir).expanduser().resolve()
-    path = root / "pyproject.toml"
-    if not path.is_file():
-        raise ConfigError(
-            "no pyproject.toml here, so this is not a Flower app directory",
-            source=str(root),
-            fix="pass the directory that holds the app's pyproject.toml (see `flwr new`)",
-        )
+    path = find_pyproject(root)  # a missing directory, or one without pyproject.toml
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -25,6 +25,7 @@ from syftflwr.registry._entries import (
     TransportEntry,
     suggest,
 )
+from syftflwr.registry._install import PLUGINS_ON_INDEX, install_hint, source_folder
 from syftflwr.registry._registry import (
     ContextFor,
     PluginWarning,
@@ -37,6 +38,7 @@ from syftflwr.registry._transport import Transport
 __all__ = [
     "DISABLE_ENV",
     "FIRST_PARTY_EXTRAS",
+    "PLUGINS_ON_INDEX",
     "ContextFor",
     "DetectionReport",
     "PluginWarning",
@@ -47,8 +49,10 @@ __all__ = [
     "context_for_project",
     "detection_context",
     "get_registry",
+    "install_hint",
     "pick",
     "reset_registry",
+    "source_folder",
     "suggest",
 ]
 

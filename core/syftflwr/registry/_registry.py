@@ -30,6 +30,7 @@ from syftflwr.registry._entries import (
     is_disabled,
     suggest,
 )
+from syftflwr.registry._install import install_hint
 from syftflwr.registry._reports import DetectionReport, Status, TransportStatus, mark_selected
 from syftflwr.registry._transport import Transport
 
@@ -132,9 +133,11 @@ class Registry:
                 f"  fix: remove {name!r} from {DISABLE_ENV} to use it"
             )
         if name in FIRST_PARTY_EXTRAS:
-            return TransportNotInstalledError(name, installed, FIRST_PARTY_EXTRAS[name])
+            return TransportNotInstalledError(name, installed, install_hint(name))
+        near = suggest(name, [*installed, *FIRST_PARTY_EXTRAS])
+        missing = near is not None and near not in installed
         return TransportNotFoundError(
-            name, installed, suggest(name, [*installed, *FIRST_PARTY_EXTRAS])
+            name, installed, near, install_hint(near) if near and missing else None
         )
 
     # ------------------------------------------------------------------ surveys
@@ -286,9 +289,14 @@ def _nothing_usable(reports: list[TransportStatus], allow_in_process: bool) -> s
             lines.append(f"  - {r.name}: {r.reason}")
     if not reports:
         lines.append("  (none installed)")
+    installed = {r.name for r in reports}
+    setup = (
+        "set up one of them"
+        if "fsspec-local" in installed
+        else f"install one, e.g. the local-directory transport: {install_hint('fsspec-local')}"
+    )
     lines.append(
-        '  fix: install and set up a transport (e.g. pip install "syftflwr[fsspec-local]"), '
-        "or name one explicitly (transport = ... in [tool.syftflwr], or SYFTFLWR_TRANSPORT); "
-        "`syftflwr transports` shows every verdict"
+        f"  fix: {setup}; or name one explicitly (transport = ... in [tool.syftflwr], or "
+        "SYFTFLWR_TRANSPORT); `syftflwr transports` shows every verdict"
     )
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from syftflwr.info import (
 )
 from syftflwr.names import validate_identifier
 from syftflwr.registry._entries import TransportEntry
+from syftflwr.registry._install import reinstall_hint
 from syftflwr.roles import ClientRole, EventsRole, RPCRole
 
 if TYPE_CHECKING:
@@ -64,15 +65,14 @@ def _import_error(entry: TransportEntry, exc: BaseException) -> TransportImportE
         text = (
             f"transport {entry.name!r} is registered by {entry.distribution} {entry.version}, "
             f"but its module {entry.module!r} is not installed (a partial or stale install)\n"
-            f"  fix: pip install --force-reinstall {entry.distribution}, "
-            f"or disable it with {disable}"
+            f"  fix: {reinstall_hint(entry.distribution)}, or disable it with {disable}"
         )
     elif missing:
         text = (
             f"transport {entry.name!r} from {entry.distribution} {entry.version} failed to "
             f"import ({entry.target}): it needs the module {missing!r}, which is not installed\n"
-            f"  fix: install the package that provides {missing!r} (pip install "
-            f"--force-reinstall {entry.distribution} restores its declared dependencies), "
+            f"  fix: install the package that provides {missing!r} "
+            f"({reinstall_hint(entry.distribution)} restores its declared dependencies), "
             f"or disable it with {disable}"
         )
     else:
@@ -105,11 +105,12 @@ def _check_api_version(entry: TransportEntry, plugin: object) -> None:
     spoken = ", ".join(str(v) for v in sorted(SUPPORTED_PLUGIN_API_VERSIONS))
     if wanted > max(SUPPORTED_PLUGIN_API_VERSIONS):
         fix = (
-            f"upgrade syftflwr (pip install -U syftflwr) to a release that speaks version "
-            f"{wanted}, or install an older {entry.distribution} built for version {spoken}"
+            f"upgrade syftflwr ({reinstall_hint('syftflwr', '-U')}) to a release that speaks "
+            f"version {wanted}, or install an older {entry.distribution} built for version "
+            f"{spoken}"
         )
     else:
-        fix = f"upgrade the plugin (pip install -U {entry.distribution})"
+        fix = f"upgrade the plugin ({reinstall_hint(entry.distribution, '-U')})"
     raise PluginAPIVersionError(
         f"transport {entry.name!r} ({entry.label}) was built for plugin-API version "
         f"{wanted}, but this syftflwr {__version__} speaks version {spoken}\n  fix: {fix}"
@@ -225,6 +226,11 @@ class Transport:
     def _implements(self, hook: str) -> bool:
         return bool(getattr(self._pm.hook, hook).get_hookimpls())
 
+    @property
+    def has_commands(self) -> bool:
+        """Whether ``syftflwr <name> ...`` exists (``syftflwr_register_commands``)."""
+        return self._implements("syftflwr_register_commands")
+
     def default_options(self) -> dict[str, Any]:
         """Every option the transport declares, at its default (None when it has none)."""
         return {spec.name: spec.default for spec in self.info.options}
@@ -266,7 +272,7 @@ class Transport:
             raise PluginError(
                 f"transport {self.name!r} ({self.entry.label}) failed to register its "
                 f"commands: {type(exc).__name__}: {exc}\n"
-                f"  fix: upgrade the plugin (pip install -U {self.entry.distribution}), "
+                f"  fix: upgrade the plugin ({reinstall_hint(self.entry.distribution, '-U')}), "
                 f"or disable it with SYFTFLWR_DISABLE_PLUGINS={self.name}"
             ) from exc
         return True

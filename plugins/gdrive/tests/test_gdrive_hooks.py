@@ -60,6 +60,39 @@ def test_detection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert verdict.usable and "Colab" in verdict.reason
 
 
+def test_a_token_in_the_old_folder_moves_to_the_config_folder_core_uses(
+    drive: tuple[DriveState, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Tokens lived in ~/.syftflwr/gdrive; core keeps a participant's files in the per-user
+    config folder (XDG). Detection points at the old file without touching it; the first
+    client moves it, says so once, and later runs are silent."""
+    from syftflwr_gdrive.client import forget_sessions
+
+    state, url = drive
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("XDG_CONFIG_HOME", "SYFTFLWR_HOME", "SYFTFLWR_GDRIVE_TOKEN", "COLAB_RELEASE_TAG"):
+        monkeypatch.delenv(name, raising=False)
+    old = write_token(tmp_path / ".syftflwr" / "gdrive" / "token.json", state.add_user(AGG))
+    new = tmp_path / ".config" / "syftflwr" / "gdrive" / "token.json"
+    assert default_token_file() == new
+    verdict = plugin.syftflwr_detect(_context(None))
+    assert verdict.usable and f"{old} (moves to {new} on first use)" in verdict.reason
+    assert old.is_file() and not new.exists()
+    with caplog.at_level("WARNING", logger="syftflwr.gdrive"):
+        client = plugin.syftflwr_make_client(_context(AGG, api_root_url=url))
+    assert client.email == AGG and new.is_file() and not old.exists()
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [f"moved {old} to {new}"]
+    caplog.clear()
+    forget_sessions()
+    with caplog.at_level("WARNING", logger="syftflwr.gdrive"):
+        assert plugin.syftflwr_make_client(_context(AGG, api_root_url=url)).email == AGG
+    assert caplog.records == []
+    assert "Google Drive token at " + str(new) in plugin.syftflwr_detect(_context(None)).reason
+
+
 def test_missing_token_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     settings = Settings.from_options({"token_file": str(tmp_path / "none.json")})

@@ -66,10 +66,10 @@ class FsspecStorage(BaseStorage):
             self.fs, base = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
             scheme = self.url.partition("://")[0]
-            extra = {"gcs": "gcs", "gs": "gcs", "s3": "s3", "s3a": "s3"}.get(scheme)
+            package = {"gcs": "gcsfs", "gs": "gcsfs", "s3": "s3fs", "s3a": "s3fs"}.get(scheme)
             hint = (
-                f'pip install "syftflwr-fsspec-local[{extra}]"'
-                if extra
+                f"pip install {package}"
+                if package
                 else "install the fsspec implementation for this URL scheme"
             )
             raise StorageError(

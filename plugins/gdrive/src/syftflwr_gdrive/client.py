@@ -20,7 +20,7 @@ from syftflwr.profiles import mailbox_profile
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy
 from syftflwr_gdrive.auth import load_credentials
 from syftflwr_gdrive.changes import ChangesFeed
-from syftflwr_gdrive.options import Settings
+from syftflwr_gdrive.options import Settings, migrate_legacy
 from syftflwr_gdrive.storage import DriveStorage
 
 
@@ -99,6 +99,8 @@ class GDriveClient:
     def __init__(self, context: TransportContext) -> None:
         validate_email(context.require_email())
         self.settings = Settings.from_context(context)
+        if not self.settings.token_configured:
+            migrate_legacy(self.settings.token_path(context.email))
         self.capabilities: Capabilities = self.settings.capabilities()
         self.session = open_session(self.settings, context)
         self._email = self.session.email

@@ -16,7 +16,7 @@ from typing import Any
 from syftflwr.errors import ConfigError
 
 from syftflwr_gdrive.auth import save_token
-from syftflwr_gdrive.options import HOME_ENV, SCOPES
+from syftflwr_gdrive.options import SCOPES, gdrive_dir, migrate_legacy
 
 __all__ = ["default_client_secrets", "login", "save_token"]
 
@@ -26,9 +26,9 @@ CLIENT_SECRETS_ENV = "SYFTFLWR_GDRIVE_CLIENT_SECRETS"
 def default_client_secrets(env: Mapping[str, str] = os.environ) -> Path:
     if env.get(CLIENT_SECRETS_ENV):
         return Path(env[CLIENT_SECRETS_ENV]).expanduser()
-    home = env.get(HOME_ENV)
-    base = Path(home).expanduser() if home else Path("~/.syftflwr").expanduser()
-    return base / "gdrive" / "client_secret.json"
+    path = gdrive_dir(env) / "client_secret.json"
+    migrate_legacy(path, env)
+    return path
 
 
 def login(

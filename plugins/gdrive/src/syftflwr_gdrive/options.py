@@ -3,12 +3,15 @@ data): the hook module imports it to list and detect the transport."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.participant import config_dir
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
 from syftflwr.profiles import PROFILE_NAMES
 
@@ -36,7 +39,8 @@ OPTIONS = (
         "path",
         "Authorized-user token (JSON) of this participant's Google account, as written by "
         "`syftflwr gdrive login` (default: $SYFTFLWR_HOME/gdrive/token.json, else "
-        "~/.syftflwr/gdrive/token.json). `{email}` in the path is replaced by the participant's "
+        "~/.config/syftflwr/gdrive/token.json, where a token from ~/.syftflwr/gdrive is moved "
+        "on first use). `{email}` in the path is replaced by the participant's "
         "email (several accounts on one machine, e.g. `syftflwr simulate`). Not needed in "
         "Google Colab.",
         default=None,
@@ -115,10 +119,42 @@ OPTIONS = (
 )
 
 
+LEGACY_DIR = "~/.syftflwr/gdrive"
+"""Where tokens lived before this plugin used core's per-user folders."""
+
+
+def gdrive_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """This transport's files (token, OAuth client): in the folder core keeps the
+    participant's settings in ($SYFTFLWR_HOME, else ~/.config/syftflwr)."""
+    return config_dir(env) / "gdrive"
+
+
 def default_token_file(env: Mapping[str, str] = os.environ) -> Path:
-    home = env.get(HOME_ENV)
-    base = Path(home).expanduser() if home else Path("~/.syftflwr").expanduser()
-    return base / "gdrive" / "token.json"
+    return gdrive_dir(env) / "token.json"
+
+
+def legacy_file(path: Path, env: Mapping[str, str] = os.environ) -> Path | None:
+    """The old-location twin of a default file that does not exist yet, if it exists
+    (only without SYFTFLWR_HOME: that layout did not change)."""
+    if env.get(HOME_ENV) or path.exists() or path.parent != gdrive_dir(env):
+        return None
+    old = Path(LEGACY_DIR).expanduser() / path.name
+    return old if old.is_file() else None
+
+
+def migrate_legacy(path: Path, env: Mapping[str, str] = os.environ) -> None:
+    """Move a default file from the old location (~/.syftflwr/gdrive) to ``path``, once,
+    and say so; nothing happens when ``path`` exists or nothing is there."""
+    old = legacy_file(path, env)
+    if old is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.move(old, path)
+    logging.getLogger("syftflwr.gdrive").warning(
+        "moved %s to %s: syftflwr keeps Google Drive files in its per-user config folder now",
+        old,
+        path,
+    )
 
 
 def in_colab() -> bool:

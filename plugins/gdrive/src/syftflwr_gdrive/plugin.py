@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import Detection, TransportContext, TransportInfo
 
-from syftflwr_gdrive.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, in_colab
+from syftflwr_gdrive.options import (
+    NAME,
+    OPTIONS,
+    STATIC_CAPABILITIES,
+    Settings,
+    in_colab,
+    legacy_file,
+)
 
 if TYPE_CHECKING:
     import click
@@ -43,6 +50,9 @@ def syftflwr_detect(context: TransportContext) -> Detection:
     token = settings.token_path(context.email)
     if token.is_file():
         return Detection(True, f"Google Drive token at {token}", preference=30)
+    old = None if settings.token_configured else legacy_file(token)
+    if old is not None:
+        return Detection(True, f"Google Drive token at {old} (moves to {token} on first use)", 30)
     if settings.per_participant and context.email is None and token.parent.is_dir():
         return Detection(True, f"per-participant Google Drive tokens in {token.parent}", 30)
     if not settings.token_configured and in_colab():
@@ -81,7 +91,8 @@ def syftflwr_register_commands(group: click.Group) -> None:
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
         help="OAuth client JSON of a 'Desktop app' client (default: "
-        "$SYFTFLWR_GDRIVE_CLIENT_SECRETS, else ~/.syftflwr/gdrive/client_secret.json).",
+        "$SYFTFLWR_GDRIVE_CLIENT_SECRETS, else client_secret.json next to the token: "
+        "$SYFTFLWR_HOME/gdrive or ~/.config/syftflwr/gdrive).",
     )
     @click.option(
         "--token-file",
