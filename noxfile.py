@@ -139,6 +139,43 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env=env)
 
 
+BUILD_EXTRAS = ["fsspec-local", "gcs", "gdrive", "all", "syftbox"]
+"""Each is installed into a venv of its own (syftbox needs flwr 1.26.1; `all` leaves it out)."""
+
+
+@nox.session(python=PYTHONS[0])
+def build(session: nox.Session) -> None:
+    """Build every distribution (wheel + sdist) into dist/, check them (twine check --strict,
+    a LICENSE that exists, py.typed in every package), then install each extra of core
+    from that folder into a fresh venv, as a user would: `pip install --find-links dist
+    "syftflwr[EXTRA]"` (uv, its one shared cache) and list the transports it gives."""
+    import shutil
+
+    session.install("twine>=5")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    sources = [ROOT, *sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))]
+    for source in sources:
+        session.run("uv", "build", "-q", "--out-dir", str(dist), str(source), external=True)
+    built = sorted([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])
+    session.run("twine", "check", "--strict", *map(str, built))
+    session.run("python", "tools/check_dists.py", "files", str(dist))
+    venvs = Path(session.create_tmp()) / "extras"
+    shutil.rmtree(venvs, ignore_errors=True)
+    home = venvs / "home"  # `syftflwr transports` detects: never in the user's real dirs
+    home.mkdir(parents=True)
+    user = {**ENV, "HOME": str(home), "SYFTFLWR_HOME": str(home / "syftflwr")}
+    for extra in session.posargs or BUILD_EXTRAS:
+        venv = venvs / extra
+        session.run("uv", "venv", "-q", "--python", str(session.python), str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        session.run(
+            "uv", "pip", "install", "-q", "--python", python, "--find-links", str(dist),
+            f"syftflwr[{extra}]", external=True,
+        )  # fmt: skip
+        session.run(python, "tools/check_dists.py", "installed", extra, env=user, external=True)
+
+
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
     """The benchmark suite (not in CI: too slow). Full by default (< 15 min on 2 cores):

@@ -3,6 +3,9 @@
 * every TOML block of the README, docs/ and the examples' and plugins' READMEs parses with
   tomllib and loads with syftflwr's own config loaders (the project's ``[tool.syftflwr]``
   or a participant's settings file), options validated by each installed transport;
+* every command of the README's "What next" runs as written, in order, in a fresh HOME
+  (real processes: the datasite in the background, the aggregator killed once so that
+  the ``--resume`` line has a run to continue);
 * the supported Flower range is declared once (core's ``flwr>=OLDEST,<CAP``), and every page
   stating it, the noxfile's matrix and the installed Flower agree with it.
 """
@@ -11,7 +14,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 import re
+import shlex
+import signal
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -116,6 +123,81 @@ def test_reference_states_the_effective_encryption_default(tmp_path: Path) -> No
     assert stated is not None and stated.group(1).strip() == f"`{str(effective).lower()}`"
     for page in pages():
         assert "currently off" not in page.read_text(), page
+
+
+# --------------------------------------------------------------------------- README commands
+def what_next() -> list[tuple[str, str]]:
+    """``(command, comment)`` of every line in the bash block of the README's What next."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## What next", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None, "the README's What next has no bash block"
+    lines = []
+    for line in block.group(1).splitlines():
+        command, _, comment = line.partition("  #")
+        if command.strip():
+            lines.append((command.strip(), comment.strip()))
+    return lines
+
+
+@pytest.mark.slow
+def test_readme_what_next_runs_as_written_in_a_fresh_home(tmp_path: Path) -> None:
+    pytest.importorskip("syftflwr_fsspec_local", reason="the README installs fsspec-local")
+    from faults.syftflwr_faults import Fault, fault_env
+
+    lines = what_next()
+    assert [c.split()[:2] for c, _ in lines][:2] == [
+        ["syftflwr", "new"],
+        ["syftflwr", "transports"],
+    ]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "XDG_"))}
+    env.update(
+        HOME=str(home),
+        FLWR_TELEMETRY_ENABLED="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+
+    def run(command: str, run_env: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=run_env, capture_output=True,
+            text=True, timeout=600, check=False,
+        )  # fmt: skip
+
+    def background(command: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["bash", "-c", f"exec {command}"], cwd=tmp_path, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    datasite_line = next(c for c, why in lines if "on each datasite" in why)
+    aggregator_line = next(c for c, why in lines if "on the aggregator" in why)
+    datasites: list[subprocess.Popen[str]] = []
+    try:
+        for command, _why in lines:
+            if command == datasite_line:
+                datasites.append(background(command))
+                continue
+            if "--resume" in shlex.split(command):
+                # a run to resume: the aggregator line, killed (-9) after round 1's checkpoint
+                datasites.append(background(datasite_line))
+                kill = Fault("syftflwr.flower.checkpoint:RoundCheckpoints._write", "kill",
+                             when="after")  # fmt: skip
+                killed = run(aggregator_line, fault_env(kill, base=env))
+                assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+            done = run(command)
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            if command == aggregator_line or "--resume" in command:
+                output, _ = datasites[-1].communicate(timeout=120)  # the run's end stops it
+                assert datasites[-1].returncode == 0, output
+            if command.startswith("python"):
+                assert float(done.stdout.strip()) >= 0.85
+    finally:
+        for proc in datasites:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 # --------------------------------------------------------------------------- Flower range
