@@ -20,10 +20,18 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _say(line: str) -> None:
+    """One line on stderr, if anyone still reads it (a dead launcher's pipe is broken)."""
+    with suppress(OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def exit_code(signum: int) -> int:
@@ -99,8 +107,7 @@ class StopRequests:
             first = self._seen == 1
             callbacks = list(self._callbacks)
         if not first:
-            sys.stderr.write(f"\n{signal_name(signum)} again: exiting without waiting\n")
-            sys.stderr.flush()
+            _say(f"\n{signal_name(signum)} again: exiting without waiting")
             os._exit(exit_code(signum))
         import logging  # not at import: this module is on the CLI's first milliseconds
 
@@ -123,6 +130,10 @@ class StopRequests:
             if mine:
                 self.restore()
 
+    def request(self, signum: int) -> None:
+        """Stop as if ``signum`` had arrived (from any thread)."""
+        self._handle(signum, None)
+
     def on_stop(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(signum)`` on the first stop signal (at once if it came already)."""
         with self._lock:
@@ -134,6 +145,28 @@ class StopRequests:
 
 STOP = StopRequests()
 """The stop requests of this process (``syftflwr run`` registers with it)."""
+
+PARENT_ENV = "SYFTFLWR_PARENT_PID"
+"""Set by a launcher (``simulate``) whose participants must not outlive it."""
+PARENT_GRACE = 3.0
+"""Seconds a participant whose launcher died gets to stop cleanly before it exits."""
+
+
+def watch_parent(pid: int, *, every: float = 0.5, grace: float = PARENT_GRACE) -> None:
+    """Stop this process, as on SIGTERM, once process ``pid`` (its launcher) is gone — a
+    ``simulate`` killed with ``kill -9`` cannot stop its participants itself — and end it
+    ``grace`` seconds later even if stopping hangs (a storage call that never returns)."""
+    from syftflwr.processes import pid_alive
+
+    def watch() -> None:
+        while pid_alive(pid):
+            time.sleep(every)
+        _say(f"the process that started this one ({pid}) is gone: stopping")
+        STOP.request(signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(exit_code(signal.SIGTERM))
+
+    threading.Thread(target=watch, name="syftflwr-parent-watch", daemon=True).start()
 
 
 def command_of(argv: Sequence[str]) -> str | None:

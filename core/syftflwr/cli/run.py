@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from syftflwr.flower import results
 from syftflwr.flower.progress import FanOut, JsonlReporter, ProgressReporter
 from syftflwr.logs import adopt_flower_logs
 from syftflwr.session import as_project, connect
-from syftflwr.signals import STOP, exit_code, signal_name
+from syftflwr.signals import PARENT_ENV, STOP, exit_code, signal_name, watch_parent
 
 if TYPE_CHECKING:
     from syftflwr.flower.grid import TransportGrid
@@ -124,6 +125,9 @@ def _run(
     json_out: bool,
     relayed: bool,
 ) -> int:
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():  # started by simulate: do not outlive it
+        watch_parent(int(parent))
     loaded = as_project(project)
     if roster is not None:  # simulate's federation (may differ from the file)
         from syftflwr.flower.simulation import apply_roster

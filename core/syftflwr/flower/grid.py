@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -91,6 +92,8 @@ MESSAGE_UNAVAILABLE_REASON = (
 TRANSPORT_GRACE = 3.0
 """Seconds a transport call may overrun the round's deadline before the Grid goes on
 without it (the call may block forever: a broken plugin's storage)."""
+FORGET_WAIT = 10.0
+"""Seconds :meth:`TransportGrid.close` waits for the run's requests to be deleted."""
 INTERRUPT_CHECK = 1.0
 """Seconds between two looks at :meth:`TransportGrid.interrupt` while waiting for replies."""
 REPLY_UNAVAILABLE_REASON = "Error: Reply Message Unavailable - the reply from {datasite} expired"
@@ -119,6 +122,52 @@ class RunInterrupted(BaseException):
     """The run was stopped (a signal, see :meth:`TransportGrid.interrupt`): raised by the
     Grid's calls so the ServerApp ends wherever it waits. A BaseException, like
     KeyboardInterrupt, so a ServerApp's ``except Exception`` does not swallow it."""
+
+
+class _Forgetter:
+    """Forgets requests on a thread of its own, in order: housekeeping must never hold
+    the ServerApp (a transport whose delete blocks would hold it for good)."""
+
+    def __init__(self, rpc: RPCRole) -> None:
+        self._rpc = rpc
+        self._queue: queue.SimpleQueue[tuple[RequestHandle, Callable[[], None] | None]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._waiting = 0
+        self._thread: threading.Thread | None = None
+
+    def forget(self, handle: RequestHandle, then: Callable[[], None] | None = None) -> None:
+        """Forget ``handle`` soon; ``then()`` once it is forgotten."""
+        with self._lock:
+            self._waiting += 1
+            self._idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="syftflwr-forget",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+        self._queue.put((handle, then))
+
+    def _run(self) -> None:
+        while True:
+            handle, then = self._queue.get()
+            try:
+                self._rpc.forget(handle)
+                if then is not None:
+                    then()
+            except Exception:  # housekeeping: retention deletes what this could not
+                log.debug("could not forget request %s", handle.id, exc_info=True)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+                    if not self._waiting:
+                        self._idle.set()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything queued is forgotten (False: not within ``timeout``)."""
+        return self._idle.wait(timeout)
 
 
 @dataclass
@@ -235,6 +284,7 @@ class TransportGrid(Grid):
         """The transport's name, for messages about it."""
         self.profile = profile
         self._refusals: dict[str, str] = {}
+        self._forgetter = _Forgetter(rpc)
         self._stuck_waits = 0
         self.tracker = tracker
         self.email = validate_email(email)
@@ -808,10 +858,7 @@ class TransportGrid(Grid):
         reply = self._reply_for(pending, response, now)
         if self.tracker is not None and pending.report:
             self.tracker.returned(message_id, reply, batch)
-        try:
-            self.rpc.forget(pending.handle)
-        except Exception:  # forgetting is housekeeping; never lose the reply over it
-            log.debug("could not forget request %s", message_id, exc_info=True)
+        self._forgetter.forget(pending.handle)  # housekeeping: never lose the reply over it
         return reply
 
     def _reply_for(self, pending: _Pending, response: Response | None, now: float) -> Message:
@@ -923,10 +970,7 @@ class TransportGrid(Grid):
                 del self._pending[message_id]
                 if self.liveness is not None:
                     self.liveness.done(message_id, answered=False)
-                try:
-                    self.rpc.forget(pending.handle)
-                except Exception:
-                    log.debug("could not forget request %s", message_id, exc_info=True)
+                self._forgetter.forget(pending.handle)
 
     # ------------------------------------------------------------------ lifecycle
     def remove_leftovers(self) -> int:
@@ -939,14 +983,8 @@ class TransportGrid(Grid):
         journal, removed = self.tracker.journal, 0
         for leftover in journal.leftovers(self.run_id):
             handle = self._handle(leftover.datasite, leftover.message_id, leftover.expires_at)
-            try:
-                self.rpc.forget(handle)
-            except Exception as exc:  # best effort: retention deletes it once expired
-                log.debug("could not remove %s %s of run %d: %s", leftover.kind,
-                          leftover.message_id, leftover.run_id, exc)  # fmt: skip
-                continue
-            journal.removed(leftover)
-            removed += 1
+            self._forgetter.forget(handle, then=partial(journal.removed, leftover))
+            removed += 1  # (what fails stays listed: the next run tries again)
         if removed:
             log.info("removed %d requests earlier runs left unread", removed)
         return removed
@@ -1020,10 +1058,10 @@ class TransportGrid(Grid):
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
-        if not forget:
-            return
-        for p in pending:
-            try:
-                self.rpc.forget(p.handle)
-            except Exception:
-                log.debug("could not forget request %s", p.info.message_id, exc_info=True)
+        if forget:
+            for p in pending:
+                self._forgetter.forget(p.handle)
+        if not self._forgetter.drain(FORGET_WAIT):
+            log.warning("%s did not finish deleting this run's requests within %.0fs; "
+                        "retention deletes what is left", self._transport_name,
+                        FORGET_WAIT)  # fmt: skip

@@ -44,7 +44,7 @@ from syftflwr.flower.relay import ProcessLike, Relay, Role, Sink
 from syftflwr.flower.results import RunResult
 from syftflwr.names import validate_email
 from syftflwr.session import Participant, as_project, connect, select_transport
-from syftflwr.signals import spawn_blocked
+from syftflwr.signals import PARENT_ENV, PARENT_GRACE, spawn_blocked
 
 if TYPE_CHECKING:  # Flower: imported where it runs (this module starts processes too)
     from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
@@ -117,9 +117,11 @@ def pin_keys(
     """Connect each simulated participant once, which makes (and publishes) its key in
     the workspace, and pin every key in the federation: the participants then trust
     each other as a real federation does after ``syftflwr keys pin``, with no
-    trust-on-first-use warnings. Fails fast, in this process, on an unknown transport or
-    a bad config. ``offline`` participants never run, so never publish a key. Returns
-    the pinned federation and the transport's name."""
+    trust-on-first-use warnings. Fails fast, in this process, on an unknown transport, a
+    bad config or a plugin that cannot build a participant's role (the error names the
+    plugin and the hook, instead of a child process dying far from the cause).
+    ``offline`` participants never run, so never publish a key. Returns the pinned
+    federation and the transport's name."""
     pins: dict[str, str] = {}
     chosen = transport or ""
     for email in (fed.aggregator or "", *fed.datasites):
@@ -131,6 +133,10 @@ def pin_keys(
             chosen = participant.transport.name
             if participant.keyring is not None:
                 pins[email] = participant.keyring.own.fingerprint
+            if participant.role == "aggregator":
+                participant.rpc()
+            else:
+                participant.events()
     return replace(fed, keys=pins), chosen
 
 
@@ -371,6 +377,7 @@ def simulate_in_processes(
         procs: dict[str, ProcessLike] = {}
         relay = Relay(logs, output)
         child_env["PYTHONUNBUFFERED"] = "1"  # prints reach the relay as they happen
+        child_env[PARENT_ENV] = str(os.getpid())  # none outlives this process, even kill -9
 
         def spawn(email: str, extra: Sequence[str]) -> None:
             nonlocal server
@@ -432,19 +439,19 @@ def simulate_in_processes(
                     with suppress(subprocess.TimeoutExpired):
                         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         finally:
-            _terminate(procs, grace=5.0)
+            _terminate(procs, grace=PARENT_GRACE)
             if server is not None:
                 server.close()
             relay.close()
         codes = {email: proc.returncode for email, proc in procs.items()}
         result = _read_result(result_file, fed, chosen, time.monotonic() - started)
-        problems = [
+        problems = [  # read now: the workspace and its logs go when this block ends
             f"{email} exited with {code}:\n{_log_tail(logs / f'{email}.log')}"
             for email, code in codes.items()
             if code not in (0, None)
         ]
-        if problems and result.error is None:
-            result.error = "\n\n".join(problems)
+        if problems and (result.error is None or not result_file.exists()):
+            result.error = "\n\n".join([*([result.error] if result.error else []), *problems])
     result.app_name = fed.app_name
     result.mode = "processes"
     result.exit_codes = codes
@@ -482,11 +489,26 @@ def _fork(
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
+    """The lines of a participant's log that explain a failure: its errors and warnings
+    (with their indented continuation lines), then its last ``lines`` lines."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+    all_lines = text.splitlines()
+    tail_start = max(0, len(all_lines) - lines)
+    picked: list[str] = []
+    keep = False
+    for line in all_lines[:tail_start]:
+        if line.startswith(("ERROR", "WARNING", "CRITICAL", "error:", "Traceback")):
+            keep = True
+        elif not line.startswith((" ", "\t")):
+            keep = False
+        if keep:
+            picked.append(line)
+    if picked:
+        picked.append("...")
+    return "\n".join("    " + line for line in [*picked, *all_lines[tail_start:]])
 
 
 def _read_result(

@@ -13,13 +13,13 @@ whole root) and reports names it has not seen before.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from syftflwr.errors import StorageError
 from syftflwr.mailbox.storage import Storage
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -197,6 +197,16 @@ class _Folder:
         self.subscribers: set[FolderSubscription] = set()
 
 
+SLOW_LISTING = 1.0
+"""Seconds a folder listing may take before it is reported (or ``SLOW_LISTING_POLLS``
+poll intervals, if longer)."""
+SLOW_LISTING_POLLS = 10
+SLOW_WARNING_EVERY = 60.0
+"""At most one slow-listing WARNING per storage type this often."""
+_SLOW_WARNED: dict[str, float] = {}
+_SLOW_LOCK = threading.Lock()
+
+
 class Poller(PollingSource):
     """An :class:`ArrivalSource` that lists watched folders on an adaptive interval
     (see :class:`PollingSource`). Listing errors are logged (once per streak) and retried
@@ -253,15 +263,37 @@ class Poller(PollingSource):
 
     # -- the polling thread ------------------------------------------------------------------
     def _list(self, folder: str) -> set[str]:
+        started = time.monotonic()
         try:
             names = set(self.storage.list(folder))
-        except StorageError as exc:
+        except Exception as exc:  # StorageError, or a plugin's raw backend error
             if not self._failing:
-                log.warning("polling %s failed (%s); retrying", folder, exc)
+                log.warning("polling %s failed (%s: %s); retrying", folder,
+                            type(exc).__name__, exc)  # fmt: skip
             self._failing = True
             return set()
         self._failing = False
+        took = time.monotonic() - started
+        if took > max(SLOW_LISTING, SLOW_LISTING_POLLS * self.interval):
+            self._slow(folder, took)
         return names
+
+    def _slow(self, folder: str, took: float) -> None:
+        """One WARNING a minute per storage (per transport) when listing a folder takes
+        longer than a poll may: every message waits for the listing that finds it."""
+        storage = type(self.storage)
+        key = f"{storage.__module__}.{storage.__qualname__}"
+        now = time.monotonic()
+        with _SLOW_LOCK:
+            if now - _SLOW_WARNED.get(key, -math.inf) < SLOW_WARNING_EVERY:
+                return
+            _SLOW_WARNED[key] = now
+        log.warning(
+            "listing %s took %.1fs with %s (polling every %.2fs): every message waits for "
+            "the listing that finds it, so the run is slow; check that storage (this "
+            "warning repeats at most once a minute)",
+            folder, took, key, self.interval,
+        )  # fmt: skip
 
     def poll_once(self) -> int:
         """List every watched folder once and report new names; returns how many."""

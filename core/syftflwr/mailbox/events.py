@@ -385,8 +385,9 @@ class MailboxEvents(BaseEvents):
                 self._answer_again(route, finished)
             else:
                 deferred = self._handle(route, message_id, final)
-        except Exception:  # never let one request stop the runner
+        except Exception as exc:  # never let one request stop the runner
             log.exception("unexpected failure handling request %s in %s", message_id, route.folder)
+            self._fail_claimed(route, message_id, exc)
         finally:
             with self._lock:
                 self._inflight.discard(message_id)
@@ -509,10 +510,8 @@ class MailboxEvents(BaseEvents):
         except MessageRejectedError as exc:
             self._reject(route, message_id, str(exc), refusal_kind(exc))
             return False
-        except StorageError as exc:
-            log.warning("cannot read request %s yet (%s); will retry when it changes", path, exc)
-            with self._lock:
-                self._seen.discard(message_id)
+        except Exception as exc:  # a storage error (a plugin's raw one too): tell the sender
+            self._reject(route, message_id, self._storage_failure("read it", exc), "other")
             return False
         if data is None:
             self.journal.gone(message_id)
@@ -665,6 +664,28 @@ class MailboxEvents(BaseEvents):
         self.stats["reprocessed"] += 1
         self._handle(route, entry.id, final=False)
 
+    def _storage_failure(self, doing: str, exc: BaseException) -> str:
+        """What a failing storage call means for the requester, naming the storage (the
+        transport plugin's class) and the backend's own error."""
+        storage = type(self.storage)
+        return (
+            f"the datasite's storage ({storage.__module__}.{storage.__qualname__}) failed "
+            f"to {doing}: {type(exc).__name__}: {exc}"
+        )
+
+    def _fail_claimed(self, route: Route, message_id: str, exc: BaseException) -> None:
+        """A request this runner claimed failed unexpectedly: answer it with an error
+        (the requester would otherwise wait out its round), unless finished already."""
+        try:
+            entry = self.journal.state_of(message_id)
+            if entry is None or entry.finished or entry.owner != self.owner:
+                return
+            reason = f"the datasite could not handle it: {type(exc).__name__}: {exc}"
+            self._reject(route, message_id, reason, "other")
+        except Exception:
+            log.warning("could not answer request %s with its error either", message_id,
+                        exc_info=True)  # fmt: skip
+
     def _reject(self, route: Route, message_id: str, reason: str, kind: str) -> None:
         """Refuse a request before dispatch; ``kind``: one of ``REFUSAL_KINDS``."""
         self.count_refusal(kind)
@@ -676,7 +697,7 @@ class MailboxEvents(BaseEvents):
             try:
                 self._publish(route, self._error_reply(route, message_id, reason))
                 replied = True
-            except SyftflwrError as exc:
+            except Exception as exc:  # the storage may be what failed
                 log.warning("could not publish the error reply to %s: %s", message_id, exc)
         self.journal.rejected(
             message_id,

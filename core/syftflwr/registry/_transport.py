@@ -18,6 +18,7 @@ from syftflwr.errors import (
     PluginAPIVersionError,
     PluginError,
     PluginValidationError,
+    SyftflwrError,
     TransportImportError,
 )
 from syftflwr.info import (
@@ -235,6 +236,25 @@ class Transport:
         """Every option the transport declares, at its default (None when it has none)."""
         return {spec.name: spec.default for spec in self.info.options}
 
+    def _call(self, hook: str, **kwargs: Any) -> Any:
+        """Call the plugin's ``hook``. An exception that is not one of syftflwr's (those
+        carry their own fix) is the plugin's bug: it becomes a :class:`PluginError`
+        naming the plugin and the hook, instead of a raw traceback from a stranger's code
+        (the traceback stays attached for ``-v``)."""
+        try:
+            return getattr(self._pm.hook, hook)(**kwargs)
+        except SyftflwrError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"transport {self.name!r} ({self.entry.label}) failed in {hook}: "
+                f"{type(exc).__name__}: {exc}\n"
+                f"  fix: this is a bug of {self.entry.distribution}: upgrade it (pip install "
+                f"-U {self.entry.distribution}) or report it with the traceback (-v); "
+                "meanwhile use another transport (--transport, or transport = in "
+                "[tool.syftflwr])"
+            ) from exc
+
     def detect(self, context: TransportContext) -> Detection:
         if not self._implements("syftflwr_detect"):
             return Detection(False, "does not implement detection")
@@ -248,17 +268,17 @@ class Transport:
         return result
 
     def make_client(self, context: TransportContext) -> ClientRole:
-        client = self._pm.hook.syftflwr_make_client(context=context)
+        client = self._call("syftflwr_make_client", context=context)
         self._check_role("syftflwr_make_client", client, ClientRole)
         return cast(ClientRole, client)
 
     def make_rpc(self, client: ClientRole, context: TransportContext) -> RPCRole:
-        rpc = self._pm.hook.syftflwr_make_rpc(client=client, context=context)
+        rpc = self._call("syftflwr_make_rpc", client=client, context=context)
         self._check_role("syftflwr_make_rpc", rpc, RPCRole)
         return cast(RPCRole, rpc)
 
     def make_events(self, client: ClientRole, context: TransportContext) -> EventsRole:
-        events = self._pm.hook.syftflwr_make_events(client=client, context=context)
+        events = self._call("syftflwr_make_events", client=client, context=context)
         self._check_role("syftflwr_make_events", events, EventsRole)
         return cast(EventsRole, events)
 

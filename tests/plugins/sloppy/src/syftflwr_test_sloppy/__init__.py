@@ -1,0 +1,1 @@
+"""A transport that misbehaves on purpose (tests/plugins/README.md)."""
