@@ -91,6 +91,29 @@ def test_simulate_in_threads_shows_rounds_not_flowers_log(
     assert len(lines) == 3
 
 
+def test_simulate_in_threads_stays_quiet_with_a_root_handler_at_info(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A notebook that ran ``logging.basicConfig(level=logging.INFO)`` (or an earlier
+    CLI call in the same process) has a root handler Flower's records propagate to: the
+    API's quiet must hold there too, not only on Flower's own handler."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler()  # stderr, as basicConfig
+    saved = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        result = syftflwr.simulate(QUICKSTART, mode="threads", rounds=1)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved)
+    assert result.ok, result.describe_failures()
+    err = capfd.readouterr().err
+    assert "[ROUND" not in err and "Starting FedAvg" not in err, err
+    assert "round 1: 6 replies" in err, err
+    assert logging.getLogger("flwr").level != logging.WARNING, "the quiet is undone after"
+
+
 def test_simulate_in_processes_shows_progress(tmp_path: Path) -> None:
     """From a script (or a notebook): a line per round as the rounds finish, what the
     ServerApp prints, no Flower INFO log; the result prints as one line."""

@@ -73,7 +73,7 @@ def simulate(
     from rich.console import Console
 
     from syftflwr.flower.relay import Role, printer, prints_and_problems
-    from syftflwr.logs import flower_console_level
+    from syftflwr.logs import flower_quiet
 
     reporters: list[ProgressReporter] = [reporter] if reporter is not None else []
     lines = RoundLines(lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
@@ -85,7 +85,7 @@ def simulate(
         roles.update(dict.fromkeys(fed.datasites, "datasite"))
         kwargs["output"] = printer(Console(stderr=True), roles, prints_and_problems)
     try:
-        with flower_console_level(logging.WARNING):
+        with flower_quiet(logging.WARNING):
             return _simulate(
                 project, mode=mode, transport=transport, reporter=FanOut(reporters), **kwargs
             )

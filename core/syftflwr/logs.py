@@ -108,18 +108,19 @@ def adopt_flower_logs(verbose: int = 0) -> None:
 
 
 @contextmanager
-def flower_console_level(level: int) -> Iterator[None]:
-    """Raise the threshold of Flower's own console handler while the block runs (the
-    Python API: a notebook gets a line per round, not Flower's whole INFO log)."""
-    handlers = _flower_handlers()
-    saved = [h.level for h in handlers]
-    for handler in handlers:
-        handler.setLevel(max(level, handler.level))
+def flower_quiet(level: int) -> Iterator[None]:
+    """Drop Flower's records below ``level`` while the block runs (the Python API: a
+    notebook gets a line per round, not Flower's whole INFO log). On the ``flwr`` logger
+    itself, not only on Flower's console handler: its records also propagate to the root,
+    where a notebook's ``logging.basicConfig(level=INFO)`` or an earlier CLI call in the
+    same process has a handler."""
+    logger = logging.getLogger(FLOWER_LOGGER)
+    saved = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
     try:
         yield
     finally:
-        for handler, old in zip(handlers, saved, strict=True):
-            handler.setLevel(old)
+        logger.setLevel(saved)
 
 
 # --------------------------------------------------------------------------- reading back
