@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from _plugin_env import PluginEnv
+
+# matplotlib (plots of results and benchmarks) makes ~/.config/matplotlib on first import:
+# give it a folder of its own, so the session's HOME guard (syftflwr_isolate_home) stays
+# about syftflwr's own writes.
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="syftflwr-tests-mpl-"))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ Size terms (never mixed up):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,14 @@ class TransportContext:
     """Seconds of clock difference tolerated when checking expiry."""
     encryption: bool = False
     """Core envelope encryption requested (transports with native encryption ignore it)."""
+    env: Mapping[str, str] = field(
+        default_factory=lambda: dict(os.environ), repr=False, compare=False
+    )
+    """The environment this participant runs with: a transport reads environment
+    variables (and ``HOME``/``XDG_*`` for default folders, see
+    :func:`syftflwr.config.dirs.user_dir`) from here only, never from ``os.environ`` —
+    ``simulate`` builds participants with their workspace's environment. Default: a copy
+    of the process's environment (contexts built by hand)."""
 
     @property
     def participants(self) -> tuple[str, ...]:

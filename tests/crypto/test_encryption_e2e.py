@@ -65,7 +65,8 @@ class Scanner(threading.Thread):
 
 def simulate(workspace: Path, **env_extra: str) -> tuple[subprocess.CompletedProcess[str], Scanner]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYFTFLWR_")}
-    env.update(FLWR_TELEMETRY_ENABLED="0", **env_extra)
+    # SYFTFLWR_HOME: where simulate keeps its result (docs/results.md), not the user's
+    env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(workspace / "user"), **env_extra)
     home = workspace / "home"  # mailboxes and private state (logs and results sit beside)
     home.mkdir(parents=True)
     scanner = Scanner(home)

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from syftflwr.config._sources import env_source, env_value, read_toml
 from syftflwr.config._values import parse_path, parse_str, type_name, unknown_key_fix
+from syftflwr.config.dirs import user_dir
 from syftflwr.errors import ConfigError
 from syftflwr.names import validate_app_name, validate_email, validate_identifier
 
@@ -41,9 +40,7 @@ class ParticipantSettings:
     email: str | None = None
     state_dir: Path | None = None
     """``state_dir`` from the file (absolute); None: use :attr:`default_state_dir`."""
-    default_state_dir: Path = field(
-        default_factory=lambda: Path(platformdirs.user_state_dir("syftflwr"))
-    )
+    default_state_dir: Path = field(default_factory=lambda: user_dir("state"))
     """``$SYFTFLWR_HOME/state`` or the per-user state directory."""
     transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Raw ``[transport.<name>]`` tables; they override the project's for this person."""
@@ -57,7 +54,7 @@ def config_dir(env: Mapping[str, str] = os.environ) -> Path:
     """This participant's folder for settings and credentials (a transport's tokens
     too): ``SYFTFLWR_HOME``, else the per-user config directory (``~/.config/syftflwr``)."""
     home = env_value(env, HOME_ENV)
-    return parse_path(home) if home else Path(platformdirs.user_config_dir("syftflwr"))
+    return parse_path(home) if home else user_dir("config", env)
 
 
 def settings_path(env: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
@@ -73,7 +70,7 @@ def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     home = env_value(env, HOME_ENV)
     if home:
         return parse_path(home) / "state"
-    return Path(platformdirs.user_state_dir("syftflwr"))
+    return user_dir("state", env)
 
 
 def load_participant(env: Mapping[str, str] = os.environ) -> ParticipantSettings:

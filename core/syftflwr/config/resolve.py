@@ -247,6 +247,7 @@ def build_context(
         max_message_size=effective.max_message_size,
         clock_skew=effective.clock_skew,
         encryption=effective.encryption_enabled,
+        env=dict(env),
     )
 
 

@@ -9,13 +9,23 @@ Fixtures:
 * ``register_transport`` — register a module as a transport for one test, without
   installing a distribution: ``register_transport("foo", "my_pkg.plugin")`` (or a module
   object); the process-wide registry (CLI, ``session.connect``, simulators) sees it.
+
+Opt-in guard (``syftflwr_isolate_home = true`` in the pytest ini options): the session
+runs with ``HOME`` and ``XDG_CONFIG_HOME``/``XDG_DATA_HOME``/``XDG_STATE_HOME`` pointing
+at an empty session folder (caches and tool installs stay where they were) and every ``SYFTFLWR_*``
+variable removed, so no test reads or writes the user's real settings, keys, tokens or
+mailboxes; the session fails at exit if anything appeared in that folder, and lists it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -28,6 +38,74 @@ if TYPE_CHECKING:
 pytest.register_assert_rewrite("syftflwr.testing.conformance")
 
 RegisterTransport = Callable[..., "Registry"]
+
+ISOLATE_INI = "syftflwr_isolate_home"
+USER_DIRS = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
+             "XDG_STATE_HOME": ".local/state"}  # fmt: skip
+_SESSION_HOME = pytest.StashKey[Path]()
+_WRITTEN = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        ISOLATE_INI,
+        type="bool",
+        default=False,
+        help="syftflwr: run the session with HOME and XDG config/data/state dirs in an "
+        "empty folder and fail if any test writes there",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getini(ISOLATE_INI):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="syftflwr-test-home-"))
+    real_home = Path(os.environ.get("HOME") or Path.home())
+    # caches and tool installs stay where they are (pip, uv, a Rust toolchain a build needs)
+    for var, where in (("XDG_CACHE_HOME", ".cache"), ("RUSTUP_HOME", ".rustup"),
+                       ("CARGO_HOME", ".cargo")):  # fmt: skip
+        os.environ.setdefault(var, str(real_home / where))
+    os.environ["HOME"] = str(folder)
+    if os.name == "nt":
+        os.environ["USERPROFILE"] = str(folder)
+        os.environ["LOCALAPPDATA"] = str(folder / "AppData" / "Local")
+    for var, sub in USER_DIRS.items():
+        os.environ[var] = str(folder / sub)
+    for var in [v for v in os.environ if v.startswith("SYFTFLWR_")]:
+        del os.environ[var]
+    config.stash[_SESSION_HOME] = folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    folder = session.config.stash.get(_SESSION_HOME, None)
+    if folder is None:
+        return
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    if written:
+        session.config.stash[_WRITTEN] = written
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    written = config.stash.get(_WRITTEN, None)
+    if not written:
+        return
+    folder = config.stash[_SESSION_HOME]
+    terminalreporter.section("tests wrote into the user's folders", sep="=", red=True)
+    terminalreporter.write_line(
+        f"error: {len(written)} paths appeared under the session's HOME / XDG folder "
+        f"{folder} (a user's real ~ and ~/.local/share, ~/.config in a normal run):"
+    )
+    for path in written[:30]:
+        terminalreporter.write_line(f"  {path}")
+    terminalreporter.write_line(
+        "fix: give the code under test an environment or paths of its own (SYFTFLWR_HOME, "
+        "a state_dir, a context's env) instead of the defaults"
+    )
 
 
 @pytest.fixture

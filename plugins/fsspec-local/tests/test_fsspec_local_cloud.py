@@ -204,6 +204,7 @@ def test_quickstart_training_over_gcs(gcs: Cloud, tmp_path: Path) -> None:
         "SYFTFLWR_FSSPEC_LOCAL_ROOT": gcs.root(),
         "SYFTFLWR_FSSPEC_LOCAL_STORAGE_OPTIONS": json.dumps(gcs.storage_options),
         "SYFTFLWR_FSSPEC_LOCAL_POLL_INTERVAL": "0.05",
+        "SYFTFLWR_HOME": str(tmp_path / "home"),  # where simulate keeps its result
     }
     out = subprocess.run(
         [sys.executable, "-m", "syftflwr", "simulate", str(QUICKSTART), "--transport",

@@ -33,6 +33,7 @@ def test_quickstart_training_over_drive(drive: tuple[DriveState, str], tmp_path:
         "SYFTFLWR_GDRIVE_API_ROOT_URL": url,
         "SYFTFLWR_GDRIVE_POLL_INTERVAL": "0.05",
         "SYFTFLWR_GDRIVE_MAX_POLL_INTERVAL": "0.2",
+        "SYFTFLWR_HOME": str(tmp_path / "home"),  # where simulate keeps its result
     }
     out = subprocess.run(
         [sys.executable, "-m", "syftflwr", "simulate", str(QUICKSTART), "--transport",

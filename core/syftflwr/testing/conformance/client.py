@@ -3,12 +3,26 @@ object satisfying core's interfaces."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+
 import pytest
 
+from syftflwr.crypto.directory import key_directory_of
+from syftflwr.crypto.keys import KeyPair, PublicKeyRecord
 from syftflwr.errors import SyftflwrError
+from syftflwr.registry import Transport
 from syftflwr.roles import ClientRole, EventsRole, RPCRole
 from syftflwr.testing.conformance._federation import AGGREGATOR, DS1, DS2, Federation
 from syftflwr.testing.conformance.base import ConformanceBase
+
+USER_ENV = (
+    "HOME", "USERPROFILE", "LOCALAPPDATA", "APPDATA", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+    "XDG_STATE_HOME", "XDG_CACHE_HOME", "SYFTFLWR_HOME",
+)  # fmt: skip
+"""Where per-user folders come from: a transport takes them from its context only."""
 
 
 class ClientConformance(ConformanceBase):
@@ -45,6 +59,53 @@ class ClientConformance(ConformanceBase):
             assert isinstance(url, str) and url, f"datasite_url({email!r}) returned {url!r}"
         assert len(set(urls.values())) == len(urls), (
             f"datasite_url gives the same location for different participants: {urls}"
+        )
+
+    def test_reads_only_the_environment_in_its_context(
+        self,
+        transport: Transport,
+        federation: Federation,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Environment variables — and HOME / XDG_* for default folders — come from
+        ``context.env``, never ``os.environ``: ``simulate`` and test suites give each
+        participant an environment of its own, and a transport reading the process's
+        would write into the user's real folders. With its default options and a
+        process environment pointing elsewhere, the roles (and publishing a key) must
+        leave that elsewhere untouched."""
+        process_home, context_home = tmp_path / "process-home", tmp_path / "context-home"
+        context_env = {k: v for k, v in os.environ.items() if k not in USER_ENV}
+        for var in USER_ENV:
+            monkeypatch.setenv(var, str(process_home / var.lower()))
+            context_env[var] = str(context_home / var.lower())
+        monkeypatch.setenv("HOME", str(process_home))
+        context_env["HOME"] = str(context_home)
+        for spec in transport.info.options:  # a path option set in the process only
+            if spec.env and spec.type == "path":
+                monkeypatch.setenv(spec.env, str(process_home / spec.name))
+                context_env.pop(spec.env, None)
+        context = dataclasses.replace(
+            federation.context(DS1), options=transport.default_options(), env=context_env
+        )
+        transport.detect(context)
+        with contextlib.suppress(SyftflwrError, ValueError):  # e.g. no token at home
+            client = transport.make_client(context)
+            try:
+                directory = key_directory_of(client, context.app_name)
+                if directory is not None:
+                    record = PublicKeyRecord(DS1, KeyPair.generate().public, 0.0)
+                    directory.publish(record.encode(), [AGGREGATOR])
+                transport.make_rpc(client, context).close()
+                transport.make_events(client, context).close()
+            finally:
+                client.close()
+        written = sorted(str(p.relative_to(process_home)) for p in process_home.rglob("*"))
+        assert not written, (
+            f"the {transport.name!r} transport wrote into the process's HOME / XDG / "
+            f"SYFTFLWR_HOME folders although its context names others: {written[:5]}; "
+            "read environment variables and home folders from context.env "
+            "(syftflwr.config.dirs.user_dir / expand_user take it)"
         )
 
     def test_client_needs_an_email(self, federation: Federation) -> None:

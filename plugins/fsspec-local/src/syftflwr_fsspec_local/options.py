@@ -1,6 +1,6 @@
 """The transport's options, their defaults, and the effective capabilities of a root.
 
-Light on purpose (stdlib, platformdirs, core's plain data): imported by the hook module.
+Light on purpose (stdlib, core's plain data and folder helpers): imported by the hook module.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.dirs import expand_user, user_dir
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
 from syftflwr.profiles import PROFILE_NAMES
 
@@ -109,13 +110,12 @@ OPTIONS = (
 
 
 def default_root(env: Mapping[str, str] = os.environ) -> Path:
-    """``$SYFTFLWR_HOME/mailbox``, else the per-user data dir's ``syftflwr/mailbox``."""
+    """``$SYFTFLWR_HOME/mailbox``, else the per-user data dir's ``syftflwr/mailbox`` —
+    both from ``env`` (the context's environment), never the process's."""
     home = env.get(HOME_ENV)
     if home:
-        return Path(home).expanduser().absolute() / "mailbox"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("syftflwr")) / "mailbox"
+        return expand_user(home, env).absolute() / "mailbox"
+    return user_dir("data", env) / "mailbox"
 
 
 def is_url(root: str) -> bool:
@@ -133,7 +133,7 @@ def resolve_root(root: object, env: Mapping[str, str] = os.environ) -> str:
         return text.rstrip("/")
     if "://" in text:
         text = text.partition("://")[2]
-    return str(Path(text).expanduser().absolute())
+    return str(expand_user(text, env).absolute())
 
 
 def _opt_float(value: object, default: float | None) -> float | None:
@@ -185,7 +185,7 @@ class Settings:
 
     @classmethod
     def from_context(cls, context: TransportContext) -> Settings:
-        return cls.from_options(context.options)
+        return cls.from_options(context.options, context.env)
 
 
 def effective_capabilities(settings: Settings) -> Capabilities:

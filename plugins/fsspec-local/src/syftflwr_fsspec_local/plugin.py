@@ -52,7 +52,7 @@ def _creatable(path: Path) -> tuple[bool, str]:
 @hookimpl
 def syftflwr_detect(context: TransportContext) -> Detection:
     try:
-        settings = Settings.from_options(context.options)
+        settings = Settings.from_context(context)
     except (ValueError, TypeError) as exc:
         return Detection(False, f"invalid options: {exc}")
     if not settings.is_local:

@@ -34,7 +34,7 @@ from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 from syftflwr.errors import ConfigError
 
-from syftflwr_gdrive.options import SCOPES, Settings, in_colab
+from syftflwr_gdrive.options import SCOPES, Settings
 
 log = logging.getLogger("syftflwr.gdrive")
 
@@ -209,7 +209,7 @@ def load_credentials(settings: Settings, email: str | None = None) -> Any:
                 key="token_file",
                 fix="run `syftflwr gdrive login` again to write a fresh token",
             ) from exc
-    if not settings.token_configured and in_colab():
+    if not settings.token_configured and settings.colab:
         return colab_credentials()
     raise ConfigError(
         f"no Google Drive token at {path}",

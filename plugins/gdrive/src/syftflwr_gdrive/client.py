@@ -100,7 +100,7 @@ class GDriveClient:
         validate_email(context.require_email())
         self.settings = Settings.from_context(context)
         if not self.settings.token_configured:
-            migrate_legacy(self.settings.token_path(context.email))
+            migrate_legacy(self.settings.token_path(context.email), context.env)
         self.capabilities: Capabilities = self.settings.capabilities()
         self.session = open_session(self.settings, context)
         self._email = self.session.email

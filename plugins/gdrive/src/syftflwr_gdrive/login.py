@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.dirs import expand_user
 from syftflwr.errors import ConfigError
 
 from syftflwr_gdrive.auth import save_token
@@ -25,7 +26,7 @@ CLIENT_SECRETS_ENV = "SYFTFLWR_GDRIVE_CLIENT_SECRETS"
 
 def default_client_secrets(env: Mapping[str, str] = os.environ) -> Path:
     if env.get(CLIENT_SECRETS_ENV):
-        return Path(env[CLIENT_SECRETS_ENV]).expanduser()
+        return expand_user(env[CLIENT_SECRETS_ENV], env)
     path = gdrive_dir(env) / "client_secret.json"
     migrate_legacy(path, env)
     return path

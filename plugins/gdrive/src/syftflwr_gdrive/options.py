@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.dirs import expand_user
 from syftflwr.config.participant import config_dir
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
 from syftflwr.profiles import PROFILE_NAMES
@@ -138,7 +139,7 @@ def legacy_file(path: Path, env: Mapping[str, str] = os.environ) -> Path | None:
     (only without SYFTFLWR_HOME: that layout did not change)."""
     if env.get(HOME_ENV) or path.exists() or path.parent != gdrive_dir(env):
         return None
-    old = Path(LEGACY_DIR).expanduser() / path.name
+    old = expand_user(LEGACY_DIR, env) / path.name
     return old if old.is_file() else None
 
 
@@ -157,11 +158,11 @@ def migrate_legacy(path: Path, env: Mapping[str, str] = os.environ) -> None:
     )
 
 
-def in_colab() -> bool:
+def in_colab(env: Mapping[str, str] = os.environ) -> bool:
     """Google Colab, without importing anything (detection must stay cheap)."""
     import sys
 
-    return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
+    return "google.colab" in sys.modules or bool(env.get("COLAB_RELEASE_TAG"))
 
 
 def _opt_float(value: object, default: float | None) -> float | None:
@@ -183,6 +184,8 @@ class Settings:
     retention_interval: float = DEFAULT_RETENTION_INTERVAL
     workers: int = 4
     api_root_url: str | None = None
+    colab: bool = False
+    """Running in Google Colab (its built-in login can stand in for a token file)."""
 
     @classmethod
     def from_options(
@@ -195,8 +198,9 @@ class Settings:
         if "/" in root or root in (".", ".."):
             raise ValueError(f"gdrive option root_folder must be a plain folder name, not {root!r}")
         return cls(
-            token_file=Path(str(token)).expanduser() if token else default_token_file(env),
+            token_file=expand_user(str(token), env) if token else default_token_file(env),
             token_configured=bool(token),
+            colab=in_colab(env),
             root_folder=root,
             poll_interval=_opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
             or DEFAULT_POLL_INTERVAL,
@@ -214,7 +218,7 @@ class Settings:
 
     @classmethod
     def from_context(cls, context: TransportContext) -> Settings:
-        return cls.from_options(context.options)
+        return cls.from_options(context.options, context.env)
 
     @property
     def per_participant(self) -> bool:

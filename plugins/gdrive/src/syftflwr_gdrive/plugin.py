@@ -17,7 +17,6 @@ from syftflwr_gdrive.options import (
     OPTIONS,
     STATIC_CAPABILITIES,
     Settings,
-    in_colab,
     legacy_file,
 )
 
@@ -44,18 +43,18 @@ def syftflwr_transport_info() -> TransportInfo:
 @hookimpl
 def syftflwr_detect(context: TransportContext) -> Detection:
     try:
-        settings = Settings.from_options(context.options)
+        settings = Settings.from_context(context)
     except (ValueError, TypeError) as exc:
         return Detection(False, f"invalid options: {exc}")
     token = settings.token_path(context.email)
     if token.is_file():
         return Detection(True, f"Google Drive token at {token}", preference=30)
-    old = None if settings.token_configured else legacy_file(token)
+    old = None if settings.token_configured else legacy_file(token, context.env)
     if old is not None:
         return Detection(True, f"Google Drive token at {old} (moves to {token} on first use)", 30)
     if settings.per_participant and context.email is None and token.parent.is_dir():
         return Detection(True, f"per-participant Google Drive tokens in {token.parent}", 30)
-    if not settings.token_configured and in_colab():
+    if not settings.token_configured and settings.colab:
         return Detection(True, "Google Colab (its built-in Google login)", preference=40)
     return Detection(False, f"no Google Drive token at {token} (run `syftflwr gdrive login`)")
 

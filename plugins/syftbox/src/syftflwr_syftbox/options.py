@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syftflwr.config.dirs import expand_user
 from syftflwr.errors import ConfigError
 from syftflwr.info import Capabilities, OptionSpec, TransportContext
 from syftflwr.names import is_valid_email
@@ -159,8 +160,8 @@ def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
     """``$SYFTBOX_CLIENT_CONFIG_PATH``, else ``~/.syftbox/config.json`` (syft-core's order)."""
     value = env.get(CONFIG_PATH_ENV)
     if value:
-        return Path(value).expanduser()
-    return Path.home() / ".syftbox" / "config.json"
+        return expand_user(value, env)
+    return expand_user("~/.syftbox/config.json", env)
 
 
 def _existing_config(path: Path) -> Path | None:
@@ -252,7 +253,7 @@ class Settings:
             )
         return cls(
             config_path=(
-                Path(str(config_path)).expanduser() if config_path else default_config_path(env)
+                expand_user(str(config_path), env) if config_path else default_config_path(env)
             ),
             data_dir=Path(str(data_dir)).expanduser().absolute() if data_dir else None,
             encrypt=bool(options.get("encrypt", True)),
@@ -274,7 +275,7 @@ class Settings:
 
     @classmethod
     def from_context(cls, context: TransportContext) -> Settings:
-        return cls.from_options(context.options)
+        return cls.from_options(context.options, context.env)
 
     def capabilities(self, overhead: int = 0) -> Capabilities:
         """``overhead``: bytes encryption adds to each object, kept below the limit."""

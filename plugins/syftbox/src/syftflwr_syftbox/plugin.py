@@ -36,7 +36,7 @@ def syftflwr_transport_info() -> TransportInfo:
 @hookimpl
 def syftflwr_detect(context: TransportContext) -> Detection:
     try:
-        settings = Settings.from_options(context.options)
+        settings = Settings.from_context(context)
         config = SyftBoxConfig.load(settings.config_path)
     except (ConfigError, ValueError, TypeError) as exc:
         return Detection(False, str(exc))
