@@ -38,7 +38,7 @@ class Check:
 
 def loopback(participant: Participant, timeout: float) -> float:
     """Send a request to ourselves through the transport; return the round trip in s."""
-    events = participant.events()
+    events = participant.events(serves_self=True)
     events.on_request(DOCTOR_ENDPOINT, lambda request: bytes(request.body)[::-1])
     server = threading.Thread(target=events.run_forever, name="syftflwr-doctor", daemon=True)
     server.start()

@@ -379,6 +379,10 @@ class BaseEvents(_Closable, ABC):
         """Requests refused before a handler ran, by kind (:func:`refusal_kind`): what a
         runner's exit summary reports."""
         self._refusals_lock = threading.Lock()
+        self.serves_self = False
+        """Also listen for requests this participant sends itself (``syftflwr doctor``'s
+        loopback check sets it). Off for runners: a storage-based transport then makes
+        no folder from a participant to itself."""
 
     def count_refusal(self, kind: str) -> None:
         """Count one refused request of ``kind`` (one of :data:`REFUSAL_KINDS`)."""

@@ -36,7 +36,7 @@ from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError, PluginError, TransportUnavailableError
 from syftflwr.info import TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
-from syftflwr.roles import ClientRole, EventsRole, RPCRole, encrypts_messages
+from syftflwr.roles import BaseEvents, ClientRole, EventsRole, RPCRole, encrypts_messages
 
 
 @dataclass
@@ -71,8 +71,12 @@ class Participant:
         self._roles.append(role)
         return role
 
-    def events(self) -> EventsRole:
+    def events(self, *, serves_self: bool = False) -> EventsRole:
+        """A new events role (``serves_self``: also for requests to this participant from
+        itself, see :attr:`BaseEvents.serves_self`)."""
         role: EventsRole = self.transport.make_events(self.client, self.context)
+        if serves_self and isinstance(role, BaseEvents):
+            role.serves_self = True
         if self.keyring is not None:
             role = SealedEvents(role, self.keyring)
         self._roles.append(role)

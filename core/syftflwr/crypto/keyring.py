@@ -136,8 +136,8 @@ class Keyring:
         return record.public
 
     def _note(self, email: str, public: bytes, status: TrustStatus) -> None:
-        if status == "new":
-            log.warning(
+        if status == "new":  # the normal first contact in an unpinned project: not a warning
+            log.info(
                 "trusting the key %s of %s on first use (pin it for everyone with "
                 "`syftflwr keys pin`)",
                 short(fingerprint(public)),

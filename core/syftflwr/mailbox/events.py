@@ -218,10 +218,12 @@ class MailboxEvents(BaseEvents):
         self._queue.put((folder, name))
 
     def _senders(self) -> list[str]:
+        me = self.client.email
         allowed = self.allowed_senders()
-        if allowed is not None:
-            return sorted(allowed)  # myself included: `syftflwr doctor` sends to itself
-        return discover_senders(self.storage.list(""), self.client.email)
+        if allowed is not None:  # myself only for `syftflwr doctor`'s loopback
+            return sorted(s for s in allowed if s != me or self.serves_self)
+        found = discover_senders(self.storage.list(""), me)
+        return [*found, me] if self.serves_self else found
 
     def _refresh_routes(self) -> None:
         wire_app = self.profile.wire_app(self.context.app_name)
