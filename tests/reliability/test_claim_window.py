@@ -16,10 +16,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
 from _runners import Procs
 from faults.syftflwr_faults import Fault
@@ -29,15 +27,6 @@ from syftflwr.mailbox.layout import Route
 INBOX = Route(AGG, DS1, APP, "echo")
 AFTER_CLAIM = "syftflwr.mailbox.journal:Journal.claimed"
 """Called right after a runner won a request's claim in storage, to journal it."""
-
-
-@pytest.fixture
-def procs(mailbox: Mailbox, tmp_path: Path) -> Iterator[Procs]:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    p = Procs(mailbox.root, markers)
-    yield p
-    p.close()
 
 
 def _claim_holder(mailbox: Mailbox, message_id: str) -> str:
