@@ -41,6 +41,7 @@ BENCHMARKS = {
     "crypto": "bench_crypto.py",
     "inbox": "bench_inbox.py",
     "startup": "bench_startup.py",
+    "shared-state": "bench_shared_state.py",
 }
 """Benchmark name -> script; each script has ``run(quick)`` and ``--quick --out``."""
 PLUGIN_BENCHMARKS = {"gdrive": ROOT / "plugins" / "gdrive" / "benchmarks" / "bench_gdrive.py"}
@@ -53,6 +54,7 @@ NEEDS = {
     "crypto": "fsspec-local",
     "inbox": "fsspec-local",
     "startup": "fsspec-local",
+    "shared-state": "fsspec-local",
     "gdrive": "gdrive",
 }
 """Benchmarks that need a transport installed (skipped, and said so, without it)."""
