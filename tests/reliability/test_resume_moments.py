@@ -234,6 +234,7 @@ def test_resume_after_a_kill_at_each_moment_replays_without_diverging(
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_resume_after_a_kill_at_each_moment_three_times(
     tmp_path: Path, scenarios: list[Scenario]
 ) -> None:
