@@ -1,0 +1,311 @@
+"""The plugin API: the one module a transport plugin imports.
+
+Everything a transport author may use — the hook marker, the info/options/capability
+types, the role protocols and bases, the errors, the storage protocol and the mailbox
+building blocks — is here, and only here. Every other module of core is private: it may
+change in any release. Imports of those private paths that plugins used before this
+module existed still work for one minor release with a ``DeprecationWarning`` naming the
+replacement here (see ``docs/reference/hooks.md``).
+
+``import syftflwr.plugin`` is cheap (the plain data types and errors only): listing and
+detection import a hook module for every user, every time. Everything else — pluggy's
+marker, the roles, the mailbox (sqlite journals, watchdog) — loads on first use through
+the module ``__getattr__`` (PEP 562); type checkers see it all through the
+``TYPE_CHECKING`` block.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from syftflwr.errors import (
+    ConfigError,
+    DecryptionError,
+    EncryptionError,
+    ForbiddenSenderError,
+    IdentityMismatchError,
+    MalformedMessageError,
+    MessageExpiredError,
+    MessageRejectedError,
+    MessageTooLargeError,
+    MissingKeyError,
+    StorageError,
+    SyftflwrError,
+    TransportClosedError,
+    TransportError,
+    UnsafeNameError,
+    UntrustedKeyError,
+)
+from syftflwr.info import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    PLUGIN_API_VERSION,
+    PROTOBUF_LIMIT,
+    SUPPORTED_PLUGIN_API_VERSIONS,
+    Capabilities,
+    Detection,
+    OptionSpec,
+    OptionType,
+    TransportContext,
+    TransportInfo,
+)
+
+if TYPE_CHECKING:
+    from syftflwr.config.dirs import expand_user, user_dir
+    from syftflwr.config.participant import config_dir
+    from syftflwr.crypto.directory import KeyDirectory, StorageKeyDirectory
+    from syftflwr.envelope import Buffer, Request, Response, decode, encode
+    from syftflwr.hookspecs import hookimpl
+    from syftflwr.mailbox.arrivals import (
+        ArrivalCallback,
+        ArrivalSource,
+        CallbackSubscription,
+        FolderSubscription,
+        Poller,
+        PollingSource,
+        Subscription,
+    )
+    from syftflwr.mailbox.chunking import Manifest, is_manifest, read_object
+    from syftflwr.mailbox.events import MailboxEvents
+    from syftflwr.mailbox.journal import Journal
+    from syftflwr.mailbox.layout import (
+        OUTBOX_PREFIX,
+        ObjectKind,
+        ObjectName,
+        Route,
+        ensure_layout,
+        parse_name,
+    )
+    from syftflwr.mailbox.localdir import LocalDirStorage
+    from syftflwr.mailbox.rpc import MailboxRPC
+    from syftflwr.mailbox.storage import (
+        BaseStorage,
+        Storage,
+        StorageWrapper,
+        check_max_size,
+        split_path,
+        total_size,
+        views,
+    )
+    from syftflwr.mailbox.watcher import (
+        LIMIT_ERRNOS,
+        BackendFactory,
+        EventSink,
+        LocalArrivals,
+        WatchBackend,
+        WatchHub,
+        default_backend_factory,
+        reset_hub,
+        set_backend_factory,
+    )
+    from syftflwr.mailbox.watcher import hub as watch_hub
+    from syftflwr.names import (
+        is_valid_email,
+        new_message_id,
+        validate_email,
+        validate_identifier,
+    )
+    from syftflwr.processes import pid_alive
+    from syftflwr.profiles import PROFILE_NAMES, WireProfile, mailbox_profile
+    from syftflwr.profiles import syftflwr05 as syftflwr05_profile
+    from syftflwr.profiles.base import refuse_oversized
+    from syftflwr.roles import (
+        BaseEvents,
+        BaseRPC,
+        ClientRole,
+        EventsRole,
+        ReportsPickups,
+        RequestHandle,
+        RPCRole,
+        refusal_kind,
+    )
+
+_LAZY: dict[str, str] = {
+    # the hook marker (pluggy)
+    "hookimpl": "syftflwr.hookspecs:hookimpl",
+    # roles: protocols and the bases that give every transport core's semantics
+    "ClientRole": "syftflwr.roles:ClientRole",
+    "RPCRole": "syftflwr.roles:RPCRole",
+    "EventsRole": "syftflwr.roles:EventsRole",
+    "RequestHandle": "syftflwr.roles:RequestHandle",
+    "BaseRPC": "syftflwr.roles:BaseRPC",
+    "BaseEvents": "syftflwr.roles:BaseEvents",
+    "ReportsPickups": "syftflwr.roles:ReportsPickups",
+    "refusal_kind": "syftflwr.roles:refusal_kind",
+    # messages
+    "Buffer": "syftflwr.envelope:Buffer",
+    "Request": "syftflwr.envelope:Request",
+    "Response": "syftflwr.envelope:Response",
+    "encode": "syftflwr.envelope:encode",
+    "decode": "syftflwr.envelope:decode",
+    # safe names
+    "validate_email": "syftflwr.names:validate_email",
+    "validate_identifier": "syftflwr.names:validate_identifier",
+    "is_valid_email": "syftflwr.names:is_valid_email",
+    "new_message_id": "syftflwr.names:new_message_id",
+    # per-user folders, read from the participant's environment
+    "expand_user": "syftflwr.config.dirs:expand_user",
+    "user_dir": "syftflwr.config.dirs:user_dir",
+    "config_dir": "syftflwr.config.participant:config_dir",
+    "pid_alive": "syftflwr.processes:pid_alive",
+    # storage protocol and helpers
+    "Storage": "syftflwr.mailbox.storage:Storage",
+    "BaseStorage": "syftflwr.mailbox.storage:BaseStorage",
+    "StorageWrapper": "syftflwr.mailbox.storage:StorageWrapper",
+    "check_max_size": "syftflwr.mailbox.storage:check_max_size",
+    "split_path": "syftflwr.mailbox.storage:split_path",
+    "total_size": "syftflwr.mailbox.storage:total_size",
+    "views": "syftflwr.mailbox.storage:views",
+    "LocalDirStorage": "syftflwr.mailbox.localdir:LocalDirStorage",
+    # the mailbox: roles, layout, chunking, journal, public keys
+    "MailboxRPC": "syftflwr.mailbox.rpc:MailboxRPC",
+    "MailboxEvents": "syftflwr.mailbox.events:MailboxEvents",
+    "Journal": "syftflwr.mailbox.journal:Journal",
+    "OUTBOX_PREFIX": "syftflwr.mailbox.layout:OUTBOX_PREFIX",
+    "ObjectKind": "syftflwr.mailbox.layout:ObjectKind",
+    "ObjectName": "syftflwr.mailbox.layout:ObjectName",
+    "Route": "syftflwr.mailbox.layout:Route",
+    "ensure_layout": "syftflwr.mailbox.layout:ensure_layout",
+    "parse_name": "syftflwr.mailbox.layout:parse_name",
+    "Manifest": "syftflwr.mailbox.chunking:Manifest",
+    "is_manifest": "syftflwr.mailbox.chunking:is_manifest",
+    "read_object": "syftflwr.mailbox.chunking:read_object",
+    "KeyDirectory": "syftflwr.crypto.directory:KeyDirectory",
+    "StorageKeyDirectory": "syftflwr.crypto.directory:StorageKeyDirectory",
+    # arrivals: polling, callbacks, the shared local-folder watcher
+    "ArrivalSource": "syftflwr.mailbox.arrivals:ArrivalSource",
+    "ArrivalCallback": "syftflwr.mailbox.arrivals:ArrivalCallback",
+    "Subscription": "syftflwr.mailbox.arrivals:Subscription",
+    "CallbackSubscription": "syftflwr.mailbox.arrivals:CallbackSubscription",
+    "FolderSubscription": "syftflwr.mailbox.arrivals:FolderSubscription",
+    "PollingSource": "syftflwr.mailbox.arrivals:PollingSource",
+    "Poller": "syftflwr.mailbox.arrivals:Poller",
+    "LocalArrivals": "syftflwr.mailbox.watcher:LocalArrivals",
+    "WatchHub": "syftflwr.mailbox.watcher:WatchHub",
+    "WatchBackend": "syftflwr.mailbox.watcher:WatchBackend",
+    "EventSink": "syftflwr.mailbox.watcher:EventSink",
+    "BackendFactory": "syftflwr.mailbox.watcher:BackendFactory",
+    "LIMIT_ERRNOS": "syftflwr.mailbox.watcher:LIMIT_ERRNOS",
+    "default_backend_factory": "syftflwr.mailbox.watcher:default_backend_factory",
+    "watch_hub": "syftflwr.mailbox.watcher:hub",
+    "reset_hub": "syftflwr.mailbox.watcher:reset_hub",
+    "set_backend_factory": "syftflwr.mailbox.watcher:set_backend_factory",
+    # wire profiles
+    "PROFILE_NAMES": "syftflwr.profiles:PROFILE_NAMES",
+    "WireProfile": "syftflwr.profiles:WireProfile",
+    "mailbox_profile": "syftflwr.profiles:mailbox_profile",
+    "refuse_oversized": "syftflwr.profiles.base:refuse_oversized",
+    "syftflwr05_profile": "syftflwr.profiles.syftflwr05",
+}
+"""Name -> ``module:attribute`` (or a whole ``module``) for everything loaded on first use."""
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "LIMIT_ERRNOS",
+    "OUTBOX_PREFIX",
+    "PLUGIN_API_VERSION",
+    "PROFILE_NAMES",
+    "PROTOBUF_LIMIT",
+    "SUPPORTED_PLUGIN_API_VERSIONS",
+    "ArrivalCallback",
+    "ArrivalSource",
+    "BackendFactory",
+    "BaseEvents",
+    "BaseRPC",
+    "BaseStorage",
+    "Buffer",
+    "CallbackSubscription",
+    "Capabilities",
+    "ClientRole",
+    "ConfigError",
+    "DecryptionError",
+    "Detection",
+    "EncryptionError",
+    "EventSink",
+    "EventsRole",
+    "FolderSubscription",
+    "ForbiddenSenderError",
+    "IdentityMismatchError",
+    "Journal",
+    "KeyDirectory",
+    "LocalArrivals",
+    "LocalDirStorage",
+    "MailboxEvents",
+    "MailboxRPC",
+    "MalformedMessageError",
+    "Manifest",
+    "MessageExpiredError",
+    "MessageRejectedError",
+    "MessageTooLargeError",
+    "MissingKeyError",
+    "ObjectKind",
+    "ObjectName",
+    "OptionSpec",
+    "OptionType",
+    "Poller",
+    "PollingSource",
+    "RPCRole",
+    "ReportsPickups",
+    "Request",
+    "RequestHandle",
+    "Response",
+    "Route",
+    "Storage",
+    "StorageError",
+    "StorageKeyDirectory",
+    "StorageWrapper",
+    "Subscription",
+    "SyftflwrError",
+    "TransportClosedError",
+    "TransportContext",
+    "TransportError",
+    "TransportInfo",
+    "UnsafeNameError",
+    "UntrustedKeyError",
+    "WatchBackend",
+    "WatchHub",
+    "WireProfile",
+    "check_max_size",
+    "config_dir",
+    "decode",
+    "default_backend_factory",
+    "encode",
+    "ensure_layout",
+    "expand_user",
+    "hookimpl",
+    "is_manifest",
+    "is_valid_email",
+    "mailbox_profile",
+    "new_message_id",
+    "parse_name",
+    "pid_alive",
+    "read_object",
+    "refusal_kind",
+    "refuse_oversized",
+    "reset_hub",
+    "set_backend_factory",
+    "split_path",
+    "syftflwr05_profile",
+    "total_size",
+    "user_dir",
+    "validate_email",
+    "validate_identifier",
+    "views",
+    "watch_hub",
+]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'syftflwr.plugin' has no attribute {name!r}")
+    import importlib
+
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
