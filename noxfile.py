@@ -10,6 +10,7 @@ Venvs are reused between local runs (`nox -r` is the default here) and created w
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -135,13 +136,21 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def template(session: nox.Session) -> None:
     """The plugin template, installed like any third-party plugin, passes its tests (the
-    conformance suite and `syftflwr transports --check`), so it can never rot."""
+    conformance suite, which trains with default settings, and `syftflwr transports
+    --check`), so it can never rot; then the quickstart trains over it with `syftflwr
+    simulate` and default settings (encryption on, participants in processes)."""
     session.install(
-        "-e", ".", "./examples/transport-template", f"flwr=={FLWR_NEWEST}", "pytest>=8",
-        "pytest-timeout",
+        "-e", ".", "./examples/transport-template", "./examples/quickstart",
+        f"flwr=={FLWR_NEWEST}", "pytest>=8", "pytest-timeout", "pytest-xdist>=3",
     )  # fmt: skip
+    tmp = Path(session.create_tmp()) / "template-quickstart"
     session.chdir(ROOT / "examples" / "transport-template")
-    session.run("pytest", *session.posargs, env=ENV)
+    session.run("pytest", "-n", "2", *session.posargs, env=ENV)
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "shared").mkdir(parents=True)
+    env = {**ENV, "HOME": str(tmp / "home"), "SYFTFLWR_TEMPLATE_ROOT": str(tmp / "shared")}
+    quickstart = str(ROOT / "examples" / "quickstart")
+    session.run("syftflwr", "simulate", quickstart, "--transport", "template", env=env)
 
 
 @nox.session(python=PYTHONS[0])

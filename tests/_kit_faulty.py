@@ -13,7 +13,9 @@ folders, keeps a persisted journal of handled ids in ``state_dir`` and publishes
 * ``no-checks`` — handlers are called directly, skipping ``BaseEvents.dispatch``;
 * ``truncate`` — bodies above 1 MiB lose their tail;
 * ``deaf-stop`` — ``run_forever`` ignores ``stop()``;
-* ``impostor`` — the client reports another identity.
+* ``impostor`` — the client reports another identity;
+* ``no-keys`` — the client has no ``key_directory()``: it cannot publish public keys, so
+  it cannot run with default settings (encryption on).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
 NAME = "faulty"
 CAPS = Capabilities(notifies_arrivals=False, poll_interval=0.01, max_poll_interval=0.02)
 FAULTS = ("none", "torn", "no-journal", "no-dedup", "no-checks", "truncate", "deaf-stop",
-          "impostor")  # fmt: skip
+          "impostor", "no-keys")  # fmt: skip
 
 
 def write(path: Path, data: bytes, *, torn: bool) -> None:
@@ -62,6 +64,14 @@ class FaultyClient:
 
     def close(self) -> None:
         pass
+
+
+class KeyedClient(FaultyClient):
+    def key_directory(self) -> Any:
+        from syftflwr.crypto.directory import StorageKeyDirectory
+        from syftflwr.mailbox import LocalDirStorage
+
+        return StorageKeyDirectory(LocalDirStorage(self.root / "keys"), self.email)
 
 
 class FaultyRPC(BaseRPC):
@@ -94,7 +104,7 @@ class FaultyEvents(BaseEvents):
     client: FaultyClient
 
     def __init__(self, client: FaultyClient, context: TransportContext) -> None:
-        super().__init__(client, context, CAPS)
+        super().__init__(client, context, _caps(context))
         self.fault = client.fault
         self.journal = (
             None if context.state_dir is None else Path(context.state_dir) / "faulty-journal"
@@ -159,6 +169,11 @@ class FaultyEvents(BaseEvents):
         write(folder / f"{response.id}.resp", encode(response), torn=self.fault == "torn")
 
 
+def _caps(context: TransportContext) -> Capabilities:
+    """CAPS with the declared ``max_object_size`` (this transport never needs chunks)."""
+    return replace(CAPS, max_object_size=context.options.get("max_object_size"))
+
+
 def _fault(context: TransportContext) -> str:
     return str(context.options.get("fault") or "none")
 
@@ -172,6 +187,7 @@ def syftflwr_transport_info() -> TransportInfo:
         options=(
             OptionSpec("root", "path", "shared directory"),
             OptionSpec("fault", "str", "which fault", default="none", choices=FAULTS),
+            OptionSpec("max_object_size", "int", "declared object limit", default=None),
         ),
     )
 
@@ -186,12 +202,13 @@ def syftflwr_make_client(context: TransportContext) -> FaultyClient:
     email = context.require_email()
     if _fault(context) == "impostor":
         email = "impostor@elsewhere.example"
-    return FaultyClient(email, Path(str(context.options["root"])), _fault(context))
+    client = FaultyClient if _fault(context) == "no-keys" else KeyedClient
+    return client(email, Path(str(context.options["root"])), _fault(context))
 
 
 @hookimpl
 def syftflwr_make_rpc(client: FaultyClient, context: TransportContext) -> FaultyRPC:
-    return FaultyRPC(client, context, CAPS)
+    return FaultyRPC(client, context, _caps(context))
 
 
 @hookimpl

@@ -21,6 +21,7 @@ from _plugin_env import PluginEnv
 from click.testing import CliRunner
 from syftflwr import errors, hookspecs
 from syftflwr.cli import cli
+from syftflwr.info import Capabilities
 from syftflwr.registry import get_registry, reset_registry
 from syftflwr.testing.conformance import TransportConformance
 from syftflwr.testing.pytest_plugin import RegisterTransport
@@ -374,6 +375,7 @@ FAULTS = {
     "truncate": ["test_large_message_round_trip"],
     "deaf-stop": ["test_stop_and_restart_serves_what_arrived_meanwhile"],
     "impostor": ["test_client_reports_the_participant_identity"],
+    "no-keys": ["test_trains_with_default_settings"],
 }
 SUITE_MODULE = """
 import pytest
@@ -395,6 +397,31 @@ class Faulty(TransportConformance):
         return {{"root": str(tmp_path / "root"), "fault": self.fault}}
 {classes}
 """
+
+
+def test_documented_defaults_do_not_fail_the_suite(tmp_path: Path) -> None:
+    """A transport declaring a 64 MiB object limit passes the large-message tests with the
+    suite's documented defaults (it once failed them itself: "suite bug: large message
+    8388608 not above max_object_size 67108864"); a limit up to 16 MiB is still exceeded
+    three times over, so chunking is exercised."""
+    limit = 64 * 2**20
+    classes = (
+        "\n\nclass TestLimit(Faulty):\n"
+        "    @pytest.fixture\n"
+        "    def transport_options(self, tmp_path):\n"
+        f"        return {{'root': str(tmp_path / 'root'), 'max_object_size': {limit}}}\n"
+    )
+    (tmp_path / "test_limits.py").write_text(SUITE_MODULE.format(classes=classes))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_limits.py", "-q", "-p", "no:cacheprovider",
+         "-k", "TestLimit and (large_message or partial_reads)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLWR_TELEMETRY_ENABLED": "0"},
+    )  # fmt: skip
+    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout[-3000:]
+    for small in (64 * 1024, 2**20, 16 * 2**20):
+        caps = Capabilities(notifies_arrivals=True, max_object_size=small)
+        assert TransportConformance().large_size(caps) > 2 * small
 
 
 def class_name(fault: str) -> str:

@@ -55,6 +55,15 @@ if TYPE_CHECKING:
     from syftflwr.crypto.directory import KeyDirectory, StorageKeyDirectory
     from syftflwr.envelope import Buffer, Request, Response, decode, encode
     from syftflwr.hookspecs import hookimpl
+    from syftflwr.kit import (
+        ArrivalsFactory,
+        MailboxClient,
+        MailboxSettings,
+        StorageFactory,
+        StorageIdentity,
+        StorageTransport,
+        mailbox_options,
+    )
     from syftflwr.mailbox.arrivals import (
         ArrivalCallback,
         ArrivalSource,
@@ -189,6 +198,14 @@ _LAZY: dict[str, str] = {
     "watch_hub": "syftflwr.mailbox.watcher:hub",
     "reset_hub": "syftflwr.mailbox.watcher:reset_hub",
     "set_backend_factory": "syftflwr.mailbox.watcher:set_backend_factory",
+    # the mailbox kit: one Storage (+ an optional arrival source) -> a whole transport
+    "StorageTransport": "syftflwr.kit:StorageTransport",
+    "MailboxClient": "syftflwr.kit:MailboxClient",
+    "MailboxSettings": "syftflwr.kit:MailboxSettings",
+    "StorageIdentity": "syftflwr.kit:StorageIdentity",
+    "StorageFactory": "syftflwr.kit:StorageFactory",
+    "ArrivalsFactory": "syftflwr.kit:ArrivalsFactory",
+    "mailbox_options": "syftflwr.kit:mailbox_options",
     # wire profiles
     "PROFILE_NAMES": "syftflwr.profiles:PROFILE_NAMES",
     "WireProfile": "syftflwr.profiles:WireProfile",
@@ -208,6 +225,7 @@ __all__ = [
     "SUPPORTED_PLUGIN_API_VERSIONS",
     "ArrivalCallback",
     "ArrivalSource",
+    "ArrivalsFactory",
     "BackendFactory",
     "BaseEvents",
     "BaseRPC",
@@ -229,8 +247,10 @@ __all__ = [
     "KeyDirectory",
     "LocalArrivals",
     "LocalDirStorage",
+    "MailboxClient",
     "MailboxEvents",
     "MailboxRPC",
+    "MailboxSettings",
     "MalformedMessageError",
     "Manifest",
     "MessageExpiredError",
@@ -251,7 +271,10 @@ __all__ = [
     "Route",
     "Storage",
     "StorageError",
+    "StorageFactory",
+    "StorageIdentity",
     "StorageKeyDirectory",
+    "StorageTransport",
     "StorageWrapper",
     "Subscription",
     "SyftflwrError",
@@ -274,6 +297,7 @@ __all__ = [
     "hookimpl",
     "is_manifest",
     "is_valid_email",
+    "mailbox_options",
     "mailbox_profile",
     "new_message_id",
     "parse_name",

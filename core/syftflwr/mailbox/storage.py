@@ -1,18 +1,28 @@
-"""The small storage protocol every file-based transport implements.
+"""The small storage protocol every storage-backed transport implements (the one class
+a transport on the mailbox kit, :mod:`syftflwr.kit`, writes itself).
 
 Paths are relative to the storage's root and '/'-separated; they are built by
 :mod:`syftflwr.mailbox.layout` from validated names, and every storage checks them again
 with :func:`split_path` (defence in depth: no ``..``, no absolute paths, no NUL).
 
-The guarantees the mailbox relies on:
+The guarantees the mailbox relies on (docs/mailbox.md, "The storage contract"):
 
 * ``put_if_absent`` is atomic *and* exclusive: a reader sees the whole object or nothing,
   and of two concurrent writers exactly one wins (the other gets False).
 * ``put`` is an atomic replace.
 * ``claim`` lets exactly one caller win a marker (default: ``put_if_absent`` of the owner).
+* ``list(folder)`` names what is directly inside ``folder`` — objects and sub-folders, not
+  recursive, no trailing slash, any order; ``""`` is the root; a missing folder is [].
+  Foreign names (temp files) may appear: the mailbox ignores names it cannot parse.
+* ``parts`` are bytes-like objects written one after the other (never kept after the
+  call); ``get`` returns a bytes-like object the caller may keep (never changed later).
+* No object above the transport's ``max_object_size`` is ever written: core chunks
+  larger messages beneath it.
 * Backend failures surface as :class:`~syftflwr.errors.StorageError`; an object that is
   not a plain file (a symlink, a FIFO) as :class:`~syftflwr.errors.UnsafeNameError`; one
-  above ``max_size`` as :class:`~syftflwr.errors.MessageTooLargeError`.
+  above ``max_size`` as :class:`~syftflwr.errors.MessageTooLargeError`, before it is read.
+  Everything a peer can write here is hostile input: refuse what is not a plain object,
+  never follow a link out of the root.
 
 A storage that cannot give a guarantee (an object store without conditional create)
 documents the weaker one it gives.
@@ -23,6 +33,8 @@ opened version of it. A storage offering it lets the mailbox check a message's h
 before reading its body (:func:`syftflwr.mailbox.chunking.read_object`), so garbage
 costs its header, not its size. A wrapper that changes what ``get`` returns (sealing,
 sync-aware reads) must not forward it unchanged; :class:`StorageWrapper` does not.
+Optional attributes: ``url`` (where it lives, for logs) and ``email`` (the identity the
+storage itself has, :class:`syftflwr.kit.StorageIdentity`).
 """
 
 from __future__ import annotations
@@ -56,7 +68,8 @@ class Storage(Protocol):
         ...
 
     def list(self, folder: str) -> list[str]:
-        """Names directly inside ``folder`` ([] if it does not exist)."""
+        """Names of the objects and sub-folders directly inside ``folder`` (``""``: the
+        root), in any order; [] if it does not exist."""
         ...
 
     def delete(self, path: str) -> None:

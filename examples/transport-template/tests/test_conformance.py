@@ -17,8 +17,8 @@ from syftflwr.testing.conformance import TransportConformance
 class TestTemplateTransport(TransportConformance):
     transport_name = "template"
     # Listing and detecting the transport must not import these (the hook module
-    # imports the roles, and with them the mailbox machinery, only when building roles).
-    heavy_modules = ("syftflwr_template.roles", "syftflwr.mailbox")
+    # imports the storage, and with it the mailbox machinery, only when building roles).
+    heavy_modules = ("syftflwr_template.storage", "syftflwr.mailbox")
 
     @pytest.fixture
     def transport_options(self, tmp_path: Path) -> Mapping[str, Any]:

@@ -1,81 +1,48 @@
-"""The hook module named by the entry point ``syftflwr.transports: template``.
+"""The hook module named by the entry point ``syftflwr.transports: template``: one
+registration of core's mailbox kit, plus detection.
 
-Keep it light: ``syftflwr transports`` and auto-detection import it and call
-``syftflwr_transport_info`` / ``syftflwr_detect`` for every user, every time. Import
-your storage SDK (and ``syftflwr.mailbox``) inside the role factories only; the
-conformance suite checks this (``heavy_modules`` in tests/test_conformance.py).
+Keep it light: ``syftflwr transports`` and auto-detection import it for every user, every
+time. The storage is named as ``"module:attribute"`` and imported only when a role is
+built; import your storage SDK there, never here (the conformance suite checks it:
+``heavy_modules`` in tests/test_conformance.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from syftflwr import hookimpl
-from syftflwr.errors import ConfigError
-from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
-
-if TYPE_CHECKING:
-    from syftflwr.mailbox import MailboxEvents, MailboxRPC
-
-    from syftflwr_template.roles import TemplateClient
+from syftflwr.plugin import (
+    Detection,
+    OptionSpec,
+    StorageTransport,
+    TransportContext,
+    hookimpl,
+    mailbox_options,
+)
 
 NAME = "template"
 ROOT_ENV = "SYFTFLWR_TEMPLATE_ROOT"
-DEFAULT_POLL_INTERVAL = 0.1
+ROOT_HELP = "The directory every participant reads and writes (a local or network folder)."
 
-OPTIONS = (
-    OptionSpec(
-        "root",
-        "path",
-        "The directory every participant reads and writes (a local or network folder).",
-        env=ROOT_ENV,
-        participant=True,
-    ),
-    OptionSpec(
-        "poll_interval",
-        "float",
-        "Seconds between listings of the inbox folders when busy; backs off to 8x when idle.",
-        default=DEFAULT_POLL_INTERVAL,
-        minimum=0,
-        exclusive_minimum=True,
-    ),
-    OptionSpec(
-        "max_object_size",
-        "int",
-        "Largest file written; core chunks bigger messages beneath it (default: no limit).",
-        default=None,
-        minimum=1,
+kit = StorageTransport(
+    NAME,
+    "Template: a mailbox in a shared directory, polled.",
+    storage="syftflwr_template.storage:open_storage",  # imported when a role is built
+    options=(
+        OptionSpec("root", "path", ROOT_HELP, env=ROOT_ENV, participant=True),
+        *mailbox_options(poll_interval=0.1, fsync=True),  # poll_interval, max_object_size...
     ),
 )
-
-
-def capabilities(
-    poll_interval: float = DEFAULT_POLL_INTERVAL, max_object_size: int | None = None
-) -> Capabilities:
-    """A directory cannot notify us (we do not use inotify here): core polls."""
-    return Capabilities(
-        notifies_arrivals=False,
-        poll_interval=poll_interval,
-        max_object_size=max_object_size,
-    )
+syftflwr_transport_info = kit.syftflwr_transport_info
+syftflwr_make_client = kit.syftflwr_make_client
+syftflwr_make_rpc = kit.syftflwr_make_rpc
+syftflwr_make_events = kit.syftflwr_make_events
 
 
 def root_of(context: TransportContext) -> Path | None:
-    """The configured root (validated option, or the environment during detection)."""
-    root = context.options.get("root") or os.environ.get(ROOT_ENV)
+    """The configured root (the validated option, or the context's environment)."""
+    root = context.options.get("root") or context.env.get(ROOT_ENV)
     return Path(root).expanduser() if root else None
-
-
-@hookimpl
-def syftflwr_transport_info() -> TransportInfo:
-    return TransportInfo(
-        name=NAME,
-        description="Template: a mailbox in a shared directory, polled.",
-        capabilities=capabilities(),
-        options=OPTIONS,
-    )
 
 
 @hookimpl
@@ -86,31 +53,3 @@ def syftflwr_detect(context: TransportContext) -> Detection:
     if not root.is_dir():
         return Detection(False, f"root {root} is not an existing directory")
     return Detection(True, f"shared directory {root}", preference=5)
-
-
-@hookimpl
-def syftflwr_make_client(context: TransportContext) -> TemplateClient:
-    from syftflwr_template.roles import TemplateClient
-
-    root = root_of(context)
-    if root is None:
-        raise ConfigError(
-            "the template transport needs a shared root directory",
-            key=f"tool.syftflwr.transport.{NAME}.root",
-            fix=f'set root = "/shared/dir" in that table, or export {ROOT_ENV}=/shared/dir',
-        )
-    return TemplateClient(context, root)
-
-
-@hookimpl
-def syftflwr_make_rpc(client: TemplateClient, context: TransportContext) -> MailboxRPC:
-    from syftflwr_template.roles import make_rpc
-
-    return make_rpc(client, context)
-
-
-@hookimpl
-def syftflwr_make_events(client: TemplateClient, context: TransportContext) -> MailboxEvents:
-    from syftflwr_template.roles import make_events
-
-    return make_events(client, context)
