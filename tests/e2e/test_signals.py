@@ -25,7 +25,26 @@ RESUMEAPP = ROOT / "tests" / "reliability" / "resumeapp"
 DS1 = "ds1@openmined.org"
 AGG = "aggregator@openmined.org"
 MOMENTS = [round(0.05 * i, 2) for i in range(21)]  # 0, 0.05, ... 1.0 s after start
-FROM_A_SHELL = [round(0.1 * i, 1) for i in range(2, 11)]  # 0.2, 0.3, ... 1.0 s
+FROM_A_SHELL = [round(0.1 * i, 1) for i in range(2, 16)]  # 0.2, 0.3, ... 1.5 s
+IN_OUR_CODE_AT_LEAST = 5
+"""Of the moments from a shell, how many must reach syftflwr's code (not the start-up)."""
+
+
+def _in_interpreter_start_up(code: int, output: str) -> bool:
+    """The SIGINT reached the interpreter before syftflwr's first line: it ended by the
+    signal with no output (before Python's handler was installed), or with Python's own
+    KeyboardInterrupt whose every frame is the interpreter's (``<frozen runpy>``...)."""
+    if code != -signal.SIGINT:
+        return False
+    lines = output.strip().splitlines()
+    if not lines:
+        return True
+    frames = [line for line in lines if line.lstrip().startswith("File ")]
+    return (
+        lines[0].startswith("Traceback")
+        and lines[-1] == "KeyboardInterrupt"
+        and all('File "<frozen ' in frame for frame in frames)
+    )
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -71,15 +90,23 @@ def test_sigint_at_any_moment_stops_a_datasite_cleanly(
     """SIGINT 0, 0.05 ... 1.0 s after the process started. A launcher that starts
     participants with the stop signals blocked (``syftflwr.signals.spawn_blocked``, as
     ``simulate`` does) gets a clean stop at every moment. From a shell, the interpreter's
-    own start-up (until it runs syftflwr's first line: 20-100 ms under this load) is out
-    of any program's reach (a SIGINT there is Python's KeyboardInterrupt in its own
-    start-up), so that launch is checked from 0.2 s on, every 0.1 s."""
+    own start-up (until it runs syftflwr's first line: 20-100 ms on a quiet machine, more
+    than 0.2 s under CI's load) is out of any program's reach (a SIGINT there is Python's
+    KeyboardInterrupt in its own start-up): that launch is checked every 0.1 s from 0.2
+    to 1.5 s, a SIGINT that provably landed in the start-up (only the interpreter's
+    frames) is set aside, and at least 5 moments must have reached syftflwr's code."""
     moments = MOMENTS if blocked else FROM_A_SHELL
     results = [_interrupt_datasite(tmp_path / f"home-{t}", t, blocked) for t in moments]
+    start_up = [t for t, code, output in results if _in_interpreter_start_up(code, output)]
+    if blocked:
+        start_up = []  # signals blocked from exec: no moment is out of reach
+    else:
+        reached = len(moments) - len(start_up)
+        assert reached >= IN_OUR_CODE_AT_LEAST, f"only {reached} SIGINTs after start-up"
     bad = [
         f"SIGINT at {t:.2f}s: exit {code}\n{output[-1500:]}"
         for t, code, output in results
-        if code != 0 or "stopped (signal)" not in output
+        if t not in start_up and (code != 0 or "stopped (signal)" not in output)
     ]
     assert not bad, "\n\n".join(bad)
 
