@@ -268,10 +268,11 @@ def test_the_request_is_syft_rpc_json_read_by_the_real_library(
 
 
 def test_bad_request_files_never_stop_serving(
-    tmp_path: Path, rpc: SyftRpc05, served: Served
+    tmp_path: Path, rpc: SyftRpc05, served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = inbox(tmp_path)
     (folder / "not-a-uuid.request").write_text("{}")
+    (folder / "\x1b[2J.request").write_text("{}")  # a terminal escape in a name
     (folder / "deeper").mkdir()
     (folder / "deeper" / f"{uuid.uuid4()}.request").write_text("{}")
     os.close(os.open(os.fsencode(folder) + b"/\xff\xfe.request", os.O_CREAT | os.O_WRONLY))
@@ -301,6 +302,12 @@ def test_bad_request_files_never_stop_serving(
         time.sleep(0.05)
     assert json.loads(half.with_suffix(".response").read_text())["status_code"] == 200
     assert served.calls[1] == uuid.UUID(half_id).hex
+    # hostile names are shown escaped: no raw escape sequence, no undecodable bytes
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("syftflwr")]
+    assert any("not-a-uuid.request" in message for message in ours), ours
+    for message in ours:
+        message.encode("utf-8")  # a lone surrogate (from b"\xff\xfe") raises here
+        assert "\x1b" not in message, message
 
 
 def test_a_claim_left_by_a_dead_runner_is_taken_over(

@@ -447,7 +447,7 @@ class SyftEvents05(BaseEvents):
         if key not in self._skipped:
             self._skipped.add(key)
             self.count_refusal(kind)
-            log.warning("ignored request file %s: %s", key, reason)
+            log.warning("ignored request file %r: %s", key, reason)  # %r: a hostile name
 
     def _handle(self, sender: str, name: str) -> None:
         """Validate, claim, dispatch and answer one request file; nothing in it can
