@@ -186,7 +186,6 @@ class StorageTransport:
         arrivals: str | ArrivalsFactory | None = None,
         options: Sequence[OptionSpec] = (),
         notifies_arrivals: bool = False,
-        max_poll_interval: float | None = None,
         profiles: tuple[str, ...] = ("native",),
         capabilities: CapabilitiesFactory | None = None,
         share: ShareKey | None = None,
@@ -203,7 +202,6 @@ class StorageTransport:
         self.static_capabilities = Capabilities(
             notifies_arrivals=notifies_arrivals,
             poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
             profiles=profiles,
         )
         self.docs_url = docs_url
@@ -227,7 +225,7 @@ class StorageTransport:
         return Capabilities(
             notifies_arrivals=static.notifies_arrivals,
             poll_interval=settings.poll_interval,
-            max_poll_interval=settings.max_poll_interval or static.max_poll_interval,
+            max_poll_interval=settings.max_poll_interval,  # None: 8 x poll_interval
             max_object_size=settings.max_object_size,
             profiles=static.profiles,
         )

@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 from _fsl_helpers import AGG, DS1, DS2, HERE, Datasite
-from syftflwr_fsspec_local import client as client_module
-from syftflwr_fsspec_local import watcher
+from syftflwr_fsspec_local import plugin, watcher
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     """Each test opens its own roots and builds its own watcher hub."""
     yield
-    client_module.forget_roots()
+    plugin.kit.forget()
     watcher.set_backend_factory(None)
     watcher.reset_hub()
 

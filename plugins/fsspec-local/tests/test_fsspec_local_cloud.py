@@ -174,7 +174,7 @@ def test_round_trips_between_processes(
     datasite = spawn_datasite(DS1, root, options=options)
     ctx = make_context(AGG, root, **options)
     client = plugin.syftflwr_make_client(ctx)
-    assert isinstance(client.root.arrivals, Poller)
+    assert isinstance(client.arrivals, Poller)
     rpc = plugin.syftflwr_make_rpc(client, ctx)
     try:
         for size in (1024, 1024 * 1024):

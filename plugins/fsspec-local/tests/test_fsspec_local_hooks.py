@@ -13,10 +13,11 @@ import pytest
 from _fsl_helpers import AGG, DS1, make_context
 from syftflwr.info import TransportContext
 from syftflwr.mailbox import LocalDirStorage, MailboxEvents, MailboxRPC
+from syftflwr.plugin import MailboxSettings
 from syftflwr.registry import Registry
 from syftflwr.roles import ClientRole, EventsRole, RPCRole
 from syftflwr_fsspec_local import plugin
-from syftflwr_fsspec_local.options import Settings, default_root, effective_capabilities
+from syftflwr_fsspec_local.options import Settings, capabilities, default_root
 
 
 def test_transport_info_documents_every_option() -> None:
@@ -53,7 +54,8 @@ def test_default_root_honours_syftflwr_home(tmp_path: Path) -> None:
 def test_settings_resolve_local_and_remote_roots(root: str, local: bool) -> None:
     settings = Settings.from_options({"root": root})
     assert settings.is_local is local
-    caps = effective_capabilities(settings)
+    ctx = TransportContext(transport="fsspec-local", app_name="app", options={"root": root})
+    caps = capabilities(ctx, MailboxSettings.from_options({}, poll_interval=0.5))
     assert caps.notifies_arrivals is local
     if local:
         assert Path(settings.root).is_absolute()
@@ -89,7 +91,7 @@ def test_roles_satisfy_core_interfaces(tmp_path: Path) -> None:
     events = plugin.syftflwr_make_events(client, ctx)
     assert isinstance(rpc, RPCRole) and isinstance(rpc, MailboxRPC)
     assert isinstance(events, EventsRole) and isinstance(events, MailboxEvents)
-    assert isinstance(client.root.storage, LocalDirStorage)
+    assert isinstance(client.storage, LocalDirStorage)
     # the layout version marker is written when a root is opened
     marker = json.loads((tmp_path / "root" / ".syftflwr" / "layout.json").read_text())
     assert marker == {"layout": "syft_outbox_inbox", "version": 1}
@@ -100,7 +102,7 @@ def test_roles_satisfy_core_interfaces(tmp_path: Path) -> None:
 def test_participants_in_one_process_share_one_root(tmp_path: Path) -> None:
     a = plugin.syftflwr_make_client(make_context(AGG, tmp_path))
     b = plugin.syftflwr_make_client(make_context(DS1, tmp_path))
-    assert a.root is b.root
+    assert a.storage is b.storage and a.arrivals is b.arrivals
 
 
 def test_registry_finds_and_validates_the_plugin() -> None:

@@ -78,7 +78,7 @@ def test_polled_round_trip(url: str, max_object_size: int | None) -> None:
     agg_ctx = make_context(AGG, url, **options)
     client = plugin.syftflwr_make_client(agg_ctx)
     assert not client.capabilities.notifies_arrivals
-    assert isinstance(client.root.arrivals, Poller)
+    assert isinstance(client.arrivals, Poller)
     rpc = plugin.syftflwr_make_rpc(client, agg_ctx)
     ds_ctx = make_context(DS1, url, **options)
     events = plugin.syftflwr_make_events(plugin.syftflwr_make_client(ds_ctx), ds_ctx)
@@ -98,7 +98,7 @@ def test_polled_round_trip(url: str, max_object_size: int | None) -> None:
             assert response.ok and bytes(response.body) == body[::-1]
             rpc.forget(handle)
         # the poller lists inbox folders only, never the root
-        assert all(f.startswith("syft_outbox_inbox_") for f in client.root.arrivals.watched)
+        assert all(f.startswith("syft_outbox_inbox_") for f in client.arrivals.watched)
     finally:
         events.close()
         thread.join(20)

@@ -20,9 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from syftflwr.envelope import Buffer
-from syftflwr.errors import StorageError
-from syftflwr.mailbox.storage import BaseStorage, check_max_size, split_path, total_size
+from syftflwr.plugin import (
+    BaseStorage,
+    Buffer,
+    StorageError,
+    check_max_size,
+    split_path,
+    total_size,
+)
 
 _PRECONDITION_MARKERS = ("412", "precondition", "conditionalrequestconflict", "already exists")
 

@@ -1,34 +1,34 @@
-"""The transport's options, their defaults, and the effective capabilities of a root.
+"""The transport's own options (the mailbox ones are core's ``mailbox_options``), where a
+root is, and the effective capabilities of a root.
 
-Light on purpose (stdlib, core's plain data and folder helpers): imported by the hook module.
+Light on purpose (the plugin API's plain data and folder helpers): imported by the hook
+module.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syftflwr.config.dirs import expand_user, user_dir
-from syftflwr.info import Capabilities, OptionSpec, TransportContext
-from syftflwr.profiles import PROFILE_NAMES
+from syftflwr.plugin import (
+    PROFILE_NAMES,
+    Capabilities,
+    MailboxSettings,
+    OptionSpec,
+    TransportContext,
+    expand_user,
+    mailbox_options,
+    user_dir,
+)
 
 NAME = "fsspec-local"
 HOME_ENV = "SYFTFLWR_HOME"
 DEFAULT_POLL_INTERVAL = 0.5
-DEFAULT_RETENTION_INTERVAL = 30.0
 LOCAL_FALLBACK_POLL = 0.05
 """Start interval when a local root falls back to polling (inotify limits, ``watch = "poll"``)."""
-
-STATIC_CAPABILITIES = Capabilities(
-    notifies_arrivals=True,
-    poll_interval=DEFAULT_POLL_INTERVAL,
-    profiles=PROFILE_NAMES,
-)
-"""What ``syftflwr transports`` shows: the default (local) root notifies arrivals. Roles
-get :func:`effective_capabilities` for their actual root."""
 
 OPTIONS = (
     OptionSpec(
@@ -49,38 +49,6 @@ OPTIONS = (
         participant=True,
     ),
     OptionSpec(
-        "poll_interval",
-        "float",
-        "Seconds between listings of a remote root's inbox folders when busy; backs off when idle.",
-        default=DEFAULT_POLL_INTERVAL,
-        minimum=0,
-        exclusive_minimum=True,
-    ),
-    OptionSpec(
-        "max_poll_interval",
-        "float",
-        "Upper bound of the idle back-off (default: 8 x poll_interval).",
-        default=None,
-        minimum=0,
-        exclusive_minimum=True,
-    ),
-    OptionSpec(
-        "max_object_size",
-        "int",
-        "Largest object written to the root; bigger messages are chunked beneath it "
-        "(default: no limit).",
-        default=None,
-        minimum=1,
-    ),
-    OptionSpec(
-        "retention_interval",
-        "float",
-        "Seconds between cleanups of this participant's delivered and expired messages "
-        "(0 disables them).",
-        default=DEFAULT_RETENTION_INTERVAL,
-        minimum=0,
-    ),
-    OptionSpec(
         "watch",
         "str",
         "How a local root notices arrivals: 'auto' (inotify through watchdog, polling "
@@ -90,21 +58,15 @@ OPTIONS = (
         choices=("auto", "poll"),
         participant=True,
     ),
-    OptionSpec(
-        "fsync",
-        "bool",
-        "Flush each local object to disk before publishing it (durability across power "
-        "loss; atomicity never depends on it).",
-        default=True,
-        participant=True,
-    ),
-    OptionSpec(
-        "workers",
-        "int",
-        "Threads handling requests of concurrent endpoints in a datasite runner.",
-        default=4,
-        participant=True,
-        minimum=1,
+    *mailbox_options(
+        poll_interval=DEFAULT_POLL_INTERVAL,
+        fsync=True,
+        help={
+            "poll_interval": "Seconds between listings of a remote root's inbox folders "
+            "when busy; backs off when idle.",
+            "max_object_size": "Largest object written to the root; bigger messages are "
+            "chunked beneath it (default: no limit).",
+        },
     ),
 )
 
@@ -136,23 +98,27 @@ def resolve_root(root: object, env: Mapping[str, str] = os.environ) -> str:
     return str(expand_user(text, env).absolute())
 
 
-def _opt_float(value: object, default: float | None) -> float | None:
-    return default if value is None else float(value)  # type: ignore[arg-type]
+def creatable(path: Path) -> tuple[bool, str]:
+    """Whether ``path`` exists as a writable folder or could be created (no side effects)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False, f"no existing parent of {path}"
+        probe = probe.parent
+    if not probe.is_dir():
+        return False, f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return False, f"{probe} is not writable"
+    return True, str(path)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The transport's options for one participant, with defaults applied."""
+    """Where a participant's root is and how it is watched (the rest: MailboxSettings)."""
 
     root: str
     storage_options: Mapping[str, Any] = field(default_factory=dict)
-    poll_interval: float = DEFAULT_POLL_INTERVAL
-    max_poll_interval: float | None = None
-    max_object_size: int | None = None
-    retention_interval: float = DEFAULT_RETENTION_INTERVAL
     watch: str = "auto"
-    fsync: bool = True
-    workers: int = 4
 
     @property
     def is_local(self) -> bool:
@@ -163,24 +129,13 @@ class Settings:
         cls, options: Mapping[str, Any], env: Mapping[str, str] = os.environ
     ) -> Settings:
         """Tolerates missing keys (contexts built by hand in tests and notebooks)."""
-        poll = _opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
-        max_size = options.get("max_object_size")
         watch = str(options.get("watch") or "auto")
         if watch not in ("auto", "poll"):
             raise ValueError(f"fsspec-local option watch must be 'auto' or 'poll', not {watch!r}")
         return cls(
             root=resolve_root(options.get("root"), env),
             storage_options=dict(options.get("storage_options") or {}),
-            poll_interval=poll or DEFAULT_POLL_INTERVAL,
-            max_poll_interval=_opt_float(options.get("max_poll_interval"), None),
-            max_object_size=None if max_size is None else int(max_size),
-            retention_interval=_opt_float(
-                options.get("retention_interval"), DEFAULT_RETENTION_INTERVAL
-            )
-            or 0.0,
             watch=watch,
-            fsync=bool(options.get("fsync", True)),
-            workers=int(options.get("workers") or 4),
         )
 
     @classmethod
@@ -188,21 +143,30 @@ class Settings:
         return cls.from_options(context.options, context.env)
 
 
-def effective_capabilities(settings: Settings) -> Capabilities:
+def share_key(context: TransportContext, mailbox: MailboxSettings) -> Hashable:
+    """Participants of a process using the same root share its storage and watcher."""
+    settings = Settings.from_context(context)
+    options = tuple(sorted((k, repr(v)) for k, v in settings.storage_options.items()))
+    return (settings.root, options, settings.watch, mailbox.fsync, mailbox.poll_interval,
+            mailbox.max_poll_interval)  # fmt: skip
+
+
+def capabilities(context: TransportContext, mailbox: MailboxSettings) -> Capabilities:
     """Local roots notify arrivals (inotify, or our own poller feeding the same wake-up);
     remote roots are polled at ``poll_interval``."""
-    if settings.is_local:
+    root = Settings.from_context(context).root
+    if not is_url(root):
         return Capabilities(
             notifies_arrivals=True,
-            poll_interval=settings.poll_interval,
-            max_object_size=settings.max_object_size,
+            poll_interval=mailbox.poll_interval,
+            max_object_size=mailbox.max_object_size,
             profiles=PROFILE_NAMES,
         )
     return Capabilities(
         notifies_arrivals=False,
-        poll_interval=settings.poll_interval,
-        max_poll_interval=settings.max_poll_interval,
-        max_object_size=settings.max_object_size,
-        in_process_only=settings.root.lower().startswith("memory://"),
+        poll_interval=mailbox.poll_interval,
+        max_poll_interval=mailbox.max_poll_interval,
+        max_object_size=mailbox.max_object_size,
+        in_process_only=root.lower().startswith("memory://"),
         profiles=PROFILE_NAMES,
     )

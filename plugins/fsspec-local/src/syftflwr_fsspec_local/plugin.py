@@ -1,52 +1,42 @@
 """Hook implementations of the ``fsspec-local`` transport (entry point
-``syftflwr.transports: fsspec-local``).
+``syftflwr.transports: fsspec-local``): one registration of core's mailbox kit.
 
-Kept light: nothing here imports fsspec or watchdog; the role factories import the
-heavy modules when a role is actually built.
+Kept light: nothing here imports fsspec or watchdog; :mod:`~syftflwr_fsspec_local.roots`
+opens a root's storage and arrival source when a role is built.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from syftflwr.hookspecs import hookimpl
-from syftflwr.info import Detection, TransportContext, TransportInfo
+from syftflwr.plugin import PROFILE_NAMES, Detection, StorageTransport, TransportContext, hookimpl
 
-from syftflwr_fsspec_local.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings
+from syftflwr_fsspec_local.options import (
+    NAME,
+    OPTIONS,
+    Settings,
+    capabilities,
+    creatable,
+    share_key,
+)
 
-if TYPE_CHECKING:
-    from syftflwr.mailbox.events import MailboxEvents
-    from syftflwr.mailbox.rpc import MailboxRPC
-
-    from syftflwr_fsspec_local.client import FsspecLocalClient
-
-
-@hookimpl
-def syftflwr_transport_info() -> TransportInfo:
-    return TransportInfo(
-        name=NAME,
-        description="File mailbox on a local directory (inotify) or any fsspec URL "
-        "(gcs://, s3://, memory://; polled).",
-        capabilities=STATIC_CAPABILITIES,
-        options=OPTIONS,
-        docs_url="docs/transports/fsspec-local.md",
-    )
-
-
-def _creatable(path: Path) -> tuple[bool, str]:
-    """Whether ``path`` exists as a writable folder or could be created (no side effects)."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False, f"no existing parent of {path}"
-        probe = probe.parent
-    if not probe.is_dir():
-        return False, f"{probe} is not a directory"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return False, f"{probe} is not writable"
-    return True, str(path)
+kit = StorageTransport(
+    NAME,
+    "File mailbox on a local directory (inotify) or any fsspec URL (gcs://, s3://, memory://; "
+    "polled).",
+    storage="syftflwr_fsspec_local.roots:open_storage",
+    arrivals="syftflwr_fsspec_local.roots:open_arrivals",
+    options=OPTIONS,
+    notifies_arrivals=True,  # the default (local) root; roles get their root's capabilities
+    profiles=PROFILE_NAMES,
+    capabilities=capabilities,
+    share=share_key,  # one storage, one watcher, one poller per root and process
+    docs_url="docs/transports/fsspec-local.md",
+)
+syftflwr_transport_info = kit.syftflwr_transport_info
+syftflwr_make_client = kit.syftflwr_make_client
+syftflwr_make_rpc = kit.syftflwr_make_rpc
+syftflwr_make_events = kit.syftflwr_make_events
 
 
 @hookimpl
@@ -57,28 +47,7 @@ def syftflwr_detect(context: TransportContext) -> Detection:
         return Detection(False, f"invalid options: {exc}")
     if not settings.is_local:
         return Detection(True, f"mailbox root {settings.root}", preference=10)
-    ok, detail = _creatable(Path(settings.root))
+    ok, detail = creatable(Path(settings.root))
     if ok:
         return Detection(True, f"local mailbox root {detail}", preference=10)
     return Detection(False, f"cannot create the local mailbox root: {detail}")
-
-
-@hookimpl
-def syftflwr_make_client(context: TransportContext) -> FsspecLocalClient:
-    from syftflwr_fsspec_local.client import FsspecLocalClient
-
-    return FsspecLocalClient(context)
-
-
-@hookimpl
-def syftflwr_make_rpc(client: FsspecLocalClient, context: TransportContext) -> MailboxRPC:
-    from syftflwr_fsspec_local.client import make_rpc
-
-    return make_rpc(client, context)
-
-
-@hookimpl
-def syftflwr_make_events(client: FsspecLocalClient, context: TransportContext) -> MailboxEvents:
-    from syftflwr_fsspec_local.client import make_events
-
-    return make_events(client, context)

@@ -1,9 +1,9 @@
-"""The local-root watcher now lives in core (:mod:`syftflwr.mailbox.watcher`), shared
-with the syftbox transport; this module keeps the plugin's import path and test seams."""
+"""The local-root watcher lives in core (shared with the syftbox transport); this module
+keeps the plugin's import path and test seams, through the plugin API."""
 
 from __future__ import annotations
 
-from syftflwr.mailbox.watcher import (
+from syftflwr.plugin import (
     LIMIT_ERRNOS,
     BackendFactory,
     EventSink,
@@ -11,10 +11,10 @@ from syftflwr.mailbox.watcher import (
     WatchBackend,
     WatchHub,
     default_backend_factory,
-    hub,
     reset_hub,
     set_backend_factory,
 )
+from syftflwr.plugin import watch_hub as hub
 
 __all__ = [
     "LIMIT_ERRNOS",
