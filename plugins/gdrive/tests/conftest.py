@@ -47,6 +47,6 @@ def make_storage(make_api: Callable[[str], DriveAPI]) -> Callable[..., DriveStor
 def _fresh_sessions() -> Iterator[None]:
     """Each test opens its own Drive sessions (and stops their feeds afterwards)."""
     yield
-    from syftflwr_gdrive.client import forget_sessions
+    from syftflwr_gdrive.plugin import kit
 
-    forget_sessions()
+    kit.forget()

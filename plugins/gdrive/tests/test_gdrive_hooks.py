@@ -69,8 +69,6 @@ def test_a_token_in_the_old_folder_moves_to_the_config_folder_core_uses(
     """Tokens lived in ~/.syftflwr/gdrive; core keeps a participant's files in the per-user
     config folder (XDG). Detection points at the old file without touching it; the first
     client moves it, says so once, and later runs are silent."""
-    from syftflwr_gdrive.client import forget_sessions
-
     state, url = drive
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("XDG_CONFIG_HOME", "SYFTFLWR_HOME", "SYFTFLWR_GDRIVE_TOKEN", "COLAB_RELEASE_TAG"):
@@ -86,7 +84,7 @@ def test_a_token_in_the_old_folder_moves_to_the_config_folder_core_uses(
     assert client.email == AGG and new.is_file() and not old.exists()
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [f"moved {old} to {new}"]
     caplog.clear()
-    forget_sessions()
+    plugin.kit.forget()
     with caplog.at_level("WARNING", logger="syftflwr.gdrive"):
         assert plugin.syftflwr_make_client(_context(AGG, api_root_url=url)).email == AGG
     assert caplog.records == []

@@ -22,7 +22,7 @@ import sys, time
 from pathlib import Path
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy
 from syftflwr_gdrive.auth import TokenFileCredentials
-from syftflwr_gdrive.client import whoami
+from syftflwr_gdrive.session import whoami
 
 token, url, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 creds = TokenFileCredentials.from_file(token)

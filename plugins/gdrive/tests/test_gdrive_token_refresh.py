@@ -28,12 +28,15 @@ from syftflwr.envelope import Request
 from syftflwr.errors import ConfigError, StorageError
 from syftflwr.info import TransportContext
 from syftflwr.mailbox.layout import Route
+from syftflwr.plugin import MailboxClient
 from syftflwr.registry import get_registry
 from syftflwr.testing.datasite_process import DatasiteProcess, DatasiteSpec, reply_for
 from syftflwr_gdrive.api import DriveAPI, DriveAuthError, RetryPolicy
 from syftflwr_gdrive.auth import TokenFileCredentials, load_credentials
-from syftflwr_gdrive.client import GDriveClient, forget_sessions, whoami
 from syftflwr_gdrive.options import Settings
+from syftflwr_gdrive.plugin import kit
+from syftflwr_gdrive.session import whoami
+from syftflwr_gdrive.storage import DriveStorage
 
 AGG, DS1 = "agg@example.org", "ds1@example.org"
 FAST = RetryPolicy(retries=4, base=0.001, cap=0.01)
@@ -85,9 +88,9 @@ def _context(account: Account, url: str, tmp_path: Path, **options: Any) -> Tran
     )  # fmt: skip
 
 
-def _client(account: Account, url: str, tmp_path: Path) -> GDriveClient:
+def _client(account: Account, url: str, tmp_path: Path) -> MailboxClient:
     client = get_registry().load("gdrive").make_client(_context(account, url, tmp_path))
-    assert isinstance(client, GDriveClient)
+    assert isinstance(client, MailboxClient) and isinstance(client.storage, DriveStorage)
     return client
 
 
@@ -136,8 +139,8 @@ def test_an_expired_token_is_renewed_at_start_saved_and_not_renewed_again(
     assert state.grants == Counter({"refresh_token": 1})
     assert state.rejected[AGG] == 0  # renewed BEFORE the first request: the file said so
     route = Route(AGG, DS1, "app", "messages")
-    client.session.storage.put(route.request_path("1" * 32), [b"hello"])
-    assert bytes(client.session.storage.get(route.request_path("1" * 32)) or b"") == b"hello"
+    client.storage.put(route.request_path("1" * 32), [b"hello"])
+    assert bytes(client.storage.get(route.request_path("1" * 32)) or b"") == b"hello"
 
     saved = _saved(agg)
     assert saved["token"] != agg.access and state.user_of(saved["token"]) == AGG
@@ -148,7 +151,7 @@ def test_an_expired_token_is_renewed_at_start_saved_and_not_renewed_again(
     lock = agg.path.with_name(f".{agg.path.name}.lock")  # renewals of all processes: one at a time
     assert sorted(agg.path.parent.iterdir()) == [lock, agg.path]  # no temporary file left
 
-    forget_sessions()  # the next start
+    kit.forget()  # the next start
     assert _client(agg, url, tmp_path).email == AGG
     assert state.grants == Counter({"refresh_token": 1})
 
@@ -229,10 +232,10 @@ def test_a_round_trip_survives_tokens_expiring_every_few_requests(
     # no refresh storm: every renewed token served its 7 requests (but each side's last)
     assert 4 <= state.grants["refresh_token"] <= accepted // 7 + 2
     for account, client in ((agg, agg_client), (ds1, ds_client)):
-        assert _saved(account)["token"] == client.session.api.credentials.token
+        assert _saved(account)["token"] == client.storage.api.credentials.token
         # each 401 was retried by google-auth-httplib2 at once: no request timed out (a
         # resumable chunk sent as a stream slice could not be rewound and hung 60 s)
-        assert client.session.api.retried == 0
+        assert client.storage.api.retried == 0
 
 
 def test_a_rotated_refresh_token_survives_a_restart(drive: Drive, tmp_path: Path) -> None:
@@ -278,7 +281,7 @@ def test_a_revoked_refresh_token_mid_run_stops_asking_until_the_user_signs_in_ag
     state, url = drive
     agg = _account(state, url, tmp_path, AGG)
     client = _client(agg, url, tmp_path)
-    storage, feed = client.session.storage, client.session.feed
+    storage, feed = client.storage, client.arrivals
     route = Route(AGG, DS1, "app", "messages")
     state.revoke(agg.refresh)  # the user removed the app's access in their account
     state.expire(agg.access)

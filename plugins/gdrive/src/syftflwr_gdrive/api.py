@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from syftflwr.errors import StorageError
+from syftflwr.plugin import StorageError
 
 log = logging.getLogger("syftflwr.gdrive")
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
-from syftflwr.errors import ConfigError
+from syftflwr.plugin import ConfigError
 
 from syftflwr_gdrive.options import SCOPES, Settings
 

@@ -24,8 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from syftflwr.errors import StorageError
-from syftflwr.mailbox.arrivals import FolderSubscription, PollingSource
+from syftflwr.plugin import FolderSubscription, PollingSource, StorageError
 
 from syftflwr_gdrive.api import FOLDER_MIME, DriveAPIError
 from syftflwr_gdrive.storage import DriveStorage

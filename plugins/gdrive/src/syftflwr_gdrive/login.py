@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from syftflwr.config.dirs import expand_user
-from syftflwr.errors import ConfigError
+from syftflwr.plugin import ConfigError, expand_user
 
 from syftflwr_gdrive.auth import save_token
 from syftflwr_gdrive.options import SCOPES, gdrive_dir, migrate_legacy

@@ -1,38 +1,35 @@
-"""The transport's options and their defaults. Light on purpose (stdlib and core's plain
-data): the hook module imports it to list and detect the transport."""
+"""The transport's own options (the mailbox ones are core's ``mailbox_options``) and their
+defaults. Light on purpose (stdlib and the plugin API's plain data): the hook module
+imports it to list and detect the transport."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syftflwr.config.dirs import expand_user
-from syftflwr.config.participant import config_dir
-from syftflwr.info import Capabilities, OptionSpec, TransportContext
-from syftflwr.profiles import PROFILE_NAMES
+from syftflwr.plugin import (
+    MailboxSettings,
+    OptionSpec,
+    TransportContext,
+    config_dir,
+    expand_user,
+    mailbox_options,
+)
 
 NAME = "gdrive"
 TOKEN_ENV = "SYFTFLWR_GDRIVE_TOKEN"
 HOME_ENV = "SYFTFLWR_HOME"
 DEFAULT_ROOT_FOLDER = "SyftBox"
 DEFAULT_POLL_INTERVAL = 1.0
-DEFAULT_RETENTION_INTERVAL = 30.0
 DEFAULT_TRANSFER_CHUNK = 8 * 1024 * 1024
 SCOPES = ("https://www.googleapis.com/auth/drive",)
 """Full Drive scope: peers' outboxes are folders shared with you, which narrower scopes
 (``drive.file``) cannot see."""
-
-STATIC_CAPABILITIES = Capabilities(
-    notifies_arrivals=False,
-    poll_interval=DEFAULT_POLL_INTERVAL,
-    max_poll_interval=8 * DEFAULT_POLL_INTERVAL,
-    profiles=PROFILE_NAMES,
-)
 
 OPTIONS = (
     OptionSpec(
@@ -55,31 +52,6 @@ OPTIONS = (
         default=DEFAULT_ROOT_FOLDER,
     ),
     OptionSpec(
-        "poll_interval",
-        "float",
-        "Seconds between reads of the Drive changes feed when busy (one API call per "
-        "read, however many peers); backs off when idle.",
-        default=DEFAULT_POLL_INTERVAL,
-        minimum=0,
-        exclusive_minimum=True,
-    ),
-    OptionSpec(
-        "max_poll_interval",
-        "float",
-        "Upper bound of the idle back-off (default: 8 x poll_interval).",
-        default=None,
-        minimum=0,
-        exclusive_minimum=True,
-    ),
-    OptionSpec(
-        "max_object_size",
-        "int",
-        "Largest file written to Drive; bigger messages are chunked beneath it "
-        "(default: no limit — large files use resumable uploads).",
-        default=None,
-        minimum=1,
-    ),
-    OptionSpec(
         "transfer_chunk_size",
         "int",
         "Bytes per resumable-upload request and per ranged download (a multiple of "
@@ -95,27 +67,20 @@ OPTIONS = (
         minimum=0,
     ),
     OptionSpec(
-        "retention_interval",
-        "float",
-        "Seconds between cleanups of this participant's delivered and expired messages "
-        "(0 disables them).",
-        default=DEFAULT_RETENTION_INTERVAL,
-        minimum=0,
-    ),
-    OptionSpec(
-        "workers",
-        "int",
-        "Threads handling requests of concurrent endpoints in a datasite runner.",
-        default=4,
-        participant=True,
-        minimum=1,
-    ),
-    OptionSpec(
         "api_root_url",
         "str",
         "Root URL of the Drive API (default: Google's). For tests and proxies.",
         default=None,
         participant=True,
+    ),
+    *mailbox_options(
+        poll_interval=DEFAULT_POLL_INTERVAL,
+        help={
+            "poll_interval": "Seconds between reads of the Drive changes feed when busy (one "
+            "API call per read, however many peers); backs off when idle.",
+            "max_object_size": "Largest file written to Drive; bigger messages are chunked "
+            "beneath it (default: no limit — large files use resumable uploads).",
+        },
     ),
 )
 
@@ -165,10 +130,6 @@ def in_colab(env: Mapping[str, str] = os.environ) -> bool:
     return "google.colab" in sys.modules or bool(env.get("COLAB_RELEASE_TAG"))
 
 
-def _opt_float(value: object, default: float | None) -> float | None:
-    return default if value is None else float(value)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class Settings:
     """The transport's options for one participant, with defaults applied."""
@@ -176,13 +137,8 @@ class Settings:
     token_file: Path
     token_configured: bool
     root_folder: str = DEFAULT_ROOT_FOLDER
-    poll_interval: float = DEFAULT_POLL_INTERVAL
-    max_poll_interval: float | None = None
-    max_object_size: int | None = None
     transfer_chunk_size: int = DEFAULT_TRANSFER_CHUNK
     retries: int = 8
-    retention_interval: float = DEFAULT_RETENTION_INTERVAL
-    workers: int = 4
     api_root_url: str | None = None
     colab: bool = False
     """Running in Google Colab (its built-in login can stand in for a token file)."""
@@ -193,7 +149,6 @@ class Settings:
     ) -> Settings:
         """Tolerates missing keys (contexts built by hand in tests and notebooks)."""
         token = options.get("token_file") or env.get(TOKEN_ENV)
-        max_size = options.get("max_object_size")
         root = str(options.get("root_folder") or DEFAULT_ROOT_FOLDER)
         if "/" in root or root in (".", ".."):
             raise ValueError(f"gdrive option root_folder must be a plain folder name, not {root!r}")
@@ -202,17 +157,8 @@ class Settings:
             token_configured=bool(token),
             colab=in_colab(env),
             root_folder=root,
-            poll_interval=_opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
-            or DEFAULT_POLL_INTERVAL,
-            max_poll_interval=_opt_float(options.get("max_poll_interval"), None),
-            max_object_size=None if max_size is None else int(max_size),
             transfer_chunk_size=int(options.get("transfer_chunk_size") or DEFAULT_TRANSFER_CHUNK),
             retries=int(options.get("retries", 8) if options.get("retries") is not None else 8),
-            retention_interval=_opt_float(
-                options.get("retention_interval"), DEFAULT_RETENTION_INTERVAL
-            )
-            or 0.0,
-            workers=int(options.get("workers") or 4),
             api_root_url=str(options["api_root_url"]) if options.get("api_root_url") else None,
         )
 
@@ -231,11 +177,15 @@ class Settings:
             return Path(text.replace("{email}", email))
         return self.token_file
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            notifies_arrivals=False,
-            poll_interval=self.poll_interval,
-            max_poll_interval=self.max_poll_interval or 8 * self.poll_interval,
-            max_object_size=self.max_object_size,
-            profiles=PROFILE_NAMES,
-        )
+
+def where(settings: Settings, context: TransportContext) -> tuple[str, str | None, str]:
+    """Which account's Drive and which mailbox folder."""
+    return (str(settings.token_path(context.email)), settings.api_root_url, settings.root_folder)
+
+
+def share_key(context: TransportContext, mailbox: MailboxSettings) -> Hashable:
+    """One opened Drive (API, storage, changes feed) per participant and process."""
+    settings = Settings.from_context(context)
+    return (*where(settings, context), mailbox.poll_interval, mailbox.max_poll_interval,
+            settings.transfer_chunk_size, settings.retries, str(context.state_dir),
+            context.profile)  # fmt: skip

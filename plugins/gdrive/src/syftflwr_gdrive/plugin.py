@@ -1,43 +1,36 @@
 """Hook implementations of the ``gdrive`` transport (entry point
-``syftflwr.transports: gdrive``).
+``syftflwr.transports: gdrive``): one registration of core's mailbox kit, detection and
+the ``login`` command.
 
-Kept light: nothing here imports the Google libraries; the role factories do.
+Kept light: nothing here imports the Google libraries; :mod:`syftflwr_gdrive.session`
+does, when a role is built.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from syftflwr.hookspecs import hookimpl
-from syftflwr.info import Detection, TransportContext, TransportInfo
+from syftflwr.plugin import PROFILE_NAMES, Detection, StorageTransport, TransportContext, hookimpl
 
-from syftflwr_gdrive.options import (
-    NAME,
-    OPTIONS,
-    STATIC_CAPABILITIES,
-    Settings,
-    legacy_file,
-)
+from syftflwr_gdrive.options import NAME, OPTIONS, Settings, legacy_file, share_key
 
 if TYPE_CHECKING:
     import click
-    from syftflwr.mailbox.events import MailboxEvents
-    from syftflwr.mailbox.rpc import MailboxRPC
 
-    from syftflwr_gdrive.client import GDriveClient
-
-
-@hookimpl
-def syftflwr_transport_info() -> TransportInfo:
-    return TransportInfo(
-        name=NAME,
-        description="File mailbox in shared Google Drive folders (changes feed: one API "
-        "call per idle poll).",
-        capabilities=STATIC_CAPABILITIES,
-        options=OPTIONS,
-        docs_url="docs/transports/gdrive.md",
-    )
+kit = StorageTransport(
+    NAME,
+    "File mailbox in shared Google Drive folders (changes feed: one API call per idle poll).",
+    storage="syftflwr_gdrive.session:open_storage",  # identity: the token's owner
+    arrivals="syftflwr_gdrive.session:open_feed",
+    options=OPTIONS,
+    profiles=PROFILE_NAMES,
+    share=share_key,
+    docs_url="docs/transports/gdrive.md",
+)
+syftflwr_transport_info = kit.syftflwr_transport_info
+syftflwr_make_client = kit.syftflwr_make_client
+syftflwr_make_rpc = kit.syftflwr_make_rpc
+syftflwr_make_events = kit.syftflwr_make_events
 
 
 @hookimpl
@@ -60,65 +53,7 @@ def syftflwr_detect(context: TransportContext) -> Detection:
 
 
 @hookimpl
-def syftflwr_make_client(context: TransportContext) -> GDriveClient:
-    from syftflwr_gdrive.client import GDriveClient
-
-    return GDriveClient(context)
-
-
-@hookimpl
-def syftflwr_make_rpc(client: GDriveClient, context: TransportContext) -> MailboxRPC:
-    from syftflwr_gdrive.client import make_rpc
-
-    return make_rpc(client, context)
-
-
-@hookimpl
-def syftflwr_make_events(client: GDriveClient, context: TransportContext) -> MailboxEvents:
-    from syftflwr_gdrive.client import make_events
-
-    return make_events(client, context)
-
-
-@hookimpl
 def syftflwr_register_commands(group: click.Group) -> None:
-    import click
+    from syftflwr_gdrive.commands import register
 
-    @group.command()
-    @click.option(
-        "--client-secrets",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="OAuth client JSON of a 'Desktop app' client (default: "
-        "$SYFTFLWR_GDRIVE_CLIENT_SECRETS, else client_secret.json next to the token: "
-        "$SYFTFLWR_HOME/gdrive or ~/.config/syftflwr/gdrive).",
-    )
-    @click.option(
-        "--token-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Where to save the token (default: the transport's token_file default).",
-    )
-    @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening it.")
-    @click.option("--browser", default=None, help="Name of the browser to open (webbrowser).")
-    @click.option("--port", type=int, default=0, help="Local redirect port (0: any free one).")
-    def login(
-        client_secrets: Path | None,
-        token_file: Path | None,
-        no_browser: bool,
-        browser: str | None,
-        port: int,
-    ) -> None:
-        """Sign this machine in to Google Drive and save the token syftflwr uses."""
-        from syftflwr_gdrive.login import default_client_secrets
-        from syftflwr_gdrive.login import login as run_login
-
-        target = token_file or Settings.from_options({}).token_path(None)
-        run_login(
-            client_secrets or default_client_secrets(),
-            target,
-            open_browser=not no_browser,
-            browser=browser,
-            port=port,
-        )
-        click.echo(f"saved the Google Drive token to {target}")
+    register(group)

@@ -37,11 +37,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from syftflwr.envelope import Buffer
-from syftflwr.errors import StorageError
-from syftflwr.mailbox.layout import OUTBOX_PREFIX
-from syftflwr.mailbox.storage import BaseStorage, check_max_size, split_path, total_size
-from syftflwr.names import is_valid_email
+from syftflwr.plugin import (
+    OUTBOX_PREFIX,
+    BaseStorage,
+    Buffer,
+    StorageError,
+    check_max_size,
+    is_valid_email,
+    split_path,
+    total_size,
+)
 
 from syftflwr_gdrive.api import FOLDER_MIME, DriveAPI, DriveNotFoundError
 
@@ -120,6 +125,15 @@ class DriveStorage(BaseStorage):
 
     def __repr__(self) -> str:
         return f"DriveStorage({self.me!r}, root={self.root_name!r})"
+
+    @property
+    def email(self) -> str:
+        """The token's owner (``about.get``): the identity the client role reports."""
+        return self.me
+
+    @property
+    def url(self) -> str:
+        return f"gdrive://{self.me}/{self.root_name}"
 
     # -- folders -------------------------------------------------------------------------
     def _children(

@@ -1,0 +1,56 @@
+"""Opening a participant's Drive: credentials, API, the mailbox storage in its My Drive
+(identity: the token's owner, ``about.get``) and the changes feed. The kit shares one
+opened Drive per participant and process (``share_key``), so an aggregator's RPC role and
+a datasite's events role each cost one feed."""
+
+from __future__ import annotations
+
+import hashlib
+
+from syftflwr.plugin import MailboxSettings, TransportContext, mailbox_profile, validate_email
+
+from syftflwr_gdrive.api import DriveAPI, RetryPolicy
+from syftflwr_gdrive.auth import load_credentials
+from syftflwr_gdrive.changes import ChangesFeed
+from syftflwr_gdrive.options import Settings, migrate_legacy, where
+from syftflwr_gdrive.storage import DriveStorage
+
+
+def whoami(api: DriveAPI) -> str:
+    about = api.call("your account (about.get)", lambda s: s.about().get(fields="user"))
+    return str(about["user"]["emailAddress"])
+
+
+def open_storage(context: TransportContext, mailbox: MailboxSettings) -> DriveStorage:
+    validate_email(context.require_email())
+    settings = Settings.from_context(context)
+    if not settings.token_configured:
+        migrate_legacy(settings.token_path(context.email), context.env)
+    api = DriveAPI(
+        load_credentials(settings, context.email),
+        root_url=settings.api_root_url,
+        policy=RetryPolicy(retries=settings.retries),
+    )
+    return DriveStorage(
+        api,
+        whoami(api),
+        root_name=settings.root_folder,
+        transfer_chunk=settings.transfer_chunk_size,
+        folder_names=mailbox_profile(context.profile).folder_names,
+    )
+
+
+def open_feed(
+    storage: DriveStorage, context: TransportContext, mailbox: MailboxSettings
+) -> ChangesFeed:
+    token_path = None
+    if context.state_dir is not None:
+        place = where(Settings.from_context(context), context)
+        digest = hashlib.sha256(repr(place).encode()).hexdigest()[:16]
+        token_path = context.state_dir / "gdrive" / f"changes-{digest}.token"
+    return ChangesFeed(
+        storage,
+        interval=mailbox.poll_interval,
+        max_interval=mailbox.max_poll_interval,
+        token_path=token_path,
+    )
