@@ -4,6 +4,7 @@ small registration, and every storage transport of the repository stays that sma
 from __future__ import annotations
 
 import ast
+import inspect
 import io
 import tokenize
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from syftflwr.config import resolve_options
 from syftflwr.errors import ConfigError, IdentityMismatchError
-from syftflwr.info import TransportContext
+from syftflwr.info import Detection, TransportContext
 from syftflwr.kit import MailboxClient, MailboxSettings, StorageTransport, mailbox_options
 from syftflwr.mailbox import LocalDirStorage
 from syftflwr.mailbox.arrivals import Poller
@@ -21,6 +22,7 @@ HOOK_MODULE_BAR = 40
 """Code lines a storage transport needs beyond its Storage (issue 17)."""
 KIT_TRANSPORTS = {
     "template": [ROOT / "examples/transport-template/src/syftflwr_template/plugin.py"],
+    "sqlite": [ROOT / "examples/sqlite-transport/src/syftflwr_sqlite/plugin.py"],
 }
 """Each storage transport on the kit: its hook module and registration (not its Storage)."""
 
@@ -162,3 +164,18 @@ def test_a_storage_named_by_module_is_imported_when_a_role_is_built(tmp_path: Pa
 def test_a_registration_without_the_shared_options_is_refused() -> None:
     with pytest.raises(TypeError, match="mailbox_options"):
         StorageTransport("x", "x", storage=open_local)
+
+
+def test_detection_never_raises_on_options_it_cannot_read() -> None:
+    transport = kit()
+
+    @transport.detection
+    def syftflwr_detect(context: TransportContext) -> Detection:
+        return Detection(int(str(context.options["n"])) > 0, "counted")
+
+    ok = TransportContext(transport="kitted", app_name="app", options={"n": 1})
+    bad = TransportContext(transport="kitted", app_name="app", options={"n": "many"})
+    assert syftflwr_detect(ok).usable
+    verdict = syftflwr_detect(bad)
+    assert not verdict.usable and verdict.reason.startswith("invalid kitted options: ")
+    assert list(inspect.signature(syftflwr_detect).parameters) == ["context"]  # the hookspec's

@@ -15,10 +15,13 @@ A hook module on the kit (the template's, in full, is ``examples/transport-templ
         options=(OptionSpec("bucket", "str", "Bucket every participant writes.", required=True),
                  *mailbox_options(poll_interval=0.5)),
     )
-    syftflwr_transport_info = kit.syftflwr_transport_info
-    syftflwr_make_client = kit.syftflwr_make_client
-    syftflwr_make_rpc = kit.syftflwr_make_rpc
-    syftflwr_make_events = kit.syftflwr_make_events
+    syftflwr_transport_info, syftflwr_make_client, syftflwr_make_rpc, syftflwr_make_events = (
+        kit.hooks()
+    )
+
+    @kit.detection
+    def syftflwr_detect(context: TransportContext) -> Detection:
+        ...
 
 Light on purpose: listing and detecting a transport import its hook module, and with it
 this one; the mailbox machinery (and the plugin's storage module, named as
@@ -28,6 +31,7 @@ is written down in :mod:`syftflwr.mailbox.storage` and docs/mailbox.md.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from syftflwr.errors import ConfigError
 from syftflwr.hookspecs import hookimpl
-from syftflwr.info import Capabilities, OptionSpec, TransportContext, TransportInfo
+from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
 from syftflwr.names import validate_email
 
 if TYPE_CHECKING:
@@ -267,6 +271,39 @@ class StorageTransport:
             _close(item.arrivals)
 
     # -- the hooks -------------------------------------------------------------------------------
+    def hooks(
+        self,
+    ) -> tuple[
+        Callable[[], TransportInfo],
+        Callable[[TransportContext], MailboxClient],
+        Callable[[MailboxClient, TransportContext], MailboxRPC],
+        Callable[[MailboxClient, TransportContext], MailboxEvents],
+    ]:
+        """The four required hooks, to bind to their names in the hook module (pluggy
+        reads a module's attributes)."""
+        return (
+            self.syftflwr_transport_info,
+            self.syftflwr_make_client,
+            self.syftflwr_make_rpc,
+            self.syftflwr_make_events,
+        )
+
+    def detection(
+        self, function: Callable[[TransportContext], Detection]
+    ) -> Callable[[TransportContext], Detection]:
+        """Decorates the hook module's ``syftflwr_detect``: a hook, which answers options it
+        cannot read (a ValueError or TypeError) with "not usable: invalid options ..." —
+        detection never raises."""
+
+        @functools.wraps(function)
+        def syftflwr_detect(context: TransportContext) -> Detection:
+            try:
+                return function(context)
+            except (ValueError, TypeError) as exc:
+                return Detection(False, f"invalid {self.name} options: {exc}")
+
+        return hookimpl(syftflwr_detect)
+
     @hookimpl
     def syftflwr_transport_info(self) -> TransportInfo:
         return TransportInfo(

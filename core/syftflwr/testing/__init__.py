@@ -9,6 +9,7 @@
 * :mod:`syftflwr.testing.probe` — what listing and detecting a transport imports, in a
   fresh interpreter (the suite and ``syftflwr transports --check`` use it).
 * :mod:`syftflwr.testing.datasite_process` — a datasite served from another OS process.
+* :mod:`syftflwr.testing.simulate` — `syftflwr simulate` in a process of its own.
 
 Importing this package is cheap; only the conformance suites import pytest.
 """

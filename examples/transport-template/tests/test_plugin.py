@@ -10,38 +10,29 @@ import sys
 from pathlib import Path
 
 import pytest
-from syftflwr.errors import ConfigError
-from syftflwr.info import TransportContext
-from syftflwr.registry import Registry, Transport, detection_context
-
-
-@pytest.fixture
-def transport() -> Transport:
-    return Registry().load("template")
+from syftflwr.plugin import ConfigError, TransportContext
+from syftflwr_template import plugin
 
 
 def context(**options: object) -> TransportContext:
+    """Built after any monkeypatched environment: ``env`` is a copy of the process's."""
     return TransportContext(transport="template", app_name="app", email="a@b.org", options=options)
 
 
-def test_detection_needs_an_existing_root(
-    transport: Transport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_detection_needs_an_existing_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYFTFLWR_TEMPLATE_ROOT", raising=False)
-    assert not transport.detect(detection_context(transport)).usable
-    assert not transport.detect(context(root=tmp_path / "missing")).usable
-    verdict = transport.detect(context(root=tmp_path))
+    assert not plugin.syftflwr_detect(context()).usable
+    assert not plugin.syftflwr_detect(context(root=tmp_path / "missing")).usable
+    verdict = plugin.syftflwr_detect(context(root=tmp_path))
     assert verdict.usable and verdict.preference == 5 and str(tmp_path) in verdict.reason
     monkeypatch.setenv("SYFTFLWR_TEMPLATE_ROOT", str(tmp_path))
-    assert transport.detect(detection_context(transport)).usable
+    assert plugin.syftflwr_detect(context()).usable
 
 
-def test_client_without_root_says_how_to_configure_it(
-    transport: Transport, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_client_without_root_says_how_to_configure_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYFTFLWR_TEMPLATE_ROOT", raising=False)
     with pytest.raises(ConfigError, match="SYFTFLWR_TEMPLATE_ROOT"):
-        transport.make_client(context())
+        plugin.syftflwr_make_client(context())
 
 
 def test_static_check_passes() -> None:

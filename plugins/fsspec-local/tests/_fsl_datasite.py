@@ -25,9 +25,10 @@ from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
+import syftflwr.plugin as watcher
 from syftflwr.envelope import Request
 from syftflwr.info import TransportContext
-from syftflwr_fsspec_local import plugin, watcher
+from syftflwr_fsspec_local import plugin
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import syftflwr.plugin as watcher
 from _fsl_helpers import AGG, DS1, DS2, HERE, Datasite
-from syftflwr_fsspec_local import plugin, watcher
+from syftflwr_fsspec_local import plugin
 
 
 @pytest.fixture(autouse=True)

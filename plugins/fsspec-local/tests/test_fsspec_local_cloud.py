@@ -30,6 +30,7 @@ import pytest
 from _fsl_helpers import AGG, DS1, Datasite, make_context
 from syftflwr.envelope import Request
 from syftflwr.mailbox import Poller
+from syftflwr.testing.simulate import simulate_cli
 from syftflwr_fsspec_local import plugin
 from syftflwr_fsspec_local.fsspec_storage import FsspecStorage
 
@@ -199,18 +200,10 @@ def test_quickstart_training_over_gcs(gcs: Cloud, tmp_path: Path) -> None:
     """The aggregator and 3 datasites as separate processes (``syftflwr simulate``) train
     the quickstart app through a gcs:// root."""
     env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
         "SYFTFLWR_FSSPEC_LOCAL_ROOT": gcs.root(),
         "SYFTFLWR_FSSPEC_LOCAL_STORAGE_OPTIONS": json.dumps(gcs.storage_options),
         "SYFTFLWR_FSSPEC_LOCAL_POLL_INTERVAL": "0.05",
-        "SYFTFLWR_HOME": str(tmp_path / "home"),  # where simulate keeps its result
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "syftflwr", "simulate", str(QUICKSTART), "--transport",
-         "fsspec-local", "--rounds", "2", "--workspace", str(tmp_path / "ws")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "transport fsspec-local, 3 datasites" in out.stdout
-    assert "3 evaluate, 3 train" in out.stdout
+    out = simulate_cli(QUICKSTART, "fsspec-local", tmp_path, env)
+    assert "transport fsspec-local, 3 datasites" in out
+    assert "3 evaluate, 3 train" in out

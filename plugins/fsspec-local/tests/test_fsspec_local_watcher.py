@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import syftflwr.plugin as watcher
 from _fsl_helpers import AGG, DS1, Datasite, make_context
 from syftflwr.envelope import Request
 from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.rpc import MailboxRPC
-from syftflwr_fsspec_local import plugin, watcher
+from syftflwr_fsspec_local import plugin
 
 
 class Federation:
@@ -97,7 +98,7 @@ def test_hundred_datasites_in_one_process_share_one_watcher(
     fed = federation(100)
     replies = fed.round()
     assert replies == {ds: b"round@" + ds.encode() for ds in fed.datasites}
-    hub = watcher.hub()
+    hub = watcher.watch_hub()
     backend = hub.backend
     assert backend is not None and type(backend).__name__ == "_InotifyBackend"
     assert backend.threads == 1
@@ -124,7 +125,7 @@ def test_running_out_of_inotify_instances_falls_back_to_polling(
     warnings = [r for r in caplog.records if "inotify limit reached" in r.getMessage()]
     assert len(warnings) == 1  # one warning, not one per folder
     assert "max_user_instances" in warnings[0].getMessage()
-    assert watcher.hub().fallbacks >= 10
+    assert watcher.watch_hub().fallbacks >= 10
     assert _watcher_threads() == ["syftflwr-local-poller"]
 
 
@@ -154,7 +155,7 @@ def test_running_out_of_watches_polls_only_what_cannot_be_watched(
     caplog.set_level(logging.WARNING, logger="syftflwr")
     fed = federation(6)
     assert fed.round() == {ds: b"round@" + ds.encode() for ds in fed.datasites}
-    assert watcher.hub().watched == 3
+    assert watcher.watch_hub().watched == 3
     assert sum("inotify limit reached" in r.getMessage() for r in caplog.records) == 1
     assert _watcher_threads() == ["syftflwr-inotify", "syftflwr-local-poller"]
 
@@ -162,7 +163,7 @@ def test_running_out_of_watches_polls_only_what_cannot_be_watched(
 def test_polling_mode_works_without_any_watcher(federation: Callable[..., Federation]) -> None:
     fed = federation(3, watch="poll")
     assert fed.round() == {ds: b"round@" + ds.encode() for ds in fed.datasites}
-    assert watcher.hub().backend is None
+    assert watcher.watch_hub().backend is None
     assert _watcher_threads() == ["syftflwr-local-poller"]
 
 

@@ -3,14 +3,12 @@ separate OS processes (``syftflwr simulate``), each with its own Google account.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from _gd_tokens import write_token
 from drive_server import DriveState
+from syftflwr.testing.simulate import simulate_cli
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 PARTICIPANTS = (
@@ -27,22 +25,14 @@ def test_quickstart_training_over_drive(drive: tuple[DriveState, str], tmp_path:
     for email in PARTICIPANTS:
         write_token(tmp_path / "tokens" / f"{email}.json", state.add_user(email))
     env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
         "SYFTFLWR_GDRIVE_TOKEN": str(tmp_path / "tokens" / "{email}.json"),
         "SYFTFLWR_GDRIVE_API_ROOT_URL": url,
         "SYFTFLWR_GDRIVE_POLL_INTERVAL": "0.05",
         "SYFTFLWR_GDRIVE_MAX_POLL_INTERVAL": "0.2",
-        "SYFTFLWR_HOME": str(tmp_path / "home"),  # where simulate keeps its result
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "syftflwr", "simulate", str(QUICKSTART), "--transport",
-         "gdrive", "--rounds", "2", "--workspace", str(tmp_path / "ws")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "transport gdrive, 3 datasites" in out.stdout
-    assert "3 evaluate, 3 train" in out.stdout
+    out = simulate_cli(QUICKSTART, "gdrive", tmp_path, env)
+    assert "transport gdrive, 3 datasites" in out
+    assert "3 evaluate, 3 train" in out
     # every participant wrote only into its own Drive
     for f in state.files.values():
         if f.name.startswith("syft_outbox_inbox_"):

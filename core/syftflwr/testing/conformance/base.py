@@ -57,6 +57,12 @@ class ConformanceBase:
     """Override the large-message size (default: 3x ``max_object_size`` + 1 when the
     transport declares one up to 16 MiB, else 8 MiB)."""
 
+    storage_files: ClassVar[tuple[str, ...]] = ()
+    """Glob patterns (relative to the test's ``tmp_path``) of files the storage itself
+    keeps the mailbox in — a database and its journals, ``("mailbox.sqlite*",)`` — which
+    the hostile-input suite lets change, besides the mailbox folders (``syft_outbox_inbox_*``,
+    ``.syftflwr``) and the participants' ``state`` dirs."""
+
     raw_refusal_words: ClassVar[tuple[str, ...]] = ()
     """Words of the refusal a transport gives ANY object written raw into its storage
     (one that seals every object refuses plaintext before parsing it): the hostile-input

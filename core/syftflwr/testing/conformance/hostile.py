@@ -7,8 +7,9 @@ Every case asserts what issue 8 promises:
 * the input is refused with **one** WARNING line naming the file (its id) and a reason;
 * the runner **keeps serving** — a valid request sent afterwards is answered;
 * **nothing outside the mailbox** is read or written — every file under the test's
-  ``tmp_path`` is snapshotted around the case; only mailbox folders, ``.syftflwr`` and
-  the participants' state dirs may change, and a symlink's target is never handled;
+  ``tmp_path`` is snapshotted around the case; only mailbox folders, ``.syftflwr``, the
+  storage's own files (``storage_files``: a database) and the participants' state dirs
+  may change, and a symlink's target is never handled;
 * **nothing is answered twice** and nothing hostile reaches a handler.
 
 The suite needs raw write access to a peer's outboxes:
@@ -21,6 +22,7 @@ Symlinks and FIFOs need a storage with local paths; the others run on every stor
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import logging
 import os
@@ -153,6 +155,8 @@ class Hostile:
         relative = Path(path).relative_to(self.tmp_path)
         if relative.parts and relative.parts[0] == "state":  # participants' state dirs
             return True
+        if any(fnmatch.fnmatchcase(relative.as_posix(), p) for p in self.suite.storage_files):
+            return True  # the storage's own files (a database and its journals)
         return any(p.startswith(ALLOWED_TO_CHANGE) for p in relative.parts)
 
     def warnings_about(self, text: str) -> list[str]:

@@ -16,7 +16,6 @@ from syftflwr.plugin import (
     OptionSpec,
     StorageTransport,
     TransportContext,
-    hookimpl,
     mailbox_options,
 )
 
@@ -33,10 +32,7 @@ kit = StorageTransport(
         *mailbox_options(poll_interval=0.1, fsync=True),  # poll_interval, max_object_size...
     ),
 )
-syftflwr_transport_info = kit.syftflwr_transport_info
-syftflwr_make_client = kit.syftflwr_make_client
-syftflwr_make_rpc = kit.syftflwr_make_rpc
-syftflwr_make_events = kit.syftflwr_make_events
+syftflwr_transport_info, syftflwr_make_client, syftflwr_make_rpc, syftflwr_make_events = kit.hooks()
 
 
 def root_of(context: TransportContext) -> Path | None:
@@ -45,7 +41,7 @@ def root_of(context: TransportContext) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
-@hookimpl
+@kit.detection
 def syftflwr_detect(context: TransportContext) -> Detection:
     root = root_of(context)
     if root is None:

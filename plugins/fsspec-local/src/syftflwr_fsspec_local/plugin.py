@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syftflwr.plugin import PROFILE_NAMES, Detection, StorageTransport, TransportContext, hookimpl
+from syftflwr.plugin import PROFILE_NAMES, Detection, StorageTransport, TransportContext
 
 from syftflwr_fsspec_local.options import (
     NAME,
@@ -33,18 +33,12 @@ kit = StorageTransport(
     share=share_key,  # one storage, one watcher, one poller per root and process
     docs_url="docs/transports/fsspec-local.md",
 )
-syftflwr_transport_info = kit.syftflwr_transport_info
-syftflwr_make_client = kit.syftflwr_make_client
-syftflwr_make_rpc = kit.syftflwr_make_rpc
-syftflwr_make_events = kit.syftflwr_make_events
+syftflwr_transport_info, syftflwr_make_client, syftflwr_make_rpc, syftflwr_make_events = kit.hooks()
 
 
-@hookimpl
+@kit.detection
 def syftflwr_detect(context: TransportContext) -> Detection:
-    try:
-        settings = Settings.from_context(context)
-    except (ValueError, TypeError) as exc:
-        return Detection(False, f"invalid options: {exc}")
+    settings = Settings.from_context(context)  # unreadable options: not usable (kit)
     if not settings.is_local:
         return Detection(True, f"mailbox root {settings.root}", preference=10)
     ok, detail = creatable(Path(settings.root))

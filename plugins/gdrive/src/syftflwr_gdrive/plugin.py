@@ -27,18 +27,12 @@ kit = StorageTransport(
     share=share_key,
     docs_url="docs/transports/gdrive.md",
 )
-syftflwr_transport_info = kit.syftflwr_transport_info
-syftflwr_make_client = kit.syftflwr_make_client
-syftflwr_make_rpc = kit.syftflwr_make_rpc
-syftflwr_make_events = kit.syftflwr_make_events
+syftflwr_transport_info, syftflwr_make_client, syftflwr_make_rpc, syftflwr_make_events = kit.hooks()
 
 
-@hookimpl
+@kit.detection
 def syftflwr_detect(context: TransportContext) -> Detection:
-    try:
-        settings = Settings.from_context(context)
-    except (ValueError, TypeError) as exc:
-        return Detection(False, f"invalid options: {exc}")
+    settings = Settings.from_context(context)  # unreadable options: not usable (kit)
     token = settings.token_path(context.email)
     if token.is_file():
         return Detection(True, f"Google Drive token at {token}", preference=30)
