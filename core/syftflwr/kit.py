@@ -321,35 +321,35 @@ class StorageTransport:
     @hookimpl
     def syftflwr_make_rpc(self, client: MailboxClient, context: TransportContext) -> MailboxRPC:
         from syftflwr.mailbox.rpc import MailboxRPC
-        from syftflwr.profiles import mailbox_profile
 
-        return MailboxRPC(
-            client,
-            context,
-            client.capabilities,
-            storage=client.storage,
-            arrivals=client.arrivals,
-            retention_interval=client.settings.retention_interval,
-            profile=mailbox_profile(context.profile),
-        )
+        return MailboxRPC(client, context, client.capabilities, **_mailbox(client, context))
 
     @hookimpl
     def syftflwr_make_events(
         self, client: MailboxClient, context: TransportContext
     ) -> MailboxEvents:
         from syftflwr.mailbox.events import MailboxEvents
-        from syftflwr.profiles import mailbox_profile
 
         return MailboxEvents(
             client,
             context,
             client.capabilities,
-            storage=client.storage,
-            arrivals=client.arrivals,
             workers=client.settings.workers,
-            retention_interval=client.settings.retention_interval,
-            profile=mailbox_profile(context.profile),
+            **_mailbox(client, context),
         )
+
+
+def _mailbox(client: MailboxClient, context: TransportContext) -> dict[str, Any]:
+    """What both mailbox roles are built on: the client's storage and arrival source,
+    its retention interval, the context's wire profile."""
+    from syftflwr.profiles import mailbox_profile
+
+    return {
+        "storage": client.storage,
+        "arrivals": client.arrivals,
+        "retention_interval": client.settings.retention_interval,
+        "profile": mailbox_profile(context.profile),
+    }
 
 
 def _close(arrivals: object) -> None:
