@@ -47,19 +47,27 @@ def test_every_wait_of_a_round_is_bounded_by_the_round_timeout(tmp_path: Path) -
                                   "datasites": datasites}))  # fmt: skip
     args = _run(QUICKSTART, AGG, "--roster", str(roster), "--rounds", "1", "--round-timeout",
                 str(ROUND_TIMEOUT), "--allow-failures")  # fmt: skip
-    started = time.monotonic()
-    done = subprocess.run(args, env=_env(tmp_path / "home"), capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
-    took = time.monotonic() - started
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    proc = subprocess.Popen(args, env=_env(tmp_path / "home"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: list[str] = []
+    round_started: float | None = None
+    assert proc.stdout is not None
+    for line in proc.stdout:  # timed from the round's start: a loaded machine's start-up
+        lines.append(line)  # (importing Flower: 20 s and more under CI's load) is not a wait
+        if round_started is None and "[ROUND 1/1]" in line:
+            round_started = time.monotonic()
+    code = proc.wait(timeout=300)
+    took = time.monotonic() - (round_started or 0.0)
+    output = "".join(lines)
+    assert code == 0, output
+    assert round_started is not None, output
     # Each datasite's training and evaluation failed unsent (no key), and no stop went out.
     assert output.count("no public key of") >= 2 * len(datasites), output
     # Three waits (training, evaluation, stops), each at most the round timeout (plus the
-    # grace a blocked transport gets), and the start-up of a process that imports Flower;
-    # one after another per datasite, as 3566330 waited, it is 3 x 5 x 4 s = 60 s.
-    print(f"one round with --round-timeout {ROUND_TIMEOUT:.0f}: {took:.1f}s")
-    assert took < 3 * ROUND_TIMEOUT + 25, f"took {took:.1f}s\n{output}"
+    # grace a blocked transport gets), then the summary and exit; one after another per
+    # datasite, as 3566330 waited, the waits alone are 3 x 5 x 4 s = 60 s.
+    print(f"one round with --round-timeout {ROUND_TIMEOUT:.0f}: {took:.1f}s to exit")
+    assert took < 3 * ROUND_TIMEOUT + 20, f"took {took:.1f}s from the round's start\n{output}"
 
 
 def test_a_datasite_whose_key_changed_is_told_the_run_ended(tmp_path: Path) -> None:
