@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -152,9 +153,22 @@ def test_a_slow_listing_is_reported_once_a_minute(plugin_env: PluginEnv, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "syftflwr", "run", str(QUICKSTART), "--as",
                              DS1], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
-    time.sleep(12)  # several listings of 2 s each
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+
+    def slow_lines() -> list[str]:
+        return [line for line in list(lines) if "took" in line and "listing" in line]
+
+    deadline = time.monotonic() + 180  # a loaded machine's start-up (importing Flower)
+    while not slow_lines():
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
+    time.sleep(12)  # several more listings of 2 s each: no second warning within the minute
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
-    slow = [line for line in output.splitlines() if "took" in line and "listing" in line]
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    output = "".join(lines)
+    slow = slow_lines()
     assert len(slow) == 1, output
     assert slow[0].startswith("WARNING") and "SloppyStorage" in slow[0], output
