@@ -80,32 +80,15 @@ log = logging.getLogger("syftflwr")
     "datasite: its counters); the summary still goes to stderr.",
 )
 @click.option("--relayed", is_flag=True, hidden=True)  # simulate shows the output
-def run(
-    project: Path,
-    email: str | None,
-    transport: str | None,
-    rounds: int | None,
-    run_config: tuple[str, ...],
-    node_config: tuple[str, ...],
-    round_timeout: float | None,
-    allow_failures: bool,
-    resume: bool,
-    roster: Path | None,
-    progress_file: Path | None,
-    result_file: Path | None,
-    json_out: bool,
-    relayed: bool,
-) -> None:
+def run(**options: Any) -> None:
     """Run PROJECT's ServerApp (as the aggregator) or its ClientApp (as a datasite).
 
     Your role comes from the project's [tool.syftflwr]. A datasite serves until the
     aggregator sends its stop message; Ctrl-C (or SIGTERM) stops either cleanly: a datasite
     exits 0, an aggregator prints its summary and exits 130 (143).
     """
-    with STOP.handling():
-        code = _run(project, email, transport, rounds, run_config, node_config,
-                    round_timeout, allow_failures, resume, roster, progress_file, result_file,
-                    json_out, relayed)  # fmt: skip
+    with STOP.handling():  # the options are typed once, by _run's signature
+        code = _run(**options)
     sys.exit(code)
 
 
