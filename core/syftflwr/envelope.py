@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import MalformedMessageError, MessageExpiredError
 from syftflwr.frame import PREFIX_SIZE, FrameHeader, encode_frame, read_header
 from syftflwr.names import (
@@ -307,3 +308,6 @@ def _finite(value: object, name: str) -> float:
 def with_body(envelope: Envelope, body: Buffer, **headers: str) -> Envelope:
     """A copy with another body and extra headers (used by chunking/encryption layers)."""
     return replace(envelope, body=body, headers={**envelope.headers, **headers})
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

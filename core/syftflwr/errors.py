@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from syftflwr._deprecation import mark_private as _mark_private
+
 
 class SyftflwrError(Exception):
     """Base class of every error raised by syftflwr and its transports."""
@@ -223,3 +225,6 @@ class StorageError(TransportError, OSError):
 
 class TransportClosedError(TransportError):
     """A role object was used after it was closed."""
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from syftflwr._deprecation import mark_private as _mark_private
+
 if TYPE_CHECKING:
     import click
 
@@ -198,3 +200,6 @@ def syftflwr_register_commands(group: click.Group) -> None:
                 "Authorise this machine."
                 ...
     """
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from syftflwr._deprecation import mark_private as _mark_private
+
 PLUGIN_API_VERSION = 1
 """The plugin-API version this core speaks.
 
@@ -165,3 +167,6 @@ class TransportContext:
                 "this transport role needs the participant's email (context.email is None)"
             )
         return self.email
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import UnsafeNameError
 
 _EMAIL = re.compile(
@@ -125,3 +126,6 @@ def is_valid_message_id(value: object) -> bool:
     except UnsafeNameError:
         return False
     return True
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

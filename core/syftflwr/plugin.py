@@ -115,8 +115,12 @@ if TYPE_CHECKING:
     )
     from syftflwr.processes import pid_alive
     from syftflwr.profiles import PROFILE_NAMES, WireProfile, mailbox_profile
-    from syftflwr.profiles import syftflwr05 as syftflwr05_profile
     from syftflwr.profiles.base import refuse_oversized
+    from syftflwr.profiles.syftflwr05 import ENDPOINT as SYFTFLWR05_ENDPOINT
+    from syftflwr.profiles.syftflwr05 import NAME as SYFTFLWR05_PROFILE
+    from syftflwr.profiles.syftflwr05 import SYFT_RPC as SYFT_RPC_PROFILE
+    from syftflwr.profiles.syftflwr05 import syft_url
+    from syftflwr.profiles.syftflwr05 import wire_app as syftflwr05_wire_app
     from syftflwr.roles import (
         BaseEvents,
         BaseRPC,
@@ -211,9 +215,14 @@ _LAZY: dict[str, str] = {
     "WireProfile": "syftflwr.profiles:WireProfile",
     "mailbox_profile": "syftflwr.profiles:mailbox_profile",
     "refuse_oversized": "syftflwr.profiles.base:refuse_oversized",
-    "syftflwr05_profile": "syftflwr.profiles.syftflwr05",
+    # syft-flwr 0.5's wire profile (the syftbox plugin speaks it)
+    "SYFTFLWR05_PROFILE": "syftflwr.profiles.syftflwr05:NAME",
+    "SYFTFLWR05_ENDPOINT": "syftflwr.profiles.syftflwr05:ENDPOINT",
+    "SYFT_RPC_PROFILE": "syftflwr.profiles.syftflwr05:SYFT_RPC",
+    "syft_url": "syftflwr.profiles.syftflwr05:syft_url",
+    "syftflwr05_wire_app": "syftflwr.profiles.syftflwr05:wire_app",
 }
-"""Name -> ``module:attribute`` (or a whole ``module``) for everything loaded on first use."""
+"""Name -> ``module:attribute`` for everything loaded on first use."""
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -223,6 +232,9 @@ __all__ = [
     "PROFILE_NAMES",
     "PROTOBUF_LIMIT",
     "SUPPORTED_PLUGIN_API_VERSIONS",
+    "SYFTFLWR05_ENDPOINT",
+    "SYFTFLWR05_PROFILE",
+    "SYFT_RPC_PROFILE",
     "ArrivalCallback",
     "ArrivalSource",
     "ArrivalsFactory",
@@ -308,7 +320,8 @@ __all__ = [
     "reset_hub",
     "set_backend_factory",
     "split_path",
-    "syftflwr05_profile",
+    "syft_url",
+    "syftflwr05_wire_app",
     "total_size",
     "user_dir",
     "validate_email",
@@ -325,8 +338,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
-    value = getattr(module, attribute) if attribute else module
+    value = getattr(importlib.import_module(module_name), attribute)
     globals()[name] = value  # later lookups skip this function
     return value
 

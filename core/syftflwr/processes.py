@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from syftflwr._deprecation import mark_private as _mark_private
+
 
 def pid_alive(pid: int) -> bool:
     """True if a process ``pid`` exists here. Unsure (no permission to signal it, a
@@ -19,3 +21,6 @@ def pid_alive(pid: int) -> bool:
     except (OSError, OverflowError):
         return True
     return True
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

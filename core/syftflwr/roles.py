@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
     EncryptionError,
@@ -489,3 +490,6 @@ class BaseEvents(_Closable, ABC):
             self.stop()
             self._closed = True
             self._close()
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from syftflwr._deprecation import mark_private as _mark_private
+
 APP = "syftflwr"
 Kind = Literal["config", "data", "state"]
 _XDG = {"config": ("XDG_CONFIG_HOME", ".config"), "data": ("XDG_DATA_HOME", ".local/share"),
@@ -53,3 +55,6 @@ def user_dir(kind: Kind, env: Mapping[str, str] = os.environ, app: str = APP) ->
     value = env.get(var, "").strip()
     base = Path(value) if value and Path(value).is_absolute() else home_dir(env) / default
     return base / app
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.config._sources import env_source, env_value, read_toml
 from syftflwr.config._values import parse_path, parse_str, type_name, unknown_key_fix
 from syftflwr.config.dirs import user_dir
@@ -223,3 +224,6 @@ def _make_private(base: Path, path: Path) -> None:
             fix="choose a writable state_dir (settings file, SYFTFLWR_STATE_DIR or "
             "SYFTFLWR_HOME) or fix the permissions",
         ) from None
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -26,6 +26,7 @@ import json
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.mailbox.layout import outbox, validate_app_folder
 from syftflwr.mailbox.storage import Storage
@@ -112,3 +113,6 @@ class StorageKeyDirectory:
         if found is None and self.app is not None:  # an owner not yet on per-app slots
             found = self.storage.get(record_path(owner, self.me), max_size=MAX_RECORD)
         return found
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -17,6 +17,7 @@ A transport plugin supplies a Storage and an ArrivalSource and gets both roles; 
 
 from __future__ import annotations
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Poller, Subscription
 from syftflwr.mailbox.events import MailboxEvents
 from syftflwr.mailbox.journal import Journal
@@ -41,3 +42,5 @@ __all__ = [
     "Subscription",
     "ensure_layout",
 ]
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

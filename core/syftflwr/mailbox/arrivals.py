@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.storage import Storage
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -315,3 +316,6 @@ class Poller(PollingSource):
             found += len(new)
         self.rounds += 1
         return found
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import HEAD_SIZE, Buffer
 from syftflwr.errors import MalformedMessageError, MessageTooLargeError, StorageError
 from syftflwr.frame import PREFIX_SIZE, encode_frame, read_header
@@ -371,3 +372,6 @@ def part_count(size: int, max_object_size: int | None) -> int:
     if max_object_size is None or size <= max_object_size:
         return 0
     return -(-size // max_object_size)
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

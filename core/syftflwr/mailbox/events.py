@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
     MessageRejectedError,
@@ -809,3 +810,6 @@ class MailboxEvents(BaseEvents):
         _LIVE_OWNERS.discard(self.owner)
         if self._owns_journal:
             self.journal.close()
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

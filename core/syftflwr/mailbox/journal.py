@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.info import TransportContext
 from syftflwr.sqlitedb import Database
 
@@ -434,3 +435,6 @@ def _outbound(row: tuple[Any, ...]) -> OutboundEntry:
         sent_at=row[7],
         updated_at=row[8],
     )
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import StorageError, UnsafeNameError
 from syftflwr.names import (
     is_valid_email,
@@ -222,3 +223,6 @@ def ensure_layout(storage: Storage) -> int:
             "upgrade syftflwr on this machine, or point the transport at another root"
         )
     return version
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.errors import StorageError, UnsafeNameError
 from syftflwr.mailbox.layout import TMP_FOLDER
@@ -384,3 +385,6 @@ _HINTS = {
 def _storage_error(action: str, where: str, exc: OSError) -> StorageError:
     hint = _HINTS.get(exc.errno or 0, "check the mailbox root and its filesystem")
     return StorageError(exc.errno or 0, f"cannot {action} {where}: {exc.strerror or exc}; {hint}")
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

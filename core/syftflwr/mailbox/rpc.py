@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import MAX_HEADER_SIZE, Request, Response
 from syftflwr.errors import (
     MalformedMessageError,
@@ -287,3 +288,6 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         if removed:
             log.debug("retention removed %d of %s's request objects", removed, self.client.email)
         return removed
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MessageTooLargeError, UnsafeNameError
 
@@ -191,3 +192,6 @@ class StorageWrapper(BaseStorage):
 
     def local_path(self, path: str) -> Path | None:
         return self.inner.local_path(path)
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.arrivals import ArrivalCallback, CallbackSubscription, Poller, Subscription
 from syftflwr.mailbox.storage import Storage
 
@@ -562,3 +563,6 @@ class _AwaitedFolder:
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

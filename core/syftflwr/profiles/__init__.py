@@ -14,6 +14,7 @@ A mailbox transport passes ``profile=mailbox_profile(context.profile)`` to
 
 from __future__ import annotations
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import ConfigError
 from syftflwr.profiles.base import WireProfile
 from syftflwr.profiles.native import NATIVE, NativeProfile
@@ -58,3 +59,5 @@ __all__ = [
     "mailbox_profile",
     "node_id_for",
 ]
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import MessageTooLargeError
 
 if TYPE_CHECKING:  # the mailbox imports this module: no import back at run time
@@ -83,3 +84,6 @@ def refuse_oversized(size: int, max_object_size: int | None, what: str, profile:
             "transport's max_object_size if the storage allows it, or use "
             'profile = "native"'
         )
+
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

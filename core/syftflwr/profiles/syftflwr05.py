@@ -31,6 +31,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import MalformedMessageError
 from syftflwr.mailbox.layout import ObjectKind, Route
@@ -465,3 +466,5 @@ def check_json_head(head: Buffer, *, source: str, what: str) -> None:
 
 
 SYFT_RPC = SyftRpcProfile()
+
+_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -7,17 +7,23 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syftflwr.crypto.directory import StorageKeyDirectory
-from syftflwr.errors import IdentityMismatchError
-from syftflwr.info import Capabilities, TransportContext
-from syftflwr.mailbox.events import MailboxEvents
-from syftflwr.mailbox.layout import ensure_layout
-from syftflwr.mailbox.localdir import LocalDirStorage
-from syftflwr.mailbox.rpc import MailboxRPC
-from syftflwr.mailbox.storage import Storage
-from syftflwr.mailbox.watcher import LocalArrivals
-from syftflwr.profiles.syftflwr05 import NAME as SYFTFLWR05
-from syftflwr.roles import BaseEvents, BaseRPC
+from syftflwr.plugin import (
+    SYFTFLWR05_PROFILE as SYFTFLWR05,
+)
+from syftflwr.plugin import (
+    BaseEvents,
+    BaseRPC,
+    Capabilities,
+    IdentityMismatchError,
+    LocalArrivals,
+    LocalDirStorage,
+    MailboxEvents,
+    MailboxRPC,
+    Storage,
+    StorageKeyDirectory,
+    TransportContext,
+    ensure_layout,
+)
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
 from syftflwr_syftbox.options import Settings, SyftBoxConfig

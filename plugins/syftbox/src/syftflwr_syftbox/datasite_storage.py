@@ -21,12 +21,16 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from syftflwr.envelope import Buffer
-from syftflwr.errors import UnsafeNameError
-from syftflwr.mailbox.layout import OUTBOX_PREFIX
-from syftflwr.mailbox.localdir import LocalDirStorage
-from syftflwr.mailbox.storage import BaseStorage, split_path
-from syftflwr.names import is_valid_email, validate_email
+from syftflwr.plugin import (
+    OUTBOX_PREFIX,
+    BaseStorage,
+    Buffer,
+    LocalDirStorage,
+    UnsafeNameError,
+    is_valid_email,
+    split_path,
+    validate_email,
+)
 
 from syftflwr_syftbox.options import APP_DATA_FOLDER
 

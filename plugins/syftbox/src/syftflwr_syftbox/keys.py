@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from syftflwr.errors import EncryptionError
+from syftflwr.plugin import EncryptionError
 
 from syftflwr_syftbox.options import DEFAULT_KEY_WAIT, SyftBoxConfig
 

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syftflwr.config.dirs import expand_user
-from syftflwr.errors import ConfigError
-from syftflwr.info import Capabilities, OptionSpec, TransportContext
-from syftflwr.names import is_valid_email
-from syftflwr.profiles import PROFILE_NAMES
+from syftflwr.plugin import (
+    PROFILE_NAMES,
+    Capabilities,
+    ConfigError,
+    OptionSpec,
+    TransportContext,
+    expand_user,
+    is_valid_email,
+)
 
 NAME = "syftbox"
 CONFIG_PATH_ENV = "SYFTBOX_CLIENT_CONFIG_PATH"

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from syftflwr.errors import ConfigError
-from syftflwr.hookspecs import hookimpl
-from syftflwr.info import Detection, TransportContext, TransportInfo
+from syftflwr.plugin import ConfigError, Detection, TransportContext, TransportInfo, hookimpl
 
 from syftflwr_syftbox.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, SyftBoxConfig
 
 if TYPE_CHECKING:
-    from syftflwr.roles import BaseEvents, BaseRPC
+    from syftflwr.plugin import BaseEvents, BaseRPC
 
     from syftflwr_syftbox.client import SyftBoxClient
 

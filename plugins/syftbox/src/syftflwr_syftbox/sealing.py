@@ -31,10 +31,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from syftflwr.envelope import Buffer
-from syftflwr.errors import EncryptionError, MalformedMessageError
-from syftflwr.mailbox.layout import OUTBOX_PREFIX, ObjectKind, parse_name
-from syftflwr.mailbox.storage import StorageWrapper, split_path, views
+from syftflwr.plugin import (
+    OUTBOX_PREFIX,
+    Buffer,
+    EncryptionError,
+    MalformedMessageError,
+    ObjectKind,
+    StorageWrapper,
+    parse_name,
+    split_path,
+    views,
+)
 
 from syftflwr_syftbox.datasite_storage import LOCAL_STATE, DatasiteStorage
 from syftflwr_syftbox.keys import KeyRing

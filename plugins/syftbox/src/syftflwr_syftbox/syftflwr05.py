@@ -53,21 +53,39 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syftflwr.envelope import Request, Response
-from syftflwr.errors import (
+from syftflwr.plugin import (
+    SYFT_RPC_PROFILE as SYFT_RPC,
+)
+from syftflwr.plugin import (
+    SYFTFLWR05_ENDPOINT as ENDPOINT,
+)
+from syftflwr.plugin import (
+    SYFTFLWR05_PROFILE as NAME,
+)
+from syftflwr.plugin import (
+    BaseEvents,
+    BaseRPC,
+    Capabilities,
     EncryptionError,
+    LocalArrivals,
     MalformedMessageError,
     MessageRejectedError,
+    Request,
+    RequestHandle,
+    Response,
+    TransportContext,
     TransportError,
+    is_valid_email,
+    pid_alive,
+    read_object,
+    refusal_kind,
+    refuse_oversized,
+    syft_url,
+    validate_identifier,
 )
-from syftflwr.info import Capabilities, TransportContext
-from syftflwr.mailbox.chunking import read_object
-from syftflwr.mailbox.watcher import LocalArrivals
-from syftflwr.names import is_valid_email, validate_identifier
-from syftflwr.processes import pid_alive
-from syftflwr.profiles.base import refuse_oversized
-from syftflwr.profiles.syftflwr05 import ENDPOINT, NAME, SYFT_RPC, syft_url, wire_app
-from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle, refusal_kind
+from syftflwr.plugin import (
+    syftflwr05_wire_app as wire_app,
+)
 
 from syftflwr_syftbox.datasite_storage import DATASITES, LOCAL_STATE
 

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from syftflwr.envelope import Buffer
-from syftflwr.errors import MalformedMessageError
-from syftflwr.mailbox.arrivals import ArrivalCallback, ArrivalSource, Subscription
-from syftflwr.mailbox.chunking import Manifest, is_manifest
-from syftflwr.mailbox.layout import parse_name
-from syftflwr.mailbox.storage import Storage, StorageWrapper
+from syftflwr.plugin import (
+    ArrivalCallback,
+    ArrivalSource,
+    Buffer,
+    MalformedMessageError,
+    Manifest,
+    Storage,
+    StorageWrapper,
+    Subscription,
+    is_manifest,
+    parse_name,
+)
 
 
 class SyncedStorage(StorageWrapper):

@@ -18,9 +18,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from syftflwr import hookimpl
-from syftflwr.errors import ConfigError
-from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
+from syftflwr.plugin import (
+    Capabilities,
+    ConfigError,
+    Detection,
+    OptionSpec,
+    TransportContext,
+    TransportInfo,
+    hookimpl,
+)
 
 NAME = "sloppy"
 ROOT_ENV = "SYFTFLWR_SLOPPY_ROOT"
@@ -74,7 +80,7 @@ def syftflwr_make_client(context: TransportContext) -> Any:
 def syftflwr_make_rpc(client: Any, context: TransportContext) -> Any:
     if "rpc-type" in faults():
         return {"not": "an RPC role"}
-    from syftflwr.mailbox import MailboxRPC
+    from syftflwr.plugin import MailboxRPC
 
     return MailboxRPC(client, context, CAPABILITIES, storage=client.storage,
                       arrivals=client.arrivals)  # fmt: skip
@@ -84,7 +90,7 @@ def syftflwr_make_rpc(client: Any, context: TransportContext) -> Any:
 def syftflwr_make_events(client: Any, context: TransportContext) -> Any:
     if "events-type" in faults():
         return {"not": "an events role"}
-    from syftflwr.mailbox import MailboxEvents
+    from syftflwr.plugin import MailboxEvents
 
     return MailboxEvents(client, context, CAPABILITIES, storage=client.storage,
                          arrivals=client.arrivals)  # fmt: skip

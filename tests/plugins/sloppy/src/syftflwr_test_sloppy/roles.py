@@ -7,9 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from syftflwr.crypto.directory import StorageKeyDirectory
-from syftflwr.info import TransportContext
-from syftflwr.mailbox import LocalDirStorage, Poller, ensure_layout
+from syftflwr.plugin import (
+    LocalDirStorage,
+    Poller,
+    StorageKeyDirectory,
+    TransportContext,
+    ensure_layout,
+)
 
 
 class SloppyStorage(LocalDirStorage):

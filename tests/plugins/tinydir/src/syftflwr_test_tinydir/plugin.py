@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from syftflwr import hookimpl
-from syftflwr.errors import ConfigError
-from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
+from syftflwr.plugin import (
+    Capabilities,
+    ConfigError,
+    Detection,
+    OptionSpec,
+    TransportContext,
+    TransportInfo,
+    hookimpl,
+)
 
 if TYPE_CHECKING:  # annotations only: the hook module stays light
     from syftflwr_test_tinydir.roles import TinyClient

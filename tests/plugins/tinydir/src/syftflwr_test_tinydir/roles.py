@@ -9,9 +9,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from syftflwr.envelope import Request, Response, decode, encode
-from syftflwr.errors import MessageRejectedError
-from syftflwr.roles import BaseEvents, BaseRPC, RequestHandle
+from syftflwr.plugin import (
+    BaseEvents,
+    BaseRPC,
+    MessageRejectedError,
+    Request,
+    RequestHandle,
+    Response,
+    decode,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
