@@ -177,8 +177,13 @@ def statuses(findings: dict[str, list[dict[str, str]]], check_name: str) -> set[
 
 
 def test_check_passes_a_good_third_party_plugin(plugin_env: PluginEnv) -> None:
+    """tinydir passes every check but one: it cannot publish public keys, which default
+    settings need (test_check_fails_a_client_role_that_cannot_publish_keys)."""
     code, findings = check(plugin_env, "tinydir", "tinydir")
-    assert code == 0
+    assert code == 2
+    assert [f["check"] for fs in findings.values() for f in fs if f["status"] == "fail"] == [
+        "public keys"
+    ]
     for name in ("entry point", "import", "hooks", "role factory", "API version", "name",
                  "capabilities", "options", "detection", "commands", "light imports"):  # fmt: skip
         assert statuses(findings, name) == {"ok"}, (name, findings.get(name))
@@ -189,9 +194,9 @@ def test_check_passes_a_good_third_party_plugin(plugin_env: PluginEnv) -> None:
     assert "polled every 0.05s" in findings["capabilities"][0]["detail"]
 
     text = plugin_env.cli("transports", "--check", "tinydir", plugins=["tinydir"])
-    assert text.returncode == 0
+    assert text.returncode == 2
     assert "[  ok] entry point" in text.stdout
-    assert "passes the static checks" in text.stdout
+    assert "transport 'tinydir': 1 check(s) failed" in text.stdout
 
 
 @pytest.mark.parametrize(
@@ -230,15 +235,37 @@ def test_check_of_an_unknown_name_suggests_and_shows_the_entry_point(plugin_env:
     assert '[project.entry-points."syftflwr.transports"]' in proc.stdout
 
 
-def test_check_warns_when_the_client_role_cannot_publish_keys(plugin_env: PluginEnv) -> None:
+def test_check_fails_a_client_role_that_cannot_publish_keys(plugin_env: PluginEnv) -> None:
     """tinydir's client role (imported by its hook module under TYPE_CHECKING only) has no
-    key_directory(): runs with default settings (encryption on) fail, so the check warns."""
+    key_directory(): runs with default settings (encryption on) stop with exit 2, and so
+    does the check — naming the transport and the protocol, and how to add it before the
+    encryption = false way out."""
     code, findings = check(plugin_env, "tinydir", "tinydir")
-    assert code == 0  # a warning, not a failure: encryption = false still works
+    assert code == 2
     [finding] = findings["public keys"]
-    assert finding["status"] == "warn", finding
-    assert "TinyClient has no key_directory()" in finding["detail"]
-    assert "StorageKeyDirectory" in finding["fix"]
+    assert finding["status"] == "fail", finding
+    assert "the 'tinydir' transport cannot run with default settings" in finding["detail"]
+    assert "TinyClient does not implement syftflwr.plugin.PublishesKeys" in finding["detail"]
+    fix = finding["fix"]
+    assert (
+        fix.index("add key_directory()")
+        < fix.index("StorageKeyDirectory")
+        < fix.index("encryption = false")
+    )
+
+
+def test_check_reports_every_optional_capability(plugin_env: PluginEnv) -> None:
+    """Each capability of the plugin API gets a line: offered, or what its absence costs."""
+    from syftflwr.capabilities import CAPABILITIES
+
+    _, findings = check(plugin_env, "tinydir", "tinydir")
+    for capability in CAPABILITIES:
+        [finding] = findings[capability.label]
+        assert f"syftflwr.plugin.{capability.protocol.__name__}" in finding["detail"], finding
+    # TinyRPC subclasses BaseRPC: it exposes its client; it has no attach()
+    assert findings["identity"][0]["status"] == "ok"
+    resume = findings["resume"][0]
+    assert resume["status"] == "hint" and "a few seconds late" in resume["detail"]
 
 
 def test_a_run_with_encryption_on_names_the_transport_and_the_missing_method(
@@ -256,7 +283,9 @@ def test_a_run_with_encryption_on_names_the_transport_and_the_missing_method(
     assert "the 'tinydir' transport (syftflwr-test-tinydir 0.1.0) cannot publish public keys" in (
         error
     )
-    assert error.index("has no key_directory() method") < error.index("encryption = false")
+    assert error.index("does not implement syftflwr.plugin.PublishesKeys") < error.index(
+        "encryption = false"
+    )
 
 
 def test_check_passes_the_builtin_memory_transport() -> None:

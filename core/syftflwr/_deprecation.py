@@ -22,7 +22,8 @@ from types import ModuleType
 from typing import Any
 
 REMOVED_IN = "0.3"
-"""The minor release that drops the old paths (deprecated in 0.2, with plugin API 2)."""
+"""The minor release that drops the old paths (they are deprecated from 0.2 on). Dropping
+them changes the plugin contract incompatibly, so that release bumps PLUGIN_API_VERSION."""
 
 
 class PrivateImportWarning(DeprecationWarning):

@@ -50,6 +50,7 @@ from syftflwr.info import (
 )
 
 if TYPE_CHECKING:
+    from syftflwr.capabilities import CAPABILITIES, Capability, offers
     from syftflwr.config.dirs import expand_user, user_dir
     from syftflwr.config.participant import config_dir
     from syftflwr.crypto.directory import KeyDirectory, StorageKeyDirectory
@@ -125,10 +126,18 @@ if TYPE_CHECKING:
         BaseEvents,
         BaseRPC,
         ClientRole,
+        DeclaresCapabilities,
+        EncryptsMessages,
         EventsRole,
+        ExposesClient,
+        HasLocation,
+        PublishesKeys,
+        ReattachesRequests,
         ReportsPickups,
         RequestHandle,
         RPCRole,
+        SeesPickups,
+        effective_capabilities,
         refusal_kind,
     )
 
@@ -144,6 +153,18 @@ _LAZY: dict[str, str] = {
     "BaseEvents": "syftflwr.roles:BaseEvents",
     "ReportsPickups": "syftflwr.roles:ReportsPickups",
     "refusal_kind": "syftflwr.roles:refusal_kind",
+    # optional capabilities: declared protocols, each with a stated behaviour when absent
+    "PublishesKeys": "syftflwr.roles:PublishesKeys",
+    "EncryptsMessages": "syftflwr.roles:EncryptsMessages",
+    "DeclaresCapabilities": "syftflwr.roles:DeclaresCapabilities",
+    "ExposesClient": "syftflwr.roles:ExposesClient",
+    "ReattachesRequests": "syftflwr.roles:ReattachesRequests",
+    "SeesPickups": "syftflwr.roles:SeesPickups",
+    "HasLocation": "syftflwr.roles:HasLocation",
+    "Capability": "syftflwr.capabilities:Capability",
+    "CAPABILITIES": "syftflwr.capabilities:CAPABILITIES",
+    "offers": "syftflwr.capabilities:offers",
+    "effective_capabilities": "syftflwr.roles:effective_capabilities",
     # messages
     "Buffer": "syftflwr.envelope:Buffer",
     "Request": "syftflwr.envelope:Request",
@@ -225,6 +246,7 @@ _LAZY: dict[str, str] = {
 """Name -> ``module:attribute`` for everything loaded on first use."""
 
 __all__ = [
+    "CAPABILITIES",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "LIMIT_ERRNOS",
     "OUTBOX_PREFIX",
@@ -245,15 +267,20 @@ __all__ = [
     "Buffer",
     "CallbackSubscription",
     "Capabilities",
+    "Capability",
     "ClientRole",
     "ConfigError",
+    "DeclaresCapabilities",
     "DecryptionError",
     "Detection",
     "EncryptionError",
+    "EncryptsMessages",
     "EventSink",
     "EventsRole",
+    "ExposesClient",
     "FolderSubscription",
     "ForbiddenSenderError",
+    "HasLocation",
     "IdentityMismatchError",
     "Journal",
     "KeyDirectory",
@@ -275,12 +302,15 @@ __all__ = [
     "OptionType",
     "Poller",
     "PollingSource",
+    "PublishesKeys",
     "RPCRole",
+    "ReattachesRequests",
     "ReportsPickups",
     "Request",
     "RequestHandle",
     "Response",
     "Route",
+    "SeesPickups",
     "Storage",
     "StorageError",
     "StorageFactory",
@@ -303,6 +333,7 @@ __all__ = [
     "config_dir",
     "decode",
     "default_backend_factory",
+    "effective_capabilities",
     "encode",
     "ensure_layout",
     "expand_user",
@@ -312,6 +343,7 @@ __all__ = [
     "mailbox_options",
     "mailbox_profile",
     "new_message_id",
+    "offers",
     "parse_name",
     "pid_alive",
     "read_object",

@@ -15,6 +15,7 @@ declared interval with idle back-off, never a fixed multi-second sleep).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
@@ -38,6 +39,9 @@ from syftflwr.errors import (
     UnsafeNameError,
 )
 from syftflwr.info import Capabilities, TransportContext
+
+if TYPE_CHECKING:
+    from syftflwr.crypto.directory import KeyDirectory
 
 log = logging.getLogger("syftflwr.transport")
 
@@ -103,10 +107,9 @@ def describe_refusals(refusals: Mapping[str, int]) -> str:
 class ClientRole(Protocol):
     """Identity and mailbox locations of one participant.
 
-    Optional methods core asks for when present: ``key_directory()`` (where core
-    encryption publishes public keys, :mod:`syftflwr.crypto.directory`) and
-    ``encrypts_messages() -> bool`` (whether the transport itself encrypts every message
-    end to end with its current settings; see :func:`encrypts_messages`).
+    Optional, each declared below with what core does without it:
+    :class:`PublishesKeys` (``key_directory()``), :class:`EncryptsMessages`
+    (``encrypts_messages()``), :class:`DeclaresCapabilities` (``capabilities``).
     """
 
     @property
@@ -120,17 +123,6 @@ class ClientRole(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def encrypts_messages(client: object, declared: bool = False) -> bool:
-    """Whether ``client``'s transport encrypts every message end to end itself, as its
-    client role answers ``encrypts_messages()`` — the effective setting (SyftBox's
-    ``encrypt`` option), which decides whether core's encryption applies and what a run
-    summary says. A client role without the method answers with ``declared``, the
-    transport's static ``Capabilities.native_encryption`` (False for memory,
-    fsspec-local and gdrive)."""
-    answer = getattr(client, "encrypts_messages", None)
-    return bool(answer()) if callable(answer) else declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +195,114 @@ class _Closable:
             raise TransportClosedError(f"{type(self).__name__} is closed")
 
 
+# --------------------------------------------------------------------------- optional capabilities
+# What a role MAY offer beyond its protocol. Core asks through these protocols (and
+# :func:`syftflwr.capabilities.offers`), never ad-hoc getattr probes, and each says what
+# happens without it. ``syftflwr transports --check`` reports every one.
+
+
+@runtime_checkable
+class PublishesKeys(Protocol):
+    """Client role: the directory through which core encryption publishes this
+    participant's public key and fetches its peers' (on a mailbox storage:
+    ``StorageKeyDirectory(storage, email)``).
+
+    Absent: core encryption, on by default, cannot run; connecting stops with exit 2
+    naming the transport and this protocol. Only ``encryption = false``, or a transport
+    that encrypts end to end itself (:class:`EncryptsMessages`), runs without it."""
+
+    def key_directory(self) -> KeyDirectory: ...
+
+
+@runtime_checkable
+class EncryptsMessages(Protocol):
+    """Client role: whether the transport itself encrypts every message end to end
+    **with its current settings** (SyftBox: its ``encrypt`` option). When True core's
+    own encryption stands aside (no keys published, nothing sealed twice) and the run
+    summary says ``end-to-end encrypted by NAME``.
+
+    Absent: the answer is the declared ``Capabilities.native_encryption``."""
+
+    def encrypts_messages(self) -> bool: ...
+
+
+@runtime_checkable
+class DeclaresCapabilities(Protocol):
+    """Client role: the capabilities in effect with this participant's options (the
+    poll interval, the object size limit it was configured with...).
+
+    Absent: ``TransportInfo.capabilities``, the transport's defaults."""
+
+    capabilities: Capabilities
+
+
+@runtime_checkable
+class ExposesClient(Protocol):
+    """RPC or events role: the client role it was built on. The aggregator's Grid and
+    a datasite runner check the identity it reports (``client.email``) against the
+    participant they run as, before sending or serving anything.
+
+    Absent: the identity is checked once, when the participant connects."""
+
+    client: ClientRole
+
+
+@runtime_checkable
+class ReattachesRequests(Protocol):
+    """RPC role: watch for the response to a request an earlier run of the aggregator
+    sent (``syftflwr run --resume``), as if this role had sent it.
+
+    Absent: such a response is found by the Grid's periodic re-check, a few seconds
+    late."""
+
+    def attach(self, handle: RequestHandle) -> None: ...
+
+
+@runtime_checkable
+class SeesPickups(Protocol):
+    """RPC role: report when the recipient of a request is seen picking it up
+    (:class:`ReportsPickups` implements it).
+
+    Absent: the live view shows no pick-ups and the aggregator never prints its
+    "no sign of life" hint (it cannot tell a datasite that is down from one still
+    training). Never offer it without really reporting: every datasite would look down."""
+
+    def on_picked_up(self, callback: PickupCallback) -> None: ...
+
+
+@runtime_checkable
+class HasLocation(Protocol):
+    """Storage: ``url``, where the storage is, for humans (``gs://bucket/root``).
+
+    Absent: wrappers around the storage report ``""`` and messages name the storage by
+    its ``repr``."""
+
+    url: str
+
+
+def encrypts_messages(client: object, declared: bool = False) -> bool:
+    """Whether ``client``'s transport encrypts every message end to end itself
+    (:class:`EncryptsMessages`), else ``declared`` (``Capabilities.native_encryption``)."""
+    if isinstance(client, EncryptsMessages):
+        return bool(client.encrypts_messages())
+    return declared
+
+
+def effective_capabilities(client: object, default: Capabilities) -> Capabilities:
+    """The capabilities in effect for ``client``: the one source of truth for what core
+    adapts to (the session, the run summary, ``simulate``). ``default`` is the
+    transport's ``TransportInfo.capabilities``; a client role that declares its own
+    (:class:`DeclaresCapabilities`) replaces it, and ``native_encryption`` is what the
+    client says it applies (:class:`EncryptsMessages`)."""
+    caps = default
+    if isinstance(client, DeclaresCapabilities) and isinstance(client.capabilities, Capabilities):
+        caps = client.capabilities
+    native = encrypts_messages(client, caps.native_encryption)
+    if native != caps.native_encryption:
+        caps = dataclasses.replace(caps, native_encryption=native)
+    return caps
+
+
 # --------------------------------------------------------------------------- RPC extras
 PickupCallback = Callable[[str], None]
 """``callback(request_id)``: the recipient was seen to pick up that request."""
@@ -237,6 +337,9 @@ class BaseRPC(_Closable, ABC):
 
     Thread-safe: Flower's legacy strategy API calls the Grid from a thread pool.
     """
+
+    client: ClientRole  # declared on the class: ExposesClient, read by transports --check
+    capabilities: Capabilities
 
     def __init__(self, client: ClientRole, context: TransportContext, capabilities: Capabilities):
         self.client = client
@@ -369,6 +472,9 @@ class BaseRPC(_Closable, ABC):
 class BaseEvents(_Closable, ABC):
     """Events role skeleton: subclasses deliver requests to :meth:`dispatch` and store the
     response it returns; :meth:`_serve` blocks until ``self.stopped`` is set."""
+
+    client: ClientRole  # declared on the class: ExposesClient, read by transports --check
+    capabilities: Capabilities
 
     def __init__(self, client: ClientRole, context: TransportContext, capabilities: Capabilities):
         self.client = client

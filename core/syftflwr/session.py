@@ -34,9 +34,9 @@ from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
 from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError, PluginError, TransportUnavailableError
-from syftflwr.info import TransportContext
+from syftflwr.info import Capabilities, TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
-from syftflwr.roles import BaseEvents, ClientRole, EventsRole, RPCRole, encrypts_messages
+from syftflwr.roles import BaseEvents, ClientRole, EventsRole, RPCRole, effective_capabilities
 
 
 @dataclass
@@ -83,14 +83,19 @@ class Participant:
         return role
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What this participant's transport does with its settings: the client role's
+        effective capabilities (``TransportInfo.capabilities`` is only their default)."""
+        return effective_capabilities(self.client, self.transport.info.capabilities)
+
+    @property
     def encryption(self) -> str:
         """What is done to this participant's messages: ``"core"`` (sealed by
         syftflwr), the transport's name (it encrypts them itself: the client role says
         so), or ``""`` (plaintext)."""
         if self.keyring is not None:
             return "core"
-        native = self.transport.info.capabilities.native_encryption
-        return self.transport.name if encrypts_messages(self.client, native) else ""
+        return self.transport.name if self.capabilities.native_encryption else ""
 
     def close(self) -> None:
         while self._roles:
@@ -241,8 +246,11 @@ def open_keyring(
     Fails closed: encryption on a profile or transport that cannot carry it is an error,
     never a silent downgrade to plaintext.
     """
-    native = transport.info.capabilities.native_encryption
-    if not context.encryption or encrypts_messages(client, native):
+    native = transport.info.capabilities.native_encryption  # it can, with other settings
+    if (
+        not context.encryption
+        or effective_capabilities(client, transport.info.capabilities).native_encryption
+    ):
         return None
     if context.profile != "native":
         own = (
@@ -267,10 +275,13 @@ def open_keyring(
         raise TransportUnavailableError(
             f"the {transport.name!r} transport ({transport.entry.distribution} "
             f"{transport.entry.version}) cannot publish public keys: its client role "
-            f"{type(client).__name__} has no key_directory() method, so core encryption "
-            "(on by default) cannot be used with it\n"
-            "  fix: the plugin adds key_directory() to its client role (docs/plugins.md, "
-            '"Public keys"); until then, encryption = false in [tool.syftflwr] runs it '
+            f"{type(client).__name__} does not implement syftflwr.plugin.PublishesKeys "
+            "(a key_directory() method), so core encryption (on by default) cannot be "
+            "used with it\n"
+            "  fix: the plugin adds key_directory() to its client role, returning a "
+            "syftflwr.plugin.KeyDirectory (on a mailbox storage: "
+            "StorageKeyDirectory(storage, email); docs/reference/hooks.md#optional-"
+            "capabilities); until then, encryption = false in [tool.syftflwr] runs it "
             "unencrypted"
         )
     keyring = Keyring(

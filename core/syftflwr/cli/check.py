@@ -56,6 +56,8 @@ class Finding:
     status: Status
     detail: str
     fix: str | None = None
+    blocks_defaults: bool = False
+    """A failure that stops every run with default settings (exit code 2)."""
 
 
 @dataclass
@@ -67,8 +69,24 @@ class CheckReport:
     def ok(self) -> bool:
         return not any(f.status == "fail" for f in self.findings)
 
-    def add(self, check: str, status: Status, detail: str, fix: str | None = None) -> None:
-        self.findings.append(Finding(check, status, detail, fix))
+    @property
+    def exit_code(self) -> int:
+        """2 when default settings cannot run (as ``syftflwr run`` would exit), 1 when
+        another check fails, else 0."""
+        if any(f.status == "fail" and f.blocks_defaults for f in self.findings):
+            return 2
+        return 0 if self.ok else 1
+
+    def add(
+        self,
+        check: str,
+        status: Status,
+        detail: str,
+        fix: str | None = None,
+        *,
+        blocks_defaults: bool = False,
+    ) -> None:
+        self.findings.append(Finding(check, status, detail, fix, blocks_defaults))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "ok": self.ok, "findings": [asdict(f) for f in self.findings]}
@@ -245,36 +263,68 @@ def _check_detection(report: CheckReport, transport: Transport, context_for: Con
     )
 
 
-def _check_keys(report: CheckReport, transport: Transport) -> None:
-    """Core encryption (on by default) publishes each participant's public key through
-    the client role's ``key_directory()``: without it no run with default settings works."""
-    if transport.capabilities.native_encryption:
-        return
-    [impl] = transport._pm.hook.syftflwr_make_client.get_hookimpls()
-    client_class = returned_class(impl.function)
-    if client_class is None:
-        report.add(
-            "public keys",
-            "hint",
-            "cannot tell the client role's class from syftflwr_make_client's return "
-            "annotation; core encryption (on by default) needs its key_directory()",
-            "annotate syftflwr_make_client with the client class (docs/plugins.md)",
-        )
-    elif callable(getattr(client_class, "key_directory", None)):
-        report.add(
-            "public keys",
-            "ok",
-            f"{client_class.__name__}.key_directory() publishes them: core encryption works",
-        )
-    else:
-        report.add(
-            "public keys",
-            "warn",
-            f"the client role {client_class.__name__} has no key_directory(): with "
-            "encryption on (the default) every run stops with 'cannot publish public keys'",
-            "add key_directory() returning a syftflwr.crypto.directory.KeyDirectory (on a "
-            "mailbox storage: StorageKeyDirectory(storage, email)); see docs/plugins.md",
-        )
+def _check_capabilities(report: CheckReport, transport: Transport) -> None:
+    """Each optional capability of the plugin API (:data:`syftflwr.roles.CAPABILITIES`),
+    read from the role factories' return annotations: offered, or missing and what that
+    costs. Missing one that a default setting needs (``PublishesKeys`` while core
+    encryption is on by default) fails the check with exit 2, as a run would."""
+    from syftflwr.capabilities import CAPABILITIES, offers
+    from syftflwr.roles import PublishesKeys
+
+    hooks = {"client": "syftflwr_make_client", "rpc": "syftflwr_make_rpc"}
+    classes: dict[str, type | None] = {}
+    for role, hook in hooks.items():
+        [impl] = getattr(transport._pm.hook, hook).get_hookimpls()
+        classes[role] = returned_class(impl.function)
+    for capability in CAPABILITIES:
+        protocol, label = capability.protocol.__name__, capability.label
+        what = f"syftflwr.plugin.{protocol} ({capability.role} role: {capability.member})"
+        if capability.protocol is PublishesKeys and transport.capabilities.native_encryption:
+            report.add(label, "ok", f"{what}: not needed, the transport encrypts itself")
+            continue
+        if capability.role not in classes:  # the storage: known only once roles are built
+            report.add(label, "hint", f"{what}: without it, {capability.absent}")
+            continue
+        cls = classes[capability.role]
+        hook = hooks[capability.role]
+        if cls is None:
+            report.add(
+                label,
+                "hint",
+                f"{what}: cannot tell, {hook} has no class as return annotation"
+                + (f"; {capability.needed_by} needs it" if capability.needed_by else ""),
+                f"annotate {hook} with the role's class (an import under TYPE_CHECKING "
+                "is enough; docs/reference/hooks.md)",
+            )
+        elif offers(cls, capability.protocol):
+            report.add(label, "ok", f"{what}: {cls.__name__} offers it")
+        elif capability.needed_by:
+            report.add(
+                label,
+                "fail",
+                f"the {transport.name!r} transport cannot run with default settings: its "
+                f"{capability.role} role {cls.__name__} does not implement {what}; "
+                f"{capability.needed_by} needs it ({capability.absent})",
+                _HOW_TO_ADD.get(protocol, f"add {capability.member} to {cls.__name__}"),
+                blocks_defaults=True,
+            )
+        else:  # optional: what it costs, no warning
+            report.add(
+                label,
+                "hint",
+                f"{what}: {cls.__name__} does not declare it; without it, {capability.absent}",
+                f"offer {capability.member} on {cls.__name__} if the transport can "
+                "(attributes: annotate them on the class; docs/reference/hooks.md)",
+            )
+
+
+_HOW_TO_ADD = {
+    "PublishesKeys": "add key_directory() to the client role, returning a "
+    "syftflwr.plugin.KeyDirectory (on a mailbox storage: StorageKeyDirectory(storage, "
+    "email)); see docs/reference/hooks.md#optional-capabilities. Until then, "
+    "encryption = false in [tool.syftflwr] runs it unencrypted",
+}
+"""How to add a capability a default setting needs (the fix comes before the setting)."""
 
 
 def returned_class(function: Callable[..., Any]) -> type | None:
@@ -451,7 +501,7 @@ def check_transport(
         return report
     _check_info(report, transport.info)
     _check_detection(report, transport, context_for or detection_context)
-    _check_keys(report, transport)
+    _check_capabilities(report, transport)
     _check_commands(report, transport)
     _check_imports(report, entry, tuple(heavy), run_probe or probe)
     _hints(report, transport)

@@ -145,7 +145,8 @@ def _status(row: TransportStatus) -> str:
     metavar="NAME",
     default=None,
     help="Check one transport for plugin authors: entry point, import, hooks, API version, "
-    "info, detection, light imports. Exit code 1 if a check fails.",
+    "info, detection, optional capabilities, light imports. Exit code 2 if default "
+    "settings cannot run with it, 1 if another check fails.",
 )
 @click.option(
     "--heavy",
@@ -178,7 +179,7 @@ def transports(
             echo_json(report.to_dict())
         else:
             render(report)
-        raise SystemExit(0 if report.ok else 1)
+        raise SystemExit(report.exit_code)
     if heavy:
         raise click.UsageError("--heavy only applies to --check NAME")
     with printed_warnings(PluginWarning):

@@ -31,6 +31,7 @@ from syftflwr.envelope import Buffer
 from syftflwr.mailbox.layout import outbox, validate_app_folder
 from syftflwr.mailbox.storage import Storage
 from syftflwr.names import validate_email
+from syftflwr.roles import PublishesKeys
 
 RECORD_NAME = "syftflwr.pubkey.json"
 MAX_RECORD = 4096
@@ -55,8 +56,9 @@ class KeyDirectory(Protocol):
 def key_directory_of(client: object, app: str | None = None) -> KeyDirectory | None:
     """The client role's key directory, if its transport has one (scoped to ``app``
     when the directory supports it)."""
-    factory = getattr(client, "key_directory", None)
-    directory: KeyDirectory | None = factory() if callable(factory) else None
+    if not isinstance(client, PublishesKeys):
+        return None
+    directory: KeyDirectory = client.key_directory()
     scope = getattr(directory, "for_app", None)
     if app is not None and callable(scope):
         scoped: KeyDirectory = scope(app)

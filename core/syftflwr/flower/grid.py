@@ -77,7 +77,14 @@ from syftflwr.flower.resume import Match, RunTracker
 from syftflwr.flower.run_journal import PushState
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_app_name, validate_email, validate_identifier
-from syftflwr.roles import RequestHandle, RPCRole
+from syftflwr.roles import (
+    ClientRole,
+    ExposesClient,
+    ReattachesRequests,
+    RequestHandle,
+    RPCRole,
+    SeesPickups,
+)
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -200,7 +207,8 @@ def new_run_id() -> int:
 def check_identity(role: object, email: str, what: str) -> None:
     """Refuse a role whose transport reports another identity than ``email``: requests
     would be refused (or answered) under the wrong name much later, far from the cause."""
-    reported = getattr(getattr(role, "client", None), "email", None)
+    client = role.client if isinstance(role, ExposesClient) else None
+    reported = client.email if isinstance(client, ClientRole) else None
     if isinstance(reported, str) and reported.lower() != email.lower():
         raise IdentityMismatchError(
             f"the transport acts as {reported}, but the {what} is {email}",
@@ -302,12 +310,11 @@ class TransportGrid(Grid):
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self.liveness: Liveness | None = None
-        on_picked_up = getattr(rpc, "on_picked_up", None)
-        if callable(on_picked_up):  # the transport can tell (docs/reference/hooks.md)
+        if isinstance(rpc, SeesPickups):  # the transport can tell (docs/reference/hooks.md)
             self.liveness = Liveness(
                 self._reporter, quiet=quiet_period(max_wait), command=datasite_command
             )
-            on_picked_up(self.liveness.picked_up)
+            rpc.on_picked_up(self.liveness.picked_up)
         self._interrupted: str | None = None
         self._run: Any = None
         if run_id is None:
@@ -621,9 +628,8 @@ class TransportGrid(Grid):
         offers ``attach`` to watch for it too (else it is found on the periodic
         re-check, a few seconds late)."""
         handle = self._handle(email, message_id, expires_at)
-        attach = getattr(self.rpc, "attach", None)
-        if callable(attach):
-            attach(handle)
+        if isinstance(self.rpc, ReattachesRequests):
+            self.rpc.attach(handle)
         return handle
 
     def _replayed(self, message: Message, email: str, match: Match) -> _Pending | None:

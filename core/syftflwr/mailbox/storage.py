@@ -47,6 +47,7 @@ from typing import Protocol, runtime_checkable
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MessageTooLargeError, UnsafeNameError
+from syftflwr.roles import HasLocation
 
 
 @runtime_checkable
@@ -167,7 +168,7 @@ class StorageWrapper(BaseStorage):
 
     @property
     def url(self) -> str:
-        return str(getattr(self.inner, "url", ""))
+        return self.inner.url if isinstance(self.inner, HasLocation) else ""
 
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
         return self.inner.put_if_absent(path, parts)

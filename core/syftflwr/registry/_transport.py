@@ -222,6 +222,10 @@ class Transport:
 
     @property
     def capabilities(self) -> Capabilities:
+        """The declared defaults (``TransportInfo.capabilities``). What a participant's
+        roles really do with its settings is :attr:`syftflwr.session.Participant.capabilities`
+        (:func:`syftflwr.roles.effective_capabilities`); only what cannot differ between
+        participants (``in_process_only``, ``profiles``) is read from here."""
         return self.info.capabilities
 
     def _implements(self, hook: str) -> bool:

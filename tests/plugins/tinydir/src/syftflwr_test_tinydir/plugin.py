@@ -19,7 +19,7 @@ from syftflwr.plugin import (
 )
 
 if TYPE_CHECKING:  # annotations only: the hook module stays light
-    from syftflwr_test_tinydir.roles import TinyClient
+    from syftflwr_test_tinydir.roles import TinyClient, TinyEvents, TinyRPC
 
 NAME = "tinydir"
 ROOT_ENV = "SYFTFLWR_TINYDIR_ROOT"
@@ -66,14 +66,14 @@ def syftflwr_make_client(context: TransportContext) -> TinyClient:
 
 
 @hookimpl
-def syftflwr_make_rpc(client: Any, context: TransportContext) -> Any:
+def syftflwr_make_rpc(client: Any, context: TransportContext) -> TinyRPC:
     from syftflwr_test_tinydir.roles import TinyRPC
 
     return TinyRPC(client, context, CAPABILITIES)
 
 
 @hookimpl
-def syftflwr_make_events(client: Any, context: TransportContext) -> Any:
+def syftflwr_make_events(client: Any, context: TransportContext) -> TinyEvents:
     from syftflwr_test_tinydir.roles import TinyEvents
 
     return TinyEvents(client, context, CAPABILITIES)

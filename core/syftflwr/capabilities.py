@@ -1,0 +1,123 @@
+"""Every optional capability of the plugin API in one table: the protocol a role (or a
+storage) may implement, what core does without it, and the default setting that needs
+it. ``syftflwr transports --check`` reports each from this table, docs/reference/hooks.md
+lists the same, and :func:`offers` is how core and the check ask."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Literal
+
+from syftflwr.kit import StorageIdentity
+from syftflwr.roles import (
+    DeclaresCapabilities,
+    EncryptsMessages,
+    ExposesClient,
+    HasLocation,
+    PublishesKeys,
+    ReattachesRequests,
+    SeesPickups,
+)
+
+Role = Literal["client", "rpc", "events", "storage"]
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One optional capability, as ``transports --check`` and the docs present it."""
+
+    protocol: type
+    label: str
+    """The line ``transports --check`` reports it on."""
+    role: Role
+    member: str
+    absent: str
+    """What core does without it (what it costs)."""
+    needed_by: str | None = None
+    """The default setting that cannot work without it (None: nothing breaks)."""
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability(
+        PublishesKeys, "public keys", "client", "key_directory()",
+        "core encryption cannot publish public keys: runs stop with exit 2",
+        needed_by="encryption = true (the default)",
+    ),
+    Capability(
+        EncryptsMessages, "encryption", "client", "encrypts_messages()",
+        "the declared Capabilities.native_encryption decides whether core encrypts",
+    ),
+    Capability(
+        DeclaresCapabilities, "caps in use", "client", "capabilities",
+        "TransportInfo.capabilities (the defaults) apply whatever the options say",
+    ),
+    Capability(
+        ExposesClient, "identity", "rpc", "client",
+        "the identity is checked only when connecting, not again by the Grid/runner",
+    ),
+    Capability(
+        ReattachesRequests, "resume", "rpc", "attach()",
+        "after --resume, answers to earlier requests are noticed a few seconds late",
+    ),
+    Capability(
+        SeesPickups, "pick-ups", "rpc", "on_picked_up()",
+        "no pick-ups in the live view, no hint for a datasite that shows no sign of life",
+    ),
+    Capability(
+        HasLocation, "storage url", "storage", "url",
+        "logs and errors name the storage by its repr",
+    ),
+    Capability(
+        StorageIdentity, "storage email", "storage", "email",
+        "a kit transport's client reports the configured email (nothing to check it "
+        "against)",
+    ),
+)  # fmt: skip
+"""Every optional capability of the plugin API (docs/reference/hooks.md lists them)."""
+
+
+def offers(role: object, protocol: type) -> bool:
+    """Whether ``role`` — an instance, or a class as ``transports --check`` reads it
+    from a return annotation — offers the optional capability ``protocol``. A class
+    offers an attribute it declares by annotation (``capabilities: Capabilities``)."""
+    if not isinstance(role, type):
+        return isinstance(role, protocol)
+    members = getattr(protocol, "__protocol_attrs__", None) or _members(protocol)
+    declared = {n for k in role.__mro__ for n in getattr(k, "__annotations__", {})}
+    missing = [m for m in members if not hasattr(role, m) and m not in declared]
+    return not missing or set(missing) <= _assigned_on_self(role)
+
+
+def _assigned_on_self(cls: type) -> set[str]:
+    """Attributes a class's methods assign (``self.capabilities = ...``): instance
+    attributes a class does not annotate, found in its source (empty if unavailable)."""
+    found: set[str] = set()
+    for klass in cls.__mro__[:-1]:
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            targets = (
+                node.targets if isinstance(node, ast.Assign)
+                else [node.target] if isinstance(node, ast.AnnAssign)
+                else []
+            )  # fmt: skip
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
+                    found.add(target.attr)
+    return found
+
+
+def _members(protocol: type) -> set[str]:
+    """A protocol's members on Pythons without ``__protocol_attrs__`` (3.11)."""
+    own = set(getattr(protocol, "__annotations__", {}))
+    own |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+    return own
