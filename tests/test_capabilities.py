@@ -133,3 +133,11 @@ def test_core_asks_through_the_protocols_not_getattr() -> None:
     # storage url: kit switches it to HasLocation (handoff in /work/briefs/team.md)
     allowed = {"flower/progress.py", "flower/liveness.py", "kit.py"}
     assert [f for f in found if f.split(":")[0] not in allowed] == []
+
+
+def test_the_hook_reference_documents_every_capability() -> None:
+    text = (CORE.parents[1] / "docs" / "reference" / "hooks.md").read_text()
+    section = text[text.index("## Optional capabilities") :]
+    for capability in CAPABILITIES:
+        row = f"| `{capability.protocol.__name__}` |"
+        assert row in section, f"no row for {capability.protocol.__name__}"

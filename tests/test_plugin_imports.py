@@ -17,9 +17,7 @@ from syftflwr.testing.plugin_imports import check_imports, check_source
 ROOT = Path(__file__).resolve().parents[1]
 
 NOT_YET_PORTED = {
-    "plugins/fsspec-local/src": "kit ports it onto the mailbox kit (issue 17, item 5)",
-    "plugins/gdrive/src": "kit ports it onto the mailbox kit (issue 17, item 5)",
-    "examples/transport-template": "kit ports it onto the mailbox kit (issue 17, item 5)",
+    "examples/transport-template": "its tests import syftflwr.registry (kit, issue 17)",
 }
 """Temporary: sources still on core's private paths; each entry must still fail (strict),
 so the one who ports a plugin removes it here. Empty once issue 17 is done."""
