@@ -13,6 +13,21 @@ from _plugin_env import PluginEnv
 # about syftflwr's own writes.
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="syftflwr-tests-mpl-"))
 
+# Core's tests reach into its private modules on purpose, also from helper scripts they
+# run as __main__ (where Python shows a DeprecationWarning by default): the old-path
+# warnings are for third-party plugins (tests/test_plugin_compat.py turns them back on).
+_QUIET = "ignore:syftflwr.:DeprecationWarning"  # their messages start "syftflwr.X.Y is private"
+os.environ["PYTHONWARNINGS"] = (
+    ",".join(
+        w for w in (os.environ.get("PYTHONWARNINGS"), _QUIET) if w and _QUIET not in w.split(",")
+    )
+    or _QUIET
+)
+
+# tests/plugins/* are distributions installed by the tests, not test modules of this
+# suite (oldstyle ships its own conformance test, run in its own environment)
+collect_ignore = ["plugins"]
+
 
 @pytest.fixture(scope="session")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:

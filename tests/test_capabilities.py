@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from syftflwr.capabilities import declares
 from syftflwr.crypto.directory import key_directory_of
 from syftflwr.flower.grid import check_identity
 from syftflwr.mailbox.localdir import LocalDirStorage
@@ -61,12 +62,34 @@ class Directory:
         return scoped
 
 
-def test_offers_reads_instances_and_classes() -> None:
+def test_offers_reads_instances_and_declares_reads_classes() -> None:
     full = Full(DEFAULT, encrypts=False)
-    assert offers(full, PublishesKeys) and offers(Full, PublishesKeys)
-    assert offers(full, DeclaresCapabilities) and offers(Full, DeclaresCapabilities)
-    assert not offers(Plain(), PublishesKeys) and not offers(Plain, DeclaresCapabilities)
-    assert not offers(Plain, ReattachesRequests)
+    assert offers(full, PublishesKeys) and declares(Full, PublishesKeys)
+    assert offers(full, DeclaresCapabilities) and declares(Full, DeclaresCapabilities)
+    assert not offers(Plain(), PublishesKeys) and not declares(Plain, DeclaresCapabilities)
+    assert not declares(Plain, ReattachesRequests)
+
+    class AssignsInInit(Plain):
+        def __init__(self) -> None:
+            self.capabilities = DEFAULT
+
+    assert declares(AssignsInInit, DeclaresCapabilities)
+
+
+def test_a_wrapper_forwarding_through_getattr_offers_what_it_wraps() -> None:
+    """Core's sealed roles forward every member through ``__getattr__``; isinstance() on
+    a runtime protocol stopped seeing those in Python 3.12 (inspect.getattr_static)."""
+
+    class Sealed:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    assert offers(Sealed(Full(DEFAULT, encrypts=True)), PublishesKeys)
+    assert effective_capabilities(Sealed(Full(DEFAULT, encrypts=True)), DEFAULT).native_encryption
+    assert not offers(Sealed(Plain()), PublishesKeys)
 
 
 def test_effective_capabilities_are_the_clients_own() -> None:

@@ -5,6 +5,7 @@ never warn: a healthy run emits no warning."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-W", "always::DeprecationWarning", "-c", code],
         cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONWARNINGS": ""},  # not the suite's quiet filter (conftest)
     )  # fmt: skip
 
 
@@ -161,7 +163,7 @@ def test_unchanged_old_style_plugin_passes_the_conformance_suite(
     done = plugin_env.run(
         "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly",
         "-W", "always::DeprecationWarning", str(suite),
-        plugins=["oldstyle"], timeout=900,
+        plugins=["oldstyle"], env={"PYTHONWARNINGS": ""}, timeout=900,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]

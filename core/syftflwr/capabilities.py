@@ -1,7 +1,8 @@
 """Every optional capability of the plugin API in one table: the protocol a role (or a
 storage) may implement, what core does without it, and the default setting that needs
 it. ``syftflwr transports --check`` reports each from this table, docs/reference/hooks.md
-lists the same, and :func:`offers` is how core and the check ask."""
+lists the same. Core asks with :func:`syftflwr.roles.offers` (:func:`declares` for a
+class)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from syftflwr.roles import (
     PublishesKeys,
     ReattachesRequests,
     SeesPickups,
+    protocol_members,
 )
 
 Role = Literal["client", "rpc", "events", "storage"]
@@ -79,16 +81,13 @@ CAPABILITIES: tuple[Capability, ...] = (
 """Every optional capability of the plugin API (docs/reference/hooks.md lists them)."""
 
 
-def offers(role: object, protocol: type) -> bool:
-    """Whether ``role`` — an instance, or a class as ``transports --check`` reads it
-    from a return annotation — offers the optional capability ``protocol``. A class
-    offers an attribute it declares by annotation (``capabilities: Capabilities``)."""
-    if not isinstance(role, type):
-        return isinstance(role, protocol)
-    members = getattr(protocol, "__protocol_attrs__", None) or _members(protocol)
-    declared = {n for k in role.__mro__ for n in getattr(k, "__annotations__", {})}
-    missing = [m for m in members if not hasattr(role, m) and m not in declared]
-    return not missing or set(missing) <= _assigned_on_self(role)
+def declares(cls: type, protocol: type) -> bool:
+    """Whether instances of ``cls`` offer ``protocol``, as ``transports --check`` reads
+    a class from a role factory's return annotation: a method, a property, an attribute
+    annotated on the class, or one its methods assign to ``self``."""
+    annotated = {n for k in cls.__mro__ for n in getattr(k, "__annotations__", {})}
+    missing = {m for m in protocol_members(protocol) if not hasattr(cls, m)} - annotated
+    return not missing or missing <= _assigned_on_self(cls)
 
 
 def _assigned_on_self(cls: type) -> set[str]:

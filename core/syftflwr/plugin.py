@@ -50,7 +50,7 @@ from syftflwr.info import (
 )
 
 if TYPE_CHECKING:
-    from syftflwr.capabilities import CAPABILITIES, Capability, offers
+    from syftflwr.capabilities import CAPABILITIES, Capability
     from syftflwr.config.dirs import expand_user, user_dir
     from syftflwr.config.participant import config_dir
     from syftflwr.crypto.directory import KeyDirectory, StorageKeyDirectory
@@ -138,6 +138,7 @@ if TYPE_CHECKING:
         RPCRole,
         SeesPickups,
         effective_capabilities,
+        offers,
         refusal_kind,
     )
 
@@ -163,7 +164,7 @@ _LAZY: dict[str, str] = {
     "HasLocation": "syftflwr.roles:HasLocation",
     "Capability": "syftflwr.capabilities:Capability",
     "CAPABILITIES": "syftflwr.capabilities:CAPABILITIES",
-    "offers": "syftflwr.capabilities:offers",
+    "offers": "syftflwr.roles:offers",
     "effective_capabilities": "syftflwr.roles:effective_capabilities",
     # messages
     "Buffer": "syftflwr.envelope:Buffer",

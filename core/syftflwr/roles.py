@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
@@ -280,11 +280,33 @@ class HasLocation(Protocol):
     url: str
 
 
+_MEMBERS: dict[type, frozenset[str]] = {}
+
+
+def protocol_members(protocol: type) -> frozenset[str]:
+    """The members a protocol declares (methods, properties, annotated attributes)."""
+    members = _MEMBERS.get(protocol)
+    if members is None:
+        names = set(getattr(protocol, "__annotations__", {}))
+        names |= {n for n in vars(protocol) if not n.startswith("_")}
+        members = _MEMBERS[protocol] = frozenset(names)
+    return members
+
+
+def offers(role: object, protocol: type) -> bool:
+    """Whether ``role`` offers the optional capability ``protocol`` — how core asks.
+
+    Members are looked up as attribute access finds them, so a wrapper forwarding through
+    ``__getattr__`` (core's sealed roles) offers exactly what it wraps: ``isinstance()``
+    on a runtime protocol no longer sees such members from Python 3.12 on."""
+    return all(hasattr(role, name) for name in protocol_members(protocol))
+
+
 def encrypts_messages(client: object, declared: bool = False) -> bool:
     """Whether ``client``'s transport encrypts every message end to end itself
     (:class:`EncryptsMessages`), else ``declared`` (``Capabilities.native_encryption``)."""
-    if isinstance(client, EncryptsMessages):
-        return bool(client.encrypts_messages())
+    if offers(client, EncryptsMessages):
+        return bool(cast(EncryptsMessages, client).encrypts_messages())
     return declared
 
 
@@ -295,8 +317,13 @@ def effective_capabilities(client: object, default: Capabilities) -> Capabilitie
     (:class:`DeclaresCapabilities`) replaces it, and ``native_encryption`` is what the
     client says it applies (:class:`EncryptsMessages`)."""
     caps = default
-    if isinstance(client, DeclaresCapabilities) and isinstance(client.capabilities, Capabilities):
-        caps = client.capabilities
+    own = (
+        cast(DeclaresCapabilities, client).capabilities
+        if offers(client, DeclaresCapabilities)
+        else None
+    )
+    if isinstance(own, Capabilities):
+        caps = own
     native = encrypts_messages(client, caps.native_encryption)
     if native != caps.native_encryption:
         caps = dataclasses.replace(caps, native_encryption=native)

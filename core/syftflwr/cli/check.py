@@ -268,7 +268,7 @@ def _check_capabilities(report: CheckReport, transport: Transport) -> None:
     read from the role factories' return annotations: offered, or missing and what that
     costs. Missing one that a default setting needs (``PublishesKeys`` while core
     encryption is on by default) fails the check with exit 2, as a run would."""
-    from syftflwr.capabilities import CAPABILITIES, offers
+    from syftflwr.capabilities import CAPABILITIES, declares
     from syftflwr.roles import PublishesKeys
 
     hooks = {"client": "syftflwr_make_client", "rpc": "syftflwr_make_rpc"}
@@ -296,7 +296,7 @@ def _check_capabilities(report: CheckReport, transport: Transport) -> None:
                 f"annotate {hook} with the role's class (an import under TYPE_CHECKING "
                 "is enough; docs/reference/hooks.md)",
             )
-        elif offers(cls, capability.protocol):
+        elif declares(cls, capability.protocol):
             report.add(label, "ok", f"{what}: {cls.__name__} offers it")
         elif capability.needed_by:
             report.add(

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.mailbox.layout import outbox, validate_app_folder
 from syftflwr.mailbox.storage import Storage
 from syftflwr.names import validate_email
-from syftflwr.roles import PublishesKeys
+from syftflwr.roles import PublishesKeys, offers
 
 RECORD_NAME = "syftflwr.pubkey.json"
 MAX_RECORD = 4096
@@ -56,9 +56,9 @@ class KeyDirectory(Protocol):
 def key_directory_of(client: object, app: str | None = None) -> KeyDirectory | None:
     """The client role's key directory, if its transport has one (scoped to ``app``
     when the directory supports it)."""
-    if not isinstance(client, PublishesKeys):
+    if not offers(client, PublishesKeys):
         return None
-    directory: KeyDirectory = client.key_directory()
+    directory: KeyDirectory = cast(PublishesKeys, client).key_directory()
     scope = getattr(directory, "for_app", None)
     if app is not None and callable(scope):
         scoped: KeyDirectory = scope(app)

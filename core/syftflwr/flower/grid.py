@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -84,6 +84,7 @@ from syftflwr.roles import (
     RequestHandle,
     RPCRole,
     SeesPickups,
+    offers,
 )
 
 log = logging.getLogger("syftflwr.flower")
@@ -207,8 +208,8 @@ def new_run_id() -> int:
 def check_identity(role: object, email: str, what: str) -> None:
     """Refuse a role whose transport reports another identity than ``email``: requests
     would be refused (or answered) under the wrong name much later, far from the cause."""
-    client = role.client if isinstance(role, ExposesClient) else None
-    reported = client.email if isinstance(client, ClientRole) else None
+    client = cast(ExposesClient, role).client if offers(role, ExposesClient) else None
+    reported = client.email if client is not None and offers(client, ClientRole) else None
     if isinstance(reported, str) and reported.lower() != email.lower():
         raise IdentityMismatchError(
             f"the transport acts as {reported}, but the {what} is {email}",
@@ -310,11 +311,11 @@ class TransportGrid(Grid):
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self.liveness: Liveness | None = None
-        if isinstance(rpc, SeesPickups):  # the transport can tell (docs/reference/hooks.md)
+        if offers(rpc, SeesPickups):  # the transport can tell (docs/reference/hooks.md)
             self.liveness = Liveness(
                 self._reporter, quiet=quiet_period(max_wait), command=datasite_command
             )
-            rpc.on_picked_up(self.liveness.picked_up)
+            cast(SeesPickups, rpc).on_picked_up(self.liveness.picked_up)
         self._interrupted: str | None = None
         self._run: Any = None
         if run_id is None:
@@ -628,8 +629,8 @@ class TransportGrid(Grid):
         offers ``attach`` to watch for it too (else it is found on the periodic
         re-check, a few seconds late)."""
         handle = self._handle(email, message_id, expires_at)
-        if isinstance(self.rpc, ReattachesRequests):
-            self.rpc.attach(handle)
+        if offers(self.rpc, ReattachesRequests):
+            cast(ReattachesRequests, self.rpc).attach(handle)
         return handle
 
     def _replayed(self, message: Message, email: str, match: Match) -> _Pending | None:

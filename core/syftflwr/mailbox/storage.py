@@ -42,12 +42,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MessageTooLargeError, UnsafeNameError
-from syftflwr.roles import HasLocation
+from syftflwr.roles import HasLocation, offers
 
 
 @runtime_checkable
@@ -168,7 +168,7 @@ class StorageWrapper(BaseStorage):
 
     @property
     def url(self) -> str:
-        return self.inner.url if isinstance(self.inner, HasLocation) else ""
+        return cast(HasLocation, self.inner).url if offers(self.inner, HasLocation) else ""
 
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
         return self.inner.put_if_absent(path, parts)
