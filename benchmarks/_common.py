@@ -120,3 +120,29 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
+
+
+def runner_benchmark_main(
+    argv: list[str] | None,
+    *,
+    doc: str,
+    out: Path,
+    run: Callable[[bool, int | None], dict[str, Any]],
+    serve: Callable[[Path, Path], None],
+    serve_args: tuple[str, str],
+) -> int:
+    """The command line of a benchmark whose runners are this same script started with
+    ``--serve A LOG`` (bench_inbox, bench_shared_state): ``--quick`` is 1,000 sends."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 sends")
+    parser.add_argument("--sends", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--serve", nargs=2, metavar=serve_args, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(Path(args.serve[0]), Path(args.serve[1]))
+        return 0
+    write_json(args.out, run(args.quick, args.sends))
+    return 0

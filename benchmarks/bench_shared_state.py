@@ -17,7 +17,6 @@ Writes ``benchmarks/results/shared-state.json`` (or ``--out``).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import random
@@ -34,7 +33,7 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from _common import KB, MB, RESULTS, SEED, meta, ratio, write_json
+from _common import KB, MB, RESULTS, SEED, meta, ratio, runner_benchmark_main
 
 AGG, DS = "agg@bench.org", "ds@bench.org"
 APP = "benchshared"
@@ -225,17 +224,14 @@ def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 sends")
-    parser.add_argument("--sends", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS / "shared-state.json")
-    parser.add_argument("--serve", nargs=2, metavar=("PROJECT", "LOG"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve:
-        serve(Path(args.serve[0]), Path(args.serve[1]))
-        return 0
-    write_json(args.out, run(args.quick, args.sends))
-    return 0
+    return runner_benchmark_main(
+        argv,
+        doc=__doc__ or "",
+        out=RESULTS / "shared-state.json",
+        run=run,
+        serve=serve,
+        serve_args=("PROJECT", "LOG"),
+    )
 
 
 if __name__ == "__main__":
