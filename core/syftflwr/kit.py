@@ -38,7 +38,6 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from syftflwr.errors import ConfigError
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
 from syftflwr.names import validate_email
@@ -397,15 +396,3 @@ class MailboxClient:
         :meth:`StorageTransport.forget`)."""
         if self._owns:
             _close(self.arrivals)
-
-
-def require_option(context: TransportContext, name: str, key: str, fix: str) -> Any:
-    """``context.options[key]``, or a :class:`ConfigError` naming the table key and the fix."""
-    value = context.options.get(key)
-    if value is None or value == "":
-        raise ConfigError(
-            f"the {name} transport needs the option {key}",
-            key=f"tool.syftflwr.transport.{name}.{key}",
-            fix=fix,
-        )
-    return value
