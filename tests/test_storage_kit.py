@@ -23,8 +23,11 @@ HOOK_MODULE_BAR = 40
 KIT_TRANSPORTS = {
     "template": [ROOT / "examples/transport-template/src/syftflwr_template/plugin.py"],
     "sqlite": [ROOT / "examples/sqlite-transport/src/syftflwr_sqlite/plugin.py"],
+    "fsspec-local": [ROOT / "plugins/fsspec-local/src/syftflwr_fsspec_local/plugin.py"],
+    "gdrive": [ROOT / "plugins/gdrive/src/syftflwr_gdrive/plugin.py"],
 }
-"""Each storage transport on the kit: its hook module and registration (not its Storage)."""
+"""Each storage transport on the kit: its hook module, registration and detection (not its
+Storage, nor the modules holding its own option specs, arrival source or commands)."""
 
 
 def code_lines(path: Path) -> int:
