@@ -36,7 +36,7 @@ import importlib
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
@@ -371,7 +371,10 @@ class MailboxClient:
         opened, self._owns = transport.open(context, self.settings)
         self.storage: Storage = opened.storage
         self.arrivals: ArrivalSource = opened.arrivals
-        own = self.storage.email if isinstance(self.storage, StorageIdentity) else None
+        from syftflwr.roles import offers
+
+        identity = cast(StorageIdentity, self.storage)
+        own = identity.email if offers(self.storage, StorageIdentity) else None
         self._email = validate_email(own) if own else configured
 
     @property
@@ -381,8 +384,10 @@ class MailboxClient:
     def datasite_url(self, email: str) -> str:
         """Where ``email``'s outboxes start (for logs and ``syftflwr doctor``)."""
         from syftflwr.mailbox.layout import OUTBOX_PREFIX
+        from syftflwr.roles import HasLocation, offers
 
-        base = str(getattr(self.storage, "url", "") or f"{self.transport.name}:")
+        url = cast(HasLocation, self.storage).url if offers(self.storage, HasLocation) else ""
+        base = url or f"{self.transport.name}:"
         return f"{base.rstrip('/')}/{OUTBOX_PREFIX}{validate_email(email)}_to_"
 
     def key_directory(self) -> StorageKeyDirectory:
