@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +18,18 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYFTFLWR_")}
     env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(home), **extra)
     return env
+
+
+def wait_serving(home: Path, email: str, procs: Procs, *, app: str = "quickstart") -> None:
+    """Until ``email``'s runner (under ``home``, over fsspec-local's default mailbox) has
+    published its key for the aggregator: it is serving. A loaded machine may take a
+    minute to start one; a test timing what the aggregator sees must not count that."""
+    key = home / "mailbox" / f"syft_outbox_inbox_{email}_to_{AGG}" / app / "syftflwr.pubkey.json"
+    deadline = time.monotonic() + 180
+    while not key.exists():
+        assert time.monotonic() < deadline, f"{email} did not start serving in 180 s"
+        assert all(p.poll() is None for p in procs.procs), f"a runner ended before {email} served"
+        time.sleep(0.1)
 
 
 def syftflwr(*args: str) -> list[str]:

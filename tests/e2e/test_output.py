@@ -12,7 +12,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _e2e import AGG, DATASITES, QUICKSTART, ROOT, Procs, env_for, syftflwr, write_app
+from _e2e import (
+    AGG,
+    DATASITES,
+    QUICKSTART,
+    ROOT,
+    Procs,
+    env_for,
+    syftflwr,
+    wait_serving,
+    write_app,
+)
 
 pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
 
@@ -115,6 +125,8 @@ def test_aggregator_hints_at_a_datasite_that_is_not_running(home: Path, procs: P
     env = env_for(home)
     for email in DATASITES[:2]:
         procs.start(syftflwr("run", str(QUICKSTART), "--as", email), env)
+    for email in DATASITES[:2]:  # the 2 s of silence must be ds3's alone
+        wait_serving(home, email, procs)
     progress = home.parent / "progress.jsonl"
     agg = subprocess.run(
         [*syftflwr("run", str(QUICKSTART), "--as", AGG, "--rounds", "1"),
