@@ -3,8 +3,8 @@ per participant, each with its OWN data dir, in a venv of their own (syftbox 0.4
 cannot share an environment with flwr; it needs ``click<8.2``).
 
 The venv is ``$SYFTFLWR_SYFTBOX_VENV`` if set, else built once with ``uv`` into
-``~/.cache/syftflwr/syftbox-0.4.0``; when it cannot be built (no ``uv``, no package
-index) the tests that need it are skipped, saying why.
+``$XDG_CACHE_HOME/syftflwr/syftbox-0.4.0`` (``~/.cache`` by default); when it cannot be
+built (no ``uv``, no package index) the tests that need it are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def syftbox_venv() -> Path:
         if not (Path(given) / "bin" / "syftbox").exists():
             pytest.skip(f"${VENV_ENV} = {given} holds no syftbox=={SYFTBOX_VERSION}")
         return Path(given)
-    venv = Path.home() / ".cache" / "syftflwr" / f"syftbox-{SYFTBOX_VERSION}"
+    # a cache, so under XDG_CACHE_HOME (the HOME guard keeps that one, not HOME itself)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = cache / "syftflwr" / f"syftbox-{SYFTBOX_VERSION}"
     complete = venv / ".syftflwr-complete"  # written last: a half-built venv is rebuilt
     if complete.exists():
         return venv
