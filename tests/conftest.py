@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 from _plugin_env import PluginEnv
@@ -34,3 +35,21 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
     """The test plugin distributions of ``tests/plugins/``, each pip-installed into a
     target folder of its own (built once per session; nothing lands on ``sys.path``)."""
     return PluginEnv.install_all(tmp_path_factory.mktemp("test-plugins"))
+
+
+# Whole runs in real processes (aggregator + datasites, kills, signals, misbehaving plugins):
+# Python-version neutral and long, so `slow` — they run in `nox -s tests` (3.11, every one),
+# and `tests_python` (3.12, 3.13) keeps to the in-process suite.
+MULTI_PROCESS = ("e2e", "reliability")
+MULTI_PROCESS_MODULES = ("test_sloppy_plugin.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        try:
+            relative = item.path.relative_to(tests)
+        except ValueError:
+            continue
+        if relative.parts[0] in MULTI_PROCESS or relative.name in MULTI_PROCESS_MODULES:
+            item.add_marker(pytest.mark.slow)
