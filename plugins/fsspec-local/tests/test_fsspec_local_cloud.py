@@ -100,6 +100,19 @@ def gcs() -> Iterator[Cloud]:
         proc.wait(10)
 
 
+MOTO_ONE_REQUEST_AT_A_TIME = (
+    "import sys; from werkzeug.serving import run_simple; "
+    "from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app; "
+    "run_simple(sys.argv[1], int(sys.argv[2]), "
+    "DomainDispatcherApplication(create_backend_app), threaded=False)"
+)
+"""moto's server as ``python -m moto.server`` runs, but serving one request at a time:
+threaded, its ``If-None-Match: *`` check and its write are two steps, so two racing
+conditional creates could both succeed (CI saw it in ``test_claims_have_one_winner[s3]``),
+which real S3 never allows. Serialised, the stand-in keeps S3's guarantee and the test
+still fails if a claim stops sending the condition."""
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Cloud]:
     if not _installed("s3fs", "moto", "flask"):
@@ -108,7 +121,7 @@ def s3() -> Iterator[Cloud]:
 
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", MOTO_ONE_REQUEST_AT_A_TIME, "127.0.0.1", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
