@@ -113,10 +113,3 @@ def _assigned_on_self(cls: type) -> set[str]:
                 ):
                     found.add(target.attr)
     return found
-
-
-def _members(protocol: type) -> set[str]:
-    """A protocol's members on Pythons without ``__protocol_attrs__`` (3.11)."""
-    own = set(getattr(protocol, "__annotations__", {}))
-    own |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
-    return own
