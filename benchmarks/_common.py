@@ -146,3 +146,44 @@ def runner_benchmark_main(
         return 0
     write_json(args.out, run(args.quick, args.sends))
     return 0
+
+
+def serve_logged(project: Path, email: str, log: Path, endpoint: str,
+                 answer: Callable[[bytes], bytes]) -> None:  # fmt: skip
+    """A runner process of a runner benchmark: serve ``endpoint`` as ``email``, answer each
+    request with ``answer(body)`` and append its id to ``log`` (one file per runner);
+    SIGTERM stops it. Prints ``serving`` once it does."""
+    import signal
+    import threading
+
+    from syftflwr.session import connect
+
+    participant = connect(project, email=email)
+    events = participant.events()
+    lock = threading.Lock()
+    handled = log.open("a", encoding="utf-8", buffering=1)
+
+    def handle(request: Any) -> bytes:
+        with lock:
+            handled.write(request.id + "\n")
+        return answer(bytes(request.body))
+
+    events.on_request(endpoint, handle)
+    signal.signal(signal.SIGTERM, lambda *_: events.stop())
+    print("serving", flush=True)
+    events.run_forever()
+    participant.close()
+
+
+def stop_runners(runners: list[Any], timeout: float) -> None:
+    """SIGTERM every runner process, then wait ``timeout`` s for each (killed after)."""
+    import signal
+    import subprocess
+
+    for runner in runners:
+        runner.send_signal(signal.SIGTERM)
+    for runner in runners:
+        try:
+            runner.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            runner.kill()

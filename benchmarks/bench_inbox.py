@@ -17,11 +17,9 @@ Writes ``benchmarks/results/inbox.json`` (or ``--out``).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from _common import RESULTS, meta, ratio, runner_benchmark_main
+from _common import RESULTS, meta, ratio, runner_benchmark_main, serve_logged, stop_runners
 
 AGG, DS = "agg@bench.org", "ds@bench.org"
 APP = "benchinbox"
@@ -57,23 +55,7 @@ def env_for(workdir: Path, email: str, state: str) -> dict[str, str]:
 
 def serve(workdir: Path, log: Path) -> None:
     """A runner process: echo every request, append its id to ``log``."""
-    from syftflwr.session import connect
-
-    participant = connect(workdir / "app", email=DS)
-    events = participant.events()
-    lock = threading.Lock()
-    handled = log.open("a", encoding="utf-8", buffering=1)
-
-    def echo(request: Any) -> bytes:
-        with lock:
-            handled.write(request.id + "\n")
-        return bytes(request.body)
-
-    events.on_request("echo", echo)
-    signal.signal(signal.SIGTERM, lambda *_: events.stop())
-    print("serving", flush=True)
-    events.run_forever()
-    participant.close()
+    serve_logged(workdir / "app", DS, log, "echo", bytes)
 
 
 def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
@@ -127,13 +109,7 @@ def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             aggregator.close()
         finally:
-            for runner in runners:
-                runner.send_signal(signal.SIGTERM)
-            for runner in runners:
-                try:
-                    runner.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    runner.kill()
+            stop_runners(runners, timeout=30)
         per_log = [log.read_text().split() for log in logs]
     handled = [message_id for ids in per_log for message_id in ids]
     partial = sum(1 for i, body in got.items() if body != expected.get(i))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,17 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from _common import KB, MB, RESULTS, SEED, meta, ratio, runner_benchmark_main
+from _common import (
+    KB,
+    MB,
+    RESULTS,
+    SEED,
+    meta,
+    ratio,
+    runner_benchmark_main,
+    serve_logged,
+    stop_runners,
+)
 
 AGG, DS = "agg@bench.org", "ds@bench.org"
 APP = "benchshared"
@@ -71,23 +80,7 @@ def body_of(i: int) -> bytes:
 def serve(project: Path, log: Path) -> None:
     """A runner process: answer each request with the SHA-256 of its body; append its id
     to ``log`` (one file per runner)."""
-    from syftflwr.session import connect
-
-    participant = connect(project, email=DS)
-    events = participant.events()
-    lock = threading.Lock()
-    handled = log.open("a", encoding="utf-8", buffering=1)
-
-    def digest(request: Any) -> bytes:
-        with lock:
-            handled.write(request.id + "\n")
-        return hashlib.sha256(request.body).digest()
-
-    events.on_request("digest", digest)
-    signal.signal(signal.SIGTERM, lambda *_: events.stop())
-    print("serving", flush=True)
-    events.run_forever()
-    participant.close()
+    serve_logged(project, DS, log, "digest", lambda body: hashlib.sha256(body).digest())
 
 
 def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
@@ -170,13 +163,7 @@ def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             aggregator.close()
         finally:
-            for runner in runners:
-                runner.send_signal(signal.SIGTERM)
-            for runner in runners:
-                try:
-                    runner.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    runner.kill()
+            stop_runners(runners, timeout=60)
         per_log = [log.read_text().split() for log in logs]
     counts = Counter(message_id for ids in per_log for message_id in ids)
     lost = len(expected) - len(got)  # sent, never answered
