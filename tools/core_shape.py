@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     graph = import_graph(args.core)
     found = cycles(graph)
     if not args.cycles:
-        counts = {p.relative_to(args.core): code_lines(p.read_text()) for p in core_files(args.core)}
+        files = core_files(args.core)
+        counts = {p.relative_to(args.core): code_lines(p.read_text()) for p in files}
         for path, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             print(f"{n:6d}  {path}")
         print(f"{sum(counts.values()):6d}  code lines in {args.core} (testing/ excluded)")
