@@ -320,3 +320,20 @@ def test_info_name_must_equal_entry_point_name(handwritten: Path) -> None:
     ep = _write(handwritten, "handwritten_c", "other", EVENTS)
     with pytest.raises(PluginValidationError, match="'other' but its entry point is named 'hand'"):
         Registry(entry_points=[ep]).load("hand")
+
+
+def test_load_asks_for_the_transport_info_once(handwritten: Path) -> None:
+    """Loading used to call ``syftflwr_transport_info`` three times (two API-version
+    checks and the read); a plugin's info is asked once per load."""
+    ep = _write(handwritten, "handwritten_d", "hand", EVENTS)
+    module = importlib.import_module("handwritten_d")
+    calls: list[object] = []
+    real = module.TransportInfo
+
+    def counting(*args: object) -> object:
+        calls.append(args)
+        return real(*args)
+
+    module.TransportInfo = counting
+    assert Registry(entry_points=[ep]).load("hand").info.name == "hand"
+    assert len(calls) == 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syftflwr.config import ProjectConfig
+from syftflwr.config import ProjectConfig, detection_context_for
 from syftflwr.flower.apps import UserConfigValue
 from syftflwr.flower.launch import make_datasite_runner
 from syftflwr.flower.launch import run_aggregator as _run_aggregator
@@ -32,7 +32,7 @@ from syftflwr.flower.results import RunResult
 from syftflwr.flower.runner import DatasiteRunner, RunnerStats
 from syftflwr.flower.simulation import Mode, SimulationResult, simulation_project
 from syftflwr.flower.simulation import simulate as _simulate
-from syftflwr.registry import TransportStatus, context_for_project, get_registry
+from syftflwr.registry import TransportStatus, get_registry
 from syftflwr.session import Participant, as_project, connect, select_transport
 
 ProjectLike = str | Path | ProjectConfig
@@ -96,7 +96,7 @@ def simulate(
 
 def list_transports(project: str | Path | None = None) -> list[TransportStatus]:
     """Every installed transport with status, capabilities and detection verdict."""
-    return get_registry().statuses(context_for_project(Path(project) if project else None))
+    return get_registry().statuses(detection_context_for(project or None))
 
 
 def run_aggregator(

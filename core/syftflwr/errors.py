@@ -123,17 +123,18 @@ class TransportNotInstalledError(TransportNotFoundError):
         )
 
 
-def _reinstall_hint(distribution: str) -> str:
-    from syftflwr.registry._install import reinstall_hint  # metadata only; no cycle
-
-    return reinstall_hint(distribution, "-U")
-
-
 class TransportImportError(PluginError, ImportError):
-    """An installed plugin's module failed to import."""
+    """An installed plugin's module failed to import; ``upgrade`` is the command that
+    reinstalls it (the registry knows where syftflwr's own distributions come from)."""
 
     def __init__(
-        self, name: str, distribution: str, version: str, module: str, cause: BaseException
+        self,
+        name: str,
+        distribution: str,
+        version: str,
+        module: str,
+        cause: BaseException,
+        upgrade: str,
     ) -> None:
         self.name = name
         self.distribution = distribution
@@ -143,7 +144,7 @@ class TransportImportError(PluginError, ImportError):
         super().__init__(
             f"transport {name!r} from {distribution} {version} failed to import "
             f"({module}): {type(cause).__name__}: {cause}\n"
-            f"  fix: reinstall or upgrade it ({_reinstall_hint(distribution)}), "
+            f"  fix: reinstall or upgrade it ({upgrade}), "
             f"or disable it with SYFTFLWR_DISABLE_PLUGINS={name}"
         )
 

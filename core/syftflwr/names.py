@@ -7,8 +7,10 @@ its mailbox (no ``/``, ``\\``, ``..``, NUL, leading dot, or over-long component)
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
+from collections.abc import Iterable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import UnsafeNameError
@@ -110,6 +112,13 @@ def validate_message_id(value: object) -> str:
 def new_message_id() -> str:
     """A fresh id, unique across processes and machines (uuid4: 122 random bits)."""
     return uuid.uuid4().hex
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The nearest of ``candidates`` to a typo (a key, a transport, an email), if one is
+    close enough: the one did-you-mean of every error message."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def is_valid_email(value: object) -> bool:

@@ -22,7 +22,8 @@ from syftflwr._version import __version__
 from syftflwr.cli._output import VERBOSE_KEY, report_error, verbosity, warn_line
 from syftflwr.errors import PluginError, SyftflwrError
 from syftflwr.logs import configure as configure_logging
-from syftflwr.registry import PluginWarning, get_registry, suggest
+from syftflwr.names import suggest
+from syftflwr.registry import PluginWarning, get_registry
 
 LAZY_COMMANDS: dict[str, str] = {
     "new": "syftflwr.cli.new:new",

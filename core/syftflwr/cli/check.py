@@ -32,7 +32,12 @@ from syftflwr.errors import PluginAPIVersionError, PluginError, SyftflwrError
 from syftflwr.info import SUPPORTED_PLUGIN_API_VERSIONS, TransportInfo
 from syftflwr.registry import ContextFor, Registry, Transport, TransportEntry, detection_context
 from syftflwr.registry._entries import is_disabled
-from syftflwr.registry._transport import build_plugin_manager, import_plugin, read_info
+from syftflwr.registry._transport import (
+    HOOK_NAMES,
+    build_plugin_manager,
+    import_plugin,
+    read_info,
+)
 
 if TYPE_CHECKING:
     from syftflwr.testing.probe import ProbeResult
@@ -179,8 +184,8 @@ def _validate(report: CheckReport, entry: TransportEntry) -> Transport | None:
 
 
 def _report_hooks(report: CheckReport, pm: pluggy.PluginManager) -> None:
-    implemented = [h for h in _hook_names() if getattr(pm.hook, h).get_hookimpls()]
-    optional = [h for h in _hook_names() if h not in hookspecs.REQUIRED_HOOKS]
+    implemented = [h for h in HOOK_NAMES if getattr(pm.hook, h).get_hookimpls()]
+    optional = [h for h in HOOK_NAMES if h not in hookspecs.REQUIRED_HOOKS]
     missing_optional = [h for h in optional if h not in implemented]
     report.add(
         "hooks",
@@ -198,10 +203,6 @@ def _report_hooks(report: CheckReport, pm: pluggy.PluginManager) -> None:
             "syftflwr_detect is not implemented: auto-detection never picks this transport",
             "implement syftflwr_detect (cheap checks: config files, tokens, env variables)",
         )
-
-
-def _hook_names() -> list[str]:
-    return [n for n, o in vars(hookspecs).items() if n.startswith("syftflwr_") and callable(o)]
 
 
 def _check_info(report: CheckReport, info: TransportInfo) -> None:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syftflwr.cli._output import echo_json, make_console, printed_warnings, report_error
+from syftflwr.config import detection_context_for
 from syftflwr.registry import (
     FIRST_PARTY_EXTRAS,
     PluginWarning,
     TransportStatus,
-    context_for_project,
     get_registry,
     install_hint,
 )
@@ -172,7 +172,7 @@ def transports(
         from syftflwr.cli.check import check_transport, render
 
         report = check_transport(
-            check_name, registry=get_registry(), context_for=context_for_project(project),
+            check_name, registry=get_registry(), context_for=detection_context_for(project),
             heavy=heavy,
         )  # fmt: skip
         if as_json:
@@ -183,7 +183,7 @@ def transports(
     if heavy:
         raise click.UsageError("--heavy only applies to --check NAME")
     with printed_warnings(PluginWarning):
-        rows = get_registry().statuses(context_for_project(project), allow_in_process=in_process)
+        rows = get_registry().statuses(detection_context_for(project), allow_in_process=in_process)
         if as_json:
             echo_json([row.to_dict() for row in rows])
         else:

@@ -8,7 +8,6 @@ in a :class:`~syftflwr.errors.ConfigError` naming the source and key.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -16,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from syftflwr.names import suggest
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {
@@ -68,12 +69,6 @@ def type_name(value: object) -> str:
     if isinstance(value, Mapping):
         return "a table"
     return type(value).__name__
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str | None:
-    """The nearest valid key to a typo, if one is close enough."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def unknown_key_fix(name: str, candidates: Iterable[str]) -> str:

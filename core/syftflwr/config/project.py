@@ -25,7 +25,13 @@ from syftflwr.config._values import (
 )
 from syftflwr.errors import ConfigError
 from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT
-from syftflwr.names import SYFT_FLWR_05, validate_app_name, validate_email, validate_identifier
+from syftflwr.names import (
+    SYFT_FLWR_05,
+    suggest,
+    validate_app_name,
+    validate_email,
+    validate_identifier,
+)
 
 TABLE = "tool.syftflwr"
 PROFILES = ("native", "syft-flwr-0.5")
@@ -165,8 +171,6 @@ class ProjectConfig:
 
 
 def not_a_participant(project: ProjectConfig, email: str) -> ConfigError:
-    from syftflwr.registry._entries import suggest
-
     near = suggest(email, project.participants)
     return ConfigError(
         f"{email} is neither the aggregator ({project.aggregator}) nor one of the datasites "

@@ -13,17 +13,12 @@ with the highest declared preference, ties broken by name.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
-from pathlib import Path
-from typing import cast
 
 from syftflwr.registry._entries import (
     DISABLE_ENV,
     FIRST_PARTY_EXTRAS,
     TransportEntry,
-    suggest,
 )
 from syftflwr.registry._install import PLUGINS_ON_INDEX, install_hint, source_folder
 from syftflwr.registry._registry import (
@@ -46,14 +41,12 @@ __all__ = [
     "Transport",
     "TransportEntry",
     "TransportStatus",
-    "context_for_project",
     "detection_context",
     "get_registry",
     "install_hint",
     "pick",
     "reset_registry",
     "source_folder",
-    "suggest",
 ]
 
 _default: Registry | None = None
@@ -74,19 +67,3 @@ def reset_registry() -> None:
     global _default
     with _default_lock:
         _default = None
-
-
-def context_for_project(project: Path | None) -> ContextFor:
-    """The detection context factory behind ``syftflwr transports [--project PATH]``.
-
-    Seam for the config integration: when ``syftflwr.config`` provides
-    ``detection_context_for(project) -> ContextFor``, detection sees the project's
-    transport tables (``project`` may be None) and the participant's settings, validated;
-    without it each transport detects with its option defaults (:func:`detection_context`).
-    """
-    if importlib.util.find_spec("syftflwr.config") is None:
-        return detection_context
-    factory = getattr(importlib.import_module("syftflwr.config"), "detection_context_for", None)
-    if factory is None:
-        return detection_context
-    return cast(ContextFor, factory(project))

@@ -6,7 +6,6 @@ transports by name, distribution and version never executes plugin code.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import os
 import re
@@ -91,9 +90,3 @@ def is_disabled(entry: TransportEntry, disabled: frozenset[str]) -> bool:
         return True
     wanted = {normalize_distribution(d) for d in disabled}
     return normalize_distribution(entry.distribution) in wanted
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str | None:
-    """The nearest known name to a typo, if any is close enough."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return matches[0] if matches else None

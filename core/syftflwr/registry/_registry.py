@@ -21,6 +21,7 @@ from syftflwr.errors import (
 )
 from syftflwr.hookspecs import ENTRY_POINT_GROUP
 from syftflwr.info import TransportContext
+from syftflwr.names import suggest
 from syftflwr.registry._entries import (
     DISABLE_ENV,
     FIRST_PARTY_EXTRAS,
@@ -28,7 +29,6 @@ from syftflwr.registry._entries import (
     disabled_from_env,
     discover,
     is_disabled,
-    suggest,
 )
 from syftflwr.registry._install import install_hint
 from syftflwr.registry._reports import DetectionReport, Status, TransportStatus, mark_selected

@@ -7,7 +7,7 @@ through :class:`Transport`, which checks what the plugin returns.
 from __future__ import annotations
 
 import importlib
-import inspect
+import re
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
@@ -31,7 +31,7 @@ from syftflwr.info import (
 from syftflwr.names import validate_identifier
 from syftflwr.registry._entries import TransportEntry
 from syftflwr.registry._install import reinstall_hint
-from syftflwr.roles import ClientRole, EventsRole, RPCRole
+from syftflwr.roles import ClientRole, EventsRole, RPCRole, protocol_members
 
 if TYPE_CHECKING:
     import click
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 HOOK_NAMES: tuple[str, ...] = tuple(
     name for name, obj in vars(hookspecs).items() if name.startswith("syftflwr_") and callable(obj)
 )
-
-
-def _spec_arguments(hook: str) -> tuple[str, ...]:
-    return tuple(inspect.signature(getattr(hookspecs, hook)).parameters)
 
 
 # --------------------------------------------------------------------------- import
@@ -58,7 +54,10 @@ def import_plugin(entry: TransportEntry) -> object:
 
 
 def _import_error(entry: TransportEntry, exc: BaseException) -> TransportImportError:
-    error = TransportImportError(entry.name, entry.distribution, entry.version, entry.target, exc)
+    error = TransportImportError(
+        entry.name, entry.distribution, entry.version, entry.target, exc,
+        reinstall_hint(entry.distribution, "-U"),
+    )  # fmt: skip
     missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
     disable = f"SYFTFLWR_DISABLE_PLUGINS={entry.name}"
     if missing and (entry.module == missing or entry.module.startswith(missing + ".")):
@@ -90,16 +89,8 @@ def _invalid(entry: TransportEntry, problem: str, fix: str) -> PluginValidationE
     )
 
 
-def _check_api_version(entry: TransportEntry, plugin: object) -> None:
-    """Refuse a plugin built for another plugin-API version before checking its hooks,
-    whose mismatches would only be a symptom of that."""
-    info_impl = getattr(plugin, "syftflwr_transport_info", None)
-    if not callable(info_impl):
-        return
-    try:
-        info = info_impl()
-    except Exception:
-        return  # reported precisely by the hook validation and the info call later
+def _check_api_version(entry: TransportEntry, info: object) -> None:
+    """Refuse a plugin built for another plugin-API version, naming what each side speaks."""
     wanted = getattr(info, "api_version", None)
     if not isinstance(wanted, int) or wanted in SUPPORTED_PLUGIN_API_VERSIONS:
         return
@@ -118,60 +109,51 @@ def _check_api_version(entry: TransportEntry, plugin: object) -> None:
     )
 
 
-def _check_hook_arguments(entry: TransportEntry, pm: pluggy.PluginManager, plugin: object) -> None:
-    """Name the hook and the argument that do not match (pluggy's own message names
-    neither the distribution nor the fix)."""
-    for attr in dir(plugin):
-        opts = pm.parse_hookimpl_opts(plugin, attr)
-        if opts is None:
-            continue
-        hook = opts.get("specname") or attr
-        if hook not in HOOK_NAMES:
-            if hook.startswith("syftflwr_"):
-                raise _invalid(
-                    entry,
-                    f"implements unknown hook {hook!r}",
-                    f"rename it to one of {', '.join(HOOK_NAMES)} (see syftflwr.hookspecs), "
-                    "or check that the plugin targets this syftflwr's plugin API",
-                )
-            continue
-        accepted = _spec_arguments(hook)
-        params = inspect.signature(getattr(plugin, attr)).parameters
-        for arg in params:
-            if arg not in accepted:
-                raise _invalid(
-                    entry,
-                    f"hook {hook} declares argument {arg!r}, which the hookspec does not have "
-                    f"(it accepts: {', '.join(accepted) or 'no arguments'})",
-                    f"rename {arg!r} to one of the hookspec's argument names "
-                    f"({', '.join(accepted) or 'none'}) in {entry.module}.{attr}",
-                )
+def _hook_fix(pm: pluggy.PluginManager, problem: str) -> str:
+    """The fix for pluggy's refusal, which names the hook but neither the spec nor a fix."""
+    match = re.search(r"hook '(\w+)'", problem)
+    caller = getattr(pm.hook, match.group(1), None) if match else None
+    if caller is not None and caller.spec is not None:
+        spec = f"{caller.name}({', '.join(caller.spec.argnames)})"
+        return f"name its arguments as the hookspec does: {spec}"
+    return (
+        f"implement only hooks of syftflwr.hookspecs ({', '.join(HOOK_NAMES)}), or check "
+        "that the plugin targets this syftflwr's plugin API"
+    )
 
 
 def build_plugin_manager(entry: TransportEntry, plugin: object) -> pluggy.PluginManager:
-    """A plugin manager holding exactly this plugin, after every check passed."""
+    """A plugin manager holding exactly this plugin; pluggy checks every hook's name and
+    arguments against syftflwr.hookspecs. When they do not match, a plugin built for
+    another plugin-API version is told so first: the mismatch is only its symptom."""
     validate_identifier(entry.name, "transport name")
-    _check_api_version(entry, plugin)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    _check_hook_arguments(entry, pm, plugin)
+    problem = fix = ""
     try:
         pm.register(plugin, name=entry.name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise _invalid(entry, str(exc), "make the hook match syftflwr.hookspecs") from exc
+        problem, fix = "; ".join(str(exc).splitlines()), _hook_fix(pm, str(exc))
     missing = [h for h in hookspecs.REQUIRED_HOOKS if not getattr(pm.hook, h).get_hookimpls()]
-    if missing:
-        raise _invalid(
-            entry,
-            f"does not implement the required hook(s) {', '.join(missing)}",
+    if not problem and missing:
+        problem = f"does not implement the required hook(s) {', '.join(missing)}"
+        fix = (
             "implement them and decorate each with @syftflwr.hookimpl "
-            "(an undecorated function is ignored)",
+            "(an undecorated function is ignored)"
         )
+    if problem:
+        try:
+            info = cast(Any, plugin).syftflwr_transport_info()
+        except Exception:
+            info = None  # a plugin that failed validation: its info may fail too
+        _check_api_version(entry, info)
+        raise _invalid(entry, problem, fix)
     return pm
 
 
 def read_info(entry: TransportEntry, pm: pluggy.PluginManager) -> TransportInfo:
+    """The plugin's ``syftflwr_transport_info``, asked once and checked."""
     try:
         info = pm.hook.syftflwr_transport_info()
     except Exception as exc:
@@ -180,6 +162,7 @@ def read_info(entry: TransportEntry, pm: pluggy.PluginManager) -> TransportInfo:
             f"syftflwr_transport_info raised {type(exc).__name__}: {exc}",
             "the hook must return a TransportInfo without side effects",
         ) from exc
+    _check_api_version(entry, info)
     if not isinstance(info, TransportInfo):
         raise _invalid(
             entry,
@@ -192,12 +175,7 @@ def read_info(entry: TransportEntry, pm: pluggy.PluginManager) -> TransportInfo:
             f"its TransportInfo.name is {info.name!r} but its entry point is named {entry.name!r}",
             "make the entry-point name in the plugin's pyproject.toml equal TransportInfo.name",
         )
-    _check_api_version(entry, pm.get_plugin(entry.name))
     return info
-
-
-def _protocol_members(protocol: type) -> list[str]:
-    return [name for name in dir(protocol) if not name.startswith("_")]
 
 
 # --------------------------------------------------------------------------- facade
@@ -303,7 +281,7 @@ class Transport:
 
     def _check_role(self, hook: str, role: object, protocol: type) -> None:
         if role is None or not isinstance(role, protocol):
-            missing = [m for m in _protocol_members(protocol) if not hasattr(role, m)]
+            missing = sorted(m for m in protocol_members(protocol) if not hasattr(role, m))
             detail = "is None" if role is None else f"lacks {', '.join(missing) or 'members'}"
             raise _invalid(
                 self.entry,
