@@ -115,3 +115,32 @@ def test_without_watchdog_awaited_folders_are_polled(tmp_path: Path) -> None:
     assert watcher.hub().fallbacks >= 1
     sub.close()
     arrivals.close()
+
+
+def test_lost_events_make_the_folder_listed_again(tmp_path: Path) -> None:
+    """watchdog reports a kernel queue overflow as one ``EventsLostEvent`` per watch; the
+    folder is listed again, so a name whose event was dropped is still reported. The event
+    is queued on the real observer as its inotify emitter queues it (overflowing the
+    kernel's queue on purpose cannot be done reliably from a test)."""
+    from watchdog.events import EventsLostEvent
+
+    storage = LocalDirStorage(tmp_path)
+    arrivals = watcher.LocalArrivals(storage)
+    seen = Seen()
+    sub = arrivals.subscribe(seen)
+    sub.watch(["inbox"])
+    _publish(tmp_path / "inbox" / "1.request")
+    assert seen.wait_for(("inbox", "1.request"))
+    reported = seen.items.count(("inbox", "1.request"))
+
+    backend = watcher.hub().backend
+    assert isinstance(backend, watcher.ObserverBackend)
+    (watch,) = backend._watches.values()
+    lost = EventsLostEvent(str(tmp_path / "inbox"), is_directory=True)
+    backend._observer.event_queue.put((lost, watch))
+    with seen._cond:
+        assert seen._cond.wait_for(
+            lambda: seen.items.count(("inbox", "1.request")) > reported, timeout=10
+        )
+    sub.close()
+    arrivals.close()

@@ -1,4 +1,4 @@
-"""Building blocks shared by file-based transports (stdlib only; no transport library).
+"""Building blocks shared by file-based transports (no transport library).
 
 * :mod:`~syftflwr.mailbox.layout` — where objects live (syft-flwr's layout) + format version
 * :mod:`~syftflwr.mailbox.storage` — the Storage protocol a backend implements
@@ -6,8 +6,8 @@
 * :mod:`~syftflwr.mailbox.chunking` — messages above ``max_object_size`` as parts + manifest
 * :mod:`~syftflwr.mailbox.journal` — persisted journal of claimed/answered/sent requests
 * :mod:`~syftflwr.mailbox.arrivals` — the arrival-source protocol and the adaptive Poller
-* :mod:`~syftflwr.mailbox.watcher` — one shared watchdog/inotify watcher for local folders
-  (imports watchdog lazily; core does not depend on it)
+* :mod:`~syftflwr.mailbox.watcher` — one shared watcher for local folders (watchdog's
+  public Observer, imported on first use)
 * :mod:`~syftflwr.mailbox.rpc`, :mod:`~syftflwr.mailbox.events` — the RPC and events roles
 * :mod:`~syftflwr.mailbox.retention` — scheduled cleanup of this participant's own objects
 

@@ -1,15 +1,13 @@
-"""Arrival detection for local directories through watchdog (inotify on Linux): ONE
-process-wide watcher shared by every participant and every local transport in the
+"""Arrival detection for local directories through watchdog's public ``Observer``
+(inotify on Linux, FSEvents / ReadDirectoryChangesW elsewhere): ONE process-wide observer
+— one inotify instance — shared by every participant and every local transport in the
 process, watching only the folders subscribers ask for (inboxes, and response folders of
-requests in flight) — never a whole tree. watchdog is imported only when a watcher is
-built: core does not depend on it; transports that use this module do.
+requests in flight), never a whole tree. The observer runs one emitter thread per watched
+folder, idle until an event comes. watchdog is imported when the first folder is watched.
 
-Backends (chosen once per process):
-
-* Linux with watchdog >= 7: one inotify instance and ONE reader thread for every
-  watched folder (``watchdog.observers.inotify_c.InotifyFD`` with per-folder callbacks),
-  so 100 datasites in one process cost one thread and one inotify instance.
-* elsewhere: watchdog's portable ``Observer`` (FSEvents, ReadDirectoryChangesW...).
+Each watched folder reports names created, moved in or closed after writing; when the
+kernel queue overflows, watchdog reports the events of each watch as lost and the folder
+is listed again, so nothing is missed.
 
 When the OS runs out of inotify instances or watches (``OSError`` EMFILE / ENOSPC /
 ENFILE), or watchdog is not installed, the affected folders are polled instead — with
@@ -33,7 +31,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.arrivals import ArrivalCallback, CallbackSubscription, Poller, Subscription
@@ -52,9 +50,6 @@ folder; files are reported again when closed after writing."""
 class WatchBackend(Protocol):
     """What the hub needs from a file-watching library."""
 
-    threads: int
-    """Threads the backend runs (observability: stays constant as folders grow)."""
-
     def add(self, path: str) -> None:
         """Start watching the folder ``path`` (non-recursive); raises OSError on limits."""
         ...
@@ -64,9 +59,9 @@ class WatchBackend(Protocol):
     def close(self) -> None: ...
 
 
-BackendFactory = Callable[[EventSink, Callable[[], None]], WatchBackend]
-"""``factory(on_event, on_overflow) -> backend``; may raise OSError (limits) or
-ImportError (watchdog missing)."""
+BackendFactory = Callable[[EventSink, Callable[[str], None]], WatchBackend]
+"""``factory(on_event, on_lost) -> backend``, ``on_lost(absolute_folder)`` when a folder's
+events were lost; may raise OSError (limits) or ImportError (watchdog missing)."""
 
 
 class Watcher(Protocol):
@@ -79,95 +74,38 @@ class Watcher(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- backends
-class _InotifyBackend:
-    """One inotify instance and one reader thread for every folder (Linux)."""
+class ObserverBackend:
+    """watchdog's ``Observer``, told only of names arriving in a folder and of lost events."""
 
-    threads = 1
-
-    def __init__(self, on_event: EventSink, on_overflow: Callable[[], None]) -> None:
-        from watchdog.observers.inotify_c import InotifyConstants, InotifyFD, Mask
-
-        c = InotifyConstants
-        self._mask = Mask(
-            c.IN_CREATE | c.IN_MOVED_TO | c.IN_CLOSE_WRITE | c.IN_ONLYDIR | c.IN_DONT_FOLLOW
-        )
-        self._on_event = on_event
-        self._on_overflow = on_overflow
-        self._fd = InotifyFD()  # our own instance: closing it touches nobody else's watches
-        self._fd.name = "syftflwr-inotify"
-        self._fd.start()
-        self._watches: dict[str, tuple[Any, Any, _FolderCallback]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, path: str) -> None:
-        from watchdog.observers.inotify_c import CallbackId
-
-        callback = _FolderCallback(path, self._on_event, self._on_overflow)
-        callback_id = CallbackId(id(callback))
-        wd = self._fd.add_callback(os.fsencode(path), self._mask, callback, callback_id)
-        with self._lock:
-            self._watches[path] = (wd, callback_id, callback)
-
-    def remove(self, path: str) -> None:
-        with self._lock:
-            entry = self._watches.pop(path, None)
-        if entry is not None:
-            self._fd.remove_callbacks([(entry[0], entry[1])])
-
-    def close(self) -> None:
-        self._fd.stop()
-        self._fd.join(timeout=5)
-
-
-class _FolderCallback:
-    """watchdog's ``WatchCallback`` for one folder."""
-
-    def __init__(self, path: str, on_event: EventSink, on_overflow: Callable[[], None]) -> None:
-        self.path = path
-        self._on_event = on_event
-        self._on_overflow = on_overflow
-
-    def on_event(self, event: Any) -> None:
-        if event.name:  # folders too: an awaited folder may be appearing beneath
-            self._on_event(self.path, os.fsdecode(event.name))
-
-    def on_watch_deleted(self, wd: Any) -> None:
-        log.debug("watched folder %s was removed", self.path)
-
-    def on_queue_overflow(self) -> None:
-        self._on_overflow()
-
-    def on_events_lost(self) -> None:
-        """Nothing more to do: :meth:`on_queue_overflow` already asked for a re-list."""
-
-
-class _ObserverBackend:
-    """watchdog's portable Observer (one emitter per folder; non-Linux platforms)."""
-
-    threads = 1
-
-    def __init__(self, on_event: EventSink, on_overflow: Callable[[], None]) -> None:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    def __init__(self, on_event: EventSink, on_lost: Callable[[str], None]) -> None:
+        from watchdog import events
         from watchdog.observers import Observer
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in ("created", "moved", "closed"):
-                    return
-                target = event.dest_path if event.event_type == "moved" else event.src_path
-                folder, name = os.path.split(os.fsdecode(target))
-                on_event(folder, name)
+        class Handler(events.FileSystemEventHandler):
+            def on_any_event(self, event: events.FileSystemEvent) -> None:
+                if isinstance(event, events.EventsLostEvent):
+                    on_lost(os.fsdecode(event.src_path))  # the watched folder
+                else:  # a move reports where the name arrived; non-recursive: one level
+                    on_event(*os.path.split(os.fsdecode(event.dest_path or event.src_path)))
 
         self._handler = Handler()
+        self._filter: list[type[events.FileSystemEvent]] = [
+            events.FileCreatedEvent,
+            events.DirCreatedEvent,
+            events.FileMovedEvent,
+            events.DirMovedEvent,
+            events.FileClosedEvent,
+            events.EventsLostEvent,
+        ]
         self._observer = Observer()
-        self._observer.name = "syftflwr-observer"
+        self._observer.name = "syftflwr-watcher"
         self._observer.start()
         self._watches: dict[str, Any] = {}
 
     def add(self, path: str) -> None:
-        self._watches[path] = self._observer.schedule(self._handler, path, recursive=False)
-        self.threads = 1 + len(self._watches)
+        self._watches[path] = self._observer.schedule(
+            self._handler, path, event_filter=self._filter
+        )
 
     def remove(self, path: str) -> None:
         watch = self._watches.pop(path, None)
@@ -179,15 +117,7 @@ class _ObserverBackend:
         self._observer.join(timeout=5)
 
 
-def default_backend_factory(on_event: EventSink, on_overflow: Callable[[], None]) -> WatchBackend:
-    try:
-        from watchdog.observers.inotify_c import InotifyFD
-
-        if hasattr(InotifyFD, "add_callback"):
-            return _InotifyBackend(on_event, on_overflow)
-    except ImportError:  # not Linux, or a watchdog without the shared-fd API
-        pass
-    return _ObserverBackend(on_event, on_overflow)
+default_backend_factory: BackendFactory = ObserverBackend
 
 
 # --------------------------------------------------------------------------- the hub
@@ -198,8 +128,8 @@ class WatchHub:
         self._factory = backend_factory or default_backend_factory
         self._lock = threading.RLock()
         self._backend: WatchBackend | None = None
-        self._broken = False
-        self._warned = False
+        self._broken: Exception | None = None
+        self._warned: set[str] = set()
         self._folders: dict[str, dict[Watcher, str]] = {}
         self.fallbacks = 0
         """Folders that fell back to polling (observability, tests)."""
@@ -213,18 +143,10 @@ class WatchHub:
         with self._lock:
             return len(self._folders)
 
-    def _limit(self, exc: OSError, path: str) -> None:
-        self.fallbacks += 1
-        if self._warned:
-            return
-        self._warned = True
-        log.warning(
-            "inotify limit reached while watching %s (%s); falling back to polling for "
-            "the folders that cannot be watched. Raise the limits to restore event-driven "
-            "delivery: sysctl fs.inotify.max_user_instances / fs.inotify.max_user_watches",
-            path,
-            exc.strerror or exc,
-        )
+    def _warn_once(self, message: str, *args: object) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning(message, *args)
 
     def add(self, path: str, sub: Watcher, folder: str) -> bool:
         """Watch ``path`` for ``sub``; False if the OS refuses (caller polls instead)."""
@@ -233,31 +155,37 @@ class WatchHub:
             if subs is not None:
                 subs[sub] = folder
                 return True
-            if self._broken:
-                self.fallbacks += 1
-                return False
             try:
+                if self._broken:
+                    raise self._broken
                 if self._backend is None:
-                    self._backend = self._factory(self._dispatch, self._overflow)
+                    self._backend = self._factory(self._dispatch, self._lost)
                 self._backend.add(path)
             except ImportError as exc:
-                self._broken = True
-                self.fallbacks += 1
-                log.warning(
+                self._broken = exc
+                self._warn_once(
                     "cannot watch folders (%s); polling instead. Install watchdog "
                     "(pip install watchdog) for event-driven delivery",
                     exc,
                 )
-                return False
             except OSError as exc:
                 if exc.errno not in LIMIT_ERRNOS:
                     raise
                 if self._backend is None:
-                    self._broken = True  # no instance at all: poll everything from now on
-                self._limit(exc, path)
-                return False
-            self._folders[path] = {sub: folder}
-            return True
+                    self._broken = exc  # no instance at all: poll everything from now on
+                self._warn_once(
+                    "inotify limit reached while watching %s (%s); falling back to polling "
+                    "for the folders that cannot be watched. Raise the limits to restore "
+                    "event-driven delivery: sysctl fs.inotify.max_user_instances / "
+                    "fs.inotify.max_user_watches",
+                    path,
+                    exc.strerror or exc,
+                )
+            else:
+                self._folders[path] = {sub: folder}
+                return True
+            self.fallbacks += 1
+            return False
 
     def remove(self, path: str, sub: Watcher) -> None:
         with self._lock:
@@ -279,11 +207,11 @@ class WatchHub:
         for sub, folder in subs:
             sub.deliver(folder, name)
 
-    def _overflow(self) -> None:
-        log.warning("inotify queue overflowed; re-listing every watched folder")
+    def _lost(self, path: str) -> None:
+        self._warn_once("file events were lost (inotify queue overflow); re-listing folders")
         with self._lock:
-            entries = [(s, f) for subs in self._folders.values() for s, f in subs.items()]
-        for sub, folder in entries:
+            subs = list(self._folders.get(path, {}).items())
+        for sub, folder in subs:
             sub.resync(folder)
 
     def close(self) -> None:
@@ -325,19 +253,17 @@ def reset_hub() -> None:
 
 
 # --------------------------------------------------------------------------- the source
-WatchMode = Literal["auto", "poll"]
-
-
 class LocalArrivals:
     """:class:`~syftflwr.mailbox.arrivals.ArrivalSource` for one local root.
 
     Folders are watched through the process-wide :class:`WatchHub`; a missing folder is
     created first (``create_folders``) or awaited through its deepest existing ancestor.
     Folders the OS will not watch — and every folder with ``mode="poll"`` — are listed by
-    one :class:`Poller` per root. ``storage`` is usually a :class:`LocalDirStorage`; any
-    storage whose ``local_path`` maps folders to local ones works (a view that maps
-    mailbox folders elsewhere, like SyftBox datasites); a folder without a local path,
-    or a storage without a local root (``local_path("")``), is polled.
+    one :class:`Poller` per root (its thread starts with its first folder). ``storage``
+    is usually a :class:`LocalDirStorage`; any storage whose ``local_path`` maps folders
+    to local ones works (a view that maps mailbox folders elsewhere, like SyftBox
+    datasites); a folder without a local path, or a storage without a local root
+    (``local_path("")``), is polled.
     """
 
     def __init__(
@@ -355,36 +281,19 @@ class LocalArrivals:
         self.mode = mode
         self.create_folders = create_folders
         self._hub = hub
-        self._poll_interval = poll_interval
-        self._max_poll_interval = max_poll_interval
-        self._poller_name = poller_name
-        self._poller: Poller | None = None
-        self._lock = threading.Lock()
+        self.poller = Poller(
+            storage, interval=poll_interval, max_interval=max_poll_interval, name=poller_name
+        )
 
     @property
     def hub(self) -> WatchHub:
         return self._hub if self._hub is not None else hub()
 
-    @property
-    def poller(self) -> Poller:
-        with self._lock:
-            if self._poller is None:
-                self._poller = Poller(
-                    self.storage,
-                    interval=self._poll_interval,
-                    max_interval=self._max_poll_interval,
-                    name=self._poller_name,
-                )
-            return self._poller
-
     def subscribe(self, callback: ArrivalCallback) -> Subscription:
         return _LocalSubscription(self, callback)
 
     def close(self) -> None:
-        with self._lock:
-            poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.close()
+        self.poller.close()
 
 
 class _LocalSubscription(CallbackSubscription):
@@ -395,7 +304,7 @@ class _LocalSubscription(CallbackSubscription):
         self._watched: dict[str, str] = {}  # folder -> absolute path (inotify)
         self._awaited: dict[str, _AwaitedFolder] = {}
         self._polled: set[str] = set()
-        self._poll_sub: Subscription | None = None
+        self._poll_sub = source.poller.subscribe(self.deliver)  # its thread starts on use
 
     def resync(self, folder: str) -> None:
         try:
@@ -408,11 +317,8 @@ class _LocalSubscription(CallbackSubscription):
 
     def _poll(self, folders: list[str]) -> None:
         with self._lock:
-            if self._poll_sub is None:
-                self._poll_sub = self._source.poller.subscribe(self.deliver)
             self._polled.update(folders)
-            sub = self._poll_sub
-        sub.watch(folders)
+        self._poll_sub.watch(folders)
 
     def _watch_existing(self, folder: str, path: str) -> bool:
         """Watch ``folder`` (which exists) and report its content; False: poll it."""
@@ -459,38 +365,27 @@ class _LocalSubscription(CallbackSubscription):
             self._poll([folder])
 
     def unwatch(self, folders: Iterable[str]) -> None:
-        polled: list[str] = []
+        folders = list(folders)
         for folder in folders:
             with self._lock:
                 path = self._watched.pop(folder, None)
                 awaited = self._awaited.pop(folder, None)
-                if folder in self._polled:
-                    self._polled.discard(folder)
-                    polled.append(folder)
+                self._polled.discard(folder)
             if path is not None:
                 self._source.hub.remove(path, self)
             if awaited is not None:
                 awaited.cancel()
-        if polled and self._poll_sub is not None:
-            self._poll_sub.unwatch(polled)
+        self._poll_sub.unwatch(folders)  # ignores the folders it does not poll
 
     def poke(self) -> None:
-        if self._poll_sub is not None:
-            self._poll_sub.poke()
+        self._poll_sub.poke()
 
     def close(self) -> None:
         with self._lock:
             folders = [*self._watched, *self._polled, *self._awaited]
         self.unwatch(folders)
         self._closed = True
-        if self._poll_sub is not None:
-            self._poll_sub.close()
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
+        self._poll_sub.close()
 
 
 class _AwaitedFolder:
@@ -557,12 +452,6 @@ class _AwaitedFolder:
 
     def resync(self, folder: str) -> None:
         self.deliver(folder, "")
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
 
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -1,4 +1,4 @@
-"""The shared watcher: 100 datasites in one process on one inotify instance and thread;
+"""The shared watcher: 100 datasites in one process on one inotify instance;
 falling back to polling (with one warning) when inotify limits are hit; the polling
 path on its own (``watch = "poll"``)."""
 
@@ -88,25 +88,36 @@ def _watcher_threads() -> list[str]:
     return sorted(
         t.name
         for t in threading.enumerate()
-        if t.name.startswith(("syftflwr-inotify", "syftflwr-observer", "syftflwr-local-poller"))
+        if t.name.startswith(("syftflwr-watcher", "syftflwr-local-poller"))
     )
+
+
+def _inotify_instances() -> int:
+    """inotify instances this process holds (each is an fd on ``anon_inode:inotify``)."""
+    links = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            links.append(str(fd.readlink()))
+        except OSError:  # closed meanwhile (the listing's own fd)
+            continue
+    return links.count("anon_inode:inotify")
 
 
 def test_hundred_datasites_in_one_process_share_one_watcher(
     federation: Callable[..., Federation],
 ) -> None:
+    before = _inotify_instances()
     fed = federation(100)
     replies = fed.round()
     assert replies == {ds: b"round@" + ds.encode() for ds in fed.datasites}
     hub = watcher.watch_hub()
-    backend = hub.backend
-    assert backend is not None and type(backend).__name__ == "_InotifyBackend"
-    assert backend.threads == 1
-    assert _watcher_threads() == ["syftflwr-inotify"]  # one thread for ~100 watched folders
     assert hub.watched >= 100 and hub.fallbacks == 0
+    assert _inotify_instances() == before + 1  # one instance for ~100 watched folders
+    assert _watcher_threads() == ["syftflwr-watcher"]  # one observer, no poller
     # a second round reuses everything
     assert fed.round() == replies
-    assert _watcher_threads() == ["syftflwr-inotify"]
+    assert _inotify_instances() == before + 1
+    assert _watcher_threads() == ["syftflwr-watcher"]
 
 
 def test_running_out_of_inotify_instances_falls_back_to_polling(
@@ -135,9 +146,9 @@ def test_running_out_of_watches_polls_only_what_cannot_be_watched(
     """TEST SEAM: a real inotify backend whose add_watch fails with ENOSPC after 3."""
 
     def limited(
-        on_event: watcher.EventSink, on_overflow: Callable[[], None]
+        on_event: watcher.EventSink, on_lost: Callable[[str], None]
     ) -> watcher.WatchBackend:
-        backend = watcher.default_backend_factory(on_event, on_overflow)
+        backend = watcher.default_backend_factory(on_event, on_lost)
         real_add = backend.add
         added: list[str] = []
 
@@ -157,7 +168,7 @@ def test_running_out_of_watches_polls_only_what_cannot_be_watched(
     assert fed.round() == {ds: b"round@" + ds.encode() for ds in fed.datasites}
     assert watcher.watch_hub().watched == 3
     assert sum("inotify limit reached" in r.getMessage() for r in caplog.records) == 1
-    assert _watcher_threads() == ["syftflwr-inotify", "syftflwr-local-poller"]
+    assert _watcher_threads() == ["syftflwr-local-poller", "syftflwr-watcher"]
 
 
 def test_polling_mode_works_without_any_watcher(federation: Callable[..., Federation]) -> None:

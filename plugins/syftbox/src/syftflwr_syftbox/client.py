@@ -92,7 +92,7 @@ class SyftBoxClient:
         self.storage = SyncedStorage(self.storage, overhead=overhead)
         self.capabilities: Capabilities = self.settings.capabilities(overhead)
         # Arrivals through the participant's datasite view (it maps each outbox to its
-        # sender's datasite) over core's process-wide inotify watcher: one thread and one
+        # sender's datasite) over core's process-wide inotify watcher: one
         # inotify instance however many participants a process simulates. No folder is
         # ever created: the ones a participant waits on are in its peers' datasites, and a
         # missing one is awaited through its nearest existing ancestor.
