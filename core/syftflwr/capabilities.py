@@ -12,7 +12,6 @@ import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
-from syftflwr.kit import StorageIdentity
 from syftflwr.roles import (
     DeclaresCapabilities,
     EncryptsMessages,
@@ -21,6 +20,7 @@ from syftflwr.roles import (
     PublishesKeys,
     ReattachesRequests,
     SeesPickups,
+    StorageIdentity,
     protocol_members,
 )
 

@@ -36,7 +36,7 @@ import importlib
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, cast
 
 from syftflwr.hookspecs import hookimpl
 from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
@@ -121,16 +121,6 @@ class MailboxSettings:
             workers=int(options.get("workers") or DEFAULT_WORKERS),
             fsync=bool(options.get("fsync", True)),
         )
-
-
-@runtime_checkable
-class StorageIdentity(Protocol):
-    """Optional on a Storage: who the storage itself says the user is (a token's owner).
-    The client role reports it, and core refuses to run when it differs from the
-    configured email. Without it the client reports the configured email."""
-
-    @property
-    def email(self) -> str: ...
 
 
 StorageFactory = Callable[[TransportContext, MailboxSettings], "Storage"]
@@ -371,7 +361,7 @@ class MailboxClient:
         opened, self._owns = transport.open(context, self.settings)
         self.storage: Storage = opened.storage
         self.arrivals: ArrivalSource = opened.arrivals
-        from syftflwr.roles import offers
+        from syftflwr.roles import StorageIdentity, offers
 
         identity = cast(StorageIdentity, self.storage)
         own = identity.email if offers(self.storage, StorageIdentity) else None

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from syftflwr.capabilities import CAPABILITIES, Capability
     from syftflwr.config.dirs import expand_user, user_dir
     from syftflwr.config.participant import config_dir
-    from syftflwr.crypto.directory import KeyDirectory, StorageKeyDirectory
+    from syftflwr.crypto.directory import StorageKeyDirectory
     from syftflwr.envelope import Buffer, Request, Response, decode, encode
     from syftflwr.hookspecs import hookimpl
     from syftflwr.kit import (
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
         MailboxClient,
         MailboxSettings,
         StorageFactory,
-        StorageIdentity,
         StorageTransport,
         mailbox_options,
     )
@@ -131,12 +130,14 @@ if TYPE_CHECKING:
         EventsRole,
         ExposesClient,
         HasLocation,
+        KeyDirectory,
         PublishesKeys,
         ReattachesRequests,
         ReportsPickups,
         RequestHandle,
         RPCRole,
         SeesPickups,
+        StorageIdentity,
         effective_capabilities,
         offers,
         refusal_kind,
@@ -204,7 +205,7 @@ _LAZY: dict[str, str] = {
     "Manifest": "syftflwr.mailbox.chunking:Manifest",
     "is_manifest": "syftflwr.mailbox.chunking:is_manifest",
     "read_object": "syftflwr.mailbox.chunking:read_object",
-    "KeyDirectory": "syftflwr.crypto.directory:KeyDirectory",
+    "KeyDirectory": "syftflwr.roles:KeyDirectory",
     "StorageKeyDirectory": "syftflwr.crypto.directory:StorageKeyDirectory",
     # arrivals: polling, callbacks, the shared local-folder watcher
     "ArrivalSource": "syftflwr.mailbox.arrivals:ArrivalSource",
@@ -228,7 +229,7 @@ _LAZY: dict[str, str] = {
     "StorageTransport": "syftflwr.kit:StorageTransport",
     "MailboxClient": "syftflwr.kit:MailboxClient",
     "MailboxSettings": "syftflwr.kit:MailboxSettings",
-    "StorageIdentity": "syftflwr.kit:StorageIdentity",
+    "StorageIdentity": "syftflwr.roles:StorageIdentity",
     "StorageFactory": "syftflwr.kit:StorageFactory",
     "ArrivalsFactory": "syftflwr.kit:ArrivalsFactory",
     "mailbox_options": "syftflwr.kit:mailbox_options",

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
@@ -39,9 +39,6 @@ from syftflwr.errors import (
     UnsafeNameError,
 )
 from syftflwr.info import Capabilities, TransportContext
-
-if TYPE_CHECKING:
-    from syftflwr.crypto.directory import KeyDirectory
 
 log = logging.getLogger("syftflwr.transport")
 
@@ -202,6 +199,23 @@ class _Closable:
 
 
 @runtime_checkable
+class KeyDirectory(Protocol):
+    """Publish this participant's public-key record; fetch a peer's (where records live is
+    the transport's business: :class:`~syftflwr.crypto.directory.StorageKeyDirectory`).
+
+    Optional: ``for_app(app) -> KeyDirectory``, the same directory with one slot per
+    app (see :mod:`syftflwr.crypto.directory`)."""
+
+    def publish(self, record: bytes, readers: Sequence[str]) -> None:
+        """Make ``record`` readable by each of ``readers`` (idempotent, cheap if unchanged)."""
+        ...
+
+    def fetch(self, email: str) -> Buffer | None:
+        """``email``'s published record as this participant sees it, or None."""
+        ...
+
+
+@runtime_checkable
 class PublishesKeys(Protocol):
     """Client role: the directory through which core encryption publishes this
     participant's public key and fetches its peers' (on a mailbox storage:
@@ -278,6 +292,16 @@ class HasLocation(Protocol):
     its ``repr``."""
 
     url: str
+
+
+@runtime_checkable
+class StorageIdentity(Protocol):
+    """Optional on a Storage: who the storage itself says the user is (a token's owner).
+    The client role reports it, and core refuses to run when it differs from the
+    configured email. Without it the client reports the configured email."""
+
+    @property
+    def email(self) -> str: ...
 
 
 _MEMBERS: dict[type, frozenset[str]] = {}

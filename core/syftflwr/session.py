@@ -24,10 +24,12 @@ from syftflwr.config import (
     detection_context_for,
     load_participant,
     load_project,
+    participant_state_dir,
     resolve_email,
     resolve_state_dir,
     selected_transport_name,
 )
+from syftflwr.crypto.admin import LocalKeys
 from syftflwr.crypto.directory import key_directory_of
 from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
 from syftflwr.crypto.keys import KeyStore
@@ -294,3 +296,29 @@ def open_keyring(
     )
     keyring.publish()
     return keyring
+
+
+def local_keys(
+    project: ProjectConfig,
+    email: str | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    participant: ParticipantSettings | None = None,
+) -> LocalKeys:
+    """``email``'s keys in ``project`` (else SYFTFLWR_EMAIL / the settings file's, else
+    the project's only participant with state on this machine).
+
+    :raises ConfigError: no email, or not a participant of the project.
+    """
+    project.require_federation()
+    settings = participant if participant is not None else load_participant(env)
+    who, _ = infer_identity(project, email, env=env, participant=settings)
+    if who is None:
+        raise ConfigError(
+            "whose keys? no email given",
+            fix='pass --as EMAIL, set SYFTFLWR_EMAIL, or write email = "..." in your settings file',
+        )
+    who = project.participant_email(who)
+    project.role_of(who)
+    base, _ = resolve_state_dir(settings, env=env)
+    return LocalKeys.at(project, who, participant_state_dir(base, project.app_name, who))

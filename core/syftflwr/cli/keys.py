@@ -24,14 +24,13 @@ from syftflwr.crypto.admin import (
     PeerStatus,
     Published,
     check_fingerprint,
-    local_keys,
     peer_statuses,
     published_keys,
     require_encryption,
 )
 from syftflwr.crypto.keys import short
 from syftflwr.errors import EncryptionError, MissingKeyError
-from syftflwr.session import Participant, as_project, connect, infer_identity
+from syftflwr.session import Participant, as_project, connect, infer_identity, local_keys
 
 F = TypeVar("F", bound=Callable[..., Any])
 STYLE = {"pinned": "green", "trusted": "green", "new": "yellow", "unchecked": "dim",

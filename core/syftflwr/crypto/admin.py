@@ -2,8 +2,9 @@
 
 Two views of one participant's keys:
 
-* :func:`local_keys` — its own key pairs and its trust decisions, from its private state
-  directory alone (no transport: works offline and before anything is configured to run);
+* :class:`LocalKeys` (:func:`syftflwr.session.local_keys`) — its own key pairs and its
+  trust decisions, from its private state directory alone (no transport: works offline
+  and before anything is configured to run);
 * :func:`published_keys` — what its peers have published, through a connected
   participant's key directory (records are fetched, never trusted by this module).
 
@@ -13,19 +14,12 @@ read before they pin or accept a key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from syftflwr.config import (
-    ParticipantSettings,
-    ProjectConfig,
-    load_participant,
-    participant_state_dir,
-    resolve_state_dir,
-)
+from syftflwr.config import ProjectConfig
 from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError, EncryptionError, SyftflwrError
@@ -56,34 +50,6 @@ class LocalKeys:
             store=KeyStore(state_dir, email),
             trust=TrustStore(state_dir, project.keys, project=str(project.path or "")),
         )
-
-
-def local_keys(
-    project: ProjectConfig,
-    email: str | None = None,
-    *,
-    env: Mapping[str, str] = os.environ,
-    participant: ParticipantSettings | None = None,
-) -> LocalKeys:
-    """``email``'s keys in ``project`` (else SYFTFLWR_EMAIL / the settings file's, else
-    the project's only participant with state on this machine).
-
-    :raises ConfigError: no email, or not a participant of the project.
-    """
-    from syftflwr.session import infer_identity
-
-    project.require_federation()
-    settings = participant if participant is not None else load_participant(env)
-    who, _ = infer_identity(project, email, env=env, participant=settings)
-    if who is None:
-        raise ConfigError(
-            "whose keys? no email given",
-            fix='pass --as EMAIL, set SYFTFLWR_EMAIL, or write email = "..." in your settings file',
-        )
-    who = project.participant_email(who)
-    project.role_of(who)
-    base, _ = resolve_state_dir(settings, env=env)
-    return LocalKeys.at(project, who, participant_state_dir(base, project.app_name, who))
 
 
 @dataclass(frozen=True)

@@ -24,33 +24,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Protocol, cast, runtime_checkable
+from typing import cast
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.mailbox.layout import outbox, validate_app_folder
 from syftflwr.mailbox.storage import Storage
 from syftflwr.names import validate_email
-from syftflwr.roles import PublishesKeys, offers
+from syftflwr.roles import KeyDirectory, PublishesKeys, offers
 
 RECORD_NAME = "syftflwr.pubkey.json"
 MAX_RECORD = 4096
-
-
-@runtime_checkable
-class KeyDirectory(Protocol):
-    """Publish this participant's public-key record; fetch a peer's.
-
-    Optional: ``for_app(app) -> KeyDirectory``, the same directory with one slot per
-    app (see the module's docstring)."""
-
-    def publish(self, record: bytes, readers: Sequence[str]) -> None:
-        """Make ``record`` readable by each of ``readers`` (idempotent, cheap if unchanged)."""
-        ...
-
-    def fetch(self, email: str) -> Buffer | None:
-        """``email``'s published record as this participant sees it, or None."""
-        ...
 
 
 def key_directory_of(client: object, app: str | None = None) -> KeyDirectory | None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from typing import TypeVar
 
-from syftflwr.crypto.directory import KeyDirectory
 from syftflwr.crypto.keys import KeyStore, PublicKeyRecord, fingerprint, short
 from syftflwr.crypto.seal import is_sealed, open_sealed, seal, sender_public
 from syftflwr.crypto.trust import TrustStatus, TrustStore
@@ -17,6 +16,7 @@ from syftflwr.deadline import remaining
 from syftflwr.envelope import Envelope
 from syftflwr.errors import EncryptionError, MissingKeyError, StorageError
 from syftflwr.names import validate_email
+from syftflwr.roles import KeyDirectory
 
 log = logging.getLogger("syftflwr.crypto")
 E = TypeVar("E", bound=Envelope)

@@ -34,7 +34,7 @@ before reading its body (:func:`syftflwr.mailbox.chunking.read_object`), so garb
 costs its header, not its size. A wrapper that changes what ``get`` returns (sealing,
 sync-aware reads) must not forward it unchanged; :class:`StorageWrapper` does not.
 Optional attributes: ``url`` (where it lives, for logs) and ``email`` (the identity the
-storage itself has, :class:`syftflwr.kit.StorageIdentity`).
+storage itself has, :class:`syftflwr.roles.StorageIdentity`).
 """
 
 from __future__ import annotations
