@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
 from syftflwr.flower.compat import make_message, make_metadata
+from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.mailbox.layout import ObjectKind, Route
-from syftflwr.profiles import P2P, mailbox_profile, node_id_for
+from syftflwr.profiles import P2P, mailbox_profile
 
 AGG = "agg@example.org"
 DS = "ds1@example.org"
@@ -128,7 +129,7 @@ def test_paths_and_node_ids_are_upstreams(tmp_path: Path) -> None:
     assert tmp_path / route.response_path(future_id) == (
         up.endpoint_dir(tmp_path, DS, AGG, APP) / f"{future_id}.response"
     )
-    assert node_id_for(DS, "syft-flwr-0.5") == zlib.crc32(DS.encode()) == up.str_to_int(DS)
+    assert node_ids_for([DS], "syft-flwr-0.5")[DS] == zlib.crc32(DS.encode()) == up.str_to_int(DS)
     assert mailbox_profile("syft-flwr-0.5") is P2P and not P2P.chunking
 
 

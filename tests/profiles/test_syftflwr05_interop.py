@@ -203,8 +203,8 @@ def test_syftflwr05_aggregator_trains_with_a_syftflwr_datasite(tmp_path: Path) -
     datasite runner over fsspec-local, with the profile's node id (crc32) as
     ``syftflwr run`` gives it."""
     from syftflwr.flower.apps import load_client_app, read_app
+    from syftflwr.flower.node_ids import node_ids_for
     from syftflwr.flower.runner import DatasiteRunner
-    from syftflwr.profiles import node_id_for
 
     root, ds = tmp_path / "mailbox", DATASITES[0]
     client_app = load_client_app(read_app(QUICKSTART))
@@ -213,7 +213,7 @@ def test_syftflwr05_aggregator_trains_with_a_syftflwr_datasite(tmp_path: Path) -
     client = plugin.syftflwr_make_client(ctx)
     events = plugin.syftflwr_make_events(client, ctx)
     runner = DatasiteRunner(
-        events, client_app, email=ds, node_id=node_id_for(ds, "syft-flwr-0.5"),
+        events, client_app, email=ds, node_id=node_ids_for([ds], "syft-flwr-0.5")[ds],
         node_config={"partition-id": 0, "num-partitions": 2},
         run_config={"local-epochs": 5, "learning-rate": 0.1, "l2": 0.001, "seed": 42},
     )  # fmt: skip

@@ -5,8 +5,9 @@ things — Flower, numpy, the app (scikit-learn for the quickstart), the transpo
 costs each of them about as much as the whole federated run. Instead, ``simulate``
 starts ONE *fork server* (a fresh interpreter, ``python -m syftflwr.flower.forkserver``):
 it imports all of that once, then forks a participant per request; the participant runs
-``syftflwr run`` with its own arguments, environment, working directory, stdout and
-stderr (pipes of the parent, passed over a Unix socket), exactly as a spawned one.
+``python -m syftflwr run ...`` (through :mod:`runpy`) with its own arguments,
+environment, working directory, stdout and stderr (pipes of the parent, passed over a
+Unix socket), exactly as a spawned one.
 
 Forking is only safe from a process with one thread and nothing a child must not
 share: the server starts no thread, pool, channel or watch. It imports with the
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import runpy
 import selectors
 import signal
 import socket
@@ -282,8 +284,6 @@ def preload(project_dir: str) -> str | None:
     if not hasattr(os, "pidfd_open") or not hasattr(socket, "send_fds"):
         return "this platform has no pidfd_open (Linux only)"
     try:
-        import syftflwr.cli.app
-        import syftflwr.cli.run
         import syftflwr.flower.launch  # noqa: F401  (Flower, numpy)
         from syftflwr.flower.apps import load_client_app, load_server_app, read_app
 
@@ -328,12 +328,9 @@ def _child(sock: socket.socket, request: Mapping[str, Any], fds: Sequence[int]) 
         os.chdir(request["cwd"])
         if "numpy" in sys.modules:  # as a spawned process: not the server's random state
             sys.modules["numpy"].random.seed()
-        argv = list(request["argv"])
-        sys.argv = ["syftflwr", *argv]
-        from syftflwr.cli import main
-
-        try:
-            main(argv)
+        sys.argv = ["syftflwr", *request["argv"]]
+        try:  # what `python -m syftflwr ARGV` runs (core's CLI is above this layer)
+            runpy.run_module("syftflwr", run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as exc:
             if isinstance(exc.code, int) or exc.code is None:

@@ -33,12 +33,12 @@ from syftflwr.flower.apps import (
 from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
 from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
 from syftflwr.flower.grid import RunInterrupted, TransportGrid, new_run_id
+from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.progress import FanOut, MessageInfo, ProgressReporter, listening
 from syftflwr.flower.results import RunResult
 from syftflwr.flower.resume import RunTracker
 from syftflwr.flower.run_journal import RunJournal, RunRecord, RunStatus, pid_alive
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, RunnerStats
-from syftflwr.profiles import node_id_for
 from syftflwr.session import Participant
 
 log = logging.getLogger("syftflwr.flower")
@@ -367,7 +367,7 @@ def make_datasite_runner(
         participant.events(),
         client_app if client_app is not None else load_client_app(app),
         email=email,
-        node_id=node_id_for(email, participant.context.profile),
+        node_id=node_ids_for([email], participant.context.profile)[email],
         node_config=node_config,
         run_config=run_config_for(app, run_config=run_config),
         scoped_stops=participant.context.profile == "native",

@@ -1,7 +1,8 @@
 """Stable Flower node ids (uint64) derived from datasite emails.
 
 Every participant computes the same id from the shared config, with no registry and
-no coordination: the first 8 bytes (big endian) of SHA-256 of the email, lower-cased.
+no coordination: the first 8 bytes (big endian) of SHA-256 of the email, lower-cased;
+under the ``syft-flwr-0.5`` wire profile, upstream's ``zlib.crc32`` of the email.
 A collision between two datasites, or with an id Flower reserves (0, and the
 SuperLink's own id), is refused with a clear error instead of silently mixing two
 datasites' replies.
@@ -10,6 +11,7 @@ datasites' replies.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable
 
 from syftflwr.errors import ConfigError
@@ -26,15 +28,19 @@ def node_id_for(email: str) -> int:
     return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big")
 
 
+def syftflwr05_node_id(email: str) -> int:
+    """syft-flwr 0.5's datasite node id: ``zlib.crc32(email.encode())`` (its ``str_to_int``)."""
+    return zlib.crc32(validate_email(email).encode())
+
+
 def node_ids_for(emails: Iterable[str], profile: str = "native") -> dict[str, int]:
     """Map each datasite email to its node id under the wire ``profile`` (syft-flwr 0.5
     uses CRC-32 ids), refusing duplicates and collisions."""
-    from syftflwr.profiles import node_id_for as profile_node_id
-
+    id_of = syftflwr05_node_id if profile == "syft-flwr-0.5" else node_id_for
     by_id: dict[int, str] = {}
     result: dict[str, int] = {}
     for email in emails:
-        node_id = profile_node_id(email, profile)
+        node_id = id_of(email)
         if email.lower() in (e.lower() for e in result):
             raise ConfigError(
                 f"datasite {email} is listed twice",

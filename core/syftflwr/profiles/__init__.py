@@ -36,17 +36,6 @@ def mailbox_profile(name: str) -> WireProfile:
     )
 
 
-def node_id_for(email: str, profile: str = NATIVE.name) -> int:
-    """A datasite's Flower node id under ``profile`` (syft-flwr 0.5: CRC-32 of the email)."""
-    if profile == P2P.name:
-        from syftflwr.profiles.syftflwr05 import node_id_for as crc_id
-
-        return crc_id(email)
-    from syftflwr.flower.node_ids import node_id_for as native_id
-
-    return native_id(email)
-
-
 __all__ = [
     "NATIVE",
     "P2P",
@@ -57,7 +46,6 @@ __all__ = [
     "SyftRpcProfile",
     "WireProfile",
     "mailbox_profile",
-    "node_id_for",
 ]
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -15,9 +15,9 @@ Two file formats, one per upstream transport:
   functions below it for a plugin that lays the files out itself.
 
 Common to both: the app's folder is ``flwr/{app_name}``, the endpoint ``messages``,
-datasite node ids are ``zlib.crc32(email)`` and the aggregator's is 1, and nothing is
-chunked — a message above the storage's ``max_object_size`` is refused
-(:func:`syftflwr.profiles.base.refuse_oversized`).
+datasite node ids are ``zlib.crc32(email)`` (:mod:`syftflwr.flower.node_ids`) and the
+aggregator's is 1, and nothing is chunked — a message above the storage's
+``max_object_size`` is refused (:func:`syftflwr.profiles.base.refuse_oversized`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import binascii
 import json
 import time
 import uuid
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,11 +50,6 @@ AGGREGATOR_NODE_ID = 1
 DEFAULT_EXPIRY = 15 * 60.0
 """syft-rpc's ``rpc.send`` default expiry (``"15m"``), used when a request has no TTL."""
 _MAX_ERROR_JSON = 1 << 20
-
-
-def node_id_for(email: str) -> int:
-    """syft-flwr's datasite node id: ``zlib.crc32(email.encode())`` (``str_to_int``)."""
-    return zlib.crc32(validate_email(email).encode())
 
 
 def wire_app(app: str) -> str:
