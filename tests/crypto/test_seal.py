@@ -5,6 +5,7 @@ a key the recipient does not hold, plaintext where a sealed message is expected.
 from __future__ import annotations
 
 import base64
+import sys
 from dataclasses import replace
 
 import pytest
@@ -152,3 +153,13 @@ def test_hostile_seal_headers_only_ever_fail_as_decryption_errors(
         assert str(exc)
     else:  # only an untouched envelope may open
         assert bytes(opened.body) == b"secret" and forged.headers == sealed.headers
+
+
+def test_sealing_keeps_no_private_key_alive() -> None:
+    """The static X25519 secret was cached process-wide by private key (``lru_cache``,
+    up to 1,024 keys alive after their owners dropped them); now it lives with the pair."""
+    sender, recipient = KeyPair.generate(), KeyPair.generate()
+    before = sys.getrefcount(sender.private), sys.getrefcount(recipient.private)
+    sealed = seal(request(), sender, recipient.public)
+    assert open_sealed(sealed, [recipient]).body == request().body
+    assert (sys.getrefcount(sender.private), sys.getrefcount(recipient.private)) == before

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -94,13 +93,6 @@ def _associated_data(envelope: Envelope) -> bytes:
     return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
 
 
-@functools.lru_cache(maxsize=1024)
-def _static_secret(private: X25519PrivateKey, peer_public: bytes) -> bytes:
-    """X25519 of two static keys: the same for every message between two participants,
-    so computed once per pair (a 1 KB message then costs 3 key agreements, not 5)."""
-    return private.exchange(X25519PublicKey.from_public_bytes(peer_public))
-
-
 def _key(ikm: bytes, epk: bytes, spk: bytes, rpk: bytes) -> AESGCM:
     okm = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO + epk + spk + rpk)
     return AESGCM(okm.derive(ikm))
@@ -115,7 +107,7 @@ def seal(envelope: E, sender: KeyPair, recipient_public: bytes) -> E:
     ephemeral = X25519PrivateKey.generate()
     epk = raw_public(ephemeral.public_key())
     rpk_obj = X25519PublicKey.from_public_bytes(recipient_public)
-    ikm = ephemeral.exchange(rpk_obj) + _static_secret(sender.private, recipient_public)
+    ikm = ephemeral.exchange(rpk_obj) + sender.static_secret(recipient_public)
     aead = _key(ikm, epk, sender.public, recipient_public)
     headers = {
         **envelope.headers,
@@ -159,9 +151,7 @@ def open_sealed(envelope: E, recipient_pairs: Sequence[KeyPair]) -> E:
             "not hold (the sender fetched an old or foreign key); the sender must refresh "
             "its copy: `syftflwr keys show` on both sides compares fingerprints"
         )
-    ikm = pair.private.exchange(X25519PublicKey.from_public_bytes(epk)) + _static_secret(
-        pair.private, spk
-    )
+    ikm = pair.private.exchange(X25519PublicKey.from_public_bytes(epk)) + pair.static_secret(spk)
     aead = _key(ikm, epk, spk, pair.public)
     aad = _associated_data(envelope)
     data = memoryview(envelope.body).cast("B")
