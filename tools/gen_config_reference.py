@@ -2,8 +2,8 @@
 
 Sources, so the page cannot drift from what syftflwr accepts:
 
-* ``[tool.syftflwr]`` keys: :data:`syftflwr.config.project.KEYS` (environment variable,
-  flag, accepted values) and :class:`~syftflwr.config.project.ProjectConfig` (defaults);
+* ``[tool.syftflwr]`` keys: :data:`syftflwr.config.project.KEYS` (meaning, environment
+  variable, flag, accepted values) and :class:`~syftflwr.config.project.ProjectConfig` (defaults);
 * the participant's ``settings.toml``: :data:`syftflwr.config.participant.VALID_KEYS`;
 * each transport's ``[tool.syftflwr.transport.<name>]`` table: the ``OptionSpec``s its
   ``syftflwr_transport_info`` hook declares — core's ``memory`` and every first-party
@@ -31,32 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "reference" / "configuration.md"
 PLUGINS = ROOT / "plugins"
 
-KEY_HELP = {
-    "app_name": "The app's name in every mailbox path; every participant must agree on it. "
-    "Default: `[project].name`, lower-cased, other runs of characters collapsed to `-`.",
-    "aggregator": "The participant that runs the ServerApp. Required to run.",
-    "datasites": "The participants that run the ClientApp: an array of emails, no "
-    "duplicates, not the aggregator. Only they may send requests to the aggregator and only "
-    "its requests reach them.",
-    "transport": "The transport every participant uses (a name, or a table with `name` and "
-    "per-transport option tables). Absent: auto-detection, which may differ between "
-    "machines — pin it for real federations.",
-    "profile": "The wire profile: `native` (syftflwr's mailbox, chunking, encryption) or "
-    "`syft-flwr-0.5` (upstream's layout, to interoperate with syft-flwr 0.5 participants).",
-    "encryption": "Core envelope encryption of every message to its recipient, "
-    "sender-authenticated; `false` turns it off (every participant must agree). Transports "
-    "with native end-to-end encryption (SyftBox) use their own instead.",
-    "max_message_size": "Policy: a message larger than this (bytes or a size string) is "
-    "refused as hostile input, on send and on receipt. At most 2147483647 (protobuf's limit).",
-    "clock_skew": "Seconds of clock difference between participants tolerated when "
-    "checking expiry.",
-    "round_timeout": "Seconds the aggregator waits for one round's replies before going on "
-    "without the missing datasites (reported as failures); it bounds every wait of a "
-    "round (sending, a peer's key included, and the stop messages at the end).",
-    "message_ttl": "Seconds an instruction stays deliverable; an expired one never reaches "
-    "a ClientApp.",
-}
-"""One line per key. A new key without a line here stops the generator (docs first)."""
+DATASITES_HELP = (
+    "The participants that run the ClientApp: an array of emails, no duplicates, not the "
+    "aggregator. Only they may send requests to the aggregator and only its requests reach "
+    "them."
+)
+"""``datasites`` is an array, validated apart from the scalar keys' ``OptionSpec``s."""
 
 PARTICIPANT_HELP = {
     "email": "Who this participant is (overridden by `SYFTFLWR_EMAIL` and `--as`).",
@@ -112,25 +92,17 @@ def project_section() -> list[str]:
 
     defaults = {f.name: f.default for f in dataclasses.fields(ProjectConfig)}
     defaults["encryption"] = DEFAULT_ENCRYPTION  # the field is None: "not set, use the default"
-    names = [*KEYS, "datasites"]
-    missing = [n for n in names if n not in KEY_HELP]
-    if missing:
-        raise SystemExit(
-            f"tools/gen_config_reference.py: no description for key(s) {missing}; "
-            "add them to KEY_HELP"
-        )
-    rows = []
-    for name in sorted(names, key=lambda n: list(KEY_HELP).index(n)):
-        key = KEYS.get(name)
-        rows.append(
-            [
-                code(name),
-                show_default(defaults.get(name)),
-                code(key.env) if key and key.env else "—",
-                code(key.flag) if key and key.flag else "—",
-                KEY_HELP[name] + (f" Accepted: {key.fix}." if key else ""),
-            ]
-        )
+    rows = [
+        [
+            code(spec.name),
+            show_default(defaults.get(spec.name)),
+            code(spec.env) if spec.env else "—",
+            code(spec.flag) if spec.flag else "—",
+            f"{spec.help} Accepted: {spec.fix}.",
+        ]
+        for spec in KEYS.values()
+    ]
+    rows.insert(2, [code("datasites"), "—", "—", "—", DATASITES_HELP])
     return [
         f"## `[{TABLE}]`",
         "",

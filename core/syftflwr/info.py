@@ -15,7 +15,7 @@ Size terms (never mixed up):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,8 @@ OptionType = Literal["str", "int", "float", "bool", "path", "url", "mapping"]
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One key of a transport's ``[tool.syftflwr.transport.<name>]`` table.
+    """One configuration key: of a transport's ``[tool.syftflwr.transport.<name>]``
+    table, or of ``[tool.syftflwr]`` itself (:data:`syftflwr.config.project.KEYS`).
 
     Core validates types, required keys and unknown keys from these specs and generates
     the configuration reference from them; ``env`` names an environment variable that
@@ -65,6 +66,13 @@ class OptionSpec:
     refuses anything below it, naming the valid range."""
     exclusive_minimum: bool = False
     """True if ``minimum`` itself is refused too (``> 0`` rather than ``>= 0``)."""
+    flag: str | None = None
+    """The command-line flag that overrides it (core's own keys)."""
+    parse: Callable[[object], Any] | None = None
+    """Parses a value in place of ``type``'s parser (an email, a duration), raising
+    ValueError; ``choices`` and ``minimum`` still apply."""
+    fix: str | None = None
+    """What to write instead of a bad value; default: from ``help``, ``type``, range."""
 
     @property
     def range(self) -> str | None:

@@ -78,10 +78,12 @@ def coerce_option(
     """Convert ``value`` to ``spec.type`` and check ``spec.choices`` and the range
     (ValueError if not). ``text``: ``value`` comes from the environment or the command
     line, where a boolean is written as text."""
-    if spec.type == "path":
-        result: Any = parse_path(value, base)
-    elif spec.type == "bool" and text:
-        result = parse_text_bool(value)
+    if spec.type == "bool" and text:
+        result: Any = parse_text_bool(value)
+    elif spec.parse is not None:
+        result = spec.parse(value)
+    elif spec.type == "path":
+        result = parse_path(value, base)
     else:
         result = _PARSERS[spec.type](value)
     if spec.choices is not None and result not in spec.choices:
@@ -91,6 +93,32 @@ def coerce_option(
         if low:
             raise ValueError(f"{spec.name} must be {spec.range}, got {result!r}")
     return result
+
+
+def checked(
+    spec: OptionSpec,
+    value: object,
+    *,
+    source: str | None,
+    key: str | None,
+    base: Path | None = None,
+    text: bool = False,
+    var: str | None = None,
+) -> Any:
+    """:func:`coerce_option`, a bad value becoming a ConfigError at ``source`` and
+    ``key`` with the fix (``var``: the environment variable that held it)."""
+    try:
+        return coerce_option(spec, value, base=base, text=text)
+    except ValueError as exc:
+        if var and spec.type == "bool":
+            fix = f"set {var}=1 or {var}=0 (or true/false, yes/no, on/off)"
+        else:
+            bound = f" {spec.range}" if spec.range else ""
+            fix = spec.fix or (
+                f"{spec.help.rstrip('.')}; expected {spec.type}{bound}, "
+                f"e.g. {spec.name} = {_EXAMPLES[spec.type]}"
+            )
+        raise ConfigError(str(exc), source=source, key=key, fix=fix) from None
 
 
 def env_layer(info: TransportInfo, env: Mapping[str, str]) -> Layer:
@@ -132,17 +160,10 @@ def validate_options(info: TransportInfo, layers: Sequence[Layer]) -> dict[str, 
                     key=key,
                     fix=unknown_key_fix(name, specs),
                 )
-            try:
-                result[name] = coerce_option(spec, raw, base=layer.base, text=layer.text)
-            except ValueError as exc:
-                bound = f" {spec.range}" if spec.range else ""
-                raise ConfigError(
-                    str(exc),
-                    source=source,
-                    key=key,
-                    fix=f"{spec.help.rstrip('.')}; expected {spec.type}{bound}, "
-                    f"e.g. {name} = {_EXAMPLES[spec.type]}",
-                ) from None
+            var = layer.variables.get(name)
+            result[name] = checked(
+                spec, raw, source=source, key=key, base=layer.base, text=layer.text, var=var
+            )
             given.add(name)
     for spec in info.options:
         if spec.required and spec.name not in given and spec.default is None:

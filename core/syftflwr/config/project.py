@@ -8,23 +8,22 @@ on (app name, aggregator, datasites, transport, wire profile, limits). Per-perso
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from syftflwr.config._sources import read_toml
 from syftflwr.config._values import (
-    parse_bool,
     parse_duration,
     parse_size,
     parse_str,
-    parse_text_bool,
     type_name,
     unknown_key_fix,
 )
+from syftflwr.config.options import checked
 from syftflwr.errors import ConfigError
-from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT
+from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT, OptionSpec
 from syftflwr.names import (
     SYFT_FLWR_05,
     suggest,
@@ -184,18 +183,6 @@ def not_a_participant(project: ProjectConfig, email: str) -> ConfigError:
 
 
 # --------------------------------------------------------------------------- keys
-def _positive(
-    what: str, minimum: float = 0.0, *, allow_equal: bool = False
-) -> Callable[[float], float]:
-    def check(value: float) -> float:
-        if value < minimum or (value == minimum and not allow_equal):
-            bound = f">= {minimum:g}" if allow_equal else f"> {minimum:g}"
-            raise ValueError(f"{what} must be {bound}, got {value:g}")
-        return value
-
-    return check
-
-
 def _message_size(value: object) -> int:
     size = parse_size(value)
     if size <= 0:
@@ -219,86 +206,102 @@ def _transport_name(value: object) -> str:
     return validate_identifier(parse_str(value), "transport name")
 
 
-@dataclass(frozen=True)
-class Key:
-    """One scalar key of ``[tool.syftflwr]``: how to parse it and how to fix it."""
-
-    name: str
-    parse: Callable[[object], Any]
-    fix: str
-    env: str | None = None
-    """Environment variable overriding it (None: file only, shared by everyone)."""
-    flag: str | None = None
-    parse_text: Callable[[object], Any] | None = None
-    """How the environment's text is parsed, when not like the file's value."""
-    text_fix: str | None = None
-    """The fix for a bad environment value, with ``parse_text``."""
-
-
-KEYS: dict[str, Key] = {
+KEYS: dict[str, OptionSpec] = {
     k.name: k
     for k in (
-        Key(
+        OptionSpec(
             "app_name",
-            lambda v: validate_app_name(parse_str(v)),
-            "use 1-64 letters, digits, '_', '.', '-' starting with a letter or digit, "
+            "str",
+            "The app's name in every mailbox path; every participant must agree on it. "
+            "Default: `[project].name`, lower-cased, other runs of characters collapsed "
+            "to `-`.",
+            parse=lambda v: validate_app_name(parse_str(v)),
+            fix="use 1-64 letters, digits, '_', '.', '-' starting with a letter or digit, "
             'e.g. app_name = "quickstart" (with profile = "syft-flwr-0.5" also syft-flwr '
             "0.5 bootstrap's {aggregator email}_{project}_{unix time})",
         ),
-        Key(
+        OptionSpec(
             "aggregator",
-            lambda v: validate_email(parse_str(v)),
-            'write the aggregator\'s plain email, e.g. aggregator = "ds@university.org"',
+            "str",
+            "The participant that runs the ServerApp. Required to run.",
+            parse=lambda v: validate_email(parse_str(v)),
+            fix='write the aggregator\'s plain email, e.g. aggregator = "ds@university.org"',
         ),
-        Key(
+        OptionSpec(
             "transport",
-            _transport_name,
-            'name an installed transport (see `syftflwr transports`), e.g. transport = "gdrive"',
+            "str",
+            "The transport every participant uses (a name, or a table with `name` and "
+            "per-transport option tables). Absent: auto-detection, which may differ "
+            "between machines — pin it for real federations.",
+            parse=_transport_name,
+            fix="name an installed transport (see `syftflwr transports`), "
+            'e.g. transport = "gdrive"',
             env="SYFTFLWR_TRANSPORT",
             flag="--transport",
         ),
-        Key(
+        OptionSpec(
             "profile",
-            _profile,
-            f"use one of {', '.join(repr(p) for p in PROFILES)}",
+            "str",
+            "The wire profile: `native` (syftflwr's mailbox, chunking, encryption) or "
+            "`syft-flwr-0.5` (upstream's layout, to interoperate with syft-flwr 0.5 "
+            "participants).",
+            parse=_profile,
+            fix=f"use one of {', '.join(repr(p) for p in PROFILES)}",
             env="SYFTFLWR_PROFILE",
             flag="--profile",
         ),
-        Key(
+        OptionSpec(
             "encryption",
-            parse_bool,
-            "write encryption = true or encryption = false (a TOML boolean, without quotes)",
+            "bool",
+            "Core envelope encryption of every message to its recipient, "
+            "sender-authenticated; `false` turns it off (every participant must agree). "
+            "Transports with native end-to-end encryption (SyftBox) use their own instead.",
+            fix="write encryption = true or encryption = false (a TOML boolean, without quotes)",
             env="SYFTFLWR_ENCRYPTION",
             flag="--encryption/--no-encryption",
-            parse_text=parse_text_bool,
-            text_fix="set SYFTFLWR_ENCRYPTION=1 or SYFTFLWR_ENCRYPTION=0 (or true/false, "
-            "yes/no, on/off)",
         ),
-        Key(
+        OptionSpec(
             "max_message_size",
-            _message_size,
-            f'use bytes or a size string up to {PROTOBUF_LIMIT}, e.g. max_message_size = "512MiB"',
+            "int",
+            "Policy: a message larger than this (bytes or a size string) is refused as "
+            "hostile input, on send and on receipt. At most 2147483647 (protobuf's limit).",
+            parse=_message_size,
+            fix=f"use bytes or a size string up to {PROTOBUF_LIMIT}, "
+            'e.g. max_message_size = "512MiB"',
             env="SYFTFLWR_MAX_MESSAGE_SIZE",
             flag="--max-message-size",
         ),
-        Key(
+        OptionSpec(
             "clock_skew",
-            lambda v: _positive("clock_skew", allow_equal=True)(parse_duration(v)),
-            'use seconds >= 0, e.g. clock_skew = 30 or clock_skew = "1m"',
+            "float",
+            "Seconds of clock difference between participants tolerated when checking expiry.",
+            parse=parse_duration,
+            minimum=0,
+            fix='use seconds >= 0, e.g. clock_skew = 30 or clock_skew = "1m"',
             env="SYFTFLWR_CLOCK_SKEW",
             flag="--clock-skew",
         ),
-        Key(
+        OptionSpec(
             "round_timeout",
-            lambda v: _positive("round_timeout")(parse_duration(v)),
-            'use seconds > 0, e.g. round_timeout = 600 or round_timeout = "10m"',
+            "float",
+            "Seconds the aggregator waits for one round's replies before going on without "
+            "the missing datasites (reported as failures); it bounds every wait of a round "
+            "(sending, a peer's key included, and the stop messages at the end).",
+            parse=parse_duration,
+            minimum=0,
+            exclusive_minimum=True,
+            fix='use seconds > 0, e.g. round_timeout = 600 or round_timeout = "10m"',
             env="SYFTFLWR_ROUND_TIMEOUT",
             flag="--round-timeout",
         ),
-        Key(
+        OptionSpec(
             "message_ttl",
-            lambda v: _positive("message_ttl")(parse_duration(v)),
-            'use seconds > 0, e.g. message_ttl = 3600 or message_ttl = "1h"',
+            "float",
+            "Seconds an instruction stays deliverable; an expired one never reaches a ClientApp.",
+            parse=parse_duration,
+            minimum=0,
+            exclusive_minimum=True,
+            fix='use seconds > 0, e.g. message_ttl = 3600 or message_ttl = "1h"',
             env="SYFTFLWR_MESSAGE_TTL",
             flag="--message-ttl",
         ),
@@ -308,14 +311,6 @@ KEYS: dict[str, Key] = {
 
 VALID_KEYS = (*KEYS, "datasites", "keys")
 OVERRIDABLE = tuple(k for k in KEYS.values() if k.env)
-
-
-def parse_key(key: Key, value: object, *, source: str | None, label: str | None) -> Any:
-    """``key.parse(value)`` with failures turned into a ConfigError at ``label``."""
-    try:
-        return key.parse(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc), source=source, key=label, fix=key.fix) from None
 
 
 # --------------------------------------------------------------------------- loading
@@ -397,9 +392,9 @@ def _parse_table(
             )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for name, key in KEYS.items():
+    for name, spec in KEYS.items():
         if name in raw and name != "transport":
-            values[name] = parse_key(key, raw[name], source=source, label=f"{TABLE}.{name}")
+            values[name] = checked(spec, raw[name], source=source, key=f"{TABLE}.{name}")
             sources[name] = source
     transport, tables = _parse_transport(raw.get("transport"), source=source)
     if transport is not None:
@@ -528,12 +523,12 @@ def _parse_transport(value: object, *, source: str) -> tuple[str | None, dict[st
     if value is None:
         return None, {}
     if not isinstance(value, Mapping):
-        return parse_key(KEYS["transport"], value, source=source, label=label), {}
+        return checked(KEYS["transport"], value, source=source, key=label), {}
     name: str | None = None
     tables: dict[str, dict[str, Any]] = {}
     for key, item in value.items():
         if key == "name":
-            name = parse_key(KEYS["transport"], item, source=source, label=f"{label}.name")
+            name = checked(KEYS["transport"], item, source=source, key=f"{label}.name")
             continue
         if not isinstance(item, Mapping):
             raise ConfigError(
@@ -543,7 +538,7 @@ def _parse_transport(value: object, *, source: str) -> tuple[str | None, dict[st
                 fix=f'pin the transport with name = "..." and put options under '
                 f"[{label}.<transport>]",
             )
-        parse_key(KEYS["transport"], key, source=source, label=f"{label}.{key}")
+        checked(KEYS["transport"], key, source=source, key=f"{label}.{key}")
         tables[key] = dict(item)
     return name, tables
 

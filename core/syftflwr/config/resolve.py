@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from syftflwr.config._sources import COMMAND_LINE, env_source, env_value
 from syftflwr.config._values import parse_path
-from syftflwr.config.options import cli_layer, env_layer, file_layer, validate_options
+from syftflwr.config.options import checked, cli_layer, env_layer, file_layer, validate_options
 from syftflwr.config.participant import (
     ParticipantSettings,
     default_state_dir,
@@ -29,14 +29,12 @@ from syftflwr.config.project import (
     KEYS,
     OVERRIDABLE,
     TABLE,
-    Key,
     ProjectConfig,
     load_project,
     not_a_participant,
-    parse_key,
 )
 from syftflwr.errors import ConfigError, IdentityMismatchError
-from syftflwr.info import TransportContext, TransportInfo
+from syftflwr.info import OptionSpec, TransportContext, TransportInfo
 from syftflwr.names import validate_email
 
 if TYPE_CHECKING:
@@ -58,19 +56,16 @@ def _check_cli(cli: Mapping[str, Any]) -> None:
 
 
 def _override(
-    key: Key, *, env: Mapping[str, str], cli: Mapping[str, Any]
+    spec: OptionSpec, *, env: Mapping[str, str], cli: Mapping[str, Any]
 ) -> tuple[Any, str] | None:
-    """The command line's or the environment's value for ``key``, parsed, with its source."""
-    if cli.get(key.name) is not None:
-        value = parse_key(key, cli[key.name], source=COMMAND_LINE, label=key.flag or key.name)
-        return value, COMMAND_LINE
-    raw = env_value(env, key.env) if key.env else None
-    if raw is not None and key.env:
-        source = env_source(key.env)
-        text_key = key
-        if key.parse_text is not None:
-            text_key = dataclasses.replace(key, parse=key.parse_text, fix=key.text_fix or key.fix)
-        return parse_key(text_key, raw, source=source, label=None), source
+    """The command line's or the environment's value for ``spec``, parsed, with its source."""
+    if cli.get(spec.name) is not None:
+        key = spec.flag or spec.name
+        return checked(spec, cli[spec.name], source=COMMAND_LINE, key=key, text=True), COMMAND_LINE
+    raw = env_value(env, spec.env) if spec.env else None
+    if raw is not None and spec.env:
+        source = env_source(spec.env)
+        return checked(spec, raw, source=source, key=None, text=True, var=spec.env), source
     return None
 
 
@@ -83,10 +78,10 @@ def apply_overrides(
     _check_cli(cli)
     changes: dict[str, Any] = {}
     sources = dict(project.sources)
-    for key in OVERRIDABLE:
-        found = _override(key, env=env, cli=cli)
+    for spec in OVERRIDABLE:
+        found = _override(spec, env=env, cli=cli)
         if found is not None:
-            changes[key.name], sources[key.name] = found
+            changes[spec.name], sources[spec.name] = found
     return dataclasses.replace(project, **changes, sources=sources)
 
 

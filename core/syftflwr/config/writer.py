@@ -22,6 +22,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from syftflwr.config._sources import read_toml
 from syftflwr.config._values import unknown_key_fix
+from syftflwr.config.options import checked
 from syftflwr.config.project import (
     KEYS,
     OVERRIDABLE,
@@ -29,7 +30,6 @@ from syftflwr.config.project import (
     default_app_name,
     find_pyproject,
     parse_datasites,
-    parse_key,
     parse_project,
 )
 from syftflwr.errors import ConfigError
@@ -150,11 +150,11 @@ def _validated_inputs(
     """Inputs checked with the readers' own validators, in the order they are written."""
     values: dict[str, Any] = {}
     if app_name is not None:
-        values["app_name"] = parse_key(
-            KEYS["app_name"], app_name, source=None, label=f"{TABLE}.app_name"
+        values["app_name"] = checked(
+            KEYS["app_name"], app_name, source=None, key=f"{TABLE}.app_name"
         )
-    values["aggregator"] = parse_key(
-        KEYS["aggregator"], aggregator, source=None, label=f"{TABLE}.aggregator"
+    values["aggregator"] = checked(
+        KEYS["aggregator"], aggregator, source=None, key=f"{TABLE}.aggregator"
     )
     if isinstance(datasites, str) or not datasites:
         raise ConfigError(
@@ -166,8 +166,8 @@ def _validated_inputs(
         parse_datasites(list(datasites), aggregator=values["aggregator"], source=None)
     )
     if transport is not None:
-        values["transport"] = parse_key(
-            KEYS["transport"], transport, source=None, label=f"{TABLE}.transport"
+        values["transport"] = checked(
+            KEYS["transport"], transport, source=None, key=f"{TABLE}.transport"
         )
     for key, value in extra.items():
         if key not in EXTRA_KEYS:
@@ -178,7 +178,7 @@ def _validated_inputs(
             )
         if value is None:
             continue
-        parse_key(KEYS[key], value, source=None, label=f"{TABLE}.{key}")
+        checked(KEYS[key], value, source=None, key=f"{TABLE}.{key}")
         values[key] = value  # as the user wrote it ("512MiB" stays readable)
     return values
 
