@@ -32,7 +32,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -73,8 +73,7 @@ from syftflwr.flower.progress import (
     ReplyEvent,
     RunRecorder,
 )
-from syftflwr.flower.resume import Match, RunTracker
-from syftflwr.flower.run_journal import PushState
+from syftflwr.flower.resume import Match, Pending, RunTracker, in_reply_order, replayed_pending
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_app_name, validate_email, validate_identifier
 from syftflwr.roles import (
@@ -105,25 +104,6 @@ FORGET_WAIT = 10.0
 INTERRUPT_CHECK = 1.0
 """Seconds between two looks at :meth:`TransportGrid.interrupt` while waiting for replies."""
 REPLY_UNAVAILABLE_REASON = "Error: Reply Message Unavailable - the reply from {datasite} expired"
-
-
-@dataclass
-class _Pending:
-    handle: RequestHandle
-    info: MessageInfo
-    group_id: str
-    expires_at: float
-    report: bool = True
-    stored: Message | None = None
-    """Replayed from a stopped run's journal: the reply the ServerApp got then."""
-    gave_up: bool = False
-    """Replayed: the stopped run's ServerApp went on without a reply."""
-    unsent: FailureEvent | None = None
-    """The send failed (reported once, when pushed); ``stored`` is the error reply."""
-    order: int | None = None
-    """Where ``stored`` comes in the order of the run's replies (journaled runs)."""
-    batch: int | None = None
-    """Replayed: the call of the stopped run that handed ``stored`` over."""
 
 
 class RunInterrupted(BaseException):
@@ -188,7 +168,7 @@ class _Push:
     report: bool
     tracker: RunTracker | None
     match: Match | None
-    pending: _Pending | None = None
+    pending: Pending | None = None
     """Set once known: replayed from the journal, sent, or failed."""
     request: Request | None = None
     info: MessageInfo | None = None
@@ -309,7 +289,7 @@ class TransportGrid(Grid):
             [self.report, reporter] if reporter is not None else [self.report]
         )
         self._lock = threading.Lock()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self.liveness: Liveness | None = None
         if offers(rpc, SeesPickups):  # the transport can tell (docs/reference/hooks.md)
             self.liveness = Liveness(
@@ -422,23 +402,16 @@ class TransportGrid(Grid):
         if tracker is not None:
             tracker.observe(server_round, message)
         push = _Push(message, email, message_id, report, tracker, match)
-        push.pending = self._replayed(message, email, match) if match is not None else None
-        if push.pending is not None:
+        if match is not None and not match.resend:  # the stopped run sent it: no send
+            handle = self._attach(email, message_id, match.entry.expires_at)
+            info = self._info(message, email)
+            push.pending = replayed_pending(match, handle, info, metadata.group_id)
             return push
         expires_at = metadata.created_at + metadata.ttl
         if match is not None:  # half-pushed by the stopped run: same id, same expiry
             expires_at = match.entry.expires_at
         push.expires_at = expires_at
-        push.request = Request(
-            id=message_id,
-            sender=self.email,
-            recipient=email,
-            app=self.app_name,
-            endpoint=self.endpoint,
-            body=encode_message(message),
-            created_at=metadata.created_at,
-            expires_at=expires_at,
-        )
+        push.request = self._request(message, email, expires_at)
         if tracker is not None and match is None:
             tracker.pushing(
                 message_id,
@@ -453,6 +426,19 @@ class TransportGrid(Grid):
         if report and self.liveness is not None:  # a key wait in the send counts too
             self.liveness.sending(push.info)
         return push
+
+    def _request(self, message: Message, email: str, expires_at: float) -> Request:
+        metadata = message.metadata
+        return Request(
+            id=metadata.message_id,
+            sender=self.email,
+            recipient=email,
+            app=self.app_name,
+            endpoint=self.endpoint,
+            body=encode_message(message),
+            created_at=metadata.created_at,
+            expires_at=expires_at,
+        )
 
     def _transmit(self, pushes: Sequence[_Push], limit: float | None) -> None:
         """Hand ``pushes`` to the transport in parallel, each within ``limit`` (key waits
@@ -478,7 +464,7 @@ class TransportGrid(Grid):
         if fatal is not None:
             raise fatal
 
-    def _sent(self, push: _Push, outcome: Outcome[RequestHandle]) -> _Pending:
+    def _sent(self, push: _Push, outcome: Outcome[RequestHandle]) -> Pending:
         """The pending entry of a push the transport accepted (or the failure)."""
         tracker, match, info = push.tracker, push.match, push.info
         assert info is not None
@@ -503,7 +489,7 @@ class TransportGrid(Grid):
             raise exc
         if tracker is not None:
             tracker.sent(push.message_id)
-        return _Pending(handle, info, push.message.metadata.group_id, push.expires_at)
+        return Pending(handle, info, push.message.metadata.group_id, push.expires_at)
 
     def _refused(self, email: str, exc: UntrustedKeyError) -> None:
         """This run will not talk to ``email`` (its key changed): tell it, once, so it
@@ -529,10 +515,7 @@ class TransportGrid(Grid):
         stamp_instruction(message, run_id=self.run_id, src_node_id=SUPERLINK_NODE_ID)
         set_message_id(message, new_message_id())
         metadata = message.metadata
-        request = Request(id=metadata.message_id, sender=self.email, recipient=email,
-                          app=self.app_name, endpoint=self.endpoint,
-                          body=encode_message(message), created_at=metadata.created_at,
-                          expires_at=metadata.created_at + metadata.ttl)  # fmt: skip
+        request = self._request(message, email, metadata.created_at + metadata.ttl)
         try:
             with within(self.max_wait):
                 notice(request)
@@ -596,7 +579,7 @@ class TransportGrid(Grid):
         info: MessageInfo,
         exc: Exception,
         tracker: RunTracker | None,
-    ) -> _Pending:
+    ) -> Pending:
         """One datasite's send failed (its key is missing or untrusted, the message is
         too large, its storage failed): that instruction fails, the round goes on with
         the others. The error reply is journaled like any reply, so a resumed run
@@ -606,7 +589,7 @@ class TransportGrid(Grid):
         log.warning("%s message %s of round %s: %s", info.message_type, info.message_id,
                     info.round, reason)  # fmt: skip
         handle = self._handle(info.datasite, info.message_id, 0.0)
-        pending = _Pending(handle, info, message.metadata.group_id, float("inf"), report=False)
+        pending = Pending(handle, info, message.metadata.group_id, float("inf"), report=False)
         pending.stored = self._failed(pending, "unsent", reason, ErrorCode.UNKNOWN, waited)
         pending.unsent = FailureEvent(info, "unsent", reason, waited, ErrorCode.UNKNOWN)
         if tracker is not None:  # handed over by the next call, before any later reply
@@ -633,31 +616,6 @@ class TransportGrid(Grid):
             cast(ReattachesRequests, self.rpc).attach(handle)
         return handle
 
-    def _replayed(self, message: Message, email: str, match: Match) -> _Pending | None:
-        """The pending entry of an instruction the stopped run already sent (None:
-        only half-pushed, send it)."""
-        if match.resend:
-            return None
-        entry = match.entry
-        handle = self._attach(email, entry.message_id, entry.expires_at)
-        info = self._info(message, email)
-        group_id = message.metadata.group_id
-        if match.in_flight:
-            log.info("resume: re-attached to %s's reply to %s (round %s)", email,
-                     entry.message_id, info.round)  # fmt: skip
-            return _Pending(handle, info, group_id, entry.expires_at)
-        # Answered from the journal, however long ago the stopped run got it.
-        return _Pending(
-            handle,
-            info,
-            group_id,
-            float("inf"),
-            stored=match.reply,
-            gave_up=entry.state is PushState.GAVE_UP,
-            order=entry.reply_seq,
-            batch=entry.batch,
-        )
-
     # ------------------------------------------------------------------ replies
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies available now; an unknown or expired id yields Flower's
@@ -676,7 +634,11 @@ class TransportGrid(Grid):
         for message_id in ids:
             entry = pending[message_id]
             if entry is None:
-                slots.append(self._unavailable_unknown(message_id))
+                reason = (f"Error: Message Unavailable - {message_id} is not a pending message "
+                          "of this grid (never pushed, already pulled, or expired)")  # fmt: skip
+                error = Error(code=ErrorCode.MESSAGE_UNAVAILABLE, reason=reason)
+                slots.append(self._error_reply(SUPERLINK_NODE_ID, message_id, "",
+                                               SYSTEM_MESSAGE_TYPE, error))  # fmt: skip
             elif entry.gave_up:
                 continue
             elif entry.stored is not None:
@@ -686,7 +648,7 @@ class TransportGrid(Grid):
                 reply = self._resolve(message_id, self.rpc.fetch(entry.handle), batch)
                 if reply is not None:
                     slots.append(reply)
-        ordered = iter(self._in_reply_order([s for s in slots if isinstance(s, str)], pending))
+        ordered = iter(in_reply_order([s for s in slots if isinstance(s, str)], pending))
         out: list[Message] = []
         for slot in slots:
             reply = self._resolve_stored(next(ordered)) if isinstance(slot, str) else slot
@@ -706,19 +668,6 @@ class TransportGrid(Grid):
     def _new_batch(self) -> int | None:
         return self.tracker.new_batch() if self.tracker is not None else None
 
-    @staticmethod
-    def _in_reply_order(ids: Sequence[str], pending: Mapping[str, _Pending | None]) -> list[str]:
-        """``ids`` of stored replies in the order the ServerApp got them (journaled
-        position; else as given)."""
-        position = {message_id: index for index, message_id in enumerate(ids)}
-
-        def key(message_id: str) -> tuple[float, int]:
-            entry = pending.get(message_id)
-            order = entry.order if entry is not None else None
-            return (float("inf") if order is None else order, position[message_id])
-
-        return sorted(ids, key=key)
-
     def _collect(
         self, ids: Sequence[str], timeout: float | None, *, started: float | None = None
     ) -> list[Message]:
@@ -734,7 +683,7 @@ class TransportGrid(Grid):
             known = {i: self._pending[i] for i in ids if i in self._pending}
         stored = [i for i in ids if i in known and known[i].stored is not None]
         given_up = {i for i in ids if i in known and known[i].gave_up}
-        for message_id in self._in_reply_order(stored, known):
+        for message_id in in_reply_order(stored, known):
             reply = self._resolve_stored(message_id)
             remaining.discard(message_id)
             if reply is not None:
@@ -868,7 +817,7 @@ class TransportGrid(Grid):
         self._forgetter.forget(pending.handle)  # housekeeping: never lose the reply over it
         return reply
 
-    def _reply_for(self, pending: _Pending, response: Response | None, now: float) -> Message:
+    def _reply_for(self, pending: Pending, response: Response | None, now: float) -> Message:
         info = pending.info
         waited = now - info.sent_at
         if response is None:
@@ -907,7 +856,7 @@ class TransportGrid(Grid):
                 self._reporter.on_reply(ReplyEvent(info, waited, _reply_metrics(reply)))
         return reply
 
-    def _check_reply(self, reply: Message, pending: _Pending) -> str | None:
+    def _check_reply(self, reply: Message, pending: Pending) -> str | None:
         md = reply.metadata
         if md.reply_to_message_id != pending.info.message_id:
             return f"reply_to_message_id {md.reply_to_message_id!r} is not the instruction's id"
@@ -924,7 +873,7 @@ class TransportGrid(Grid):
 
     def _failed(
         self,
-        pending: _Pending,
+        pending: Pending,
         kind: FailureKind,
         reason: str,
         code: int,
@@ -936,38 +885,26 @@ class TransportGrid(Grid):
         if pending.report:
             log.warning("%s: %s", kind, reason)
             self._reporter.on_failure(FailureEvent(info, kind, reason, waited, code))
-        metadata = make_metadata(
-            run_id=self.run_id,
-            message_id=new_message_id(),
-            src_node_id=info.node_id,
-            dst_node_id=SUPERLINK_NODE_ID,
-            reply_to_message_id=info.message_id,
-            group_id=pending.group_id,
-            created_at=time.time(),
-            ttl=0.0,
-            message_type=SYSTEM_MESSAGE_TYPE if system else info.message_type,
-        )
-        return make_message(metadata, error=Error(code=code, reason=reason))
+        message_type = SYSTEM_MESSAGE_TYPE if system else info.message_type
+        return self._error_reply(info.node_id, info.message_id, pending.group_id, message_type,
+                                 Error(code=code, reason=reason))  # fmt: skip
 
-    def _unavailable_unknown(self, message_id: str) -> Message:
+    def _error_reply(
+        self, src_node_id: int, reply_to: str, group_id: str, message_type: str, error: Error
+    ) -> Message:
+        """An error reply to ``reply_to``, as a SuperLink makes one for a datasite."""
         metadata = make_metadata(
             run_id=self.run_id,
             message_id=new_message_id(),
-            src_node_id=SUPERLINK_NODE_ID,
+            src_node_id=src_node_id,
             dst_node_id=SUPERLINK_NODE_ID,
-            reply_to_message_id=message_id,
-            group_id="",
+            reply_to_message_id=reply_to,
+            group_id=group_id,
             created_at=time.time(),
             ttl=0.0,
-            message_type=SYSTEM_MESSAGE_TYPE,
+            message_type=message_type,
         )
-        reason = (
-            f"Error: Message Unavailable - {message_id} is not a pending message of this "
-            "grid (never pushed, already pulled, or expired)"
-        )
-        return make_message(
-            metadata, error=Error(code=ErrorCode.MESSAGE_UNAVAILABLE, reason=reason)
-        )
+        return make_message(metadata, error=error)
 
     def _reap_expired(self) -> None:
         """Drop replies nobody pulled once their TTL passed (caller holds the lock)."""

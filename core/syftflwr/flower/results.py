@@ -5,7 +5,7 @@ summarise and plot.
 state directory, ``runs/<run id>/result.json``; ``syftflwr report`` reads it. The format
 is versioned (docs/results.md): a JSON object with ``format`` = ``"syftflwr-result"``,
 ``version`` = 1, and the fields of :class:`~syftflwr.flower.launch.RunResult` (and of
-:class:`~syftflwr.flower.simulation.SimulationResult` for a simulation).
+:class:`SimulationResult` for a simulation).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from syftflwr.config import ProjectConfig, load_participant, participant_state_dir
 from syftflwr.config.resolve import resolve_state_dir
@@ -33,7 +33,7 @@ from syftflwr.flower.progress import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from syftflwr.flower.simulation import SimulationResult
+    from syftflwr.flower.runner import RunnerStats
 
 FORMAT = "syftflwr-result"
 VERSION = 1
@@ -44,6 +44,7 @@ PANELS = ("accuracy", "loss")
 """What ``report --plot`` draws: one panel each, the ServerApp's metric and every reply
 metric whose name holds ``acc`` (accuracy) or ``loss``, per datasite."""
 PLOT_INSTALL = "pip install matplotlib"
+Mode = Literal["threads", "processes"]
 
 
 # --------------------------------------------------------------------------- the result
@@ -115,6 +116,19 @@ class RunResult:
         return plot(self)
 
 
+@dataclass(repr=False)  # RunResult's one-line repr
+class SimulationResult(RunResult):
+    """A :class:`RunResult` plus how the simulation ran."""
+
+    mode: Mode = "threads"
+    runner_stats: dict[str, RunnerStats] = field(default_factory=dict)
+    """Per-datasite counters (threads mode)."""
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    """Per-participant process exit codes (processes mode)."""
+    workspace: Path | None = None
+    """Kept only when asked (``keep_workspace``); holds logs and mailboxes."""
+
+
 # --------------------------------------------------------------------------- files
 def result_path(state_dir: Path, run_id: int | None) -> Path:
     """``<state dir>/runs/<run id>/result.json`` (beside the run journal)."""
@@ -167,8 +181,6 @@ def from_document(data: Mapping[str, Any], **defaults: Any) -> SimulationResult:
     """A result (as :class:`SimulationResult`, whose extra fields keep their defaults
     for a plain run) from a document, or from an aggregator's ``result_file`` (no
     header); ``defaults`` fill what the document lacks."""
-    from syftflwr.flower.simulation import SimulationResult
-
     known = {f.name for f in fields(SimulationResult)}
     values: dict[str, Any] = {**defaults}
     values.update({k: v for k, v in data.items() if k in known})
@@ -193,7 +205,7 @@ def find(path: str | Path) -> Path:
     """
     source = Path(path)
     if (source / "pyproject.toml").is_file():
-        from syftflwr.flower.simulation import simulation_project
+        from syftflwr.flower.simulation_setup import simulation_project
         from syftflwr.session import as_project
 
         state = aggregator_state_dir(simulation_project(as_project(source)), create=False)

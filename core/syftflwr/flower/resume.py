@@ -28,15 +28,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flwr.app import Message
 
 from syftflwr.flower.checkpoint import RoundCheckpoints
 from syftflwr.flower.fingerprint import ArrayDigests, describe_instruction, differing_parts
+from syftflwr.flower.progress import FailureEvent, MessageInfo
 from syftflwr.flower.run_journal import PushRecord, PushState, RunJournal, RunRecord, RunStatus
 from syftflwr.flower.serde import decode_message, encode_message
+from syftflwr.roles import RequestHandle
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -59,6 +61,62 @@ class Match:
         return self.entry.state is PushState.SENT or (
             self.entry.state is PushState.RETURNED and self.reply is None
         )
+
+
+@dataclass
+class Pending:
+    """An instruction the Grid awaits the reply of, sent by this run or replayed from a
+    stopped one's journal."""
+
+    handle: RequestHandle
+    info: MessageInfo
+    group_id: str
+    expires_at: float
+    report: bool = True
+    stored: Message | None = None
+    """Replayed from a stopped run's journal: the reply the ServerApp got then."""
+    gave_up: bool = False
+    """Replayed: the stopped run's ServerApp went on without a reply."""
+    unsent: FailureEvent | None = None
+    """The send failed (reported once, when pushed); ``stored`` is the error reply."""
+    order: int | None = None
+    """Where ``stored`` comes in the order of the run's replies (journaled runs)."""
+    batch: int | None = None
+    """Replayed: the call of the stopped run that handed ``stored`` over."""
+
+
+def replayed_pending(
+    match: Match, handle: RequestHandle, info: MessageInfo, group_id: str
+) -> Pending:
+    """The pending entry of an instruction the stopped run already sent (not
+    ``match.resend``): re-attached to its reply, or answered from the journal."""
+    entry = match.entry
+    if match.in_flight:
+        log.info("resume: re-attached to %s's reply to %s (round %s)", info.datasite,
+                 entry.message_id, info.round)  # fmt: skip
+        return Pending(handle, info, group_id, entry.expires_at)
+    # Answered from the journal, however long ago the stopped run got it.
+    return Pending(
+        handle,
+        info,
+        group_id,
+        float("inf"),
+        stored=match.reply,
+        gave_up=entry.state is PushState.GAVE_UP,
+        order=entry.reply_seq,
+        batch=entry.batch,
+    )
+
+
+def in_reply_order(ids: Sequence[str], pending: Mapping[str, Pending | None]) -> list[str]:
+    """``ids`` of stored replies in the order the ServerApp got them (journaled
+    position; else as given: the sort is stable)."""
+
+    def order(message_id: str) -> float:
+        entry = pending.get(message_id)
+        return float("inf") if entry is None or entry.order is None else entry.order
+
+    return sorted(ids, key=order)
 
 
 class RunTracker:
