@@ -99,6 +99,37 @@ def syftbox(session: nox.Session) -> None:
     _pytest(session, "plugins/syftbox/tests")
 
 
+SYFT_FLWR_05 = "syft-flwr==0.5.3"
+"""The upstream release `interop` runs against (PyPI; Python >= 3.12, pins flwr 1.25.0)."""
+
+
+def _python312() -> str | None:
+    """A Python 3.12 interpreter: on PATH, or pyenv's (whose shims uv cannot run)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted(pyenv.glob("versions/3.12*/bin/python3"))
+    return str(found[-1]) if found else shutil.which("python3.12")
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def interop(session: nox.Session) -> None:
+    """Our aggregator with real syft-flwr 0.5.3 datasites and the reverse, encrypted and
+    not (tools/interop_syftflwr05.py). Opt-in (not in CI): syft-flwr 0.5 needs Python 3.12
+    and flwr 1.25.0, so it gets a venv of its own next to this one (the syftbox env)."""
+    _install_project(session, FLWR_MATRIX[0], plugins=["syftbox"])
+    python312 = _python312()
+    if python312 is None:
+        session.error(f"{SYFT_FLWR_05} needs Python 3.12\nfix: install it (pyenv install 3.12)")
+    upstream = Path(session.create_tmp()).absolute() / "syft-flwr-0.5"
+    python = str(upstream / "bin" / "python")
+    if not Path(python).exists():
+        session.run("uv", "venv", "-q", "--python", python312, str(upstream), external=True)
+    session.run(
+        "uv", "pip", "install", "-q", "--python", python, SYFT_FLWR_05, "scikit-learn",
+        external=True,
+    )  # fmt: skip
+    session.run("python", "tools/interop_syftflwr05.py", python, *session.posargs, env=ENV)
+
+
 @nox.session(python=PYTHONS[1:])
 def tests_python(session: nox.Session) -> None:
     """Core's suite on the other supported Pythons (3.12, 3.13), without the slow

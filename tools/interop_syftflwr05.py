@@ -1,13 +1,12 @@
 """Interop with the REAL syft-flwr 0.5 from PyPI, both ways, encrypted and not.
 
-Not part of the suite: syft-flwr 0.5 needs Python >= 3.12 and pins flwr 1.25.0, so it
-lives in a venv of its own, next to syftflwr's syftbox environment (Python 3.11,
-flwr 1.26.1). All participants share ONE local SyftBox data dir (SyftBox's own local
-simulation, no daemon, no network), as `syft_flwr.run` does::
+Not part of the suite (`nox -s interop` runs it): syft-flwr 0.5 needs Python >= 3.12 and
+pins flwr 1.25.0, so it lives in a venv of its own, next to syftflwr's syftbox environment
+(Python 3.11, flwr 1.26.1). All participants share ONE local SyftBox data dir (SyftBox's
+own local simulation, no daemon, no network), as `syft_flwr.run` does::
 
-    uv venv -p 3.12 /tmp/sf05 && VIRTUAL_ENV=/tmp/sf05 uv pip install syft-flwr==0.5.3 scikit-learn
-    nox -s syftbox -- --co -q            # creates .nox/syftbox (syftflwr + its syftbox plugin)
-    .nox/syftbox/bin/python tools/interop_syftflwr05.py /tmp/sf05/bin/python
+    nox -s interop                       # both venvs, then this script
+    python tools/interop_syftflwr05.py UPSTREAM_PYTHON   # by hand, from the syftbox env
 
 The project is examples/quickstart bootstrapped by syft-flwr's own ``bootstrap`` (so its
 ``app_name`` is the generated ``{aggregator}_{project}_{unix time}``), plus a
@@ -72,6 +71,7 @@ def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Pa
     configs = {e: write_config(work / "configs", e, data_dir) for e in (AGG, *DATASITES)}
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
     base.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(work / "home"),
+                HOME=str(work / "home"),  # never the user's real dirs
                 SYFTFLWR_SYFTBOX_ENCRYPT=str(encrypted).lower(),
                 SYFT_FLWR_ENCRYPTION_ENABLED=str(encrypted).lower(),
                 SYFT_FLWR_SKIP_MODULE_CHECK="true")  # fmt: skip
@@ -95,7 +95,17 @@ def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Pa
         log = (logs / f"{email}.log").open("w")
         datasites.append(subprocess.Popen(args, cwd=project, env=env(email), stdout=log,
                                           stderr=subprocess.STDOUT))  # fmt: skip
-    time.sleep(8)  # both publish their DIDs on start; syft-flwr looks them up on send
+    # serving once the app's rpc folder has its permissions file; with encryption, also the
+    # DID (published on start; both sides look it up on send)
+    ready = [data_dir / "datasites" / e / "app_data" / "flwr" / app / "rpc" / "syft.pub.yaml"
+             for e in DATASITES]  # fmt: skip
+    if encrypted:
+        ready += [data_dir / "datasites" / e / "public" / "did.json" for e in DATASITES]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in ready) and time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in datasites):
+            break
+        time.sleep(0.2)
     started = time.monotonic()
     result_file = work / "result.json"
     args = ours(AGG, "--rounds", "2", "--result-file", str(result_file))
@@ -138,7 +148,7 @@ def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Pa
 
 
 def main() -> int:
-    upstream_python = sys.argv[1]
+    upstream_python = str(Path(sys.argv[1]).absolute())  # the scenarios run in other folders
     work = Path(tempfile.mkdtemp(prefix="syftflwr05-interop-"))
     lines = []
     for aggregator in ("syftflwr", "syft-flwr"):
