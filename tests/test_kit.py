@@ -366,6 +366,19 @@ def test_check_heavy_option_and_third_party_warning(
     assert "light imports  listing or detecting it imports xml.dom" in strict.output
 
 
+def test_check_takes_core_dependencies_from_its_metadata(
+    register_transport: RegisterTransport, plugin_module: Callable[[str, str, str], str]
+) -> None:
+    """What core requires costs a hook module nothing extra: cryptography (a requirement
+    the hand-kept list had missed) is not warned about, pytest (not required) is."""
+    module = plugin_module("kit_cryptoish", "cryptoish", "cryptography.fernet, pytest")
+    register_transport("cryptoish", module)
+    result = CliRunner().invoke(cli, ["transports", "--check", "cryptoish", "--json"])
+    assert result.exit_code == 0, result.output
+    warned = [f["detail"] for f in json.loads(result.output)["findings"] if f["status"] == "warn"]
+    assert any("pytest" in d for d in warned) and not any("cryptography" in d for d in warned)
+
+
 # --------------------------------------------------------------------------- registration
 def test_temporary_registration_is_seen_everywhere_then_gone() -> None:
     before = get_registry()

@@ -12,6 +12,7 @@ Nothing here moves a message: the conformance suite does that (docs/plugins.md).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -44,10 +45,24 @@ if TYPE_CHECKING:
 
 Status = Literal["ok", "warn", "fail", "hint"]
 
-CORE_DEPENDENCIES = frozenset(
-    {"syftflwr", "pluggy", "click", "rich", "platformdirs", "tomlkit", "typing_extensions"}
-)
-"""Packages core itself needs: a hook module importing them costs nothing extra."""
+
+def _requirement_name(requirement: str) -> str | None:
+    """The normalized name a requirement of the metadata names (`typing-extensions>=4` ->
+    `typing_extensions`), None for an extra's."""
+    match = re.match(r"[A-Za-z0-9_.\-]+", requirement)
+    if "extra ==" in requirement or not match:
+        return None
+    return match.group(0).replace("-", "_").lower()
+
+
+@functools.cache
+def core_dependencies() -> frozenset[str]:
+    """Packages core itself needs, read from its metadata (a list kept here drifted): a hook
+    module importing them costs nothing extra. Each one's import name is its normalized name."""
+    requires = importlib.metadata.requires("syftflwr") or []
+    return frozenset({"syftflwr", *filter(None, map(_requirement_name, requires))})
+
+
 SLOW_IMPORT = 0.5
 """Seconds: a hook module slower than this to import slows every listing noticeably."""
 ROLE_HOOKS = ("syftflwr_make_client", "syftflwr_make_rpc", "syftflwr_make_events")
@@ -411,7 +426,7 @@ def _check_imports(
     extra = [
         p
         for p in result.third_party()
-        if p not in CORE_DEPENDENCIES and is_under(p, packages) is None
+        if p not in core_dependencies() and is_under(p, packages) is None
     ]
     if extra:
         report.add(
@@ -464,15 +479,8 @@ def _requirements(distribution: str) -> list[str]:
         requires = importlib.metadata.requires(distribution) or []
     except importlib.metadata.PackageNotFoundError:
         return []
-    names = []
-    for req in requires:
-        if "extra ==" in req:
-            continue
-        match = re.match(r"[A-Za-z0-9_.\-]+", req)
-        name = match.group(0).replace("-", "_").lower() if match else ""
-        if name and name not in CORE_DEPENDENCIES and name != "flwr":
-            names.append(name)
-    return names
+    names = [_requirement_name(req) for req in requires]
+    return [name for name in names if name and name not in core_dependencies()]
 
 
 def _fix_of(exc: BaseException) -> str | None:
