@@ -1,6 +1,8 @@
 """SQLite files in the state dir, shared by the threads of a process and by processes
 (runners sharing one ``SYFTFLWR_HOME``): open, migrate, query, write — one helper for
-every database (the mailbox journal, the trust pins).
+every database (the mailbox and run journals, the trust pins). Rows are
+:class:`sqlite3.Row`: a dataclass whose fields are named after columns is selected with
+:func:`columns` and built with :func:`record`.
 
 The rule that keeps them free of "database is locked": no statement outlives its call.
 A SELECT cursor left open on the connection holds a read snapshot (WAL); a write on that
@@ -13,17 +15,30 @@ lock is taken first, waiting up to the busy timeout, before anything is read).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from syftflwr.errors import StorageError
 
 BUSY_TIMEOUT = 30.0
 """Seconds a write waits for another process's write to finish."""
+T = TypeVar("T")
+
+
+def columns(cls: type[Any]) -> str:
+    """The SELECT list of the dataclass ``cls``, whose fields are named after columns."""
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
+    """``cls`` from a row selected with :func:`columns`; ``converted`` replaces the fields
+    that need more than SQLite's types (enums, booleans)."""
+    return cls(**{**dict(row), **converted})
 
 
 class Database:
@@ -50,6 +65,7 @@ class Database:
                 isolation_level=None,  # explicit transactions only
                 check_same_thread=False,
             )
+            self._db.row_factory = sqlite3.Row
             if self.path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL").close()
                 self._db.execute("PRAGMA synchronous=NORMAL").close()
@@ -89,11 +105,11 @@ class Database:
             except sqlite3.Error as exc:
                 raise StorageError(f"{self.what} {self.path or ':memory:'}: {exc}") from exc
 
-    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """All rows of ``sql`` (the statement is finished when this returns)."""
         return self._execute(sql, args, fetch=True)[0]
 
-    def one(self, sql: str, args: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+    def one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
         """The first row of ``sql``, or None."""
         rows = self.query(sql, args)
         return rows[0] if rows else None

@@ -29,16 +29,15 @@ import json
 import os
 import shutil
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from syftflwr import processes
 from syftflwr.errors import StorageError
+from syftflwr.sqlitedb import Database, columns, record
 
 RUNS_DIR = "runs"
 DATABASE = "runs.sqlite"
@@ -180,67 +179,26 @@ class RunJournal:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.path = self.root / DATABASE
-        self._lock = threading.RLock()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(
-                f"cannot open the run journal {self.path}: {exc}; check that the state "
-                "directory is writable (SYFTFLWR state_dir)"
-            ) from exc
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"the run journal {self.path} has schema version {version}, newer than "
-                f"this syftflwr ({SCHEMA_VERSION}); upgrade syftflwr"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait
-        try:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            for target in sorted(v for v in MIGRATIONS if v > version):
-                for statement in MIGRATIONS[target]:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {int(target)}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        self._db = Database(self.path, what="run journal", migrations=MIGRATIONS)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> RunJournal:
         return cls(Path(state_dir) / RUNS_DIR)
 
-    def _run(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            try:
-                return self._db.execute(sql, tuple(args))
-            except sqlite3.Error as exc:
-                raise StorageError(f"run journal {self.path}: {exc}") from exc
-
     # -- runs ------------------------------------------------------------------------------
     def latest(self) -> RunRecord | None:
-        row = self._run(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
-        ).fetchone()
+        row = self._db.one(
+            f"SELECT {columns(RunRecord)} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        )
         return None if row is None else _run_record(row)
 
     def get(self, run_id: int) -> RunRecord | None:
-        row = self._run(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._db.one(f"SELECT {columns(RunRecord)} FROM runs WHERE run_id = ?", (run_id,))
         return None if row is None else _run_record(row)
 
     def start(self, run_id: int, *, seed: int, config_hash: str) -> RunRecord:
         now = time.time()
-        self._run(
+        self._db.write(
             "INSERT INTO runs (run_id, seed, config_hash, status, pid, started_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (run_id, seed, config_hash, RunStatus.RUNNING, os.getpid(), now, now),
@@ -251,7 +209,7 @@ class RunJournal:
 
     def reopen(self, run_id: int) -> RunRecord:
         """Mark a stopped run running again, owned by this process."""
-        self._run(
+        self._db.write(
             "UPDATE runs SET status = ?, pid = ?, updated_at = ?, resumes = resumes + 1 "
             "WHERE run_id = ?",
             (RunStatus.RUNNING, os.getpid(), time.time(), run_id),
@@ -263,7 +221,7 @@ class RunJournal:
     def end(self, run_id: int, status: RunStatus) -> None:
         """Record how the run ended; a finished or abandoned run's replies are deleted
         (the checkpoints and the run's result file stay)."""
-        self._run(
+        self._db.write(
             "UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?",
             (status, time.time(), run_id),
         )
@@ -272,14 +230,14 @@ class RunJournal:
                           if p.state is not PushState.RETURNED}  # fmt: skip
             self._leave(run_id, unanswered, "instruction")
         if status in (RunStatus.FINISHED, RunStatus.ABANDONED):  # nothing left to replay
-            self._run("DELETE FROM pushes WHERE run_id = ?", (run_id,))
+            self._db.write("DELETE FROM pushes WHERE run_id = ?", (run_id,))
             folder = self.root / str(run_id)
             shutil.rmtree(folder / REPLIES, ignore_errors=True)
             with contextlib.suppress(OSError):  # kept if it holds the result file
                 folder.rmdir()
 
     def set_round(self, run_id: int, server_round: int) -> None:
-        self._run(
+        self._db.write(
             "UPDATE runs SET last_round = MAX(COALESCE(last_round, 0), ?), updated_at = ? "
             "WHERE run_id = ?",
             (server_round, time.time(), run_id),
@@ -287,31 +245,29 @@ class RunJournal:
 
     def stops_sent(self, run_id: int, stops: Mapping[str, tuple[str, float]]) -> None:
         """The run sent its stop messages: ``{message id: (datasite, expires_at)}``."""
-        with self._lock:
+        with self._db.transaction():
             self._leave(run_id, stops, "stop")
-            self._run("UPDATE runs SET stops_sent = 1, updated_at = ? WHERE run_id = ?",
+            self._db.write("UPDATE runs SET stops_sent = 1, updated_at = ? WHERE run_id = ?",
                       (time.time(), run_id))  # fmt: skip
 
     def _leave(self, run_id: int, requests: Mapping[str, tuple[str, float]], kind: str) -> None:
         for message_id, (datasite, expires_at) in requests.items():
-            self._run("INSERT OR REPLACE INTO leftovers VALUES (?, ?, ?, ?, ?)",
+            self._db.write("INSERT OR REPLACE INTO leftovers VALUES (?, ?, ?, ?, ?)",
                       (run_id, message_id, datasite, expires_at, kind))  # fmt: skip
 
     def leftovers(self, run_id: int) -> list[Leftover]:
         """Requests other runs than ``run_id`` may have left in storage for nobody."""
-        rows = self._run(
-            "SELECT run_id, message_id, datasite, expires_at, kind FROM leftovers "
-            "WHERE run_id != ?",
-            (run_id,),
-        ).fetchall()
-        return [Leftover(int(r[0]), str(r[1]), str(r[2]), float(r[3]), str(r[4])) for r in rows]
+        rows = self._db.query(
+            f"SELECT {columns(Leftover)} FROM leftovers WHERE run_id != ?", (run_id,)
+        )
+        return [record(Leftover, r) for r in rows]
 
     def removed(self, leftover: Leftover) -> None:
-        self._run("DELETE FROM leftovers WHERE run_id = ? AND message_id = ?",
+        self._db.write("DELETE FROM leftovers WHERE run_id = ? AND message_id = ?",
                   (leftover.run_id, leftover.message_id))  # fmt: skip
 
     def set_checkpoint(self, run_id: int, server_round: int) -> None:
-        self._run(
+        self._db.write(
             "UPDATE runs SET last_checkpoint = MAX(COALESCE(last_checkpoint, 0), ?) "
             "WHERE run_id = ?",
             (server_round, run_id),
@@ -319,45 +275,31 @@ class RunJournal:
 
     # -- pushes ----------------------------------------------------------------------------
     def pushes(self, run_id: int) -> list[PushRecord]:
-        rows = self._run(
-            "SELECT message_id, seq, fingerprint, datasite, message_type, round, expires_at, "
-            "state, reply_seq, batch, parts FROM pushes WHERE run_id = ? ORDER BY seq",
-            (run_id,),
-        ).fetchall()
+        rows = self._db.query(
+            f"SELECT {columns(PushRecord)} FROM pushes WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
         return [
-            PushRecord(
-                message_id=str(row[0]),
-                seq=int(row[1]),
-                fingerprint=str(row[2]),
-                datasite=str(row[3]),
-                message_type=str(row[4]),
-                round=row[5],
-                expires_at=float(row[6]),
-                state=PushState(row[7]),
-                reply_seq=row[8],
-                batch=row[9],
-                parts=json.loads(row[10]) if row[10] else {},
-            )
-            for row in rows
+            record(PushRecord, r, state=PushState(r["state"]), parts=json.loads(r["parts"] or "{}"))
+            for r in rows
         ]
 
     def unordered_replies(self, run_id: int) -> int:
         """Replies the run returned without recording their order (journaled by a
         syftflwr before schema 2): such a run cannot be replayed as it ran."""
-        row = self._run(
+        row = self._db.one(
             "SELECT COUNT(*) FROM pushes WHERE run_id = ? AND state = ? AND reply_seq IS NULL",
             (run_id, PushState.RETURNED),
-        ).fetchone()
-        return int(row[0])
+        )
+        return int(row[0]) if row else 0
 
     def last_order(self, run_id: int) -> tuple[int, int]:
         """The highest ``reply_seq`` and ``batch`` the run recorded (0 if none)."""
-        row = self._run(
+        row = self._db.one(
             "SELECT COALESCE(MAX(reply_seq), 0), COALESCE(MAX(batch), 0) FROM pushes "
             "WHERE run_id = ?",
             (run_id,),
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def pushing(
         self,
@@ -371,11 +313,12 @@ class RunJournal:
         expires_at: float,
         parts: dict[str, str] | None = None,
     ) -> None:
-        with self._lock:
-            seq = self._run(
+        with self._db.transaction():
+            row = self._db.one(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM pushes WHERE run_id = ?", (run_id,)
-            ).fetchone()[0]
-            self._run(
+            )
+            seq = row[0] if row else 1
+            self._db.write(
                 "INSERT INTO pushes (run_id, message_id, seq, fingerprint, datasite, "
                 "message_type, round, expires_at, state, parts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -384,14 +327,16 @@ class RunJournal:
             )  # fmt: skip
 
     def mark(self, run_id: int, message_id: str, state: PushState) -> None:
-        self._run(
+        self._db.write(
             "UPDATE pushes SET state = ? WHERE run_id = ? AND message_id = ?",
             (state, run_id, message_id),
         )
 
     def forget_push(self, run_id: int, message_id: str) -> None:
         """The send failed: nothing was handed over."""
-        self._run("DELETE FROM pushes WHERE run_id = ? AND message_id = ?", (run_id, message_id))
+        self._db.write(
+            "DELETE FROM pushes WHERE run_id = ? AND message_id = ?", (run_id, message_id)
+        )
 
     # -- replies ---------------------------------------------------------------------------
     def reply_path(self, run_id: int, message_id: str) -> Path:
@@ -420,7 +365,7 @@ class RunJournal:
                 f"cannot keep the reply to {message_id} in {path.parent}: {exc}; check free "
                 "space in the state directory (a run keeps every reply until it finishes)"
             ) from exc
-        self._run(
+        self._db.write(
             "UPDATE pushes SET state = ?, reply_seq = ?, batch = ? "
             "WHERE run_id = ? AND message_id = ?",
             (PushState.RETURNED, reply_seq, batch, run_id, message_id),
@@ -433,27 +378,9 @@ class RunJournal:
             return None
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
-_RUN_COLUMNS = (
-    "run_id, seed, config_hash, status, pid, started_at, updated_at, resumes, last_round, "
-    "last_checkpoint, stops_sent"
-)
-
-
-def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(
-        run_id=int(row[0]),
-        seed=int(row[1]),
-        config_hash=str(row[2]),
-        status=RunStatus(row[3]),
-        pid=int(row[4]),
-        started_at=float(row[5]),
-        updated_at=float(row[6]),
-        resumes=int(row[7]),
-        last_round=row[8],
-        last_checkpoint=row[9],
-        stops_sent=bool(row[10]),
-    )
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    status = RunStatus(row["status"])
+    return record(RunRecord, row, status=status, stops_sent=bool(row["stops_sent"]))

@@ -20,6 +20,7 @@ The schema is versioned with ``PRAGMA user_version``; extensions add migrations 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.info import TransportContext
-from syftflwr.sqlitedb import Database
+from syftflwr.sqlitedb import Database, columns, record
 
 JOURNAL_FILE = "journal.sqlite"
 
@@ -278,8 +279,7 @@ class Journal:
 
     def state_of(self, message_id: str) -> InboundEntry | None:
         row = self._db.one(
-            "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
-            "updated_at, status, detail, cleaned FROM inbound WHERE id = ?",
+            f"SELECT {columns(InboundEntry)} FROM inbound WHERE id = ?",
             (message_id,),
         )
         return None if row is None else _inbound(row)
@@ -291,8 +291,7 @@ class Journal:
     def unfinished(self) -> list[InboundEntry]:
         """Requests claimed but never answered (a crash mid-handling)."""
         rows = self._db.query(
-            "SELECT id, sender, app, endpoint, state, owner, expires_at, claimed_at, "
-            "updated_at, status, detail, cleaned FROM inbound WHERE state = ?",
+            f"SELECT {columns(InboundEntry)} FROM inbound WHERE state = ?",
             (InboundState.CLAIMED,),
         )
         return [_inbound(r) for r in rows]
@@ -333,8 +332,7 @@ class Journal:
 
     def sent_state(self, message_id: str) -> OutboundEntry | None:
         row = self._db.one(
-            "SELECT id, recipient, app, endpoint, state, parts, expires_at, sent_at, "
-            "updated_at FROM outbound WHERE id = ?",
+            f"SELECT {columns(OutboundEntry)} FROM outbound WHERE id = ?",
             (message_id,),
         )
         return None if row is None else _outbound(row)
@@ -406,35 +404,12 @@ class JournalHealth:
         return text
 
 
-def _inbound(row: tuple[Any, ...]) -> InboundEntry:
-    return InboundEntry(
-        id=row[0],
-        sender=row[1],
-        app=row[2],
-        endpoint=row[3],
-        state=InboundState(row[4]),
-        owner=row[5],
-        expires_at=row[6],
-        claimed_at=row[7],
-        updated_at=row[8],
-        status=row[9],
-        detail=row[10],
-        cleaned=bool(row[11]),
-    )
+def _inbound(row: sqlite3.Row) -> InboundEntry:
+    return record(InboundEntry, row, state=InboundState(row["state"]), cleaned=bool(row["cleaned"]))
 
 
-def _outbound(row: tuple[Any, ...]) -> OutboundEntry:
-    return OutboundEntry(
-        id=row[0],
-        recipient=row[1],
-        app=row[2],
-        endpoint=row[3],
-        state=OutboundState(row[4]),
-        parts=row[5],
-        expires_at=row[6],
-        sent_at=row[7],
-        updated_at=row[8],
-    )
+def _outbound(row: sqlite3.Row) -> OutboundEntry:
+    return record(OutboundEntry, row, state=OutboundState(row["state"]))
 
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning
