@@ -50,6 +50,7 @@ from syftflwr.info import (
 )
 
 if TYPE_CHECKING:
+    from syftflwr.atomic import atomic_write
     from syftflwr.capabilities import CAPABILITIES, Capability
     from syftflwr.config.dirs import expand_user, user_dir
     from syftflwr.config.participant import config_dir
@@ -183,6 +184,7 @@ _LAZY: dict[str, str] = {
     "user_dir": "syftflwr.config.dirs:user_dir",
     "config_dir": "syftflwr.config.participant:config_dir",
     "pid_alive": "syftflwr.processes:pid_alive",
+    "atomic_write": "syftflwr.atomic:atomic_write",
     # storage protocol and helpers
     "Storage": "syftflwr.mailbox.storage:Storage",
     "BaseStorage": "syftflwr.mailbox.storage:BaseStorage",
@@ -331,6 +333,7 @@ __all__ = [
     "WatchBackend",
     "WatchHub",
     "WireProfile",
+    "atomic_write",
     "check_max_size",
     "config_dir",
     "decode",

@@ -8,10 +8,7 @@ file (atomically), so bootstrap can never leave a config behind that ``run`` ref
 
 from __future__ import annotations
 
-import contextlib
-import os
 import stat
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from syftflwr.atomic import atomic_write
 from syftflwr.config._sources import read_toml
 from syftflwr.config._values import unknown_key_fix
 from syftflwr.config.options import checked
@@ -236,20 +234,11 @@ def _set(table: Any, key: str, value: Any) -> None:
 
 
 def _atomic_write(file: Path, text: str) -> None:
-    """Temp file beside the target, fsync, ``os.replace``: readers (other participants'
-    tools, an editor) see the old file or the new one, never half of it."""
+    """Readers (other participants' tools, an editor) see the old file or the new one."""
     mode = stat.S_IMODE(file.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(file)
+        atomic_write(file, text, mode=mode)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
         raise ConfigError(
             f"cannot write the file: {exc.strerror or exc}",
             source=str(file),

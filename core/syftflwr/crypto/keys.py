@@ -19,9 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from syftflwr.atomic import atomic_write
 from syftflwr.envelope import Buffer
 from syftflwr.errors import EncryptionError, MissingKeyError
 from syftflwr.names import validate_email
@@ -221,19 +220,10 @@ class KeyStore:
         """Create ``path`` exclusively with mode 0600 from the start (never world-readable,
         not even for an instant); False if it already exists."""
         self._ensure_folder()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, pair.private_bytes())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # atomic, and fails if another process won
-        except FileExistsError:
+            atomic_write(path, pair.private_bytes(), mode=0o600, exclusive=True)
+        except FileExistsError:  # another process won
             return False
-        finally:
-            tmp.unlink(missing_ok=True)
         return True
 
     def _load(self, path: Path) -> KeyPair:

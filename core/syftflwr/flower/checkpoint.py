@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
+from syftflwr.atomic import atomic_write
+
 log = logging.getLogger("syftflwr.flower")
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -43,12 +45,6 @@ def arrays_of(message: Message) -> dict[str, ArrayRecord]:
     if not message.has_content():
         return {}
     return {k: r for k, r in message.content.items() if isinstance(r, ArrayRecord)}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def write_checkpoint(
@@ -74,7 +70,7 @@ def write_checkpoint(
                 raw.append(key)
     buffer = io.BytesIO()
     np.savez(buffer, **entries)  # type: ignore[arg-type]
-    _atomic_write(folder / f"round-{server_round}.npz", buffer.getvalue())
+    atomic_write(folder / f"round-{server_round}.npz", buffer.getvalue())
     manifest = {
         "run_id": run_id,
         "round": server_round,
@@ -90,7 +86,7 @@ def write_checkpoint(
         "written_at": time.time(),
     }
     path = folder / f"round-{server_round}.json"
-    _atomic_write(path, json.dumps(manifest, indent=2, default=str).encode())
+    atomic_write(path, json.dumps(manifest, indent=2, default=str).encode())
     return path
 
 

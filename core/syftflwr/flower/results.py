@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from syftflwr.atomic import atomic_write
 from syftflwr.config import ProjectConfig, load_participant, participant_state_dir
 from syftflwr.config.resolve import resolve_state_dir
 from syftflwr.errors import ConfigError
@@ -164,16 +163,7 @@ def to_document(result: RunResult) -> dict[str, Any]:
 
 def save(result: RunResult, path: Path) -> Path:
     """Write ``result`` to ``path`` atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(to_document(result), indent=1).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".result-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(to_document(result), indent=1))
     return path
 
 

@@ -36,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from syftflwr import processes
+from syftflwr.atomic import atomic_write
 from syftflwr.errors import StorageError
 from syftflwr.sqlitedb import Database, columns, record
 
@@ -355,11 +356,8 @@ class RunJournal:
         (file first, then the state: a crash in between leaves ``sent``, and the resumed
         run re-attaches to the reply)."""
         path = self.reply_path(run_id, message_id)
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            atomic_write(path, data)
         except OSError as exc:
             raise StorageError(
                 f"cannot keep the reply to {message_id} in {path.parent}: {exc}; check free "

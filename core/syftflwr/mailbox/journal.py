@@ -362,8 +362,10 @@ class Journal:
     def health(self) -> JournalHealth:
         """Counts by state and SQLite's own integrity check, for ``syftflwr doctor``."""
         integrity = str(self._db.query("PRAGMA quick_check")[0][0])
-        inbound = dict(self._db.query("SELECT state, COUNT(*) FROM inbound GROUP BY state"))
-        outbound = dict(self._db.query("SELECT state, COUNT(*) FROM outbound GROUP BY state"))
+        inbound, outbound = (
+            {r[0]: r[1] for r in self._db.query(f"SELECT state, COUNT(*) FROM {t} GROUP BY state")}
+            for t in ("inbound", "outbound")
+        )
         oldest_row = self._db.one(
             "SELECT MIN(claimed_at) FROM inbound WHERE state = ?", (InboundState.CLAIMED,)
         )

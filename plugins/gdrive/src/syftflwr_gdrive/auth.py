@@ -32,7 +32,7 @@ from typing import Any
 
 from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
-from syftflwr.plugin import ConfigError
+from syftflwr.plugin import ConfigError, atomic_write
 
 from syftflwr_gdrive.options import SCOPES, Settings
 
@@ -47,12 +47,7 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def save_token(credentials: Any, path: Path) -> None:
     """Write the token readable by this user only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(credentials.to_json())
-    tmp.replace(path)
+    atomic_write(path, credentials.to_json(), mode=0o600)
 
 
 def _token_uri(info: dict[str, Any], path: Path) -> str:

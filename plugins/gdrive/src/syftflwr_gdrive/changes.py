@@ -17,14 +17,13 @@ slow safety sweep (``pending_recheck`` seconds) in case a share was missed.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from syftflwr.plugin import FolderSubscription, PollingSource, StorageError
+from syftflwr.plugin import FolderSubscription, PollingSource, StorageError, atomic_write
 
 from syftflwr_gdrive.api import FOLDER_MIME, DriveAPIError
 from syftflwr_gdrive.storage import DriveStorage
@@ -102,10 +101,7 @@ class ChangesFeed(PollingSource):
         if self.token_path is None:
             return
         try:
-            self.token_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.token_path.with_name(f"{self.token_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(token)
-            tmp.replace(self.token_path)
+            atomic_write(self.token_path, token)
         except OSError as exc:
             log.warning("cannot save the Drive changes token to %s: %s", self.token_path, exc)
 
