@@ -64,6 +64,9 @@ def project_with_profile(tmp_path: Path, *, encrypt: bool = False) -> Path:
         + ("" if encrypt else "encryption = false\n")
         + 'transport = "syftbox"',
     )
+    # what syft-flwr 0.5's bootstrap adds, read by the stand-in syft-flwr datasite
+    text += (f'\n[tool.syft_flwr]\napp_name = "{APP}"\naggregator = "{AGG}"\n'
+             f'datasites = {json.dumps(list(DATASITES))}\ntransport = "syftbox"\n')  # fmt: skip
     pyproject.write_text(text)
     return project
 
@@ -91,14 +94,10 @@ def test_aggregator_trains_with_a_syftflwr05_datasite_and_a_syftflwr_runner(
     )
     configs = {e: write_config(tmp_path / "configs", e, data_dir) for e in (AGG, *DATASITES)}
     standin_config = {
-        "email": DATASITES[0],
         "config_path": str(configs[DATASITES[0]]),
-        "app_name": APP,
         "project": str(project),
-        "client_app": "syftflwr_quickstart.client_app:app",
         "partition_id": 0,
         "num_partitions": 2,
-        "run_config": {"local-epochs": 50, "learning-rate": 0.1, "l2": 0.001, "seed": 42},
         "encrypt": encrypt,
     }
     standin = subprocess.Popen(
