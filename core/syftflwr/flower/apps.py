@@ -160,29 +160,27 @@ def load_object(ref: str, project_dir: str | Path) -> Any:
     return obj
 
 
+def _load_app(app: FlowerApp, role: str, expected: type) -> Any:
+    ref = app.server_app_ref if role == "serverapp" else app.client_app_ref
+    obj = load_object(ref, app.project_dir)
+    if not isinstance(obj, expected):
+        raise ConfigError(
+            f"{ref} is a {type(obj).__name__}, not a flwr {expected.__name__}",
+            source=str(app.pyproject),
+            key=f"tool.flwr.app.components.{role}",
+        )
+    return obj
+
+
 def load_server_app(app: FlowerApp) -> Any:
     """The app's ``flwr.serverapp.ServerApp``."""
     from flwr.serverapp import ServerApp
 
-    obj = load_object(app.server_app_ref, app.project_dir)
-    if not isinstance(obj, ServerApp):
-        raise ConfigError(
-            f"{app.server_app_ref} is a {type(obj).__name__}, not a flwr ServerApp",
-            source=str(app.pyproject),
-            key="tool.flwr.app.components.serverapp",
-        )
-    return obj
+    return _load_app(app, "serverapp", ServerApp)
 
 
 def load_client_app(app: FlowerApp) -> Any:
     """The app's ``flwr.clientapp.ClientApp``."""
     from flwr.clientapp import ClientApp
 
-    obj = load_object(app.client_app_ref, app.project_dir)
-    if not isinstance(obj, ClientApp):
-        raise ConfigError(
-            f"{app.client_app_ref} is a {type(obj).__name__}, not a flwr ClientApp",
-            source=str(app.pyproject),
-            key="tool.flwr.app.components.clientapp",
-        )
-    return obj
+    return _load_app(app, "clientapp", ClientApp)

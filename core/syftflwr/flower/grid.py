@@ -762,19 +762,11 @@ class TransportGrid(Grid):
             if record and self.tracker is not None:
                 self.tracker.gave_up(message_id)
             info = pending.info
-            took = waited
-            log.warning(
-                "no reply from %s (node %d) to %s message %s of round %s after %.1fs; "
-                "going on without it",
-                info.datasite,
-                info.node_id,
-                info.message_type,
-                message_id,
-                info.round,
-                took,
-            )
+            log.warning("no reply from %s (node %d) to %s message %s of round %s after %.1fs; "
+                        "going on without it", info.datasite, info.node_id, info.message_type,
+                        message_id, info.round, waited)  # fmt: skip
             self._reporter.on_failure(
-                FailureEvent(info, "timeout", "no reply before the wait ended", took)
+                FailureEvent(info, "timeout", "no reply before the wait ended", waited)
             )
 
     def _resolve_stored(self, message_id: str) -> Message | None:
@@ -783,15 +775,18 @@ class TransportGrid(Grid):
             pending = self._pending.pop(message_id, None)
         if pending is None or pending.stored is None:
             return None
-        reply = pending.stored
         if pending.report and pending.unsent is None:
-            if reply.has_error():
-                event = FailureEvent(pending.info, "error", reply.error.reason or "", 0.0,
-                                     reply.error.code)  # fmt: skip
-                self._reporter.on_failure(event)
-            else:
-                self._reporter.on_reply(ReplyEvent(pending.info, 0.0, _reply_metrics(reply)))
-        return reply
+            self._report_reply(pending.info, pending.stored, 0.0)
+        return pending.stored
+
+    def _report_reply(self, info: MessageInfo, reply: Message, waited: float) -> None:
+        if reply.has_error():
+            error = reply.error
+            self._reporter.on_failure(
+                FailureEvent(info, "error", error.reason or "", waited, error.code)
+            )
+        else:
+            self._reporter.on_reply(ReplyEvent(info, waited, _reply_metrics(reply)))
 
     def _resolve(
         self, message_id: str, response: Response | None, batch: int | None
@@ -848,12 +843,7 @@ class TransportGrid(Grid):
         if not md.message_id:
             set_message_id(reply, new_message_id())
         if pending.report:
-            if reply.has_error():
-                self._reporter.on_failure(
-                    FailureEvent(info, "error", reply.error.reason or "", waited, reply.error.code)
-                )
-            else:
-                self._reporter.on_reply(ReplyEvent(info, waited, _reply_metrics(reply)))
+            self._report_reply(info, reply, waited)
         return reply
 
     def _check_reply(self, reply: Message, pending: Pending) -> str | None:

@@ -203,13 +203,6 @@ class RunRecorder(BaseReporter):
     def replies(self) -> list[ReplyEvent]:
         return [e for r in self.rounds for e in r.replies]
 
-    def latest_metric(self, name: str) -> float | None:
-        """The value of centralised metric ``name`` from the latest round reporting it."""
-        for info in reversed(self.rounds):
-            if name in info.metrics:
-                return info.metrics[name]
-        return None
-
 
 @dataclass
 class _RoundLine:

@@ -222,28 +222,17 @@ def _str(view: memoryview, start: int, end: int) -> str:
 
 
 def _decode_array(view: memoryview, start: int, end: int) -> Array:
-    head = bytearray()
-    data = b""
-    seen_data = False
-    pos = start
-    while pos < end:
-        field_start = pos
-        key, pos = _read_varint(view, pos, end)
-        if key & 7 != _LEN:
-            raise _NotCanonicalError
-        size, pos = _read_varint(view, pos, end)
-        if pos + size > end:
-            raise MalformedMessageError("Flower message: truncated array")
-        if key >> 3 == 4:
-            if seen_data:
-                raise _NotCanonicalError
-            seen_data = True
-            data = bytes(view[pos : pos + size])  # the one copy of the payload
+    head = bytearray()  # dtype, shape, stype: small, parsed by protobuf
+    data: bytes | None = None
+    for number, a, b in _fields(view, start, end):
+        if number != 4:
+            head += _tag(number) + _varint(b - a) + view[a:b]
+        elif data is None:
+            data = bytes(view[a:b])  # the one copy of the payload
         else:
-            head += view[field_start : pos + size]
-        pos += size
+            raise _NotCanonicalError
     proto = ProtoArray.FromString(bytes(head))
-    return Array(dtype=proto.dtype, shape=tuple(proto.shape), stype=proto.stype, data=data)
+    return Array(dtype=proto.dtype, shape=tuple(proto.shape), stype=proto.stype, data=data or b"")
 
 
 def _decode_array_record(view: memoryview, start: int, end: int) -> ArrayRecord:
