@@ -32,11 +32,6 @@ class WireProfile(Protocol):
         """The folder (one or two path components) holding ``app``'s traffic."""
         ...
 
-    def folder_names(self, parts: list[str]) -> list[str]:
-        """The names of the nested folders holding a storage path's components, on a
-        storage whose folders have names of their own (Drive); usually ``parts``."""
-        ...
-
     def encode(self, envelope: Request | Response) -> list[Buffer]:
         """The stored bytes of ``envelope``, as parts a storage writes without joining."""
         ...

@@ -23,9 +23,6 @@ class NativeProfile:
     def wire_app(self, app: str) -> str:
         return app
 
-    def folder_names(self, parts: list[str]) -> list[str]:
-        return parts
-
     def encode(self, envelope: Request | Response) -> list[Buffer]:
         prefix, body = encode_parts(envelope)
         return [prefix, body]

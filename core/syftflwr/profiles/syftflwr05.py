@@ -56,15 +56,6 @@ def wire_app(app: str) -> str:
     return f"{APP_FOLDER_PREFIX}/{validate_app_name(app, profile=NAME)}"
 
 
-def drive_folder_names(parts: list[str]) -> list[str]:
-    """Upstream's Drive folders of a mailbox path: it creates ``{app_name}`` — which is
-    ``flwr/{app}`` — as ONE folder whose name holds the slash (``GDriveFileIO.
-    _get_nested_folder(outbox, [app_name, "rpc", endpoint])``), not ``flwr`` then ``{app}``."""
-    if len(parts) >= 3 and parts[1] == APP_FOLDER_PREFIX:
-        return [parts[0], f"{parts[1]}/{parts[2]}", *parts[3:]]
-    return parts
-
-
 def logical_app(folder: str, *, source: str) -> str:
     """The app name of a ``flwr/{app}`` folder."""
     prefix, sep, app = folder.partition("/")
@@ -155,9 +146,6 @@ class P2PProfile:
 
     def wire_app(self, app: str) -> str:
         return wire_app(app)
-
-    def folder_names(self, parts: list[str]) -> list[str]:
-        return drive_folder_names(parts)
 
     def encode(self, envelope: Request | Response) -> list[Buffer]:
         if isinstance(envelope, Response) and not envelope.ok:
@@ -402,9 +390,6 @@ class SyftRpcProfile:
 
     def wire_app(self, app: str) -> str:
         return wire_app(app)
-
-    def folder_names(self, parts: list[str]) -> list[str]:
-        return parts  # SyftBox is a file tree: flwr/{app} is two folders there
 
     def encode(self, envelope: Request | Response) -> list[Buffer]:
         if isinstance(envelope, Request):

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import hashlib
 
-from syftflwr.plugin import MailboxSettings, TransportContext, mailbox_profile, validate_email
+from syftflwr.plugin import SYFTFLWR05_PROFILE, MailboxSettings, TransportContext, validate_email
 
 from syftflwr_gdrive.api import DriveAPI, RetryPolicy
 from syftflwr_gdrive.auth import load_credentials
 from syftflwr_gdrive.changes import ChangesFeed
 from syftflwr_gdrive.options import Settings, migrate_legacy, where
 from syftflwr_gdrive.storage import DriveStorage
+
+
+def syftflwr05_folder_names(parts: list[str]) -> list[str]:
+    """syft-flwr 0.5's Drive folders of a mailbox path: it creates its app folder
+    ``flwr/{app}`` as ONE folder whose name holds the slash (``GDriveFileIO.
+    _get_nested_folder(outbox, [app_name, "rpc", endpoint])``), not ``flwr`` then ``{app}``."""
+    if len(parts) >= 3 and parts[1] == "flwr":
+        return [parts[0], f"{parts[1]}/{parts[2]}", *parts[3:]]
+    return parts
 
 
 def whoami(api: DriveAPI) -> str:
@@ -36,7 +45,7 @@ def open_storage(context: TransportContext, mailbox: MailboxSettings) -> DriveSt
         whoami(api),
         root_name=settings.root_folder,
         transfer_chunk=settings.transfer_chunk_size,
-        folder_names=mailbox_profile(context.profile).folder_names,
+        folder_names=syftflwr05_folder_names if context.profile == SYFTFLWR05_PROFILE else None,
     )
 
 

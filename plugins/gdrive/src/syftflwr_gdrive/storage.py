@@ -113,7 +113,7 @@ class DriveStorage(BaseStorage):
     ) -> None:
         self.api = api
         self.folder_names = folder_names or (lambda parts: parts)
-        """The wire profile's Drive folder names of a path (``WireProfile.folder_names``)."""
+        """The Drive folder names of a path's components (a wire profile's naming rule)."""
         self.me = me
         self.root_name = root_name
         self.transfer_chunk = max(256 * 1024, transfer_chunk // (256 * 1024) * (256 * 1024))
