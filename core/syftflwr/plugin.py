@@ -16,6 +16,9 @@ the module ``__getattr__`` (PEP 562); type checkers see it all through the
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pathlib
 from typing import TYPE_CHECKING, Any
 
 from syftflwr.errors import (
@@ -144,110 +147,23 @@ if TYPE_CHECKING:
         refusal_kind,
     )
 
-_LAZY: dict[str, str] = {
-    # the hook marker (pluggy)
-    "hookimpl": "syftflwr.hookspecs:hookimpl",
-    # roles: protocols and the bases that give every transport core's semantics
-    "ClientRole": "syftflwr.roles:ClientRole",
-    "RPCRole": "syftflwr.roles:RPCRole",
-    "EventsRole": "syftflwr.roles:EventsRole",
-    "RequestHandle": "syftflwr.roles:RequestHandle",
-    "BaseRPC": "syftflwr.roles:BaseRPC",
-    "BaseEvents": "syftflwr.roles:BaseEvents",
-    "ReportsPickups": "syftflwr.roles:ReportsPickups",
-    "refusal_kind": "syftflwr.roles:refusal_kind",
-    # optional capabilities: declared protocols, each with a stated behaviour when absent
-    "PublishesKeys": "syftflwr.roles:PublishesKeys",
-    "EncryptsMessages": "syftflwr.roles:EncryptsMessages",
-    "DeclaresCapabilities": "syftflwr.roles:DeclaresCapabilities",
-    "ExposesClient": "syftflwr.roles:ExposesClient",
-    "ReattachesRequests": "syftflwr.roles:ReattachesRequests",
-    "SeesPickups": "syftflwr.roles:SeesPickups",
-    "HasLocation": "syftflwr.roles:HasLocation",
-    "Capability": "syftflwr.capabilities:Capability",
-    "CAPABILITIES": "syftflwr.capabilities:CAPABILITIES",
-    "offers": "syftflwr.roles:offers",
-    "effective_capabilities": "syftflwr.roles:effective_capabilities",
-    # messages
-    "Buffer": "syftflwr.envelope:Buffer",
-    "Request": "syftflwr.envelope:Request",
-    "Response": "syftflwr.envelope:Response",
-    "encode": "syftflwr.envelope:encode",
-    "decode": "syftflwr.envelope:decode",
-    # safe names
-    "validate_email": "syftflwr.names:validate_email",
-    "validate_identifier": "syftflwr.names:validate_identifier",
-    "is_valid_email": "syftflwr.names:is_valid_email",
-    "new_message_id": "syftflwr.names:new_message_id",
-    # per-user folders, read from the participant's environment
-    "expand_user": "syftflwr.config.dirs:expand_user",
-    "user_dir": "syftflwr.config.dirs:user_dir",
-    "config_dir": "syftflwr.config.participant:config_dir",
-    "pid_alive": "syftflwr.processes:pid_alive",
-    "atomic_write": "syftflwr.atomic:atomic_write",
-    # storage protocol and helpers
-    "Storage": "syftflwr.mailbox.storage:Storage",
-    "BaseStorage": "syftflwr.mailbox.storage:BaseStorage",
-    "StorageWrapper": "syftflwr.mailbox.storage:StorageWrapper",
-    "check_max_size": "syftflwr.mailbox.storage:check_max_size",
-    "split_path": "syftflwr.mailbox.storage:split_path",
-    "total_size": "syftflwr.mailbox.storage:total_size",
-    "views": "syftflwr.mailbox.storage:views",
-    "LocalDirStorage": "syftflwr.mailbox.localdir:LocalDirStorage",
-    # the mailbox: roles, layout, chunking, journal, public keys
-    "MailboxRPC": "syftflwr.mailbox.rpc:MailboxRPC",
-    "MailboxEvents": "syftflwr.mailbox.events:MailboxEvents",
-    "Journal": "syftflwr.mailbox.journal:Journal",
-    "OUTBOX_PREFIX": "syftflwr.mailbox.layout:OUTBOX_PREFIX",
-    "ObjectKind": "syftflwr.mailbox.layout:ObjectKind",
-    "ObjectName": "syftflwr.mailbox.layout:ObjectName",
-    "Route": "syftflwr.mailbox.layout:Route",
-    "ensure_layout": "syftflwr.mailbox.layout:ensure_layout",
-    "parse_name": "syftflwr.mailbox.layout:parse_name",
-    "Manifest": "syftflwr.mailbox.chunking:Manifest",
-    "is_manifest": "syftflwr.mailbox.chunking:is_manifest",
-    "read_object": "syftflwr.mailbox.chunking:read_object",
-    "KeyDirectory": "syftflwr.roles:KeyDirectory",
-    "StorageKeyDirectory": "syftflwr.crypto.directory:StorageKeyDirectory",
-    # arrivals: polling, callbacks, the shared local-folder watcher
-    "ArrivalSource": "syftflwr.mailbox.arrivals:ArrivalSource",
-    "ArrivalCallback": "syftflwr.mailbox.arrivals:ArrivalCallback",
-    "Subscription": "syftflwr.mailbox.arrivals:Subscription",
-    "CallbackSubscription": "syftflwr.mailbox.arrivals:CallbackSubscription",
-    "FolderSubscription": "syftflwr.mailbox.arrivals:FolderSubscription",
-    "PollingSource": "syftflwr.mailbox.arrivals:PollingSource",
-    "Poller": "syftflwr.mailbox.arrivals:Poller",
-    "LocalArrivals": "syftflwr.mailbox.watcher:LocalArrivals",
-    "WatchHub": "syftflwr.mailbox.watcher:WatchHub",
-    "WatchBackend": "syftflwr.mailbox.watcher:WatchBackend",
-    "EventSink": "syftflwr.mailbox.watcher:EventSink",
-    "BackendFactory": "syftflwr.mailbox.watcher:BackendFactory",
-    "LIMIT_ERRNOS": "syftflwr.mailbox.watcher:LIMIT_ERRNOS",
-    "default_backend_factory": "syftflwr.mailbox.watcher:default_backend_factory",
-    "watch_hub": "syftflwr.mailbox.watcher:hub",
-    "reset_hub": "syftflwr.mailbox.watcher:reset_hub",
-    "set_backend_factory": "syftflwr.mailbox.watcher:set_backend_factory",
-    # the mailbox kit: one Storage (+ an optional arrival source) -> a whole transport
-    "StorageTransport": "syftflwr.kit:StorageTransport",
-    "MailboxClient": "syftflwr.kit:MailboxClient",
-    "MailboxSettings": "syftflwr.kit:MailboxSettings",
-    "StorageIdentity": "syftflwr.roles:StorageIdentity",
-    "StorageFactory": "syftflwr.kit:StorageFactory",
-    "ArrivalsFactory": "syftflwr.kit:ArrivalsFactory",
-    "mailbox_options": "syftflwr.kit:mailbox_options",
-    # wire profiles
-    "PROFILE_NAMES": "syftflwr.profiles:PROFILE_NAMES",
-    "WireProfile": "syftflwr.profiles:WireProfile",
-    "mailbox_profile": "syftflwr.profiles:mailbox_profile",
-    "refuse_oversized": "syftflwr.profiles.base:refuse_oversized",
-    # syft-flwr 0.5's wire profile (the syftbox plugin speaks it)
-    "SYFTFLWR05_PROFILE": "syftflwr.profiles.syftflwr05:NAME",
-    "SYFTFLWR05_ENDPOINT": "syftflwr.profiles.syftflwr05:ENDPOINT",
-    "SYFT_RPC_PROFILE": "syftflwr.profiles.syftflwr05:SYFT_RPC",
-    "syft_url": "syftflwr.profiles.syftflwr05:syft_url",
-    "syftflwr05_wire_app": "syftflwr.profiles.syftflwr05:wire_app",
-}
-"""Name -> ``module:attribute`` for everything loaded on first use."""
+
+def _lazy_names() -> dict[str, str]:
+    """Name -> ``module:attribute`` of every import in the ``TYPE_CHECKING`` block above,
+    read from this module's source: that block is the one list of the names loaded on
+    first use, which type checkers and IDEs read too (as scientific-python's
+    ``lazy_loader`` reads stubs)."""
+    tree = ast.parse(pathlib.Path(__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If))
+    return {
+        alias.asname or alias.name: f"{node.module}:{alias.name}"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+_LAZY = _lazy_names()
 
 __all__ = [
     "CAPABILITIES",
@@ -372,8 +288,6 @@ def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'syftflwr.plugin' has no attribute {name!r}")
-    import importlib
-
     module_name, _, attribute = target.partition(":")
     value = getattr(importlib.import_module(module_name), attribute)
     globals()[name] = value  # later lookups skip this function
