@@ -31,6 +31,7 @@ from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import (
     EncryptionError,
     ForbiddenSenderError,
+    IdentityMismatchError,
     MalformedMessageError,
     MessageExpiredError,
     MessageRejectedError,
@@ -39,6 +40,7 @@ from syftflwr.errors import (
     UnsafeNameError,
 )
 from syftflwr.info import Capabilities, TransportContext
+from syftflwr.names import validate_email, validate_identifier
 
 log = logging.getLogger("syftflwr.transport")
 
@@ -176,6 +178,36 @@ class EventsRole(Protocol):
 
 
 # --------------------------------------------------------------------------- helpers
+def check_identity(
+    expected: str, reported: object, transport: str | None, who: str = "this participant"
+) -> None:
+    """Refuse a transport that acts as someone else than ``expected``: requests would be
+    refused (or answered) under the wrong name, far from the cause. Emails compare
+    case-insensitively (providers differ in how they case them).
+
+    :raises IdentityMismatchError: another, or an invalid, identity.
+    """
+    name = f"the {transport!r} transport" if transport else "the transport"
+    sign_in = (
+        f"sign the {transport} transport in as {expected}"
+        if transport
+        else (f"configure the transport for {expected}")
+    )
+    try:
+        reported = validate_email(reported)
+    except ValueError:
+        raise IdentityMismatchError(
+            f"{name} reports an invalid identity {reported!r}, expected {expected}",
+            fix=f"{sign_in} (see its docs page) and try again",
+        ) from None
+    if reported.casefold() != expected.casefold():
+        raise IdentityMismatchError(
+            f"{name} acts as {reported}, but {who} is {expected}",
+            fix=f"{sign_in}, or run as {reported} (--as / SYFTFLWR_EMAIL / email in "
+            "your settings file)",
+        )
+
+
 def check_size(size: int, context: TransportContext, what: str) -> None:
     if size > context.max_message_size:
         raise MessageTooLargeError(
@@ -560,8 +592,6 @@ class BaseEvents(_Closable, ABC):
         """Release transport resources."""
 
     def on_request(self, endpoint: str, handler: Handler) -> None:
-        from syftflwr.names import validate_identifier
-
         self.handlers[validate_identifier(endpoint, "endpoint")] = handler
 
     def allowed_senders(self) -> frozenset[str] | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syftflwr import roles
 from syftflwr.config._sources import COMMAND_LINE, env_source, env_value
 from syftflwr.config._values import parse_path
 from syftflwr.config.options import checked, cli_layer, env_layer, file_layer, validate_options
@@ -33,7 +34,7 @@ from syftflwr.config.project import (
     load_project,
     not_a_participant,
 )
-from syftflwr.errors import ConfigError, IdentityMismatchError
+from syftflwr.errors import ConfigError
 from syftflwr.info import OptionSpec, TransportContext, TransportInfo
 from syftflwr.names import validate_email
 
@@ -263,22 +264,7 @@ def check_identity(context: TransportContext, reported_email: str) -> None:
             fix=f'pass --as EMAIL, set {EMAIL_ENV}, or write email = "..." in your '
             "settings file (docs/configuration.md)",
         )
-    try:
-        reported = validate_email(reported_email)
-    except ValueError:
-        raise IdentityMismatchError(
-            f"the {context.transport!r} transport reports an invalid identity "
-            f"{reported_email!r}, expected {expected}",
-            fix=f"sign the {context.transport} transport in as {expected} "
-            "(see its docs page) and try again",
-        ) from None
-    if reported.casefold() != expected.casefold():
-        raise IdentityMismatchError(
-            f"the {context.transport!r} transport is signed in as {reported}, but this "
-            f"participant is {expected}",
-            fix=f"sign the {context.transport} transport in as {expected}, or run as "
-            f"{reported} (--as / {EMAIL_ENV} / email in your settings file)",
-        )
+    roles.check_identity(expected, reported_email, context.transport)
 
 
 def detection_context_for(

@@ -43,7 +43,6 @@ from flwr.serverapp import Grid
 from syftflwr.deadline import Outcome, OverrunError, call_all_within, within
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import (
-    IdentityMismatchError,
     MalformedMessageError,
     StorageError,
     TransportClosedError,
@@ -85,6 +84,7 @@ from syftflwr.roles import (
     SeesPickups,
     offers,
 )
+from syftflwr.roles import check_identity as check_reported
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -190,12 +190,8 @@ def check_identity(role: object, email: str, what: str) -> None:
     would be refused (or answered) under the wrong name much later, far from the cause."""
     client = cast(ExposesClient, role).client if offers(role, ExposesClient) else None
     reported = client.email if client is not None and offers(client, ClientRole) else None
-    if isinstance(reported, str) and reported.lower() != email.lower():
-        raise IdentityMismatchError(
-            f"the transport acts as {reported}, but the {what} is {email}",
-            key="email",
-            fix=f"run as {reported}, or configure the transport for {email}",
-        )
+    if isinstance(reported, str):
+        check_reported(email, reported, None, who=f"the {what}")
 
 
 def _round_of(message: Message) -> int | None:
