@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from syftflwr._deprecation import mark_private as _mark_private
@@ -303,11 +303,6 @@ def _finite(value: object, name: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
     return number
-
-
-def with_body(envelope: Envelope, body: Buffer, **headers: str) -> Envelope:
-    """A copy with another body and extra headers (used by chunking/encryption layers)."""
-    return replace(envelope, body=body, headers={**envelope.headers, **headers})
 
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning

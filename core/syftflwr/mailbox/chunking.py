@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import cast
 
 from syftflwr._deprecation import mark_private as _mark_private
@@ -62,18 +62,7 @@ class Manifest:
     sha256: str
 
     def encode(self) -> bytes:
-        return encode_frame(
-            MANIFEST_MAGIC,
-            MANIFEST_VERSION,
-            {
-                "id": self.id,
-                "kind": self.kind.value,
-                "size": self.size,
-                "part_size": self.part_size,
-                "parts": self.parts,
-                "sha256": self.sha256,
-            },
-        )
+        return encode_frame(MANIFEST_MAGIC, MANIFEST_VERSION, asdict(self))
 
     @classmethod
     def decode(cls, data: Buffer, *, source: str) -> Manifest:
@@ -88,16 +77,11 @@ class Manifest:
         )
         if frame is None or frame.end != view.nbytes:
             raise MalformedMessageError(f"{source}: truncated chunk manifest")
-        fields = frame.fields
+        values = frame.fields
         try:
-            manifest = cls(
-                id=str(fields["id"]),
-                kind=ObjectKind(fields["kind"]),
-                size=_int(fields["size"]),
-                part_size=_int(fields["part_size"]),
-                parts=_int(fields["parts"]),
-                sha256=str(fields["sha256"]),
-            )
+            numbers = {n: _int(values[n]) for n in ("size", "part_size", "parts")}
+            kind = ObjectKind(values["kind"])
+            manifest = cls(id=str(values["id"]), kind=kind, sha256=str(values["sha256"]), **numbers)
         except (ValueError, KeyError, TypeError) as exc:
             raise MalformedMessageError(f"{source}: invalid chunk manifest ({exc})") from None
         manifest.check(source)

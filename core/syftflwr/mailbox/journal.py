@@ -270,9 +270,6 @@ class Journal:
         """The request vanished before it was read."""
         self._set_inbound(message_id, InboundState.GONE)
 
-    def set_expiry(self, message_id: str, expires_at: float | None) -> None:
-        self._db.write("UPDATE inbound SET expires_at = ? WHERE id = ?", (expires_at, message_id))
-
     def cleaned(self, message_id: str) -> None:
         """Retention removed this participant's response and claim for the request."""
         self._db.write("UPDATE inbound SET cleaned = 1, reply = NULL WHERE id = ?", (message_id,))

@@ -43,7 +43,6 @@ LAYOUT_VERSION = 1
 SUPPORTED_LAYOUT_VERSIONS = frozenset({1})
 
 OUTBOX_PREFIX = "syft_outbox_inbox_"
-META_FOLDER = ".syftflwr"
 TMP_FOLDER = ".syftflwr/tmp"
 LAYOUT_FILE = ".syftflwr/layout.json"
 PART_MARK = ".part-"

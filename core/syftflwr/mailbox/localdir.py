@@ -329,33 +329,20 @@ def _write_all(fd: int, bufs: list[memoryview]) -> None:
 
 
 def _read_all(fd: int, path: str, max_size: int | None) -> Buffer:
-    info = os.fstat(fd)
-    check_max_size(path, info.st_size, max_size)
-    buffer = bytearray(info.st_size)
-    view = memoryview(buffer)
-    pos = 0
-    with open(fd, "rb", buffering=0, closefd=False) as stream:
-        while pos < info.st_size:
-            n = stream.readinto(view[pos:])
-            if not n:
-                break
-            pos += n
+    size = os.fstat(fd).st_size
+    check_max_size(path, size, max_size)
+    buffer = bytearray(size)
+    with open(fd, "rb", closefd=False) as stream:  # buffered: reads until full or EOF
+        got = stream.readinto(buffer)
     # A file that shrank while being read (a non-atomic writer) comes back short; the
     # envelope decoder then reports it as truncated.
-    return buffer if pos == info.st_size else view[:pos]
+    return buffer if got == size else memoryview(buffer)[:got]
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
     """``size`` bytes from ``fd``'s position (fewer if the file ends first)."""
-    chunks = []
-    with open(fd, "rb", buffering=0, closefd=False) as stream:
-        while size > 0:
-            chunk = stream.read(size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size -= len(chunk)
-    return b"".join(chunks)
+    with open(fd, "rb", closefd=False) as stream:  # buffered: reads until ``size`` or EOF
+        return stream.read(size)
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:
