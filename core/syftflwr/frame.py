@@ -90,3 +90,20 @@ def read_header(
     if not isinstance(fields, dict):
         raise MalformedMessageError(f"{source}: {what} header is not a JSON object")
     return FrameHeader(version, fields, end)
+
+
+def read_varint(view: memoryview, pos: int, end: int) -> tuple[int, int]:
+    """The protobuf base-128 varint at ``pos`` and the position after it — the one reader
+    for Flower messages' fast decoder and the syft-flwr-0.5 profile's protobuf check.
+    Raises :class:`IndexError` when it runs past ``end`` (cut short), :class:`ValueError`
+    when it is longer than any varint (10 bytes)."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= end:
+            raise IndexError("varint runs past the end")
+        byte = view[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError("varint longer than 10 bytes")

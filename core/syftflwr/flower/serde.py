@@ -43,6 +43,7 @@ from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 from syftflwr.envelope import Buffer
 from syftflwr.errors import MalformedMessageError, MessageTooLargeError
 from syftflwr.flower.compat import make_message
+from syftflwr.frame import read_varint
 from syftflwr.info import PROTOBUF_LIMIT
 
 __all__ = [
@@ -188,16 +189,10 @@ class _NotCanonicalError(Exception):
 
 
 def _read_varint(view: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise MalformedMessageError("Flower message: truncated or invalid varint")
-        byte = view[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return read_varint(view, pos, end)
+    except (IndexError, ValueError):
+        raise MalformedMessageError("Flower message: truncated or invalid varint") from None
 
 
 def _fields(view: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:

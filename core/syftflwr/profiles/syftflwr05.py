@@ -33,6 +33,7 @@ from typing import Any
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import MalformedMessageError
+from syftflwr.frame import read_varint
 from syftflwr.mailbox.layout import ObjectKind, Route
 from syftflwr.names import (
     validate_app_name,
@@ -84,10 +85,6 @@ def _error_text(data: Buffer) -> str | None:
     return None
 
 
-class _NotProtobufError(Exception):
-    pass
-
-
 def _walk_protobuf(view: memoryview) -> bool | None:
     """Walk the top-level fields of a protobuf: True if they end exactly at the end of
     ``view``, False if the last one runs past it (cut short), None if it is not a
@@ -95,37 +92,26 @@ def _walk_protobuf(view: memoryview) -> bool | None:
     pos, end = 0, view.nbytes
     try:
         while pos < end:
-            key, pos = _varint(view, pos)
+            key, pos = read_varint(view, pos, end)
             field, wire = key >> 3, key & 7
             if field == 0:
                 return None
             if wire == 0:
-                _, pos = _varint(view, pos)
+                _, pos = read_varint(view, pos, end)
             elif wire == 1:
                 pos += 8
             elif wire == 2:
-                size, pos = _varint(view, pos)
+                size, pos = read_varint(view, pos, end)
                 pos += size
             elif wire == 5:
                 pos += 4
             else:  # groups (3, 4) are not in Flower's schema; 6, 7 do not exist
                 return None
-    except _NotProtobufError:
+    except ValueError:  # longer than any varint
         return None
     except IndexError:  # a varint runs past the end
         return False
     return pos == end
-
-
-def _varint(view: memoryview, pos: int) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 70, 7):
-        byte = view[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-    raise _NotProtobufError  # longer than any varint
 
 
 def _check_protobuf(data: Buffer, *, source: str) -> None:
