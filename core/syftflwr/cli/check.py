@@ -108,6 +108,12 @@ class CheckReport:
     ) -> None:
         self.findings.append(Finding(check, status, detail, fix, blocks_defaults))
 
+    def fail(self, check: str, exc: BaseException) -> None:
+        """``exc``'s first line, and its ``fix:`` line as the fix."""
+        lines = str(exc).splitlines()
+        fixes = [line.strip().removeprefix("fix:").strip() for line in lines if "fix:" in line]
+        self.add(check, "fail", lines[0], fixes[0] if fixes else None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "ok": self.ok, "findings": [asdict(f) for f in self.findings]}
 
@@ -159,7 +165,7 @@ def _validate(report: CheckReport, entry: TransportEntry) -> Transport | None:
     try:
         plugin = import_plugin(entry)
     except PluginError as exc:
-        report.add("import", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        report.fail("import", exc)
         return None
     took = time.perf_counter() - started
     status: Status = "warn" if took > SLOW_IMPORT else "ok"
@@ -171,22 +177,14 @@ def _validate(report: CheckReport, entry: TransportEntry) -> Transport | None:
         if status == "warn"
         else None,
     )
+    pm = None
     try:
         pm = build_plugin_manager(entry, plugin)
-    except PluginAPIVersionError as exc:
-        report.add("API version", "fail", str(exc).splitlines()[0], _fix_of(exc))
-        return None
-    except PluginError as exc:
-        report.add("hooks", "fail", str(exc).splitlines()[0], _fix_of(exc))
-        return None
-    _report_hooks(report, pm)
-    try:
+        _report_hooks(report, pm)
         info = read_info(entry, pm)
-    except PluginAPIVersionError as exc:
-        report.add("API version", "fail", str(exc).splitlines()[0], _fix_of(exc))
-        return None
     except PluginError as exc:
-        report.add("info", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        version = isinstance(exc, PluginAPIVersionError)
+        report.fail("API version" if version else "hooks" if pm is None else "info", exc)
         return None
     spoken = ", ".join(map(str, sorted(SUPPORTED_PLUGIN_API_VERSIONS)))
     report.add(
@@ -382,7 +380,7 @@ def _check_commands(report: CheckReport, transport: Transport) -> None:
     try:
         transport.register_commands(group)
     except PluginError as exc:
-        report.add("commands", "fail", str(exc).splitlines()[0], _fix_of(exc))
+        report.fail("commands", exc)
         return
     if not group.commands:
         report.add(
@@ -481,12 +479,6 @@ def _requirements(distribution: str) -> list[str]:
         return []
     names = [_requirement_name(req) for req in requires]
     return [name for name in names if name and name not in core_dependencies()]
-
-
-def _fix_of(exc: BaseException) -> str | None:
-    lines = str(exc).splitlines()
-    fixes = [line.strip().removeprefix("fix:").strip() for line in lines if "fix:" in line]
-    return fixes[0] if fixes else None
 
 
 # --------------------------------------------------------------------------- entry point
