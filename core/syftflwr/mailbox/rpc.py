@@ -263,12 +263,6 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             self.journal.close()
 
     # -- retention -----------------------------------------------------------------------
-    @property
-    def outstanding(self) -> int:
-        """Requests sent by this process and not forgotten yet."""
-        with self._lock:
-            return len(self._outstanding)
-
     def sweep(self) -> int:
         """Delete my requests the journal says are forgotten, expired or abandoned."""
         if self._closed:
