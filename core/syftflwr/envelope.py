@@ -178,9 +178,10 @@ class Response(Envelope):
 
 
 # --------------------------------------------------------------------------- wire format
-def encode_parts(envelope: Envelope) -> tuple[bytes, Buffer]:
-    """Encode to ``(prefix, body)`` so writers can stream both without concatenating."""
-    header: dict[str, Any] = {
+def header_fields(envelope: Envelope) -> dict[str, Any]:
+    """Every field but the body and the format version: the native frame's header, and
+    what a sealed envelope's encryption authenticates (:mod:`syftflwr.crypto.seal`)."""
+    fields: dict[str, Any] = {
         "kind": envelope.kind,
         "id": envelope.id,
         "sender": envelope.sender,
@@ -190,10 +191,15 @@ def encode_parts(envelope: Envelope) -> tuple[bytes, Buffer]:
         "created_at": envelope.created_at,
         "expires_at": envelope.expires_at,
         "headers": dict(envelope.headers),
-        "body_size": envelope.body_size,
     }
     if isinstance(envelope, Response):
-        header["status"] = envelope.status
+        fields["status"] = envelope.status
+    return fields
+
+
+def encode_parts(envelope: Envelope) -> tuple[bytes, Buffer]:
+    """Encode to ``(prefix, body)`` so writers can stream both without concatenating."""
+    header = {**header_fields(envelope), "body_size": envelope.body_size}
     return encode_frame(MAGIC, envelope.format_version, header), envelope.body
 
 

@@ -27,7 +27,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syftflwr.crypto.keys import KEY_SIZE, KeyPair, fingerprint, raw_public, short
-from syftflwr.envelope import Envelope, Response
+from syftflwr.envelope import Envelope, header_fields
 from syftflwr.errors import DecryptionError
 
 SCHEME = "x25519-aesgcm/1"
@@ -76,20 +76,7 @@ def _b64_key(value: str | None, name: str, envelope: Envelope) -> bytes:
 
 
 def _associated_data(envelope: Envelope) -> bytes:
-    fields: dict[str, Any] = {
-        "kind": envelope.kind,
-        "id": envelope.id,
-        "sender": envelope.sender,
-        "recipient": envelope.recipient,
-        "app": envelope.app,
-        "endpoint": envelope.endpoint,
-        "created_at": envelope.created_at,
-        "expires_at": envelope.expires_at,
-        "headers": dict(sorted(envelope.headers.items())),
-        "format_version": envelope.format_version,
-    }
-    if isinstance(envelope, Response):
-        fields["status"] = envelope.status
+    fields = {**header_fields(envelope), "format_version": envelope.format_version}
     return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
 
 
