@@ -28,7 +28,7 @@ from syftflwr.envelope import MAGIC, Request, Response, decode, encode
 from syftflwr.errors import MalformedMessageError, UnsafeNameError
 from syftflwr.frame import pack_prefix, read_header
 from syftflwr.mailbox.chunking import MANIFEST_MAGIC, Manifest, is_manifest
-from syftflwr.mailbox.events import _journal_of, _owner_is_dead
+from syftflwr.mailbox.claims import journal_of, owner_is_dead
 from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
     ObjectKind,
@@ -334,5 +334,5 @@ markers = st.text(max_size=60) | st.builds(
 def test_claim_markers_read_from_storage_never_crash_the_runner(marker: str) -> None:
     """A claim's content is read back from storage: deciding whether its owner is dead,
     and which journal it names, must not raise on anything."""
-    assert _owner_is_dead(marker) in (True, False)
-    assert isinstance(_journal_of(marker), str)
+    assert owner_is_dead(marker) in (True, False)
+    assert isinstance(journal_of(marker), str)

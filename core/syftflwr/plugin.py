@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         Subscription,
     )
     from syftflwr.mailbox.chunking import Manifest, is_manifest, read_object
+    from syftflwr.mailbox.claims import Claims
     from syftflwr.mailbox.events import MailboxEvents
     from syftflwr.mailbox.journal import Journal
     from syftflwr.mailbox.layout import (
@@ -188,6 +189,7 @@ __all__ = [
     "CallbackSubscription",
     "Capabilities",
     "Capability",
+    "Claims",
     "ClientRole",
     "ConfigError",
     "DeclaresCapabilities",

@@ -36,12 +36,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +55,7 @@ from syftflwr.errors import (
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource, Subscription
+from syftflwr.mailbox.claims import Claims
 from syftflwr.mailbox.journal import InboundEntry, InboundState, Journal
 from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
@@ -77,7 +75,6 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
-from syftflwr.processes import pid_alive
 from syftflwr.profiles.base import WireProfile, refuse_oversized
 from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseEvents, ClientRole, refusal_kind
@@ -99,34 +96,6 @@ RECOVERED_STATUS = "recovered"
 """Journal status of a request found answered in storage after its runner crashed."""
 
 _WAKE = ("", "")
-_LIVE_OWNERS: set[str] = set()
-_HOST = socket.gethostname()
-
-
-def _new_owner(journal_id: str) -> str:
-    """``host|pid|random|journal``: the first two fields tell whether the owner still
-    runs, the last which journal it records its claims in."""
-    return f"{_HOST}|{os.getpid()}|{uuid.uuid4().hex}|{journal_id}"
-
-
-def _journal_of(owner: str) -> str:
-    fields = owner.split("|")
-    return fields[3] if len(fields) >= 4 else ""
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` surely stopped: a runner on THIS host whose process is
-    gone (or a closed runner of this process). Runners elsewhere are never presumed dead."""
-    host, _, rest = owner.partition("|")
-    pid_text, _, _ = rest.partition("|")
-    # A marker is read from storage: only plain ASCII pids in range count (int() refuses
-    # some Unicode digits, os.kill() overflows on huge numbers).
-    if host != _HOST or not (pid_text.isascii() and pid_text.isdigit() and len(pid_text) < 10):
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _LIVE_OWNERS
-    return pid != 0 and not pid_alive(pid)
 
 
 def _reply_may_be_lost(entry: InboundEntry) -> bool:
@@ -190,9 +159,13 @@ class MailboxEvents(BaseEvents):
         self.retention_interval = retention_interval
         self.incomplete_grace = incomplete_grace
         self._scheduler = scheduler
-        self.owner = _new_owner(self.journal.instance_id)
+        self.stats: Counter[str] = Counter()
+        """answered / rejected / skipped / gone / claimed_elsewhere counts, and the crash
+        recoveries: recovered (reply found published), republished (lost reply sent
+        again), reprocessed (lost reply recomputed) — observability, tests."""
+        self.claims = Claims(storage, self.journal, self.stats)
+        self.owner = self.claims.owner
         """Written into claim markers; identifies this runner instance."""
-        _LIVE_OWNERS.add(self.owner)
         self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
         self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -203,16 +176,9 @@ class MailboxEvents(BaseEvents):
         self._retries: dict[str, tuple[Route, float, int]] = {}
         """Requests whose claim could not be journaled: route, when to retry, failures."""
         self._warned: set[str] = set()
-        self._contested: dict[str, tuple[Route, str]] = {}
-        """Requests a live runner of MY journal claimed first: re-checked by the sweep in
-        case that runner dies before journaling its claim."""
         self._sub: Subscription | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._serial: ThreadPoolExecutor | None = None
-        self.stats: Counter[str] = Counter()
-        """answered / rejected / skipped / gone counts, and the crash recoveries: recovered
-        (reply found published), republished (lost reply sent again), reprocessed (lost
-        reply recomputed) — observability, tests."""
 
     # -- arrivals ------------------------------------------------------------------------
     def _on_arrival(self, folder: str, name: str) -> None:
@@ -402,46 +368,12 @@ class MailboxEvents(BaseEvents):
 
     # -- one request ---------------------------------------------------------------------
     def _claim(self, route: Route, message_id: str) -> bool | None:
-        """Claim the request: None if someone else has it (or it is finished), True if
-        a runner of this journal held it before (crashed: its reply may be published
-        already), False for a fresh claim."""
-        entry = self.journal.state_of(message_id)
-        if entry is not None and entry.finished:
-            return None
-        if entry is not None and entry.owner == self.owner:
-            return False
-        path = route.claim_path(message_id)
-        recovered = entry is not None
-        if not self.storage.claim(path, self.owner):
-            marker = self.storage.get(path, max_size=4096)
-            holder = "" if marker is None else bytes(marker).decode("utf-8", "replace")
-            if holder != self.owner:
-                if not self._take_over(route, message_id, entry, holder):
-                    log.debug("request %s is claimed by another runner (%s)", message_id, holder)
-                    self.stats["claimed_elsewhere"] += 1
-                    return None
-                log.warning(
-                    "taking over request %s from a runner that stopped mid-way (%s)",
-                    message_id,
-                    holder,
-                )
-                self.storage.put(path, [self.owner.encode()])
-                recovered = True
-        with self._lock:
-            self._contested.pop(message_id, None)
+        """:meth:`Claims.claim`; an unjournaled claim is released and retried."""
         try:
-            if not self.journal.claimed(
-                message_id,
-                sender=route.sender,
-                app=route.app,
-                endpoint=route.endpoint,
-                owner=self.owner,
-            ):
-                return None
+            return self.claims.claim(route, message_id, route.claim_path(message_id))
         except StorageError as exc:
             self._release(route, message_id, exc)
             return None
-        return recovered  # claimed before, by a runner that is gone
 
     def _release(self, route: Route, message_id: str, exc: StorageError) -> None:
         """The claim could not be journaled: without an entry nobody would ever resume
@@ -459,36 +391,6 @@ class MailboxEvents(BaseEvents):
             exc,
             delay,
         )
-
-    def _take_over(
-        self, route: Route, message_id: str, entry: InboundEntry | None, holder: str
-    ) -> bool:
-        """Whether the claim of ``holder`` is an orphan this runner may take (atomically,
-        through the journal: exactly one of the runners sharing it wins).
-
-        Only a dead holder's claim is taken, and only when this journal can vouch for it:
-        its entry names the holder, or the claim carries this journal's id — a runner
-        killed between publishing its claim and journaling it (no entry), or between a
-        take-over's journal update and its claim rewrite (the entry names another dead
-        runner)."""
-        mine = _journal_of(holder) == self.journal.instance_id
-        if mine and not _owner_is_dead(holder):
-            with self._lock:  # live now; the sweep looks again in case it dies unjournaled
-                self._contested[message_id] = (route, holder)
-            return False
-        if not _owner_is_dead(holder):
-            return False
-        if entry is None:
-            return mine and self.journal.adopt(
-                message_id,
-                sender=route.sender,
-                app=route.app,
-                endpoint=route.endpoint,
-                owner=self.owner,
-            )
-        if entry.owner != holder and not (mine and _owner_is_dead(entry.owner)):
-            return False
-        return self.journal.take_over(message_id, old_owner=entry.owner, new_owner=self.owner)
 
     def _handle(self, route: Route, message_id: str, final: bool) -> bool:
         """Handle one request; True if it was deferred as incomplete."""
@@ -764,25 +666,7 @@ class MailboxEvents(BaseEvents):
         with self._lock:
             routes = {(r.sender, r.app, r.endpoint): r for r in self._routes.values()}
             busy = self._inflight | set(self._deferred) | set(self._retries)
-        orphans: list[tuple[str, Route]] = []
-        for entry in self.journal.unfinished():
-            route = routes.get((entry.sender, entry.app, entry.endpoint))
-            if route is None or entry.id in busy or entry.owner == self.owner:
-                continue
-            if _owner_is_dead(entry.owner):
-                orphans.append((entry.id, route))
-        with self._lock:
-            contested = list(self._contested.items())
-        for message_id, (route, holder) in contested:
-            if message_id in busy:
-                continue
-            state = self.journal.state_of(message_id)
-            finished = state is not None and state.finished
-            if finished or _owner_is_dead(holder):
-                with self._lock:
-                    self._contested.pop(message_id, None)
-            if not finished and _owner_is_dead(holder):  # may have died unjournaled
-                orphans.append((message_id, route))
+        orphans = self.claims.orphans(routes, busy)
         for message_id, route in orphans:
             with self._lock:
                 self._seen.discard(message_id)
@@ -807,7 +691,7 @@ class MailboxEvents(BaseEvents):
                 )
 
     def _close(self) -> None:
-        _LIVE_OWNERS.discard(self.owner)
+        self.claims.close()
         if self._owns_journal:
             self.journal.close()
 

@@ -321,10 +321,13 @@ def test_a_claim_left_by_a_dead_runner_is_taken_over(
     claim = (tmp_path / "SyftBox" / ".syftflwr" / "claims" / DATASITES[0] / "flwr" / APP / AGG
              / str(uuid.UUID(request.id)))  # fmt: skip
     claim.parent.mkdir(parents=True)
-    claim.write_text(f"{socket.gethostname()}:{dead}")  # claimed, then its runner died
+    # claimed by a runner of this datasite's journal (core's marker), which then died
+    journal_id = served.events.journal.instance_id
+    marker = f"{socket.gethostname()}|{dead}|{uuid.uuid4().hex}|{journal_id}"
+    claim.write_text(marker)
     (responses,) = [rpc.wait([rpc.send(request)], timeout=10)]
     assert responses and bytes(memoryview(responses[0].body)) == b"echo:late"
-    assert claim.read_text() != f"{socket.gethostname()}:{dead}"
+    assert claim.read_text() == served.events.claims.owner
 
 
 def test_a_dead_watcher_is_restarted(tmp_path: Path, rpc: SyftRpc05, served: Served) -> None:
@@ -406,6 +409,62 @@ def test_two_runners_on_one_datasite_handle_each_request_once(
     finally:
         first.close()
         second.close()
+
+
+def _runner(config: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "_sb_syftflwr05_runner.py"), json.dumps(config)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(what: str, check: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_three_runners_take_over_a_dead_runners_request_exactly_once(
+    tmp_path: Path, sealed_rpc: SyftRpc05
+) -> None:
+    """A runner is killed -9 inside its handler; three runners of the same datasite then
+    start at once, each finding the dead runner's claim: exactly one takes the request
+    over, and the requester gets one reply. Every claim-marker read takes 0.5 s in the
+    three (a loaded machine), so all three see the dead claim before any has taken it."""
+    context = context_for(tmp_path, DATASITES[0], encrypt=True)
+    fields = {
+        "transport": context.transport, "app_name": context.app_name, "email": context.email,
+        "options": dict(context.options), "state_dir": str(context.state_dir),
+        "profile": context.profile, "aggregator": context.aggregator,
+        "datasites": list(context.datasites),
+    }  # fmt: skip
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    go = tmp_path / "go"
+    procs = [_runner({"context": fields, "calls": str(calls), "block": True})]
+    try:
+        assert procs[0].stdout is not None and procs[0].stdout.readline().strip() == "ready"
+        handle, _ = send_to(sealed_rpc, DATASITES[0], b"once")
+        _wait_for("the first runner's handler", lambda: any(calls.iterdir()))
+        procs[0].kill()  # mid-request: its claim stays, its reply never comes
+        procs[0].wait(timeout=10)
+        config = {"context": fields, "calls": str(calls), "go": str(go), "slow_claim_reads": 0.5}
+        procs += [_runner(config) for _ in range(3)]
+        for proc in procs[1:]:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        responses = sealed_rpc.wait([handle], timeout=60)
+        assert responses and bytes(memoryview(responses[0].body)) == b"echo:once"
+        time.sleep(3)  # every runner's next scans: none may handle it again
+        handled = {p.name: p.read_text().split() for p in calls.iterdir()}
+        takeovers = [ids for pid, ids in handled.items() if pid != str(procs[0].pid)]
+        assert handled[str(procs[0].pid)] == [handle.id]
+        assert takeovers == [[handle.id]], f"{len(takeovers)} runners took it over: {handled}"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------- encrypted

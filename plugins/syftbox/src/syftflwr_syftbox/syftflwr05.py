@@ -22,8 +22,11 @@ libraries' known holes are guarded here rather than inherited:
   restarted (or ``run_forever`` raises), and pending files are re-scanned;
 * replies go only to ``{own rpc folder}/{sender}/{uuid}.response`` built from the
   validated folder and file name, never from the request's ``url``/``sender``;
-* two runners on one datasite never both handle a request: each claims it first with an
-  exclusive file in the data dir's local state (``.syftflwr/claims/...``).
+* two runners on one datasite never both handle a request: each claims it first through
+  core's :class:`~syftflwr.mailbox.claims.Claims` — an exclusive marker in the data dir's
+  local state (``.syftflwr/claims/...``) and the participant's journal — so a request
+  whose runner died is taken over by exactly one other runner, and one the journal says
+  was answered or refused is not handled again.
 
 Encryption (``encrypt = true``, the default) is syft-flwr 0.5's own on SyftBox, so its
 datasites (syft-event's auto-decrypt, ``encrypt_reply``) read what is sent and are read:
@@ -46,7 +49,6 @@ import logging
 import os
 import queue
 import re
-import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -66,17 +68,20 @@ from syftflwr.plugin import (
     BaseEvents,
     BaseRPC,
     Capabilities,
+    Claims,
     EncryptionError,
+    Journal,
     LocalArrivals,
     MalformedMessageError,
     MessageRejectedError,
     Request,
     RequestHandle,
     Response,
+    Route,
+    StorageError,
     TransportContext,
     TransportError,
     is_valid_email,
-    pid_alive,
     read_object,
     refusal_kind,
     refuse_oversized,
@@ -323,7 +328,8 @@ class SyftEvents05(BaseEvents):
         self._incomplete: dict[str, float] = {}  # path -> first seen incomplete
         self._skipped: set[str] = set()  # paths refused for good (warned once)
         self._restarts: list[float] = []
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.journal = Journal.for_context(context)
+        self.claims = Claims(self.storage, self.journal)
         self.watcher_restarts = 0
 
     # -- the watcher ---------------------------------------------------------------------
@@ -491,8 +497,7 @@ class SyftEvents05(BaseEvents):
             return
         folder = rpc_folder(self.me, self.app, sender)
         stem = name.removesuffix(REQUEST_SUFFIX)
-        response_path = f"{folder}/{stem}{RESPONSE_SUFFIX}"
-        if os.path.lexists(self.storage.local_path(response_path)):
+        if os.path.lexists(self.storage.local_path(self._response(sender, stem))):
             return  # answered (by us or another runner)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
         try:  # garbage is refused from its first bytes, unread
@@ -501,9 +506,7 @@ class SyftEvents05(BaseEvents):
             )
         except MalformedMessageError as exc:
             if self._claim(sender, stem):
-                self.count_refusal(refusal_kind(exc))
-                log.warning("refused request %s: %s", key, exc)
-                self._reply(sender, stem, None, status=400, body=f"Error loading request: {exc}")
+                self._refuse(sender, stem, key, exc, refusal_kind(exc))
             return
         if data is None:
             return
@@ -516,26 +519,43 @@ class SyftEvents05(BaseEvents):
             return
         request, problem, kind = self._parse(bytes(memoryview(data)), sender, stem)
         if request is None:
-            self.count_refusal(kind)
-            log.warning("refused request %s: %s", key, problem)
-            self._reply(sender, stem, None, status=400, body=f"Error loading request: {problem}")
+            self._refuse(sender, stem, key, problem, kind)
             return
         response = self.dispatch(request)
         if response is None:
+            self.journal.rejected(stem, "refused without a reply (see the runner's log)",
+                                  sender=sender, app=wire_app(self.app), endpoint=ENDPOINT,
+                                  owner=self.claims.owner)  # fmt: skip
             return
         self._reply(sender, stem, response, status=200 if response.ok else 500)
+        self.journal.answered(stem, status=response.status, expires_at=request.expires_at)
 
     def _claim(self, sender: str, stem: str) -> bool:
-        path = f"{CLAIMS}/{self.me}/{wire_app(self.app)}/{sender}/{stem}"
-        if self.storage.claim(path, self._owner):
-            return True
-        owner = self.storage.get(path, max_size=256)
-        host, _, pid = bytes(memoryview(owner or b"")).decode(errors="replace").partition(":")
-        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
-            # its runner died before answering: take the request over
-            self.storage.delete(path)
-            return self.storage.claim(path, self._owner)
-        return False
+        """Claim a request (:class:`Claims`); False if another runner has it, or it was
+        found answered by a runner that died before journaling its reply."""
+        route = Route(sender, self.me, wire_app(self.app), ENDPOINT)
+        marker = f"{CLAIMS}/{self.me}/{route.app}/{sender}/{stem}"
+        try:
+            recovered = self.claims.claim(route, stem, marker)
+        except StorageError as exc:  # unjournaled: give it back, the next scan retries
+            self.storage.delete(marker)
+            log.warning("request %s: could not journal its claim (%s); retrying", stem, exc)
+            return False
+        if recovered and os.path.lexists(self.storage.local_path(self._response(sender, stem))):
+            self.journal.answered(stem, status="recovered")
+            return False
+        return recovered is not None
+
+    def _response(self, sender: str, stem: str) -> str:
+        return f"{rpc_folder(self.me, self.app, sender)}/{stem}{RESPONSE_SUFFIX}"
+
+    def _refuse(self, sender: str, stem: str, key: str, problem: object, kind: str) -> None:
+        """Answer a claimed request 400 (as syft-event does) and journal the refusal."""
+        self.count_refusal(kind)
+        log.warning("refused request %s: %s", key, problem)
+        self._reply(sender, stem, None, status=400, body=f"Error loading request: {problem}")
+        self.journal.rejected(stem, str(problem), sender=sender, app=wire_app(self.app),
+                              endpoint=ENDPOINT, owner=self.claims.owner, replied=True)  # fmt: skip
 
     def _parse(self, data: bytes, sender: str, stem: str) -> tuple[Request | None, str, str]:
         from pydantic import ValidationError
@@ -620,7 +640,7 @@ class SyftEvents05(BaseEvents):
             log.warning("%s", exc)
             wire.body, wire.status_code = str(exc).encode(), SyftStatus(500)  # server error
             data = wire.dumps().encode()
-        self.storage.put(f"{rpc_folder(self.me, self.app, sender)}/{stem}{RESPONSE_SUFFIX}", [data])
+        self.storage.put(self._response(sender, stem), [data])
 
     def stop(self) -> None:
         super().stop()
@@ -628,3 +648,5 @@ class SyftEvents05(BaseEvents):
 
     def _close(self) -> None:
         self._stop_watcher()
+        self.claims.close()
+        self.journal.close()
