@@ -37,13 +37,13 @@ from syftflwr.mailbox.layout import (
     outbox,
     parse_name,
 )
+from syftflwr.mailbox.profile import NATIVE
 from syftflwr.names import (
     is_valid_email,
     validate_email,
     validate_identifier,
     validate_message_id,
 )
-from syftflwr.profiles.native import NATIVE
 
 SENDER, RECIPIENT = "agg@example.org", "ds1@example.org"
 SAFE_ERRORS = (MalformedMessageError, UnsafeNameError)

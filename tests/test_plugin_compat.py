@@ -53,18 +53,19 @@ OLD_IMPORTS = {
     "syftflwr.processes": ["pid_alive"],
     "syftflwr.profiles": ["PROFILE_NAMES", "mailbox_profile"],
     "syftflwr.profiles.base": ["refuse_oversized"],
-    "syftflwr.profiles.syftflwr05": ["ENDPOINT", "NAME", "SYFT_RPC", "syft_url", "wire_app"],
+    "syftflwr.profiles.syftflwr05": ["ENDPOINT", "NAME", "wire_app"],
     "syftflwr.roles": ["BaseEvents", "BaseRPC", "RequestHandle"],
 }  # fmt: skip
 """What the plugins, the template and the test plugins imported from core at 3566330
 (an AST inventory of ``git show 3566330``): 21 modules, besides ``syftflwr.hookimpl``
-(public) and ``syftflwr.transports.memory`` (the test doubles' borrowed roles)."""
+(public) and ``syftflwr.transports.memory`` (the test doubles' borrowed roles). Less
+the syft-rpc codec (``SYFT_RPC``, ``syft_url`` of ``syftflwr.profiles.syftflwr05``),
+which only the syftbox plugin used: it moved there (issue 18)."""
 
 RENAMED = {
     ("syftflwr.mailbox.watcher", "hub"): "watch_hub",
     ("syftflwr.profiles.syftflwr05", "ENDPOINT"): "SYFTFLWR05_ENDPOINT",
     ("syftflwr.profiles.syftflwr05", "NAME"): "SYFTFLWR05_PROFILE",
-    ("syftflwr.profiles.syftflwr05", "SYFT_RPC"): "SYFT_RPC_PROFILE",
     ("syftflwr.profiles.syftflwr05", "wire_app"): "syftflwr05_wire_app",
 }
 """Old names that the plugin API spells differently (a bare ``NAME`` says nothing)."""

@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         parse_name,
     )
     from syftflwr.mailbox.localdir import LocalDirStorage
+    from syftflwr.mailbox.profile import WireProfile, refuse_oversized
     from syftflwr.mailbox.rpc import MailboxRPC
     from syftflwr.mailbox.storage import (
         BaseStorage,
@@ -119,12 +120,9 @@ if TYPE_CHECKING:
         validate_identifier,
     )
     from syftflwr.processes import pid_alive
-    from syftflwr.profiles import PROFILE_NAMES, WireProfile, mailbox_profile
-    from syftflwr.profiles.base import refuse_oversized
+    from syftflwr.profiles import PROFILE_NAMES, mailbox_profile
     from syftflwr.profiles.syftflwr05 import ENDPOINT as SYFTFLWR05_ENDPOINT
     from syftflwr.profiles.syftflwr05 import NAME as SYFTFLWR05_PROFILE
-    from syftflwr.profiles.syftflwr05 import SYFT_RPC as SYFT_RPC_PROFILE
-    from syftflwr.profiles.syftflwr05 import syft_url
     from syftflwr.profiles.syftflwr05 import wire_app as syftflwr05_wire_app
     from syftflwr.roles import (
         BaseEvents,
@@ -177,7 +175,6 @@ __all__ = [
     "SUPPORTED_PLUGIN_API_VERSIONS",
     "SYFTFLWR05_ENDPOINT",
     "SYFTFLWR05_PROFILE",
-    "SYFT_RPC_PROFILE",
     "ArrivalCallback",
     "ArrivalSource",
     "ArrivalsFactory",
@@ -275,7 +272,6 @@ __all__ = [
     "reset_hub",
     "set_backend_factory",
     "split_path",
-    "syft_url",
     "syftflwr05_wire_app",
     "total_size",
     "user_dir",

@@ -13,7 +13,7 @@ from syftflwr.errors import MalformedMessageError, MessageTooLargeError
 from syftflwr.mailbox import LocalDirStorage, chunking
 from syftflwr.mailbox.chunking import Manifest
 from syftflwr.mailbox.layout import ObjectKind, Route
-from syftflwr.profiles.native import NATIVE
+from syftflwr.mailbox.profile import NATIVE
 
 KIB = 1024
 ROUTE = Route("agg@example.org", "ds@example.org", "app", "ep")

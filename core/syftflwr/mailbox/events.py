@@ -65,6 +65,7 @@ from syftflwr.mailbox.layout import (
     inbox_routes,
     parse_name,
 )
+from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
 from syftflwr.mailbox.retention import (
     DEFAULT_INTERVAL,
     JOURNAL_KEEP,
@@ -75,8 +76,6 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
-from syftflwr.profiles.base import WireProfile, refuse_oversized
-from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseEvents, ClientRole, refusal_kind
 
 log = logging.getLogger("syftflwr.mailbox")

@@ -27,6 +27,7 @@ from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource
 from syftflwr.mailbox.journal import Journal
 from syftflwr.mailbox.layout import ObjectKind, Route, parse_name
+from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
 from syftflwr.mailbox.retention import (
     DEFAULT_INTERVAL,
     JOURNAL_KEEP,
@@ -35,8 +36,6 @@ from syftflwr.mailbox.retention import (
     sweep_sent,
 )
 from syftflwr.mailbox.storage import Storage
-from syftflwr.profiles.base import WireProfile, refuse_oversized
-from syftflwr.profiles.native import NATIVE
 from syftflwr.roles import BaseRPC, ClientRole, ReportsPickups, RequestHandle
 
 log = logging.getLogger("syftflwr.mailbox")

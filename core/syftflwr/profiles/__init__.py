@@ -1,12 +1,12 @@
 """Wire profiles: what is written on the wire, chosen per project (``[tool.syftflwr]
 profile``, reaching transports as ``TransportContext.profile``).
 
-* ``native`` (:data:`~syftflwr.profiles.native.NATIVE`) — syftflwr's envelope, chunking,
+* ``native`` (:data:`~syftflwr.mailbox.profile.NATIVE`) — syftflwr's envelope, chunking,
   core encryption; the default.
 * ``syft-flwr-0.5`` — OpenMined syft-flwr 0.5's bytes, for interoperating with its
   participants: :data:`~syftflwr.profiles.syftflwr05.P2P` (its Google Drive files; used
-  by file mailboxes) and :data:`~syftflwr.profiles.syftflwr05.SYFT_RPC` (its SyftBox
-  syft-rpc JSON). Unchunked, no core encryption.
+  by file mailboxes; its SyftBox files are the syftbox plugin's). Unchunked, no core
+  encryption.
 
 A mailbox transport passes ``profile=mailbox_profile(context.profile)`` to
 ``MailboxRPC``/``MailboxEvents``. See docs/profiles.md.
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.errors import ConfigError
-from syftflwr.profiles.base import WireProfile
-from syftflwr.profiles.native import NATIVE, NativeProfile
-from syftflwr.profiles.syftflwr05 import P2P, SYFT_RPC, P2PProfile, SyftRpcProfile
+from syftflwr.mailbox.profile import NATIVE, NativeProfile, WireProfile
+from syftflwr.profiles.syftflwr05 import P2P, P2PProfile
 
 PROFILE_NAMES = (NATIVE.name, P2P.name)
 
@@ -40,10 +39,8 @@ __all__ = [
     "NATIVE",
     "P2P",
     "PROFILE_NAMES",
-    "SYFT_RPC",
     "NativeProfile",
     "P2PProfile",
-    "SyftRpcProfile",
     "WireProfile",
     "mailbox_profile",
 ]

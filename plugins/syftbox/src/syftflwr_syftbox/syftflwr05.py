@@ -56,9 +56,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syftflwr.plugin import (
-    SYFT_RPC_PROFILE as SYFT_RPC,
-)
-from syftflwr.plugin import (
     SYFTFLWR05_ENDPOINT as ENDPOINT,
 )
 from syftflwr.plugin import (
@@ -67,6 +64,7 @@ from syftflwr.plugin import (
 from syftflwr.plugin import (
     BaseEvents,
     BaseRPC,
+    Buffer,
     Capabilities,
     Claims,
     EncryptionError,
@@ -85,7 +83,7 @@ from syftflwr.plugin import (
     read_object,
     refusal_kind,
     refuse_oversized,
-    syft_url,
+    validate_email,
     validate_identifier,
 )
 from syftflwr.plugin import (
@@ -117,6 +115,42 @@ SEALED_SIZE = 3
 """A sealed body's file is at most this many times the body (base64 of base64 of base64),
 plus :data:`FILE_SLACK`."""
 FILE_SLACK = 65536
+
+
+def syft_url(recipient: str, app: str, endpoint: str) -> str:
+    """``syft://{recipient}/app_data/flwr/{app}/rpc/{endpoint}`` (``rpc.make_url``)."""
+    validate_identifier(endpoint, "endpoint")
+    return f"syft://{validate_email(recipient)}/app_data/{wire_app(app)}/rpc/{endpoint}"
+
+
+def check_head(head: Buffer, *, source: str) -> None:
+    """Refuse a file whose first bytes cannot start a JSON object, before reading it."""
+    start = bytes(memoryview(head).cast("B")).lstrip(b" \t\r\n")
+    if start and not start.startswith(b"{"):
+        raise MalformedMessageError(
+            f"{source}: not a syft-rpc JSON message (starts with {start[:8]!r})"
+        )
+
+
+def incomplete(data: Buffer) -> bool:
+    """Empty, or JSON cut short: syft-rpc and SyftBox clients write files in place, so a
+    reader may see one half-written (as opposed to garbage, refused at once)."""
+    view = memoryview(data).cast("B")
+    if not view.nbytes:
+        return True
+    if view[0] != ord("{"):
+        return False
+    try:
+        text = bytes(view).decode("utf-8")
+    except UnicodeDecodeError as exc:  # cut inside a character: only at the very end
+        return exc.start >= view.nbytes - 3 and exc.reason == "unexpected end of data"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:  # cut short: the parser wanted more at the end
+        return exc.pos >= len(text) or exc.msg.startswith("Unterminated string")
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def seal(keys: KeyRing, recipient: str, body: bytes) -> bytes:
@@ -260,8 +294,8 @@ class SyftRpc05(BaseRPC):
 
         _, path = self._paths(handle.recipient, handle.app, handle.id)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
-        data = read_object(self.storage, path, max_size=limit, check=SYFT_RPC.check_head)
-        if data is None or SYFT_RPC.incomplete(data):
+        data = read_object(self.storage, path, max_size=limit, check=check_head)
+        if data is None or incomplete(data):
             return None  # not there yet, or still being written in place
         try:
             wire = WireResponse.loads(bytes(memoryview(data)))
@@ -501,16 +535,14 @@ class SyftEvents05(BaseEvents):
             return  # answered (by us or another runner)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
         try:  # garbage is refused from its first bytes, unread
-            data = read_object(
-                self.storage, f"{folder}/{name}", max_size=limit, check=SYFT_RPC.check_head
-            )
+            data = read_object(self.storage, f"{folder}/{name}", max_size=limit, check=check_head)
         except MalformedMessageError as exc:
             if self._claim(sender, stem):
                 self._refuse(sender, stem, key, exc, refusal_kind(exc))
             return
         if data is None:
             return
-        if SYFT_RPC.incomplete(data):
+        if incomplete(data):
             first = self._incomplete.setdefault(key, time.monotonic())
             if time.monotonic() - first < self.incomplete_grace:
                 return  # its writer is still writing: a later event or scan brings it back
