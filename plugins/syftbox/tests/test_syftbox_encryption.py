@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _sb_helpers import SyftBoxFixtures, outbox_dir, publish_keys, write_config
-from syftflwr.errors import EncryptionError, MessageRejectedError
+from syftflwr.errors import DecryptionError, EncryptionError, MessageRejectedError
 from syftflwr.mailbox.localdir import LocalDirStorage
 from syftflwr.testing.conformance._federation import (
     AGGREGATOR,
@@ -24,7 +24,7 @@ from syftflwr.testing.conformance._federation import (
 )
 from syftflwr_syftbox.datasite_storage import DatasiteStorage
 from syftflwr_syftbox.keys import MissingPeerKeysError
-from syftflwr_syftbox.sealing import DecryptionError, SealedStorage
+from syftflwr_syftbox.sealing import SealedStorage
 
 MARKER = b"PLAINTEXT-MARKER-7f3a9c"
 
@@ -179,10 +179,16 @@ class TestSealing:
         with pytest.raises(DecryptionError, match="does not authenticate"):
             stores[DS1].get(other)
 
-    def test_decryption_failures_are_rejections(self) -> None:
-        """The mailbox answers them with an error reply instead of crashing or retrying."""
-        assert issubclass(DecryptionError, MessageRejectedError)
-        assert issubclass(DecryptionError, EncryptionError)
+    def test_decryption_failures_are_cores_and_rejections(
+        self, stores: dict[str, SealedStorage]
+    ) -> None:
+        """Core's ``DecryptionError`` (the plugin API's) catches them — syftbox has no
+        second class of that name — and the mailbox answers them with an error reply
+        instead of crashing or retrying (a ``MessageRejectedError``)."""
+        stores[AGGREGATOR].put(self.PATH, [MARKER])
+        with pytest.raises(DecryptionError) as caught:
+            stores[DS2].get(self.PATH)
+        assert isinstance(caught.value, MessageRejectedError)
         assert issubclass(MissingPeerKeysError, EncryptionError)
 
     def test_replaced_keys_are_refused(

@@ -15,8 +15,9 @@ Frame (binary, no base64)::
 
 Only claims (a runner id, never message content) and the local ``.syftflwr`` folder are
 stored as they are. Reading a plaintext or foreign-looking object, or one that fails
-authentication, raises :class:`DecryptionError` — the mailbox answers it with an error
-reply and never hands it to a handler.
+authentication, raises :class:`UnopenableObjectError` (core's ``DecryptionError``, and a
+``MalformedMessageError``) — the mailbox answers it with an error reply and never hands
+it to a handler.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from syftflwr.plugin import (
     OUTBOX_PREFIX,
     Buffer,
-    EncryptionError,
+    DecryptionError,
     MalformedMessageError,
     ObjectKind,
     StorageWrapper,
@@ -56,8 +57,9 @@ OVERHEAD = PREAMBLE + _TAG
 _INFO = b"X3DH-SyftBox"
 
 
-class DecryptionError(EncryptionError, MalformedMessageError):
-    """A stored object that does not open: refused, never handled as plaintext."""
+class UnopenableObjectError(DecryptionError, MalformedMessageError):
+    """A stored object that does not open: refused as hostile input (the mailbox's
+    ``MalformedMessageError``), never handled as plaintext."""
 
 
 def _kek(dh1: bytes, dh2: bytes) -> bytes:
@@ -160,8 +162,8 @@ class SealedStorage(StorageWrapper):
             ) from None
 
     @staticmethod
-    def _refuse(path: str, why: str) -> DecryptionError:
-        return DecryptionError(
+    def _refuse(path: str, why: str) -> UnopenableObjectError:
+        return UnopenableObjectError(
             f"refusing {path}: {why}; it was tampered with, written by another tool, or "
             "sealed with keys that were since replaced (check both parties' DIDs)"
         )
