@@ -15,12 +15,14 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.journal import InboundEntry, Journal
 from syftflwr.mailbox.layout import Route
+from syftflwr.mailbox.retention import JOURNAL_KEEP
 from syftflwr.mailbox.storage import Storage
 from syftflwr.processes import pid_alive
 
@@ -164,6 +166,15 @@ class Claims:
             if not finished and dead:  # may have died unjournaled
                 found.append((message_id, route))
         return found
+
+    def clean(self, marker: str, message_id: str) -> None:
+        """A finished request is gone from storage: its marker goes, and its journal
+        entry once :meth:`prune` finds it older than :data:`JOURNAL_KEEP`."""
+        self.storage.delete(marker)
+        self.journal.cleaned(message_id)
+
+    def prune(self) -> None:
+        self.journal.prune(time.time() - JOURNAL_KEEP)
 
     def close(self) -> None:
         """From now on this runner's claims count as a dead runner's."""

@@ -68,7 +68,6 @@ from syftflwr.mailbox.layout import (
 from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
 from syftflwr.mailbox.retention import (
     DEFAULT_INTERVAL,
-    JOURNAL_KEEP,
     ScheduledTask,
     Scheduler,
     shared_scheduler,
@@ -654,7 +653,7 @@ class MailboxEvents(BaseEvents):
             )
         with self._lock:
             self._seen &= present | busy
-        self.journal.prune(time.time() - JOURNAL_KEEP)
+        self.claims.prune()
         return removed
 
     def _resume_orphans(self) -> None:

@@ -330,6 +330,32 @@ def test_a_claim_left_by_a_dead_runner_is_taken_over(
     assert claim.read_text() == served.events.claims.owner
 
 
+def test_the_claims_of_answered_and_forgotten_requests_are_swept(
+    tmp_path: Path, rpc: SyftRpc05, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syftflwr_syftbox import syftflwr05
+
+    monkeypatch.setattr(syftflwr05, "SWEEP_INTERVAL", 0.0)  # every scan (1 s) sweeps
+    served = Served(tmp_path)
+    try:
+        request = Request(id=uuid.uuid4().hex, sender=AGG, recipient=DATASITES[0], app=APP,
+                          endpoint="messages", body=b"x", created_at=time.time())  # fmt: skip
+        handle = rpc.send(request)
+        assert rpc.wait([handle], timeout=10)
+        stem = str(uuid.UUID(request.id))
+        claim = (tmp_path / "SyftBox" / ".syftflwr" / "claims" / DATASITES[0] / "flwr" / APP
+                 / AGG / stem)  # fmt: skip
+        entry = served.events.journal.state_of(stem)
+        assert claim.exists() and entry is not None and entry.finished and not entry.cleaned
+        rpc.forget(handle)  # the requester removes its request, as syft-rpc's does
+        _wait_for("the sweep", lambda: not claim.exists(), timeout=15)
+        entry = served.events.journal.state_of(stem)
+        assert entry is not None and entry.cleaned  # pruned a day later
+        assert served.calls == [request.id]
+    finally:
+        served.close()
+
+
 def test_a_dead_watcher_is_restarted(tmp_path: Path, rpc: SyftRpc05, served: Served) -> None:
     assert round_trip(rpc) == b"echo:hello"
     served.events.box.obs.stop()  # as if a bad event had killed its thread

@@ -105,6 +105,8 @@ CLAIMS = f"{LOCAL_STATE}/claims"
 RESCAN_INTERVAL = 1.0
 """Seconds between the events role's checks of its watcher and re-scans of pending files
 (a safety net: arrivals are normally reported by the watcher at once)."""
+SWEEP_INTERVAL = 60.0
+"""Seconds between sweeps of the claims of requests their senders have removed."""
 MAX_RESTARTS = 5
 """Watcher restarts tolerated within :data:`RESTART_WINDOW` before ``run_forever`` raises."""
 RESTART_WINDOW = 60.0
@@ -364,6 +366,7 @@ class SyftEvents05(BaseEvents):
         self._restarts: list[float] = []
         self.journal = Journal.for_context(context)
         self.claims = Claims(self.storage, self.journal)
+        self._next_sweep = 0.0
         self.watcher_restarts = 0
 
     # -- the watcher ---------------------------------------------------------------------
@@ -476,7 +479,8 @@ class SyftEvents05(BaseEvents):
 
     def _scan(self) -> None:
         """Queue every request without a response (a listing of this datasite's own
-        endpoint folder: one per sender)."""
+        endpoint folder: one per sender); every :data:`SWEEP_INTERVAL`, sweep claims."""
+        sweep = time.monotonic() >= self._next_sweep
         for sender in self.storage.list(self.endpoint_folder):
             folder = f"{self.endpoint_folder}/{sender}"
             try:
@@ -488,6 +492,20 @@ class SyftEvents05(BaseEvents):
                     name.removesuffix(REQUEST_SUFFIX) + RESPONSE_SUFFIX not in names
                 ):
                     self._handle(sender, name)
+            if sweep and is_valid_email(sender):
+                self._sweep(sender, names)
+        if sweep:
+            self.claims.prune()
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+
+    def _sweep(self, sender: str, names: set[str]) -> None:
+        """Claims of finished requests their sender removed (answered and forgotten, as
+        syft-rpc's requester does) go, so markers and journal entries do not pile up."""
+        folder = f"{CLAIMS}/{self.me}/{wire_app(self.app)}/{sender}"
+        for stem in self.storage.list(folder):
+            entry = self.journal.state_of(stem)
+            if stem + REQUEST_SUFFIX not in names and entry is not None and entry.finished:
+                self.claims.clean(f"{folder}/{stem}", stem)
 
     def _handle_local(self, path: str) -> None:
         root = self.storage.local_path(self.endpoint_folder)
