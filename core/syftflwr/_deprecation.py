@@ -16,6 +16,7 @@ Kept free of imports from syftflwr: every private module imports it.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from types import ModuleType
@@ -30,19 +31,22 @@ class PrivateImportWarning(DeprecationWarning):
     """A plugin imported a plugin-API name from a private module of core."""
 
 
-_OPCODES: frozenset[int] | None = None
-_REVERSE: dict[tuple[str, str], str] | None = None
-
-
+@functools.cache
 def _syntactic_access_ops() -> frozenset[int]:
     """Opcodes of ``from m import x`` and ``m.x`` (LOAD_METHOD only up to 3.11)."""
-    global _OPCODES
-    if _OPCODES is None:
-        import dis
+    import dis
 
-        names = ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD")
-        _OPCODES = frozenset(dis.opmap[n] for n in names if n in dis.opmap)
-    return _OPCODES
+    names = ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD")
+    return frozenset(dis.opmap[n] for n in names if n in dis.opmap)
+
+
+@functools.cache
+def _lazy_exports() -> dict[tuple[str, str], str]:
+    """``(module, attribute) -> syftflwr.plugin name`` of the lazily loaded names."""
+    from syftflwr import plugin
+
+    pairs = ((name, target.partition(":")) for name, target in plugin._LAZY.items())
+    return {(module, attribute): name for name, (module, _, attribute) in pairs}
 
 
 def _is_core(module: object) -> bool:
@@ -52,16 +56,9 @@ def _is_core(module: object) -> bool:
 def replacement(module: str, name: str, value: object) -> str | None:
     """The ``syftflwr.plugin`` name that is ``module.name`` (the very same object), or
     None when that name is not part of the plugin API."""
-    global _REVERSE
     from syftflwr import plugin
 
-    if _REVERSE is None:
-        reverse: dict[tuple[str, str], str] = {}
-        for exported, target in plugin._LAZY.items():
-            source, _, attribute = target.partition(":")
-            reverse[(source, attribute)] = exported
-        _REVERSE = reverse
-    public = _REVERSE.get((module, name))
+    public = _lazy_exports().get((module, name))
     if public is None and name in plugin.__all__:
         public = name
     if public is None:
