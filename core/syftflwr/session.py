@@ -32,9 +32,7 @@ from syftflwr.config import (
 from syftflwr.crypto.admin import LocalKeys
 from syftflwr.crypto.directory import key_directory_of
 from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
-from syftflwr.crypto.keys import KeyStore
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
-from syftflwr.crypto.trust import TrustStore
 from syftflwr.errors import ConfigError, PluginError, TransportUnavailableError
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.registry import Registry, Transport, get_registry
@@ -286,10 +284,11 @@ def open_keyring(
             "capabilities); until then, encryption = false in [tool.syftflwr] runs it "
             "unencrypted"
         )
+    mine = LocalKeys.at(project, email, context.state_dir)
     keyring = Keyring(
         email,
-        KeyStore(context.state_dir, email),
-        TrustStore(context.state_dir, project.keys, project=str(project.path or "")),
+        mine.store,
+        mine.trust,
         directory,
         peers=project.correspondents(email),
         key_wait=min(DEFAULT_KEY_WAIT, project.round_timeout),
