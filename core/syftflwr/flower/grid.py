@@ -409,7 +409,8 @@ class TransportGrid(Grid):
         push.expires_at = expires_at
         push.request = self._request(message, email, expires_at)
         if tracker is not None and match is None:
-            tracker.pushing(
+            tracker.journal.pushing(
+                self.run_id,
                 message_id,
                 fingerprint=fingerprint,
                 parts=parts,

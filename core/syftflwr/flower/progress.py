@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -308,16 +308,12 @@ def _info_from(data: Mapping[str, object]) -> MessageInfo:
     return MessageInfo(**data)  # type: ignore[arg-type]
 
 
-def reply_from(data: Mapping[str, object]) -> ReplyEvent:
-    fields = dict(data)
-    fields["info"] = _info_from(fields["info"])  # type: ignore[arg-type]
-    return ReplyEvent(**fields)  # type: ignore[arg-type]
+def reply_from(data: Mapping[str, Any]) -> ReplyEvent:
+    return ReplyEvent(**{**data, "info": _info_from(data["info"])})
 
 
-def failure_from(data: Mapping[str, object]) -> FailureEvent:
-    fields = dict(data)
-    fields["info"] = _info_from(fields["info"])  # type: ignore[arg-type]
-    return FailureEvent(**fields)  # type: ignore[arg-type]
+def failure_from(data: Mapping[str, Any]) -> FailureEvent:
+    return FailureEvent(**{**data, "info": _info_from(data["info"])})
 
 
 def round_from(data: Mapping[str, object]) -> RoundInfo:

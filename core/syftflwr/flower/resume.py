@@ -276,28 +276,6 @@ class RunTracker:
         if self.checkpoints is not None:
             self.checkpoints.observe(server_round, message)
 
-    def pushing(
-        self,
-        message_id: str,
-        *,
-        fingerprint: str,
-        parts: dict[str, str],
-        datasite: str,
-        message_type: str,
-        server_round: int | None,
-        expires_at: float,
-    ) -> None:
-        self.journal.pushing(
-            self.run_id,
-            message_id,
-            fingerprint=fingerprint,
-            parts=parts,
-            datasite=datasite,
-            message_type=message_type,
-            server_round=server_round,
-            expires_at=expires_at,
-        )
-
     def sent(self, message_id: str) -> None:
         self.journal.mark(self.run_id, message_id, PushState.SENT)
 
