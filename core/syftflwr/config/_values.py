@@ -19,26 +19,13 @@ from urllib.parse import urlparse
 from syftflwr.names import suggest
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_SIZE_FACTORS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-    "ti": 1024**4,
-    "tib": 1024**4,
+_SIZE_FACTORS = {"": 1, "b": 1} | {
+    unit + suffix: base**power
+    for power, unit in enumerate("kmgt", start=1)
+    for base, suffixes in ((1000, ("", "b")), (1024, ("i", "ib")))
+    for suffix in suffixes
 }
+"""``k/M/G/T`` (with or without ``B``) decimal, ``Ki/Mi/Gi/Ti`` (``KiB``...) binary."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _DURATION_FACTORS = {
     "": 1.0,
