@@ -4,7 +4,7 @@ Sources, so the page cannot drift from what syftflwr accepts:
 
 * ``[tool.syftflwr]`` keys: :data:`syftflwr.config.project.KEYS` (meaning, environment
   variable, flag, accepted values) and :class:`~syftflwr.config.project.ProjectConfig` (defaults);
-* the participant's ``settings.toml``: :data:`syftflwr.config.participant.VALID_KEYS`;
+* the participant's ``settings.toml``: :data:`syftflwr.config.participant.KEYS`;
 * each transport's ``[tool.syftflwr.transport.<name>]`` table: the ``OptionSpec``s its
   ``syftflwr_transport_info`` hook declares — core's ``memory`` and every first-party
   plugin under ``plugins/``, loaded from source through the registry (installed or not,
@@ -38,14 +38,10 @@ DATASITES_HELP = (
 )
 """``datasites`` is an array, validated apart from the scalar keys' ``OptionSpec``s."""
 
-PARTICIPANT_HELP = {
-    "email": "Who this participant is (overridden by `SYFTFLWR_EMAIL` and `--as`).",
-    "state_dir": "Private directory for journals, tokens, keys and cursors (overridden by "
-    "`SYFTFLWR_STATE_DIR`). Default: `$SYFTFLWR_HOME/state`, else the per-user state "
-    "directory.",
-    "transport": "Per-participant option tables, `[transport.<name>]`, over the project's "
-    "(tokens, local roots).",
-}
+TRANSPORT_TABLES_HELP = (
+    "Per-participant option tables, `[transport.<name>]`, over the project's (tokens, local roots)."
+)
+"""The settings file's ``transport`` tables (its scalar keys describe themselves)."""
 
 ENVIRONMENT = {
     "SYFTFLWR_EMAIL": "the participant's email",
@@ -115,12 +111,10 @@ def project_section() -> list[str]:
 
 
 def participant_section() -> list[str]:
-    from syftflwr.config.participant import VALID_KEYS
+    from syftflwr.config.participant import KEYS
 
-    missing = [n for n in VALID_KEYS if n not in PARTICIPANT_HELP]
-    if missing:
-        raise SystemExit(f"no description for settings key(s) {missing}; add PARTICIPANT_HELP")
-    rows = [[code(n), PARTICIPANT_HELP[n]] for n in VALID_KEYS]
+    rows = [[code(spec.name), spec.help] for spec in KEYS.values()]
+    rows.append([code("transport"), TRANSPORT_TABLES_HELP])
     return [
         "## The participant's `settings.toml`",
         "",

@@ -22,13 +22,33 @@ from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.config._sources import env_source, env_value, read_toml
 from syftflwr.config._values import parse_path, parse_str, type_name, unknown_key_fix
 from syftflwr.config.dirs import user_dir
+from syftflwr.config.options import checked
 from syftflwr.errors import ConfigError
+from syftflwr.info import OptionSpec
 from syftflwr.names import validate_app_name, validate_email, validate_identifier
 
 SETTINGS_ENV = "SYFTFLWR_SETTINGS"
 HOME_ENV = "SYFTFLWR_HOME"
 SETTINGS_FILE = "settings.toml"
-VALID_KEYS = ("email", "state_dir", "transport")
+KEYS = {
+    "email": OptionSpec(
+        "email",
+        "str",
+        "Who this participant is (overridden by `SYFTFLWR_EMAIL` and `--as`).",
+        parse=lambda v: validate_email(parse_str(v)),
+        fix='write your plain email, e.g. email = "alice@hospital-a.org"',
+    ),
+    "state_dir": OptionSpec(
+        "state_dir",
+        "path",
+        "Private directory for journals, tokens, keys and cursors (overridden by "
+        "`SYFTFLWR_STATE_DIR`). Default: `$SYFTFLWR_HOME/state`, else the per-user state "
+        "directory.",
+        fix='write a directory path, e.g. state_dir = "~/.local/state/syftflwr"',
+    ),
+}
+"""The settings file's scalar keys; ``[transport.<name>]`` tables are handled apart."""
+VALID_KEYS = (*KEYS, "transport")
 
 
 @dataclass(frozen=True)
@@ -106,28 +126,11 @@ def parse_participant(
                 key=name,
                 fix=unknown_key_fix(name, VALID_KEYS),
             )
-    email: str | None = None
-    if "email" in document:
-        try:
-            email = validate_email(parse_str(document["email"]))
-        except ValueError as exc:
-            raise ConfigError(
-                str(exc),
-                source=source,
-                key="email",
-                fix='write your plain email, e.g. email = "alice@hospital-a.org"',
-            ) from None
-    state_dir: Path | None = None
-    if "state_dir" in document:
-        try:
-            state_dir = parse_path(document["state_dir"], base=path.parent)
-        except ValueError as exc:
-            raise ConfigError(
-                str(exc),
-                source=source,
-                key="state_dir",
-                fix='write a directory path, e.g. state_dir = "~/.local/state/syftflwr"',
-            ) from None
+    values = {
+        name: checked(spec, document[name], source=source, key=name, base=path.parent)
+        for name, spec in KEYS.items()
+        if name in document
+    }
     tables: dict[str, dict[str, Any]] = {}
     raw_tables = document.get("transport", {})
     if not isinstance(raw_tables, Mapping):
@@ -158,8 +161,7 @@ def parse_participant(
     return ParticipantSettings(
         path=path,
         exists=True,
-        email=email,
-        state_dir=state_dir,
+        **values,
         default_state_dir=default_state,
         transport_options=tables,
     )
