@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from syftflwr.plugin import EncryptionError
+from syftflwr.plugin import EncryptionError, atomic_write
 
 from syftflwr_syftbox.options import DEFAULT_KEY_WAIT, SyftBoxConfig
 
@@ -111,7 +110,7 @@ class KeyRing:
                 spk.public_key(),
                 identity.sign(_raw(spk.public_key())),
             )
-            _write_atomically(did_file, json.dumps(doc, indent=2).encode())
+            atomic_write(did_file, json.dumps(doc, indent=2))  # peers read it while it syncs
         return spk  # type: ignore[no-any-return]
 
     # -- peers ---------------------------------------------------------------------------
@@ -189,11 +188,3 @@ def _signature(doc: Any) -> bytes:
         if str(entry.get("id", "")).endswith("#signed-prekey"):
             return base64.urlsafe_b64decode(entry["publicKeyJwk"]["signature"] + "===")
     raise KeyError("no signed-prekey signature in the DID document")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Peers read this file while SyftBox syncs it: never let them see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
