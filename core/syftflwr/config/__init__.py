@@ -15,10 +15,9 @@ docs/configuration.md for every key.
 
 from __future__ import annotations
 
-from syftflwr.config.options import coerce_option, option_env_name, validate_options
+from syftflwr.config.options import coerce_option, option_env_name
 from syftflwr.config.participant import (
     HOME_ENV,
-    SETTINGS_ENV,
     ParticipantSettings,
     config_dir,
     default_state_dir,
@@ -27,7 +26,6 @@ from syftflwr.config.participant import (
     settings_path,
 )
 from syftflwr.config.project import (
-    DEFAULT_APP_NAME,
     DEFAULT_CLOCK_SKEW,
     DEFAULT_ENCRYPTION,
     DEFAULT_MESSAGE_TTL,
@@ -37,12 +35,8 @@ from syftflwr.config.project import (
     default_app_name,
     find_pyproject,
     load_project,
-    parse_project,
 )
 from syftflwr.config.resolve import (
-    AUTO_DETECT,
-    EMAIL_ENV,
-    STATE_DIR_ENV,
     apply_overrides,
     build_context,
     check_identity,
@@ -55,17 +49,12 @@ from syftflwr.config.resolve import (
 from syftflwr.config.writer import write_key_pins, write_project_config
 
 __all__ = [
-    "AUTO_DETECT",
-    "DEFAULT_APP_NAME",
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_ENCRYPTION",
     "DEFAULT_MESSAGE_TTL",
     "DEFAULT_ROUND_TIMEOUT",
-    "EMAIL_ENV",
     "HOME_ENV",
     "PROFILES",
-    "SETTINGS_ENV",
-    "STATE_DIR_ENV",
     "ParticipantSettings",
     "ProjectConfig",
     "apply_overrides",
@@ -80,14 +69,12 @@ __all__ = [
     "load_participant",
     "load_project",
     "option_env_name",
-    "parse_project",
     "participant_state_dir",
     "resolve_email",
     "resolve_options",
     "resolve_state_dir",
     "selected_transport_name",
     "settings_path",
-    "validate_options",
     "write_key_pins",
     "write_project_config",
 ]
