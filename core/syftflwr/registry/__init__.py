@@ -15,27 +15,15 @@ from __future__ import annotations
 
 import threading
 
-from syftflwr.registry._entries import (
-    DISABLE_ENV,
-    FIRST_PARTY_EXTRAS,
-    TransportEntry,
-)
-from syftflwr.registry._install import PLUGINS_ON_INDEX, install_hint, source_folder
-from syftflwr.registry._registry import (
-    ContextFor,
-    PluginWarning,
-    Registry,
-    detection_context,
-)
-from syftflwr.registry._reports import DetectionReport, TransportStatus, pick
+from syftflwr.registry._entries import FIRST_PARTY_EXTRAS, TransportEntry
+from syftflwr.registry._install import install_hint, source_folder
+from syftflwr.registry._registry import ContextFor, PluginWarning, Registry, detection_context
+from syftflwr.registry._reports import TransportStatus, pick
 from syftflwr.registry._transport import Transport
 
 __all__ = [
-    "DISABLE_ENV",
     "FIRST_PARTY_EXTRAS",
-    "PLUGINS_ON_INDEX",
     "ContextFor",
-    "DetectionReport",
     "PluginWarning",
     "Registry",
     "Transport",
