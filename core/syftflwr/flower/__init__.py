@@ -3,14 +3,22 @@
 * :mod:`~syftflwr.flower.grid` — ``TransportGrid``, a ``flwr`` Grid over the RPC role;
 * :mod:`~syftflwr.flower.runner` — ``DatasiteRunner``, a ClientApp served over the
   events role;
+* :mod:`~syftflwr.flower.launch` — one participant's run (``syftflwr run``, simulations,
+  the Python API);
+* :mod:`~syftflwr.flower.resume` — the run journal's replay (``--resume``), with
+  :mod:`~syftflwr.flower.run_journal`, :mod:`~syftflwr.flower.fingerprint` and
+  :mod:`~syftflwr.flower.checkpoint`;
+* :mod:`~syftflwr.flower.simulation` — a whole federation on this machine, in threads or
+  in processes (:mod:`~syftflwr.flower.forkserver`, :mod:`~syftflwr.flower.relay`);
 * :mod:`~syftflwr.flower.serde` — Flower's protobuf encoding, without the copies;
 * :mod:`~syftflwr.flower.apps` — load a Flower app and its run config from its directory;
-* :mod:`~syftflwr.flower.simulation` — a whole federation in threads of one process;
-* :mod:`~syftflwr.flower.progress` — progress events, per-round records, metrics;
+* :mod:`~syftflwr.flower.progress`, :mod:`~syftflwr.flower.liveness`,
+  :mod:`~syftflwr.flower.results` — progress events, "no sign of" hints, the result;
 * :mod:`~syftflwr.flower.compat` — the Flower versions bridged (by feature);
-* :mod:`~syftflwr.flower.node_ids` — stable uint64 node ids from emails.
+* :mod:`~syftflwr.flower.node_ids` — stable node ids from emails, per wire profile.
 
-Importing this package imports Flower; ``import syftflwr`` alone does not.
+Importing this package does not import Flower; its Flower modules do (``TransportGrid``
+and the others load on first use).
 """
 
 from __future__ import annotations
