@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from _flower_helpers import AGG, APP, DS1, DS2, DS3, MemoryFederation
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from syftflwr.envelope import Request
 from syftflwr.errors import ConfigError
@@ -77,7 +78,7 @@ def test_set_run_accepts_int_and_run_and_sets_task_identity(federation: MemoryFe
         from flwr.supercore.task_identity import TaskIdentity  # type: ignore[import-not-found]
 
         assert TaskIdentity.run_id == 99
-        assert TaskIdentity.node_id == compat.SUPERLINK_NODE_ID
+        assert TaskIdentity.node_id == SUPERLINK_NODE_ID
 
 
 def test_compat_features_match_the_installed_flower() -> None:
@@ -96,7 +97,7 @@ def test_round_trip_keeps_flower_reply_semantics(federation: MemoryFederation) -
     by_reply_to = {r.metadata.reply_to_message_id: r for r in replies}
     for message in sent:
         md = message.metadata
-        assert md.run_id == 4242 and md.src_node_id == compat.SUPERLINK_NODE_ID
+        assert md.run_id == 4242 and md.src_node_id == SUPERLINK_NODE_ID
         assert md.message_id  # stamped on push
         reply = by_reply_to[md.message_id].metadata
         assert reply.run_id == 4242
@@ -133,7 +134,7 @@ def test_push_and_pull_separately(federation: MemoryFederation) -> None:
     (reply,) = grid.pull_messages([mid])
     assert reply.metadata.reply_to_message_id == mid
     (again,) = grid.pull_messages([mid])  # pulled once: now unavailable, as in Flower
-    assert again.has_error() and again.error.code == compat.ErrorCode.MESSAGE_UNAVAILABLE
+    assert again.has_error() and again.error.code == ErrorCode.MESSAGE_UNAVAILABLE
 
 
 def test_push_refuses_unknown_nodes_and_replies(federation: MemoryFederation) -> None:
@@ -176,7 +177,7 @@ def test_expired_instruction_yields_message_unavailable(federation: MemoryFedera
     assert len(replies) == 2
     for reply in replies:
         assert reply.has_error()
-        assert reply.error.code == compat.ErrorCode.MESSAGE_UNAVAILABLE
+        assert reply.error.code == ErrorCode.MESSAGE_UNAVAILABLE
         assert reply.metadata.message_type == compat.SYSTEM_MESSAGE_TYPE
         assert "expired" in (reply.error.reason or "")
     assert {f.kind for f in grid.report.failures} == {"expired"}
@@ -211,7 +212,7 @@ def test_client_app_exception_reaches_the_strategy_as_error(federation: MemoryFe
     grid = make_grid(federation)
     (reply,) = grid.send_and_receive(train_messages(grid)[:1], timeout=30)
     assert reply.has_error()
-    assert reply.error.code == compat.ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+    assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
     assert "ZeroDivisionError" in reply.error.reason and "model exploded" in reply.error.reason
     assert "broken" in reply.error.reason  # the traceback summary names the frame
     assert runner.errors == 1
@@ -286,7 +287,7 @@ def test_node_id_collisions_and_duplicates_are_config_errors(
     monkeypatch.setattr(node_ids, "node_id_for", lambda email: 42)
     with pytest.raises(ConfigError, match=f"{DS1} and {DS2} hash to the same node id 42"):
         node_ids.node_ids_for([DS1, DS2])
-    monkeypatch.setattr(node_ids, "node_id_for", lambda email: compat.SUPERLINK_NODE_ID)
+    monkeypatch.setattr(node_ids, "node_id_for", lambda email: SUPERLINK_NODE_ID)
     with pytest.raises(ConfigError, match="Flower reserves"):
         node_ids.node_ids_for([DS1])
 

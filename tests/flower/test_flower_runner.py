@@ -8,6 +8,7 @@ import time
 import pytest
 from _flower_helpers import AGG, APP, DS1, DS2, MemoryFederation
 from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from syftflwr.envelope import Request
 from syftflwr.errors import IdentityMismatchError
 from syftflwr.flower import compat
@@ -42,7 +43,7 @@ def raw_request(fed: MemoryFederation, body: bytes) -> Request:
 def flower_body(dst: int, run_id: int = 1) -> bytes:
     compat.set_task_identity(run_id)
     message = Message(RecordDict(), dst, "query", ttl=60)
-    compat.stamp_instruction(message, run_id=run_id, src_node_id=compat.SUPERLINK_NODE_ID)
+    compat.stamp_instruction(message, run_id=run_id, src_node_id=SUPERLINK_NODE_ID)
     compat.set_message_id(message, "0123456789abcdef")
     return encode_message(message)
 
@@ -94,7 +95,7 @@ def test_client_app_returning_garbage_becomes_an_error_reply(federation: MemoryF
     runner = start_runner(federation, wrong)
     grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
     (reply,) = grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
-    assert reply.error.code == compat.ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+    assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
     assert "returned str, not a Message" in reply.error.reason
     assert runner.errors == 1
 

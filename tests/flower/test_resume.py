@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from _flower_helpers import AGG, APP, DS1, DS2, DS3, MemoryFederation
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
 from syftflwr.flower import compat
 from syftflwr.flower.checkpoint import RoundCheckpoints, write_checkpoint
 from syftflwr.flower.fingerprint import (
@@ -44,7 +45,7 @@ N1, N2, N3 = node_id_for(DS1), node_id_for(DS2), node_id_for(DS3)
 @pytest.fixture(autouse=True)
 def _task_identity() -> None:
     """Flower builds Messages only with a task identity (a Grid sets one)."""
-    compat.set_task_identity(1, compat.SUPERLINK_NODE_ID)
+    compat.set_task_identity(1, SUPERLINK_NODE_ID)
 
 
 def instruction(
@@ -65,7 +66,7 @@ def instruction(
 def test_fingerprint_is_the_content_not_the_ids_or_times() -> None:
     a, b = instruction(), instruction()
     compat.set_message_id(b, "another-id")
-    compat.stamp_instruction(b, run_id=99, src_node_id=compat.SUPERLINK_NODE_ID)
+    compat.stamp_instruction(b, run_id=99, src_node_id=SUPERLINK_NODE_ID)
     b.metadata.ttl = 5.0
     assert instruction_fingerprint(a) == instruction_fingerprint(b)
     # and it survives a round trip through Flower's encoding (what a resumed run decodes)

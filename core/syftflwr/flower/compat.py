@@ -21,26 +21,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 from flwr.app import Context, Error, Message, Metadata, RecordDict
-from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 
 from syftflwr._version import supported_flwr
-
-__all__ = [
-    "FLWR_VERSION",
-    "HAS_TASK_IDENTITY",
-    "SET_RUN_TAKES_RUN",
-    "SUPERLINK_NODE_ID",
-    "SYSTEM_MESSAGE_TYPE",
-    "ErrorCode",
-    "make_message",
-    "make_metadata",
-    "make_run",
-    "new_context",
-    "run_id_of",
-    "set_message_id",
-    "set_task_identity",
-]
 
 try:
     FLWR_VERSION = version("flwr")

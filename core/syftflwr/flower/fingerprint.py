@@ -24,13 +24,6 @@ from typing import Any
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 
-__all__ = [
-    "ArrayDigests",
-    "describe_instruction",
-    "differing_parts",
-    "instruction_fingerprint",
-]
-
 
 class ArrayDigests:
     """Digests of array payloads already hashed: one round sends the same global model

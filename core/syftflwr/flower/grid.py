@@ -38,6 +38,7 @@ from functools import partial
 from typing import Any, cast
 
 from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 
 from syftflwr.deadline import Outcome, OverrunError, call_all_within, within
@@ -50,9 +51,7 @@ from syftflwr.errors import (
     UntrustedKeyError,
 )
 from syftflwr.flower.compat import (
-    SUPERLINK_NODE_ID,
     SYSTEM_MESSAGE_TYPE,
-    ErrorCode,
     make_message,
     make_metadata,
     make_run,

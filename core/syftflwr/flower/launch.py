@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flwr.common.constant import SUPERLINK_NODE_ID
+
 from syftflwr.errors import ConfigError
 from syftflwr.flower.apps import (
     FlowerApp,
@@ -31,7 +33,7 @@ from syftflwr.flower.apps import (
     read_app,
 )
 from syftflwr.flower.checkpoint import RoundCheckpoints, checkpoint_dir
-from syftflwr.flower.compat import SUPERLINK_NODE_ID, new_context
+from syftflwr.flower.compat import new_context
 from syftflwr.flower.grid import RunInterrupted, TransportGrid, new_run_id
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.progress import FanOut, MessageInfo, ProgressReporter, listening

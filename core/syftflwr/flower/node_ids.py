@@ -14,8 +14,9 @@ import hashlib
 import zlib
 from collections.abc import Iterable
 
+from flwr.common.constant import SUPERLINK_NODE_ID
+
 from syftflwr.errors import ConfigError
-from syftflwr.flower.compat import SUPERLINK_NODE_ID
 from syftflwr.names import validate_email
 
 RESERVED_NODE_IDS = frozenset({0, SUPERLINK_NODE_ID})

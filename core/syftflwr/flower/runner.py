@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+from flwr.common.constant import ErrorCode
 
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
-from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, ErrorCode, new_context, set_message_id
+from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, new_context, set_message_id
 from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION, check_identity
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_email

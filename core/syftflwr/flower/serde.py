@@ -46,12 +46,6 @@ from syftflwr.flower.compat import make_message
 from syftflwr.frame import read_varint
 from syftflwr.info import PROTOBUF_LIMIT
 
-__all__ = [
-    "decode_message",
-    "encode_message",
-    "encoded_message_size",
-]
-
 _LEN = 2  # protobuf wire type: length-delimited
 _Parts = list[Buffer]
 
