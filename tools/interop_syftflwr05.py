@@ -36,6 +36,8 @@ from _sb_helpers import plaintext_layers, write_config  # noqa: E402
 
 AGG = "aggregator@openmined.org"
 DATASITES = ("ds1@openmined.org", "ds2@openmined.org")
+COMPLAINT = re.compile(r"(WARNING|ERROR|CRITICAL) |warning:|error:|Traceback")
+"""A line of syftflwr's logs that is not news of a healthy run."""
 
 BOOTSTRAP = """
 import sys, tomli, tomli_w
@@ -141,12 +143,24 @@ def scenario(upstream_python: str, *, aggregator: str, encrypted: bool, work: Pa
              if p.suffix in (".request", ".response")]  # fmt: skip
     plain = sum(any(b"\x93NUMPY" in layer for layer in plaintext_layers(p.read_bytes()))
                 for p in files)  # fmt: skip
+    # syftflwr's side of a healthy run warns about nothing (upstream's side may: its logs)
+    ours = [logs / f"{e}.log" for e in ((AGG,) if aggregator == "syftflwr" else DATASITES)]
+    complaints = sum(
+        bool(COMPLAINT.match(line)) for p in ours for line in p.read_text().splitlines()
+    )
     # every participant ends by itself with 0, and encryption leaves no array readable on disk
-    ok = ok and agg.returncode == 0 and codes == [0, 0] and not (encrypted and plain)
+    ok = (
+        ok
+        and agg.returncode == 0
+        and codes == [0, 0]
+        and not (encrypted and plain)
+        and not complaints
+    )
     return (
         f"{'OK  ' if ok else 'FAIL'} aggregator={aggregator:9} encrypted={encrypted!s:5} "
         f"app_name={app!r} rounds={rounds} lost={lost} accuracy={accuracy} "
         f"datasite exits={codes} files={len(files)} with plaintext arrays={plain} "
+        f"syftflwr warnings/errors={complaints} "
         f"time={elapsed:.1f}s logs={logs}"
     )
 
