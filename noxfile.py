@@ -104,7 +104,8 @@ SYFT_FLWR_05 = "syft-flwr==0.5.3"
 
 
 def _python312() -> str | None:
-    """A Python 3.12 interpreter: on PATH, or pyenv's (whose shims uv cannot run)."""
+    """A Python 3.12 interpreter: pyenv's (its shims on PATH are not one uv can run), else
+    python3.12 on PATH."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     found = sorted(pyenv.glob("versions/3.12*/bin/python3"))
     return str(found[-1]) if found else shutil.which("python3.12")
