@@ -131,12 +131,7 @@ class SimulationResult(RunResult):
 # --------------------------------------------------------------------------- files
 def result_path(state_dir: Path, run_id: int | None) -> Path:
     """``<state dir>/runs/<run id>/result.json`` (beside the run journal)."""
-    return (
-        Path(state_dir)
-        / RUNS_FOLDER
-        / str(run_id if run_id is not None else "unknown")
-        / (RESULT_FILE)
-    )
+    return Path(state_dir, RUNS_FOLDER, "unknown" if run_id is None else str(run_id), RESULT_FILE)
 
 
 def aggregator_state_dir(fed: ProjectConfig, *, create: bool = True) -> Path:

@@ -44,18 +44,8 @@ log = logging.getLogger("syftflwr.flower")
 def _run_command(
     project_dir: Path, email: str, roster: Path, extra: Sequence[str] = ()
 ) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "syftflwr",
-        "run",
-        str(project_dir),
-        "--as",
-        email,
-        "--roster",
-        str(roster),
-        *extra,
-    ]
+    return [sys.executable, "-m", "syftflwr", "run", str(project_dir), "--as", email,
+            "--roster", str(roster), *extra]  # fmt: skip
 
 
 def _terminate(procs: Mapping[str, ProcessLike], grace: float) -> None:
