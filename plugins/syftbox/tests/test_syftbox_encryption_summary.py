@@ -61,7 +61,9 @@ def round1_reply_bytes() -> bytes:
 
 class Capture:
     """Hard-links every file written under ``root`` into ``into`` as it appears (the
-    link keeps the file's bytes after the mailbox deletes it), through inotify."""
+    link keeps the file's bytes after the mailbox deletes it), through inotify. A new
+    folder is walked when it appears: files written into it before its watch was added
+    send no event of their own (inotify's recursive-watch race)."""
 
     def __init__(self, root: Path, into: Path) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -70,21 +72,31 @@ class Capture:
         root.mkdir(parents=True, exist_ok=True)
         into.mkdir(parents=True, exist_ok=True)
         self.count = 0
+        self.into = into
         capture = self
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
                 path = getattr(event, "dest_path", "") or event.src_path
-                if event.is_directory or not path:
+                if not path:
                     return
-                capture.count += 1
-                name = os.fsdecode(path)
-                with contextlib.suppress(OSError):  # gone already
-                    os.link(name, into / f"{capture.count}-{Path(name).name}")
+                name = Path(os.fsdecode(path))
+                if not event.is_directory:
+                    capture.link(name)
+                elif event.event_type in ("created", "moved"):
+                    for found in name.rglob("*"):
+                        capture.link(found)
 
         self.observer = Observer()
         self.observer.schedule(Handler(), str(root), recursive=True)
         self.observer.start()
+
+    def link(self, path: Path) -> None:
+        if path.is_dir():
+            return
+        self.count += 1
+        with contextlib.suppress(OSError):  # gone already
+            os.link(path, self.into / f"{self.count}-{path.name}")
 
     def stop(self) -> None:
         self.observer.stop()
