@@ -4,6 +4,7 @@ INFO log."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def test_a_result_file_reads_back_as_it_was_written(
     ]
     assert again.runner_stats == trained.runner_stats
     assert results.to_document(again) == document
+
+
+def test_an_aggregators_result_reads_back_as_a_run_not_a_simulation(
+    trained: SimulationResult, tmp_path: Path
+) -> None:
+    """`syftflwr run` writes a plain RunResult (no simulation fields): `syftflwr report`
+    must not call it a threads-mode simulation."""
+    plain = {f.name: getattr(trained, f.name) for f in dataclasses.fields(results.RunResult)}
+    path = results.save(results.RunResult(**plain), tmp_path / "result.json")
+    assert "mode" not in json.loads(path.read_text())
+    again = results.load(path)
+    assert type(again) is results.RunResult
+    assert "mode" not in results.headline(again)
+    assert again.accuracy == trained.accuracy
+    assert results.to_document(again) == json.loads(path.read_text())
 
 
 @pytest.mark.parametrize(

@@ -162,11 +162,13 @@ def save(result: RunResult, path: Path) -> Path:
     return path
 
 
-def from_document(data: Mapping[str, Any], **defaults: Any) -> SimulationResult:
-    """A result (as :class:`SimulationResult`, whose extra fields keep their defaults
-    for a plain run) from a document, or from an aggregator's ``result_file`` (no
-    header); ``defaults`` fill what the document lacks."""
-    known = {f.name for f in fields(SimulationResult)}
+def from_document(data: Mapping[str, Any], **defaults: Any) -> RunResult:
+    """A result from a document, or from an aggregator's ``result_file`` (no header);
+    ``defaults`` fill what the document lacks. A simulation's document (it has a
+    ``mode``, or ``defaults`` give one) is a :class:`SimulationResult`; an aggregator's
+    is a plain :class:`RunResult`, never a simulation in a mode it did not run in."""
+    kind = SimulationResult if "mode" in data or "mode" in defaults else RunResult
+    known = {f.name for f in fields(kind)}
     values: dict[str, Any] = {**defaults}
     values.update({k: v for k, v in data.items() if k in known})
     values["datasites"] = tuple(values.get("datasites", ()))
@@ -179,7 +181,7 @@ def from_document(data: Mapping[str, Any], **defaults: Any) -> SimulationResult:
         values["runner_stats"] = {k: RunnerStats(**v) for k, v in values["runner_stats"].items()}
     if values.get("workspace"):
         values["workspace"] = Path(values["workspace"])
-    return SimulationResult(**values)
+    return kind(**values)
 
 
 def find(path: str | Path) -> Path:
@@ -205,7 +207,7 @@ def find(path: str | Path) -> Path:
     return source / RESULT_FILE if source.is_dir() else source
 
 
-def load(path: str | Path) -> SimulationResult:
+def load(path: str | Path) -> RunResult:
     """Read a result file (or what :func:`find` accepts).
 
     :raises ConfigError: not a file we can read, not a syftflwr result, or a version

@@ -276,6 +276,8 @@ def _read_result(
             duration=duration,
             error="the aggregator process ended without a result (see its log)",
         )
-    result = results.from_document(json.loads(path.read_text(encoding="utf-8")))
+    document = json.loads(path.read_text(encoding="utf-8"))  # the aggregator's: no mode
+    result = results.from_document(document, mode="processes")
+    assert isinstance(result, SimulationResult)
     result.duration = duration  # the simulation's, start to end
     return result
