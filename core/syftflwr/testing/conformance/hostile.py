@@ -26,6 +26,7 @@ import fnmatch
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,8 +147,11 @@ class Hostile:
         for dirpath, dirnames, filenames in os.walk(self.tmp_path):
             for name in (*dirnames, *filenames):
                 path = Path(dirpath, name)
-                st = path.lstat()
-                regular = path.is_file() and not path.is_symlink()
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:  # gone since the listing (a temp file renamed)
+                    continue
+                regular = stat.S_ISREG(st.st_mode)
                 found[str(path)] = (st.st_size, st.st_mtime_ns) if regular else None
         return found
 
