@@ -48,7 +48,7 @@ from _common import KB, MB, RESULTS, SEED, meta, ratio, summary, timed, write_js
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from syftflwr.crypto.keys import KeyPair
 from syftflwr.crypto.seal import open_sealed, seal
-from syftflwr.envelope import Request
+from syftflwr.plugin import Request
 from syftflwr.session import Participant, connect
 
 AGG, DS = "agg@bench.org", "ds@bench.org"

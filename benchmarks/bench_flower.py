@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve()
 
 
 def _context(email: str, root: Path) -> Any:
-    from syftflwr.info import TransportContext
+    from syftflwr.plugin import TransportContext
 
     return TransportContext(
         transport="fsspec-local",
@@ -72,7 +72,7 @@ def datasite_child(root: Path) -> None:
 
 
 def _ask(rpc: Any, endpoint: str) -> bytes:
-    from syftflwr.envelope import Request
+    from syftflwr.plugin import Request
 
     request = Request.new(sender=AGG, recipient=DS, app=APP, endpoint=endpoint, body=b"", ttl=60)
     handle = rpc.send(request)

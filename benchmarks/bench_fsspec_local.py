@@ -125,7 +125,7 @@ def bench_floor(n: int) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- transport
 def _context(email: str, root: Path, fsync: bool) -> Any:
-    from syftflwr.info import TransportContext
+    from syftflwr.plugin import TransportContext
 
     return TransportContext(
         transport="fsspec-local",
@@ -170,7 +170,7 @@ class Aggregator:
         self.rpc = plugin.syftflwr_make_rpc(plugin.syftflwr_make_client(ctx), ctx)
 
     def ask(self, body: Any, endpoint: str = "echo") -> Any:
-        from syftflwr.envelope import Request
+        from syftflwr.plugin import Request
 
         handle = self.rpc.send(
             Request.new(

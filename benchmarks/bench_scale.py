@@ -41,7 +41,7 @@ def emails(n: int) -> tuple[str, ...]:
 
 
 def _context(email: str, root: Path, datasites: tuple[str, ...]) -> Any:
-    from syftflwr.info import TransportContext
+    from syftflwr.plugin import TransportContext
 
     return TransportContext(
         transport="fsspec-local",

@@ -84,7 +84,7 @@ def serve(project: Path, log: Path) -> None:
 
 
 def run(quick: bool, sends: int | None = None) -> dict[str, Any]:
-    from syftflwr.envelope import Request
+    from syftflwr.plugin import Request
     from syftflwr.session import connect
 
     total = sends or (1000 if quick else 10_000)

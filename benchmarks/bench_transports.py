@@ -70,8 +70,7 @@ def raw_1kb(n: int) -> dict[str, float]:
 
 def transport_child(name: str, n: int, repeat: int) -> None:
     """Both roles of ``name`` in this fresh process; prints one JSON line."""
-    from syftflwr.envelope import Request
-    from syftflwr.info import TransportContext
+    from syftflwr.plugin import Request, TransportContext
     from syftflwr.registry import get_registry
 
     transport = get_registry().load(name)
