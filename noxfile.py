@@ -61,9 +61,18 @@ WORKERS = os.environ.get("SYFTFLWR_TEST_WORKERS", "4")
 suite's wall time (16.7 -> 8.4 min measured); `SYFTFLWR_TEST_WORKERS=0` runs serially."""
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
+def _pytest(session: nox.Session, *defaults: str) -> None:
+    """Run pytest on the session's default paths and options, or on the paths given after
+    `--` (`nox -s tests -- tests/mailbox -x` runs only tests/mailbox, with the session's
+    markers), so a targeted run is not the whole suite plus the target."""
     workers = ["-n", WORKERS] if WORKERS != "0" else []
-    session.run("pytest", *workers, *paths, *session.posargs, env=ENV)
+    given = any(not arg.startswith("-") and _is_path(arg) for arg in session.posargs)
+    args = [arg for arg in defaults if not _is_path(arg)] if given else list(defaults)
+    session.run("pytest", *workers, *args, *session.posargs, env=ENV)
+
+
+def _is_path(arg: str) -> bool:
+    return (ROOT / arg.split("::")[0]).exists()
 
 
 def _plugin_tests() -> list[str]:
