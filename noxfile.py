@@ -72,7 +72,7 @@ def _pytest(session: nox.Session, *defaults: str) -> None:
 
 
 def _is_path(arg: str) -> bool:
-    return (ROOT / arg.split("::")[0]).exists()
+    return (ROOT / arg.split("::", maxsplit=1)[0]).exists()
 
 
 def _plugin_tests() -> list[str]:
