@@ -33,6 +33,8 @@ def _plugin_sources() -> list[str]:
     # the third-party-style test plugins (the others borrow the built-in memory
     # transport's roles to test the registry, and `oldstyle` is old on purpose)
     roots += ["tests/plugins/tinydir/src", "tests/plugins/sloppy/src"]
+    # the built-in transport is written like a third-party one
+    roots += ["core/syftflwr/transports"]
     return roots
 
 

@@ -1,7 +1,8 @@
 """The ``memory`` transport: participants in ONE Python process exchange envelopes
 through an in-process broker. Thread-safe; used by tests and ``simulate --threads``.
 
-It declares itself ``in_process_only``, so it is never picked for ``run`` or for
+Written like any plugin (it imports only :mod:`syftflwr.plugin`), it declares itself
+``in_process_only``, so it is never picked for ``run`` or for
 multi-process work. Bodies are copied on send, as a real transport would, so a caller
 mutating its buffer after sending cannot change what the peer receives.
 """
@@ -14,10 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from syftflwr.envelope import Envelope, Request, Response
-from syftflwr.hookspecs import hookimpl
-from syftflwr.info import Capabilities, Detection, OptionSpec, TransportContext, TransportInfo
-from syftflwr.roles import BaseEvents, BaseRPC, ReportsPickups, RequestHandle
+from syftflwr.plugin import (
+    BaseEvents,
+    BaseRPC,
+    Capabilities,
+    Detection,
+    OptionSpec,
+    ReportsPickups,
+    Request,
+    RequestHandle,
+    Response,
+    TransportContext,
+    TransportInfo,
+    hookimpl,
+)
 
 NAME = "memory"
 CAPABILITIES = Capabilities(notifies_arrivals=True, in_process_only=True)
@@ -102,7 +113,7 @@ def reset(namespace: str | None = None) -> None:
             _BROKERS.pop(namespace, None)
 
 
-E = TypeVar("E", bound=Envelope)
+E = TypeVar("E", Request, Response)
 
 
 def _copy(envelope: E) -> E:
