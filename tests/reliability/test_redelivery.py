@@ -16,9 +16,9 @@ import pytest
 from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
 from syftflwr.envelope import Request, Response, decode, encode_parts
 from syftflwr.mailbox import Journal
-from syftflwr.mailbox import events as events_module
 from syftflwr.mailbox.journal import InboundState
 from syftflwr.mailbox.layout import Route
+from syftflwr.mailbox.recovery import RECOVERED_STATUS
 
 INBOX = Route(AGG, DS1, APP, "echo")
 
@@ -74,7 +74,7 @@ def test_a_lost_reply_is_published_again_from_the_journal(mailbox: Mailbox, tmp_
 def test_a_lost_reply_too_large_to_keep_is_recomputed_once(
     mailbox: Mailbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(events_module, "KEEP_REPLY_LIMIT", 8)  # every reply is "large"
+    monkeypatch.setattr("syftflwr.mailbox.replies.KEEP_REPLY_LIMIT", 8)  # every reply is "large"
     calls: Counter[str] = Counter()
     state = tmp_path / "ds1-state"
     request = _answered_then_reply_lost(mailbox, state, calls)
@@ -124,7 +124,7 @@ def test_reply_published_just_before_the_crash_is_not_handled_again(
     assert calls == {}
     entry = journal.state_of(request.id)
     assert entry is not None and entry.state is InboundState.ANSWERED
-    assert entry.status == events_module.RECOVERED_STATUS
+    assert entry.status == RECOVERED_STATUS
     assert bytes(_reply(mailbox, request.id).body) == b"first"  # type: ignore[union-attr]
     journal.close()
 

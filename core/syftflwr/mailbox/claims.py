@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import Counter
 
-from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.mailbox.journal import InboundEntry, Journal
 from syftflwr.mailbox.layout import Route
 from syftflwr.mailbox.retention import JOURNAL_KEEP
@@ -179,6 +178,3 @@ class Claims:
     def close(self) -> None:
         """From now on this runner's claims count as a dead runner's."""
         _LIVE_OWNERS.discard(self.owner)
-
-
-_mark_private(__name__)  # plugins importing plugin-API names from here get a warning

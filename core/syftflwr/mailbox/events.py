@@ -14,22 +14,18 @@ Per request (a worker thread; serial endpoints one at a time, in arrival order):
    crash loses nothing — and if that runner had already published its reply, the
    request is marked answered instead of handled again;
 4. read it (reassembling chunks, refusing symlinks, FIFOs and oversized objects) and
-   decode it — a truncated object gets ``incomplete_grace`` seconds to complete (some
-   sync clients write non-atomically), then is rejected;
+   decode it — a truncated object gets ``incomplete_grace`` seconds to complete
+   (:mod:`~syftflwr.mailbox.incomplete`), then is rejected;
 5. the envelope must match its folder: id, sender (the folder's owner), recipient (me),
    app and endpoint — a forged header is rejected;
 6. ``dispatch()`` (allowlist, expiry, size, handler errors -> error replies);
-7. publish the response in my outbox toward the sender and journal it.
+7. publish the response in my outbox toward the sender
+   (:mod:`~syftflwr.mailbox.replies`) and journal it.
 
 Every rejection is one warning naming the request and the reason, an ``error`` reply
 when the sender may be answered, and a ``rejected`` journal entry.
 
-A request the journal says was answered (or refused with a reply) whose reply is missing
-from storage — lost in a crash or by a sync client — is answered again from the journal:
-the kept reply (replies up to :data:`KEEP_REPLY_LIMIT`) or the recorded refusal is
-published again; a larger reply, which the journal does not keep, is recomputed by
-handling the request again. Only one reply object can exist per request id, so the
-requester never receives two.
+What a crashed runner left behind is :mod:`~syftflwr.mailbox.recovery`'s.
 """
 
 from __future__ import annotations
@@ -42,21 +38,16 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from syftflwr._deprecation import mark_private as _mark_private
-from syftflwr.envelope import Buffer, Request, Response
-from syftflwr.errors import (
-    MessageRejectedError,
-    MessageTooLargeError,
-    StorageError,
-    SyftflwrError,
-)
+from syftflwr.envelope import Request, Response
+from syftflwr.errors import MessageRejectedError, StorageError, SyftflwrError
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource, Subscription
 from syftflwr.mailbox.claims import Claims
-from syftflwr.mailbox.journal import InboundEntry, InboundState, Journal
+from syftflwr.mailbox.incomplete import IncompleteRequests
+from syftflwr.mailbox.journal import InboundEntry, Journal
 from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
     ObjectKind,
@@ -65,7 +56,9 @@ from syftflwr.mailbox.layout import (
     inbox_routes,
     parse_name,
 )
-from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
+from syftflwr.mailbox.profile import NATIVE, WireProfile
+from syftflwr.mailbox.recovery import Recovery, reply_may_be_lost
+from syftflwr.mailbox.replies import Replies
 from syftflwr.mailbox.retention import (
     DEFAULT_INTERVAL,
     ScheduledTask,
@@ -87,32 +80,7 @@ CLAIM_RETRY_DELAY = 0.25
 with each failure, up to :data:`CLAIM_RETRY_MAX`)."""
 CLAIM_RETRY_MAX = 5.0
 
-KEEP_REPLY_LIMIT = 1 << 20
-"""Replies up to this many bytes (encoded) are kept in the journal, so a reply lost after
-a crash is published again instead of recomputed."""
-RECOVERED_STATUS = "recovered"
-"""Journal status of a request found answered in storage after its runner crashed."""
-
 _WAKE = ("", "")
-
-
-def _reply_may_be_lost(entry: InboundEntry) -> bool:
-    """A finished request whose reply should still be in storage (retention has not
-    removed it on purpose)."""
-    if entry.cleaned:
-        return False
-    if entry.state is InboundState.ANSWERED:
-        return True
-    return entry.state is InboundState.REJECTED and entry.status == "error"
-
-
-@dataclass(slots=True)
-class _Deferred:
-    """An incomplete request waiting to complete."""
-
-    route: Route
-    deadline: float
-    next_check: float
 
 
 class MailboxEvents(BaseEvents):
@@ -155,7 +123,6 @@ class MailboxEvents(BaseEvents):
         self.workers = max(1, workers)
         self.serial_endpoints = frozenset(serial_endpoints)
         self.retention_interval = retention_interval
-        self.incomplete_grace = incomplete_grace
         self._scheduler = scheduler
         self.stats: Counter[str] = Counter()
         """answered / rejected / skipped / gone / claimed_elsewhere counts, and the crash
@@ -164,13 +131,15 @@ class MailboxEvents(BaseEvents):
         self.claims = Claims(storage, self.journal, self.stats)
         self.owner = self.claims.owner
         """Written into claim markers; identifies this runner instance."""
+        self.replies = Replies(storage, profile, capabilities, client.email, context.app_name)
+        self.recovery = Recovery(self.claims, self.replies)
+        self.incomplete: IncompleteRequests[Route] = IncompleteRequests(incomplete_grace)
         self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
         self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._seen: set[str] = set()
         self._inflight: set[str] = set()
-        self._deferred: dict[str, _Deferred] = {}
         self._retries: dict[str, tuple[Route, float, int]] = {}
         """Requests whose claim could not be journaled: route, when to retry, failures."""
         self._warned: set[str] = set()
@@ -206,8 +175,8 @@ class MailboxEvents(BaseEvents):
         with self._lock:  # a run after stop() starts from what storage and journal say
             self._seen.clear()
             self._inflight.clear()
-            self._deferred.clear()
             self._retries.clear()
+        self.incomplete = IncompleteRequests(self.incomplete.grace)
         prefix = f"syftflwr-{self.client.email}"
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{prefix}-worker")
         self._serial = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-serial")
@@ -242,11 +211,14 @@ class MailboxEvents(BaseEvents):
 
     def _next_timeout(self) -> float:
         with self._lock:
-            checks = [d.next_check for d in self._deferred.values()]
-            checks += [at for _, at, _ in self._retries.values()]
-        if not checks:
-            return 1.0
-        return max(0.0, min(1.0, min(checks) - time.monotonic()))
+            at = min((at for _, at, _ in self._retries.values()), default=math.inf)
+        at = min(at, self.incomplete.next_check())
+        return max(0.0, min(1.0, at - time.monotonic()))
+
+    def _busy(self) -> set[str]:
+        """Requests being handled here, incomplete, or waiting to be claimed again (call
+        with the lock held)."""
+        return self._inflight | self.incomplete.keys() | set(self._retries)
 
     def stop(self) -> None:
         super().stop()
@@ -284,14 +256,14 @@ class MailboxEvents(BaseEvents):
         with self._lock:
             if parsed.id in self._inflight:
                 return
-            retry = parsed.id in self._deferred  # it changed: maybe complete now
+            retry = parsed.id in self.incomplete  # it changed: maybe complete now
             if parsed.id in self._seen and not retry:
                 return
             self._seen.add(parsed.id)
         entry = None if retry else self.journal.state_of(parsed.id)
         if entry is not None and entry.finished:
-            if _reply_may_be_lost(entry):
-                self._submit(route, parsed.id, final=False, finished=entry)
+            if reply_may_be_lost(entry):
+                self._submit(route, parsed.id, finished=entry)
             else:
                 self.stats["skipped"] += 1
                 if entry.cleaned and self._warn_once(
@@ -304,106 +276,79 @@ class MailboxEvents(BaseEvents):
                 ):
                     self.count_refusal("replayed")
             return
-        self._submit(route, parsed.id, final=False)
+        self._submit(route, parsed.id)
 
-    def _submit(
-        self, route: Route, message_id: str, *, final: bool, finished: InboundEntry | None = None
-    ) -> None:
+    def _submit(self, route: Route, message_id: str, finished: InboundEntry | None = None) -> None:
         with self._lock:
             self._inflight.add(message_id)
         pool = self._serial if route.endpoint in self.serial_endpoints else self._pool
         assert pool is not None
         try:
-            pool.submit(self._process, route, message_id, final, finished)
+            pool.submit(self._process, route, message_id, finished)
         except RuntimeError:  # shutting down
             with self._lock:
                 self._inflight.discard(message_id)
                 self._seen.discard(message_id)
 
     def _retry_due(self) -> None:
-        """Re-check incomplete requests every ``incomplete_grace / 4`` seconds (a polling
-        source reports a name once, not each time the file grows); at the deadline, the
-        last check rejects what is still incomplete."""
+        """Re-check the incomplete requests that are due, and retry the claims that
+        could not be journaled."""
         now = time.monotonic()
-        due: list[tuple[str, Route, bool]] = []
         with self._lock:
-            for mid, deferred in list(self._deferred.items()):
-                if deferred.next_check > now or mid in self._inflight:
-                    continue
-                final = deferred.deadline <= now
-                if final:
-                    del self._deferred[mid]
-                else:
-                    deferred.next_check = min(deferred.deadline, now + self.incomplete_grace / 4)
-                due.append((mid, deferred.route, final))
+            due = self.incomplete.due(skip=self._inflight)
             for mid, (route, at, failures) in list(self._retries.items()):
                 if at <= now and mid not in self._inflight:
                     self._retries[mid] = (route, math.inf, failures)  # in progress
-                    due.append((mid, route, False))
-        for mid, route, final in due:
-            self._submit(route, mid, final=final)
+                    due.append((mid, route))
+        for mid, route in due:
+            self._submit(route, mid)
 
-    def _process(
-        self, route: Route, message_id: str, final: bool, finished: InboundEntry | None
-    ) -> None:
+    def _process(self, route: Route, message_id: str, finished: InboundEntry | None) -> None:
         deferred = False
         try:
-            if finished is not None:
-                self._answer_again(route, finished)
-            else:
-                deferred = self._handle(route, message_id, final)
+            if finished is None or self.recovery.answer_again(route, finished):
+                deferred = self._handle(route, message_id)
         except Exception as exc:  # never let one request stop the runner
             log.exception("unexpected failure handling request %s in %s", message_id, route.folder)
             self._fail_claimed(route, message_id, exc)
         finally:
+            if not deferred:
+                self.incomplete.forget(message_id)
             with self._lock:
                 self._inflight.discard(message_id)
-                if not deferred:
-                    self._deferred.pop(message_id, None)
                 retry = self._retries.get(message_id)
                 if retry is not None and retry[1] == math.inf:  # tried again, not released
                     del self._retries[message_id]
 
     # -- one request ---------------------------------------------------------------------
     def _claim(self, route: Route, message_id: str) -> bool | None:
-        """:meth:`Claims.claim`; an unjournaled claim is released and retried."""
+        """:meth:`Claims.claim`. A claim that could not be journaled is given back and
+        tried again shortly (any runner may): without an entry nobody would ever resume
+        the request."""
         try:
             return self.claims.claim(route, message_id, route.claim_path(message_id))
         except StorageError as exc:
-            self._release(route, message_id, exc)
+            self.storage.delete(route.claim_path(message_id))
+            with self._lock:
+                failures = self._retries[message_id][2] + 1 if message_id in self._retries else 1
+                delay = min(CLAIM_RETRY_MAX, CLAIM_RETRY_DELAY * 2 ** (failures - 1))
+                self._retries[message_id] = (route, time.monotonic() + delay, failures)
+            self._queue.put(_WAKE)
+            log.warning(
+                "request %s: could not journal its claim (%s); released the claim, trying "
+                "again in %.2g s",
+                message_id,
+                exc,
+                delay,
+            )
             return None
 
-    def _release(self, route: Route, message_id: str, exc: StorageError) -> None:
-        """The claim could not be journaled: without an entry nobody would ever resume
-        the request, so give the claim back and try again shortly (any runner may)."""
-        self.storage.delete(route.claim_path(message_id))
-        with self._lock:
-            failures = self._retries[message_id][2] + 1 if message_id in self._retries else 1
-            delay = min(CLAIM_RETRY_MAX, CLAIM_RETRY_DELAY * 2 ** (failures - 1))
-            self._retries[message_id] = (route, time.monotonic() + delay, failures)
-        self._queue.put(_WAKE)
-        log.warning(
-            "request %s: could not journal its claim (%s); released the claim, trying "
-            "again in %.2g s",
-            message_id,
-            exc,
-            delay,
-        )
-
-    def _handle(self, route: Route, message_id: str, final: bool) -> bool:
+    def _handle(self, route: Route, message_id: str) -> bool:
         """Handle one request; True if it was deferred as incomplete."""
         recovered = self._claim(route, message_id)
-        if recovered is None:
-            return False
-        if recovered and self._has_reply(route, message_id):
-            # The crashed runner published its reply but died before journaling it:
-            # handling the request again would apply it twice.
-            log.warning(
-                "request %s was answered before its runner stopped; not handling it again",
-                message_id,
-            )
-            self.journal.answered(message_id, status=RECOVERED_STATUS)
-            self.stats["recovered"] += 1
+        if recovered is None or (
+            recovered and self.recovery.answered_before_crash(route, message_id)
+        ):
             return False
         path = route.request_path(message_id)
         try:
@@ -414,7 +359,12 @@ class MailboxEvents(BaseEvents):
             self._reject(route, message_id, str(exc), refusal_kind(exc))
             return False
         except Exception as exc:  # a storage error (a plugin's raw one too): tell the sender
-            self._reject(route, message_id, self._storage_failure("read it", exc), "other")
+            storage = type(self.storage)  # named: the transport plugin's class
+            reason = (
+                f"the datasite's storage ({storage.__module__}.{storage.__qualname__}) failed "
+                f"to read it: {type(exc).__name__}: {exc}"
+            )
+            self._reject(route, message_id, reason, "other")
             return False
         if data is None:
             self.journal.gone(message_id)
@@ -431,15 +381,7 @@ class MailboxEvents(BaseEvents):
                 app=self.context.app_name,
             )
         except MessageRejectedError as exc:
-            if not final and self.incomplete_grace > 0 and self.profile.incomplete(data):
-                with self._lock:  # keep the first deadline: a trickle cannot extend it
-                    if message_id not in self._deferred:
-                        now = time.monotonic()
-                        self._deferred[message_id] = _Deferred(
-                            route,
-                            deadline=now + self.incomplete_grace,
-                            next_check=now + self.incomplete_grace / 4,
-                        )
+            if self.profile.incomplete(data) and self.incomplete.wait(message_id, route):
                 self._queue.put(_WAKE)
                 log.debug("request %s is incomplete; waiting for it to complete", path)
                 return True
@@ -451,17 +393,9 @@ class MailboxEvents(BaseEvents):
             return False
         response = self.dispatch(envelope)
         if response is None:
-            self.journal.rejected(
-                message_id,
-                "refused without a reply (see the runner's log)",
-                sender=route.sender,
-                app=route.app,
-                endpoint=route.endpoint,
-                owner=self.owner,
-            )
-            self.stats["rejected"] += 1
+            self._refused(route, message_id, "refused without a reply (see the runner's log)")
             return False
-        kept = self._publish(route, response)
+        kept = self.replies.publish(route, response)
         self.journal.answered(
             message_id, status=response.status, expires_at=envelope.expires_at, reply=kept
         )
@@ -487,95 +421,6 @@ class MailboxEvents(BaseEvents):
             )
         return None
 
-    def _publish(self, route: Route, response: Response) -> bytes | None:
-        """Publish ``response``; returns its encoding when small enough to keep in the
-        journal (:data:`KEEP_REPLY_LIMIT`)."""
-        parts = self.profile.encode(response)
-        size = sum(memoryview(p).nbytes for p in parts)
-        if not self.profile.chunking:
-            try:
-                refuse_oversized(
-                    size, self.capabilities.max_object_size, f"the reply to {response.id}",
-                    self.profile.name,
-                )  # fmt: skip
-            except MessageTooLargeError as exc:
-                log.warning("%s", exc)
-                parts = self.profile.encode(self._error_reply(route, response.id, str(exc)))
-                size = sum(memoryview(p).nbytes for p in parts)
-        self._publish_encoded(route, response.id, parts)
-        if size > KEEP_REPLY_LIMIT:
-            return None
-        return b"".join(bytes(p) for p in parts)
-
-    def _publish_encoded(self, route: Route, message_id: str, parts: list[Buffer]) -> None:
-        published = chunking.publish(
-            self.storage,
-            route.response_path(message_id),
-            parts,
-            max_object_size=self.capabilities.max_object_size,
-            exclusive=True,
-        )
-        if not published:
-            log.info("request %s already has a reply; keeping the first one", message_id)
-
-    def _has_reply(self, route: Route, message_id: str) -> bool:
-        """Whether my reply to ``message_id`` is in storage (read at most a few KiB: a
-        chunked reply's manifest, or the size check of a large one)."""
-        try:
-            return self.storage.get(route.response_path(message_id), max_size=4096) is not None
-        except MessageTooLargeError:
-            return True
-
-    def _error_reply(self, route: Route, message_id: str, reason: str) -> Response:
-        return Response(
-            id=message_id,
-            sender=self.client.email,
-            recipient=route.sender,
-            app=self.context.app_name,
-            endpoint=route.endpoint,
-            body=f"rejected: {reason}".encode("utf-8", "replace"),
-            status="error",
-        )
-
-    def _answer_again(self, route: Route, entry: InboundEntry) -> None:
-        """A finished request is still in my inbox: publish its reply again if it was
-        lost (from the journal), or handle it again when the journal kept no reply."""
-        if self._has_reply(route, entry.id):
-            self.stats["skipped"] += 1
-            return
-        if entry.state is InboundState.REJECTED:
-            self._publish(route, self._error_reply(route, entry.id, entry.detail or "refused"))
-            log.warning("request %s: its error reply was lost; published it again", entry.id)
-            self.stats["republished"] += 1
-            return
-        kept = self.journal.stored_reply(entry.id)
-        if kept is not None:
-            self._publish_encoded(route, entry.id, [kept])
-            log.warning(
-                "request %s: its reply was lost; published it again from the journal", entry.id
-            )
-            self.stats["republished"] += 1
-            return
-        if not self.journal.reopen(entry.id, owner=self.owner):
-            return  # another runner of this journal is on it
-        log.warning(
-            "request %s: its reply was lost and is too large to have been kept; "
-            "handling the request again",
-            entry.id,
-        )
-        self.storage.put(route.claim_path(entry.id), [self.owner.encode()])
-        self.stats["reprocessed"] += 1
-        self._handle(route, entry.id, final=False)
-
-    def _storage_failure(self, doing: str, exc: BaseException) -> str:
-        """What a failing storage call means for the requester, naming the storage (the
-        transport plugin's class) and the backend's own error."""
-        storage = type(self.storage)
-        return (
-            f"the datasite's storage ({storage.__module__}.{storage.__qualname__}) failed "
-            f"to {doing}: {type(exc).__name__}: {exc}"
-        )
-
     def _fail_claimed(self, route: Route, message_id: str, exc: BaseException) -> None:
         """A request this runner claimed failed unexpectedly: answer it with an error
         (the requester would otherwise wait out its round), unless finished already."""
@@ -598,10 +443,14 @@ class MailboxEvents(BaseEvents):
         allowed = self.allowed_senders()
         if allowed is None or route.sender in allowed:
             try:
-                self._publish(route, self._error_reply(route, message_id, reason))
+                self.replies.refuse(route, message_id, reason)
                 replied = True
             except Exception as exc:  # the storage may be what failed
                 log.warning("could not publish the error reply to %s: %s", message_id, exc)
+        self._refused(route, message_id, reason, replied=replied)
+
+    def _refused(self, route: Route, message_id: str, reason: str, replied: bool = False) -> None:
+        """Journal a refusal (``replied``: with an error reply)."""
         self.journal.rejected(
             message_id,
             reason,
@@ -635,7 +484,7 @@ class MailboxEvents(BaseEvents):
             self._refresh_routes()
         with self._lock:
             routes = list(self._routes.values())
-            busy = self._inflight | set(self._deferred) | set(self._retries)
+            busy = self._busy()
         removed = 0
         present: set[str] = set()
         for route in routes:
@@ -663,7 +512,7 @@ class MailboxEvents(BaseEvents):
         again); ``_claim`` takes them over."""
         with self._lock:
             routes = {(r.sender, r.app, r.endpoint): r for r in self._routes.values()}
-            busy = self._inflight | set(self._deferred) | set(self._retries)
+            busy = self._busy()
         orphans = self.claims.orphans(routes, busy)
         for message_id, route in orphans:
             with self._lock:

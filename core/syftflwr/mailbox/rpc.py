@@ -122,26 +122,31 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         """Await the response to a request an earlier process of this participant sent
         (a resumed aggregator): tracked and watched as if sent here, and read at once
         by the next ``fetch`` in case it arrived meanwhile."""
-        route = self._route(handle)
         sent = self.journal.sent_state(handle.id)
+        self._track(handle.id, self._route(handle), sent.parts if sent else 0, ready=True)
+
+    def _track(self, message_id: str, route: Route, parts: int, *, ready: bool = False) -> str:
+        """Await the response to ``message_id``: its folder is watched before the
+        request is published, so the response cannot slip past. Returns that folder."""
         back = route.reverse().folder
         with self._watch_lock:
             with self._lock:
-                self._outstanding[handle.id] = _Sent(route, sent.parts if sent else 0)
-                self._ready.add(handle.id)
+                self._outstanding[message_id] = _Sent(route, parts)
+                if ready:
+                    self._ready.add(message_id)
                 first = back not in self._by_folder
-                self._by_folder.setdefault(back, set()).add(handle.id)
+                self._by_folder.setdefault(back, set()).add(message_id)
             if first:
                 self._sub.watch([back])
+        return back
 
-    def _route(self, handle: RequestHandle) -> Route:
+    def _route(self, handle: RequestHandle | Request) -> Route:
         wire_app = self.profile.wire_app(handle.app)
         return Route(self.client.email, handle.recipient, wire_app, handle.endpoint)
 
     # -- BaseRPC -------------------------------------------------------------------------
     def _send(self, request: Request) -> None:
-        wire_app = self.profile.wire_app(request.app)
-        route = Route(self.client.email, request.recipient, wire_app, request.endpoint)
+        route = self._route(request)
         encoded = self.profile.encode(request)
         size = sum(memoryview(b).nbytes for b in encoded)
         parts = chunking.part_count(size, self.capabilities.max_object_size)
@@ -149,14 +154,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             refuse_oversized(
                 size, self.capabilities.max_object_size, f"request {request.id}", self.profile.name
             )
-        back = route.reverse().folder
-        with self._watch_lock:
-            with self._lock:
-                self._outstanding[request.id] = _Sent(route, parts)
-                first = back not in self._by_folder
-                self._by_folder.setdefault(back, set()).add(request.id)
-            if first:  # watch BEFORE publishing: the response cannot slip past
-                self._sub.watch([back])
+        back = self._track(request.id, route, parts)
         self.journal.sending(
             request.id,
             recipient=request.recipient,
@@ -212,16 +210,14 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                 if not isinstance(envelope, Response):
                     raise MalformedMessageError(f"{path} holds a request, not a response")
         except MessageRejectedError as exc:
-            with self._lock:  # re-read only when a new arrival is reported
-                self._ready.discard(handle.id)
+            self._ignored(handle)
             partial = data is not None and self.profile.incomplete(data)
             if isinstance(exc, MalformedMessageError) and partial:  # a writer still at work
                 log.debug("response %s is incomplete; waiting for the rest", path)
                 return None
             raise
         if envelope is None:
-            with self._lock:
-                self._ready.discard(handle.id)
+            self._ignored(handle)
             return None
         assert isinstance(envelope, Response)
         return envelope
