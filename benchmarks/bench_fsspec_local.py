@@ -2,11 +2,15 @@
 
 * 1 KB request -> response: p50/p95 of the transport (aggregator here, a datasite runner
   in a child process, real inotify) next to the floor measured in the same run: publish
-  with tmp + ``os.replace``, learn of it through watchdog's inotify, both ways, nothing
-  else. Bar: transport p50 <= 5 ms.
+  with tmp + ``os.replace``, learn of it through the kernel's inotify API (one reader
+  thread, no watching library), both ways, nothing else. Bar: transport p50 <= 5 ms.
 * 1, 10, 100 MB round trips: transport (fsync on and off) vs the raw cost of writing and reading
   those bytes twice through the page cache; peak RSS of both processes above their
   post-import baseline, as a multiple of the payload. Bars: <= 2x raw, <= 3x payload.
+* The watcher alone, in a fresh process (syftflwr's process-wide hub, its default
+  backend): threads, inotify instances and RSS while it watches 100 folders; the cost of
+  watching and unwatching a folder; arrival latency (alone, right after another arrival,
+  and after a name was moved out of the folder) next to the raw inotify floor.
 
     python benchmarks/bench_fsspec_local.py            # 500 x 1 KB, 3 x 1/10/100 MB
     python benchmarks/bench_fsspec_local.py --quick    # 200 x 1 KB, 1 x 1/10/100 MB
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -39,26 +45,30 @@ HERE = Path(__file__).resolve()
 
 
 # --------------------------------------------------------------------------- the floor
+IN_MOVED_TO = 0x80
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
+
+
 class _Arrivals:
-    """The least a watcher can do: one inotify instance, one callback, an Event."""
+    """The least a watcher can do: the kernel's inotify API itself (libc through ctypes:
+    no library's dispatch threads or batching), one reader thread, one callback."""
 
     def __init__(self, folder: Path, on_name: Any) -> None:
-        from watchdog.observers.inotify_c import CallbackId, InotifyConstants, InotifyFD, Mask
-
-        self.fd = InotifyFD()
-        self.fd.start()
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MOVED_TO) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
         self.on_name = on_name
-        mask = Mask(InotifyConstants.IN_MOVED_TO)
-        self.fd.add_callback(os.fsencode(folder), mask, self, CallbackId(id(self)))
+        threading.Thread(target=self._read, name="floor-inotify", daemon=True).start()
 
-    def on_event(self, event: Any) -> None:
-        self.on_name(os.fsdecode(event.name))
-
-    def on_watch_deleted(self, wd: Any) -> None:
-        pass
-
-    def on_queue_overflow(self) -> None:
-        pass
+    def _read(self) -> None:
+        while True:
+            buffer, pos = os.read(self.fd, 65536), 0
+            while pos < len(buffer):
+                _wd, _mask, _cookie, size = _EVENT.unpack_from(buffer, pos)
+                pos += _EVENT.size
+                self.on_name(os.fsdecode(buffer[pos : pos + size].rstrip(b"\0")))
+                pos += size
 
 
 def publish(tmp: Path, folder: Path, name: str, data: bytes) -> None:
@@ -121,6 +131,134 @@ def bench_floor(n: int) -> dict[str, float]:
     publish(base / "tmp", base / "in", "stop", b"")
     child.wait(10)
     return {"p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3}
+
+
+# --------------------------------------------------------------------------- the watcher
+WATCHED = 100
+
+
+def _process_counts() -> dict[str, int]:
+    """Threads, inotify instances and resident KiB of this process (Linux /proc)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    instances = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            instances += str(fd.readlink()) == "anon_inode:inotify"
+    return {
+        "threads": int(status["Threads"]),
+        "inotify_instances": instances,
+        "rss_kib": int(status["VmRSS"].split()[0]),
+    }
+
+
+class _Waiter:
+    """A hub subscriber (or floor callback) that records when each name arrived."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.changed = threading.Condition()
+
+    def deliver(self, folder: str, name: str) -> None:
+        with self.changed:
+            self.seen.setdefault(name, time.perf_counter())
+            self.changed.notify_all()
+
+    def resync(self, folder: str) -> None:
+        pass
+
+    def on_name(self, name: str) -> None:
+        self.deliver("", name)
+
+    def wait(self, name: str, since: float) -> float:
+        with self.changed:
+            self.changed.wait_for(lambda: name in self.seen, timeout=10)
+        return self.seen[name] - since
+
+
+def _arrivals(tmp: Path, folder: Path, waiter: _Waiter, n: int, *, after: float | None) -> float:
+    """p50 seconds from ``os.replace`` into ``folder`` to the callback; ``after``: another
+    name arrives that many seconds earlier (a claim marker just before a reply)."""
+    times = []
+    for _ in range(n):
+        names = [f"{uuid.uuid4().hex}.msg" for _ in range(2)]
+        temps = [tmp / name for name in names]
+        for temp in temps:
+            temp.write_bytes(b"x")
+        time.sleep(0.005)  # idle between samples
+        if after is not None:
+            os.replace(temps[0], folder / names[0])  # noqa: PTH105
+            end = time.perf_counter() + after
+            while time.perf_counter() < end:
+                pass
+        start = time.perf_counter()
+        os.replace(temps[1], folder / names[1])  # noqa: PTH105
+        times.append(waiter.wait(names[1], start))
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
+        temps[0].unlink(missing_ok=True)
+    return statistics.median(times)
+
+
+def watcher_child(n: int) -> None:
+    """syftflwr's process-wide watcher (its default backend) next to raw inotify."""
+    from syftflwr.mailbox import watcher
+
+    base = Path(tempfile.mkdtemp(prefix="bench-watcher-"))
+    tmp, out = base / "tmp", base / "out"
+    folders = [base / f"f{i}" for i in range(WATCHED)]
+    for folder in [tmp, out, base / "floor", base / "churn", *folders]:
+        folder.mkdir()
+    idle = _process_counts()
+    hub = watcher.WatchHub()
+    waiter = _Waiter()
+    hub.add(str(folders[0]), waiter, "f0")
+    one = _process_counts()
+    for i, folder in enumerate(folders[1:], 1):
+        hub.add(str(folder), _Waiter(), f"f{i}")
+    many = _process_counts()
+    floor = _Waiter()
+    _Arrivals(base / "floor", floor.on_name)
+    churn, add_remove = _Waiter(), []
+    for _ in range(n):
+        start = time.perf_counter()
+        hub.add(str(base / "churn"), churn, "churn")
+        hub.remove(str(base / "churn"), churn)
+        add_remove.append(time.perf_counter() - start)
+    moved_out = []
+    for _ in range(3):
+        gone = f"{uuid.uuid4().hex}.msg"
+        (tmp / gone).write_bytes(b"x")
+        os.replace(tmp / gone, folders[0] / gone)  # noqa: PTH105
+        waiter.wait(gone, 0.0)
+        os.replace(folders[0] / gone, out / gone)  # noqa: PTH105 - moved out of the folder
+        moved_out.append(_arrivals(tmp, folders[0], waiter, 1, after=None))
+    result = {
+        "watched": WATCHED,
+        "idle": idle,
+        "one_folder": one,
+        "many_folders": many,
+        "add_remove_p50_ms": statistics.median(add_remove) * 1e3,
+        "arrival_p50_ms": _arrivals(tmp, folders[0], waiter, n, after=None) * 1e3,
+        "arrival_after_another_p50_ms": _arrivals(tmp, folders[0], waiter, n, after=2e-4) * 1e3,
+        "floor_arrival_p50_ms": _arrivals(tmp, base / "floor", floor, n, after=None) * 1e3,
+        "floor_arrival_after_another_p50_ms": (
+            _arrivals(tmp, base / "floor", floor, n, after=2e-4) * 1e3
+        ),
+        "after_moved_out_ms": statistics.median(moved_out) * 1e3,
+    }
+    hub.close()
+    print(json.dumps(result), flush=True)
+
+
+def bench_watcher(n: int) -> dict[str, Any]:
+    """In a fresh process, so its thread and inotify counts are the watcher's own."""
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--child", "watcher", str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- transport
@@ -306,6 +444,15 @@ def run(quick: bool) -> dict[str, Any]:
                 f"{r['datasite_peak_rss_x_payload']:.2f}x payload (fsync={fsync})"
             )
         rows.append(row)
+    watch = bench_watcher(min(n, 300))
+    many = watch["many_folders"]
+    print(
+        f"  watcher: {many['threads']} threads, {many['inotify_instances']} inotify "
+        f"instance(s) at {watch['watched']} folders; arrival p50 "
+        f"{watch['arrival_p50_ms']:.2f} ms (raw inotify {watch['floor_arrival_p50_ms']:.2f} ms), "
+        f"{watch['arrival_after_another_p50_ms']:.2f} ms right after another arrival, "
+        f"{watch['after_moved_out_ms']:.0f} ms after a name moved out"
+    )
     default = small["fsync=True"]
     big = rows[-1]["transport"]
     rss = max(
@@ -324,11 +471,12 @@ def run(quick: bool) -> dict[str, Any]:
             "meets_bar": default["p50_ms"] <= 5.0,
         },
         "large": {"repeat": repeat, "rows": rows, "bar_ratio": 2.0, "bar_rss_x_payload": 3.0},
+        "watcher": watch,
         "ratios": [
             ratio(
-                "fsspec-local: 1 KB p50 vs publish+inotify floor",
+                "fsspec-local: 1 KB p50 vs publish + raw inotify floor",
                 default["p50_ms"] / floor["p50_ms"],
-                baseline="tmp + os.replace, inotify, both ways",
+                baseline="tmp + os.replace, the kernel's inotify read by one thread, both ways",
             ),
             ratio(
                 "fsspec-local: 1 KB p50, ms",
@@ -361,6 +509,29 @@ def run(quick: bool) -> dict[str, Any]:
                 baseline="post-import RSS",
                 bar=3.0,
             ),
+            ratio(
+                f"fsspec-local watcher: threads of a process watching {WATCHED} folders",
+                many["threads"],
+                absolute=True,
+                baseline="(count)",
+            ),
+            ratio(
+                f"fsspec-local watcher: inotify instances at {WATCHED} folders",
+                many["inotify_instances"],
+                absolute=True,
+                baseline="(count)",
+            ),
+            ratio(
+                "fsspec-local watcher: arrival p50 vs raw inotify",
+                watch["arrival_p50_ms"] / watch["floor_arrival_p50_ms"],
+                baseline="the kernel's inotify read by one thread",
+            ),
+            ratio(
+                "fsspec-local watcher: arrival after a name moved out of the folder, ms",
+                watch["after_moved_out_ms"],
+                absolute=True,
+                baseline="(absolute)",
+            ),
         ],
     }
 
@@ -375,6 +546,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "floor":
             floor_child(Path(rest[0]))
+        elif kind == "watcher":
+            watcher_child(int(rest[0]))
         elif kind == "aggregator-large":
             aggregator_large_child(int(rest[0]), int(rest[1]), rest[2] == "1")
         else:

@@ -150,7 +150,7 @@ def section_transports(data: dict[str, Any], fsl: dict[str, Any] | None) -> str:
         floor = fsl["one_kb"]["floor"]
         rows.append(
             [
-                "floor: publish + inotify both ways (two processes)",
+                "floor: publish + raw inotify both ways (two processes)",
                 f"{floor['p50_ms']:.2f} ms",
                 f"{floor['p95_ms']:.2f} ms",
                 times(floor["p50_ms"] / raw["p50_ms"]),
@@ -220,6 +220,38 @@ def section_fsspec_local(data: dict[str, Any]) -> str:
             ],
             rows,
         )
+        + section_watcher(data.get("watcher"))
+    )
+
+
+def section_watcher(watch: dict[str, Any] | None) -> str:
+    """The process-wide folder watcher alone (recorded from the run that added it on)."""
+    if not watch:
+        return ""
+
+    def counts(key: str) -> str:
+        c = watch[key]
+        return f"{c['threads']} / {c['inotify_instances']} / {c['rss_kib'] / 1024:.1f} MiB"
+
+    def ms(key: str) -> str:
+        return f"{watch[key]:.2f} ms"
+
+    rows = [
+        ["threads / inotify instances / RSS of the process, nothing watched", counts("idle"), ""],
+        ["the same, 1 folder watched", counts("one_folder"), ""],
+        [f"the same, {watch['watched']} folders watched", counts("many_folders"), ""],
+        ["watch + unwatch a folder, p50", ms("add_remove_p50_ms"), ""],
+        ["arrival (`os.replace` into the folder → callback), p50", ms("arrival_p50_ms"),
+         ms("floor_arrival_p50_ms")],
+        ["arrival 0.2 ms after another one, p50", ms("arrival_after_another_p50_ms"),
+         ms("floor_arrival_after_another_p50_ms")],
+        ["first arrival after a name was moved out of the folder", ms("after_moved_out_ms"), ""],
+    ]  # fmt: skip
+    return (
+        "\n\n### The folder watcher in one process\n\n"
+        "syftflwr's process-wide watcher (`syftflwr.mailbox.watcher`, its default backend) in "
+        "a fresh process, next to the floor: the kernel's inotify read by one thread.\n\n"
+        + table(["figure", "syftflwr's watcher", "raw inotify"], rows)
     )
 
 
@@ -506,7 +538,8 @@ SCRIPTS = [
     (
         "bench_fsspec_local.py",
         "fsspec-local between two processes: 1 KB vs the publish + "
-        "inotify floor, 1/10/100 MB vs raw write+read twice, peak RSS per process",
+        "raw inotify floor, 1/10/100 MB vs raw write+read twice, peak RSS per process; "
+        "the folder watcher's threads, inotify instances and latency at 100 folders",
     ),
     (
         "bench_flower.py",
