@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from syftflwr.mailbox.chunking import Manifest, is_manifest, read_object
     from syftflwr.mailbox.claims import Claims
     from syftflwr.mailbox.events import MailboxEvents
+    from syftflwr.mailbox.incomplete import IncompleteRequests
     from syftflwr.mailbox.journal import Journal
     from syftflwr.mailbox.layout import (
         OUTBOX_PREFIX,
@@ -201,6 +202,7 @@ __all__ = [
     "ForbiddenSenderError",
     "HasLocation",
     "IdentityMismatchError",
+    "IncompleteRequests",
     "Journal",
     "KeyDirectory",
     "LocalArrivals",

@@ -309,6 +309,57 @@ def test_bad_request_files_never_stop_serving(
         assert "\x1b" not in message, message
 
 
+def test_a_request_cut_short_before_a_restart_gets_its_grace_again(tmp_path: Path) -> None:
+    """The role may be run again after ``stop()``, and that run starts from what storage
+    says (core's rule for every events role): a request seen half-written in the
+    earlier run, its grace long over by now, is waited for again, not refused at once."""
+    served = Served(tmp_path, incomplete_grace=3.0)
+    half_id = str(uuid.uuid4())
+    half = inbox(tmp_path) / f"{half_id}.request"
+    text = syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages",
+                             half_id)  # fmt: skip
+    try:
+        half.write_text(text[:40])  # its writer is still at it (syft-rpc writes in place)
+        time.sleep(1.5)  # seen: at once by the watcher, and by the rescan a second later
+        served.events.stop()
+        served.thread.join(timeout=10)
+        time.sleep(3.5)  # the datasite was down longer than the grace
+        served.thread = threading.Thread(target=served.events.run_forever, daemon=True)
+        served.thread.start()
+        time.sleep(1.0)  # the new run has read it
+        assert not half.with_suffix(".response").exists(), (
+            "refused on restart without a grace: " + half.with_suffix(".response").read_text()
+        )
+        with half.open("a") as rest:  # the writer finishes
+            rest.write(text[40:])
+        _wait_for("the reply", half.with_suffix(".response").exists, timeout=10)
+        assert json.loads(half.with_suffix(".response").read_text())["status_code"] == 200
+        assert served.calls == [uuid.UUID(half_id).hex]
+    finally:
+        served.close()
+
+
+def test_a_request_still_cut_short_when_its_grace_ends_is_refused_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grace is kept on the role's own schedule (core's re-checks), not by whatever
+    re-reads the file next: with the safety-net rescan out of the way and a writer that
+    stalls (no further event), the request is still answered 400 once its grace is over."""
+    from syftflwr_syftbox import syftflwr05
+
+    monkeypatch.setattr(syftflwr05, "RESCAN_INTERVAL", 3600.0)
+    served = Served(tmp_path, incomplete_grace=1.0)
+    stalled = inbox(tmp_path) / f"{uuid.uuid4()}.request"
+    url = f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages"
+    try:
+        stalled.write_text(syft_request_json(AGG, url, stalled.stem)[:40])
+        _wait_for("the 400", stalled.with_suffix(".response").exists, timeout=15)
+        assert json.loads(stalled.with_suffix(".response").read_text())["status_code"] == 400
+        assert served.calls == []
+    finally:
+        served.close()
+
+
 def test_a_claim_left_by_a_dead_runner_is_taken_over(
     tmp_path: Path, rpc: SyftRpc05, served: Served
 ) -> None:

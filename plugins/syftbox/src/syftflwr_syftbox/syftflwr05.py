@@ -13,7 +13,9 @@ libraries' known holes are guarded here rather than inherited:
 
 * every file is published whole (temp file + rename through core's
   :class:`~syftflwr.mailbox.LocalDirStorage`; syft-rpc's ``dump`` writes in place), and a
-  file read while its writer is still writing is waited for, never answered;
+  file read while its writer is still writing is waited for, never answered (a request
+  within ``incomplete_grace``, re-checked and then refused by core's
+  :class:`~syftflwr.mailbox.incomplete.IncompleteRequests`, as every events role does);
 * a reply is waited for through core's watcher on the response's folder (no 100 ms
   polling of ``SyftFuture.wait``), requests are sent with ``cache=False`` semantics
   (a fresh id each time);
@@ -68,6 +70,7 @@ from syftflwr.plugin import (
     Capabilities,
     Claims,
     EncryptionError,
+    IncompleteRequests,
     Journal,
     LocalArrivals,
     MalformedMessageError,
@@ -359,9 +362,11 @@ class SyftEvents05(BaseEvents):
         self.app = context.app_name
         self.endpoint_folder = endpoint_folder(self.me, self.app)
         self.box = SyftEvents(wire_app(self.app), publish_schema=False, client=client.syft_client())
-        self.incomplete_grace = client.settings.incomplete_grace
+        self.incomplete: IncompleteRequests[tuple[str, str]] = IncompleteRequests(
+            client.settings.incomplete_grace
+        )
+        """Requests still being written: (sender, name) by ``sender/name``."""
         self._queue: queue.Queue[str] = queue.Queue()
-        self._incomplete: dict[str, float] = {}  # path -> first seen incomplete
         self._skipped: set[str] = set()  # paths refused for good (warned once)
         self._restarts: list[float] = []
         self.journal = Journal.for_context(context)
@@ -456,18 +461,21 @@ class SyftEvents05(BaseEvents):
         current = self.storage.get(perms, max_size=1 << 16)
         if current is None or bytes(memoryview(current)) != PERMS.encode():
             self.storage.put(perms, [PERMS.encode()])
+        self.incomplete = IncompleteRequests(self.incomplete.grace)  # a run starts afresh
         self._start_watcher()
         try:
             self._scan()  # what arrived before the watch (and pending after a restart)
             next_check = time.monotonic() + RESCAN_INTERVAL
             while not self.stopped.is_set():
-                timeout = max(0.0, next_check - time.monotonic())
+                wake = min(next_check, self.incomplete.next_check())
                 try:
-                    path = self._queue.get(timeout=timeout)
+                    path = self._queue.get(timeout=max(0.0, wake - time.monotonic()))
                 except queue.Empty:
                     path = None
                 if path is not None:
                     self._handle_local(path)
+                for _, (sender, name) in self.incomplete.due():
+                    self._handle(sender, name)
                 if time.monotonic() >= next_check:
                     if not self.watcher_alive():
                         self._restart_watcher()
@@ -530,55 +538,56 @@ class SyftEvents05(BaseEvents):
         stop the serve loop."""
         key = f"{sender}/{name}"
         try:
-            self._handle_checked(sender, name, key)
+            if self._handle_checked(sender, name, key):
+                return  # its writer is still writing: re-checked when due, or on its next event
         except Exception as exc:
             log.exception("request %s could not be handled: %s", key, exc)
+        self.incomplete.forget(key)
 
-    def _handle_checked(self, sender: str, name: str, key: str) -> None:
+    def _handle_checked(self, sender: str, name: str, key: str) -> bool:
+        """True if the request is incomplete and waited for."""
         if key in self._skipped:
-            return
+            return False
         if not is_valid_email(sender):
             self._skip(key, f"folder {sender!r} is not a sender's email", "misnamed")
-            return
+            return False
         if not _UUID_NAME.match(name):
             self._skip(key, "the name is not {uuid}.request", "misnamed")
-            return
+            return False
         allowed = self.allowed_senders()
         if allowed is not None and sender not in allowed:
             self._skip(key, f"sender {sender} is not allowed", "not allowed")
-            return
+            return False
         folder = rpc_folder(self.me, self.app, sender)
         stem = name.removesuffix(REQUEST_SUFFIX)
         if os.path.lexists(self.storage.local_path(self._response(sender, stem))):
-            return  # answered (by us or another runner)
+            return False  # answered (by us or another runner)
         limit = SEALED_SIZE * self.context.max_message_size + FILE_SLACK
         try:  # garbage is refused from its first bytes, unread
             data = read_object(self.storage, f"{folder}/{name}", max_size=limit, check=check_head)
         except MalformedMessageError as exc:
             if self._claim(sender, stem):
                 self._refuse(sender, stem, key, exc, refusal_kind(exc))
-            return
+            return False
         if data is None:
-            return
-        if incomplete(data):
-            first = self._incomplete.setdefault(key, time.monotonic())
-            if time.monotonic() - first < self.incomplete_grace:
-                return  # its writer is still writing: a later event or scan brings it back
-        self._incomplete.pop(key, None)
+            return False
+        if incomplete(data) and self.incomplete.wait(key, (sender, name)):
+            return True
         if not self._claim(sender, stem):
-            return
+            return False
         request, problem, kind = self._parse(bytes(memoryview(data)), sender, stem)
         if request is None:
             self._refuse(sender, stem, key, problem, kind)
-            return
+            return False
         response = self.dispatch(request)
         if response is None:
             self.journal.rejected(stem, "refused without a reply (see the runner's log)",
                                   sender=sender, app=wire_app(self.app), endpoint=ENDPOINT,
                                   owner=self.claims.owner)  # fmt: skip
-            return
+            return False
         self._reply(sender, stem, response, status=200 if response.ok else 500)
         self.journal.answered(stem, status=response.status, expires_at=request.expires_at)
+        return False
 
     def _claim(self, sender: str, stem: str) -> bool:
         """Claim a request (:class:`Claims`); False if another runner has it, or it was
