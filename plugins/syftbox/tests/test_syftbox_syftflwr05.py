@@ -313,7 +313,7 @@ def test_a_request_cut_short_before_a_restart_gets_its_grace_again(tmp_path: Pat
     """The role may be run again after ``stop()``, and that run starts from what storage
     says (core's rule for every events role): a request seen half-written in the
     earlier run, its grace long over by now, is waited for again, not refused at once."""
-    served = Served(tmp_path, incomplete_grace=3.0)
+    served = Served(tmp_path, incomplete_grace=5.0)
     half_id = str(uuid.uuid4())
     half = inbox(tmp_path) / f"{half_id}.request"
     text = syft_request_json(AGG, f"syft://{DATASITES[0]}/app_data/flwr/{APP}/rpc/messages",
@@ -323,10 +323,10 @@ def test_a_request_cut_short_before_a_restart_gets_its_grace_again(tmp_path: Pat
         time.sleep(1.5)  # seen: at once by the watcher, and by the rescan a second later
         served.events.stop()
         served.thread.join(timeout=10)
-        time.sleep(3.5)  # the datasite was down longer than the grace
+        time.sleep(5.5)  # the datasite was down longer than the grace
         served.thread = threading.Thread(target=served.events.run_forever, daemon=True)
         served.thread.start()
-        time.sleep(1.0)  # the new run has read it
+        time.sleep(1.0)  # the new run has read it (its grace: 4 s left for the writer)
         assert not half.with_suffix(".response").exists(), (
             "refused on restart without a grace: " + half.with_suffix(".response").read_text()
         )
