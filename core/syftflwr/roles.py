@@ -179,11 +179,17 @@ class EventsRole(Protocol):
 
 # --------------------------------------------------------------------------- helpers
 def check_identity(
-    expected: str, reported: object, transport: str | None, who: str = "this participant"
+    expected: str,
+    reported: object,
+    transport: str | None,
+    who: str = "this participant",
+    *,
+    source: str | None = None,
 ) -> None:
     """Refuse a transport that acts as someone else than ``expected``: requests would be
     refused (or answered) under the wrong name, far from the cause. Emails compare
-    case-insensitively (providers differ in how they case them).
+    case-insensitively (providers differ in how they case them). ``source``: where the
+    transport's identity comes from (its config file), named in the error.
 
     :raises IdentityMismatchError: another, or an invalid, identity.
     """
@@ -198,11 +204,13 @@ def check_identity(
     except ValueError:
         raise IdentityMismatchError(
             f"{name} reports an invalid identity {reported!r}, expected {expected}",
+            source=source,
             fix=f"{sign_in} (see its docs page) and try again",
         ) from None
     if reported.casefold() != expected.casefold():
         raise IdentityMismatchError(
             f"{name} acts as {reported}, but {who} is {expected}",
+            source=source,
             fix=f"{sign_in}, or run as {reported} (--as / SYFTFLWR_EMAIL / email in "
             "your settings file)",
         )
@@ -236,7 +244,9 @@ class KeyDirectory(Protocol):
     the transport's business: :class:`~syftflwr.crypto.directory.StorageKeyDirectory`).
 
     Optional: ``for_app(app) -> KeyDirectory``, the same directory with one slot per
-    app (see :mod:`syftflwr.crypto.directory`)."""
+    app (see :mod:`syftflwr.crypto.directory`); ``explain_missing(email) -> str | None``,
+    why a peer whose key never came has none when the transport can tell (a peer on an
+    older wire format): it replaces the generic text of the send's ``MissingKeyError``."""
 
     def publish(self, record: bytes, readers: Sequence[str]) -> None:
         """Make ``record`` readable by each of ``readers`` (idempotent, cheap if unchanged)."""

@@ -85,17 +85,26 @@ class Keyring:
                     self._peer_keys[email] = record.public
                 return record.public
             if time.monotonic() >= deadline:
-                raise MissingKeyError(
-                    f"no public key of {email} was found, so nothing can be sent to it "
-                    "encrypted (and nothing is sent in plaintext). It is published when "
-                    f"{email} starts `syftflwr run` (or runs `syftflwr keys publish`); check "
-                    "that they use the same project and transport"
-                )
+                raise MissingKeyError(self._no_key(email))
             if not announced:
                 log.info("waiting up to %.0fs for the public key of %s", self.key_wait, email)
                 announced = True
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def _no_key(self, email: str) -> str:
+        """Why the wait for ``email``'s key ended: the directory's reason when it can
+        tell (``explain_missing``, see :class:`~syftflwr.roles.KeyDirectory`)."""
+        explain = getattr(self.directory, "explain_missing", None)
+        reason = explain(email) if callable(explain) else None
+        if reason:
+            return f"{reason}; nothing is sent to it (never in plaintext)"
+        return (
+            f"no public key of {email} was found, so nothing can be sent to it "
+            "encrypted (and nothing is sent in plaintext). It is published when "
+            f"{email} starts `syftflwr run` (or runs `syftflwr keys publish`); check "
+            "that they use the same project and transport"
+        )
 
     def published_key(self, email: str) -> bytes | None:
         """The key ``email`` publishes now, trusted or NOT: only for sealing what is no
