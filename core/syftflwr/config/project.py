@@ -255,7 +255,8 @@ KEYS: dict[str, OptionSpec] = {
             "bool",
             "Core envelope encryption of every message to its recipient, "
             "sender-authenticated; `false` turns it off (every participant must agree). "
-            "Transports with native end-to-end encryption (SyftBox) use their own instead.",
+            "A transport that encrypts end to end itself (SyftBox in the syft-flwr-0.5 "
+            "profile) uses its own instead.",
             fix="write encryption = true or encryption = false (a TOML boolean, without quotes)",
             env="SYFTFLWR_ENCRYPTION",
             flag="--encryption/--no-encryption",

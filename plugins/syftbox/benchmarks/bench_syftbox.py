@@ -1,7 +1,8 @@
 """syftbox transport between two OS processes sharing one local SyftBox data dir (no
 daemon, no network: SyftBox's local simulation; what a sync client adds is not here).
 
-* 1 KB request -> response: p50/p95, encrypted (the default) and plaintext, with arrivals
+* 1 KB request -> response: p50/p95, encrypted (the default: sealed by core, as a run
+  does) and plaintext (``encryption = false``), with arrivals
   learnt through inotify (``watch = "auto"``, the default) and, for comparison, through
   listing (``watch = "poll"``, what the plugin did before). Bar: encrypted p50 <= 10 ms.
 * 100 MB round trip (8 MiB objects: chunked, as SyftBox's size limit demands), encrypted
@@ -38,6 +39,9 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 HERE = Path(__file__).resolve()
 KB, MB = 1024, 1024 * 1024
 AGG, DS = "agg@example.org", "ds@example.org"
+ENCRYPTION = "encryption"
+"""The benchmark's own key in a variant's options: False runs as ``encryption = false``
+(the transport gets the other keys)."""
 OFFLINE_SERVER = "http://127.0.0.1:1"
 """Nothing listens there: a stray network call fails at once instead of hanging."""
 
@@ -58,7 +62,7 @@ def percentile(values: list[float], q: float) -> float:
 
 # --------------------------------------------------------------------------- participants
 def _context(base: Path, email: str, options: dict[str, Any]) -> Any:
-    from syftflwr.info import TransportContext
+    from syftflwr.plugin import TransportContext
 
     config = base / "configs" / email / "config.json"
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -78,11 +82,33 @@ def _context(base: Path, email: str, options: dict[str, Any]) -> Any:
     )
 
 
+def _keyring(base: Path, client: Any, email: str, peer: str) -> Any:
+    """``email``'s core keyring, its key published through the client's key directory:
+    what a run with ``encryption`` on (the default) wraps the roles with."""
+    from syftflwr.crypto.directory import key_directory_of
+    from syftflwr.crypto.keyring import Keyring
+    from syftflwr.crypto.keys import KeyStore
+    from syftflwr.crypto.trust import TrustStore
+
+    state = base / "state" / email
+    directory = key_directory_of(client, "bench")
+    keyring = Keyring(
+        email, KeyStore(state, email), TrustStore(state, {}), directory, peers=(peer,)
+    )
+    keyring.publish()
+    return keyring
+
+
 def datasite_child(base: Path, options: dict[str, Any]) -> None:
+    from syftflwr.crypto.roles import SealedEvents
     from syftflwr_syftbox import plugin
 
+    encryption = options.pop(ENCRYPTION, True)
     ctx = _context(base, DS, options)
-    events = plugin.syftflwr_make_events(plugin.syftflwr_make_client(ctx), ctx)  # keys published
+    client = plugin.syftflwr_make_client(ctx)
+    events = plugin.syftflwr_make_events(client, ctx)
+    if encryption:
+        events = SealedEvents(events, _keyring(base, client, DS, AGG))  # key published
     baseline = maxrss()
     events.on_request("echo", lambda r: r.body)  # zero-copy echo: the body is a view
     events.on_request(
@@ -98,6 +124,7 @@ class Aggregator:
     """This process sends; a datasite runner in a child process echoes."""
 
     def __init__(self, options: dict[str, Any]) -> None:
+        from syftflwr.crypto.roles import SealedRPC
         from syftflwr_syftbox import plugin
 
         self.base = Path(tempfile.mkdtemp(prefix="bench-syftbox-"))
@@ -108,9 +135,13 @@ class Aggregator:
         )
         assert self.child.stdout is not None
         assert self.child.stdout.readline().strip() == "ready"
+        options = dict(options)
+        encryption = options.pop(ENCRYPTION, True)
         ctx = _context(self.base, AGG, options)
         self.client = plugin.syftflwr_make_client(ctx)
         self.rpc = plugin.syftflwr_make_rpc(self.client, ctx)
+        if encryption:
+            self.rpc = SealedRPC(self.rpc, _keyring(self.base, self.client, AGG, DS))
 
     def ask(self, body: Any, endpoint: str = "echo") -> Any:
         from syftflwr.envelope import Request
@@ -208,7 +239,7 @@ def run(quick: bool) -> dict[str, Any]:
     one_kb: dict[str, Any] = {}
     for label, options in (
         ("encrypted", {}),
-        ("plaintext", {"encrypt": False}),
+        ("plaintext", {ENCRYPTION: False}),
         ("encrypted, watch=poll", {"watch": "poll"}),
     ):
         count = n_poll if "poll" in label else n
@@ -217,7 +248,7 @@ def run(quick: bool) -> dict[str, Any]:
     raw = bench_raw_aead(size, 5)
     print(f"  raw AES-256-GCM seal+open of 100 MB, twice: {raw['median_s']:.3f} s")
     large: dict[str, Any] = {}
-    for label, options in (("encrypted", {}), ("plaintext", {"encrypt": False})):
+    for label, options in (("encrypted", {}), ("plaintext", {ENCRYPTION: False})):
         large[label] = r = bench_large(size, repeat, options)
         print(
             f"  100 MB round trip {r['median_s']:.3f} s (min {r['min_s']:.3f}), peak RSS "

@@ -17,7 +17,6 @@ from syftflwr.registry import Transport
 from syftflwr.testing.conformance._federation import (
     AGGREGATOR,
     DATASITES,
-    STRANGER,
     ContextFactory,
     Federation,
 )
@@ -88,19 +87,15 @@ class SyftBoxFixtures(ConformanceBase):
 
     transport_name = "syftbox"
     heavy_modules = ("syft_rpc", "syft_event", "syft_crypto", "syft_core", "pydantic")
-    prepublish_keys = True
-    """Every participant has run once before the test (its DID is in the data dir)."""
-    raw_refusal_words = ("not encrypted", "does not match its header", "does not authenticate")
-    """With encryption on, every planted (unsealed) object is refused before parsing."""
 
     def raw_storage(self, federation: Federation, email: str) -> Storage | None:
-        """The participant's datasite view BELOW the sealing: hostile files are planted
-        as raw bytes, as an attacker writing into the data dir would."""
+        """The participant's datasite view itself: hostile files are planted as raw
+        bytes, as an attacker writing into the data dir would."""
         from syftflwr_syftbox.datasite_storage import DatasiteStorage
 
         storage = super().raw_storage(federation, email)
         while storage is not None and not isinstance(storage, DatasiteStorage):
-            storage = getattr(storage, "inner", None)  # below SyncedStorage, SealedStorage
+            storage = getattr(storage, "inner", None)  # below SyncedStorage, Format1Guard
         return storage
 
     @pytest.fixture
@@ -120,10 +115,6 @@ class SyftBoxFixtures(ConformanceBase):
         data_dir: Path,
     ) -> ContextFactory:
         options = {**transport.default_options(), **transport_options}
-        if options.get("encrypt", True) and self.prepublish_keys:
-            # every participant has run once: its DID is published in the data dir
-            for email in (*FEDERATION, STRANGER):
-                publish_keys(write_config(tmp_path / "configs", email, data_dir), data_dir)
 
         def factory(email: str) -> TransportContext:
             config = write_config(tmp_path / "configs", email, data_dir)

@@ -65,7 +65,7 @@ def test_client_identity_and_data_dir_come_from_the_config(tmp_path: Path) -> No
 
 def test_a_config_of_someone_else_is_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path, DS2, tmp_path / "SyftBox")
-    with pytest.raises(IdentityMismatchError, match="config_path"):
+    with pytest.raises(IdentityMismatchError, match=str(path)):
         SyftBoxClient(context(DS1, config_path=str(path)))
 
 

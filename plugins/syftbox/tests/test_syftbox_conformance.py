@@ -20,9 +20,3 @@ class TestSharedDataDirChunked(SyftBoxFixtures, TransportConformance):
     @pytest.fixture
     def transport_options(self) -> Mapping[str, Any]:
         return {"retention_interval": 0, "max_object_size": 256 * 1024}
-
-
-class TestSharedDataDirPlaintext(SyftBoxFixtures, TransportConformance):
-    @pytest.fixture
-    def transport_options(self) -> Mapping[str, Any]:
-        return {"retention_interval": 0, "encrypt": False}

@@ -2,13 +2,13 @@
 
 Each case trains the quickstart for one round (`syftflwr run` for the aggregator and one
 datasite, each in its own process, one SyftBox data dir) with the project's
-``encryption`` and the syftbox option ``encrypt`` set, then scans every file that was
-ever written in the data dir (each is hard-linked aside as it appears: answered requests
-and delivered replies are deleted during the run) — and every base64 layer of syft-rpc
-JSON — for what a plaintext run leaves there:
-a run of non-zero bytes of the datasite's round-1 reply arrays (recomputed here: the
-quickstart trains deterministically) and the instruction's ``server-round`` key. Where
-the summary says "NOT encrypted" the scan must find them (the control that shows the
+``encryption`` and (syft-flwr-0.5 profile) the syftbox option ``encrypt`` set, then
+scans every file that was ever written in the data dir (each is hard-linked aside as it
+appears: answered requests and delivered replies are deleted during the run) — and every
+base64 layer of syft-rpc JSON — for what a plaintext run leaves there: a run of non-zero
+bytes of the datasite's round-1 reply arrays (recomputed here: the quickstart trains
+deterministically) and the instruction's ``server-round`` key. Where the summary says
+"NOT encrypted" the scan must find them (the control that shows the
 scan works); where it says "encrypted", it must find nothing."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from _sb_helpers import plaintext_layers, write_config
+from syftflwr.plugin import syftflwr05_wire_app
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 AGG = "aggregator@openmined.org"
@@ -116,22 +117,24 @@ def exposed(folders: tuple[Path, ...], needles: tuple[bytes, ...]) -> dict[str, 
     return found
 
 
-def run(email: str, project: Path, tmp_path: Path, encrypt: bool, *args: str) -> list[str]:
+def run(
+    email: str, project: Path, tmp_path: Path, encrypt: bool | None, *args: str
+) -> tuple[list[str], dict[str, str]]:
+    """``syftflwr run`` as ``email``; ``encrypt``: the syftbox option (None: unset)."""
     config = write_config(tmp_path / "configs", email, tmp_path / "SyftBox")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFTFLWR_", "SYFTBOX_"))}
     env.update(FLWR_TELEMETRY_ENABLED="0", SYFTFLWR_HOME=str(tmp_path / "home"),
-               SYFTFLWR_SYFTBOX_ENCRYPT=str(encrypt).lower(),
                SYFTBOX_CLIENT_CONFIG_PATH=str(config))  # fmt: skip
+    if encrypt is not None:
+        env["SYFTFLWR_SYFTBOX_ENCRYPT"] = str(encrypt).lower()
     return [sys.executable, "-m", "syftflwr", "run", str(project), "--as", email, *args], env
 
 
 CASES = [
-    # profile, project's encryption, syftbox's encrypt, what the summary must say
-    ("native", True, True, "end-to-end encrypted by syftbox"),
-    ("native", True, False, "end-to-end encrypted"),  # core's sealing: syftbox does not
-    ("native", False, True, "end-to-end encrypted by syftbox"),
-    ("native", False, False, "NOT encrypted"),  # control
-    ("syft-flwr-0.5", True, True, "end-to-end encrypted by syftbox"),
+    # profile, project's encryption, syftbox's encrypt (None: unset), what the summary says
+    ("native", True, None, "end-to-end encrypted"),  # core's sealing, the only one here
+    ("native", False, None, "NOT encrypted"),  # control
+    ("syft-flwr-0.5", True, None, "end-to-end encrypted by syftbox"),  # syft-crypto's
     ("syft-flwr-0.5", False, True, "end-to-end encrypted by syftbox"),
     ("syft-flwr-0.5", False, False, "NOT encrypted"),  # control
 ]
@@ -144,9 +147,14 @@ CASES = [
     ids=[f"{p}-encryption={e}-encrypt={s}" for p, e, s, _ in CASES],
 )
 def test_the_summary_says_what_was_done_to_the_bytes(
-    tmp_path: Path, profile: str, encryption: bool, encrypt: bool, claim: str
+    tmp_path: Path, profile: str, encryption: bool, encrypt: bool | None, claim: str
 ) -> None:
     project = project_for(tmp_path, profile, encryption)
+    if profile == "syft-flwr-0.5":  # watched before the aggregator writes into it: under
+        # load a request written into a folder created a moment before, and answered and
+        # deleted before the capture's walk of that folder, was seen by nobody
+        requests = f"datasites/{DS1}/app_data/{syftflwr05_wire_app('quickstart')}/rpc/messages"
+        (tmp_path / "SyftBox" / requests / AGG).mkdir(parents=True)
     capture = Capture(tmp_path / "SyftBox", tmp_path / "captured")
     args, env = run(DS1, project, tmp_path, encrypt, "--node-config", "partition-id=0",
                     "--node-config", "num-partitions=1")  # fmt: skip
@@ -188,4 +196,19 @@ def test_encryption_on_with_syftbox_encrypt_off_in_the_05_profile_fails_closed(
     agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert agg.returncode == 2, agg.stdout + agg.stderr
     assert "encryption = false" in agg.stderr and "encrypt" in agg.stderr, agg.stderr
+    assert not list((tmp_path / "SyftBox").rglob("*.request"))
+
+
+@pytest.mark.parametrize("encrypt", [True, False])
+def test_the_encrypt_option_in_the_native_profile_is_refused(tmp_path: Path, encrypt: bool) -> None:
+    """The native profile is sealed by core: syftbox's ``encrypt`` (syft-crypto's switch
+    in the syft-flwr-0.5 profile) would be ignored there, so setting it stops the run
+    naming the switch that applies."""
+    project = project_for(tmp_path, "native", True)
+    args, env = run(AGG, project, tmp_path, encrypt, "--rounds", "1")
+    agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert agg.returncode == 2, agg.stdout + agg.stderr
+    err = " ".join(agg.stderr.split())
+    assert "the syftbox option encrypt is set" in err and "fix:" in err, err
+    assert "encryption in [tool.syftflwr]" in err and "SYFTFLWR_SYFTBOX_ENCRYPT" in err, err
     assert not list((tmp_path / "SyftBox").rglob("*.request"))

@@ -5,9 +5,8 @@ datasite, and a request planted in someone else's datasite is never served."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _sb_helpers import SyftBoxFixtures, outbox_dir
@@ -63,13 +62,8 @@ def assert_everyone_wrote_only_their_own_datasite(data_dir: Path, planted: set[P
 
 
 class TestGuards(SyftBoxFixtures):
-    """On plaintext (``encrypt = false``) so hand-written requests reach the mailbox's
-    own checks; with encryption on they are refused even earlier (see the encryption
-    tests)."""
-
-    @pytest.fixture
-    def transport_options(self) -> Mapping[str, Any]:
-        return {"retention_interval": 0, "encrypt": False}
+    """The transport's roles as core's encryption wraps them: hand-written requests
+    reach the mailbox's own checks."""
 
     def test_bad_request_file_names_do_not_stop_serving(
         self, federation: Federation, data_dir: Path, tmp_path: Path

@@ -1,7 +1,6 @@
 """The quickstart app trains over syftbox with every participant in its own OS process
 (``syftflwr run``), each with its own SyftBox client config, all sharing one data dir —
-encrypted (the default) and plaintext. Nothing of the model reaches the data dir in
-plaintext when encryption is on."""
+encrypted (the default: core seals every message) and plaintext (``encryption = false``)."""
 
 from __future__ import annotations
 
@@ -37,14 +36,14 @@ def _logs(tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encrypt", [True, False], ids=["encrypted", "plaintext"])
-def test_quickstart_trains_between_processes(tmp_path: Path, encrypt: bool) -> None:
+@pytest.mark.parametrize("encryption", [True, False], ids=["encrypted", "plaintext"])
+def test_quickstart_trains_between_processes(tmp_path: Path, encryption: bool) -> None:
     env = {
         **os.environ,
         "FLWR_TELEMETRY_ENABLED": "0",
         "SYFTFLWR_HOME": str(tmp_path / "home"),
         "SYFTFLWR_TRANSPORT": "syftbox",
-        "SYFTFLWR_SYFTBOX_ENCRYPT": "true" if encrypt else "false",
+        "SYFTFLWR_ENCRYPTION": "true" if encryption else "false",
     }
     datasites = [
         _run(email, tmp_path, env, "--node-config", f"partition-id={i}",

@@ -14,20 +14,21 @@ from syftflwr.plugin import (
     BaseEvents,
     BaseRPC,
     Capabilities,
-    IdentityMismatchError,
+    ConfigError,
     LocalArrivals,
     LocalDirStorage,
     MailboxEvents,
     MailboxRPC,
     Storage,
-    StorageKeyDirectory,
     TransportContext,
+    check_identity,
     ensure_layout,
 )
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
-from syftflwr_syftbox.options import Settings, SyftBoxConfig
+from syftflwr_syftbox.options import NAME, Settings, SyftBoxConfig, check_encrypt_option
 from syftflwr_syftbox.synced import PartArrivals, SyncedStorage
+from syftflwr_syftbox.wire import Format1Guard, SyftBoxKeyDirectory
 
 if TYPE_CHECKING:
     from syftflwr_syftbox.keys import KeyRing
@@ -61,14 +62,18 @@ class SyftBoxClient:
 
     def __init__(self, context: TransportContext) -> None:
         email = context.require_email()
+        check_encrypt_option(context)
         self.settings = Settings.from_context(context)
         self.config = SyftBoxConfig.load(self.settings.config_path)
-        if self.config.email != email:
-            raise IdentityMismatchError(
-                f"the SyftBox config {self.config.path} belongs to {self.config.email}, "
-                f"but this participant is {email}",
-                fix="point the syftbox option config_path (or $SYFTBOX_CLIENT_CONFIG_PATH) "
-                f"at {email}'s SyftBox config",
+        # before anything is written into the data dir in this identity's name
+        check_identity(email, self.config.email, NAME, source=str(self.config.path))
+        if self.config.email != email:  # the same participant (core's check) spelled
+            raise ConfigError(  # otherwise: its datasite folder would not be found
+                f"the SyftBox config {self.config.path} spells this participant "
+                f"{self.config.email}, the project {email}; SyftBox names datasite folders "
+                "by the exact spelling, so peers would look for the wrong one",
+                fix=f"spell it {self.config.email} in [tool.syftflwr] (and --as), or "
+                "change the config's email",
             )
         self.data_dir = self.settings.data_dir or self.config.data_dir
         base = open_data_dir(self.data_dir, fsync=self.settings.fsync)
@@ -77,20 +82,16 @@ class SyftBoxClient:
         if context.participants:
             write_permissions(base, self.config.email, context.participants)
         datasite = DatasiteStorage(base, self.config.email, context.participants)
-        self.storage: Storage = datasite
-        overhead = 0
+        # native profile (wire format 2): core envelopes, sealed by core when the
+        # project's encryption is on; objects of format 1 are refused naming it (wire.py)
+        self.storage: Storage = SyncedStorage(Format1Guard(datasite))
+        self.capabilities: Capabilities = self.settings.capabilities()
         self.keys: KeyRing | None = None
-        if self.settings.encrypt:
+        if self.settings.encrypt:  # the syft-flwr-0.5 profile's syft-crypto encryption
             from syftflwr_syftbox.keys import KeyRing
-            from syftflwr_syftbox.sealing import OVERHEAD, SealedStorage
 
-            # created (and the DID published) on connect, whatever the profile
+            # created (and the DID published) on connect, before it serves or sends
             self.keys = KeyRing(self.config, self.data_dir, key_wait=self.settings.key_wait)
-            self.storage = SealedStorage(datasite, self.keys)
-            overhead = OVERHEAD
-        # chunked messages over a sync that keeps no order between files (synced.py)
-        self.storage = SyncedStorage(self.storage, overhead=overhead)
-        self.capabilities: Capabilities = self.settings.capabilities(overhead)
         # Arrivals through the participant's datasite view (it maps each outbox to its
         # sender's datasite) over core's process-wide inotify watcher: one
         # inotify instance however many participants a process simulates. No folder is
@@ -115,16 +116,14 @@ class SyftBoxClient:
         return str(self.data_dir / app_folder(email))
 
     def encrypts_messages(self) -> bool:
-        """Core's client-role query: whether this transport encrypts every message
-        itself — while the ``encrypt`` option is on (message objects sealed in the
-        native profile, syft-crypto bodies in syft-flwr-0.5's). Off, core's own
-        encryption applies when ``encryption`` is on (native profile)."""
+        """Core's client-role query: True only where syft-crypto encrypts every message
+        (the syft-flwr-0.5 profile with ``encrypt`` on); the native profile is sealed by
+        core (``encryption`` in ``[tool.syftflwr]``)."""
         return self.settings.encrypt
 
-    def key_directory(self) -> StorageKeyDirectory:
-        """Where core encryption publishes this participant's public key (used when the
-        ``encrypt`` option is off and ``encryption`` on): the datasite's outboxes."""
-        return StorageKeyDirectory(self.storage, self.config.email)
+    def key_directory(self) -> SyftBoxKeyDirectory:
+        """Where core encryption publishes this participant's public key: its outboxes."""
+        return SyftBoxKeyDirectory(self.storage, self.config.email, self.data_dir)
 
     def syft_client(self) -> Any:
         """A syft-core ``Client`` for this participant (syft-rpc/syft-event take one)."""

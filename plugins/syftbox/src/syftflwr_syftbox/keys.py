@@ -1,4 +1,6 @@
-"""X3DH keys through syft-crypto, without the network.
+"""X3DH keys through syft-crypto, without the network: the ``syft-flwr-0.5`` profile's
+encryption (as syft-flwr 0.5 on SyftBox). The native profile does not use them: core
+seals it, with keys published in the outboxes (``wire.py``).
 
 syft-crypto keeps a participant's private keys in
 ``{data_dir}/../.syftbox/{sha256(server_url::email)[:8]}/pvt.jwks.json`` (so several
@@ -37,7 +39,8 @@ class MissingPeerKeysError(EncryptionError):
 
 
 class KeyRing:
-    """This participant's private signed prekey and its peers' verified public ones."""
+    """This participant's syft-crypto client (its keys created and its DID published)
+    and its peers' verified public signed prekeys."""
 
     def __init__(
         self, config: SyftBoxConfig, data_dir: Path, *, key_wait: float = DEFAULT_KEY_WAIT
@@ -61,8 +64,7 @@ class KeyRing:
         )
         self._peers: dict[str, tuple[tuple[int, int, int], x25519.X25519PublicKey]] = {}
         self._lock = threading.Lock()
-        self.private_key = self._bootstrap()
-        self.public_key = self.private_key.public_key()
+        self._bootstrap()
 
     # -- own keys ------------------------------------------------------------------------
     def did_path(self, email: str) -> Path:
@@ -70,7 +72,7 @@ class KeyRing:
 
         return Path(did_path(self.client, email))
 
-    def _bootstrap(self) -> x25519.X25519PrivateKey:
+    def _bootstrap(self) -> None:
         """Create keys and DID on first use, re-publish a lost DID from existing keys,
         and refuse (with the fix) keys that do not match the published DID."""
         from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -111,7 +113,6 @@ class KeyRing:
                 identity.sign(_raw(spk.public_key())),
             )
             atomic_write(did_file, json.dumps(doc, indent=2))  # peers read it while it syncs
-        return spk  # type: ignore[no-any-return]
 
     # -- peers ---------------------------------------------------------------------------
     def recipient_key(self, email: str) -> x25519.X25519PublicKey:

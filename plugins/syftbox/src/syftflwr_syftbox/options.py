@@ -16,6 +16,7 @@ from typing import Any
 
 from syftflwr.plugin import (
     PROFILE_NAMES,
+    SYFTFLWR05_PROFILE,
     Capabilities,
     ConfigError,
     OptionSpec,
@@ -60,10 +61,12 @@ OPTIONS = (
     OptionSpec(
         "encrypt",
         "bool",
-        "End-to-end encrypt every message with X3DH keys managed by syft-crypto (fail "
-        "closed: a peer without published keys is refused, never sent plaintext). "
-        "Every participant must use the same setting.",
-        default=True,
+        "The syft-flwr-0.5 profile only: encrypt every message with syft-crypto as "
+        "syft-flwr 0.5 does (unset: true; fail closed, a peer without a published DID is "
+        "refused, never sent plaintext). The native profile is encrypted by syftflwr: "
+        "its switch is encryption in [tool.syftflwr], and setting this option there is "
+        "an error.",
+        default=None,
     ),
     OptionSpec(
         "config_path",
@@ -230,7 +233,8 @@ class Settings:
 
     config_path: Path
     data_dir: Path | None = None
-    encrypt: bool = True
+    encrypt: bool = False
+    """syft-crypto encryption (the syft-flwr-0.5 profile: the option, true when unset)."""
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
     max_object_size: int | None = DEFAULT_MAX_OBJECT_SIZE
@@ -243,7 +247,10 @@ class Settings:
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], env: Mapping[str, str] = os.environ
+        cls,
+        options: Mapping[str, Any],
+        env: Mapping[str, str] = os.environ,
+        profile: str = "native",
     ) -> Settings:
         """Tolerates missing keys (contexts built by hand in tests and notebooks)."""
         config_path = options.get("config_path")
@@ -260,7 +267,7 @@ class Settings:
                 expand_user(str(config_path), env) if config_path else default_config_path(env)
             ),
             data_dir=Path(str(data_dir)).expanduser().absolute() if data_dir else None,
-            encrypt=bool(options.get("encrypt", True)),
+            encrypt=profile == SYFTFLWR05_PROFILE and options.get("encrypt") is not False,
             poll_interval=_opt_float(options.get("poll_interval"), DEFAULT_POLL_INTERVAL)
             or DEFAULT_POLL_INTERVAL,
             max_poll_interval=_opt_float(
@@ -279,16 +286,31 @@ class Settings:
 
     @classmethod
     def from_context(cls, context: TransportContext) -> Settings:
-        return cls.from_options(context.options, context.env)
+        return cls.from_options(context.options, context.env, context.profile)
 
-    def capabilities(self, overhead: int = 0) -> Capabilities:
-        """``overhead``: bytes encryption adds to each object, kept below the limit."""
-        limit = self.max_object_size
+    def capabilities(self) -> Capabilities:
         return Capabilities(
             notifies_arrivals=self.watch != "poll",
             poll_interval=self.poll_interval,
             max_poll_interval=max(self.max_poll_interval, self.poll_interval),
             native_encryption=self.encrypt,
-            max_object_size=None if limit is None else limit - overhead,
+            max_object_size=self.max_object_size,
             profiles=PROFILE_NAMES,
         )
+
+
+def check_encrypt_option(context: TransportContext) -> None:
+    """``encrypt`` is syft-crypto's switch in the syft-flwr-0.5 profile; in the native
+    profile core seals (``encryption``), so a value set there would be ignored: refused."""
+    value = context.options.get("encrypt")
+    if value is None or context.profile == SYFTFLWR05_PROFILE:
+        return
+    raise ConfigError(
+        f"the syftbox option encrypt is set ({str(value).lower()}), but it applies only to "
+        f'profile = "{SYFTFLWR05_PROFILE}": the {context.profile} profile is encrypted by '
+        "syftflwr, switched by encryption in [tool.syftflwr] (on by default)",
+        key=f"tool.syftflwr.transport.{NAME}.encrypt",
+        fix=f"remove encrypt from [tool.syftflwr.transport.{NAME}] (and "
+        f"SYFTFLWR_{NAME.upper()}_ENCRYPT from the environment); write encryption = false "
+        "in [tool.syftflwr] to run unencrypted",
+    )

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from syftflwr.plugin import ConfigError, Detection, TransportContext, TransportInfo, hookimpl
+from syftflwr.plugin import (
+    ConfigError,
+    Detection,
+    TransportContext,
+    TransportInfo,
+    check_identity,
+    hookimpl,
+)
 
 from syftflwr_syftbox.options import NAME, OPTIONS, STATIC_CAPABILITIES, Settings, SyftBoxConfig
 
@@ -38,11 +45,11 @@ def syftflwr_detect(context: TransportContext) -> Detection:
         config = SyftBoxConfig.load(settings.config_path)
     except (ConfigError, ValueError, TypeError) as exc:
         return Detection(False, str(exc))
-    if context.email and context.email != config.email:
-        return Detection(
-            False,
-            f"the SyftBox config {config.path} belongs to {config.email}, not {context.email}",
-        )
+    if context.email:
+        try:
+            check_identity(context.email, config.email, NAME, source=str(config.path))
+        except ConfigError as exc:
+            return Detection(False, f"{exc.source}: {exc.problem}")
     return Detection(True, f"SyftBox config {config.path} ({config.email})", preference=50)
 
 

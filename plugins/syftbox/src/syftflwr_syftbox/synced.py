@@ -16,8 +16,6 @@ object still being written, which the mailbox already waits for:
 
 from __future__ import annotations
 
-from typing import Any
-
 from syftflwr.plugin import (
     ArrivalCallback,
     ArrivalSource,
@@ -33,18 +31,11 @@ from syftflwr.plugin import (
 
 
 class SyncedStorage(StorageWrapper):
-    """``inner`` (a participant's datasite view, sealed or not), with manifests whose
-    parts have not all been synced yet reading as incomplete objects."""
+    """``inner`` (a participant's datasite view), with manifests whose parts have not all
+    been synced yet reading as incomplete objects.
 
-    def __init__(self, inner: Storage, *, overhead: int = 0) -> None:
-        """``overhead``: bytes the storage adds to each stored object (sealing)."""
-        super().__init__(inner)
-        self.overhead = overhead
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "read_head":  # offered where the storage below offers it (unsealed):
-            return getattr(self.inner, name)  # a manifest's head is read, then ``get``
-        raise AttributeError(name)
+    It offers no ``read_head``: the mailbox would take a small manifest whole from its
+    head, past :meth:`get`, and refuse it for parts still on their way."""
 
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
         data = self.inner.get(path, max_size=max_size)
@@ -63,7 +54,7 @@ class SyncedStorage(StorageWrapper):
                 size = None if local is None else local.stat().st_size
             except OSError:
                 return b""  # not synced yet: incomplete, re-read when it arrives
-            if size is not None and size < manifest.part_length(index) + self.overhead:
+            if size is not None and size < manifest.part_length(index):
                 return b""  # a sync client still writing it in place
         return data
 

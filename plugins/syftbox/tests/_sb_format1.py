@@ -1,25 +1,23 @@
-"""End-to-end encryption of every message object, fail closed.
+"""TEST HELPER: the syftbox plugin's OWN encryption before wire format 2 — the real
+old construction, ``plugins/syftbox/src/syftflwr_syftbox/sealing.py`` as it was at
+ae519c4 (``git show ae519c4:plugins/syftbox/src/syftflwr_syftbox/sealing.py``), copied
+verbatim below the line, so the tests can write exactly what a peer still on syftbox
+wire format 1 writes ("SFXE" 0x01 frames over syft-crypto X3DH keys). Not shipped;
+:class:`Format1Keys` at the end gives it the key pair the plugin's ``KeyRing`` held then.
 
-Each request, response, manifest and chunk is sealed before it reaches the disk: a
-random AES-256-GCM content key encrypts the object, and the key is wrapped twice with
-X3DH (syft-crypto's construction: HKDF-SHA256 over DH(spk_sender, spk_peer) ||
-DH(ephemeral, spk_peer), info ``X3DH-SyftBox``) — for the recipient, and for the sender
-itself so it can still read (and clean up) what it wrote. The object's path, sender and
-recipient are authenticated data: a sealed object moved to another name, folder or
-datasite does not open.
+Its own docstring, kept::
 
-Frame (binary, no base64)::
+    Each request, response, manifest and chunk is sealed before it reaches the disk: a
+    random AES-256-GCM content key encrypts the object, and the key is wrapped twice with
+    X3DH — for the recipient, and for the sender itself.
 
-    "SFXE" 0x01 | u64 plaintext size | 2 x (ephemeral pub 32 | iv 12 | wrapped key 48)
-    | iv 12 | ciphertext | tag 16
+    Frame (binary, no base64)::
 
-Only claims (a runner id, never message content) and the local ``.syftflwr`` folder are
-stored as they are. Reading a plaintext or foreign-looking object, or one that fails
-authentication, raises :class:`UnopenableObjectError` (core's ``DecryptionError``, and a
-``MalformedMessageError``) — the mailbox answers it with an error reply and never hands
-it to a handler.
+        "SFXE" 0x01 | u64 plaintext size | 2 x (ephemeral pub 32 | iv 12 | wrapped key 48)
+        | iv 12 | ciphertext | tag 16
 """
 
+# ------------------------------------------- verbatim from ae519c4 from here to the end mark
 from __future__ import annotations
 
 import os
@@ -35,7 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from syftflwr.plugin import (
     OUTBOX_PREFIX,
     Buffer,
-    DecryptionError,
+    EncryptionError,
     MalformedMessageError,
     ObjectKind,
     StorageWrapper,
@@ -43,7 +41,6 @@ from syftflwr.plugin import (
     split_path,
     views,
 )
-
 from syftflwr_syftbox.datasite_storage import LOCAL_STATE, DatasiteStorage
 from syftflwr_syftbox.keys import KeyRing
 
@@ -57,9 +54,8 @@ OVERHEAD = PREAMBLE + _TAG
 _INFO = b"X3DH-SyftBox"
 
 
-class UnopenableObjectError(DecryptionError, MalformedMessageError):
-    """A stored object that does not open: refused as hostile input (the mailbox's
-    ``MalformedMessageError``), never handled as plaintext."""
+class DecryptionError(EncryptionError, MalformedMessageError):
+    """A stored object that does not open: refused, never handled as plaintext."""
 
 
 def _kek(dh1: bytes, dh2: bytes) -> bytes:
@@ -162,8 +158,8 @@ class SealedStorage(StorageWrapper):
             ) from None
 
     @staticmethod
-    def _refuse(path: str, why: str) -> UnopenableObjectError:
-        return UnopenableObjectError(
+    def _refuse(path: str, why: str) -> DecryptionError:
+        return DecryptionError(
             f"refusing {path}: {why}; it was tampered with, written by another tool, or "
             "sealed with keys that were since replaced (check both parties' DIDs)"
         )
@@ -198,3 +194,22 @@ class SealedStorage(StorageWrapper):
                 raise self._refuse(path, "its length does not match its header")
         data = self.inner.get(path, max_size=limit)
         return None if data is None else self.open(path, *who, data)
+
+
+# ------------------------------------------------------- end of the copy from ae519c4
+class Format1Keys:
+    """What the format-1 ``KeyRing`` offered ``SealedStorage``: the participant's X3DH
+    signed prekey (syft-crypto's key store, its DID published) and its peers' keys."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        from syft_crypto import load_private_keys
+
+        self.keys = keys
+        _, self.private_key = load_private_keys(keys.client)
+        self.public_key = self.private_key.public_key()
+
+    def recipient_key(self, email: str) -> x25519.X25519PublicKey:
+        return self.keys.recipient_key(email)
+
+    def peer_key(self, email: str) -> x25519.X25519PublicKey:
+        return self.keys.peer_key(email)
