@@ -16,9 +16,9 @@ import pytest
 from _mailbox_helpers import AGG, APP, DS1, Mailbox, wait_for
 from syftflwr.envelope import Request, Response, decode, encode_parts
 from syftflwr.mailbox import Journal
+from syftflwr.mailbox.claims import RECOVERED_STATUS
 from syftflwr.mailbox.journal import InboundState
 from syftflwr.mailbox.layout import Route
-from syftflwr.mailbox.recovery import RECOVERED_STATUS
 
 INBOX = Route(AGG, DS1, APP, "echo")
 

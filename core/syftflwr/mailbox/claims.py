@@ -18,7 +18,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
+from syftflwr.errors import StorageError
 from syftflwr.mailbox.journal import InboundEntry, Journal
 from syftflwr.mailbox.layout import Route
 from syftflwr.mailbox.retention import JOURNAL_KEEP
@@ -26,6 +29,9 @@ from syftflwr.mailbox.storage import Storage
 from syftflwr.processes import pid_alive
 
 log = logging.getLogger("syftflwr.mailbox")
+
+RECOVERED_STATUS = "recovered"
+"""Journal status of a request found answered in storage after its runner crashed."""
 
 _LIVE_OWNERS: set[str] = set()
 _HOST = socket.gethostname()
@@ -78,9 +84,9 @@ class Claims:
     def claim(self, route: Route, message_id: str, marker: str) -> bool | None:
         """Claim a request through its ``marker`` path: None if someone else has it (or
         it is finished), True if a runner of this journal held it before (it died: its
-        reply may be published already), False for a fresh claim. A
-        :class:`~syftflwr.errors.StorageError` from the journal means the claim is
-        unrecorded: the caller gives it back (deletes the marker)."""
+        reply may be published already; :meth:`recovered` if it was), False for a fresh
+        claim. A :class:`~syftflwr.errors.StorageError` from the journal means the claim
+        is unrecorded and has been given back: try again later."""
         entry = self.journal.state_of(message_id)
         if entry is not None and entry.finished:
             return None
@@ -91,7 +97,7 @@ class Claims:
             found = self.storage.get(marker, max_size=4096)
             holder = "" if found is None else bytes(found).decode("utf-8", "replace")
             if holder != self.owner:
-                if not self._take_over(route, message_id, entry, holder):
+                if not self._journaled(marker, self._take_over, route, message_id, entry, holder):
                     log.debug("request %s is claimed by another runner (%s)", message_id, holder)
                     self.stats["claimed_elsewhere"] += 1
                     return None
@@ -104,12 +110,30 @@ class Claims:
                 recovered = True
         with self._lock:
             self._contested.pop(message_id, None)
-        if not self.journal.claimed(
-            message_id, sender=route.sender, app=route.app, endpoint=route.endpoint,
-            owner=self.owner,
+        if not self._journaled(
+            marker, self.journal.claimed, message_id, sender=route.sender, app=route.app,
+            endpoint=route.endpoint, owner=self.owner,
         ):  # fmt: skip
             return None
         return recovered
+
+    def _journaled(self, marker: str, record: Callable[..., bool], *args: Any, **kw: Any) -> bool:
+        """``record(...)`` in the journal. If the journal fails the claim is unrecorded,
+        and nobody would ever resume it: the marker (this runner's, or a dead runner's)
+        is given back before the error goes on, so any runner may claim it afresh. A
+        failure of the storage itself leaves the marker alone: it may be a live
+        runner's."""
+        try:
+            return record(*args, **kw)
+        except StorageError as exc:
+            self.storage.delete(marker)
+            raise StorageError(f"could not journal its claim ({exc}); released the claim") from exc
+
+    def recovered(self, message_id: str) -> None:
+        """A request just taken over whose crashed runner had published its reply:
+        journaled answered (:data:`RECOVERED_STATUS`), never handled twice."""
+        self.journal.answered(message_id, status=RECOVERED_STATUS)
+        self.stats["recovered"] += 1
 
     def _take_over(
         self, route: Route, message_id: str, entry: InboundEntry | None, holder: str

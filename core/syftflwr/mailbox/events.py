@@ -322,21 +322,19 @@ class MailboxEvents(BaseEvents):
 
     # -- one request ---------------------------------------------------------------------
     def _claim(self, route: Route, message_id: str) -> bool | None:
-        """:meth:`Claims.claim`. A claim that could not be journaled is given back and
-        tried again shortly (any runner may): without an entry nobody would ever resume
-        the request."""
+        """:meth:`Claims.claim`, tried again shortly when the storage or the journal
+        fails (a claim that could not be journaled has been given back: any runner may
+        take it)."""
         try:
             return self.claims.claim(route, message_id, route.claim_path(message_id))
         except StorageError as exc:
-            self.storage.delete(route.claim_path(message_id))
             with self._lock:
                 failures = self._retries[message_id][2] + 1 if message_id in self._retries else 1
                 delay = min(CLAIM_RETRY_MAX, CLAIM_RETRY_DELAY * 2 ** (failures - 1))
                 self._retries[message_id] = (route, time.monotonic() + delay, failures)
             self._queue.put(_WAKE)
             log.warning(
-                "request %s: could not journal its claim (%s); released the claim, trying "
-                "again in %.2g s",
+                "request %s: %s; trying again in %.2g s",
                 message_id,
                 exc,
                 delay,

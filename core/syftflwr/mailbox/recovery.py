@@ -25,9 +25,6 @@ from syftflwr.mailbox.replies import Replies
 
 log = logging.getLogger("syftflwr.mailbox")
 
-RECOVERED_STATUS = "recovered"
-"""Journal status of a request found answered in storage after its runner crashed."""
-
 
 def reply_may_be_lost(entry: InboundEntry) -> bool:
     """A finished request whose reply should still be in storage (retention has not
@@ -56,8 +53,7 @@ class Recovery:
             "request %s was answered before its runner stopped; not handling it again",
             message_id,
         )
-        self.claims.journal.answered(message_id, status=RECOVERED_STATUS)
-        self.claims.stats["recovered"] += 1
+        self.claims.recovered(message_id)
         return True
 
     def answer_again(self, route: Route, entry: InboundEntry) -> bool:

@@ -596,12 +596,11 @@ class SyftEvents05(BaseEvents):
         marker = f"{CLAIMS}/{self.me}/{route.app}/{sender}/{stem}"
         try:
             recovered = self.claims.claim(route, stem, marker)
-        except StorageError as exc:  # unjournaled: give it back, the next scan retries
-            self.storage.delete(marker)
-            log.warning("request %s: could not journal its claim (%s); retrying", stem, exc)
+        except StorageError as exc:  # the next scan retries
+            log.warning("request %s: %s; retrying", stem, exc)
             return False
         if recovered and os.path.lexists(self.storage.local_path(self._response(sender, stem))):
-            self.journal.answered(stem, status="recovered")
+            self.claims.recovered(stem)
             return False
         return recovered is not None
 
