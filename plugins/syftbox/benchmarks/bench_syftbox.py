@@ -144,7 +144,7 @@ class Aggregator:
             self.rpc = SealedRPC(self.rpc, _keyring(self.base, self.client, AGG, DS))
 
     def ask(self, body: Any, endpoint: str = "echo") -> Any:
-        from syftflwr.envelope import Request
+        from syftflwr.plugin import Request
 
         request = Request.new(
             sender=AGG, recipient=DS, app="bench", endpoint=endpoint, body=body, ttl=600
