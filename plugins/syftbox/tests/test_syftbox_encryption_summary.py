@@ -130,6 +130,29 @@ def run(
     return [sys.executable, "-m", "syftflwr", "run", str(project), "--as", email, *args], env
 
 
+def captured_round(tmp_path: Path, project: Path, encrypt: bool | None) -> tuple[Capture, str]:
+    """One round of ``project`` (ds1 and the aggregator, each a ``syftflwr run``) with
+    every file written in the data dir captured; the aggregator's output, on one line."""
+    capture = Capture(tmp_path / "SyftBox", tmp_path / "captured")
+    args, env = run(DS1, project, tmp_path, encrypt, "--node-config", "partition-id=0",
+                    "--node-config", "num-partitions=1")  # fmt: skip
+    datasite = subprocess.Popen(args, env=env, stdout=(tmp_path / "ds1.log").open("wb"),
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        args, env = run(AGG, project, tmp_path, encrypt, "--rounds", "1")
+        agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                             check=False)  # fmt: skip
+        assert datasite.wait(timeout=60) == 0  # the aggregator's stop ends it
+    finally:
+        capture.stop()
+        if datasite.poll() is None:
+            datasite.kill()
+            datasite.wait()
+    output = " ".join((agg.stdout + agg.stderr).split())
+    assert agg.returncode == 0, output + (tmp_path / "ds1.log").read_text()
+    return capture, output
+
+
 CASES = [
     # profile, project's encryption, syftbox's encrypt (None: unset), what the summary says
     ("native", True, None, "end-to-end encrypted"),  # core's sealing, the only one here
@@ -155,24 +178,7 @@ def test_the_summary_says_what_was_done_to_the_bytes(
         # deleted before the capture's walk of that folder, was seen by nobody
         requests = f"datasites/{DS1}/app_data/{syftflwr05_wire_app('quickstart')}/rpc/messages"
         (tmp_path / "SyftBox" / requests / AGG).mkdir(parents=True)
-    capture = Capture(tmp_path / "SyftBox", tmp_path / "captured")
-    args, env = run(DS1, project, tmp_path, encrypt, "--node-config", "partition-id=0",
-                    "--node-config", "num-partitions=1")  # fmt: skip
-    datasite = subprocess.Popen(args, env=env, stdout=(tmp_path / "ds1.log").open("wb"),
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        args, env = run(AGG, project, tmp_path, encrypt, "--rounds", "1")
-        agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
-                             check=False)  # fmt: skip
-        assert datasite.wait(timeout=60) == 0  # the aggregator's stop ends it
-    finally:
-        capture.stop()
-        if datasite.poll() is None:
-            datasite.kill()
-            datasite.wait()
-    output = " ".join((agg.stdout + agg.stderr).split())
-    log = (tmp_path / "ds1.log").read_text()
-    assert agg.returncode == 0, output + log
+    capture, output = captured_round(tmp_path, project, encrypt)
     said = re.search(r"transport syftbox, 1 datasites?, (.+?), [0-9.]+s", output)
     assert said, output  # the summary's protection phrase
     summary = said.group(1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,13 +40,7 @@ from syftflwr.testing.conformance._federation import (
     Recorder,
 )
 from syftflwr_syftbox.datasite_storage import DatasiteStorage
-from test_syftbox_encryption_summary import (
-    Capture,
-    exposed,
-    project_for,
-    round1_reply_bytes,
-    run,
-)
+from test_syftbox_encryption_summary import captured_round, exposed, project_for, round1_reply_bytes
 
 MARKER = b"FORMAT-1-MARKER-5d1e"
 VERSION_LINE = "speaks syftbox wire format 1"
@@ -62,23 +55,7 @@ def test_a_default_native_run_stores_only_core_sealed_envelopes(tmp_path: Path) 
     project = project_for(tmp_path, "native", True)
     text = (project / "pyproject.toml").read_text()
     (project / "pyproject.toml").write_text(text.replace("encryption = true\n", ""))  # default
-    capture = Capture(tmp_path / "SyftBox", tmp_path / "captured")
-    args, env = run("ds1@openmined.org", project, tmp_path, None, "--node-config",
-                    "partition-id=0", "--node-config", "num-partitions=1")  # fmt: skip
-    datasite = subprocess.Popen(args, env=env, stdout=(tmp_path / "ds1.log").open("wb"),
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        args, env = run("aggregator@openmined.org", project, tmp_path, None, "--rounds", "1")
-        agg = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
-                             check=False)  # fmt: skip
-        assert datasite.wait(timeout=60) == 0
-    finally:
-        capture.stop()
-        if datasite.poll() is None:
-            datasite.kill()
-            datasite.wait()
-    output = " ".join((agg.stdout + agg.stderr).split())
-    assert agg.returncode == 0, output + (tmp_path / "ds1.log").read_text()
+    _, output = captured_round(tmp_path, project, None)
     envelopes = 0
     for path in sorted((tmp_path / "captured").iterdir()):
         parsed = parse_name(path.name.partition("-")[2])
