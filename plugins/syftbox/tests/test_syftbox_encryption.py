@@ -57,12 +57,20 @@ class TestNativeProfile(SyftBoxFixtures):
         assert not list(tmp_path.rglob("pvt.jwks.json"))
 
 
-@pytest.mark.parametrize("value", [True, False])
-def test_the_encrypt_option_is_refused_in_the_native_profile(tmp_path: Path, value: bool) -> None:
-    with pytest.raises(ConfigError, match="applies only to") as caught:
-        SyftBoxClient(context(tmp_path, DS1, encrypt=value))
-    assert "encryption in [tool.syftflwr]" in str(caught.value)
-    assert "fix:" in str(caught.value)
+@pytest.mark.parametrize(
+    ("name", "value", "instead"),
+    [("encrypt", True, "encryption in [tool.syftflwr]"),
+     ("encrypt", False, "encryption in [tool.syftflwr]"),
+     ("key_wait", 5.0, "wait for a peer's key")],
+)  # fmt: skip
+def test_syft_crypto_options_are_refused_in_the_native_profile(
+    tmp_path: Path, name: str, value: object, instead: str
+) -> None:
+    """They would be ignored there (core seals it): the error names what applies."""
+    with pytest.raises(ConfigError, match=f"option {name} is set .* applies only to") as caught:
+        SyftBoxClient(context(tmp_path, DS1, **{name: value}))
+    assert instead in str(caught.value)
+    assert f"fix: remove {name}" in str(caught.value)
     assert not (tmp_path / "SyftBox").exists()  # refused before anything is written
 
 

@@ -26,7 +26,7 @@ from syftflwr.plugin import (
 )
 
 from syftflwr_syftbox.datasite_storage import DatasiteStorage, app_folder, write_permissions
-from syftflwr_syftbox.options import NAME, Settings, SyftBoxConfig, check_encrypt_option
+from syftflwr_syftbox.options import NAME, Settings, SyftBoxConfig, check_profile_options
 from syftflwr_syftbox.synced import PartArrivals, SyncedStorage
 from syftflwr_syftbox.wire import Format1Guard, SyftBoxKeyDirectory
 
@@ -62,7 +62,7 @@ class SyftBoxClient:
 
     def __init__(self, context: TransportContext) -> None:
         email = context.require_email()
-        check_encrypt_option(context)
+        check_profile_options(context)
         self.settings = Settings.from_context(context)
         self.config = SyftBoxConfig.load(self.settings.config_path)
         # before anything is written into the data dir in this identity's name

@@ -139,9 +139,11 @@ OPTIONS = (
     OptionSpec(
         "key_wait",
         "float",
-        "Seconds a send waits for the recipient's public keys (its DID, published when it "
-        "connects and synced by SyftBox) before failing closed; 0 fails at once.",
-        default=DEFAULT_KEY_WAIT,
+        "The syft-flwr-0.5 profile only: seconds a send waits for the recipient's DID "
+        f"(published when it connects, synced by SyftBox) before failing closed (unset: "
+        f"{DEFAULT_KEY_WAIT:g}); 0 fails at once. The native profile waits for keys as "
+        "core does; setting this option there is an error.",
+        default=None,
         minimum=0,
     ),
     OptionSpec(
@@ -299,18 +301,28 @@ class Settings:
         )
 
 
-def check_encrypt_option(context: TransportContext) -> None:
-    """``encrypt`` is syft-crypto's switch in the syft-flwr-0.5 profile; in the native
-    profile core seals (``encryption``), so a value set there would be ignored: refused."""
-    value = context.options.get("encrypt")
-    if value is None or context.profile == SYFTFLWR05_PROFILE:
+SYFTFLWR05_ONLY = {
+    "encrypt": "encrypted by syftflwr, switched by encryption in [tool.syftflwr] (on by "
+    "default); write encryption = false there to run unencrypted",
+    "key_wait": "sealed by syftflwr, whose sends wait for a peer's key as long as a round "
+    "allows (at most 60 s)",
+}
+"""The options of syft-crypto's encryption, and what the native profile does instead."""
+
+
+def check_profile_options(context: TransportContext) -> None:
+    """Options of the syft-flwr-0.5 profile's syft-crypto encryption would be ignored in
+    the native profile (core seals it): set there, they are refused."""
+    if context.profile == SYFTFLWR05_PROFILE:
         return
-    raise ConfigError(
-        f"the syftbox option encrypt is set ({str(value).lower()}), but it applies only to "
-        f'profile = "{SYFTFLWR05_PROFILE}": the {context.profile} profile is encrypted by '
-        "syftflwr, switched by encryption in [tool.syftflwr] (on by default)",
-        key=f"tool.syftflwr.transport.{NAME}.encrypt",
-        fix=f"remove encrypt from [tool.syftflwr.transport.{NAME}] (and "
-        f"SYFTFLWR_{NAME.upper()}_ENCRYPT from the environment); write encryption = false "
-        "in [tool.syftflwr] to run unencrypted",
-    )
+    for name, instead in SYFTFLWR05_ONLY.items():
+        value = context.options.get(name)
+        if value is None:
+            continue
+        raise ConfigError(
+            f"the syftbox option {name} is set ({str(value).lower()}), but it applies only "
+            f'to profile = "{SYFTFLWR05_PROFILE}": the {context.profile} profile is {instead}',
+            key=f"tool.syftflwr.transport.{NAME}.{name}",
+            fix=f"remove {name} from [tool.syftflwr.transport.{NAME}] (and "
+            f"SYFTFLWR_{NAME.upper()}_{name.upper()} from the environment)",
+        )
