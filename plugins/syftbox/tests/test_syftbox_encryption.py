@@ -107,3 +107,16 @@ def test_the_identity_check_is_cores(tmp_path: Path) -> None:
     assert found.usable  # the same participant: the client says what to fix
     other = plugin.syftflwr_detect(context(tmp_path, AGGREGATOR, config_path=str(shouting)))
     assert not other.usable and "acts as" in other.reason and str(shouting) in other.reason
+
+
+def test_transports_check_holds_syftbox_to_the_key_directory_core_encryption_needs() -> None:
+    """The declared capabilities are the default (native) profile's, which core encrypts:
+    ``transports --check`` must check that the client publishes keys, not call it "not
+    needed, the transport encrypts itself" (it did while the native profile sealed its
+    own objects)."""
+    from syftflwr.cli.check import check_transport
+    from syftflwr.registry import get_registry
+
+    report = check_transport("syftbox", registry=get_registry())
+    [keys] = [f for f in report.findings if "PublishesKeys" in f.detail]
+    assert keys.status == "ok" and "SyftBoxClient offers it" in keys.detail, keys

@@ -50,7 +50,9 @@ WATCH_MODES = ("auto", "poll")
 
 STATIC_CAPABILITIES = Capabilities(
     notifies_arrivals=True,
-    native_encryption=True,
+    # the default (native) profile is encrypted by core, through the client's key
+    # directory; the syft-flwr-0.5 profile's client declares its syft-crypto encryption
+    native_encryption=False,
     poll_interval=DEFAULT_POLL_INTERVAL,
     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
     max_object_size=DEFAULT_MAX_OBJECT_SIZE,
