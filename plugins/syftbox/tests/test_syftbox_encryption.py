@@ -120,3 +120,20 @@ def test_transports_check_holds_syftbox_to_the_key_directory_core_encryption_nee
     report = check_transport("syftbox", registry=get_registry())
     [keys] = [f for f in report.findings if "PublishesKeys" in f.detail]
     assert keys.status == "ok" and "SyftBoxClient offers it" in keys.detail, keys
+
+
+def test_encrypt_false_in_the_syftflwr05_profile_with_encryption_on_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Core cannot seal that profile: with syft-crypto switched off nothing would encrypt.
+    Refused before anything is written, naming both switches (core's own refusal could
+    not point at this option once syftbox stopped declaring native encryption)."""
+    import dataclasses
+
+    on = dataclasses.replace(context(tmp_path, DS1, PROFILE05, encrypt=False), encryption=True)
+    refused = "option encrypt is false, and encryption is on"
+    with pytest.raises(ConfigError, match=refused) as caught:
+        SyftBoxClient(on)
+    message = str(caught.value)
+    assert "fix: remove encrypt = false" in message and "encryption = false" in message
+    assert not (tmp_path / "SyftBox").exists()

@@ -314,8 +314,20 @@ SYFTFLWR05_ONLY = {
 
 def check_profile_options(context: TransportContext) -> None:
     """Options of the syft-flwr-0.5 profile's syft-crypto encryption would be ignored in
-    the native profile (core seals it): set there, they are refused."""
+    the native profile (core seals it): set there, they are refused. In the syft-flwr-0.5
+    profile, which core cannot seal, ``encrypt = false`` while the project's encryption
+    is on would leave nothing to encrypt: refused, naming both switches."""
     if context.profile == SYFTFLWR05_PROFILE:
+        if context.encryption and context.options.get("encrypt") is False:
+            raise ConfigError(
+                f"the syftbox option encrypt is false, and encryption is on: in profile = "
+                f'"{SYFTFLWR05_PROFILE}" only syft-crypto (this option) can encrypt, so '
+                "messages would go unencrypted",
+                key=f"tool.syftflwr.transport.{NAME}.encrypt",
+                fix=f"remove encrypt = false from [tool.syftflwr.transport.{NAME}] "
+                "(syft-crypto encrypts, as syft-flwr 0.5 does), or write encryption = false "
+                "in [tool.syftflwr] to accept unencrypted messages",
+            )
         return
     for name, instead in SYFTFLWR05_ONLY.items():
         value = context.options.get(name)
