@@ -133,7 +133,7 @@ def test_every_capability_states_what_its_absence_costs() -> None:
 
 
 PROBED = {"key_directory", "encrypts_messages", "attach", "url", "email", "on_picked_up",
-          "capabilities", "client"}  # fmt: skip
+          "capabilities", "client", "for_app", "explain_missing"}  # fmt: skip
 
 
 def test_core_asks_through_the_protocols_not_getattr() -> None:

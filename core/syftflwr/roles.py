@@ -243,10 +243,8 @@ class KeyDirectory(Protocol):
     """Publish this participant's public-key record; fetch a peer's (where records live is
     the transport's business: :class:`~syftflwr.crypto.directory.StorageKeyDirectory`).
 
-    Optional: ``for_app(app) -> KeyDirectory``, the same directory with one slot per
-    app (see :mod:`syftflwr.crypto.directory`); ``explain_missing(email) -> str | None``,
-    why a peer whose key never came has none when the transport can tell (a peer on an
-    older wire format): it replaces the generic text of the send's ``MissingKeyError``."""
+    Optional: :class:`ScopesKeysByApp` (``for_app``) and :class:`ExplainsMissingKeys`
+    (``explain_missing``)."""
 
     def publish(self, record: bytes, readers: Sequence[str]) -> None:
         """Make ``record`` readable by each of ``readers`` (idempotent, cheap if unchanged)."""
@@ -255,6 +253,27 @@ class KeyDirectory(Protocol):
     def fetch(self, email: str) -> Buffer | None:
         """``email``'s published record as this participant sees it, or None."""
         ...
+
+
+@runtime_checkable
+class ScopesKeysByApp(Protocol):
+    """Key directory: ``for_app(app)``, the same directory with one slot per app (see
+    :mod:`syftflwr.crypto.directory`).
+
+    Absent: one slot per owner and reader, shared by every app of the same participants."""
+
+    def for_app(self, app: str) -> KeyDirectory: ...
+
+
+@runtime_checkable
+class ExplainsMissingKeys(Protocol):
+    """Key directory: why a peer whose key never came has none, when the transport can
+    tell (a peer on an older wire format); it replaces the generic text of the send's
+    ``MissingKeyError``.
+
+    Absent: that error says no key was found, and where keys come from."""
+
+    def explain_missing(self, email: str) -> str | None: ...
 
 
 @runtime_checkable

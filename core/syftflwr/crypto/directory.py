@@ -31,7 +31,7 @@ from syftflwr.envelope import Buffer
 from syftflwr.mailbox.layout import outbox, validate_app_folder
 from syftflwr.mailbox.storage import Storage
 from syftflwr.names import validate_email
-from syftflwr.roles import KeyDirectory, PublishesKeys, offers
+from syftflwr.roles import KeyDirectory, PublishesKeys, ScopesKeysByApp, offers
 
 RECORD_NAME = "syftflwr.pubkey.json"
 MAX_RECORD = 4096
@@ -43,10 +43,8 @@ def key_directory_of(client: object, app: str | None = None) -> KeyDirectory | N
     if not offers(client, PublishesKeys):
         return None
     directory: KeyDirectory = cast(PublishesKeys, client).key_directory()
-    scope = getattr(directory, "for_app", None)
-    if app is not None and callable(scope):
-        scoped: KeyDirectory = scope(app)
-        return scoped
+    if app is not None and offers(directory, ScopesKeysByApp):
+        return cast(ScopesKeysByApp, directory).for_app(app)
     return directory
 
 

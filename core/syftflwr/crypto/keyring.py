@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from syftflwr.crypto.keys import KeyStore, PublicKeyRecord, fingerprint, short
 from syftflwr.crypto.seal import is_sealed, open_sealed, seal, sender_public
@@ -16,7 +16,7 @@ from syftflwr.deadline import remaining
 from syftflwr.envelope import Envelope
 from syftflwr.errors import EncryptionError, MissingKeyError, StorageError
 from syftflwr.names import validate_email
-from syftflwr.roles import KeyDirectory
+from syftflwr.roles import ExplainsMissingKeys, KeyDirectory, offers
 
 log = logging.getLogger("syftflwr.crypto")
 E = TypeVar("E", bound=Envelope)
@@ -94,9 +94,12 @@ class Keyring:
 
     def _no_key(self, email: str) -> str:
         """Why the wait for ``email``'s key ended: the directory's reason when it can
-        tell (``explain_missing``, see :class:`~syftflwr.roles.KeyDirectory`)."""
-        explain = getattr(self.directory, "explain_missing", None)
-        reason = explain(email) if callable(explain) else None
+        tell (:class:`~syftflwr.roles.ExplainsMissingKeys`)."""
+        reason = (
+            cast(ExplainsMissingKeys, self.directory).explain_missing(email)
+            if offers(self.directory, ExplainsMissingKeys)
+            else None
+        )
         if reason:
             return f"{reason}; nothing is sent to it (never in plaintext)"
         return (
