@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,22 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
     """The test plugin distributions of ``tests/plugins/``, each pip-installed into a
     target folder of its own (built once per session; nothing lands on ``sys.path``)."""
     return PluginEnv.install_all(tmp_path_factory.mktemp("test-plugins"))
+
+
+@pytest.fixture(autouse=True)
+def no_grid_left_open() -> Iterator[None]:
+    """A test that leaves a ``TransportGrid`` open leaves its liveness timer running: its
+    "no sign of …" hint then fires 30 s later inside whichever test this worker runs next
+    (it broke ``transports --check --json`` output in CI). Close grids (``grid.close()``)."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t.name == "syftflwr-liveness" and t not in before]
+    if left:
+        pytest.fail(
+            f"{len(left)} TransportGrid(s) left open: their liveness timers outlive the test;"
+            " close each grid (grid.close(), or MemoryFederation.keep in tests/flower)",
+            pytrace=False,
+        )
 
 
 # Whole runs in real processes (aggregator + datasites, kills, signals, misbehaving plugins):

@@ -291,7 +291,7 @@ def test_a_run_with_encryption_on_names_the_transport_and_the_missing_method(
 def test_check_passes_the_builtin_memory_transport() -> None:
     result = CliRunner().invoke(cli, ["transports", "--check", "memory", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["ok"] and report["name"] == "memory"
     keys = [f for f in report["findings"] if f["check"] == "public keys"]
     assert [f["status"] for f in keys] == ["ok"], keys
@@ -345,7 +345,7 @@ def test_check_fails_a_hook_module_importing_heavy_packages(
 ) -> None:
     register_transport("numpyish", plugin_module("kit_numpyish", "numpyish", "numpy"))
     result = CliRunner().invoke(cli, ["transports", "--check", "numpyish", "--json"])
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert result.exit_code == 1
     [light] = [f for f in report["findings"] if f["check"] == "light imports"]
     assert light["status"] == "fail" and "numpy" in light["detail"], report
@@ -357,7 +357,7 @@ def test_check_heavy_option_and_third_party_warning(
 ) -> None:
     register_transport("xmlish", plugin_module("kit_xmlish", "xmlish", "xml.dom.minidom, pytest"))
     ok = CliRunner().invoke(cli, ["transports", "--check", "xmlish", "--json"])
-    report = json.loads(ok.output)
+    report = json.loads(ok.stdout)
     assert ok.exit_code == 0, ok.output
     warned = [f for f in report["findings"] if f["status"] == "warn"]
     assert any("pytest" in f["detail"] for f in warned), warned
@@ -375,7 +375,7 @@ def test_check_takes_core_dependencies_from_its_metadata(
     register_transport("cryptoish", module)
     result = CliRunner().invoke(cli, ["transports", "--check", "cryptoish", "--json"])
     assert result.exit_code == 0, result.output
-    warned = [f["detail"] for f in json.loads(result.output)["findings"] if f["status"] == "warn"]
+    warned = [f["detail"] for f in json.loads(result.stdout)["findings"] if f["status"] == "warn"]
     assert any("pytest" in d for d in warned) and not any("cryptography" in d for d in warned)
 
 
@@ -396,7 +396,7 @@ def test_register_transport_fixture_feeds_the_cli(register_transport: RegisterTr
     register_transport("faulty", _kit_faulty, distribution="syftflwr-kit", version="9.9")
     result = CliRunner().invoke(cli, ["transports", "--json"])
     assert result.exit_code == 0, result.output
-    [row] = [r for r in json.loads(result.output) if r["name"] == "faulty"]
+    [row] = [r for r in json.loads(result.stdout) if r["name"] == "faulty"]
     assert (row["distribution"], row["version"], row["status"]) == ("syftflwr-kit", "9.9", "ok")
     assert row["usable"] is False and "never auto-selected" in row["reason"]
 

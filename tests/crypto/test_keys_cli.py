@@ -50,18 +50,18 @@ def keys(tmp_path: Path) -> KeysCli:
 
 
 def fingerprint_of(keys: KeysCli, email: str, project: Path) -> str:
-    shown = json.loads(keys("keys", "show", str(project), "--as", email, "--json").output)
+    shown = json.loads(keys("keys", "show", str(project), "--as", email, "--json").stdout)
     assert shown["email"] == email
     return str(shown["fingerprint"])
 
 
 def test_show_creates_a_private_key_once(keys: KeysCli, project: Path) -> None:
-    first = json.loads(keys("keys", "show", str(project), "--as", DS1, "--json").output)
+    first = json.loads(keys("keys", "show", str(project), "--as", DS1, "--json").stdout)
     assert first["created"] is True and first["fingerprint"].startswith("sha256:")
     key = Path(first["key_file"])
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
-    again = json.loads(keys("keys", "show", str(project), "--as", DS1, "--json").output)
+    again = json.loads(keys("keys", "show", str(project), "--as", DS1, "--json").stdout)
     assert again["created"] is False and again["fingerprint"] == first["fingerprint"]
     # offline view; a datasite exchanges keys with the aggregator only
     assert [(p["email"], p["verdict"]) for p in again["peers"]] == [(AGG, "unchecked")]
@@ -151,13 +151,13 @@ def test_bootstrap_pins_the_keys_already_published(keys: KeysCli, project: Path)
 def test_doctor_reports_keys_allowlist_and_journal(keys: KeysCli, project: Path) -> None:
     keys("keys", "publish", str(project), "--as", DS1)
     out = keys("doctor", str(project), "--as", AGG, "--json", ok=False)
-    checks = {c["name"]: c for c in json.loads(out.output)}
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
     assert checks["encryption"]["status"] == "warn"  # ds2 and ds3 have not published yet
     assert f"{DS1}: new" in checks["encryption"]["detail"]
     assert f"{DS2}: unpublished" in checks["encryption"]["detail"]
     keys("keys", "publish", str(project), "--as", AGG)
     out = keys("doctor", str(project), "--as", DS1, "--json", ok=False)
-    checks = {c["name"]: c for c in json.loads(out.output)}
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
     assert f"{AGG}: new" in checks["encryption"]["detail"]
     assert DS2 not in checks["encryption"]["detail"]  # datasites never exchange keys
     assert f"only from the aggregator {AGG}" in checks["allowlist"]["detail"]

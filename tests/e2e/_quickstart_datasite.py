@@ -119,6 +119,7 @@ class Aggregator:
         return reply, time.monotonic() - started
 
     def close(self) -> None:
+        self.grid.close()
         self.participant.close()
 
 

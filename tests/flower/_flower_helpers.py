@@ -7,12 +7,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"  # before anything imports flwr
 
 from syftflwr.info import TransportContext
 from syftflwr.roles import EventsRole, RPCRole
 from syftflwr.transports import memory
+
+if TYPE_CHECKING:
+    from syftflwr.flower.grid import TransportGrid
 
 AGG = "aggregator@example.org"
 DS1 = "ds1@example.org"
@@ -31,6 +35,7 @@ class MemoryFederation:
     clock_skew: float = 0.0
     events: dict[str, EventsRole] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
+    grids: list[TransportGrid] = field(default_factory=list)
     _rpc: RPCRole | None = None
 
     def context(self, email: str) -> TransportContext:
@@ -67,7 +72,15 @@ class MemoryFederation:
         self.threads.append(thread)
         return thread
 
+    def keep(self, grid: TransportGrid) -> TransportGrid:
+        """Close ``grid`` with the federation (an open grid's liveness timer would outlive
+        the test: tests/conftest.py's ``no_grid_left_open``)."""
+        self.grids.append(grid)
+        return grid
+
     def close(self) -> None:
+        for grid in self.grids:
+            grid.close()
         for events in self.events.values():
             events.close()
         for thread in self.threads:

@@ -32,13 +32,15 @@ def echo_app(message: Message, context: Context) -> Message:
 
 
 def make_grid(fed: MemoryFederation, **kw: object) -> TransportGrid:
-    return TransportGrid(
-        fed.rpc,
-        email=AGG,
-        app_name=APP,
-        datasites=fed.datasites,
-        clock_skew=0.0,
-        **kw,  # type: ignore[arg-type]
+    return fed.keep(
+        TransportGrid(
+            fed.rpc,
+            email=AGG,
+            app_name=APP,
+            datasites=fed.datasites,
+            clock_skew=0.0,
+            **kw,  # type: ignore[arg-type]
+        )
     )
 
 

@@ -82,7 +82,7 @@ def test_node_and_run_config_reach_the_client_app(federation: MemoryFederation) 
         return ok_app(message, context)
 
     start_runner(federation, app, node_config={"pid": 3}, run_config={"lr": 0.1})
-    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    grid = federation.keep(TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1]))
     (reply,) = grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
     assert reply.content["cfg"]["pid"] == 3
     assert seen == {"node": node_id_for(DS1), "cfg": {"pid": 3}, "run": {"lr": 0.1}}
@@ -93,7 +93,7 @@ def test_client_app_returning_garbage_becomes_an_error_reply(federation: MemoryF
         return "not a message"  # type: ignore[return-value]
 
     runner = start_runner(federation, wrong)
-    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    grid = federation.keep(TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1]))
     (reply,) = grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
     assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
     assert "returned str, not a Message" in reply.error.reason
@@ -104,7 +104,7 @@ def test_stop_from_the_aggregator_ends_run_and_local_stop_works(
     federation: MemoryFederation,
 ) -> None:
     runner = start_runner(federation)
-    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1])
+    grid = federation.keep(TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1]))
     grid.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
     assert grid.stop_datasites(timeout=30) == {DS1: True}
     federation.threads[0].join(timeout=30)
@@ -144,8 +144,12 @@ def test_a_stop_ends_only_a_runner_that_served_its_run(
     one INFO line and goes on serving; under the syft-flwr 0.5 profile every stop ends
     the runner, as upstream's does."""
     runner = start_runner(federation)
-    old = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=7)
-    new = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=8)
+    old = federation.keep(
+        TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=7)
+    )
+    new = federation.keep(
+        TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=8)
+    )
     new.send_and_receive([Message(RecordDict(), node_id_for(DS1), "query")], timeout=30)
     with caplog.at_level(logging.INFO, "syftflwr.flower"):
         assert old.stop_datasites(timeout=30) == {DS1: True}  # acknowledged...
@@ -162,7 +166,9 @@ def test_a_stop_ends_only_a_runner_that_served_its_run(
     upstream = DatasiteRunner(federation.events_for(DS2), ok_app, email=DS2,
                               node_id=node_id_for(DS2), scoped_stops=False)  # fmt: skip
     thread = federation.start(upstream.run, "upstream")
-    stranger = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS2], run_id=9)
+    stranger = federation.keep(
+        TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS2], run_id=9)
+    )
     assert stranger.stop_datasites(timeout=30) == {DS2: True}
     thread.join(timeout=30)
     assert upstream.stopped.is_set()
@@ -174,7 +180,9 @@ def test_a_stop_sent_before_the_runner_started_is_ignored(
     """A stop queued while nobody served (its aggregator died right after sending it) is
     older than the runner that reads it: even once that runner has served the stop's run
     (leftover instructions of it were queued too), the stop does not end it."""
-    grid = TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=5)
+    grid = federation.keep(
+        TransportGrid(federation.rpc, email=AGG, app_name=APP, datasites=[DS1], run_id=5)
+    )
     grid.push_messages([Message(RecordDict(), node_id_for(DS1), "query")])
     grid.stop_datasites(timeout=0.1)  # nobody serves yet: unacknowledged, still queued
     with caplog.at_level(logging.INFO, "syftflwr.flower"):

@@ -194,8 +194,8 @@ class Counting:
 
 
 def _grid(fed: MemoryFederation, tracker: RunTracker) -> TransportGrid:
-    return TransportGrid(fed.rpc, email=AGG, app_name=APP, datasites=fed.datasites,
-                         clock_skew=0.0, max_wait=10.0, tracker=tracker)  # fmt: skip
+    return fed.keep(TransportGrid(fed.rpc, email=AGG, app_name=APP, datasites=fed.datasites,
+                                  clock_skew=0.0, max_wait=10.0, tracker=tracker))  # fmt: skip
 
 
 def _round(grid: TransportGrid, server_round: int, lr: float = 0.1) -> list[Message]:
@@ -278,7 +278,8 @@ def test_a_send_that_fails_for_one_datasite_fails_that_node_only(
         fed.start(runner.run, f"runner-{email}")
     ctx = dataclasses.replace(fed.context(AGG), max_message_size=4096)
     rpc = memory.syftflwr_make_rpc(client=memory.syftflwr_make_client(context=ctx), context=ctx)
-    grid = TransportGrid(rpc, email=AGG, app_name=APP, datasites=fed.datasites, clock_skew=0.0)
+    grid = fed.keep(TransportGrid(rpc, email=AGG, app_name=APP, datasites=fed.datasites,
+                                  clock_skew=0.0))  # fmt: skip
     big = instruction([0.0] * 10_000, dst=N1)  # too large for DS1: refused before sending
     with caplog.at_level(logging.WARNING, "syftflwr.flower"):
         replies = list(grid.send_and_receive([big, instruction(dst=N2)], timeout=10.0))

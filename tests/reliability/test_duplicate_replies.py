@@ -52,6 +52,7 @@ class Federation:
         return Message(content, node_id_for(DS1), "train")
 
     def close(self) -> None:
+        self.grid.close()
         self.events.close()
         self.thread.join(10)
         self.rpc.close()
