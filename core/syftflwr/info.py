@@ -100,6 +100,10 @@ class Capabilities:
     """Largest object the storage accepts; core chunks larger messages beneath it."""
     profiles: tuple[str, ...] = ("native",)
     """Wire profiles spoken: ``native`` and/or ``syft-flwr-0.5``."""
+    shares_objects: bool = False
+    """True if one stored object can be made readable by several recipients (a folder
+    of the sender's they can read, a permission list): a broadcast then stores the model
+    once (:class:`~syftflwr.roles.SharesBlobs`). False: one copy per recipient."""
 
     def __post_init__(self) -> None:
         if not self.notifies_arrivals and not self.poll_interval:

@@ -16,6 +16,7 @@ declared interval with idle back-off, never a fixed multi-second sleep).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -343,6 +344,87 @@ class SeesPickups(Protocol):
     training). Never offer it without really reporting: every datasite would look down."""
 
     def on_picked_up(self, callback: PickupCallback) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    """Bytes a sender stored ONCE for several recipients (a model every datasite of a
+    broadcast gets), as each recipient's own message names them.
+
+    Authenticity comes only from the message that carries the ref (sealed per recipient
+    when encryption is on): a reader checks ``size`` and ``sha256`` of what it read
+    before using it, and a sealed blob is opened with ``key`` and checked against
+    ``digest``. ``key`` and ``digest`` are secret: they travel only inside the sealed
+    message body, never in headers or storage names."""
+
+    name: str
+    """The blob's storage name: a random id (never a hash of the plaintext, which would
+    let a storage provider confirm a guess such as "the initial zero model")."""
+    sha256: str
+    """Hex SHA-256 of the stored bytes (the ciphertext when sealed)."""
+    size: int
+    """Stored bytes."""
+    key: bytes | None = None
+    """The content key of a sealed blob (:mod:`syftflwr.crypto.blob`); None: plain."""
+    digest: str | None = None
+    """Hex SHA-256 of the plaintext of a sealed blob, checked after opening: every
+    recipient of one push provably got the same model (AES-GCM alone does not commit to
+    its key)."""
+
+    def verify(self, data: Buffer, where: str) -> None:
+        """Raise :class:`~syftflwr.errors.MalformedMessageError` unless ``data`` is exactly
+        the stored bytes this ref names (size, then SHA-256): checked before any use."""
+        size = memoryview(data).nbytes
+        if size != self.size:
+            raise MalformedMessageError(
+                f"{where} is {size:,} bytes, its message says {self.size:,}: refused"
+            )
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise MalformedMessageError(
+                f"{where} is not the blob its message names (SHA-256 differs): it was "
+                "altered or replaced in storage; refused"
+            )
+
+
+@runtime_checkable
+class SharesBlobs(Protocol):
+    """RPC role: store bytes once for several recipients (docs/reference/hooks.md,
+    "Shared blobs"). Core uses it for the arrays a broadcast sends to every datasite,
+    only when the transport declares ``Capabilities.shares_objects``.
+
+    Absent: every recipient's message carries its own copy (one upload per datasite)."""
+
+    def put_blob(
+        self,
+        data: Sequence[Buffer],
+        *,
+        app: str,
+        recipients: Sequence[str],
+        expires_at: float | None,
+    ) -> BlobRef:
+        """Store the concatenation of ``data`` readable by exactly ``recipients`` (and
+        this participant) until :meth:`drop_blob` or, after a crash, until retention
+        finds it past ``expires_at``."""
+        ...
+
+    def drop_blob(self, ref: BlobRef, *, app: str) -> None:
+        """The sender no longer needs ``ref`` (every message naming it was answered or
+        given up): delete it. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ReadsBlobs(Protocol):
+    """Events role: read a blob a sender's message names (:class:`SharesBlobs`).
+
+    Absent: a request naming a blob is refused with an error reply saying so."""
+
+    def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
+        """The blob's bytes, checked against ``ref.size`` and ``ref.sha256`` (raises
+        :class:`~syftflwr.errors.MalformedMessageError` when they differ or the blob is
+        gone). A sealed role opens a sealed blob with ``ref.key`` and checks
+        ``ref.digest``; a role without encryption refuses a sealed ref."""
+        ...
 
 
 @runtime_checkable

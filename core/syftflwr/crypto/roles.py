@@ -18,15 +18,26 @@ shows that text first and says it is unauthenticated.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from collections.abc import Sequence
+from typing import cast
 
+from syftflwr.crypto.blob import open_blob, seal_blob
 from syftflwr.crypto.keyring import Keyring
 from syftflwr.crypto.seal import is_sealed
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import EncryptionError
-from syftflwr.roles import EventsRole, Handler, RequestHandle, RPCRole
+from syftflwr.roles import (
+    BlobRef,
+    EventsRole,
+    Handler,
+    ReadsBlobs,
+    RequestHandle,
+    RPCRole,
+    SharesBlobs,
+)
 
 log = logging.getLogger("syftflwr.crypto")
 
@@ -60,6 +71,27 @@ class SealedRPC:
 
     def forget(self, handle: RequestHandle) -> None:
         self.inner.forget(handle)
+
+    def put_blob(
+        self,
+        data: Sequence[Buffer],
+        *,
+        app: str,
+        recipients: Sequence[str],
+        expires_at: float | None,
+    ) -> BlobRef:
+        """Seal ``data`` once under a fresh content key and store the ciphertext once
+        (:mod:`syftflwr.crypto.blob`); the ref carries the key, for the sealed messages."""
+        plaintext = data[0] if len(data) == 1 else b"".join(data)
+        sealed = seal_blob(plaintext)
+        inner = cast(SharesBlobs, self.inner)
+        stored = inner.put_blob(
+            [sealed.ciphertext], app=app, recipients=recipients, expires_at=expires_at
+        )
+        return dataclasses.replace(stored, key=sealed.key, digest=sealed.digest)
+
+    def drop_blob(self, ref: BlobRef, *, app: str) -> None:
+        cast(SharesBlobs, self.inner).drop_blob(ref, app=app)
 
     def close(self) -> None:
         self.inner.close()
@@ -115,6 +147,16 @@ class SealedEvents:
 
     def close(self) -> None:
         self.inner.close()
+
+    def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
+        """Read the stored bytes (verified against ``ref`` by the inner role), then open
+        them with the ref's content key and check the plaintext hash."""
+        where = f"blob {ref.name} from {sender}"
+        if ref.key is None:
+            raise EncryptionError(f"{where} is not sealed, but encryption is on: refused")
+        plain = dataclasses.replace(ref, key=None, digest=None)
+        ciphertext = cast(ReadsBlobs, self.inner).get_blob(plain, sender=sender, app=app)
+        return open_blob(ciphertext, ref, where)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syftflwr.crypto.keys import KEY_SIZE, KeyPair, fingerprint, raw_public, short
-from syftflwr.envelope import Envelope, header_fields
+from syftflwr.envelope import Buffer, Envelope, header_fields
 from syftflwr.errors import DecryptionError
 
 SCHEME = "x25519-aesgcm/1"
@@ -104,14 +104,31 @@ def seal(envelope: E, sender: KeyPair, recipient_public: bytes) -> E:
         H_TO: fingerprint(recipient_public),
     }
     sealed = replace(envelope, headers=headers, body=b"")
-    aad = _associated_data(sealed)
-    body = memoryview(envelope.body).cast("B")
+    return replace(sealed, body=encrypt_segments(aead, envelope.body, _associated_data(sealed)))
+
+
+def encrypt_segments(aead: AESGCM, plaintext: Buffer, aad: bytes) -> bytes:
+    """``plaintext`` encrypted in :data:`SEGMENT`-sized AEAD calls whose nonces number
+    them and flag the last, so dropping, reordering or truncating segments fails."""
+    body = memoryview(plaintext).cast("B")
     count = max(1, -(-body.nbytes // SEGMENT))
     pieces = [
         aead.encrypt(_nonce(i, i == count - 1), body[i * SEGMENT : (i + 1) * SEGMENT], aad)
         for i in range(count)
     ]
-    return replace(sealed, body=pieces[0] if count == 1 else b"".join(pieces))
+    return pieces[0] if count == 1 else b"".join(pieces)
+
+
+def decrypt_segments(aead: AESGCM, ciphertext: Buffer, aad: bytes) -> bytes:
+    """The inverse of :func:`encrypt_segments`; raises ``InvalidTag``."""
+    data = memoryview(ciphertext).cast("B")
+    step = SEGMENT + TAG
+    count = max(1, -(-data.nbytes // step))
+    pieces = [
+        aead.decrypt(_nonce(i, i == count - 1), data[i * step : (i + 1) * step], aad)
+        for i in range(count)
+    ]
+    return pieces[0] if count == 1 else b"".join(pieces)
 
 
 def open_sealed(envelope: E, recipient_pairs: Sequence[KeyPair]) -> E:
@@ -140,20 +157,12 @@ def open_sealed(envelope: E, recipient_pairs: Sequence[KeyPair]) -> E:
         )
     ikm = pair.private.exchange(X25519PublicKey.from_public_bytes(epk)) + pair.static_secret(spk)
     aead = _key(ikm, epk, spk, pair.public)
-    aad = _associated_data(envelope)
-    data = memoryview(envelope.body).cast("B")
-    step = SEGMENT + TAG
-    count = max(1, -(-data.nbytes // step))
     try:
-        pieces = [
-            aead.decrypt(_nonce(i, i == count - 1), data[i * step : (i + 1) * step], aad)
-            for i in range(count)
-        ]
+        body = decrypt_segments(aead, envelope.body, _associated_data(envelope))
     except InvalidTag:
         raise DecryptionError(
             f"{where} failed authentication: it was altered, truncated, re-addressed, or "
             "not sealed by the key it names; it is refused"
         ) from None
     headers = {k: v for k, v in envelope.headers.items() if k not in SEAL_HEADERS}
-    body = pieces[0] if count == 1 else b"".join(pieces)
     return replace(envelope, headers=headers, body=body)
