@@ -95,6 +95,7 @@ if TYPE_CHECKING:
     from syftflwr.mailbox.rpc import MailboxRPC
     from syftflwr.mailbox.storage import (
         BaseStorage,
+        SharesFolders,
         Storage,
         StorageWrapper,
         check_max_size,
@@ -239,6 +240,7 @@ __all__ = [
     "Route",
     "SeesPickups",
     "SharesBlobs",
+    "SharesFolders",
     "Storage",
     "StorageError",
     "StorageFactory",

@@ -92,6 +92,20 @@ class Storage(Protocol):
         ...
 
 
+@runtime_checkable
+class SharesFolders(Protocol):
+    """Optional on a Storage whose transport declares ``Capabilities.shares_objects``:
+    make a folder of this participant's readable by exactly ``readers`` (and itself), so
+    one stored blob reaches several recipients (:class:`~syftflwr.roles.SharesBlobs`).
+    The mailbox calls it on a new, empty blob folder *before* writing the blob into it:
+    SyftBox writes a permission file naming the readers; Google Drive grants each reader
+    on the folder without notification e-mails. A storage where every participant can
+    already read every sender's folders (one local or network directory) does not need it.
+    """
+
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None: ...
+
+
 class BaseStorage(ABC):
     """Convenience base: default ``claim``, ``makedirs`` and ``local_path``."""
 
