@@ -77,6 +77,13 @@ if TYPE_CHECKING:
         PollingSource,
         Subscription,
     )
+    from syftflwr.mailbox.blobs import (
+        BlobCache,
+        blob_gone,
+        blob_where,
+        check_blob_readable,
+        new_blob_ref,
+    )
     from syftflwr.mailbox.chunking import Manifest, is_manifest, read_object
     from syftflwr.mailbox.claims import Claims
     from syftflwr.mailbox.events import MailboxEvents
@@ -188,6 +195,7 @@ __all__ = [
     "BaseEvents",
     "BaseRPC",
     "BaseStorage",
+    "BlobCache",
     "BlobRef",
     "Buffer",
     "CallbackSubscription",
@@ -260,6 +268,9 @@ __all__ = [
     "WatchHub",
     "WireProfile",
     "atomic_write",
+    "blob_gone",
+    "blob_where",
+    "check_blob_readable",
     "check_identity",
     "check_max_size",
     "config_dir",
@@ -274,6 +285,7 @@ __all__ = [
     "is_valid_email",
     "mailbox_options",
     "mailbox_profile",
+    "new_blob_ref",
     "new_message_id",
     "offers",
     "parse_name",

@@ -5,6 +5,10 @@ Written like any plugin (it imports only :mod:`syftflwr.plugin`), it declares it
 ``in_process_only``, so it is never picked for ``run`` or for
 multi-process work. Bodies are copied on send, as a real transport would, so a caller
 mutating its buffer after sending cannot change what the peer receives.
+
+It shares objects (``shares_objects``): a blob is kept once per sender in the broker and
+readable by the recipients it was stored for, as a real transport's permissions would
+have it (:class:`~syftflwr.plugin.SharesBlobs`, :class:`~syftflwr.plugin.ReadsBlobs`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from typing import TypeVar
 from syftflwr.plugin import (
     BaseEvents,
     BaseRPC,
+    BlobRef,
+    Buffer,
     Capabilities,
     Detection,
+    MessageRejectedError,
     OptionSpec,
     ReportsPickups,
     Request,
@@ -27,11 +34,14 @@ from syftflwr.plugin import (
     Response,
     TransportContext,
     TransportInfo,
+    blob_gone,
+    check_blob_readable,
     hookimpl,
+    new_blob_ref,
 )
 
 NAME = "memory"
-CAPABILITIES = Capabilities(notifies_arrivals=True, in_process_only=True)
+CAPABILITIES = Capabilities(notifies_arrivals=True, in_process_only=True, shares_objects=True)
 OPTIONS = (
     OptionSpec(
         "namespace",
@@ -42,8 +52,18 @@ OPTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob in a broker: the stored bytes and who may read them."""
+
+    data: bytes
+    readers: frozenset[str]
+    expires_at: float | None
+
+
 class Broker:
-    """Mailboxes of one namespace: pending requests per (recipient, app), responses by id."""
+    """Mailboxes of one namespace: pending requests per (recipient, app), responses by
+    id, blobs by (sender, app, name)."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -51,6 +71,8 @@ class Broker:
         self.responses: dict[str, Response] = {}
         self.public_keys: dict[tuple[str, str, str], bytes] = {}
         """(owner, reader, app) -> published public-key record (see :class:`MemoryKeys`)."""
+        self.blobs: dict[tuple[str, str, str], StoredBlob] = {}
+        """(sender, app, name) -> a stored blob (tests count them: one per push)."""
         self._rpcs: list[MemoryRPC] = []
 
     def post_request(self, request: Request) -> None:
@@ -185,6 +207,28 @@ class MemoryRPC(ReportsPickups, BaseRPC):
             self.broker.responses.pop(handle.id, None)
             self._sent.discard(handle.id)
 
+    def put_blob(
+        self,
+        data: Sequence[Buffer],
+        *,
+        app: str,
+        recipients: Sequence[str],
+        expires_at: float | None,
+    ) -> BlobRef:
+        """Keep one copy of ``data`` for ``recipients`` (and this participant)."""
+        self._check_open()
+        ref = new_blob_ref(data, self.context, recipients)
+        me = self.client.email
+        blob = StoredBlob(b"".join(data), frozenset({*recipients, me}), expires_at)
+        with self.broker.cond:
+            self.broker.blobs[(me, app, ref.name)] = blob
+        return ref
+
+    def drop_blob(self, ref: BlobRef, *, app: str) -> None:
+        self._check_open()
+        with self.broker.cond:
+            self.broker.blobs.pop((self.client.email, app, ref.name), None)
+
     def _close(self) -> None:
         self.broker.detach(self)
 
@@ -208,6 +252,19 @@ class MemoryEvents(BaseEvents):
     def stop(self) -> None:
         super().stop()
         self.broker.wake()
+
+    def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
+        """The blob ``sender`` stored for this participant, checked against ``ref``."""
+        self._check_open()
+        where = check_blob_readable(ref, sender, self.context)
+        with self.broker.cond:
+            blob = self.broker.blobs.get((sender, app, ref.name))
+        if blob is None:
+            raise blob_gone(where)
+        if self.client.email not in blob.readers:  # what a storage permission would say
+            raise MessageRejectedError(f"{where} is not shared with {self.client.email}: refused")
+        ref.verify(blob.data, where)
+        return blob.data
 
 
 @hookimpl
