@@ -163,6 +163,10 @@ class StorageTransport:
     :param options: the transport's own options followed by :func:`mailbox_options`
         (whose ``poll_interval`` default is the static capability).
     :param notifies_arrivals: the static capability: the arrival source notifies.
+    :param shares_objects: the static capability: one stored blob can be read by several
+        recipients (every participant reads every sender's folders, or the storage offers
+        :class:`~syftflwr.mailbox.storage.SharesFolders`); the mailbox then stores a
+        broadcast's model once.
     :param capabilities: the effective capabilities of a context when they depend on more
         than the shared options (fsspec-local: a local root notifies, a remote one polls).
     :param share: a key under which participants of this process share one opened storage
@@ -180,6 +184,7 @@ class StorageTransport:
         options: Sequence[OptionSpec] = (),
         notifies_arrivals: bool = False,
         profiles: tuple[str, ...] = ("native",),
+        shares_objects: bool = False,
         capabilities: CapabilitiesFactory | None = None,
         share: ShareKey | None = None,
         docs_url: str | None = None,
@@ -196,6 +201,7 @@ class StorageTransport:
             notifies_arrivals=notifies_arrivals,
             poll_interval=poll_interval,
             profiles=profiles,
+            shares_objects=shares_objects,
         )
         self.docs_url = docs_url
         self._storage = storage
@@ -221,6 +227,7 @@ class StorageTransport:
             max_poll_interval=settings.max_poll_interval,  # None: 8 x poll_interval
             max_object_size=settings.max_object_size,
             profiles=static.profiles,
+            shares_objects=static.shares_objects,
         )
 
     def open(self, context: TransportContext, settings: MailboxSettings) -> tuple[_Opened, bool]:

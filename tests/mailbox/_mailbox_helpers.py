@@ -62,6 +62,7 @@ class Mailbox:
     root: Path
     max_object_size: int | None = None
     grace: float = 0.3
+    shares_objects: bool = False
     storage: LocalDirStorage = field(init=False)
     poller: Poller = field(init=False)
     caps: Capabilities = field(init=False)
@@ -70,14 +71,21 @@ class Mailbox:
     rpcs: list[MailboxRPC] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.storage = LocalDirStorage(self.root)
+        self.storage = self.make_storage()
         self.poller = Poller(self.storage, interval=0.01, max_interval=0.05)
-        self.caps = Capabilities(notifies_arrivals=True, max_object_size=self.max_object_size)
+        self.caps = Capabilities(
+            notifies_arrivals=True,
+            max_object_size=self.max_object_size,
+            shares_objects=self.shares_objects,
+        )
 
-    def rpc(self, email: str = AGG, state_dir: Path | None = None) -> MailboxRPC:
+    def make_storage(self) -> LocalDirStorage:
+        return LocalDirStorage(self.root)
+
+    def rpc(self, email: str = AGG, state_dir: Path | None = None, **kw: object) -> MailboxRPC:
         rpc = MailboxRPC(
             Client(email),
-            context(email, state_dir),
+            context(email, state_dir, **kw),
             self.caps,
             storage=self.storage,
             arrivals=self.poller,

@@ -26,6 +26,9 @@ Every rejection is one warning naming the request and the reason, an ``error`` r
 when the sender may be answered, and a ``rejected`` journal entry.
 
 What a crashed runner left behind is :mod:`~syftflwr.mailbox.recovery`'s.
+
+A request may name a blob its sender stored once for several recipients: the handler
+(core's Flower runner) reads it with :meth:`MailboxEvents.get_blob`.
 """
 
 from __future__ import annotations
@@ -41,10 +44,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Request, Response
-from syftflwr.errors import MessageRejectedError, StorageError, SyftflwrError
+from syftflwr.errors import (
+    MalformedMessageError,
+    MessageRejectedError,
+    MessageTooLargeError,
+    StorageError,
+    SyftflwrError,
+)
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource, Subscription
+from syftflwr.mailbox.blobs import BlobCache, blob_gone, check_blob_readable
 from syftflwr.mailbox.claims import Claims
 from syftflwr.mailbox.incomplete import IncompleteRequests
 from syftflwr.mailbox.journal import InboundEntry, Journal
@@ -52,6 +62,7 @@ from syftflwr.mailbox.layout import (
     OUTBOX_PREFIX,
     ObjectKind,
     Route,
+    blob_path,
     discover_senders,
     inbox_routes,
     parse_name,
@@ -68,7 +79,7 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
-from syftflwr.roles import BaseEvents, ClientRole, refusal_kind
+from syftflwr.roles import BaseEvents, BlobRef, ClientRole, refusal_kind
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -146,6 +157,8 @@ class MailboxEvents(BaseEvents):
         self._sub: Subscription | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._serial: ThreadPoolExecutor | None = None
+        self.blob_cache = BlobCache()
+        """The last blobs read (:meth:`get_blob`), as stored."""
 
     # -- arrivals ------------------------------------------------------------------------
     def _on_arrival(self, folder: str, name: str) -> None:
@@ -459,6 +472,33 @@ class MailboxEvents(BaseEvents):
             replied=replied,
         )
         self.stats["rejected"] += 1
+
+    # -- shared blobs ----------------------------------------------------------------------
+    def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
+        """The blob ``sender`` stored and ``ref`` names, read from ``sender``'s blob
+        folder at most ``ref.size`` bytes (itself at most ``max_message_size``) and
+        verified against ``ref``; served from :attr:`blob_cache` when several requests
+        name it."""
+        self._check_open()
+        where = check_blob_readable(ref, sender, self.context)
+        cached = self.blob_cache.get(sender, app, ref.sha256)
+        if cached is not None and len(cached) == ref.size:
+            return cached
+        path = blob_path(sender, self.profile.wire_app(app), ref.name)
+        try:
+            data = chunking.read(self.storage, path, max_size=ref.size)
+        except MessageTooLargeError:
+            raise MalformedMessageError(
+                f"{where} is larger than the {ref.size:,} bytes its message says: refused"
+            ) from None
+        except MalformedMessageError as exc:  # a damaged chunked blob: say which blob
+            raise MalformedMessageError(f"{where}: {exc}") from None
+        if data is None:
+            raise blob_gone(where)
+        ref.verify(data, where)
+        blob = data if isinstance(data, bytes) else bytes(data)
+        self.blob_cache.put(sender, app, ref.sha256, blob)
+        return blob
 
     # -- retention -----------------------------------------------------------------------
     def _final_sweep(self) -> None:

@@ -1,6 +1,6 @@
 """The persisted journal of one participant's mailbox traffic (sqlite3, WAL mode).
 
-Two tables, one per direction:
+Two tables, one per direction, and one of shared blobs:
 
 * ``inbound`` — requests this participant serves: ``claimed`` -> ``answered`` |
   ``rejected`` | ``gone``. A restarted runner consults it before touching a request, so
@@ -8,6 +8,9 @@ Two tables, one per direction:
   lost after a crash is published again rather than recomputed.
 * ``outbound`` — requests this participant sent: ``sending`` -> ``sent`` -> ``forgotten``.
   Retention uses it to delete expired or forgotten requests even after a restart.
+* ``blobs`` — blobs this participant stored for several recipients (shared model
+  arrays): ``storing`` -> ``stored`` -> ``forgotten``; retention deletes forgotten and
+  expired ones even after a crash.
 
 It lives in ``{state_dir}/mailbox/journal.sqlite`` (one per participant and state dir),
 is safe to use from many threads and processes at once (WAL, a busy timeout, short
@@ -15,7 +18,7 @@ transactions), and survives process crashes; with ``synchronous=NORMAL`` a power
 forget the last few transitions, never corrupt the file.
 
 The schema is versioned with ``PRAGMA user_version``; extensions add migrations to
-:data:`MIGRATIONS` (version 2: the kept reply; version 3: the journal's id).
+:data:`MIGRATIONS` (version 2: the kept reply; version 3: the journal's id; version 4: blobs).
 """
 
 from __future__ import annotations
@@ -57,6 +60,14 @@ class OutboundState(StrEnum):
     """The sender is done with it: the request (and its parts) may be deleted."""
 
 
+class BlobState(StrEnum):
+    STORING = "storing"
+    """Being written (a crash here may leave parts behind)."""
+    STORED = "stored"
+    FORGOTTEN = "forgotten"
+    """Dropped by its sender (or found expired by retention): it may be deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class InboundEntry:
     id: str
@@ -91,6 +102,17 @@ class OutboundEntry:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    name: str
+    app: str
+    state: BlobState
+    parts: int
+    expires_at: float | None
+    created_at: float
+    updated_at: float
+
+
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE IF NOT EXISTS inbound (
@@ -111,6 +133,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The journal's own random id: runners write it into their claims, so a restarted
     # runner recognises a claim of its journal that a crash left unjournaled.
     3: ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    # Shared blobs this participant stored, so retention deletes them after a crash.
+    4: (
+        """CREATE TABLE IF NOT EXISTS blobs (
+            name TEXT PRIMARY KEY, app TEXT NOT NULL, state TEXT NOT NULL,
+            parts INTEGER NOT NULL DEFAULT 0, expires_at REAL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS blobs_state ON blobs(state)",
+    ),
 }
 """Schema migrations by target version, applied in order inside one transaction."""
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -343,10 +373,60 @@ class Journal:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    # -- blobs (the RPC side) ------------------------------------------------------------
+    def blob_storing(
+        self, name: str, *, app: str, expires_at: float | None, parts: int = 0
+    ) -> None:
+        """Record a blob about to be written (before its first byte: a crash mid-write
+        leaves an entry retention acts on)."""
+        now = time.time()
+        self._db.write(
+            "INSERT OR REPLACE INTO blobs (name, app, state, parts, expires_at, created_at, "
+            "updated_at) VALUES (?,?,?,?,?,?,?)",
+            (name, app, BlobState.STORING, parts, expires_at, now, now),
+        )
+
+    def _set_blob(self, name: str, state: BlobState) -> None:
+        self._db.write(
+            "UPDATE blobs SET state = ?, updated_at = ? WHERE name = ?",
+            (state, time.time(), name),
+        )
+
+    def blob_stored(self, name: str) -> None:
+        self._set_blob(name, BlobState.STORED)
+
+    def blob_forgotten(self, name: str) -> None:
+        self._set_blob(name, BlobState.FORGOTTEN)
+
+    def blob_state(self, name: str) -> BlobEntry | None:
+        row = self._db.one(f"SELECT {columns(BlobEntry)} FROM blobs WHERE name = ?", (name,))
+        return None if row is None else _blob(row)
+
+    def blobs(self) -> list[BlobEntry]:
+        """Every blob whose objects may still exist (not forgotten, or forgotten in the
+        last hour: a delete that failed is tried again)."""
+        rows = self._db.query(
+            f"SELECT {columns(BlobEntry)} FROM blobs WHERE state != ? OR updated_at > ?",
+            (BlobState.FORGOTTEN, time.time() - 3600),
+        )
+        return [_blob(r) for r in rows]
+
+    def live_requests_since(self, app: str, since: float, *, now: float, skew: float) -> bool:
+        """Whether a request for ``app`` sent at or after ``since`` is still live (not
+        forgotten, not expired): it may name a blob stored then, which a sender reuses
+        beyond the expiry it was stored with."""
+        row = self._db.one(
+            "SELECT 1 FROM outbound WHERE app = ? AND sent_at >= ? AND state != ? "
+            "AND (expires_at IS NULL OR expires_at + ? >= ?) LIMIT 1",
+            (app, since, OutboundState.FORGOTTEN, skew, now),
+        )
+        return row is not None
+
     # -- maintenance ---------------------------------------------------------------------
     def prune(self, older_than: float) -> int:
         """Drop entries nobody needs any more: inbound ones whose objects retention
-        removed, outbound ones forgotten, both last updated before ``older_than``."""
+        removed, outbound ones and blobs forgotten, all last updated before
+        ``older_than``."""
         a = self._db.write(
             "DELETE FROM inbound WHERE cleaned = 1 AND updated_at < ?", (older_than,)
         )
@@ -354,7 +434,11 @@ class Journal:
             "DELETE FROM outbound WHERE state = ? AND updated_at < ?",
             (OutboundState.FORGOTTEN, older_than),
         )
-        return int(a) + int(b)
+        c = self._db.write(
+            "DELETE FROM blobs WHERE state = ? AND updated_at < ?",
+            (BlobState.FORGOTTEN, older_than),
+        )
+        return int(a) + int(b) + int(c)
 
     def health(self) -> JournalHealth:
         """Counts by state and SQLite's own integrity check, for ``syftflwr doctor``."""
@@ -409,6 +493,10 @@ def _inbound(row: sqlite3.Row) -> InboundEntry:
 
 def _outbound(row: sqlite3.Row) -> OutboundEntry:
     return record(OutboundEntry, row, state=OutboundState(row["state"]))
+
+
+def _blob(row: sqlite3.Row) -> BlobEntry:
+    return record(BlobEntry, row, state=BlobState(row["state"]))
 
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning

@@ -5,11 +5,16 @@ syft-flwr's layout, so profiles can interoperate::
     {root}/syft_outbox_inbox_{sender}_to_{recipient}/{app}/rpc/{endpoint}/{id}.request
     {root}/syft_outbox_inbox_{responder}_to_{requester}/{app}/rpc/{endpoint}/{id}.response
     {root}/syft_outbox_inbox_{responder}_to_{requester}/{app}/rpc/{endpoint}/{id}.claim
+    {root}/syftflwr_blobs_{sender}/{app}/{blob_id}/{blob_id}.blob
+                                      a blob stored once for several recipients (shared
+                                      with exactly them: one folder per blob)
     {root}/.syftflwr/layout.json      format version of the layout
     {root}/.syftflwr/tmp/             temp files of atomic local writes (never watched)
 
 Rule: a participant only ever *writes* into its own outboxes (folders whose sender is
-itself). Its inboxes are its peers' outboxes addressed to it.
+itself) and its own blob folders. Its inboxes are its peers' outboxes addressed to it.
+Blob folders start with :data:`BLOB_PREFIX`, never :data:`OUTBOX_PREFIX`, so nothing that
+looks for outboxes (watchers, :func:`discover_senders`, sweeps) ever sees them.
 
 Every path is built here from names validated by :mod:`syftflwr.names`, never from
 strings found in storage; folder names are never parsed back into emails except by
@@ -43,6 +48,7 @@ LAYOUT_VERSION = 1
 SUPPORTED_LAYOUT_VERSIONS = frozenset({1})
 
 OUTBOX_PREFIX = "syft_outbox_inbox_"
+BLOB_PREFIX = "syftflwr_blobs_"
 TMP_FOLDER = ".syftflwr/tmp"
 LAYOUT_FILE = ".syftflwr/layout.json"
 PART_MARK = ".part-"
@@ -56,6 +62,8 @@ class ObjectKind(StrEnum):
     REQUEST = "request"
     RESPONSE = "response"
     CLAIM = "claim"
+    BLOB = "blob"
+    """A shared blob (:func:`blob_path`); never in an outbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,22 @@ def parse_name(name: str) -> ObjectName | None:
 def outbox(sender: str, recipient: str) -> str:
     """The top-level folder ``sender`` writes into for ``recipient``."""
     return f"{OUTBOX_PREFIX}{validate_email(sender)}_to_{validate_email(recipient)}"
+
+
+def blob_folder(sender: str, app: str, blob_id: str) -> str:
+    """The folder of one blob of ``sender``'s (``app``: the app's folder, as in
+    :class:`Route`): its own folder, so a storage can share it with exactly the blob's
+    recipients (:class:`~syftflwr.mailbox.storage.SharesFolders`)."""
+    return (
+        f"{BLOB_PREFIX}{validate_email(sender)}/{validate_app_folder(app)}/"
+        f"{validate_message_id(blob_id)}"
+    )
+
+
+def blob_path(sender: str, app: str, blob_id: str) -> str:
+    """Where a blob's bytes are (a chunk manifest when it is above ``max_object_size``:
+    parts next to it, as for messages)."""
+    return f"{blob_folder(sender, app, blob_id)}/{blob_id}.{ObjectKind.BLOB.value}"
 
 
 def validate_app_folder(value: str) -> str:

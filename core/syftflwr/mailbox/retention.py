@@ -6,7 +6,11 @@ Who deletes what (every storage lets a participant delete only what it wrote):
 * the **requester** deletes its request (and parts) when it forgets the handle — at once —
   and, in the sweep, requests the journal says are forgotten or expired;
 * the **responder** deletes its response (and parts) and its claim once the request is
-  gone from its inbox (the requester is done) or the request expired.
+  gone from its inbox (the requester is done) or the request expired;
+* the **sender of a blob** deletes it when it drops it — at once — and, in the sweep,
+  blobs the journal says are forgotten, or expired with no request of the app sent
+  since the blob was stored still live (a sender reuses a blob for a later push
+  beyond the expiry it was stored with), or abandoned mid-write.
 
 Anything else — a file this participant did not write, a name that is not a mailbox
 object, objects of ids the journal does not know, a request still being handled — is
@@ -24,8 +28,9 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 
 from syftflwr.errors import SyftflwrError
-from syftflwr.mailbox.journal import Journal, OutboundState
-from syftflwr.mailbox.layout import ObjectKind, Route, parse_name
+from syftflwr.mailbox import chunking
+from syftflwr.mailbox.journal import BlobState, Journal, OutboundState
+from syftflwr.mailbox.layout import ObjectKind, Route, blob_folder, blob_path, parse_name
 from syftflwr.mailbox.storage import Storage
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -132,6 +137,57 @@ def sweep_sent(
             storage.delete(f"{route.folder}/{name}")
             removed += 1
     return removed
+
+
+def sweep_blobs(
+    storage: Storage,
+    sender: str,
+    journal: Journal,
+    wire_app: Callable[[str], str],
+    *,
+    now: float | None = None,
+    skew: float = 0.0,
+    busy: Container[str] = (),
+) -> int:
+    """Sender side: delete ``sender``'s blobs that the journal says are forgotten,
+    expired (and no request of their app sent since they were stored is still live),
+    or abandoned mid-write; ``busy``: names this process still holds. Returns the
+    number of objects deleted."""
+    now = time.time() if now is None else now
+    removed = 0
+    for entry in journal.blobs():
+        if entry.name in busy:
+            continue
+        expired = (
+            entry.expires_at is not None
+            and now > entry.expires_at + skew
+            and not journal.live_requests_since(entry.app, entry.created_at, now=now, skew=skew)
+        )
+        abandoned = entry.state is BlobState.STORING and now - entry.updated_at > ABANDONED_SEND_AGE
+        if not (entry.state is BlobState.FORGOTTEN or expired or abandoned):
+            continue
+        removed += delete_blob(storage, sender, wire_app(entry.app), entry.name, entry.parts)
+        if entry.state is not BlobState.FORGOTTEN:
+            journal.blob_forgotten(entry.name)
+    return removed
+
+
+def delete_blob(storage: Storage, sender: str, app: str, name: str, parts: int | None) -> int:
+    """Delete one of ``sender``'s blobs: the blob (or its manifest) first, then its parts
+    (``parts``: the known count; None finds them by listing), then whatever else is in
+    its folder (a storage's sharing marker, parts of an unknown count). Returns how
+    many objects were there."""
+    folder = blob_folder(sender, app, name)
+    names = storage.list(folder)
+    if not names:
+        return 0
+    chunking.delete(storage, blob_path(sender, app, name), parts=parts)
+    for other in _deletion_order(storage.list(folder)):
+        try:
+            storage.delete(f"{folder}/{other}")
+        except SyftflwrError as exc:  # a sub-folder a storage made: not ours to remove
+            log.debug("left %s/%s in place: %s", folder, other, exc)
+    return len(names)
 
 
 # --------------------------------------------------------------------------- scheduling

@@ -1,6 +1,8 @@
 """The RPC role over a mailbox: publish ``{id}.request`` into my outbox toward the
 recipient, learn from an arrival source when ``{id}.response`` appears in the
 recipient's outbox toward me, read and verify it, and delete my request when done.
+On a transport that shares objects it also stores blobs once for several recipients
+(:meth:`MailboxRPC.put_blob`, in a blob folder of mine shared with exactly them).
 
 Costs stay flat as the federation grows: waiting is driven by arrival reports, and a
 fetch for a request this process sent touches storage only after its response was
@@ -12,31 +14,38 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from syftflwr._deprecation import mark_private as _mark_private
-from syftflwr.envelope import MAX_HEADER_SIZE, Request, Response
+from syftflwr.envelope import MAX_HEADER_SIZE, Buffer, Request, Response
 from syftflwr.errors import (
     MalformedMessageError,
     MessageRejectedError,
     StorageError,
+    TransportError,
     UnsafeNameError,
 )
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource
+from syftflwr.mailbox.blobs import new_blob_ref
 from syftflwr.mailbox.journal import Journal
-from syftflwr.mailbox.layout import ObjectKind, Route, parse_name
+from syftflwr.mailbox.layout import ObjectKind, Route, blob_folder, blob_path, parse_name
 from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
 from syftflwr.mailbox.retention import (
     DEFAULT_INTERVAL,
     JOURNAL_KEEP,
     Scheduler,
+    delete_blob,
     shared_scheduler,
+    sweep_blobs,
     sweep_sent,
 )
-from syftflwr.mailbox.storage import Storage
-from syftflwr.roles import BaseRPC, ClientRole, ReportsPickups, RequestHandle
+from syftflwr.mailbox.storage import SharesFolders, Storage
+from syftflwr.names import validate_message_id
+from syftflwr.roles import BaseRPC, BlobRef, ClientRole, ReportsPickups, RequestHandle, offers
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -87,6 +96,9 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         self._outstanding: dict[str, _Sent] = {}
         self._by_folder: dict[str, set[str]] = {}
         self._ready: set[str] = set()
+        self._blobs: dict[str, int] = {}
+        """Blobs stored by this process and not dropped (name -> parts): retention
+        leaves them alone."""
         self._sub = arrivals.subscribe(self._on_arrival)
         # A notifying source keeps a peer's response folder watched between rounds
         # (a watch is cheap; re-watching would re-list the folder every round). A
@@ -250,6 +262,73 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             if last:
                 self._sub.unwatch([back])
 
+    # -- shared blobs ------------------------------------------------------------------------
+    def put_blob(
+        self,
+        data: Sequence[Buffer],
+        *,
+        app: str,
+        recipients: Sequence[str],
+        expires_at: float | None,
+    ) -> BlobRef:
+        """Store ``data`` once in a new blob folder of mine, shared with ``recipients``
+        before anything is written into it (:class:`SharesFolders`), and journal it first
+        so retention deletes it after a crash."""
+        self._check_open()
+        if not self.capabilities.shares_objects:
+            raise TransportError(
+                f"the {self.context.transport or 'this'} transport cannot share one stored "
+                "object with several recipients (its capabilities do not declare "
+                "shares_objects): send each recipient its own copy"
+            )
+        ref = new_blob_ref(data, self.context, recipients)
+        me = self.client.email
+        wire_app = self.profile.wire_app(app)
+        folder = blob_folder(me, wire_app, ref.name)
+        parts = chunking.part_count(ref.size, self.capabilities.max_object_size)
+        self.journal.blob_storing(ref.name, app=app, expires_at=expires_at, parts=parts)
+        with self._lock:
+            self._blobs[ref.name] = parts
+        try:
+            self.storage.makedirs(folder)
+            if offers(self.storage, SharesFolders):
+                readers = sorted(set(recipients) - {me})
+                cast(SharesFolders, self.storage).share_folder(folder, readers)
+            published = chunking.publish(
+                self.storage,
+                blob_path(me, wire_app, ref.name),
+                data,
+                max_object_size=self.capabilities.max_object_size,
+                exclusive=True,
+            )
+            if not published:  # a random 128-bit name: only a storage fault gets here
+                raise StorageError(f"{folder} already holds a blob: not overwritten")
+        except BaseException:
+            try:
+                self._drop_blob(ref.name, app)
+            except Exception as exc:  # retention tries again: the journal says forgotten
+                log.warning("could not delete the unfinished blob %s: %s", folder, exc)
+            raise
+        self.journal.blob_stored(ref.name)
+        return ref
+
+    def drop_blob(self, ref: BlobRef, *, app: str) -> None:
+        """Delete one of my blobs (its parts and everything in its folder); idempotent,
+        and works for a blob an earlier process of mine stored (a resumed aggregator)."""
+        self._check_open()
+        self._drop_blob(validate_message_id(ref.name), app)
+
+    def _drop_blob(self, name: str, app: str) -> None:
+        """Journaled as forgotten before the delete: if the delete fails, retention
+        tries again."""
+        with self._lock:
+            parts: int | None = self._blobs.pop(name, None)
+        if parts is None:
+            entry = self.journal.blob_state(name)
+            parts = None if entry is None else entry.parts
+        self.journal.blob_forgotten(name)
+        delete_blob(self.storage, self.client.email, self.profile.wire_app(app), name, parts)
+
     def _close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -259,11 +338,13 @@ class MailboxRPC(ReportsPickups, BaseRPC):
 
     # -- retention -----------------------------------------------------------------------
     def sweep(self) -> int:
-        """Delete my requests the journal says are forgotten, expired or abandoned."""
+        """Delete my requests and blobs the journal says are forgotten, expired or
+        abandoned."""
         if self._closed:
             return 0
         with self._lock:
             busy = set(self._outstanding)
+            held = set(self._blobs)
         removed = 0
         for recipient, app, endpoint in self.journal.outbound_routes():
             try:
@@ -273,9 +354,17 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             removed += sweep_sent(
                 self.storage, route, self.journal, skew=self.context.clock_skew, busy=busy
             )
+        removed += sweep_blobs(
+            self.storage,
+            self.client.email,
+            self.journal,
+            self.profile.wire_app,
+            skew=self.context.clock_skew,
+            busy=held,
+        )
         self.journal.prune(time.time() - JOURNAL_KEEP)
         if removed:
-            log.debug("retention removed %d of %s's request objects", removed, self.client.email)
+            log.debug("retention removed %d of %s's objects", removed, self.client.email)
         return removed
 
 

@@ -153,7 +153,9 @@ def share_key(context: TransportContext, mailbox: MailboxSettings) -> Hashable:
 
 def capabilities(context: TransportContext, mailbox: MailboxSettings) -> Capabilities:
     """Local roots notify arrivals (inotify, or our own poller feeding the same wake-up);
-    remote roots are polled at ``poll_interval``."""
+    remote roots are polled at ``poll_interval``. Every root shares objects: it is one
+    directory (or bucket) every participant reads, so a blob folder of the sender's is
+    readable by every recipient as it is (and by every other participant too)."""
     root = Settings.from_context(context).root
     if not is_url(root):
         return Capabilities(
@@ -161,6 +163,7 @@ def capabilities(context: TransportContext, mailbox: MailboxSettings) -> Capabil
             poll_interval=mailbox.poll_interval,
             max_object_size=mailbox.max_object_size,
             profiles=PROFILE_NAMES,
+            shares_objects=True,
         )
     return Capabilities(
         notifies_arrivals=False,
@@ -169,4 +172,5 @@ def capabilities(context: TransportContext, mailbox: MailboxSettings) -> Capabil
         max_object_size=mailbox.max_object_size,
         in_process_only=root.lower().startswith("memory://"),
         profiles=PROFILE_NAMES,
+        shares_objects=True,
     )

@@ -29,6 +29,7 @@ kit = StorageTransport(
     options=OPTIONS,
     notifies_arrivals=True,  # the default (local) root; roles get their root's capabilities
     profiles=PROFILE_NAMES,
+    shares_objects=True,  # one directory every participant reads (see options.capabilities)
     capabilities=capabilities,
     share=share_key,  # one storage, one watcher, one poller per root and process
     docs_url="docs/transports/fsspec-local.md",
