@@ -11,7 +11,12 @@ REAL google-api-python-client drives it (built from its bundled discovery docume
 * ``files.list`` with a ``q`` subset (``'X' in parents``, ``name = '...'``, ``name
   contains '...'`` — PREFIX-only, like Drive — ``mimeType =/!= '...'``, ``trashed =
   false``, ``'me' in owners``, ``sharedWithMe``, joined by ``and``) and pagination;
-* multipart, simple and resumable uploads; ``alt=media`` downloads with ``Range``;
+* multipart, simple and resumable uploads (a resumable session's progress can be asked
+  for with ``Content-Range: bytes */N``, as a client resuming after a restart does);
+  ``alt=media`` downloads with ``Range``;
+* batch requests (``POST /batch/drive/v3``, ``multipart/mixed`` of HTTP requests, each
+  authorised and answered on its own, as googleapiclient's ``BatchHttpRequest`` sends
+  them), parsed with the standard library's MIME parser;
 * ``changes.getStartPageToken`` / ``changes.list``: one feed per user covering every
   file the user can access (its own and those shared with it), with pagination;
 * ``about.get`` (the token owner's email);
@@ -22,8 +27,12 @@ REAL google-api-python-client drives it (built from its bundled discovery docume
   optionally a rotated refresh token; ``invalid_grant`` once revoked,
   :meth:`DriveState.revoke`), counting grants in :attr:`DriveState.grants`;
 * fault injection: :meth:`DriveState.inject` makes the next N requests fail with 429,
-  403 ``rateLimitExceeded`` or 500, and :attr:`DriveState.calls` counts requests per
-  user and method (the benchmark of API calls per idle poll reads it).
+  403 ``rateLimitExceeded`` or 500, and :attr:`DriveState.calls` counts API calls per
+  user and method (the benchmark of API calls per idle poll reads it; each request of a
+  batch is one call, as Drive's quota counts them), :attr:`DriveState.http_requests` the
+  HTTP requests per user (a batch is one) and :attr:`DriveState.media_bytes` the file
+  content received per user; :meth:`DriveState.stall_uploads` holds a resumable upload
+  at a given offset (a test kills the uploading process there).
 
 Response bodies always carry every field (``fields=`` partial responses are ignored):
 the client does not mind extra fields.
@@ -31,7 +40,12 @@ the client does not mind extra fields.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.parser
+import email.policy
+import http.client
+import io
 import itertools
 import json
 import re
@@ -43,6 +57,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,6 +114,7 @@ class File:
     created: str
     content: bytes = b""
     writers: set[str] = field(default_factory=set)
+    readers: set[str] = field(default_factory=set)
     trashed: bool = False
     app_properties: dict[str, str] = field(default_factory=dict)
     version: int = 1
@@ -123,6 +140,10 @@ class File:
                     {"type": "user", "role": "writer", "emailAddress": w}
                     for w in sorted(self.writers)
                 ),
+                *(
+                    {"type": "user", "role": "reader", "emailAddress": r}
+                    for r in sorted(self.readers - self.writers)
+                ),
             ],
         }
 
@@ -143,6 +164,8 @@ class _Upload:
     metadata: dict[str, Any]
     total: int | None
     data: bytearray = field(default_factory=bytearray)
+    file_id: str | None = None
+    """The file it created, once complete (asking a finished session answers with it)."""
 
 
 class DriveState:
@@ -155,6 +178,17 @@ class DriveState:
         self.changes: list[_Change] = []
         self.uploads: dict[str, _Upload] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.http_requests: Counter[str] = Counter()
+        """HTTP requests per user (a batch of N calls is one)."""
+        self.media_bytes: Counter[str] = Counter()
+        """File content received per user (uploads of every kind)."""
+        self.notify_requested: list[tuple[str, str]] = []
+        """``permissions.create`` calls that asked for a notification e-mail (``(user,
+        file id)``): Drive's default when ``sendNotificationEmail`` is not false."""
+        self._stall_at: int | None = None
+        self.stalled = threading.Event()
+        """Set when a resumable upload reached the stall offset (:meth:`stall_uploads`)."""
+        self._release = threading.Event()
         self._faults: list[tuple[int, str]] = []
         self._clock = itertools.count(1)
         self.oauth_codes: dict[str, str] = {}
@@ -284,6 +318,30 @@ class DriveState:
         with self.lock:
             self._faults.extend([(status, reason or default.get(status, "error"))] * count)
 
+    def stall_uploads(self, offset: int | None) -> None:
+        """Hold every resumable chunk that starts at or past ``offset`` unapplied (the
+        request gets no answer until :meth:`release_uploads`, then a 503), so a test can
+        kill the uploading process mid-upload; None: no stall."""
+        with self.lock:
+            self._stall_at = offset
+            self.stalled.clear()
+            self._release.clear()
+
+    def release_uploads(self) -> None:
+        """Answer the held chunks (503, nothing applied) and stop stalling."""
+        with self.lock:
+            self._stall_at = None
+        self._release.set()
+
+    def hold_chunk(self, start: int) -> bool:
+        """Whether a chunk starting at ``start`` is held (waits for the release)."""
+        with self.lock:
+            held = self._stall_at is not None and start >= self._stall_at
+        if held:
+            self.stalled.set()
+            self._release.wait()
+        return held
+
     def calls_by(self, email_address: str) -> Counter[str]:
         with self.lock:
             return Counter({m: n for (u, m), n in self.calls.items() if u == email_address})
@@ -322,7 +380,9 @@ class DriveState:
             todo.extend(parent.parents)
 
     def can_read(self, user: str, f: File) -> bool:
-        return self.can_write(user, f)  # this server only knows owners and writers
+        if self.can_write(user, f) or user in f.readers:
+            return True
+        return any(user in a.readers for a in self.ancestors(f))
 
     def can_write(self, user: str, f: File) -> bool:
         if f.owner == user or user in f.writers:
@@ -330,9 +390,9 @@ class DriveState:
         return any(a.owner == user or user in a.writers for a in self.ancestors(f))
 
     def audience(self, f: File) -> frozenset[str]:
-        people = {f.owner, *f.writers}
+        people = {f.owner, *f.writers, *f.readers}
         for a in self.ancestors(f):
-            people |= {a.owner, *a.writers}
+            people |= {a.owner, *a.writers, *a.readers}
         return frozenset(people)
 
     def record(self, f: File, *, removed: bool = False) -> None:
@@ -388,14 +448,18 @@ class DriveState:
         for g in doomed:
             self.files.pop(g.id, None)
 
-    def share(self, user: str, file_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def share(
+        self, user: str, file_id: str, body: dict[str, Any], *, notify: bool = True
+    ) -> dict[str, Any]:
         f = self.get_file(user, file_id)
         if not self.can_write(user, f):
             raise DriveError(403, "insufficientFilePermissions", "cannot share this file")
         role, email_address = body.get("role"), body.get("emailAddress")
         if body.get("type") != "user" or role not in ("writer", "reader") or not email_address:
             raise DriveError(400, "invalid", "only user permissions with a role are supported")
-        f.writers.add(email_address)
+        if notify:
+            self.notify_requested.append((user, file_id))
+        (f.writers if role == "writer" else f.readers).add(email_address)
         for g in [f, *(g for g in self.files.values() if f in self.ancestors(g))]:
             self.record(g)
         return {
@@ -502,7 +566,7 @@ def compile_query(q: str, user: str, state: DriveState) -> Callable[[File], bool
                 raise bad()
             i += 3
         elif kinds[:1] == ["word"] and t[0][1] == "sharedWithMe":
-            clauses.append(lambda f: f.owner != user and user in f.writers)
+            clauses.append(lambda f: f.owner != user and user in f.writers | f.readers)
             i += 1
         elif len(t) == 3 and kinds[0] == "word" and t[1][1] in ("=", "!=", "contains"):
             fname, op, (vkind, value) = t[0][1], t[1][1], t[2]
@@ -557,6 +621,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     # -- plumbing -----------------------------------------------------------------------------
+    _reply: tuple[int, bytes, dict[str, str], str]
+    """The answer being built (one request of a batch, or the request itself)."""
+
     def _send(
         self,
         status: int,
@@ -564,8 +631,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         content_type: str = "application/json; charset=UTF-8",
     ) -> None:
+        self._reply = (status, body, dict(headers or {}), content_type)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), headers)
+
+    def _write(self, status: int, body: bytes, headers: dict[str, str], content_type: str) -> None:
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         if body or status not in (204, 308):
             self.send_header("Content-Type", content_type)
@@ -574,32 +647,92 @@ class _Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
-    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), headers)
+    def _user(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        user = self.server.state.user_of(auth.removeprefix("Bearer ").strip()) if auth else None
+        if user is None:
+            raise auth_error()
+        return user
 
     def _serve(self, verb: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        url = urllib.parse.urlsplit(self.path)
+        if urllib.parse.urlsplit(self.path).path == "/token" and verb == "POST":
+            self._token_endpoint(body)
+        elif urllib.parse.urlsplit(self.path).path == "/batch/drive/v3" and verb == "POST":
+            self._batch(body)
+        else:
+            self._answer(verb, self.path, body, counted=True)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a killed client
+            self._write(*self._reply)
+
+    def _answer(self, verb: str, target: str, body: bytes, *, counted: bool) -> None:
+        """Answer one API call (into :attr:`_reply`); ``counted``: an HTTP request of
+        its own (not one of a batch)."""
+        url = urllib.parse.urlsplit(target)
         params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         state = self.server.state
-        if url.path == "/token" and verb == "POST":
-            self._token_endpoint(body)
-            return
         try:
-            auth = self.headers.get("Authorization", "")
-            user = state.user_of(auth.removeprefix("Bearer ").strip()) if auth else None
-            if user is None:
-                raise auth_error()
+            user = self._user()
             method = self._route(verb, url.path, params)
             with state.lock:
                 state.calls[(user, method)] += 1
+                state.http_requests[user] += counted
             fault = state.take_fault(method)
             if fault is not None:
                 raise fault
+            if method == "files.upload" and state.hold_chunk(self._chunk_start()):
+                raise DriveError(503, "backendError", "upload held by the test, then dropped")
             self._dispatch(method, user, verb, url.path, params, body)
         except DriveError as exc:
             self._json(exc.code, exc.body(), exc.headers)
+
+    def _batch(self, body: bytes) -> None:
+        """A batch: each ``application/http`` part is one API call, authorised, counted
+        and answered on its own; the answers go back as ``multipart/mixed`` whose parts'
+        Content-IDs are ``response-`` + the request's. Parsed and written with the
+        standard library's MIME package (googleapiclient reads the answer with it too)."""
+        try:
+            user = self._user()
+        except DriveError as exc:
+            self._json(exc.code, exc.body(), exc.headers)
+            return
+        with self.server.state.lock:
+            self.server.state.http_requests[user] += 1
+        head = f"Content-Type: {self.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            self._json(400, DriveError(400, "invalid", "a batch is multipart/mixed").body())
+            return
+        answer = MIMEMultipart("mixed")
+        outer = self.headers
+        try:
+            for part in message.iter_parts():
+                request = part.get_payload(decode=True)
+                assert isinstance(request, bytes)
+                line, _, rest = request.partition(b"\n")
+                verb, target, _version = line.decode().strip().split(" ", 2)
+                stream = io.BytesIO(rest)
+                self.headers = http.client.parse_headers(stream)
+                inner = stream.read()
+                length = self.headers.get("Content-Length")
+                self._answer(verb, target, inner[: int(length)] if length else b"", counted=False)
+                status, data, headers, content_type = self._reply
+                lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}"]
+                lines += [f"{k}: {v}" for k, v in {**headers, "Content-Type": content_type}.items()]
+                reply = MIMENonMultipart("application", "http")
+                reply["Content-ID"] = "<response-" + str(part["Content-ID"]).strip("<>") + ">"
+                reply.set_payload("\r\n".join(lines) + "\r\n\r\n" + data.decode())
+                answer.attach(reply)
+        finally:
+            self.headers = outer
+        text = answer.as_bytes(policy=email.policy.HTTP)
+        _, _, payload = text.partition(b"\r\n\r\n")  # the body, after the outer headers
+        self._send(200, payload, content_type=f"multipart/mixed; boundary={answer.get_boundary()}")
+
+    def _chunk_start(self) -> int:
+        m = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", self.headers.get("Content-Range", ""))
+        return int(m.group(1)) if m else -1
 
     @staticmethod
     def _route(verb: str, path: str, params: dict[str, str]) -> str:
@@ -647,7 +780,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(204)
             elif method == "permissions.create":
                 file_id = path.split("/")[-2]
-                self._json(200, state.share(user, file_id, json.loads(body or b"{}")))
+                notify = params.get("sendNotificationEmail", "true") != "false"
+                body_json = json.loads(body or b"{}")
+                self._json(200, state.share(user, file_id, body_json, notify=notify))
             elif method == "changes.getStartPageToken":
                 self._json(200, {"startPageToken": str(len(state.changes) + 1)})
             elif method == "changes.list":
@@ -689,9 +824,11 @@ class _Handler(BaseHTTPRequestHandler):
         if kind is None:
             f = state.create(user, json.loads(body or b"{}"), b"")
         elif kind == "media":
+            state.media_bytes[user] += len(body)
             f = state.create(user, {}, body)
         elif kind == "multipart":
             metadata, content = _split_multipart(self.headers.get("Content-Type", ""), body)
+            state.media_bytes[user] += len(content)
             f = state.create(user, metadata, content)
         elif kind == "resumable":
             upload_id = uuid.uuid4().hex
@@ -714,6 +851,9 @@ class _Handler(BaseHTTPRequestHandler):
         upload = state.uploads.get(params["upload_id"])
         if upload is None or upload.owner != user:
             raise DriveError(404, "notFound", "upload session not found")
+        if upload.file_id is not None:
+            self._json(200, state.get_file(user, upload.file_id).resource(state.users))
+            return
         spec = self.headers.get("Content-Range", "")
         m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", spec)
         if not m:
@@ -725,9 +865,10 @@ class _Handler(BaseHTTPRequestHandler):
             if start != len(upload.data):
                 raise DriveError(400, "invalid", "chunk does not continue the upload")
             upload.data += body
+            state.media_bytes[user] += len(body)
         if upload.total is not None and len(upload.data) >= upload.total:
-            del state.uploads[params["upload_id"]]
             f = state.create(user, upload.metadata, bytes(upload.data))
+            upload.file_id, upload.data = f.id, bytearray()
             self._json(200, f.resource(state.users))
             return
         headers = {"Range": f"bytes=0-{len(upload.data) - 1}"} if upload.data else {}
@@ -738,9 +879,12 @@ def _split_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], by
     """The metadata and media parts of a multipart/related upload, byte-exact.
 
     Not Python's email parser: it is line-based, so media ending in CR or LF lost its
-    last byte (1 message in 128 once bodies were ciphertext). Per RFC 2046 the line
-    break before each delimiter belongs to the delimiter; the client's line break
-    (googleapiclient writes LF, others CRLF) is read from the first delimiter line."""
+    last byte (1 message in 128 once bodies were ciphertext). Not python-multipart
+    either: it requires CRLF delimiters, and googleapiclient writes LF (checked with
+    python-multipart 0.0.34: "Did not find CR at end of boundary"); werkzeug's parser
+    wants form-data. Per RFC 2046 the line break before each delimiter belongs to the
+    delimiter; the client's line break (googleapiclient writes LF, others CRLF) is read
+    from the first delimiter line. Batches (text only) use the email parser."""
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not match:
         raise DriveError(400, "invalid", "multipart upload without a boundary")

@@ -194,3 +194,81 @@ def test_injected_faults_reach_the_client(
     assert details["reason"] == (reason or {429: "rateLimitExceeded", 500: "backendError"}[status])
     assert svc[ALICE].about().get(fields="user").execute()  # only the next N fail
     assert state.calls_by(ALICE)["about.get"] == 2
+
+
+def test_batch_answers_each_call_on_its_own(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    """googleapiclient's BatchHttpRequest: one HTTP request, one answer (or error) per
+    call, each counted as a call of its method."""
+    state, svc = drive
+    folder = _folder(svc[ALICE], "blob")
+    before = state.http_requests[ALICE]
+    answers: dict[str, Any] = {}
+    batch = svc[ALICE].new_batch_http_request()
+    for who in (BOB, CAROL):
+        batch.add(
+            svc[ALICE]
+            .permissions()
+            .create(
+                fileId=folder,
+                body={"type": "user", "role": "reader", "emailAddress": who},
+                sendNotificationEmail=False,
+            ),
+            callback=lambda rid, resp, exc: answers.__setitem__(rid, (resp, exc)),
+            request_id=who,
+        )
+    batch.add(
+        svc[ALICE].files().get(fileId="missing"),
+        callback=lambda rid, resp, exc: answers.__setitem__(rid, (resp, exc)),
+        request_id="missing",
+    )
+    batch.execute()
+    assert state.http_requests[ALICE] - before == 1
+    assert state.calls_by(ALICE)["permissions.create"] == 2
+    assert state.calls_by(ALICE)["files.get"] == 1
+    assert answers[BOB][0]["role"] == "reader" and answers[BOB][1] is None
+    assert answers[CAROL][0]["emailAddress"] == CAROL
+    assert answers["missing"][0] is None and answers["missing"][1].resp.status == 404
+    assert state.notify_requested == []
+
+
+def test_readers_read_but_do_not_write(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    state, svc = drive
+    folder = _folder(svc[ALICE], "blob")
+    f = _upload(svc[ALICE], "x.blob", folder, b"model")
+    svc[ALICE].permissions().create(
+        fileId=folder, body={"type": "user", "role": "reader", "emailAddress": BOB}
+    ).execute()  # sendNotificationEmail left to Drive's default: an e-mail
+    assert state.notify_requested == [(ALICE, folder)]
+    assert svc[BOB].files().get_media(fileId=f["id"]).execute() == b"model"
+    assert _names(svc[BOB], "sharedWithMe") == ["blob"]
+    with pytest.raises(HttpError) as err:
+        _upload(svc[BOB], "forged.blob", folder, b"other")
+    assert err.value.resp.status == 403
+    with pytest.raises(HttpError) as err:
+        svc[CAROL].files().get_media(fileId=f["id"]).execute()
+    assert err.value.resp.status == 404
+
+
+def test_resumable_session_tells_its_progress(drive: tuple[DriveState, dict[str, Any]]) -> None:
+    """A client resuming after a restart asks ``bytes */N``: 308 with the bytes kept,
+    or, once complete, the file (never a second copy)."""
+    state, svc = drive
+    folder = _folder(svc[ALICE], "box")
+    data = bytes(range(256)) * 4096  # 1 MiB: 4 chunks of 256 KiB
+    media = MediaIoBaseUpload(
+        io.BytesIO(data), "application/octet-stream", resumable=True, chunksize=256 * 1024
+    )
+    request = svc[ALICE].files().create(body={"name": "big", "parents": [folder]}, media_body=media)
+    request.next_chunk()
+    request.next_chunk()
+    http = svc[ALICE]._http
+    ask = {"Content-Range": f"bytes */{len(data)}", "Content-Length": "0"}
+    resp, _ = http.request(request.resumable_uri, "PUT", headers=ask)
+    assert (resp.status, resp["range"]) == (308, f"bytes=0-{512 * 1024 - 1}")
+    done = None
+    while done is None:
+        _, done = request.next_chunk()
+    resp, body = http.request(request.resumable_uri, "PUT", headers=ask)
+    assert resp.status == 200 and json.loads(body)["id"] == done["id"]
+    assert [f.name for f in state.find("big")] == ["big"]
+    assert state.media_bytes[ALICE] == len(data)

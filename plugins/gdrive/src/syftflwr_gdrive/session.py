@@ -6,6 +6,7 @@ a datasite's events role each cost one feed."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from syftflwr.plugin import SYFTFLWR05_PROFILE, MailboxSettings, TransportContext, validate_email
 
@@ -40,13 +41,24 @@ def open_storage(context: TransportContext, mailbox: MailboxSettings) -> DriveSt
         root_url=settings.api_root_url,
         policy=RetryPolicy(retries=settings.retries),
     )
+    me = whoami(api)
     return DriveStorage(
         api,
-        whoami(api),
+        me,
         root_name=settings.root_folder,
         transfer_chunk=settings.transfer_chunk_size,
         folder_names=syftflwr05_folder_names if context.profile == SYFTFLWR05_PROFILE else None,
+        upload_sessions=None if context.state_dir is None else _state(context, "uploads"),
     )
+
+
+def _state(context: TransportContext, what: str) -> Path:
+    """This participant's folder ``what`` of the transport's state (per Drive account,
+    mailbox root and API root: a switch of account never resumes the other's uploads)."""
+    assert context.state_dir is not None
+    place = where(Settings.from_context(context), context)
+    digest = hashlib.sha256(repr(place).encode()).hexdigest()[:16]
+    return context.state_dir / "gdrive" / f"{what}-{digest}"
 
 
 def open_feed(
@@ -54,9 +66,7 @@ def open_feed(
 ) -> ChangesFeed:
     token_path = None
     if context.state_dir is not None:
-        place = where(Settings.from_context(context), context)
-        digest = hashlib.sha256(repr(place).encode()).hexdigest()[:16]
-        token_path = context.state_dir / "gdrive" / f"changes-{digest}.token"
+        token_path = _state(context, "changes").with_suffix(".token")
     return ChangesFeed(
         storage,
         interval=mailbox.poll_interval,

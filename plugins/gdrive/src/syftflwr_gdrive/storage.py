@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
+import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from syftflwr.plugin import (
@@ -42,10 +46,12 @@ from syftflwr.plugin import (
     BaseStorage,
     Buffer,
     StorageError,
+    atomic_write,
     check_max_size,
     is_valid_email,
     split_path,
     total_size,
+    validate_email,
 )
 
 from syftflwr_gdrive.api import FOLDER_MIME, DriveAPI, DriveNotFoundError
@@ -99,6 +105,61 @@ def _bytes_upload(data: bytes, *, chunksize: int, resumable: bool) -> Any:
     )
 
 
+SESSION_LIFETIME = 7 * 24 * 3600.0
+"""Drive keeps an unfinished resumable session about a week; older records are dropped."""
+
+
+class UploadSessions:
+    """The resumable sessions of unfinished uploads, one small JSON record each in the
+    participant's state dir, so a process that restarts after a crash or a kill continues
+    a large upload where Drive has it instead of sending it all again.
+
+    A record is keyed by the destination (folder id and name) and the SHA-256 and size of
+    the content: only the same bytes to the same place resume. A process takes a record
+    by renaming it (of two processes, one gets it) and drops it once the upload is done."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def key(self, parent: str, name: str, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        return hashlib.sha256(f"{parent}/{name}/{len(data)}/{digest}".encode()).hexdigest()[:32]
+
+    def take(self, key: str) -> dict[str, str] | None:
+        """The record of ``key``, removed from the folder; None if there is none."""
+        taken = self.folder / f"{key}.{uuid.uuid4().hex}.taken"
+        try:
+            (self.folder / f"{key}.json").rename(taken)
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(taken.read_text())
+        except (OSError, ValueError):
+            return None
+        finally:
+            taken.unlink(missing_ok=True)
+        if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
+            return None
+        return record
+
+    def save(self, key: str, uri: str, tag: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        record = {"uri": uri, "tag": tag, "started": str(time.time())}
+        atomic_write(self.folder / f"{key}.json", json.dumps(record), mode=0o600)
+        self._prune()
+
+    def drop(self, key: str) -> None:
+        (self.folder / f"{key}.json").unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        """Records of sessions Drive no longer keeps (their upload never came back)."""
+        old = time.time() - SESSION_LIFETIME
+        for path in self.folder.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < old:
+                    path.unlink()
+
+
 class DriveStorage(BaseStorage):
     """Mailbox storage of participant ``me`` on Drive (thread-safe)."""
 
@@ -110,8 +171,12 @@ class DriveStorage(BaseStorage):
         root_name: str = "SyftBox",
         transfer_chunk: int = DEFAULT_TRANSFER_CHUNK,
         folder_names: Callable[[list[str]], list[str]] | None = None,
+        upload_sessions: Path | None = None,
     ) -> None:
         self.api = api
+        self.sessions = None if upload_sessions is None else UploadSessions(upload_sessions)
+        """Where resumable sessions are kept across restarts (the state dir); None:
+        an interrupted upload starts over."""
         self.folder_names = folder_names or (lambda parts: parts)
         """The Drive folder names of a path's components (a wire profile's naming rule)."""
         self.me = me
@@ -268,6 +333,30 @@ class DriveStorage(BaseStorage):
         top = split_path(folder)[0] if folder else ""
         return self.me if not folder or self.is_mine(top) else self._owners.get(top, "")
 
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None:
+        """Let exactly ``readers`` read ``folder``, a new folder of mine (core's
+        :class:`~syftflwr.plugin.SharesFolders`, called before a blob is written into
+        it): one ``reader`` grant each, without notification e-mails, all in one batch
+        request (per 100 readers)."""
+        top = split_path(folder)[0]
+        if not self.is_mine(top):
+            raise StorageError(
+                f"refusing to share {folder}: a participant only shares its own folders "
+                "(a bug in the caller)"
+            )
+        people = [validate_email(r) for r in dict.fromkeys(readers) if r != self.me]
+        folder_id = self.folder_id(folder, create=True)
+        assert folder_id is not None
+
+        def grant(reader: str) -> Callable[[Any], Any]:
+            body = {"type": "user", "role": "reader", "emailAddress": reader}
+            return lambda s: s.permissions().create(
+                fileId=folder_id, body=body, sendNotificationEmail=False, fields="id"
+            )
+
+        if people:
+            self.api.batch(f"sharing {folder} with {', '.join(people)}", list(map(grant, people)))
+
     def _share_outbox(self, folder_id: str, top: str) -> None:
         prefix = f"{OUTBOX_PREFIX}{self.me}_to_"
         recipient = top[len(prefix) :]
@@ -298,7 +387,9 @@ class DriveStorage(BaseStorage):
             return None, []
         return fid, [c for c in copies if c.get("mimeType") != FOLDER_MIME]
 
-    def _create_file(self, parent: str, name: str, data: bytes, tag: str) -> None:
+    def _create_file(self, parent: str, name: str, data: bytes, tag: str) -> str:
+        """Upload ``data`` as ``name`` into ``parent``, tagged ``tag`` — or with the tag of
+        the interrupted upload of the same bytes it continues (returned)."""
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         resumable = len(data) > self.transfer_chunk
         media = _bytes_upload(data, chunksize=self.transfer_chunk, resumable=resumable)
@@ -307,20 +398,37 @@ class DriveStorage(BaseStorage):
             self.api.call(
                 what, lambda s: s.files().create(body=body, media_body=media, fields="id")
             )
-            return
+            return tag
         request = self.api.service().files().create(body=body, media_body=media, fields="id")
+        key = None if self.sessions is None else self.sessions.key(parent, name, data)
+        record = None if key is None or self.sessions is None else self.sessions.take(key)
+        if record is not None:
+            # googleapiclient's own recovery: ask the session how far it got, go on from there
+            request.resumable_uri, request._in_error_state = record["uri"], True
+            tag = record["tag"]
         done = None
         while done is None:
-            _, done = self.api.retrying(what, lambda: request.next_chunk(num_retries=0))
+            try:
+                _, done = self.api.retrying(what, lambda: request.next_chunk(num_retries=0))
+            except DriveNotFoundError:
+                if record is None:
+                    raise
+                log.info("the interrupted upload of %s expired on Drive: starting over", name)
+                return self._create_file(parent, name, data, uuid.uuid4().hex)
+            if record is None and key is not None and self.sessions is not None:
+                record = {"uri": str(request.resumable_uri), "tag": tag}
+                self.sessions.save(key, record["uri"], tag)
+        if key is not None and self.sessions is not None:
+            self.sessions.drop(key)
+        return tag
 
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
         fid, copies = self._copies(path, create_folder=True)
         assert fid is not None
         if copies:
             return False
-        tag = uuid.uuid4().hex
         name = path.rpartition("/")[2]
-        self._create_file(fid, name, _join(parts), tag)
+        tag = self._create_file(fid, name, _join(parts), uuid.uuid4().hex)
         _, copies = self._copies(path)
         if not copies:  # deleted right away by someone: we did create it
             return True
@@ -337,8 +445,7 @@ class DriveStorage(BaseStorage):
     def put(self, path: str, parts: Sequence[Buffer]) -> None:
         fid, _ = self._copies(path, create_folder=True)
         assert fid is not None
-        tag = uuid.uuid4().hex
-        self._create_file(fid, path.rpartition("/")[2], _join(parts), tag)
+        tag = self._create_file(fid, path.rpartition("/")[2], _join(parts), uuid.uuid4().hex)
         _, copies = self._copies(path)
         for copy in copies:
             if (copy.get("appProperties") or {}).get(WRITER_TAG) != tag:
