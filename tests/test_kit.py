@@ -268,6 +268,29 @@ def test_check_reports_every_optional_capability(plugin_env: PluginEnv) -> None:
     assert resume["status"] == "hint" and "a few seconds late" in resume["detail"]
 
 
+def test_check_holds_a_transport_declaring_shares_objects_to_the_blob_methods(
+    plugin_env: PluginEnv,
+) -> None:
+    """tinydir declaring shares_objects without put_blob/get_blob: exit 2, each missing
+    method named with its fix; undeclared, the same roles cost only a hint; the built-in
+    memory transport (which declares it) offers both."""
+    proc = plugin_env.cli(
+        "transports", "--check", "tinydir", "--json",
+        plugins=["tinydir"], env={"SYFTFLWR_TINYDIR_SHARES_OBJECTS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    found = {f["check"]: f for f in json.loads(proc.stdout)["findings"]}
+    for label, member in (("shared blobs", "put_blob()"), ("blob reads", "get_blob()")):
+        assert found[label]["status"] == "fail", found[label]
+        assert member in found[label]["detail"]
+        assert "Capabilities.shares_objects" in found[label]["detail"]
+        assert "shares_objects=False" in found[label]["fix"]
+    _, plain = check(plugin_env, "tinydir", "tinydir")
+    assert statuses(plain, "shared blobs") == statuses(plain, "blob reads") == {"hint"}
+    _, builtin = check(plugin_env, "memory")
+    assert statuses(builtin, "shared blobs") == statuses(builtin, "blob reads") == {"ok"}
+
+
 def test_a_run_with_encryption_on_names_the_transport_and_the_missing_method(
     plugin_env: PluginEnv, tmp_path: Path
 ) -> None:

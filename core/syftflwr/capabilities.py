@@ -18,8 +18,10 @@ from syftflwr.roles import (
     ExposesClient,
     HasLocation,
     PublishesKeys,
+    ReadsBlobs,
     ReattachesRequests,
     SeesPickups,
+    SharesBlobs,
     StorageIdentity,
     protocol_members,
 )
@@ -67,6 +69,16 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         SeesPickups, "pick-ups", "rpc", "on_picked_up()",
         "no pick-ups in the live view, no hint for a datasite that shows no sign of life",
+    ),
+    Capability(
+        SharesBlobs, "shared blobs", "rpc", "put_blob(), drop_blob()",
+        "a broadcast stores one copy of the model per recipient (a transport declaring "
+        "Capabilities.shares_objects must offer it)",
+    ),
+    Capability(
+        ReadsBlobs, "blob reads", "events", "get_blob()",
+        "a request naming a blob is answered with an error saying so (a transport "
+        "declaring Capabilities.shares_objects must offer it)",
     ),
     Capability(
         HasLocation, "storage url", "storage", "url",

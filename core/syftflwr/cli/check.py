@@ -281,11 +281,18 @@ def _check_capabilities(report: CheckReport, transport: Transport) -> None:
     """Each optional capability of the plugin API (:data:`syftflwr.roles.CAPABILITIES`),
     read from the role factories' return annotations: offered, or missing and what that
     costs. Missing one that a default setting needs (``PublishesKeys`` while core
-    encryption is on by default) fails the check with exit 2, as a run would."""
+    encryption is on by default; ``SharesBlobs``/``ReadsBlobs`` of a transport declaring
+    ``shares_objects``, which broadcasts then use) fails the check with exit 2, as a run
+    would."""
     from syftflwr.capabilities import CAPABILITIES, declares
-    from syftflwr.roles import PublishesKeys
+    from syftflwr.roles import PublishesKeys, ReadsBlobs, SharesBlobs
 
-    hooks = {"client": "syftflwr_make_client", "rpc": "syftflwr_make_rpc"}
+    hooks = {
+        "client": "syftflwr_make_client",
+        "rpc": "syftflwr_make_rpc",
+        "events": "syftflwr_make_events",
+    }
+    shares = transport.capabilities.shares_objects
     classes: dict[str, type | None] = {}
     for role, hook in hooks.items():
         [impl] = getattr(transport._pm.hook, hook).get_hookimpls()
@@ -301,24 +308,27 @@ def _check_capabilities(report: CheckReport, transport: Transport) -> None:
             continue
         cls = classes[capability.role]
         hook = hooks[capability.role]
+        needed_by = capability.needed_by
+        if shares and capability.protocol in (SharesBlobs, ReadsBlobs):
+            needed_by = "its declared Capabilities.shares_objects"
         if cls is None:
             report.add(
                 label,
                 "hint",
                 f"{what}: cannot tell, {hook} has no class as return annotation"
-                + (f"; {capability.needed_by} needs it" if capability.needed_by else ""),
+                + (f"; {needed_by} needs it" if needed_by else ""),
                 f"annotate {hook} with the role's class (an import under TYPE_CHECKING "
                 "is enough; docs/reference/hooks.md)",
             )
         elif declares(cls, capability.protocol):
             report.add(label, "ok", f"{what}: {cls.__name__} offers it")
-        elif capability.needed_by:
+        elif needed_by:
             report.add(
                 label,
                 "fail",
                 f"the {transport.name!r} transport cannot run with default settings: its "
                 f"{capability.role} role {cls.__name__} does not implement {what}; "
-                f"{capability.needed_by} needs it ({capability.absent})",
+                f"{needed_by} needs it ({capability.absent})",
                 _HOW_TO_ADD.get(protocol, f"add {capability.member} to {cls.__name__}"),
                 blocks_defaults=True,
             )
@@ -337,6 +347,11 @@ _HOW_TO_ADD = {
     "syftflwr.plugin.KeyDirectory (on a mailbox storage: StorageKeyDirectory(storage, "
     "email)); see docs/reference/hooks.md#optional-capabilities. Until then, "
     "encryption = false in [tool.syftflwr] runs it unencrypted",
+    "SharesBlobs": "add put_blob() and drop_blob() to the RPC role (a mailbox-kit transport "
+    "has them), or declare Capabilities(shares_objects=False) until it can share one object "
+    "with several recipients; see docs/reference/hooks.md#shared-blobs",
+    "ReadsBlobs": "add get_blob() to the events role (a mailbox-kit transport has it), or "
+    "declare Capabilities(shares_objects=False); see docs/reference/hooks.md#shared-blobs",
 }
 """How to add a capability a default setting needs (the fix comes before the setting)."""
 

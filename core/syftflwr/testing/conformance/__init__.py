@@ -17,9 +17,10 @@ Each role has its own suite (:class:`ClientConformance`, :class:`RPCConformance`
 :class:`EventsConformance`), plus :class:`DeliveryConformance` (integrity, large
 messages, atomic visibility, concurrency, another process), :class:`MetadataConformance`
 (info, options, detection, light imports), :class:`FlowerConformance` (a Flower round
-trip) and :class:`HostileInputConformance` (files planted in a storage-based
-transport's mailbox; skipped without storage). :class:`TransportConformance` is all of
-them. The knobs are documented on
+trip), :class:`HostileInputConformance` (files planted in a storage-based transport's
+mailbox; skipped without storage) and :class:`BlobConformance` (shared blobs; skipped
+unless the transport declares ``shares_objects``). :class:`TransportConformance` is all
+of them. The knobs are documented on
 :class:`~syftflwr.testing.conformance.base.ConformanceBase`; see docs/plugins.md.
 """
 
@@ -37,6 +38,7 @@ from syftflwr.testing.conformance._federation import (
     payload,
 )
 from syftflwr.testing.conformance.base import ConformanceBase
+from syftflwr.testing.conformance.blobs import BlobConformance
 from syftflwr.testing.conformance.client import ClientConformance
 from syftflwr.testing.conformance.delivery import DeliveryConformance
 from syftflwr.testing.conformance.events import EventsConformance
@@ -54,6 +56,7 @@ class TransportConformance(
     DeliveryConformance,
     FlowerConformance,
     HostileInputConformance,
+    BlobConformance,
 ):
     """Every conformance suite: what a transport must pass to ship."""
 
@@ -64,6 +67,7 @@ __all__ = [
     "DATASITES",
     "ENDPOINT",
     "STRANGER",
+    "BlobConformance",
     "ClientConformance",
     "ConformanceBase",
     "ContextFactory",

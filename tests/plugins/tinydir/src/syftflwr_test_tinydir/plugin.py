@@ -23,7 +23,14 @@ if TYPE_CHECKING:  # annotations only: the hook module stays light
 
 NAME = "tinydir"
 ROOT_ENV = "SYFTFLWR_TINYDIR_ROOT"
-CAPABILITIES = Capabilities(notifies_arrivals=False, poll_interval=0.05, max_poll_interval=0.05)
+SHARES_ENV = "SYFTFLWR_TINYDIR_SHARES_OBJECTS"
+CAPABILITIES = Capabilities(
+    notifies_arrivals=False,
+    poll_interval=0.05,
+    max_poll_interval=0.05,
+    # set: declares a capability its roles lack (put_blob/get_blob): transports --check fails
+    shares_objects=os.environ.get(SHARES_ENV) == "1",
+)
 
 
 def root_of(context: TransportContext) -> Path | None:
