@@ -161,6 +161,7 @@ def print_summary(console: Console, result: RunResult, *, title: str) -> None:
     console.print(
         f"transport [bold]{result.transport}[/], {len(result.datasites)} datasites, "
         + protection(result.encryption)
+        + (f", {escape(result.broadcast)}" if result.broadcast else "")
         + f", {result.duration:.1f}s"
         + (
             f", final accuracy [bold]{result.accuracy:.4f}[/]"

@@ -38,6 +38,9 @@ DEFAULT_APP_NAME = "syftflwr"
 DEFAULT_CLOCK_SKEW = 30.0
 DEFAULT_ROUND_TIMEOUT = 600.0
 DEFAULT_MESSAGE_TTL = 3600.0
+DEFAULT_BLOB_THRESHOLD = 1 << 20
+"""An ArrayRecord this large (bytes, serialized) is stored once for all the datasites of
+a push, when the transport can share objects (docs/transports.md, "Bandwidth")."""
 DEFAULT_ENCRYPTION = True
 """Core envelope encryption is on unless a project says ``encryption = false``."""
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -69,6 +72,7 @@ class ProjectConfig:
     clock_skew: float = DEFAULT_CLOCK_SKEW
     round_timeout: float = DEFAULT_ROUND_TIMEOUT
     message_ttl: float = DEFAULT_MESSAGE_TTL
+    blob_threshold: int = DEFAULT_BLOB_THRESHOLD
     transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Raw ``[tool.syftflwr.transport.<name>]`` tables, validated at resolve time."""
     keys: Mapping[str, str] = field(default_factory=dict)
@@ -195,6 +199,13 @@ def _message_size(value: object) -> int:
     return size
 
 
+def _blob_threshold(value: object) -> int:
+    size = parse_size(value)
+    if size < 0:
+        raise ValueError(f"blob_threshold must be >= 0, got {size}")
+    return size
+
+
 def _profile(value: object) -> str:
     text = parse_str(value)
     if text not in PROFILES:
@@ -305,6 +316,19 @@ KEYS: dict[str, OptionSpec] = {
             fix='use seconds > 0, e.g. message_ttl = 3600 or message_ttl = "1h"',
             env="SYFTFLWR_MESSAGE_TTL",
             flag="--message-ttl",
+        ),
+        OptionSpec(
+            "blob_threshold",
+            "int",
+            "An ArrayRecord (a model) whose serialized size is at least this many bytes "
+            "(or a size string) is uploaded once per push as a shared blob that every "
+            "datasite of the push reads, instead of once per datasite; `0` sends every "
+            "ArrayRecord that way. Used only where the transport can share objects "
+            "(`shares_objects`) and the profile is `native`.",
+            parse=_blob_threshold,
+            fix='use bytes >= 0 or a size string, e.g. blob_threshold = "1MiB" '
+            "(0: every ArrayRecord as a shared blob)",
+            env="SYFTFLWR_BLOB_THRESHOLD",
         ),
     )
 }

@@ -32,8 +32,8 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
@@ -49,6 +49,16 @@ from syftflwr.errors import (
     TransportClosedError,
     TransportError,
     UntrustedKeyError,
+)
+from syftflwr.flower.blobs import (
+    BLOBS_HEADER,
+    BLOBS_RECORD,
+    BlobShelf,
+    Planned,
+    Use,
+    header_value,
+    reserved_name_error,
+    with_refs,
 )
 from syftflwr.flower.compat import (
     SYSTEM_MESSAGE_TYPE,
@@ -75,6 +85,7 @@ from syftflwr.flower.resume import Match, Pending, RunTracker, in_reply_order, r
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_app_name, validate_email, validate_identifier
 from syftflwr.roles import (
+    BlobRef,
     ClientRole,
     ExposesClient,
     ReattachesRequests,
@@ -117,7 +128,7 @@ class _Forgetter:
 
     def __init__(self, rpc: RPCRole) -> None:
         self._rpc = rpc
-        self._queue: queue.SimpleQueue[tuple[RequestHandle, Callable[[], None] | None]] = (
+        self._queue: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None] | None]] = (
             queue.SimpleQueue()
         )
         self._lock = threading.Lock()
@@ -128,6 +139,10 @@ class _Forgetter:
 
     def forget(self, handle: RequestHandle, then: Callable[[], None] | None = None) -> None:
         """Forget ``handle`` soon; ``then()`` once it is forgotten."""
+        self.later(partial(self._rpc.forget, handle), then)
+
+    def later(self, job: Callable[[], None], then: Callable[[], None] | None = None) -> None:
+        """Run ``job`` (housekeeping: a forget, a blob's drop) soon; ``then()`` after it."""
         with self._lock:
             self._waiting += 1
             self._idle.clear()
@@ -135,17 +150,17 @@ class _Forgetter:
                 self._thread = threading.Thread(target=self._run, name="syftflwr-forget",
                                                 daemon=True)  # fmt: skip
                 self._thread.start()
-        self._queue.put((handle, then))
+        self._queue.put((job, then))
 
     def _run(self) -> None:
         while True:
-            handle, then = self._queue.get()
+            job, then = self._queue.get()
             try:
-                self._rpc.forget(handle)
+                job()
                 if then is not None:
                     then()
             except Exception:  # housekeeping: retention deletes what this could not
-                log.debug("could not forget request %s", handle.id, exc_info=True)
+                log.debug("housekeeping failed (%s)", job, exc_info=True)
             finally:
                 with self._lock:
                     self._waiting -= 1
@@ -172,6 +187,9 @@ class _Push:
     request: Request | None = None
     info: MessageInfo | None = None
     expires_at: float = 0.0
+    fingerprint: str = ""
+    parts: dict[str, str] = field(default_factory=dict)
+    server_round: int | None = None
 
 
 def _request_of(push: _Push) -> Request:
@@ -241,6 +259,9 @@ class TransportGrid(Grid):
     :param transport: the transport's name, for messages about it.
     :param datasite_command: how a datasite is started, ``{email}`` for its email: the
         hint logged when one shows no sign of life (:mod:`syftflwr.flower.liveness`).
+    :param blob_threshold: ArrayRecords at least this large (serialized bytes) are
+        stored once per push as shared blobs (:mod:`syftflwr.flower.blobs`); None: never
+        (the transport cannot share objects, or the profile is not native).
 
     Constructing (or ``set_run``) sets Flower's process-global task identity where the
     installed Flower has one, so a ServerApp can build ``Message`` objects.
@@ -262,6 +283,7 @@ class TransportGrid(Grid):
         profile: str = "native",
         datasite_command: str | None = None,
         transport: str = "",
+        blob_threshold: int | None = None,
     ) -> None:
         self.rpc = rpc
         self.transport = transport
@@ -291,6 +313,13 @@ class TransportGrid(Grid):
                 self._reporter, quiet=quiet_period(max_wait), command=datasite_command
             )
             cast(SeesPickups, rpc).on_picked_up(self.liveness.picked_up)
+        self.blobs: BlobShelf | None = None
+        if blob_threshold is not None:
+            self.blobs = BlobShelf(rpc, app=self.app_name, threshold=blob_threshold,
+                                   later=self._forgetter.later, journal=tracker,
+                                   transport=self._transport_name)  # fmt: skip
+            if tracker is not None:  # a resumed run keeps what its re-attached requests name
+                self.blobs.resumed(tracker.journal.blobs(tracker.run_id))
         self._interrupted: str | None = None
         self._run: Any = None
         if run_id is None:
@@ -370,6 +399,10 @@ class TransportGrid(Grid):
         blocks, delays nobody else, and costs at most the round's budget."""
         prepared = [self._prepare(message, report=report) for message in messages]
         sending = [p for p in prepared if p.pending is None]
+        plans = self._plan_blobs(sending, limit)
+        for push, plan in zip(sending, plans, strict=True):
+            self._finish(push, plan)
+        sending = [p for p in sending if p.pending is None]
         if sending:
             self._transmit(sending, limit)
         return [self._register(p) for p in prepared]
@@ -384,6 +417,8 @@ class TransportGrid(Grid):
         email = self.email_of(metadata.dst_node_id)
         if not metadata.ttl > 0:
             raise ValueError(f"Message TTL must be positive, got {metadata.ttl}")
+        if message.has_content() and BLOBS_RECORD in message.content:
+            raise reserved_name_error()
         server_round = _round_of(message)
         tracker = self.tracker if report else None  # stop messages are not the run's
         fingerprint: str = ""
@@ -406,25 +441,53 @@ class TransportGrid(Grid):
         if match is not None:  # half-pushed by the stopped run: same id, same expiry
             expires_at = match.entry.expires_at
         push.expires_at = expires_at
-        push.request = self._request(message, email, expires_at)
+        push.fingerprint, push.parts, push.server_round = fingerprint, parts, server_round
+        return push
+
+    def _plan_blobs(self, pushes: Sequence[_Push], limit: float | None) -> list[Planned]:
+        """Store the shared blobs of these pushes (when this Grid uses blobs)."""
+        uses = [Use(p.message_id, p.email, p.message.content, p.expires_at)
+                for p in pushes if p.message.has_content()]  # fmt: skip
+        if self.blobs is None or not uses:
+            return [Planned() for _ in pushes]
+        with within(limit):
+            planned = iter(self.blobs.plan(uses, limit))
+        return [next(planned) if p.message.has_content() else Planned() for p in pushes]
+
+    def _finish(self, push: _Push, plan: Planned) -> None:
+        """Encode ``push`` (its blobs' refs in place of their arrays) and journal it."""
+        message, email, tracker, match = push.message, push.email, push.tracker, push.match
+        metadata, message_id, expires_at = message.metadata, push.message_id, push.expires_at
+        push.request = self._request(message, email, expires_at, plan.refs)
         if tracker is not None and match is None:
             tracker.journal.pushing(
                 self.run_id,
                 message_id,
-                fingerprint=fingerprint,
-                parts=parts,
+                fingerprint=push.fingerprint,
+                parts=push.parts,
                 datasite=email,
                 message_type=metadata.message_type,
-                server_round=server_round,
+                server_round=push.server_round,
                 expires_at=expires_at,
             )
         push.info = self._info(message, email)
-        if report and self.liveness is not None:  # a key wait in the send counts too
+        if push.report and self.liveness is not None:  # a key wait in the send counts too
             self.liveness.sending(push.info)
-        return push
+        if plan.error is not None:  # its blob could not be stored: as if the send failed
+            push.pending = self._sent(push, Outcome(error=plan.error))
 
-    def _request(self, message: Message, email: str, expires_at: float) -> Request:
+    def _request(
+        self,
+        message: Message,
+        email: str,
+        expires_at: float,
+        refs: Mapping[str, tuple[BlobRef, int]] | None = None,
+    ) -> Request:
         metadata = message.metadata
+        headers: dict[str, str] = {}
+        if refs:  # the arrays travel in shared blobs; the sealed body carries their refs
+            message = make_message(metadata, content=with_refs(message.content, refs))
+            headers[BLOBS_HEADER] = header_value({k: r for k, (r, _) in refs.items()})
         return Request(
             id=metadata.message_id,
             sender=self.email,
@@ -434,6 +497,7 @@ class TransportGrid(Grid):
             body=encode_message(message),
             created_at=metadata.created_at,
             expires_at=expires_at,
+            headers=headers,
         )
 
     def _transmit(self, pushes: Sequence[_Push], limit: float | None) -> None:
@@ -769,6 +833,8 @@ class TransportGrid(Grid):
         """A replayed instruction's reply, as the stopped run's ServerApp got it."""
         with self._lock:
             pending = self._pending.pop(message_id, None)
+        if self.blobs is not None:
+            self.blobs.done(message_id)
         if pending is None or pending.stored is None:
             return None
         if pending.report and pending.unsent is None:
@@ -802,6 +868,8 @@ class TransportGrid(Grid):
             del self._pending[message_id]
         if self.liveness is not None:
             self.liveness.done(message_id, answered=response is not None)
+        if self.blobs is not None:
+            self.blobs.done(message_id)
         reply = self._reply_for(pending, response, now)
         if self.tracker is not None and pending.report:
             self.tracker.returned(message_id, reply, batch)
@@ -900,6 +968,8 @@ class TransportGrid(Grid):
                 del self._pending[message_id]
                 if self.liveness is not None:
                     self.liveness.done(message_id, answered=False)
+                if self.blobs is not None:
+                    self.blobs.done(message_id)
                 self._forgetter.forget(pending.handle)
 
     # ------------------------------------------------------------------ lifecycle
@@ -991,6 +1061,8 @@ class TransportGrid(Grid):
         if forget:
             for p in pending:
                 self._forgetter.forget(p.handle)
+            if self.blobs is not None:  # (interrupted: a resumed run still needs them)
+                self.blobs.close()
         if not self._forgetter.drain(FORGET_WAIT):
             log.warning("%s did not finish deleting this run's requests within %.0fs; "
                         "retention deletes what is left", self._transport_name,

@@ -236,6 +236,7 @@ def run_aggregator(
     if participant.keyring is not None:  # a missing key fails one send, not one round each
         participant.keyring.key_wait = min(participant.keyring.key_wait, max_wait)
     journal, tracker = open_run(participant, config, resume=resume)
+    threshold, broadcast = broadcast_mode(participant)
     stops_sent = tracker.run.stops_sent  # by the stopped run, after its ServerApp finished
     grid = TransportGrid(
         participant.rpc(),
@@ -249,17 +250,19 @@ def run_aggregator(
         profile=participant.context.profile,
         transport=participant.transport.name,
         datasite_command=datasite_command(participant),
+        blob_threshold=threshold,
     )
     if tracker.checkpoints is not None:
         tracker.checkpoints.summary = lambda r: _round_summary(grid, r)
     if not resume:
         grid.remove_leftovers()
     log.info(
-        "aggregator %s: %d datasites over %s (run %d)",
+        "aggregator %s: %d datasites over %s (run %d); %s",
         participant.email,
         len(project.datasites),
         participant.transport.name,
         grid.run_id,
+        broadcast,
     )
     error: str | None = None
     acks: dict[str, bool] = {}
@@ -316,7 +319,25 @@ def run_aggregator(
         interrupted=grid.interrupted if status is RunStatus.STOPPED else None,
         pending=pending,
         app_name=participant.project.app_name,
+        broadcast=broadcast,
     )
+
+
+BROADCAST_SHARED = "model sent once per phase (shared blob)"
+
+
+def broadcast_mode(participant: Participant) -> tuple[int | None, str]:
+    """Decided once per run: the Grid's ``blob_threshold`` (None: no shared blobs) and
+    the phrase the start banner and the run summary show. Blobs need the effective
+    capabilities to declare ``shares_objects`` and the native profile (syft-flwr 0.5
+    participants read one file per recipient)."""
+    name = participant.transport.name
+    if participant.context.profile != "native":
+        return None, (f"one copy per datasite: the {participant.context.profile} profile "
+                      "does not share objects")  # fmt: skip
+    if not participant.capabilities.shares_objects:
+        return None, f"one copy per datasite: {name} cannot share objects"
+    return participant.project.blob_threshold, BROADCAST_SHARED
 
 
 def datasite_command(participant: Participant) -> str:

@@ -84,6 +84,9 @@ class RunResult:
     pending: list[MessageInfo] = field(default_factory=list)
     """Interrupted: the instructions whose replies had not come yet."""
     app_name: str = ""
+    broadcast: str = ""
+    """How a broadcast's model travelled: once per phase as a shared blob, or one copy
+    per datasite and why (:func:`syftflwr.flower.launch.broadcast_mode`)."""
 
     @property
     def accuracy(self) -> float | None:

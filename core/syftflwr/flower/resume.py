@@ -38,7 +38,7 @@ from syftflwr.flower.fingerprint import ArrayDigests, describe_instruction, diff
 from syftflwr.flower.progress import FailureEvent, MessageInfo
 from syftflwr.flower.run_journal import PushRecord, PushState, RunJournal, RunRecord, RunStatus
 from syftflwr.flower.serde import decode_message, encode_message
-from syftflwr.roles import RequestHandle
+from syftflwr.roles import BlobRef, RequestHandle
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -302,6 +302,12 @@ class RunTracker:
     def stops_sent(self, stops: Mapping[str, tuple[str, float]]) -> None:
         """The stop messages went out: ``{message id: (datasite, expires_at)}``."""
         self.journal.stops_sent(self.run_id, stops)
+
+    def blob_used(self, ref: BlobRef, message_ids: Sequence[str]) -> None:
+        self.journal.blob_used(self.run_id, ref, message_ids)
+
+    def blob_dropped(self, ref: BlobRef) -> None:
+        self.journal.blob_dropped(self.run_id, ref.name)
 
     def gave_up(self, message_id: str) -> None:
         self.journal.mark(self.run_id, message_id, PushState.GAVE_UP)

@@ -30,7 +30,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +38,7 @@ from pathlib import Path
 from syftflwr import processes
 from syftflwr.atomic import atomic_write
 from syftflwr.errors import StorageError
+from syftflwr.roles import BlobRef
 from syftflwr.sqlitedb import Database, columns, record
 
 RUNS_DIR = "runs"
@@ -74,6 +75,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE IF NOT EXISTS leftovers (
             run_id INTEGER NOT NULL, message_id TEXT NOT NULL, datasite TEXT NOT NULL,
             expires_at REAL NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (run_id, message_id))""",
+    ),
+    # Shared model blobs the run stored (their public part: never the content key) and
+    # the instructions naming them, so a resumed run keeps them until those are done.
+    4: (
+        """CREATE TABLE IF NOT EXISTS blobs (
+            run_id INTEGER NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL, message_ids TEXT NOT NULL, dropped INTEGER NOT NULL,
+            PRIMARY KEY (run_id, name))""",
     ),
 }
 """Schema migrations by target version, applied in order inside one transaction. A
@@ -338,6 +347,33 @@ class RunJournal:
         self._db.write(
             "DELETE FROM pushes WHERE run_id = ? AND message_id = ?", (run_id, message_id)
         )
+
+    # -- shared blobs ----------------------------------------------------------------------
+    def blob_used(self, run_id: int, ref: BlobRef, message_ids: Sequence[str]) -> None:
+        """Instructions ``message_ids`` name blob ``ref`` (recorded before they are sent)."""
+        with self._db.transaction():
+            row = self._db.one(
+                "SELECT message_ids FROM blobs WHERE run_id = ? AND name = ?", (run_id, ref.name)
+            )
+            ids = json.loads(row[0]) if row else []
+            ids += [i for i in message_ids if i not in ids]
+            self._db.write(
+                "INSERT OR REPLACE INTO blobs (run_id, name, sha256, size, message_ids, "
+                "dropped) VALUES (?, ?, ?, ?, ?, 0)",
+                (run_id, ref.name, ref.sha256, ref.size, json.dumps(ids)),
+            )
+
+    def blob_dropped(self, run_id: int, name: str) -> None:
+        self._db.write("UPDATE blobs SET dropped = 1 WHERE run_id = ? AND name = ?",
+                       (run_id, name))  # fmt: skip
+
+    def blobs(self, run_id: int) -> list[tuple[BlobRef, list[str]]]:
+        """The run's blobs not dropped yet, each with the instructions naming it."""
+        rows = self._db.query(
+            "SELECT name, sha256, size, message_ids FROM blobs WHERE run_id = ? AND dropped = 0",
+            (run_id,),
+        )
+        return [(BlobRef(r[0], r[1], int(r[2])), list(json.loads(r[3]))) for r in rows]
 
     # -- replies ---------------------------------------------------------------------------
     def reply_path(self, run_id: int, message_id: str) -> Path:

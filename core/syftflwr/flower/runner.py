@@ -35,6 +35,7 @@ from flwr.common.constant import ErrorCode
 
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
+from syftflwr.flower.blobs import BLOBS_RECORD, resolve_blobs
 from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, new_context, set_message_id
 from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION, check_identity
 from syftflwr.flower.serde import decode_message, encode_message
@@ -218,6 +219,18 @@ class DatasiteRunner:
             return request.error_reply(text)
         if metadata.message_type == SYSTEM_MESSAGE_TYPE and self._is_stop(message):
             return self._stop_from(request, message)
+        if message.has_content() and BLOBS_RECORD in message.content:
+            try:
+                message.content = resolve_blobs(message.content, request, self.events)
+            except Exception as exc:  # gone, altered, sealed on a plain role, unreadable
+                self._count("_malformed")
+                log.warning("datasite %s: %s message %s from %s: its shared model blob: %s",
+                            self.email, metadata.message_type, metadata.message_id,
+                            request.sender, exc)  # fmt: skip
+                reason = f"datasite {self.email} could not use the shared model blob: {exc}"
+                reply = Message(Error(code=ErrorCode.UNKNOWN, reason=reason), reply_to=message)
+                set_message_id(reply, new_message_id())
+                return encode_message(reply)
         reply = self._call_app(message)
         set_message_id(reply, new_message_id())
         return encode_message(reply)

@@ -177,6 +177,13 @@ def encode_message(message: Message) -> bytes:
     return b"".join(frame.parts)
 
 
+def array_record_parts(record: ArrayRecord) -> tuple[list[Buffer], int]:
+    """``record`` alone (an ``ArrayRecord`` protobuf) as parts to write, and their total
+    size, without copying a payload: what a shared blob holds."""
+    frame = _array_record_frame(record)
+    return frame.parts, frame.size
+
+
 # --------------------------------------------------------------------------- decode
 class _NotCanonicalError(Exception):
     """The input is valid protobuf the fast path does not handle; use protobuf's parser."""
@@ -288,6 +295,21 @@ def _decode_fast(view: memoryview) -> Message:
     if content is not None and error is not None:
         raise MalformedMessageError("Flower message carries both content and an error")
     return make_message(metadata, content=content, error=error)
+
+
+def decode_array_record(data: Buffer) -> ArrayRecord:
+    """The ``ArrayRecord`` :func:`array_record_parts` wrote (a shared blob's content).
+
+    Raises :class:`~syftflwr.errors.MalformedMessageError` when it is not one."""
+    view = memoryview(data).cast("B")
+    try:
+        return _decode_array_record(view, 0, view.nbytes)
+    except MalformedMessageError:
+        raise
+    except Exception as exc:  # another encoder's layout, or not an ArrayRecord at all
+        raise MalformedMessageError(
+            f"not an ArrayRecord ({view.nbytes:,} bytes): {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _decode_slow(view: memoryview) -> Message:

@@ -1,0 +1,374 @@
+"""Shared model blobs: a broadcast's arrays stored once for all its datasites (issue 20).
+
+Strategies pass one ``ArrayRecord`` object to every message of a push. The Grid's
+:class:`BlobShelf` serializes each distinct one (by identity) at least
+``blob_threshold`` bytes large ONCE, stores it with the RPC role's
+:meth:`~syftflwr.roles.SharesBlobs.put_blob` for exactly the datasites whose messages
+use it, and each message's body carries, instead of the arrays, the blob's ref in the
+reserved ConfigRecord :data:`BLOBS_RECORD`. The body is sealed per recipient, so the
+content key stays secret; the ref's public part (name and SHA-256) also goes in the
+request header :data:`BLOBS_HEADER`, which sealing authenticates as associated data.
+
+The next push with the same ``ArrayRecord`` object (``evaluate(r)`` then
+``train(r+1)``) reuses the blob while it is held; a blob is dropped once a push no
+longer uses it and every message naming it was answered or expired (and all of them
+when the Grid closes). The run journal lists them, so ``--resume`` keeps the blobs its
+re-attached requests name.
+
+The datasite's runner calls :func:`resolve_blobs` before the ClientApp: the arrays come
+back under their names, read through the events role's
+:meth:`~syftflwr.roles.ReadsBlobs.get_blob` (size, SHA-256, and when sealed the key and
+plaintext hash checked).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol, cast
+
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
+
+from syftflwr.deadline import OverrunError, call_all_within
+from syftflwr.envelope import Request
+from syftflwr.errors import MalformedMessageError
+from syftflwr.flower.serde import array_record_parts, decode_array_record
+from syftflwr.roles import BlobRef, ReadsBlobs, RPCRole, SharesBlobs, offers
+
+log = logging.getLogger("syftflwr.flower")
+
+BLOBS_RECORD = "syftflwr.blobs"
+"""Reserved record name: a ConfigRecord mapping record name -> the JSON of its blob ref."""
+BLOBS_HEADER = "syftflwr.blobs"
+"""Request header: the public part (``name:sha256``) of every ref the body carries,
+sorted, comma-separated; sealing authenticates it as associated data."""
+GRACE = 3.0
+"""Seconds a ``put_blob`` may overrun the push's limit before the push goes on without it."""
+
+
+class BlobJournal(Protocol):
+    """Where the Grid records its blobs so a resumed run keeps them (the run journal)."""
+
+    def blob_used(self, ref: BlobRef, message_ids: Sequence[str]) -> None: ...
+
+    def blob_dropped(self, ref: BlobRef) -> None: ...
+
+
+def reserved_name_error() -> ValueError:
+    return ValueError(
+        f"a record of this message is named {BLOBS_RECORD!r}, a name syftflwr reserves for "
+        "the shared model blobs a message refers to; rename that record"
+    )
+
+
+# --------------------------------------------------------------------------- refs on the wire
+def public_part(ref: BlobRef) -> str:
+    return f"{ref.name}:{ref.sha256}"
+
+
+def header_value(refs: Mapping[str, BlobRef]) -> str:
+    return ",".join(sorted(public_part(r) for r in refs.values()))
+
+
+def ref_json(ref: BlobRef, position: int) -> str:
+    """The ref as the sealed body carries it (key base64), and where its record was."""
+    doc: dict[str, object] = {
+        "name": ref.name,
+        "sha256": ref.sha256,
+        "size": ref.size,
+        "at": position,
+    }
+    if ref.key is not None:
+        doc["key"] = base64.b64encode(ref.key).decode()
+        doc["digest"] = ref.digest
+    return json.dumps(doc, sort_keys=True)
+
+
+def parse_ref(text: object, record: str) -> tuple[BlobRef, int]:
+    """The ref of ``record`` and its position; MalformedMessageError naming what is wrong."""
+    where = f"the blob ref of record {record!r}"
+    try:
+        doc = json.loads(cast(str, text))
+        key = doc.get("key")
+        ref = BlobRef(
+            name=str(doc["name"]),
+            sha256=str(doc["sha256"]),
+            size=int(doc["size"]),
+            key=base64.b64decode(key, validate=True) if key is not None else None,
+            digest=str(doc["digest"]) if key is not None else None,
+        )
+        position = int(doc["at"])
+    except (TypeError, ValueError, KeyError, AttributeError, binascii.Error) as exc:
+        raise MalformedMessageError(f"{where} is unreadable ({exc})") from None
+    return ref, position
+
+
+def with_refs(content: RecordDict, refs: Mapping[str, tuple[BlobRef, int]]) -> RecordDict:
+    """``content`` with the records in ``refs`` replaced by :data:`BLOBS_RECORD`."""
+    out = RecordDict()
+    for key, record in content.items():
+        if key not in refs:
+            out[key] = record
+    out[BLOBS_RECORD] = ConfigRecord({k: ref_json(r, at) for k, (r, at) in refs.items()})
+    return out
+
+
+# --------------------------------------------------------------------------- datasite side
+def resolve_blobs(content: RecordDict, request: Request, events: object) -> RecordDict:
+    """``content`` with every blob ref replaced by its ArrayRecord, in its place.
+
+    :raises MalformedMessageError: (or the sealed role's EncryptionError/DecryptionError)
+        a ref that is unreadable, not the one the authenticated header names, gone,
+        altered, or sealed while this datasite runs without encryption — the text names
+        the blob and the reason.
+    """
+    record = content[BLOBS_RECORD]
+    if not isinstance(record, ConfigRecord):
+        raise MalformedMessageError(f"record {BLOBS_RECORD!r} is not a ConfigRecord")
+    refs = {name: parse_ref(text, name) for name, text in record.items()}
+    named = header_value({k: r for k, (r, _) in refs.items()})
+    if request.headers.get(BLOBS_HEADER, "") != named:
+        raise MalformedMessageError(
+            f"the blob refs of request {request.id} do not match its {BLOBS_HEADER!r} header: "
+            "altered in storage; refused"
+        )
+    if not offers(events, ReadsBlobs):
+        raise MalformedMessageError(
+            "this message names shared blobs, but this datasite's transport cannot read them "
+            "(its events role has no get_blob)"
+        )
+    reader = cast(ReadsBlobs, events)
+    arrays: dict[str, ArrayRecord] = {}
+    for name, (ref, _) in refs.items():
+        data = reader.get_blob(ref, sender=request.sender, app=request.app)
+        try:
+            arrays[name] = decode_array_record(data)
+        except MalformedMessageError as exc:
+            raise MalformedMessageError(f"blob {ref.name} from {request.sender}: {exc}") from None
+    rest = [(k, v) for k, v in content.items() if k != BLOBS_RECORD]
+    order = sorted(refs, key=lambda k: refs[k][1])
+    out = RecordDict()
+    for name in order:  # each back at its position among the others
+        rest.insert(min(refs[name][1], len(rest)), (name, arrays[name]))
+    for key, value in rest:
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- aggregator side
+@dataclass(eq=False)
+class _Held:
+    """A blob this Grid stored and has not dropped."""
+
+    ref: BlobRef
+    record: ArrayRecord | None
+    """The ArrayRecord stored (kept, so its identity stays valid); None: from a stopped run."""
+    recipients: frozenset[str]
+    expires_at: float
+    users: set[str] = field(default_factory=set)
+    """Pending messages naming it."""
+    current: bool = True
+    """Used by the latest push."""
+
+
+@dataclass
+class Use:
+    """One message of a push: which datasite, until when, and its content."""
+
+    message_id: str
+    email: str
+    content: RecordDict
+    expires_at: float
+
+
+@dataclass
+class Planned:
+    """What :meth:`BlobShelf.plan` decided for one message."""
+
+    refs: dict[str, tuple[BlobRef, int]] = field(default_factory=dict)
+    error: Exception | None = None
+    """Storing one of its blobs failed: the message cannot be sent."""
+
+
+class BlobShelf:
+    """The blobs of one Grid: stores, reuses and drops them (see the module docstring).
+
+    :param later: runs housekeeping (a drop) off the ServerApp's thread.
+    """
+
+    def __init__(
+        self,
+        rpc: RPCRole,
+        *,
+        app: str,
+        threshold: int,
+        later: Callable[[Callable[[], None]], None],
+        journal: BlobJournal | None = None,
+        transport: str = "the transport",
+    ) -> None:
+        if not offers(rpc, SharesBlobs):
+            raise TypeError(f"{transport} declares shares_objects but its RPC role has no "
+                            "put_blob/drop_blob")  # fmt: skip
+        self._rpc = cast(SharesBlobs, rpc)
+        self.app = app
+        self.threshold = threshold
+        self._later = later
+        self._journal = journal
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._held: dict[str, _Held] = {}
+        self.stored = 0
+        """Blobs stored by this Grid (reuses not counted)."""
+        self.stored_bytes = 0
+
+    def resumed(self, blobs: Sequence[tuple[BlobRef, Sequence[str]]]) -> None:
+        """Hold the blobs a stopped run left (never reused: their ArrayRecord is gone)
+        until the messages naming them are done or the Grid closes."""
+        with self._lock:
+            for ref, message_ids in blobs:
+                self._held[ref.name] = _Held(ref, None, frozenset(), float("inf"),
+                                             set(message_ids), current=False)  # fmt: skip
+
+    def plan(self, uses: Sequence[Use], limit: float | None) -> list[Planned]:
+        """Store (or reuse) the blobs of one push; one :class:`Planned` per use."""
+        plans = [Planned() for _ in uses]
+        records: dict[int, ArrayRecord] = {}
+        users: dict[int, list[tuple[int, str]]] = {}  # id(record) -> (use index, key)
+        sizes: dict[int, tuple[list[bytes | memoryview], int]] = {}
+        for index, use in enumerate(uses):
+            for key, record in use.content.items():
+                if not isinstance(record, ArrayRecord):
+                    continue
+                rid = id(record)
+                if rid not in sizes:
+                    sizes[rid] = cast(tuple[list[bytes | memoryview], int],
+                                      array_record_parts(record))  # fmt: skip
+                if sizes[rid][1] >= self.threshold:
+                    records[rid] = record
+                    users.setdefault(rid, []).append((index, key))
+        refs: dict[int, BlobRef] = {}
+        puts: list[tuple[int, frozenset[str], float]] = []
+        with self._lock:
+            for rid, record in records.items():
+                recipients = frozenset(uses[i].email for i, _ in users[rid])
+                until = max(uses[i].expires_at for i, _ in users[rid])
+                held = self._reusable(record, recipients, until)
+                if held is not None:
+                    refs[rid] = held.ref
+                else:  # kept one TTL past its first messages, so the next phase reuses it
+                    puts.append((rid, recipients, until + max(0.0, until - time.time())))
+        calls = [
+            partial(
+                self._rpc.put_blob,
+                sizes[rid][0],
+                app=self.app,
+                recipients=sorted(recipients),
+                expires_at=expires,
+            )
+            for rid, recipients, expires in puts
+        ]
+        bound = None if limit is None else limit + GRACE
+        outcomes = call_all_within(calls, bound, name="put_blob", late=self._drop_late)
+        failed: dict[int, Exception] = {}
+        for (rid, recipients, expires), outcome in zip(puts, outcomes, strict=True):
+            if outcome.error is None and outcome.value is not None:
+                ref = outcome.value
+                refs[rid] = ref
+                with self._lock:
+                    self._held[ref.name] = _Held(ref, records[rid], recipients, expires)
+                    self.stored += 1
+                    self.stored_bytes += ref.size
+            elif isinstance(outcome.error, OverrunError):
+                failed[rid] = OverrunError(
+                    f"{self._transport} did not return from storing the model blob in time"
+                )
+            elif isinstance(outcome.error, Exception):
+                failed[rid] = outcome.error
+            elif outcome.error is not None:
+                raise outcome.error
+        for rid, pairs in users.items():
+            for index, key in pairs:
+                if rid in failed:
+                    plans[index].error = failed[rid]
+                else:
+                    position = list(uses[index].content.keys()).index(key)
+                    plans[index].refs[key] = (refs[rid], position)
+        self._mark(uses, plans)
+        return plans
+
+    def _reusable(
+        self, record: ArrayRecord, recipients: frozenset[str], until: float
+    ) -> _Held | None:
+        for held in self._held.values():
+            if held.record is record and recipients <= held.recipients and until <= held.expires_at:
+                return held
+        return None
+
+    def _mark(self, uses: Sequence[Use], plans: Sequence[Planned]) -> None:
+        """Note which messages name which blob; drop the ones nothing needs any more."""
+        used: dict[str, list[str]] = {}
+        for use, plan in zip(uses, plans, strict=True):
+            if plan.error is None:
+                for ref, _ in plan.refs.values():
+                    used.setdefault(ref.name, []).append(use.message_id)
+        drops: list[_Held] = []
+        with self._lock:
+            for name, held in self._held.items():
+                held.current = name in used
+                held.users.update(used.get(name, ()))
+            for held in list(self._held.values()):
+                if not held.current and not held.users:
+                    drops.append(self._held.pop(held.ref.name))
+            named = [(self._held[name].ref, ids) for name, ids in used.items()]
+        if self._journal is not None:  # before the messages go: a resumed run keeps them
+            for ref, ids in named:
+                self._journal.blob_used(ref, ids)
+        for held in drops:
+            self._drop(held.ref)
+
+    def done(self, message_id: str) -> None:
+        """``message_id`` was answered, expired or failed: it no longer needs its blobs."""
+        drops: list[BlobRef] = []
+        with self._lock:
+            for held in list(self._held.values()):
+                if message_id in held.users:
+                    held.users.discard(message_id)
+                    if not held.users and not held.current:
+                        drops.append(self._held.pop(held.ref.name).ref)
+        for ref in drops:
+            self._drop(ref)
+
+    def close(self) -> None:
+        """Drop every blob still held (the run is over)."""
+        with self._lock:
+            held = list(self._held.values())
+            self._held.clear()
+        for h in held:
+            self._drop(h.ref)
+
+    @property
+    def held(self) -> list[BlobRef]:
+        with self._lock:
+            return [h.ref for h in self._held.values()]
+
+    def _drop(self, ref: BlobRef) -> None:
+        def drop() -> None:
+            self._rpc.drop_blob(ref, app=self.app)
+            if self._journal is not None:
+                self._journal.blob_dropped(ref)
+
+        self._later(drop)
+
+    def _drop_late(self, _index: int, ref: BlobRef) -> None:
+        """A put that returned after its push gave up on it: nobody names it."""
+        try:
+            self._rpc.drop_blob(ref, app=self.app)
+        except Exception:
+            log.debug("could not drop blob %s", ref.name, exc_info=True)
