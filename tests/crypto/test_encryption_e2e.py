@@ -110,3 +110,24 @@ def test_plaintext_never_reaches_storage_or_state_with_the_default_encryption(
     assert len(keys) == 3, keys  # the aggregator and both datasites made their own
     for key in keys:
         assert (tmp_path / "sealed" / "home" / key).stat().st_mode & 0o077 == 0
+
+
+def test_shared_model_blobs_are_written_and_hold_no_plaintext(tmp_path: Path) -> None:
+    """blob_threshold = 0: every model of a push goes as one shared blob (issue 20)."""
+    blob_folders = "syftflwr_blobs_"
+    control, plain = simulate(tmp_path / "plain", SYFTFLWR_ENCRYPTION="0",
+                              SYFTFLWR_BLOB_THRESHOLD="0")  # fmt: skip
+    assert control.returncode == 0, control.stdout + control.stderr
+    assert "model sent once per phase (shared blob)" in " ".join(control.stdout.split())
+    in_blobs = [p for p, m in plain.hits.items() if blob_folders in p and b"\x93NUMPY" in m]
+    assert in_blobs, f"the scanner found no plaintext model in any blob: {plain.hits}"
+
+    run, sealed = simulate(tmp_path / "sealed", SYFTFLWR_BLOB_THRESHOLD="0")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = " ".join(run.stdout.split())
+    assert "end-to-end encrypted, model sent once per phase (shared blob)" in out
+    blobs = {f for f in sealed.files_seen if blob_folders in f and f.endswith(".blob")}
+    assert blobs, f"no blob was written: {sorted(sealed.files_seen)}"
+    agg_state = "state/quickstart/aggregator@openmined.org/"
+    leaks = {p: m for p, m in sealed.hits.items() if not p.startswith(agg_state)}
+    assert leaks == {}, f"plaintext on disk with encryption on: {leaks}"
