@@ -35,7 +35,8 @@ from syftflwr.mailbox.layout import (
     parse_name,
 )
 from syftflwr.mailbox.retention import sweep_blobs
-from syftflwr.roles import BlobRef
+from syftflwr.mailbox.storage import SharesFolders, StorageWrapper
+from syftflwr.roles import BlobRef, offers
 
 WORKER = Path(__file__).resolve().parent / "_blob_worker.py"
 MODEL = os.urandom(200_000)
@@ -127,6 +128,25 @@ def test_one_blob_in_the_senders_folder_shared_before_it_is_written(box: BlobBox
         assert box.reader(email).get_blob(ref, sender=AGG, app=APP) == MODEL
     entry = box.rpcs[0].journal.blob_state(ref.name)
     assert entry is not None and entry.state is BlobState.STORED and entry.app == APP
+
+
+def test_a_storage_wrapper_forwards_sharing_only_when_it_wraps_it(tmp_path: Path) -> None:
+    """A plugin wrapping its storage (syftbox's sync-aware reads) neither hides
+    share_folder, which would leave a blob unreadable by its recipients, nor invents it."""
+    assert not offers(StorageWrapper(LocalDirStorage(tmp_path / "plain")), SharesFolders)
+    box = BlobBox(tmp_path / "root", shares_objects=True)
+    try:
+        inner = _storage(box)
+        box.storage = StorageWrapper(inner)  # type: ignore[assignment]
+        assert offers(box.storage, SharesFolders)
+        ref = _put(box)
+        assert [(f, r) for f, r, _ in inner.shared] == [
+            (blob_folder(AGG, APP, ref.name), [DS1, DS2])
+        ]
+        with pytest.raises(AttributeError, match="no attribute 'read_head'"):
+            box.storage.read_head  # noqa: B018 - never forwarded (see the storage module)
+    finally:
+        box.close()
 
 
 def test_blob_folders_are_never_taken_for_outboxes(box: BlobBox) -> None:

@@ -172,7 +172,9 @@ def check_max_size(path: str, size: int, max_size: int | None) -> None:
 
 class StorageWrapper(BaseStorage):
     """``inner`` with some operations changed (sealing, sync-aware reads...): every
-    operation is forwarded, so a subclass overrides only what it changes."""
+    operation is forwarded, so a subclass overrides only what it changes. The optional
+    ``share_folder`` is forwarded when ``inner`` offers it; ``read_head`` never is (see
+    the module docstring)."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
@@ -207,6 +209,13 @@ class StorageWrapper(BaseStorage):
 
     def local_path(self, path: str) -> Path | None:
         return self.inner.local_path(path)
+
+    def __getattr__(self, name: str) -> object:
+        """``share_folder`` when the wrapped storage has it (:class:`SharesFolders`), so
+        a wrapper neither hides nor invents the capability; nothing else."""
+        if name == "share_folder" and offers(self.inner, SharesFolders):
+            return cast(SharesFolders, self.inner).share_folder
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 _mark_private(__name__)  # plugins importing plugin-API names from here get a warning
