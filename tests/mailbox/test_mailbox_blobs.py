@@ -275,6 +275,25 @@ def test_many_threads_read_one_blob_while_others_are_put_and_dropped(chunked: Bl
     assert len(left) == 21 and all(not names for n, names in left.items() if n != ref.name)
 
 
+def test_a_blob_dropped_while_it_is_read_is_reported_gone(chunked: BlobBox) -> None:
+    """The sender drops the blob between the reader's manifest and its parts: the
+    reader says the blob is gone, not that a part is missing."""
+    ref = _put(chunked)
+    storage = _storage(chunked)
+    rpc = chunked.rpcs[0]
+    original = storage.get
+
+    def get_then_drop(path: str, *, max_size: int | None = None) -> Buffer | None:
+        found = original(path, max_size=max_size)
+        if path.endswith(".blob"):  # the manifest was read: now the sender drops it
+            rpc.drop_blob(ref, app=APP)
+        return found
+
+    storage.get = get_then_drop  # type: ignore[method-assign]
+    with pytest.raises(MalformedMessageError, match="is gone: it expired, or its sender"):
+        chunked.reader(DS1).get_blob(ref, sender=AGG, app=APP)
+
+
 def test_drop_deletes_parts_and_markers_and_readers_are_told_it_is_gone(
     chunked: BlobBox,
 ) -> None:

@@ -20,6 +20,8 @@
 * :mod:`~syftflwr.mailbox.incomplete` — a request still being written: waited for up to
   a grace period, then refused (the syftbox plugin's own events role uses it too)
 * :mod:`~syftflwr.mailbox.retention` — scheduled cleanup of this participant's own objects
+* :mod:`~syftflwr.mailbox.blobs` — shared blobs: naming, a reader's refusals and cache
+  (the roles store and read them; one folder per blob, see the layout)
 
 A transport plugin supplies a Storage and an ArrivalSource and gets both roles; see
 ``docs/mailbox.md``.

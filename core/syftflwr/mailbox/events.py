@@ -491,7 +491,10 @@ class MailboxEvents(BaseEvents):
             raise MalformedMessageError(
                 f"{where} is larger than the {ref.size:,} bytes its message says: refused"
             ) from None
-        except MalformedMessageError as exc:  # a damaged chunked blob: say which blob
+        except MalformedMessageError as exc:  # a damaged chunked blob, or one being dropped
+            folder, _, name = path.rpartition("/")
+            if name not in self.storage.list(folder):
+                raise blob_gone(where) from None
             raise MalformedMessageError(f"{where}: {exc}") from None
         if data is None:
             raise blob_gone(where)
