@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 from syftflwr.errors import StorageError, UnsafeNameError
 from syftflwr.mailbox import LocalDirStorage
 from syftflwr.mailbox.layout import (
+    BLOB_PREFIX,
     LAYOUT_FILE,
+    OUTBOX_PREFIX,
     ObjectKind,
     Route,
+    blob_folder,
+    blob_path,
     discover_senders,
     ensure_layout,
     inbox_routes,
@@ -123,6 +127,22 @@ def test_no_generated_name_escapes_the_root(
     assert not posixpath.isabs(path)
     assert posixpath.normpath(path) == path
     assert all(p not in ("", ".", "..") and "\\" not in p and "\x00" not in p for p in parts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(sender=text, app=st.one_of(text, st.just("flwr/app")), blob_id=text)
+def test_no_blob_path_escapes_its_senders_blob_folder(sender: str, app: str, blob_id: str) -> None:
+    """A blob's path from any sender, app and id a message may name: refused, or below
+    ``syftflwr_blobs_{sender}/`` (never an outbox), every component free of separators."""
+    try:
+        path = blob_path(sender, app, blob_id)
+    except UnsafeNameError:
+        return
+    parts = split_path(path)
+    assert parts[0] == f"{BLOB_PREFIX}{sender}" and not parts[0].startswith(OUTBOX_PREFIX)
+    assert len(parts) == 3 + app.count("/") + 1
+    assert posixpath.normpath(path) == path and path.startswith(blob_folder(sender, app, blob_id))
+    assert parts[-1] == f"{blob_id}.blob" and parse_name(parts[-1]) is not None
 
 
 @settings(max_examples=300, deadline=None)
