@@ -90,10 +90,13 @@ if TYPE_CHECKING:
     from syftflwr.mailbox.incomplete import IncompleteRequests
     from syftflwr.mailbox.journal import Journal
     from syftflwr.mailbox.layout import (
+        BLOB_PREFIX,
         OUTBOX_PREFIX,
         ObjectKind,
         ObjectName,
         Route,
+        blob_folder,
+        blob_path,
         ensure_layout,
         parse_name,
     )
@@ -178,6 +181,7 @@ def _lazy_names() -> dict[str, str]:
 _LAZY = _lazy_names()
 
 __all__ = [
+    "BLOB_PREFIX",
     "CAPABILITIES",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "LIMIT_ERRNOS",
@@ -268,7 +272,9 @@ __all__ = [
     "WatchHub",
     "WireProfile",
     "atomic_write",
+    "blob_folder",
     "blob_gone",
+    "blob_path",
     "blob_where",
     "check_blob_readable",
     "check_identity",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fsl_helpers import AGG, DS1, Datasite, make_context
+from _fsl_helpers import AGG, DS1, DS2, Datasite, make_context
 from syftflwr.envelope import Request
 from syftflwr.mailbox import Poller
 from syftflwr.testing.simulate import simulate_cli
@@ -220,3 +220,51 @@ def test_quickstart_training_over_gcs(gcs: Cloud, tmp_path: Path) -> None:
     out = simulate_cli(QUICKSTART, "fsspec-local", tmp_path, env)
     assert "transport fsspec-local, 3 datasites" in out
     assert "3 evaluate, 3 train" in out
+
+
+@pytest.mark.parametrize("max_object_size", [None, 256 * 1024])
+def test_shared_blobs_on_a_bucket(cloud: Cloud, max_object_size: int | None) -> None:
+    """A blob stored once in the aggregator's blob folder of a bucket, read by both
+    datasites, refused once a byte is flipped in the bucket, gone once dropped."""
+    from syftflwr.plugin import MalformedMessageError, blob_folder, blob_path
+
+    root = cloud.root()
+    options: dict[str, Any] = {
+        "storage_options": cloud.storage_options,
+        "max_object_size": max_object_size,
+    }
+    roles: list[Any] = []
+    try:
+        ctx = make_context(AGG, root, **options)
+        rpc = plugin.syftflwr_make_rpc(plugin.syftflwr_make_client(ctx), ctx)
+        roles.append(rpc)
+        assert rpc.capabilities.shares_objects
+        readers = []
+        for email in (DS1, DS2):
+            c = make_context(email, root, **options)
+            readers.append(plugin.syftflwr_make_events(plugin.syftflwr_make_client(c), c))
+        roles += readers
+        model = os.urandom(600 * 1024)
+        ref = rpc.put_blob([model], app="app", recipients=[DS1, DS2], expires_at=None)
+        for reader in readers:
+            assert reader.get_blob(ref, sender=AGG, app="app") == model
+        raw = FsspecStorage(root, cloud.storage_options)
+        folder = blob_folder(AGG, "app", ref.name)
+        names = sorted(raw.list(folder))
+        assert len(names) == (1 if max_object_size is None else 4)  # whole, or 3 parts + manifest
+        victim = f"{folder}/{names[-1]}"
+        data = bytearray(raw.get(victim) or b"")
+        data[7] ^= 1
+        raw.put(victim, [data])
+        fresh = make_context(DS1, root, **options)
+        reader = plugin.syftflwr_make_events(plugin.syftflwr_make_client(fresh), fresh)
+        roles.append(reader)  # a reader without the cached copy
+        with pytest.raises(MalformedMessageError, match="SHA-256"):
+            reader.get_blob(ref, sender=AGG, app="app")
+        rpc.drop_blob(ref, app="app")
+        assert raw.list(folder) == [] and raw.get(blob_path(AGG, "app", ref.name)) is None
+        with pytest.raises(MalformedMessageError, match="is gone"):
+            reader.get_blob(ref, sender=AGG, app="app")
+    finally:
+        for role in roles:
+            role.close()
