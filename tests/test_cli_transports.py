@@ -58,6 +58,9 @@ def test_third_party_plugin_is_listed_and_picked(plugin_env: PluginEnv, tmp_path
     assert "syftflwr-test-tinydir 0.1.0" in table.stdout
     assert f"shared directory {tmp_path} exists" in table.stdout
     assert "auto-detection picks tinydir" in table.stdout
+    assert "notifies, in-process only, shares objects" in table.stdout  # memory's row
+    assert memory["capabilities"]["shares_objects"] is True  # type: ignore[index]
+    assert tinydir["capabilities"]["shares_objects"] is False  # type: ignore[index]
 
 
 def test_in_process_flag_lets_memory_be_picked(plugin_env: PluginEnv) -> None:

@@ -49,6 +49,8 @@ def capability_summary(caps: dict[str, Any] | None) -> str:
         tags.append("in-process only")
     if caps.get("max_object_size"):
         tags.append(f"objects <= {_size(int(caps['max_object_size']))}")
+    if caps.get("shares_objects"):
+        tags.append("shares objects")
     profiles = tuple(caps.get("profiles") or ())
     if profiles != ("native",):
         tags.append("profiles: " + ", ".join(profiles))
