@@ -24,6 +24,7 @@ kit = StorageTransport(
     arrivals="syftflwr_gdrive.session:open_feed",
     options=OPTIONS,
     profiles=PROFILE_NAMES,
+    shares_objects=True,  # a blob's folder is shared with exactly its readers (share_folder)
     share=share_key,
     docs_url="docs/transports/gdrive.md",
 )

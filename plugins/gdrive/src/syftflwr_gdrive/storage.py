@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.plugin import (
+    BLOB_PREFIX,
     OUTBOX_PREFIX,
     BaseStorage,
     Buffer,
@@ -187,6 +188,8 @@ class DriveStorage(BaseStorage):
         """folder path -> the email whose files count there (me, or the peer)."""
         self._lock = threading.RLock()
         self._root_id: str | None = None
+        self._fresh: dict[str, set[str]] = {}
+        """Blob folders this storage created -> the names it wrote into them."""
 
     def __repr__(self) -> str:
         return f"DriveStorage({self.me!r}, root={self.root_name!r})"
@@ -257,8 +260,10 @@ class DriveStorage(BaseStorage):
             return self._root_id
 
     def is_mine(self, top: str) -> bool:
-        """Whether a top-level name lives in my root (my outboxes, .syftflwr) rather than
-        being a peer's outbox toward me."""
+        """Whether a top-level name lives in my root (my outboxes and blob folders,
+        .syftflwr) rather than being a peer's outbox toward me or a peer's blobs."""
+        if self._is_blobs(top):
+            return top == f"{BLOB_PREFIX}{self.me}"
         return not top.startswith(OUTBOX_PREFIX) or top.startswith(f"{OUTBOX_PREFIX}{self.me}_to_")
 
     def _peer_outbox(self, top: str) -> tuple[str, str] | None:
@@ -282,26 +287,32 @@ class DriveStorage(BaseStorage):
         parts = self.folder_names(split_path(folder))
         top = parts[0]
         if self.is_mine(top):
-            parent, owner = self.root_id(), self.me
+            parent, owner, path = self.root_id(), self.me, ""
         else:
             if create:
                 raise StorageError(
                     f"refusing to write into {top}: a participant only writes into its own "
-                    "outboxes (a bug in the caller)"
+                    "outboxes and blob folders (a bug in the caller)"
                 )
-            found = self._peer_outbox(top)
+            found = self._peer_blob_folder(parts) if self._is_blobs(top) else self._peer_outbox(top)
             if found is None:
                 return None
             parent, owner = found
-            self._remember(top, parent, owner)
-            parts = parts[1:]
-        path = "" if self.is_mine(top) else top
+            depth = 3 if self._is_blobs(top) else 1
+            path = "/".join(parts[:depth])
+            self._remember(path, parent, owner)
+            parts = parts[depth:]
+        fresh = create and top == f"{BLOB_PREFIX}{self.me}"
         for name in parts:
             path = f"{path}/{name}" if path else name
             with self._lock:
                 cached = self._folders.get(path)
             if cached is not None:
                 parent = cached
+                continue
+            if fresh and path.count("/") == 2:  # a new blob's folder: a random 128-bit name
+                parent = self._create_fresh_folder(parent, name)
+                self._remember(path, parent, owner)
                 continue
             found_children = [
                 f for f in self._children(parent, name, folders=True) if _owner(f) == owner
@@ -317,6 +328,41 @@ class DriveStorage(BaseStorage):
             self._remember(path, parent, owner)
         return parent
 
+    @staticmethod
+    def _is_blobs(top: str) -> bool:
+        return top.startswith(BLOB_PREFIX)
+
+    def _create_fresh_folder(self, parent: str, name: str) -> str:
+        """A blob's folder, created by ONE request: its name is a new random id, so there
+        is nothing to look up first and no racing writer to settle with. It stays
+        *fresh* (known empty but for what this storage wrote) so the blob is written
+        without the existence checks either (:meth:`_fresh_names`)."""
+        body = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent]}
+        made = self.api.call(f"folder {name}", lambda s: s.files().create(body=body, fields="id"))
+        folder_id = str(made["id"])
+        with self._lock:
+            self._fresh[folder_id] = set()
+        return folder_id
+
+    def _fresh_names(self, folder_id: str) -> set[str] | None:
+        """What this storage wrote into a fresh blob folder of its own; None if the
+        folder is not one (its content must be listed)."""
+        with self._lock:
+            return self._fresh.get(folder_id)
+
+    def _peer_blob_folder(self, parts: list[str]) -> tuple[str, str] | None:
+        """A peer's blob folder ``syftflwr_blobs_{peer}/{app}/{id}`` shared with me: the
+        folder named ``id`` OWNED BY ``peer`` (the folders above it are not shared, so
+        Drive shows no parent; the id is random and only the peer's own folder counts)."""
+        peer = parts[0][len(BLOB_PREFIX) :]
+        if len(parts) < 3 or not is_valid_email(peer):
+            return None
+        q = f"name = {quote(parts[2])} and mimeType = {quote(FOLDER_MIME)} and trashed = false"
+        for found in self._query(q, f"the shared blob folder {'/'.join(parts[:3])}"):
+            if _owner(found) == peer:
+                return str(found["id"]), peer
+        return None
+
     def _remember(self, path: str, folder_id: str, owner: str) -> None:
         with self._lock:
             self._folders[path] = folder_id
@@ -331,7 +377,9 @@ class DriveStorage(BaseStorage):
 
     def owner_of(self, folder: str) -> str:
         top = split_path(folder)[0] if folder else ""
-        return self.me if not folder or self.is_mine(top) else self._owners.get(top, "")
+        if not folder or self.is_mine(top):
+            return self.me
+        return top[len(BLOB_PREFIX) :] if self._is_blobs(top) else self._owners.get(top, "")
 
     def share_folder(self, folder: str, readers: Sequence[str]) -> None:
         """Let exactly ``readers`` read ``folder``, a new folder of mine (core's
@@ -422,7 +470,32 @@ class DriveStorage(BaseStorage):
             self.sessions.drop(key)
         return tag
 
+    def _put_fresh(self, path: str, parts: Sequence[Buffer]) -> bool | None:
+        """Write ``path`` into a fresh blob folder of mine by one upload (nobody else
+        writes there: its readers are readers); False if this storage wrote it already,
+        None if the folder is not a fresh one."""
+        split_path(path)
+        folder, _, name = path.rpartition("/")
+        folder_id = self.folder_id(folder, create=True)
+        written = None if folder_id is None else self._fresh_names(folder_id)
+        if folder_id is None or written is None:
+            return None
+        with self._lock:
+            if name in written:
+                return False
+            written.add(name)
+        try:
+            self._create_file(folder_id, name, _join(parts), uuid.uuid4().hex)
+        except BaseException:
+            with self._lock:
+                written.discard(name)
+            raise
+        return True
+
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        fresh = self._put_fresh(path, parts)
+        if fresh is not None:
+            return fresh
         fid, copies = self._copies(path, create_folder=True)
         assert fid is not None
         if copies:
@@ -443,6 +516,8 @@ class DriveStorage(BaseStorage):
         return False
 
     def put(self, path: str, parts: Sequence[Buffer]) -> None:
+        if self._put_fresh(path, parts):
+            return
         fid, _ = self._copies(path, create_folder=True)
         assert fid is not None
         tag = self._create_file(fid, path.rpartition("/")[2], _join(parts), uuid.uuid4().hex)
