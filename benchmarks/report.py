@@ -429,6 +429,50 @@ CRYPTO_COLUMNS = ["size", "raw AEAD", "seal + open", "added per trip", "added / 
                   "trip, off", "trip, on", "on - off"]  # fmt: skip
 
 
+def section_broadcast(data: dict[str, Any]) -> str:
+    def mb(n: float) -> str:
+        return f"{n / (1 << 20):,.1f} MB"
+
+    rows = [
+        [
+            str(r["datasites"]) + ("" if r["round_trip"] else " (send only)"),
+            mb(r["before"]["phase"]["bytes"]),
+            mb(r["after"]["phase"]["bytes"]),
+            f"{r['after_vs_model']:.3f}x",
+            mb(r["bar_bytes"]),
+            mb(r["after"]["reuse"]["bytes"]),
+            f"{r['before']['phase']['seconds']:.2f} s / {r['after']['phase']['seconds']:.2f} s",
+        ]
+        for r in data["rows"]
+    ]
+    return (
+        "## Broadcast: the model uploaded once\n\n"
+        f"Bytes the aggregator writes to storage in one phase that sends one "
+        f"{data['model_mb']} MB model to N datasites ({data['transport']}, encryption on, "
+        "counted in the aggregator's storage layer: requests and blobs). *One copy per "
+        "datasite* is `blob_threshold` above any model (what a transport that cannot share "
+        "objects does); *shared blob* is the default: the model sealed once under a fresh "
+        "key, stored once, each datasite's own message carrying its key and hash. The "
+        "*reuse* phase sends the same `ArrayRecord` again with another config "
+        "(`evaluate(r)` then `train(r+1)`): only the small messages are written. Round "
+        "trip: every datasite read and checked the model and answered; send only: the "
+        "recipients are published keys. Bar (issue 20): shared <= 1.05x model + N x 64 "
+        "KiB.\n\n"
+        + table(
+            [
+                "N",
+                "one copy per datasite",
+                "shared blob",
+                "shared / model",
+                "bar",
+                "reuse phase, shared",
+                "phase time, copies / shared",
+            ],
+            rows,
+        )
+    )
+
+
 def section_inbox(data: dict[str, Any]) -> str:
     row = [
         f"{data['sends']:,}",
@@ -480,6 +524,7 @@ SHARED_STATE_COLUMNS = ["sends", "handled by runner 1 + 2 + 3", "lost", "corrupt
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "broadcast": section_broadcast,
     "flower": section_flower,
     "crypto": section_crypto,
     "inbox": section_inbox,
@@ -562,6 +607,11 @@ SCRIPTS = [
     (
         "bench_scale.py",
         "10, 50, 100 datasites on one machine: round time and aggregator CPU per message",
+    ),
+    (
+        "bench_broadcast.py",
+        "bytes the aggregator writes per broadcast phase, a 100 MB model to 2, 10, 50 "
+        "datasites: one sealed copy per datasite vs one shared blob",
     ),
     (
         "bench_shared_state.py",

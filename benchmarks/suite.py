@@ -42,6 +42,7 @@ BENCHMARKS = {
     "inbox": "bench_inbox.py",
     "startup": "bench_startup.py",
     "shared-state": "bench_shared_state.py",
+    "broadcast": "bench_broadcast.py",
 }
 """Benchmark name -> script; each script has ``run(quick)`` and ``--quick --out``."""
 PLUGIN_BENCHMARKS = {"gdrive": ROOT / "plugins" / "gdrive" / "benchmarks" / "bench_gdrive.py"}
@@ -55,6 +56,7 @@ NEEDS = {
     "inbox": "fsspec-local",
     "startup": "fsspec-local",
     "shared-state": "fsspec-local",
+    "broadcast": "fsspec-local",
     "gdrive": "gdrive",
 }
 """Benchmarks that need a transport installed (skipped, and said so, without it)."""
