@@ -23,6 +23,7 @@ from syftflwr.errors import (
     EncryptionError,
     MalformedMessageError,
     MessageTooLargeError,
+    StorageError,
     TransportError,
 )
 from syftflwr.mailbox import Journal, LocalDirStorage, MailboxEvents
@@ -303,8 +304,7 @@ def test_drop_deletes_parts_and_markers_and_readers_are_told_it_is_gone(
     rpc.drop_blob(ref, app=APP)
     rpc.drop_blob(ref, app=APP)  # idempotent
     assert chunked.storage.list(folder) == []
-    entry = rpc.journal.blob_state(ref.name)
-    assert entry is not None and entry.state is BlobState.FORGOTTEN
+    assert rpc.journal.blob_state(ref.name) is None  # deleted: nothing left to sweep
     with pytest.raises(MalformedMessageError, match="is gone: it expired, or its sender dropped"):
         chunked.reader(DS1).get_blob(ref, sender=AGG, app=APP)
 
@@ -339,11 +339,40 @@ def test_retention_keeps_held_live_and_reused_blobs(box: BlobBox, tmp_path: Path
         assert box.storage.list(blob_folder(AGG, APP, held.name)) == []
         assert box.storage.list(blob_folder(AGG, APP, live.name)) != []
         assert sweep_blobs(box.storage, AGG, journal, str, now=now + 700) == 2
-        assert journal.blob_state(live.name).state is BlobState.FORGOTTEN  # type: ignore[union-attr]
-        journal.prune(time.time() + 1)
-        assert journal.blob_state(live.name) is None
+        assert journal.blobs() == []  # both deleted: no entry left to look at again
     finally:
         journal.close()
+
+
+class FailingDeletes(SharingStorage):
+    """Deletes fail while ``broken`` is set (a network outage mid-drop)."""
+
+    broken = True
+
+    def delete(self, path: str) -> None:
+        if self.broken:
+            raise StorageError(f"cannot delete {path}: connection reset")
+        super().delete(path)
+
+
+def test_a_drop_whose_delete_failed_is_finished_by_retention(tmp_path: Path) -> None:
+    box = BlobBox(tmp_path / "root", shares_objects=True, max_object_size=64 * 1024)
+    box.storage = FailingDeletes(box.root)
+    try:
+        rpc = box.rpc(state_dir=tmp_path / "agg-state")
+        ref = _put(box)
+        with pytest.raises(StorageError, match="connection reset"):
+            rpc.drop_blob(ref, app=APP)
+        entry = rpc.journal.blob_state(ref.name)
+        assert entry is not None and entry.state is BlobState.FORGOTTEN
+        with pytest.raises(StorageError):  # still failing (the scheduler logs it)
+            rpc.sweep()
+        box.storage.broken = False  # type: ignore[attr-defined]
+        assert rpc.sweep() == 6  # manifest, 4 parts, the sharing marker
+        assert box.storage.list(blob_folder(AGG, APP, ref.name)) == []
+        assert rpc.journal.blobs() == []
+    finally:
+        box.close()
 
 
 @pytest.mark.parametrize("moment", ["stored", "writing"])

@@ -9,8 +9,8 @@ Two tables, one per direction, and one of shared blobs:
 * ``outbound`` — requests this participant sent: ``sending`` -> ``sent`` -> ``forgotten``.
   Retention uses it to delete expired or forgotten requests even after a restart.
 * ``blobs`` — blobs this participant stored for several recipients (shared model
-  arrays): ``storing`` -> ``stored`` -> ``forgotten``; retention deletes forgotten and
-  expired ones even after a crash.
+  arrays): ``storing`` -> ``stored`` -> ``forgotten``, and the entry goes once the blob
+  is deleted; retention deletes forgotten and expired ones even after a crash.
 
 It lives in ``{state_dir}/mailbox/journal.sqlite`` (one per participant and state dir),
 is safe to use from many threads and processes at once (WAL, a busy timeout, short
@@ -402,13 +402,14 @@ class Journal:
         row = self._db.one(f"SELECT {columns(BlobEntry)} FROM blobs WHERE name = ?", (name,))
         return None if row is None else _blob(row)
 
+    def blob_deleted(self, name: str) -> None:
+        """The blob's objects are deleted: nothing is left for retention to do."""
+        self._db.write("DELETE FROM blobs WHERE name = ?", (name,))
+
     def blobs(self) -> list[BlobEntry]:
-        """Every blob whose objects may still exist (not forgotten, or forgotten in the
-        last hour: a delete that failed is tried again)."""
-        rows = self._db.query(
-            f"SELECT {columns(BlobEntry)} FROM blobs WHERE state != ? OR updated_at > ?",
-            (BlobState.FORGOTTEN, time.time() - 3600),
-        )
+        """Every blob whose objects may still exist (an entry goes once they are
+        deleted: a forgotten one left is a delete that failed, tried again)."""
+        rows = self._db.query(f"SELECT {columns(BlobEntry)} FROM blobs")
         return [_blob(r) for r in rows]
 
     def live_requests_since(self, app: str, since: float, *, now: float, skew: float) -> bool:

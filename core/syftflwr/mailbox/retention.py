@@ -166,9 +166,10 @@ def sweep_blobs(
         abandoned = entry.state is BlobState.STORING and now - entry.updated_at > ABANDONED_SEND_AGE
         if not (entry.state is BlobState.FORGOTTEN or expired or abandoned):
             continue
-        removed += delete_blob(storage, sender, wire_app(entry.app), entry.name, entry.parts)
         if entry.state is not BlobState.FORGOTTEN:
             journal.blob_forgotten(entry.name)
+        removed += delete_blob(storage, sender, wire_app(entry.app), entry.name, entry.parts)
+        journal.blob_deleted(entry.name)
     return removed
 
 

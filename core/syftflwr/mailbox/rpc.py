@@ -286,9 +286,9 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         wire_app = self.profile.wire_app(app)
         folder = blob_folder(me, wire_app, ref.name)
         parts = chunking.part_count(ref.size, self.capabilities.max_object_size)
-        self.journal.blob_storing(ref.name, app=app, expires_at=expires_at, parts=parts)
-        with self._lock:
+        with self._lock:  # held before it is journaled: a sweep never sees it unheld
             self._blobs[ref.name] = parts
+        self.journal.blob_storing(ref.name, app=app, expires_at=expires_at, parts=parts)
         try:
             self.storage.makedirs(folder)
             if offers(self.storage, SharesFolders):
@@ -328,6 +328,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             parts = None if entry is None else entry.parts
         self.journal.blob_forgotten(name)
         delete_blob(self.storage, self.client.email, self.profile.wire_app(app), name, parts)
+        self.journal.blob_deleted(name)
 
     def _close(self) -> None:
         if self._task is not None:
