@@ -40,6 +40,7 @@ from syftflwr.mailbox.storage import SharesFolders, StorageWrapper
 from syftflwr.roles import BlobRef, offers
 
 WORKER = Path(__file__).resolve().parent / "_blob_worker.py"
+READER = Path(__file__).resolve().parent / "_blob_reader.py"
 MODEL = os.urandom(200_000)
 MARKER = "syft.pub.yaml"  # what a sharing storage may write into the folder
 
@@ -412,3 +413,27 @@ def test_a_killed_senders_blob_is_deleted_by_its_next_process(
         assert not caplog.records
     finally:
         box.close()
+
+
+def test_reader_processes_and_threads_read_one_blob_while_the_sender_churns(
+    chunked: BlobBox,
+) -> None:
+    """3 datasite processes x 4 threads read a chunked blob from the files (no cache)
+    while the sender stores and drops other blobs beside it: every read verifies."""
+    ref = _put(chunked)
+    args = [ref.name, ref.sha256, str(ref.size), "4", "10"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(READER), str(chunked.root), email, *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for email in (DS1, DS2, "ds3@example.org")
+    ]
+    rpc = chunked.rpcs[0]
+    deadline = time.monotonic() + 120
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        other = _put(chunked, os.urandom(100_000))
+        rpc.drop_blob(other, app=APP)
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outputs == ["ok 40"] * 3
