@@ -56,6 +56,8 @@ def model(value: float) -> ArrayRecord:
 
 def summing_app(message: Message, context: Context) -> Message:
     """Replies with what it got: the sum of ``w``, the content's record names in order."""
+    if "arrays" not in message.content:
+        return Message(RecordDict(), reply_to=message)
     arrays = message.content["arrays"]
     assert isinstance(arrays, ArrayRecord)
     total = float(arrays["w"].numpy().sum()) + float(arrays["b"].numpy().sum())
@@ -216,6 +218,18 @@ def test_evaluate_then_train_reuse_the_blob_and_an_unused_one_is_dropped(fed: Fe
     assert len(fed.blobs) == 1
     grid.close()
     eventually(lambda: not fed.blobs, "closing the grid drops the blobs it holds")
+
+
+def test_a_push_without_arrays_does_not_end_the_reuse(fed: Federation) -> None:
+    fed.serve(DS1, DS2, DS3)
+    grid = fed.grid()
+    arrays = model(1.0)
+    push(grid, arrays, "evaluate", 1)
+    query = [Message(RecordDict({"config": ConfigRecord({"q": 1})}), node_id_for(e), "query")
+             for e in (DS1, DS2, DS3)]  # fmt: skip
+    assert len(list(grid.send_and_receive(query, timeout=WAIT))) == 3
+    push(grid, arrays, "train", 2)
+    assert grid.blobs is not None and grid.blobs.stored == 1
 
 
 def test_a_blob_is_kept_while_a_message_naming_it_waits(fed: Federation) -> None:

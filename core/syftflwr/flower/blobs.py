@@ -318,6 +318,8 @@ class BlobShelf:
             if plan.error is None:
                 for ref, _ in plan.refs.values():
                     used.setdefault(ref.name, []).append(use.message_id)
+        if not used:  # no model in this push (a query, the stop messages): not a broadcast
+            return
         drops: list[_Held] = []
         with self._lock:
             for name, held in self._held.items():
