@@ -78,7 +78,9 @@ def test_run_aggregator_piped(home: Path, procs: Procs) -> None:
     assert re.search(rf"^result: {re.escape(str(kept))}$", agg.stderr, re.M), agg.stderr
     assert json.loads(kept.read_text()) == document
     # the banner is longer than 80 columns and stays one line
-    assert re.search(rf"^{AGG} \(aggregator\) over fsspec-local \(selected by .+\)$", output, re.M)
+    assert re.search(rf"^{AGG} \(aggregator\) over fsspec-local \(selected by .+\); model sent "
+                     r"once per phase \(shared blob\)$", output, re.M)  # fmt: skip
+    assert document["broadcast"] == "model sent once per phase (shared blob)"
 
 
 def relayed_lines(stderr: str) -> dict[str, list[str]]:

@@ -389,3 +389,26 @@ def test_the_run_journal_keeps_the_blobs_a_resumed_run_still_needs(
     eventually(lambda: not fed.blobs, "the resumed run dropped it when it closed")
     eventually(lambda: journal.blobs(7) == [], "and the journal says so")
     journal.close()
+
+
+def test_the_launch_decides_once_whether_blobs_are_used(fed: Federation) -> None:
+    from types import SimpleNamespace
+
+    from syftflwr.flower.launch import BROADCAST_SHARED, broadcast_mode
+
+    aggregator = fed.participant(AGG, SYFTFLWR_BLOB_THRESHOLD="4KiB")
+    assert broadcast_mode(aggregator) == (4096, BROADCAST_SHARED)  # memory shares objects
+
+    def like(shares: bool, profile: str) -> object:  # what the decision reads, nothing else
+        return SimpleNamespace(
+            transport=SimpleNamespace(name="tinydir"),
+            context=SimpleNamespace(profile=profile),
+            capabilities=SimpleNamespace(shares_objects=shares),
+            project=SimpleNamespace(blob_threshold=0),
+        )
+
+    plain = broadcast_mode(like(False, "native"))  # type: ignore[arg-type]
+    assert plain == (None, "one copy per datasite: tinydir cannot share objects")
+    upstream = broadcast_mode(like(True, "syft-flwr-0.5"))  # type: ignore[arg-type]
+    assert upstream == (None, "one copy per datasite: the syft-flwr-0.5 profile does not "
+                        "share objects")  # fmt: skip

@@ -120,10 +120,15 @@ def _run(
     console = make_console(stderr=True)
     with participant:
         if not relayed:  # under simulate, which shows its own
+            how = ""
+            if participant.role == "aggregator":
+                from syftflwr.flower.launch import broadcast_mode
+
+                how = f"; {escape(broadcast_mode(participant)[1])}"
             console.print(
                 f"{participant.email} ({participant.role}) over "
                 f"[bold]{participant.transport.name}[/] "
-                f"(selected by {escape(participant.selected_by)})",
+                f"(selected by {escape(participant.selected_by)}){how}",
                 highlight=False,
             )
         if participant.role == "datasite":
