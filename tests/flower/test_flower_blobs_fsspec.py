@@ -1,0 +1,134 @@
+"""Shared model blobs over real files (fsspec-local, inotify), participants connected the
+way ``syftflwr run`` connects them (encryption on): what the storage holds, and a sealed
+instruction of round r that the storage hands a datasite again in round r+1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _flower_helpers import AGG, APP, DS1, DS2
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from syftflwr.flower.grid import TransportGrid
+from syftflwr.flower.node_ids import node_id_for
+from syftflwr.flower.runner import DatasiteRunner
+from syftflwr.plugin import StorageWrapper
+from syftflwr.session import Participant, connect
+
+pytest.importorskip("syftflwr_fsspec_local", reason="the fsspec-local plugin is installed by nox")
+
+PROJECT = f"""[project]
+name = "blobs"
+
+[tool.syftflwr]
+app_name = "{APP}"
+aggregator = "{AGG}"
+datasites = ["{DS1}", "{DS2}"]
+transport = "fsspec-local"
+"""
+WAIT = 30.0
+
+
+def checksum(message: Message, context: Context) -> Message:
+    arrays = message.content["arrays"]
+    assert isinstance(arrays, ArrayRecord)
+    total = float(arrays["w"].numpy().sum())
+    return Message(RecordDict({"m": MetricRecord({"sum": total})}), reply_to=message)
+
+
+class Recording(StorageWrapper):
+    """The aggregator's storage, keeping a copy of every request file it writes."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.requests: dict[str, bytes] = {}
+
+    def put_if_absent(self, path: str, parts: Sequence[Any]) -> bool:
+        if path.endswith(".request"):
+            self.requests[path] = b"".join(bytes(p) for p in parts)
+        return bool(self.inner.put_if_absent(path, parts))
+
+
+class Federation:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path, self.root = tmp_path, tmp_path / "shared"
+        self.project = tmp_path / "app"
+        self.project.mkdir()
+        (self.project / "pyproject.toml").write_text(PROJECT)
+        self.opened: list[Participant] = []
+        self.runners: dict[str, tuple[DatasiteRunner, threading.Thread]] = {}
+
+    def connect(self, email: str) -> Participant:
+        env = {
+            "SYFTFLWR_STATE_DIR": str(self.tmp_path / "state" / email),
+            "SYFTFLWR_FSSPEC_LOCAL_ROOT": str(self.root),
+            "SYFTFLWR_HOME": str(self.tmp_path / "home"),
+        }
+        participant = connect(self.project, email=email, env=env)
+        self.opened.append(participant)
+        return participant
+
+    def serve(self, email: str) -> DatasiteRunner:
+        events = self.connect(email).events()
+        runner = DatasiteRunner(events, checksum, email=email, node_id=node_id_for(email))
+        thread = threading.Thread(target=runner.run, daemon=True)
+        thread.start()
+        self.runners[email] = (runner, thread)
+        return runner
+
+    def close(self) -> None:
+        for runner, thread in self.runners.values():
+            runner.stop()
+            thread.join(10)
+        for participant in self.opened:
+            participant.close()
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[Federation]:
+    federation = Federation(tmp_path)
+    yield federation
+    federation.close()
+
+
+def phase(grid: TransportGrid, value: float, server_round: int) -> list[Message]:
+    arrays = ArrayRecord({"w": Array(np.full(40_000, value, dtype=np.float32))})
+    content = RecordDict({"config": ConfigRecord({"server-round": server_round}),
+                          "arrays": arrays})  # fmt: skip
+    messages = [Message(content, node_id_for(e), "train") for e in (DS1, DS2)]
+    return list(grid.send_and_receive(messages, timeout=WAIT))
+
+
+def test_a_round_r_instruction_replayed_in_round_r_plus_1_is_refused(fed: Federation) -> None:
+    runner = fed.serve(DS1)
+    fed.serve(DS2)
+    aggregator = fed.connect(AGG)
+    rpc = aggregator.rpc()
+    recording = Recording(rpc.inner.storage)  # type: ignore[attr-defined]
+    rpc.inner.storage = recording  # type: ignore[attr-defined]
+    grid = TransportGrid(rpc, email=AGG, app_name=APP, datasites=(DS1, DS2), max_wait=WAIT,
+                         blob_threshold=0)  # fmt: skip
+    try:
+        replies = phase(grid, 1.0, 1)
+        assert [r.content["m"]["sum"] for r in replies] == [40_000.0] * 2
+        blobs = list(fed.root.rglob("syftflwr_blobs_*/**/*.blob"))
+        assert len(blobs) == 1  # one stored copy for both datasites
+        assert np.full(16, 1.0, dtype=np.float32).tobytes() not in blobs[0].read_bytes()
+        (old_path, old_bytes), *_ = [(p, b) for p, b in recording.requests.items() if DS1 in p]
+        assert [r.content["m"]["sum"] for r in phase(grid, 2.0, 2)] == [80_000.0] * 2
+        stats = runner.stats
+        target = fed.root / old_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(old_bytes)  # the storage hands DS1 round 1's instruction again
+        # round 3 goes after it (one watched folder reports in order): when its replies
+        # are in, DS1 has considered the replay; its journal knew the id, so the runner
+        # never got it (not even as far as the blob check, which would refuse it: gone)
+        assert [r.content["m"]["sum"] for r in phase(grid, 3.0, 3)] == [120_000.0] * 2
+        after = runner.stats
+        assert (after.handled, after.malformed) == (stats.handled + 1, stats.malformed)
+    finally:
+        grid.close()
