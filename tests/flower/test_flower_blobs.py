@@ -350,6 +350,10 @@ def test_a_sealed_ref_reaching_a_plain_datasite_is_an_error_reply(
         reply = decode_message(cast(bytes, answer))
         assert "sealed, but encryption is off here" in reply.error.reason
         assert doc["name"] in reply.error.reason
+        message.content["arrays"] = model(5.0)  # a record both inline and as a blob
+        twice = dataclasses.replace(request, id=new_message_id(), body=encode_message(message))
+        reply = decode_message(cast(bytes, fed.runners[DS1].handle(twice)))
+        assert "'arrays' is both in the message and in a shared blob" in reply.error.reason
     finally:
         fed.close()
 

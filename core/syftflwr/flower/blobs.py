@@ -133,6 +133,11 @@ def resolve_blobs(content: RecordDict, request: Request, events: object) -> Reco
     if not isinstance(record, ConfigRecord):
         raise MalformedMessageError(f"record {BLOBS_RECORD!r} is not a ConfigRecord")
     refs = {name: parse_ref(text, name) for name, text in record.items()}
+    twice = sorted(set(refs) & set(content.keys()))
+    if twice:
+        raise MalformedMessageError(
+            f"record {twice[0]!r} is both in the message and in a shared blob: refused"
+        )
     named = header_value({k: r for k, (r, _) in refs.items()})
     if request.headers.get(BLOBS_HEADER, "") != named:
         raise MalformedMessageError(
