@@ -179,7 +179,9 @@ def test_the_summary_says_what_was_done_to_the_bytes(
         requests = f"datasites/{DS1}/app_data/{syftflwr05_wire_app('quickstart')}/rpc/messages"
         (tmp_path / "SyftBox" / requests / AGG).mkdir(parents=True)
     capture, output = captured_round(tmp_path, project, encrypt)
-    said = re.search(r"transport syftbox, 1 datasites?, (.+?), [0-9.]+s", output)
+    said = re.search(
+        r"transport syftbox, 1 datasites?, (.+?), one copy per datasite: [^,]+, [0-9.]+s", output
+    )
     assert said, output  # the summary's protection phrase
     summary = said.group(1)
     assert summary.split(" (")[0] == claim, (summary, claim)

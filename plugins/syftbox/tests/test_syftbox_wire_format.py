@@ -72,7 +72,9 @@ def test_a_default_native_run_stores_only_core_sealed_envelopes(tmp_path: Path) 
     found = exposed((tmp_path / "SyftBox", tmp_path / "captured"),
                     (round1_reply_bytes(), b"server-round"))  # fmt: skip
     assert found == {}, found
-    said = re.search(r"transport syftbox, 1 datasites?, (.+?), [0-9.]+s", output)
+    said = re.search(
+        r"transport syftbox, 1 datasites?, (.+?), one copy per datasite: [^,]+, [0-9.]+s", output
+    )
     assert said and said.group(1).split(" (")[0] == "end-to-end encrypted", output
 
 
