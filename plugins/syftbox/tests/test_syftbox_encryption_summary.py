@@ -153,6 +153,22 @@ def captured_round(tmp_path: Path, project: Path, encrypt: bool | None) -> tuple
     return capture, output
 
 
+BROADCAST = {
+    "native": "model sent once per phase (shared blob)",  # syftbox shares objects
+    "syft-flwr-0.5": "one copy per datasite: the syft-flwr-0.5 profile does not share objects",
+}
+"""What the summary says about the model's broadcast, after the protection phrase."""
+
+
+def summary_phrases(output: str, profile: str) -> tuple[str, str]:
+    """The run summary's protection phrase (without its parenthesis) and broadcast one."""
+    said = re.search(r"transport syftbox, 1 datasites?, (.+?), [0-9.]+s", output)
+    assert said, output
+    protection, sep, broadcast = said.group(1).rpartition(", " + BROADCAST[profile])
+    assert sep and not broadcast, (said.group(1), BROADCAST[profile])
+    return protection.split(" (")[0], BROADCAST[profile]
+
+
 CASES = [
     # profile, project's encryption, syftbox's encrypt (None: unset), what the summary says
     ("native", True, None, "end-to-end encrypted"),  # core's sealing, the only one here
@@ -179,12 +195,8 @@ def test_the_summary_says_what_was_done_to_the_bytes(
         requests = f"datasites/{DS1}/app_data/{syftflwr05_wire_app('quickstart')}/rpc/messages"
         (tmp_path / "SyftBox" / requests / AGG).mkdir(parents=True)
     capture, output = captured_round(tmp_path, project, encrypt)
-    said = re.search(
-        r"transport syftbox, 1 datasites?, (.+?), one copy per datasite: [^,]+, [0-9.]+s", output
-    )
-    assert said, output  # the summary's protection phrase
-    summary = said.group(1)
-    assert summary.split(" (")[0] == claim, (summary, claim)
+    summary, _ = summary_phrases(output, profile)
+    assert summary == claim, (summary, claim)
     found = exposed((tmp_path / "SyftBox", tmp_path / "captured"),
                     (round1_reply_bytes(), b"server-round"))  # fmt: skip
     assert capture.count > 4, capture.count

@@ -9,7 +9,6 @@ played by the real old construction (``_sb_format1.py``, copied from ae519c4).""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,13 @@ from syftflwr.testing.conformance._federation import (
     Recorder,
 )
 from syftflwr_syftbox.datasite_storage import DatasiteStorage
-from test_syftbox_encryption_summary import captured_round, exposed, project_for, round1_reply_bytes
+from test_syftbox_encryption_summary import (
+    captured_round,
+    exposed,
+    project_for,
+    round1_reply_bytes,
+    summary_phrases,
+)
 
 MARKER = b"FORMAT-1-MARKER-5d1e"
 VERSION_LINE = "speaks syftbox wire format 1"
@@ -72,10 +77,7 @@ def test_a_default_native_run_stores_only_core_sealed_envelopes(tmp_path: Path) 
     found = exposed((tmp_path / "SyftBox", tmp_path / "captured"),
                     (round1_reply_bytes(), b"server-round"))  # fmt: skip
     assert found == {}, found
-    said = re.search(
-        r"transport syftbox, 1 datasites?, (.+?), one copy per datasite: [^,]+, [0-9.]+s", output
-    )
-    assert said and said.group(1).split(" (")[0] == "end-to-end encrypted", output
+    assert summary_phrases(output, "native")[0] == "end-to-end encrypted", output
 
 
 # --------------------------------------------------------------------------- format 1

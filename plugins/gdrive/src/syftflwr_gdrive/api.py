@@ -182,7 +182,8 @@ class DriveAPI:
         """Run the calls built by ``makes(service)`` in as few HTTP requests as Drive
         allows (batches of :data:`BATCH_LIMIT`), their results in order. Drive answers
         each call of a batch on its own: the ones that failed transiently (429, 403 rate
-        limits, 5xx) are sent again, alone, with backoff; any other failure is raised."""
+        limits, 5xx) are sent again, in a batch of their own, with backoff; any other
+        failure is raised."""
         from googleapiclient.errors import HttpError
 
         results: list[Any] = [None] * len(makes)

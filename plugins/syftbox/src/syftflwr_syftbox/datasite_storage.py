@@ -1,11 +1,15 @@
 """Core's mailbox layout mapped into SyftBox datasites, with SyftBox's ownership rule
 enforced on every write.
 
-Core names a sender's outbox ``syft_outbox_inbox_{sender}_to_{recipient}`` at the top
-of one root. On SyftBox a participant may only write into its own datasite, so each
-outbox lives in its sender's datasite::
+Core names a sender's outbox ``syft_outbox_inbox_{sender}_to_{recipient}`` and its blob
+folders ``syftflwr_blobs_{sender}`` at the top of one root. On SyftBox a participant may
+only write into its own datasite, so each lives in its sender's datasite::
 
     {data_dir}/datasites/{sender}/app_data/syftflwr/syft_outbox_inbox_{sender}_to_{recipient}/...
+    {data_dir}/datasites/{sender}/app_data/syftflwr/syftflwr_blobs_{sender}/{app}/{id}/...
+
+A blob's folder holds its own permission files naming exactly its readers
+(:meth:`DatasiteStorage.share_folder`), written before the blob.
 
 Everything is stored through core's :class:`~syftflwr.mailbox.LocalDirStorage` rooted at
 the data dir, so every object is published atomically (temp file in
@@ -22,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from syftflwr.plugin import (
+    BLOB_PREFIX,
     OUTBOX_PREFIX,
     BaseStorage,
     Buffer,
@@ -52,20 +57,40 @@ PERMISSIONS = "syft.pub.yaml"
 
 def permission_files(owner: str, peers: Iterable[str]) -> dict[str, bytes]:
     """The permission files of ``owner``'s app folder: each peer may READ only the
-    outbox addressed to it (nothing else of the datasite, and never write). Quoted as
-    JSON strings, which YAML reads as they are."""
-    rules = [
-        (f"{OUTBOX_PREFIX}{owner}_to_{peer}/**", peer)
-        for peer in dict.fromkeys(map(validate_email, peers))
-        if peer != owner
-    ]
+    outbox addressed to it (nothing else of the datasite, and never write)."""
+    return _permission_files(
+        [
+            (f"{OUTBOX_PREFIX}{owner}_to_{peer}/**", [peer], [])
+            for peer in dict.fromkeys(map(validate_email, peers))
+            if peer != owner
+        ]
+    )
+
+
+def blob_permission_files(owner: str, readers: Iterable[str]) -> dict[str, bytes]:
+    """The permission files of one of ``owner``'s blob folders: exactly ``readers`` may
+    read what is in it, ``owner`` writes."""
+    people = [r for r in dict.fromkeys(map(validate_email, readers)) if r != owner]
+    return _permission_files([("**", people, [owner])])
+
+
+def _permission_files(rules: list[tuple[str, list[str], list[str]]]) -> dict[str, bytes]:
+    """Both clients' permission files of ``(pattern, readers, writers)`` rules. Quoted
+    as JSON strings, which YAML reads as they are."""
     legacy = "".join(
-        f"- path: {json.dumps(path)}\n  user: {json.dumps(peer)}\n  permissions: [read]\n"
-        for path, peer in rules
+        f"- path: {json.dumps(path)}\n  user: {json.dumps(user)}\n  permissions: {bits}\n"
+        for path, readers, writers in rules
+        for users, bits in ((readers, "[read]"), (writers, "[read, create, write]"))
+        for user in users
     )
     modern = "rules:\n" + "".join(
-        f"- pattern: {json.dumps(path)}\n  access:\n    read:\n    - {json.dumps(peer)}\n"
-        for path, peer in rules
+        f"- pattern: {json.dumps(path)}\n  access:\n"
+        + "".join(
+            f"    {level}:\n" + "".join(f"    - {json.dumps(user)}\n" for user in users)
+            for level, users in (("read", readers), ("write", writers))
+            if users
+        )
+        for path, readers, writers in rules
     )
     return {LEGACY_PERMISSIONS: legacy.encode(), PERMISSIONS: modern.encode()}
 
@@ -131,10 +156,15 @@ class DatasiteStorage(BaseStorage):
             cached = self._owners.get(folder)
         if cached is not None:
             return cached
+        if folder.startswith(BLOB_PREFIX):  # syftflwr_blobs_{owner}: the name says whose
+            owner = folder[len(BLOB_PREFIX) :]
+            if not is_valid_email(owner):
+                raise UnsafeNameError(f"{folder!r} names no participant's blob folders")
+            return owner
         if not folder.startswith(OUTBOX_PREFIX):
             raise UnsafeNameError(
-                f"{folder!r} is not a syftflwr outbox; only {OUTBOX_PREFIX}* folders "
-                "are mapped into SyftBox datasites"
+                f"{folder!r} is not a syftflwr outbox or blob folder; only {OUTBOX_PREFIX}* "
+                f"and {BLOB_PREFIX}* folders are mapped into SyftBox datasites"
             )
         matches = [e for e in self._known if outbox_owner(folder, e)]
         if not matches:
@@ -203,6 +233,14 @@ class DatasiteStorage(BaseStorage):
 
     def makedirs(self, folder: str) -> None:
         self.base.makedirs(self._write_path(folder))
+
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None:
+        """Core's :class:`~syftflwr.plugin.SharesFolders`: permission files in the blob
+        folder (both clients' formats) naming exactly ``readers`` (read) and its owner
+        (write); SyftBox syncs what is in it to those readers only."""
+        mapped = self._write_path(folder)
+        for name, data in blob_permission_files(self.owner, readers).items():
+            self.base.put(f"{mapped}/{name}", [data])
 
     def local_path(self, path: str) -> Path | None:
         """``""`` is the data dir (the root a file watcher awaits missing folders

@@ -57,6 +57,7 @@ STATIC_CAPABILITIES = Capabilities(
     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL,
     max_object_size=DEFAULT_MAX_OBJECT_SIZE,
     profiles=PROFILE_NAMES,
+    shares_objects=True,  # native profile: a blob folder's permission files name its readers
 )
 
 OPTIONS = (
@@ -248,6 +249,9 @@ class Settings:
     watch: str = "auto"
     key_wait: float = DEFAULT_KEY_WAIT
     incomplete_grace: float = DEFAULT_INCOMPLETE_GRACE
+    shares_objects: bool = True
+    """The native profile's mailbox stores a broadcast's model once (the syft-flwr-0.5
+    profile's syft-rpc files are one per recipient)."""
 
     @classmethod
     def from_options(
@@ -286,6 +290,7 @@ class Settings:
             watch=watch,
             key_wait=_opt_float(options.get("key_wait"), DEFAULT_KEY_WAIT),
             incomplete_grace=_opt_float(options.get("incomplete_grace"), DEFAULT_INCOMPLETE_GRACE),
+            shares_objects=profile != SYFTFLWR05_PROFILE,
         )
 
     @classmethod
@@ -300,6 +305,7 @@ class Settings:
             native_encryption=self.encrypt,
             max_object_size=self.max_object_size,
             profiles=PROFILE_NAMES,
+            shares_objects=self.shares_objects,
         )
 
 

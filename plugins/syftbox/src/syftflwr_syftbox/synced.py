@@ -16,12 +16,16 @@ object still being written, which the mailbox already waits for:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 from syftflwr.plugin import (
     ArrivalCallback,
     ArrivalSource,
     Buffer,
     MalformedMessageError,
     Manifest,
+    SharesFolders,
     Storage,
     StorageWrapper,
     Subscription,
@@ -36,6 +40,9 @@ class SyncedStorage(StorageWrapper):
 
     It offers no ``read_head``: the mailbox would take a small manifest whole from its
     head, past :meth:`get`, and refuse it for parts still on their way."""
+
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None:
+        cast(SharesFolders, self.inner).share_folder(folder, readers)
 
     def get(self, path: str, *, max_size: int | None = None) -> Buffer | None:
         data = self.inner.get(path, max_size=max_size)

@@ -13,6 +13,7 @@ side's refusal: its own log says ``not encrypted`` or ``no public keys``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from syftflwr.plugin import (
@@ -67,6 +68,9 @@ class Format1Guard(StorageWrapper):
         data = self.inner.get(path, max_size=max_size)
         self._check(path, data)
         return data
+
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None:
+        self.inner.share_folder(folder, readers)
 
 
 class SyftBoxKeyDirectory(StorageKeyDirectory):
