@@ -60,14 +60,22 @@ def test_grants_take_one_http_request_per_hundred_readers(
     assert folder.readers == set(readers)
 
 
+def _grant_fails(
+    make_storage: MakeStorage, state: DriveState, status: int, reason: str | None = None
+) -> DriveStorage:
+    """Alice's storage with a folder, whose next grant Drive refuses with ``status``."""
+    alice = make_storage(ALICE)
+    alice.makedirs(FOLDER)
+    state.fault_filter = lambda method: method == "permissions.create"
+    state.inject(status, 1, reason)
+    return alice
+
+
 def test_a_rate_limited_grant_alone_is_sent_again(
     make_storage: MakeStorage, drive: tuple[DriveState, str]
 ) -> None:
     state, _ = drive
-    alice = make_storage(ALICE)
-    alice.makedirs(FOLDER)
-    state.fault_filter = lambda method: method == "permissions.create"
-    state.inject(429, 1)
+    alice = _grant_fails(make_storage, state, 429)
     alice.share_folder(FOLDER, [BOB, CAROL, DAVE])
     [folder] = state.find(FOLDER.rsplit("/", 1)[1])
     assert folder.readers == {BOB, CAROL, DAVE}
@@ -79,10 +87,7 @@ def test_a_refused_grant_is_an_error_naming_the_folder(
     make_storage: MakeStorage, drive: tuple[DriveState, str]
 ) -> None:
     state, _ = drive
-    alice = make_storage(ALICE)
-    alice.makedirs(FOLDER)
-    state.fault_filter = lambda method: method == "permissions.create"
-    state.inject(400, 1, "invalidSharingRequest")
+    alice = _grant_fails(make_storage, state, 400, "invalidSharingRequest")
     with pytest.raises(StorageError, match=f"sharing {FOLDER} with {BOB}.*invalidSharingRequest"):
         alice.share_folder(FOLDER, [BOB])
 
