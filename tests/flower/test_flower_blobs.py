@@ -409,7 +409,10 @@ def test_the_launch_decides_once_whether_blobs_are_used(fed: Federation) -> None
     from syftflwr.flower.launch import BROADCAST_SHARED, broadcast_mode
 
     aggregator = fed.participant(AGG, SYFTFLWR_BLOB_THRESHOLD="4KiB")
-    assert broadcast_mode(aggregator) == (4096, BROADCAST_SHARED)  # memory shares objects
+    assert broadcast_mode(aggregator) == (  # memory shares objects
+        4096,
+        "models of 4 KiB or more sent once per phase (shared blob)",
+    )
 
     def like(shares: bool, profile: str) -> object:  # what the decision reads, nothing else
         return SimpleNamespace(
@@ -424,3 +427,4 @@ def test_the_launch_decides_once_whether_blobs_are_used(fed: Federation) -> None
     upstream = broadcast_mode(like(True, "syft-flwr-0.5"))  # type: ignore[arg-type]
     assert upstream == (None, "one copy per datasite: the syft-flwr-0.5 profile does not "
                         "share objects")  # fmt: skip
+    assert broadcast_mode(like(True, "native")) == (0, BROADCAST_SHARED)  # type: ignore[arg-type]

@@ -319,8 +319,18 @@ def run_aggregator(
         interrupted=grid.interrupted if status is RunStatus.STOPPED else None,
         pending=pending,
         app_name=participant.project.app_name,
-        broadcast=broadcast,
+        broadcast=_broadcast_done(grid, threshold, broadcast),
     )
+
+
+def _broadcast_done(grid: TransportGrid, threshold: int | None, intended: str) -> str:
+    """What the summary says happened: blobs may be on yet none stored (every model
+    below ``blob_threshold``), which the intent alone would misreport."""
+    if threshold is None or grid.blobs is None:
+        return intended
+    if grid.blobs.stored:
+        return BROADCAST_SHARED
+    return f"model inline: no ArrayRecord reached blob_threshold ({_bytes(threshold)})"
 
 
 BROADCAST_SHARED = "model sent once per phase (shared blob)"
@@ -337,7 +347,17 @@ def broadcast_mode(participant: Participant) -> tuple[int | None, str]:
                       "does not share objects")  # fmt: skip
     if not participant.capabilities.shares_objects:
         return None, f"one copy per datasite: {name} cannot share objects"
-    return participant.project.blob_threshold, BROADCAST_SHARED
+    threshold = participant.project.blob_threshold
+    if threshold == 0:
+        return threshold, BROADCAST_SHARED
+    return threshold, f"models of {_bytes(threshold)} or more sent once per phase (shared blob)"
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size:,} bytes"
 
 
 def datasite_command(participant: Participant) -> str:
