@@ -29,6 +29,7 @@ from syftflwr.crypto.keyring import Keyring
 from syftflwr.crypto.seal import is_sealed
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import EncryptionError
+from syftflwr.mailbox.blobs import blob_where
 from syftflwr.roles import (
     BlobRef,
     EventsRole,
@@ -151,7 +152,7 @@ class SealedEvents:
     def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
         """Read the stored bytes (verified against ``ref`` by the inner role), then open
         them with the ref's content key and check the plaintext hash."""
-        where = f"blob {ref.name} from {sender}"
+        where = blob_where(ref, sender)
         if ref.key is None:
             raise EncryptionError(f"{where} is not sealed, but encryption is on: refused")
         plain = dataclasses.replace(ref, key=None, digest=None)
