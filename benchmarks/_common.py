@@ -187,3 +187,16 @@ def stop_runners(runners: list[Any], timeout: float) -> None:
             runner.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             runner.kill()
+
+
+def serve_until_killed(runners: list[Any]) -> None:
+    """Run each DatasiteRunner in a thread of this child process, print ``ready`` for
+    the parent, and serve until the parent kills the process."""
+    import threading
+
+    threads = [threading.Thread(target=r.run, name=r.email, daemon=True) for r in runners]
+    for thread in threads:
+        thread.start()
+    print("ready", flush=True)
+    for thread in threads:
+        thread.join()

@@ -37,7 +37,7 @@ from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from _common import MB, RESULTS, SEED, meta, ratio, write_json
+from _common import MB, RESULTS, SEED, meta, ratio, serve_until_killed, write_json
 
 AGG = "agg@bench.org"
 APP = "benchbroadcast"
@@ -90,17 +90,11 @@ def datasites_child(workdir: Path, n: int) -> None:
     from syftflwr.flower.node_ids import node_id_for
     from syftflwr.flower.runner import DatasiteRunner
 
-    threads = []
-    for email in emails(n):
-        participant = connect_as(workdir, email)
-        runner = DatasiteRunner(participant.events(), checksum_app, email=email,
-                                node_id=node_id_for(email))  # fmt: skip
-        thread = threading.Thread(target=runner.run, name=email, daemon=True)
-        thread.start()
-        threads.append(thread)
-    print("ready", flush=True)
-    for thread in threads:
-        thread.join()
+    serve_until_killed([
+        DatasiteRunner(connect_as(workdir, email).events(), checksum_app, email=email,
+                       node_id=node_id_for(email))
+        for email in emails(n)
+    ])  # fmt: skip
 
 
 class Counter:

@@ -21,14 +21,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from _common import RESULTS, SEED, meta, ratio, summary, write_json
+from _common import RESULTS, SEED, meta, ratio, serve_until_killed, summary, write_json
 
 AGG = "agg@example.org"
 APP = "bench"
@@ -67,17 +66,12 @@ def datasites_child(root: Path, n: int) -> None:
         return Message(content, reply_to=message)
 
     everyone = emails(n)
-    threads = []
+    runners = []
     for email in everyone:
         ctx = _context(email, root, everyone)
         events = plugin.syftflwr_make_events(plugin.syftflwr_make_client(ctx), ctx)
-        runner = DatasiteRunner(events, train, email=email, node_id=node_id_for(email))
-        thread = threading.Thread(target=runner.run, name=email, daemon=True)
-        thread.start()
-        threads.append(thread)
-    print("ready", flush=True)
-    for thread in threads:
-        thread.join()
+        runners.append(DatasiteRunner(events, train, email=email, node_id=node_id_for(email)))
+    serve_until_killed(runners)
 
 
 def federation(n: int, rounds: int) -> dict[str, Any]:
