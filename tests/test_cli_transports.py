@@ -61,6 +61,7 @@ def test_third_party_plugin_is_listed_and_picked(plugin_env: PluginEnv, tmp_path
     assert "notifies, in-process only, shares objects" in table.stdout  # memory's row
     assert memory["capabilities"]["shares_objects"] is True  # type: ignore[index]
     assert tinydir["capabilities"]["shares_objects"] is False  # type: ignore[index]
+    assert memory["capabilities"]["resumes_uploads"] is False  # type: ignore[index]
 
 
 def test_in_process_flag_lets_memory_be_picked(plugin_env: PluginEnv) -> None:

@@ -104,6 +104,10 @@ class Capabilities:
     """True if one stored object can be made readable by several recipients (a folder
     of the sender's they can read, a permission list): a broadcast then stores the model
     once (:class:`~syftflwr.roles.SharesBlobs`). False: one copy per recipient."""
+    resumes_uploads: bool = False
+    """True if an upload of a large object cut short by a crash continues from where it
+    stopped after a restart (Google Drive's resumable sessions). False: the restarted
+    process uploads it again from the start."""
 
     def __post_init__(self) -> None:
         if not self.notifies_arrivals and not self.poll_interval:

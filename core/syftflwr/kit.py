@@ -167,6 +167,8 @@ class StorageTransport:
         recipients (every participant reads every sender's folders, or the storage offers
         :class:`~syftflwr.mailbox.storage.SharesFolders`); the mailbox then stores a
         broadcast's model once.
+    :param resumes_uploads: the static capability: an upload cut short by a crash
+        continues after a restart (else it starts again).
     :param capabilities: the effective capabilities of a context when they depend on more
         than the shared options (fsspec-local: a local root notifies, a remote one polls).
     :param share: a key under which participants of this process share one opened storage
@@ -185,6 +187,7 @@ class StorageTransport:
         notifies_arrivals: bool = False,
         profiles: tuple[str, ...] = ("native",),
         shares_objects: bool = False,
+        resumes_uploads: bool = False,
         capabilities: CapabilitiesFactory | None = None,
         share: ShareKey | None = None,
         docs_url: str | None = None,
@@ -202,6 +205,7 @@ class StorageTransport:
             poll_interval=poll_interval,
             profiles=profiles,
             shares_objects=shares_objects,
+            resumes_uploads=resumes_uploads,
         )
         self.docs_url = docs_url
         self._storage = storage
@@ -228,6 +232,7 @@ class StorageTransport:
             max_object_size=settings.max_object_size,
             profiles=static.profiles,
             shares_objects=static.shares_objects,
+            resumes_uploads=static.resumes_uploads,
         )
 
     def open(self, context: TransportContext, settings: MailboxSettings) -> tuple[_Opened, bool]:

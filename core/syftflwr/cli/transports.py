@@ -51,6 +51,8 @@ def capability_summary(caps: dict[str, Any] | None) -> str:
         tags.append(f"objects <= {_size(int(caps['max_object_size']))}")
     if caps.get("shares_objects"):
         tags.append("shares objects")
+    if caps.get("resumes_uploads"):
+        tags.append("resumes uploads")
     profiles = tuple(caps.get("profiles") or ())
     if profiles != ("native",):
         tags.append("profiles: " + ", ".join(profiles))

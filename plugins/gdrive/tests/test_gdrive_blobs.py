@@ -62,6 +62,7 @@ def test_one_upload_for_n_readers_and_a_round_trip(
     datasites = tuple(f"ds{i}@example.org" for i in range(n))
     rpc = roles(AGG, datasites)
     assert isinstance(rpc, MailboxRPC) and rpc.capabilities.shares_objects
+    assert rpc.capabilities.resumes_uploads  # declared: an upload survives a restart
     expires = time.time() + 300
     rpc.put_blob([b"first"], app="app", recipients=datasites, expires_at=expires)  # its folders
     calls, requests = state.calls_by(AGG).total(), state.http_requests[AGG]

@@ -25,6 +25,7 @@ kit = StorageTransport(
     options=OPTIONS,
     profiles=PROFILE_NAMES,
     shares_objects=True,  # a blob's folder is shared with exactly its readers (share_folder)
+    resumes_uploads=True,  # session URIs of unfinished uploads are kept in the state dir
     share=share_key,
     docs_url="docs/transports/gdrive.md",
 )
