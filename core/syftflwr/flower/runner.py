@@ -219,21 +219,26 @@ class DatasiteRunner:
             return request.error_reply(text)
         if metadata.message_type == SYSTEM_MESSAGE_TYPE and self._is_stop(message):
             return self._stop_from(request, message)
-        if message.has_content() and BLOBS_RECORD in message.content:
-            try:
-                message.content = resolve_blobs(message.content, request, self.events)
-            except Exception as exc:  # gone, altered, sealed on a plain role, unreadable
-                self._count("_malformed")
-                log.warning("datasite %s: %s message %s from %s: its shared model blob: %s",
-                            self.email, metadata.message_type, metadata.message_id,
-                            request.sender, exc)  # fmt: skip
-                reason = f"datasite {self.email} could not use the shared model blob: {exc}"
-                reply = Message(Error(code=ErrorCode.UNKNOWN, reason=reason), reply_to=message)
-                set_message_id(reply, new_message_id())
-                return encode_message(reply)
-        reply = self._call_app(message)
+        reply = self._blobs_refused(request, message) or self._call_app(message)
         set_message_id(reply, new_message_id())
         return encode_message(reply)
+
+    def _blobs_refused(self, request: Request, message: Message) -> Message | None:
+        """Put the arrays of the shared blobs ``message`` names back in its content; the
+        error reply when one cannot be used (gone, altered, sealed on a plain role)."""
+        if not message.has_content() or BLOBS_RECORD not in message.content:
+            return None
+        try:
+            message.content = resolve_blobs(message.content, request, self.events)
+        except Exception as exc:
+            self._count("_malformed")
+            metadata = message.metadata
+            log.warning("datasite %s: %s message %s from %s: its shared model blob: %s",
+                        self.email, metadata.message_type, metadata.message_id,
+                        request.sender, exc)  # fmt: skip
+            reason = f"datasite {self.email} could not use the shared model blob: {exc}"
+            return Message(Error(code=ErrorCode.UNKNOWN, reason=reason), reply_to=message)
+        return None
 
     def _call_app(self, message: Message) -> Message:
         with self._lock:
