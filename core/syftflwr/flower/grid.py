@@ -866,10 +866,7 @@ class TransportGrid(Grid):
             if response is None and now <= pending.expires_at + self.clock_skew:
                 return None
             del self._pending[message_id]
-        if self.liveness is not None:
-            self.liveness.done(message_id, answered=response is not None)
-        if self.blobs is not None:
-            self.blobs.done(message_id)
+        self._settled(message_id, answered=response is not None)
         reply = self._reply_for(pending, response, now)
         if self.tracker is not None and pending.report:
             self.tracker.returned(message_id, reply, batch)
@@ -966,11 +963,16 @@ class TransportGrid(Grid):
         for message_id, pending in list(self._pending.items()):
             if now > pending.expires_at + self.clock_skew:
                 del self._pending[message_id]
-                if self.liveness is not None:
-                    self.liveness.done(message_id, answered=False)
-                if self.blobs is not None:
-                    self.blobs.done(message_id)
+                self._settled(message_id, answered=False)
                 self._forgetter.forget(pending.handle)
+
+    def _settled(self, message_id: str, *, answered: bool) -> None:
+        """``message_id`` is no longer awaited: its liveness timer and the shared blobs it
+        names let go of it."""
+        if self.liveness is not None:
+            self.liveness.done(message_id, answered=answered)
+        if self.blobs is not None:
+            self.blobs.done(message_id)
 
     # ------------------------------------------------------------------ lifecycle
     def remove_leftovers(self) -> int:
