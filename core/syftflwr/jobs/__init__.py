@@ -1,0 +1,25 @@
+"""Apps that travel with consent: an aggregator submits a signed Flower app (a FAB), each
+data owner reviews and approves it, only approved code runs on their data (issue 19).
+
+* :mod:`.fab` — building and unpacking FABs through one shim over Flower's CLI internals
+  (their signatures moved between flwr 1.26 and 1.42);
+* :mod:`.bundle` — reading a received FAB without importing or running any of it: its
+  files, entry points, run config; the refusals (paths, sizes, shadowed modules); diffs;
+* :mod:`.fabsig` — FAB signatures in Flower's verification-record format, so the same
+  FAB also verifies with ``flower-supernode --trusted-entities``;
+* :mod:`.statements` — what each side signs: the aggregator's job offer and the data
+  owner's decision (both bound to aggregator, datasite, app, version, FAB hash, job id);
+* :mod:`.store` — a participant's jobs: received, submitted, decided (append-only);
+* :mod:`.channel` — the participant-level jobs endpoint over the project's transport.
+
+Jobs travel as requests of the reserved app :data:`JOBS_APP` on the participant's own
+transport, so they reach a datasite before any app's mailbox exists there, and live for
+:data:`JOB_TTL` (a 1 h message TTL would expire a job before an offline datasite sees it).
+"""
+
+from __future__ import annotations
+
+JOBS_APP = "syftflwr-jobs"
+"""The reserved app name of the jobs endpoint; no project may use it as its ``app_name``."""
+JOB_TTL = 30 * 24 * 3600.0
+"""Seconds a submitted job (and a decision sent back) waits in storage to be picked up."""
