@@ -26,6 +26,11 @@ _PROJECT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,253}[A-Za-z0-9])?$")
 _UNIX_TIME = re.compile(r"^[0-9]{1,20}$")
 SYFT_FLWR_05 = "syft-flwr-0.5"
 """The wire profile whose app names may take upstream bootstrap's generated form."""
+JOBS_APP = "syftflwr-jobs"
+"""The reserved app name of the participant-level jobs endpoint (issue 19), whose state
+folder is also where a participant's one signing key lives. Defined down here so config
+(refusing it as a project's ``app_name``) and crypto (the signing key's folder) can name
+it; :mod:`syftflwr.jobs` exports it."""
 
 
 def _reject(kind: str, value: object, rule: str) -> UnsafeNameError:

@@ -19,7 +19,9 @@ transport, so they reach a datasite before any app's mailbox exists there, and l
 
 from __future__ import annotations
 
-JOBS_APP = "syftflwr-jobs"
-"""The reserved app name of the jobs endpoint; no project may use it as its ``app_name``."""
+from syftflwr.names import JOBS_APP
+
 JOB_TTL = 30 * 24 * 3600.0
 """Seconds a submitted job (and a decision sent back) waits in storage to be picked up."""
+
+__all__ = ["JOBS_APP", "JOB_TTL"]
