@@ -263,7 +263,10 @@ class DatasiteRunner:
                 message.metadata.message_type,
                 message.metadata.message_id,
             )
-            error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=error_reason(exc))
+            # An app run in its own process (syftflwr.jobs.isolated) raised there: its
+            # reason already has Flower's format and the frames of that process.
+            reason = getattr(exc, "flower_reason", None) or error_reason(exc)
+            error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason)
             return Message(error, reply_to=message)
         self._count("_handled")
         return reply

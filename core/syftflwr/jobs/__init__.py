@@ -10,7 +10,9 @@ data owner reviews and approves it, only approved code runs on their data (issue
 * :mod:`.statements` — what each side signs: the aggregator's job offer and the data
   owner's decision (both bound to aggregator, datasite, app, version, FAB hash, job id);
 * :mod:`.store` — a participant's jobs: received, submitted, decided (append-only);
-* :mod:`.channel` — the participant-level jobs endpoint over the project's transport.
+* :mod:`.channel` — the participant-level jobs endpoint over the project's transport;
+* :mod:`.isolated` — an approved app's ClientApp in a child process of its own, fed
+  decrypted messages over a private socket (process isolation, not a sandbox).
 
 Jobs travel as requests of the reserved app :data:`JOBS_APP` on the participant's own
 transport, so they reach a datasite before any app's mailbox exists there, and live for
