@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("what users call", frozenset({"__main__", "cli", "api", "doctor", "scaffold"})),
-    ("Flower", frozenset({"flower"})),
     ("apps with consent", frozenset({"jobs"})),
+    ("Flower", frozenset({"flower"})),
     ("the built-in transport", frozenset({"transports"})),
     ("the plugin API and the mailbox kit (facades)", frozenset({"plugin", "kit"})),
     ("where config, registry, keys and roles meet", frozenset({"session"})),
