@@ -61,6 +61,7 @@ REFUSAL_KINDS = (
     "expired",
     "unauthenticated",  # not sealed, tampered, an untrusted key (EncryptionError)
     "replayed",  # an id answered before and cleaned up since, published again
+    "not approved",  # a run of an app (or FAB hash) this datasite did not approve
     "other",
 )
 """The kinds of refusals a runner counts (its exit summary: ``25 refused (20 unreadable,

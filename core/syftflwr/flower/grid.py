@@ -44,6 +44,7 @@ from flwr.serverapp import Grid
 from syftflwr.deadline import Outcome, OverrunError, call_all_within, within
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import (
+    ConfigError,
     MalformedMessageError,
     StorageError,
     TransportClosedError,
@@ -102,6 +103,10 @@ MESSAGES_ENDPOINT = "messages"
 """The endpoint Flower traffic uses on every transport."""
 STOP_ACTION = "stop"
 """``action`` of the system message that ends a datasite runner."""
+APP_HASH_HEADER = "syftflwr.app-hash"
+"""Request header: the hash of the approved FAB this run's app is (``syftflwr submit``).
+Sealing authenticates headers, so a datasite that serves only approved apps can refuse
+any request whose run is not the app it approved (:class:`DatasiteRunner`)."""
 
 MESSAGE_UNAVAILABLE_REASON = (
     "Error: Message Unavailable - the instruction expired (TTL) before {datasite} replied"
@@ -284,8 +289,19 @@ class TransportGrid(Grid):
         datasite_command: str | None = None,
         transport: str = "",
         blob_threshold: int | None = None,
+        app_hash: str | None = None,
     ) -> None:
+        if app_hash is not None and profile != "native":
+            raise ConfigError(
+                f"the {profile!r} wire profile cannot carry the hash of an approved app, so "
+                "its datasites cannot check what they run",
+                key="tool.syftflwr.profile",
+                fix="use the native profile for apps sent with `syftflwr submit`, or run "
+                "this app as a local app (without submitting it)",
+            )
         self.rpc = rpc
+        self.app_hash = app_hash
+        """The approved FAB's hash every request names (None: a local app, no jobs)."""
         self.transport = transport
         """The transport's name, for messages about it."""
         self.profile = profile
@@ -485,6 +501,8 @@ class TransportGrid(Grid):
     ) -> Request:
         metadata = message.metadata
         headers: dict[str, str] = {}
+        if self.app_hash is not None:
+            headers[APP_HASH_HEADER] = self.app_hash
         if refs:  # the arrays travel in shared blobs; the sealed body carries their refs
             message = make_message(metadata, content=with_refs(message.content, refs))
             headers[BLOBS_HEADER] = header_value({k: r for k, (r, _) in refs.items()})

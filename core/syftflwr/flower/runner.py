@@ -37,7 +37,7 @@ from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
 from syftflwr.flower.blobs import BLOBS_RECORD, resolve_blobs
 from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, new_context, set_message_id
-from syftflwr.flower.grid import MESSAGES_ENDPOINT, STOP_ACTION, check_identity
+from syftflwr.flower.grid import APP_HASH_HEADER, MESSAGES_ENDPOINT, STOP_ACTION, check_identity
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_email
 from syftflwr.roles import EventsRole, describe_refusals
@@ -94,6 +94,11 @@ class DatasiteRunner:
     :param run_config: the app's run config (``[tool.flwr.app.config]`` + overrides).
     :param scoped_stops: obey only the stops of runs this runner handled instructions
         of (native); False: every stop (the syft-flwr 0.5 profile's semantics).
+    :param approved: set when this datasite serves only approved apps
+        (``syftflwr serve``): called with the app hash a request names (its
+        authenticated :data:`APP_HASH_HEADER`, ``""`` if none), it returns None to serve
+        the request or why it is refused; a refused request never reaches the ClientApp
+        and is answered with an error reply saying ``not approved``.
     """
 
     def __init__(
@@ -107,8 +112,10 @@ class DatasiteRunner:
         run_config: Mapping[str, Any] | None = None,
         endpoint: str = MESSAGES_ENDPOINT,
         scoped_stops: bool = True,
+        approved: Callable[[str], str | None] | None = None,
     ) -> None:
         self.events = events
+        self.approved = approved
         self.client_app = client_app
         self.email = validate_email(email)
         check_identity(events, email, "datasite")
@@ -124,6 +131,7 @@ class DatasiteRunner:
         self._handled = 0
         self._errors = 0
         self._malformed = 0
+        self._not_approved = 0
         self._stopped_by: str | None = None
         self.stopped = threading.Event()
         events.on_request(endpoint, self.handle)
@@ -132,8 +140,10 @@ class DatasiteRunner:
     @property
     def stats(self) -> RunnerStats:
         counts = getattr(self.events, "refusal_counts", None)  # BaseEvents has it
-        refused: dict[str, int] = counts() if callable(counts) else {}
+        refused: dict[str, int] = dict(counts()) if callable(counts) else {}
         with self._lock:
+            if self._not_approved:
+                refused["not approved"] = self._not_approved
             return RunnerStats(
                 self._handled, self._errors, self._malformed, self._stopped_by, refused
             )
@@ -196,6 +206,9 @@ class DatasiteRunner:
 
     def handle(self, request: Request) -> Response | bytes:
         """The ``messages`` endpoint handler (also callable directly, e.g. in tests)."""
+        refusal = self._not_approved_reason(request)
+        if refusal is not None:
+            return request.error_reply(refusal)
         try:
             message = decode_message(request.body)
         except MalformedMessageError as exc:
@@ -222,6 +235,21 @@ class DatasiteRunner:
         reply = self._blobs_refused(request, message) or self._call_app(message)
         set_message_id(reply, new_message_id())
         return encode_message(reply)
+
+    def _not_approved_reason(self, request: Request) -> str | None:
+        """Why ``request`` may not run here (None: it may): its app hash is not approved."""
+        if self.approved is None:
+            return None
+        app_hash = request.headers.get(APP_HASH_HEADER, "")
+        why = self.approved(app_hash)
+        if why is None:
+            return None
+        self._count("_not_approved")
+        named = f"hash {app_hash[:16]}" if app_hash else "no app hash"
+        reason = f"not approved: {named} of app {request.app} at {self.email}: {why}"
+        log.warning("datasite %s: request %s from %s refused: %s",
+                    self.email, request.id, request.sender, reason)  # fmt: skip
+        return reason
 
     def _blobs_refused(self, request: Request, message: Message) -> Message | None:
         """Put the arrays of the shared blobs ``message`` names back in its content; the
