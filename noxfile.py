@@ -153,9 +153,10 @@ def tests_python(session: nox.Session) -> None:
 @nox.parametrize("flwr", FLWR_MATRIX[:1])
 def flower(session: nox.Session, flwr: str) -> None:
     """Flower integration tests on the oldest supported flwr (`tests` runs everything,
-    these included, on the newest)."""
+    these included, on the newest); tests/jobs too, whose FAB shim wraps Flower CLI
+    internals that moved between flwr versions."""
     _install_project(session, flwr)
-    _pytest(session, "tests/flower")
+    _pytest(session, "tests/flower", "tests/jobs")
 
 
 @nox.session(python=PYTHONS[0])
