@@ -28,7 +28,8 @@ Messages name the problem *and* the fix: an error a user cannot act on is a bug.
         ├── EncryptionError             keys missing/wrong, decryption failed
         │   ├── MissingKeyError         own or a peer's key not there (yet)
         │   ├── UntrustedKeyError       a peer's key differs from the pinned one
-        │   └── DecryptionError         not sealed, tampered, or sealed for another key
+        │   ├── DecryptionError         not sealed, tampered, or sealed for another key
+        │   └── SignatureError          a signature that does not verify (altered, other key)
         ├── StorageError                backend I/O failure (after retries)
         └── TransportClosedError        role used after close()
 """
@@ -218,6 +219,11 @@ class UntrustedKeyError(EncryptionError):
 
 class DecryptionError(EncryptionError):
     """A message that should be sealed is not, was altered, or was sealed for another key."""
+
+
+class SignatureError(EncryptionError):
+    """A signed statement or file whose signature does not verify: altered after signing,
+    or signed by another key than the signer's."""
 
 
 class StorageError(TransportError, OSError):

@@ -33,8 +33,10 @@ from syftflwr.crypto.admin import LocalKeys
 from syftflwr.crypto.directory import key_directory_of
 from syftflwr.crypto.keyring import DEFAULT_KEY_WAIT, Keyring
 from syftflwr.crypto.roles import SealedEvents, SealedRPC
+from syftflwr.crypto.signing import SigningIdentity
 from syftflwr.errors import ConfigError, PluginError, TransportUnavailableError
 from syftflwr.info import Capabilities, TransportContext
+from syftflwr.names import JOBS_APP
 from syftflwr.registry import Registry, Transport, get_registry
 from syftflwr.roles import BaseEvents, ClientRole, EventsRole, RPCRole, effective_capabilities
 
@@ -285,6 +287,13 @@ def open_keyring(
             "unencrypted"
         )
     mine = LocalKeys.at(project, email, context.state_dir)
+    # the jobs endpoint publishes the participant's signing key beside its own key: its
+    # state folder is the participant-level one, where that key lives
+    signing = (
+        SigningIdentity.in_state_dir(context.state_dir, email).public
+        if context.app_name == JOBS_APP
+        else None
+    )
     keyring = Keyring(
         email,
         mine.store,
@@ -292,6 +301,7 @@ def open_keyring(
         directory,
         peers=project.correspondents(email),
         key_wait=min(DEFAULT_KEY_WAIT, project.round_timeout),
+        signing=signing,
     )
     keyring.publish()
     return keyring

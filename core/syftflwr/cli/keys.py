@@ -1,4 +1,5 @@
-"""``syftflwr keys``: see, publish, rotate, trust and pin encryption keys (docs/security.md).
+"""``syftflwr keys``: see, publish, rotate, trust and pin encryption keys, and accept a
+peer's new signing key (docs/security.md).
 
 ``show`` works offline from the private state directory; the others connect through the
 project's transport to publish this participant's key or read its peers'.
@@ -7,6 +8,7 @@ project's transport to publish this participant's key or read its peers'.
 from __future__ import annotations
 
 import datetime
+import re
 import stat
 import sys
 from collections.abc import Callable
@@ -18,7 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from syftflwr.cli._output import echo_json, warn_line
-from syftflwr.config import find_pyproject, write_key_pins
+from syftflwr.config import (
+    find_pyproject,
+    load_participant,
+    resolve_email,
+    resolve_state_dir,
+    write_key_pins,
+)
 from syftflwr.crypto.admin import (
     LocalKeys,
     PeerStatus,
@@ -29,7 +37,9 @@ from syftflwr.crypto.admin import (
     require_encryption,
 )
 from syftflwr.crypto.keys import short
-from syftflwr.errors import EncryptionError, MissingKeyError
+from syftflwr.crypto.signing import SignerTrust, SigningIdentity
+from syftflwr.errors import ConfigError, EncryptionError, MissingKeyError
+from syftflwr.names import validate_email
 from syftflwr.session import Participant, as_project, connect, infer_identity, local_keys
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,6 +104,7 @@ def show(
     mine = local_keys(as_project(project), email)
     created = not mine.store.exists()
     pair = mine.store.load_or_create()
+    signing = _signing_key(mine.email)
     looked_up: dict[str, Published] | None = None
     if published:
         with _connect(project, mine.email, transport) as participant:
@@ -108,6 +119,7 @@ def show(
                 "key_file": str(path),
                 "created": created,
                 "retired": len(mine.store.retired()),
+                "signing_fingerprint": signing.fingerprint if signing else None,
                 "peers": [_peer_json(p) for p in peers],
             }
         )
@@ -119,7 +131,22 @@ def show(
     click.echo(f"  {'created now' if created else 'created ' + when}: {path} (mode {mode:o})")
     if retired:
         click.echo(f"  {retired} retired key(s) kept to open messages sealed before a rotation")
+    if signing:
+        click.echo(f"  signing key (jobs and decisions, every app): {signing.fingerprint}")
+    else:
+        click.echo(
+            "  signing key: none yet (made by the first `syftflwr submit` or `syftflwr jobs`)"
+        )
     _print_peers(peers)
+
+
+def _signing_key(email: str) -> SigningIdentity | None:
+    """This participant's signing key (one for every app), if it has made one."""
+    base, _ = resolve_state_dir(load_participant())
+    try:
+        return SigningIdentity.load(base, email)
+    except MissingKeyError:
+        return None
 
 
 def _peer_json(peer: PeerStatus) -> dict[str, Any]:
@@ -249,6 +276,54 @@ def trust(
         click.confirm(f"trust {fp} as the key of {peer}{was}?", abort=True)
     mine.trust.trust(peer, fp)
     click.echo(f"trusted {fp} for {peer}")
+
+
+@keys.command("trust-signer")
+@click.argument("peer", metavar="EMAIL")
+@click.option(
+    "--fingerprint",
+    "expected",
+    required=True,
+    metavar="SHA256",
+    help="The signing-key fingerprint EMAIL read out to you (`syftflwr keys show`).",
+)
+@click.option(
+    "--as",
+    "email",
+    metavar="EMAIL",
+    help="Who you are (default: SYFTFLWR_EMAIL, settings).",
+)
+def trust_signer(peer: str, expected: str, email: str | None) -> None:
+    """Accept a new signing key of EMAIL, e.g. after they replaced theirs.
+
+    A signing key belongs to a participant, not to a project: jobs and decisions signed
+    by any other key than the one first seen (or pinned) are refused until you accept
+    it here, with the fingerprint they read out to you over a channel you trust.
+    """
+    settings = load_participant()
+    who, _ = resolve_email(settings, email=email)
+    if who is None:
+        raise ConfigError(
+            "who are you? no email given",
+            fix='pass --as EMAIL, set SYFTFLWR_EMAIL, or write email = "..." in your settings file',
+        )
+    peer = validate_email(peer)
+    fp = expected.strip().lower()
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", fp):
+        raise ConfigError(
+            f"{expected!r} is not a fingerprint",
+            key="--fingerprint",
+            fix="copy it exactly as `syftflwr keys show` prints it: sha256: and 64 hex digits",
+        )
+    base, _ = resolve_state_dir(settings)
+    trust = SignerTrust(base, who)
+    previous = trust.store.known().get(peer)
+    if previous == fp:
+        click.echo(f"{peer}: signing key {fp} is already trusted")
+        return
+    trust.accept(peer, fp)
+    was = f" (was {previous})" if previous else ""
+    click.echo(f"trusted signing key {fp} for {peer}{was}")
 
 
 @keys.command()

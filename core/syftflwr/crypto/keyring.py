@@ -38,8 +38,12 @@ class Keyring:
         *,
         peers: Sequence[str] = (),
         key_wait: float = DEFAULT_KEY_WAIT,
+        signing: bytes | None = None,
     ) -> None:
         self.email = validate_email(email)
+        self.signing = signing
+        """The participant's public signing key, published beside its encryption key
+        (:mod:`syftflwr.crypto.signing`; the jobs endpoint's keyring has it)."""
         self.store = store
         self.trust = trust
         self.directory = directory
@@ -63,7 +67,7 @@ class Keyring:
                 "used with it; set encryption = false in [tool.syftflwr] (messages are then "
                 "not encrypted) or choose a transport that supports it"
             )
-        self.directory.publish(self.store.record().encode(), self.peers)
+        self.directory.publish(self.store.record(self.signing).encode(), self.peers)
 
     # -- peers' keys ----------------------------------------------------------------
     def recipient_key(self, email: str, *, wait: float | None = None) -> bytes:

@@ -8,7 +8,12 @@ peers still had the old public key can be opened; only the current one is publis
 The public record is a small JSON document::
 
     {"format": "syftflwr-public-key/1", "email": "...", "x25519": "<base64>",
-     "fingerprint": "sha256:<hex>", "created_at": 1700000000.0}
+     "fingerprint": "sha256:<hex>", "created_at": 1700000000.0,
+     "ed25519": "<base64>", "signing_fingerprint": "sha256:<hex>"}
+
+The last two are optional: the participant's signing key (:mod:`syftflwr.crypto.signing`),
+published beside the encryption key of the jobs endpoint. Readers that predate them
+ignore them, so the format tag stays the same.
 
 It carries no authority of its own: whether a record is believed is the trust store's
 decision (:mod:`syftflwr.crypto.trust`).
@@ -106,22 +111,25 @@ class PublicKeyRecord:
     email: str
     public: bytes
     created_at: float
+    signing: bytes | None = None
+    """The participant's Ed25519 signing key, when published beside this key."""
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.public)
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "format": RECORD_FORMAT,
-                "email": self.email,
-                "x25519": base64.b64encode(self.public).decode(),
-                "fingerprint": self.fingerprint,
-                "created_at": self.created_at,
-            },
-            indent=1,
-        ).encode()
+        doc: dict[str, object] = {
+            "format": RECORD_FORMAT,
+            "email": self.email,
+            "x25519": base64.b64encode(self.public).decode(),
+            "fingerprint": self.fingerprint,
+            "created_at": self.created_at,
+        }
+        if self.signing is not None:
+            doc["ed25519"] = base64.b64encode(self.signing).decode()
+            doc["signing_fingerprint"] = fingerprint(self.signing)
+        return json.dumps(doc, indent=1).encode()
 
     @classmethod
     def decode(cls, data: Buffer, *, expected_email: str, source: str) -> PublicKeyRecord:
@@ -137,19 +145,24 @@ class PublicKeyRecord:
             public = base64.b64decode(doc["x25519"], validate=True)
             email = validate_email(doc["email"])
             created_at = float(doc["created_at"])
-        except (ValueError, KeyError, TypeError) as exc:
+            signing = doc.get("ed25519")
+            if signing is not None:
+                signing = base64.b64decode(signing, validate=True)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EncryptionError(
                 f"{source}: unreadable public-key record ({exc}); the owner can publish a "
                 "fresh one by running `syftflwr keys publish`"
             ) from None
         if len(public) != KEY_SIZE:
             raise EncryptionError(f"{source}: public key has {len(public)} bytes, not 32")
+        if signing is not None and len(signing) != KEY_SIZE:
+            raise EncryptionError(f"{source}: signing key has {len(signing)} bytes, not 32")
         if email != expected_email:
             raise EncryptionError(
                 f"{source}: the record names {email}, but it was published for "
                 f"{expected_email}; it was put there by mistake or by an attacker"
             )
-        return cls(email, public, created_at)
+        return cls(email, public, created_at, signing)
 
 
 class KeyStore:
@@ -211,39 +224,50 @@ class KeyStore:
         return old, new
 
     # -- files ------------------------------------------------------------------
-    def _ensure_folder(self) -> None:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if stat.S_IMODE(self.folder.stat().st_mode) != 0o700:
-            self.folder.chmod(0o700)
-
     def _write_new(self, path: Path, pair: KeyPair) -> bool:
-        """Create ``path`` exclusively with mode 0600 from the start (never world-readable,
-        not even for an instant); False if it already exists."""
-        self._ensure_folder()
-        try:
-            atomic_write(path, pair.private_bytes(), mode=0o600, exclusive=True)
-        except FileExistsError:  # another process won
-            return False
-        return True
+        return write_private_key(path, pair.private_bytes())
 
     def _load(self, path: Path) -> KeyPair:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise EncryptionError(
-                f"private key {path} can be read by other users (mode {mode:o}); "
-                f"fix it with `chmod 600 {path}` (and rotate the key with `syftflwr keys "
-                "rotate` if someone may have copied it)"
-            )
-        raw = path.read_bytes()
-        if len(raw) != KEY_SIZE:
-            raise EncryptionError(
-                f"private key {path} is damaged ({len(raw)} bytes, expected {KEY_SIZE}); "
-                "move it away and run `syftflwr keys rotate` to make a new one"
-            )
-        return KeyPair.from_private_bytes(raw)
+        return KeyPair.from_private_bytes(
+            read_private_key(path, renew="run `syftflwr keys rotate` to make a new one")
+        )
 
-    def record(self) -> PublicKeyRecord:
-        """The public record of the current key (what gets published)."""
+    def record(self, signing: bytes | None = None) -> PublicKeyRecord:
+        """The public record of the current key (what gets published), with the
+        participant's public ``signing`` key beside it when given."""
         pair = self.load_or_create()
         created = self.current_path.stat().st_mtime
-        return PublicKeyRecord(self.email, pair.public, created)
+        return PublicKeyRecord(self.email, pair.public, created, signing)
+
+
+def write_private_key(path: Path, raw: bytes) -> bool:
+    """Create ``path`` exclusively with mode 0600 from the start (never readable by
+    others, not even for an instant) in a folder of mode 0700; False if it already
+    exists (another process created it first)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.parent.stat().st_mode) != 0o700:
+        path.parent.chmod(0o700)
+    try:
+        atomic_write(path, raw, mode=0o600, exclusive=True)
+    except FileExistsError:
+        return False
+    return True
+
+
+def read_private_key(path: Path, *, renew: str) -> bytes:
+    """The raw private key in ``path``, refused if other users can read it or if it is
+    damaged (``renew`` says how to make a new one). :class:`FileNotFoundError` if absent."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise EncryptionError(
+            f"private key {path} can be read by other users (mode {mode:o}); "
+            f"fix it with `chmod 600 {path}` (and replace the key if someone may have "
+            f"copied it: {renew})"
+        )
+    raw = path.read_bytes()
+    if len(raw) != KEY_SIZE:
+        raise EncryptionError(
+            f"private key {path} is damaged ({len(raw)} bytes, expected {KEY_SIZE}); "
+            f"move it away and {renew}"
+        )
+    return raw

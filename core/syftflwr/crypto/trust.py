@@ -39,23 +39,43 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 TrustStatus = Literal["pinned", "known", "new"]
+KeyKind = Literal["encryption", "signing"]
+SIGNING_TRUST_FILE = "signers.sqlite"
+"""The signing keys believed, in the participant-level folder (:mod:`.signing`): a file
+of its own, so the encryption trust of every app keeps its schema (older syftflwr refuses
+a newer one)."""
 
 
 class TrustStore:
     """Pins from the project plus this participant's remembered keys."""
 
-    def __init__(self, state_dir: Path, pins: Mapping[str, str], *, project: str | None = None):
-        self.path = Path(state_dir) / TRUST_FILE
+    def __init__(
+        self,
+        state_dir: Path,
+        pins: Mapping[str, str],
+        *,
+        project: str | None = None,
+        kind: KeyKind = "encryption",
+    ):
+        """``kind="signing"``: participants' signing keys (:mod:`.signing`), in a file of
+        their own, a change accepted with ``syftflwr keys trust-signer``."""
+        signing = kind == "signing"
+        self.path = Path(state_dir) / (SIGNING_TRUST_FILE if signing else TRUST_FILE)
         self.legacy_path = Path(state_dir) / LEGACY_KNOWN_KEYS
         self.pins = dict(pins)
-        self.project = project or "the project's pyproject.toml"
+        self.kind = kind
+        self.project = project or (
+            "the signing-key pins" if signing else "the project's pyproject.toml"
+        )
+        self._key = "signing key" if signing else "key"
 
     @contextmanager
     def _open(self) -> Iterator[Database]:
         """The database, opened for one operation (so no handle outlives it), with any
         ``known_keys.json`` of an earlier version imported first."""
         with Database(self.path, what="trust store", migrations=MIGRATIONS) as db:
-            self._import_legacy(db)
+            if self.kind == "encryption":
+                self._import_legacy(db)
             yield db
 
     def _import_legacy(self, db: Database) -> None:
@@ -87,7 +107,7 @@ class TrustStore:
 
     def known(self) -> dict[str, str]:
         """email -> fingerprint remembered on first use (or accepted since)."""
-        if not self.path.exists() and not self.legacy_path.exists():
+        if not self.path.exists() and (self.kind != "encryption" or not self.legacy_path.exists()):
             return {}  # nothing remembered yet: a read creates nothing
         with self._open() as db:
             return {str(e): str(fp) for e, fp in db.query("SELECT email, fingerprint FROM known")}
@@ -107,11 +127,14 @@ class TrustStore:
         pinned = self.pins.get(email)
         if pinned is not None:
             if pinned != fp:
+                repin = (
+                    "fix the pin" if self.kind == "signing" else "re-pin with `syftflwr keys pin`"
+                )
                 raise UntrustedKeyError(
-                    f"{email} presents key {short(fp)}, but {self.project} pins "
+                    f"{email} presents {self._key} {short(fp)}, but {self.project} pins "
                     f"{short(pinned)} for it: refused. If {email} really rotated its key, "
-                    "compare fingerprints with them (`syftflwr keys show`) and re-pin with "
-                    "`syftflwr keys pin`; otherwise someone is impersonating them"
+                    f"compare fingerprints with them (`syftflwr keys show`) and {repin}; "
+                    "otherwise someone is impersonating them"
                 )
             return "pinned"
         with self._open() as db, db.transaction():
@@ -125,10 +148,15 @@ class TrustStore:
         remembered = str(row[0])
         if remembered == fp:
             return "known"
+        accept = (
+            f"keys trust-signer {email} --fingerprint {fp}"
+            if self.kind == "signing"
+            else f"keys trust {email}"
+        )
         raise UntrustedKeyError(
-            f"the key of {email} changed from {short(remembered)} to {short(fp)}: "
+            f"the {self._key} of {email} changed from {short(remembered)} to {short(fp)}: "
             "refused. If they rotated it, check the new fingerprint with them "
-            f"(`syftflwr keys show`) and accept it with `syftflwr keys trust {email}`; "
+            f"(`syftflwr keys show`) and accept it with `syftflwr {accept}`; "
             "otherwise someone is impersonating them"
         )
 
