@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from syftflwr.cli import cli
 from syftflwr.config import load_project
-from syftflwr.scaffold import flower_name_problem, suggest_name
+from syftflwr.names import flower_name_problem, suggest_flower_name
 
 BIN = Path(sys.executable).parent
 
@@ -76,7 +76,7 @@ def test_new_refuses_a_name_flower_refuses_with_a_fix_line(
     assert result.exit_code == 2, result.output
     assert f"{name!r} cannot be a Flower app's name" in result.output
     assert f"fix: syftflwr new {suggestion}\n" in result.output
-    assert flower_name_problem(suggestion) is None and suggest_name(name) == suggestion
+    assert flower_name_problem(suggestion) is None and suggest_flower_name(name) == suggestion
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -33,6 +33,11 @@ folder is also where a participant's one signing key lives. Defined down here so
 it; :mod:`syftflwr.jobs` exports it."""
 
 
+FLOWER_NAME_MAX = 32
+"""Flower's limit on an app's name (``flwr.supercore.constant.MAX_NAME_LENGTH``, 1.42)."""
+_FLOWER_NAME = re.compile(rf"[A-Za-z][A-Za-z0-9-]{{0,{FLOWER_NAME_MAX - 1}}}")
+
+
 def _reject(kind: str, value: object, rule: str) -> UnsafeNameError:
     return UnsafeNameError(f"invalid {kind} {value!r}: {rule}")
 
@@ -124,6 +129,30 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
     close enough: the one did-you-mean of every error message."""
     matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+def flower_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid Flower app name (``[project].name``), or None: flwr 1.42
+    refuses a name that is not a letter, then letters, digits and hyphens, at most
+    :data:`FLOWER_NAME_MAX` characters; ``syftflwr new`` and ``syftflwr submit`` refuse it
+    under any flwr."""
+    if _FLOWER_NAME.fullmatch(name):
+        return None
+    if not name:
+        return "it is empty"
+    if len(name) > FLOWER_NAME_MAX:
+        return f"it has {len(name)} characters (at most {FLOWER_NAME_MAX})"
+    if not name[0].isalpha() or not name[0].isascii():
+        return "it must start with a letter"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
+    return f"it may hold only letters, digits and hyphens, not {' '.join(map(repr, bad))}"
+
+
+def suggest_flower_name(name: str) -> str:
+    """The nearest valid Flower app name: other runs of characters become one hyphen."""
+    words = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    words = words if words[:1].isalpha() else f"app-{words}".rstrip("-")
+    return words[:FLOWER_NAME_MAX].rstrip("-")
 
 
 def is_valid_email(value: object) -> bool:

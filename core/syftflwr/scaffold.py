@@ -9,7 +9,6 @@ at most 32 characters — because ``flwr build`` refuses anything else, both as 
 
 from __future__ import annotations
 
-import re
 import string
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -17,33 +16,10 @@ from pathlib import Path
 
 from syftflwr._version import supported_flwr
 from syftflwr.errors import ConfigError
+from syftflwr.names import FLOWER_NAME_MAX, flower_name_problem, suggest_flower_name
 
-MAX_NAME_LENGTH = 32
-"""Flower's limit (``flwr.supercore.constant.MAX_NAME_LENGTH``)."""
-_FLOWER_NAME = re.compile(rf"[A-Za-z][A-Za-z0-9-]{{0,{MAX_NAME_LENGTH - 1}}}")
 PACKAGE_PLACEHOLDER = "__package__"
 DEFAULT_PUBLISHER = "syftflwr-user"
-
-
-def flower_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a valid Flower app name, or None."""
-    if _FLOWER_NAME.fullmatch(name):
-        return None
-    if not name:
-        return "it is empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"it has {len(name)} characters (at most {MAX_NAME_LENGTH})"
-    if not name[0].isalpha() or not name[0].isascii():
-        return "it must start with a letter"
-    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
-    return f"it may hold only letters, digits and hyphens, not {' '.join(map(repr, bad))}"
-
-
-def suggest_name(name: str) -> str:
-    """The nearest valid name: other runs of characters become one hyphen."""
-    words = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-    words = words if words[:1].isalpha() else f"app-{words}".rstrip("-")
-    return words[:MAX_NAME_LENGTH].rstrip("-")
 
 
 def _template() -> Traversable:
@@ -74,9 +50,9 @@ def new_app(target: str | Path, *, publisher: str = DEFAULT_PUBLISHER) -> list[P
         parent = "" if str(target.parent) == "." else f"{target.parent}/"
         raise ConfigError(
             f"{name!r} cannot be a Flower app's name: {problem} (Flower's rule: a letter, "
-            f"then letters, digits and hyphens, at most {MAX_NAME_LENGTH} characters)",
+            f"then letters, digits and hyphens, at most {FLOWER_NAME_MAX} characters)",
             key="NAME",
-            fix=f"syftflwr new {parent}{suggest_name(name) or 'my-app'}",
+            fix=f"syftflwr new {parent}{suggest_flower_name(name) or 'my-app'}",
         )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(
