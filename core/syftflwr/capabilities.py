@@ -21,6 +21,7 @@ from syftflwr.roles import (
     ReadsBlobs,
     ReattachesRequests,
     SeesPickups,
+    ServesPending,
     SharesBlobs,
     StorageIdentity,
     protocol_members,
@@ -79,6 +80,11 @@ CAPABILITIES: tuple[Capability, ...] = (
         ReadsBlobs, "blob reads", "events", "get_blob()",
         "a request naming a blob is answered with an error saying so (a transport "
         "declaring Capabilities.shares_objects must offer it)",
+    ),
+    Capability(
+        ServesPending, "one pass", "events", "serve_pending()",
+        "`syftflwr jobs` cannot collect the jobs and decisions that arrived: it stops "
+        "with exit 2 naming the transport",
     ),
     Capability(
         HasLocation, "storage url", "storage", "url",

@@ -335,6 +335,32 @@ class ReattachesRequests(Protocol):
     def attach(self, handle: RequestHandle) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What :meth:`ServesPending.serve_pending` did with the requests it found."""
+
+    complete: bool
+    """Every request present when it started was handled (answered or refused)."""
+    ignored: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Sender -> requests for this app left unread because the sender is not allowed
+    here (listed, never opened)."""
+
+
+@runtime_checkable
+class ServesPending(Protocol):
+    """Events role: serve the requests that have arrived, then return — a one-shot look
+    at an inbox (``syftflwr jobs`` lists the jobs that arrived since it last ran).
+
+    Absent: ``syftflwr jobs`` cannot collect what has arrived over the transport; it
+    stops with exit 2 naming the transport and this protocol."""
+
+    def serve_pending(self, timeout: float) -> Drained:
+        """Dispatch every request already in this participant's inboxes to its handler
+        (as :meth:`EventsRole.run_forever` would), then return; give up on what is
+        still unhandled after ``timeout`` seconds (``Drained.complete`` False)."""
+        ...
+
+
 @runtime_checkable
 class SeesPickups(Protocol):
     """RPC role: report when the recipient of a request is seen picking it up

@@ -79,7 +79,7 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
-from syftflwr.roles import BaseEvents, BlobRef, ClientRole, refusal_kind
+from syftflwr.roles import BaseEvents, BlobRef, ClientRole, Drained, refusal_kind
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -159,6 +159,9 @@ class MailboxEvents(BaseEvents):
         self._serial: ThreadPoolExecutor | None = None
         self.blob_cache = BlobCache()
         """The last blobs read (:meth:`get_blob`), as stored."""
+        self._drain_until: float | None = None
+        """Set while :meth:`serve_pending` runs: when it gives up."""
+        self._drained = False
 
     # -- arrivals ------------------------------------------------------------------------
     def _on_arrival(self, folder: str, name: str) -> None:
@@ -197,7 +200,7 @@ class MailboxEvents(BaseEvents):
         task: ScheduledTask | None = None
         try:
             self._refresh_routes()
-            if self.retention_interval > 0:
+            if self.retention_interval > 0 and self._drain_until is None:
                 task = (self._scheduler or shared_scheduler()).every(
                     self.retention_interval,
                     self.sweep,
@@ -211,6 +214,8 @@ class MailboxEvents(BaseEvents):
                 if item != _WAKE:
                     self._consider(*item)
                 self._retry_due()
+                if self._drain_until is not None and self._drain_done():
+                    break
         finally:
             # Handlers in flight publish their replies; queued requests were not claimed
             # yet and stay in the inbox for the next run.
@@ -226,7 +231,55 @@ class MailboxEvents(BaseEvents):
         with self._lock:
             at = min((at for _, at, _ in self._retries.values()), default=math.inf)
         at = min(at, self.incomplete.next_check())
-        return max(0.0, min(1.0, at - time.monotonic()))
+        longest = 1.0 if self._drain_until is None else 0.02  # draining: notice idleness
+        return max(0.0, min(longest, at - time.monotonic()))
+
+    # -- one pass ------------------------------------------------------------------------
+    def serve_pending(self, timeout: float) -> Drained:
+        """Handle every request in my inboxes now, then return
+        (:class:`~syftflwr.roles.ServesPending`): watching a folder reports what it
+        holds before the loop starts, so "nothing queued, nothing in flight" means all
+        of it was handled. No retention sweep runs, and no thread outlives the call."""
+        self._check_open()
+        with self._lock:
+            self._drain_until = time.monotonic() + timeout
+            self._drained = False
+        try:
+            self.run_forever()
+        finally:
+            with self._lock:
+                self._drain_until = None
+                complete = self._drained
+        return Drained(complete, self._unread_senders())
+
+    def _drain_done(self) -> bool:
+        with self._lock:
+            if self._queue.empty() and not self._busy():
+                self._drained = True
+                return True
+            return self._drain_until is not None and time.monotonic() >= self._drain_until
+
+    def _unread_senders(self) -> dict[str, int]:
+        """Senders that are not allowed here with requests for my app's endpoints in
+        their outbox to me: listed, never read."""
+        allowed = self.allowed_senders()
+        if allowed is None:
+            return {}
+        me = self.client.email
+        wire_app = self.profile.wire_app(self.context.app_name)
+        found: dict[str, int] = {}
+        for sender in discover_senders(self.storage.list(""), me):
+            if sender in allowed:
+                continue
+            count = 0
+            for route in inbox_routes(me, [sender], wire_app, self.handlers):
+                for name in self.storage.list(route.folder):
+                    parsed = parse_name(name)
+                    if parsed is not None and parsed.kind is ObjectKind.REQUEST:
+                        count += not parsed.is_part
+            if count:
+                found[sender] = count
+        return found
 
     def _busy(self) -> set[str]:
         """Requests being handled here, incomplete, or waiting to be claimed again (call

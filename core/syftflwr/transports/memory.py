@@ -14,7 +14,8 @@ have it (:class:`~syftflwr.plugin.SharesBlobs`, :class:`~syftflwr.plugin.ReadsBl
 from __future__ import annotations
 
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -26,6 +27,7 @@ from syftflwr.plugin import (
     Buffer,
     Capabilities,
     Detection,
+    Drained,
     MessageRejectedError,
     OptionSpec,
     ReportsPickups,
@@ -252,6 +254,34 @@ class MemoryEvents(BaseEvents):
     def stop(self) -> None:
         super().stop()
         self.broker.wake()
+
+    def serve_pending(self, timeout: float) -> Drained:
+        """Dispatch the requests waiting for this participant now, then return
+        (``ServesPending``); those of senders not allowed here stay unread."""
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        allowed = self.allowed_senders()
+        key = (self.client.email, self.context.app_name)
+        with self.broker.cond:
+            waiting = self.broker.requests.pop(key, deque())
+        unread: deque[Request] = deque()
+        ignored: Counter[str] = Counter()
+        while waiting:
+            if time.monotonic() >= deadline:
+                unread.extend(waiting)
+                break
+            request = waiting.popleft()
+            if allowed is not None and request.sender not in allowed:
+                unread.append(request)
+                ignored[request.sender] += 1
+                continue
+            response = self.dispatch(request)
+            if response is not None:
+                self.broker.post_response(_copy(response))
+        with self.broker.cond:
+            later = self.broker.requests.get(key, deque())
+            self.broker.requests[key] = unread + later
+        return Drained(not waiting, dict(ignored))
 
     def get_blob(self, ref: BlobRef, *, sender: str, app: str) -> bytes:
         """The blob ``sender`` stored for this participant, checked against ``ref``."""
