@@ -30,6 +30,19 @@ from syftflwr.names import validate_app_name, validate_email, validate_identifie
 SETTINGS_ENV = "SYFTFLWR_SETTINGS"
 HOME_ENV = "SYFTFLWR_HOME"
 SETTINGS_FILE = "settings.toml"
+
+
+def _emails(value: object) -> tuple[str, ...]:
+    """An array of distinct emails (lower case: emails differing only in case are one
+    address)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"must be an array of emails, not {type_name(value)}")
+    found: dict[str, None] = {}
+    for item in value:
+        found.setdefault(validate_email(parse_str(item)).lower(), None)
+    return tuple(found)
+
+
 KEYS = {
     "email": OptionSpec(
         "email",
@@ -45,6 +58,15 @@ KEYS = {
         "`SYFTFLWR_STATE_DIR`). Default: `$SYFTFLWR_HOME/state`, else the per-user state "
         "directory.",
         fix='write a directory path, e.g. state_dir = "~/.local/state/syftflwr"',
+    ),
+    "accept_jobs_from": OptionSpec(
+        "accept_jobs_from",
+        "str",
+        "Who may send this participant jobs (apps to review, docs/jobs.md): an array of "
+        "emails; `syftflwr jobs trust EMAIL` adds more. Jobs from anyone else are never "
+        "read. Default: nobody.",
+        parse=_emails,
+        fix='write an array of emails, e.g. accept_jobs_from = ["ds@university.org"]',
     ),
 }
 """The settings file's scalar keys; ``[transport.<name>]`` tables are handled apart."""
@@ -65,6 +87,8 @@ class ParticipantSettings:
     """``$SYFTFLWR_HOME/state`` or the per-user state directory."""
     transport_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Raw ``[transport.<name>]`` tables; they override the project's for this person."""
+    accept_jobs_from: tuple[str, ...] = ()
+    """Who may send this participant jobs (besides ``syftflwr jobs trust``)."""
 
     @property
     def source(self) -> str:

@@ -25,6 +25,7 @@ from syftflwr.config.options import checked
 from syftflwr.errors import ConfigError
 from syftflwr.info import DEFAULT_MAX_MESSAGE_SIZE, PROTOBUF_LIMIT, OptionSpec
 from syftflwr.names import (
+    JOBS_APP,
     SYFT_FLWR_05,
     suggest,
     validate_app_name,
@@ -436,6 +437,14 @@ def _parse_table(
             )
         values["app_name"] = derived
         sources["app_name"] = f"{source} ([project].name)"
+    if values["app_name"] == JOBS_APP:
+        raise ConfigError(
+            f"the app name {JOBS_APP!r} is reserved for the jobs endpoint every "
+            "participant shares (docs/jobs.md)",
+            source=sources["app_name"],
+            key=f"{TABLE}.app_name",
+            fix='choose another app name, e.g. app_name = "my-app"',
+        )
     if "datasites" in raw:
         values["datasites"] = parse_datasites(
             raw["datasites"], aggregator=values.get("aggregator"), source=source
