@@ -13,11 +13,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from syftflwr.cli.app import cli
-from syftflwr.config import load_project
+from syftflwr.config import load_participant, load_project
 from syftflwr.crypto.keys import KeyStore, PublicKeyRecord, fingerprint
 from syftflwr.crypto.signing import SignerTrust, SigningIdentity, identity_dir, verify_signature
 from syftflwr.crypto.trust import TRUST_FILE
-from syftflwr.errors import EncryptionError, MissingKeyError, SignatureError, UntrustedKeyError
+from syftflwr.errors import (
+    ConfigError,
+    EncryptionError,
+    MissingKeyError,
+    SignatureError,
+    UntrustedKeyError,
+)
 from syftflwr.names import JOBS_APP
 from syftflwr.session import Participant, connect
 
@@ -218,3 +224,30 @@ def test_keys_trust_signer_accepts_a_replaced_key_and_show_prints_it(tmp_path: P
     mine = SigningIdentity.load_or_create(home / "state", ME)
     shown = runner.invoke(cli, ["keys", "show", str(tmp_path / "app")], env=env)
     assert f"signing key (jobs and decisions, every app): {mine.fingerprint}" in shown.output
+
+
+def test_signing_keys_pinned_in_the_settings_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    peer = SigningIdentity.load_or_create(tmp_path / "peer", PEER)
+    impostor = SigningIdentity.load_or_create(tmp_path / "impostor", PEER)
+    (home / "settings.toml").write_text(
+        f'email = "{ME}"\n[signing_keys]\n"{PEER}" = "{peer.fingerprint}"\n'
+    )
+    env = {"SYFTFLWR_HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0"}
+    settings = load_participant(env)
+    assert settings.signing_keys == {PEER: peer.fingerprint}
+    trust = SignerTrust.of(settings, ME, env)
+    assert trust.folder == identity_dir(home / "state", ME)
+    assert trust.check(PEER, peer.public) == "pinned"
+    with pytest.raises(UntrustedKeyError, match="settings file.s signing_keys pins"):
+        trust.check(PEER, impostor.public)
+    # accepting another key is refused: the pin outranks it
+    accept = CliRunner().invoke(
+        cli, ["keys", "trust-signer", PEER, "--fingerprint", impostor.fingerprint], env=env
+    )
+    assert accept.exit_code == 2 and "signing_keys." + PEER in accept.output
+    assert "fix: write the new fingerprint there instead" in accept.output
+    (home / "settings.toml").write_text(f'[signing_keys]\n"{PEER}" = "sha256:abc"\n')
+    with pytest.raises(ConfigError, match="is not a key fingerprint"):
+        load_participant(env)

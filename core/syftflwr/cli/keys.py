@@ -315,8 +315,14 @@ def trust_signer(peer: str, expected: str, email: str | None) -> None:
             key="--fingerprint",
             fix="copy it exactly as `syftflwr keys show` prints it: sha256: and 64 hex digits",
         )
-    base, _ = resolve_state_dir(settings)
-    trust = SignerTrust(base, who)
+    if peer in settings.signing_keys:
+        raise ConfigError(
+            f"your settings pin the signing key of {peer}; a pin outranks what you trust",
+            source=settings.source,
+            key=f"signing_keys.{peer}",
+            fix=f'write the new fingerprint there instead: "{peer}" = "{fp}"',
+        )
+    trust = SignerTrust.of(settings, who)
     previous = trust.store.known().get(peer)
     if previous == fp:
         click.echo(f"{peer}: signing key {fp} is already trusted")

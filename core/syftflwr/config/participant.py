@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,19 @@ def _emails(value: object) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _signing_pins(value: object) -> dict[str, str]:
+    """``"email" = "sha256:<64 hex>"`` lines: the signing keys pinned for peers."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a table of signing-key fingerprints, not {type_name(value)}")
+    pins: dict[str, str] = {}
+    for email, fp in value.items():
+        if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
+            raise ValueError(f"{fp!r} (for {email}) is not a key fingerprint")
+        pins[validate_email(email).lower()] = fp
+    return pins
+
+
+_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 KEYS = {
     "email": OptionSpec(
         "email",
@@ -68,6 +82,17 @@ KEYS = {
         parse=_emails,
         fix='write an array of emails, e.g. accept_jobs_from = ["ds@university.org"]',
     ),
+    "signing_keys": OptionSpec(
+        "signing_keys",
+        "str",
+        "Pinned signing keys of peers (docs/security.md#signing-and-decisions), a table "
+        '`"email" = "sha256:<64 hex>"`: a job or decision signed by any other key of a '
+        "pinned peer is refused. Unpinned peers: their first key is trusted, a changed one "
+        "refused until `syftflwr keys trust-signer`.",
+        parse=_signing_pins,
+        fix='write [signing_keys] then "alice@org.org" = "sha256:<64 hex digits>" (the '
+        "fingerprint `syftflwr keys show` prints for them)",
+    ),
 }
 """The settings file's scalar keys; ``[transport.<name>]`` tables are handled apart."""
 VALID_KEYS = (*KEYS, "transport")
@@ -89,6 +114,8 @@ class ParticipantSettings:
     """Raw ``[transport.<name>]`` tables; they override the project's for this person."""
     accept_jobs_from: tuple[str, ...] = ()
     """Who may send this participant jobs (besides ``syftflwr jobs trust``)."""
+    signing_keys: Mapping[str, str] = field(default_factory=dict)
+    """email -> pinned signing-key fingerprint (:class:`syftflwr.crypto.signing.SignerTrust`)."""
 
     @property
     def source(self) -> str:

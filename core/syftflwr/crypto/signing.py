@@ -7,12 +7,13 @@ in the participant-level state folder, the one of the reserved jobs app
 refused if others can read it, exactly like the X25519 keys of :mod:`.keys`). Its public
 half is published beside the jobs endpoint's encryption key (the ``ed25519`` field of the
 public-key record) and believed like it (:class:`SignerTrust`): a pin in the
-participant's settings, else the first key seen, a changed key refused until a person
-accepts it (``syftflwr keys trust-signer``).
+participant's settings file (``signing_keys``), else the first key seen, a changed key
+refused until a person accepts it (``syftflwr keys trust-signer``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from syftflwr.config import participant_state_dir
+from syftflwr.config import ParticipantSettings, participant_state_dir, resolve_state_dir
 from syftflwr.crypto.keyring import Keyring
 from syftflwr.crypto.keys import (
     KEY_SIZE,
@@ -144,6 +145,15 @@ class SignerTrust:
     def __init__(self, state_root: Path, email: str, pins: Mapping[str, str] | None = None) -> None:
         self.folder = identity_dir(state_root, validate_email(email))
         self.store = TrustStore(self.folder, pins or {}, kind="signing")
+
+    @classmethod
+    def of(
+        cls, settings: ParticipantSettings, email: str, env: Mapping[str, str] = os.environ
+    ) -> SignerTrust:
+        """``email``'s trust in its state folder, with the pins of its settings file
+        (``signing_keys``)."""
+        base, _ = resolve_state_dir(settings, env=env)
+        return cls(base, email, settings.signing_keys)
 
     def check(self, email: str, public: bytes) -> TrustStatus:
         """Believe ``public`` as ``email``'s signing key or raise

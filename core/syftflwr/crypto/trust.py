@@ -65,7 +65,7 @@ class TrustStore:
         self.pins = dict(pins)
         self.kind = kind
         self.project = project or (
-            "the signing-key pins" if signing else "the project's pyproject.toml"
+            "your settings file's signing_keys" if signing else "the project's pyproject.toml"
         )
         self._key = "signing key" if signing else "key"
 
