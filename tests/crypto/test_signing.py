@@ -240,7 +240,7 @@ def test_signing_keys_pinned_in_the_settings_file(tmp_path: Path) -> None:
     trust = SignerTrust.of(settings, ME, env)
     assert trust.folder == identity_dir(home / "state", ME)
     assert trust.check(PEER, peer.public) == "pinned"
-    with pytest.raises(UntrustedKeyError, match="settings file.s signing_keys pins"):
+    with pytest.raises(UntrustedKeyError, match="signing_keys pins"):
         trust.check(PEER, impostor.public)
     # accepting another key is refused: the pin outranks it
     accept = CliRunner().invoke(
