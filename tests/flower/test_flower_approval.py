@@ -2,7 +2,8 @@
 approve, before the ClientApp sees it; the aggregator's Flower reply says why.
 
 The Grid names the FAB hash of its app in an authenticated request header
-(``syftflwr.app-hash``); ``syftflwr serve`` builds each app's runner with ``approved``.
+(``syftflwr.app-hash``); ``syftflwr serve`` builds each app's runner with an
+``approval``, which hands it the ClientApp of each approved hash.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from syftflwr.errors import ConfigError
 from syftflwr.flower.grid import APP_HASH_HEADER, TransportGrid
 from syftflwr.flower.node_ids import node_id_for
-from syftflwr.flower.runner import DatasiteRunner
+from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
 
 APPROVED = "a" * 64
 CHANGED = "b" * 64
@@ -29,19 +30,25 @@ def counting_app(calls: list[str]):  # type: ignore[no-untyped-def]
     return app
 
 
-def approve_only(app_hash: str) -> str | None:
-    if app_hash == APPROVED:
-        return None
-    return "approve it with `syftflwr jobs approve`" if app_hash else "not a submitted app"
+class ApproveOnly:
+    def __init__(self, app: ClientAppLike) -> None:
+        self.app = app
+
+    def app_for(self, app_hash: str) -> ClientAppLike:
+        if app_hash == APPROVED:
+            return self.app
+        raise NotApprovedError(
+            "approve it with `syftflwr jobs approve`" if app_hash else "not a submitted app"
+        )
 
 
 def serve(federation: MemoryFederation, email: str, calls: list[str]) -> DatasiteRunner:
     runner = DatasiteRunner(
         federation.events_for(email),
-        counting_app(calls),
+        None,
         email=email,
         node_id=node_id_for(email),
-        approved=approve_only,
+        approval=ApproveOnly(counting_app(calls)),
     )
     federation.start(runner.run, f"runner-{email}")
     return runner
@@ -87,17 +94,14 @@ def test_the_grid_names_its_app_hash_in_every_request(federation: MemoryFederati
     seen: list[str] = []
     gate = threading.Lock()
 
-    def record(app_hash: str) -> str | None:
-        with gate:
-            seen.append(app_hash)
-        return None
+    class Record:
+        def app_for(self, app_hash: str) -> ClientAppLike:
+            with gate:
+                seen.append(app_hash)
+            return counting_app([])  # type: ignore[no-any-return]
 
     runner = DatasiteRunner(
-        federation.events_for(DS1),
-        counting_app([]),
-        email=DS1,
-        node_id=node_id_for(DS1),
-        approved=record,
+        federation.events_for(DS1), None, email=DS1, node_id=node_id_for(DS1), approval=Record()
     )
     federation.start(runner.run, "runner")
     grid = federation.keep(
@@ -129,3 +133,10 @@ def test_the_syft_flwr_05_profile_cannot_carry_an_app_hash(federation: MemoryFed
         )
     assert "cannot carry the hash of an approved app" in str(refused.value)
     assert "fix:" in str(refused.value)
+
+
+def test_a_runner_takes_a_client_app_or_an_approval(federation: MemoryFederation) -> None:
+    events = federation.events_for(DS1)
+    for app, approval in ((None, None), (counting_app([]), ApproveOnly(counting_app([])))):
+        with pytest.raises(TypeError, match="client_app or an approval"):
+            DatasiteRunner(events, app, email=DS1, node_id=node_id_for(DS1), approval=approval)

@@ -28,7 +28,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.common.constant import ErrorCode
@@ -46,6 +46,19 @@ log = logging.getLogger("syftflwr.flower")
 
 ClientAppLike = Callable[[Message, Context], Message]
 """A ``flwr.clientapp.ClientApp`` or any callable with its ``(message, context)`` call."""
+
+
+class NotApprovedError(Exception):
+    """A request's app hash is not one this datasite approved; the text says why."""
+
+
+class Approval(Protocol):
+    """What ``syftflwr serve`` hands a runner: the approved ClientApp of an app hash."""
+
+    def app_for(self, app_hash: str) -> ClientAppLike:
+        """The ClientApp of ``app_hash``; :class:`NotApprovedError` if not approved."""
+        ...
+
 
 MAX_CONTEXTS = 16
 """Contexts of this many most recent runs are kept (each holds the ClientApp's state)."""
@@ -94,17 +107,18 @@ class DatasiteRunner:
     :param run_config: the app's run config (``[tool.flwr.app.config]`` + overrides).
     :param scoped_stops: obey only the stops of runs this runner handled instructions
         of (native); False: every stop (the syft-flwr 0.5 profile's semantics).
-    :param approved: set when this datasite serves only approved apps
-        (``syftflwr serve``): called with the app hash a request names (its
-        authenticated :data:`APP_HASH_HEADER`, ``""`` if none), it returns None to serve
-        the request or why it is refused; a refused request never reaches the ClientApp
-        and is answered with an error reply saying ``not approved``.
+    :param approval: set when this datasite serves only approved apps (``syftflwr
+        serve``; ``client_app`` is then None): the ClientApp of each request is
+        ``approval.app_for(hash)``, the hash being the request's authenticated
+        :data:`APP_HASH_HEADER` (``""`` if none). A request it refuses
+        (:class:`NotApprovedError`) never reaches any ClientApp and is answered with an
+        error reply saying ``not approved``.
     """
 
     def __init__(
         self,
         events: EventsRole,
-        client_app: ClientAppLike,
+        client_app: ClientAppLike | None,
         *,
         email: str,
         node_id: int,
@@ -112,10 +126,12 @@ class DatasiteRunner:
         run_config: Mapping[str, Any] | None = None,
         endpoint: str = MESSAGES_ENDPOINT,
         scoped_stops: bool = True,
-        approved: Callable[[str], str | None] | None = None,
+        approval: Approval | None = None,
     ) -> None:
+        if (client_app is None) == (approval is None):
+            raise TypeError("give DatasiteRunner a client_app or an approval, not both")
         self.events = events
-        self.approved = approved
+        self.approval = approval
         self.client_app = client_app
         self.email = validate_email(email)
         check_identity(events, email, "datasite")
@@ -206,9 +222,9 @@ class DatasiteRunner:
 
     def handle(self, request: Request) -> Response | bytes:
         """The ``messages`` endpoint handler (also callable directly, e.g. in tests)."""
-        refusal = self._not_approved_reason(request)
-        if refusal is not None:
-            return request.error_reply(refusal)
+        client_app = self._approved_app(request)
+        if isinstance(client_app, str):
+            return request.error_reply(client_app)
         try:
             message = decode_message(request.body)
         except MalformedMessageError as exc:
@@ -232,18 +248,20 @@ class DatasiteRunner:
             return request.error_reply(text)
         if metadata.message_type == SYSTEM_MESSAGE_TYPE and self._is_stop(message):
             return self._stop_from(request, message)
-        reply = self._blobs_refused(request, message) or self._call_app(message)
+        reply = self._blobs_refused(request, message) or self._call_app(message, client_app)
         set_message_id(reply, new_message_id())
         return encode_message(reply)
 
-    def _not_approved_reason(self, request: Request) -> str | None:
-        """Why ``request`` may not run here (None: it may): its app hash is not approved."""
-        if self.approved is None:
-            return None
+    def _approved_app(self, request: Request) -> ClientAppLike | str:
+        """The ClientApp ``request`` runs on, or why it may not run here."""
+        if self.approval is None:
+            assert self.client_app is not None  # one of the two, checked at __init__
+            return self.client_app
         app_hash = request.headers.get(APP_HASH_HEADER, "")
-        why = self.approved(app_hash)
-        if why is None:
-            return None
+        try:
+            return self.approval.app_for(app_hash)
+        except NotApprovedError as exc:
+            why = str(exc)
         self._count("_not_approved")
         named = f"hash {app_hash[:16]}" if app_hash else "no app hash"
         reason = f"not approved: {named} of app {request.app} at {self.email}: {why}"
@@ -268,13 +286,13 @@ class DatasiteRunner:
             return Message(Error(code=ErrorCode.UNKNOWN, reason=reason), reply_to=message)
         return None
 
-    def _call_app(self, message: Message) -> Message:
+    def _call_app(self, message: Message, client_app: ClientAppLike) -> Message:
         with self._lock:
             self._runs_served.add(message.metadata.run_id)
         context, run_lock = self._context(message.metadata.run_id)
         try:
             with run_lock:  # Flower Contexts are not thread-safe; one message per run at a time
-                reply = self.client_app(message, context)
+                reply = client_app(message, context)
             if not isinstance(reply, Message):
                 raise TypeError(f"the ClientApp returned {type(reply).__name__}, not a Message")
             if reply.metadata.reply_to_message_id != message.metadata.message_id:
