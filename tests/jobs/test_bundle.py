@@ -188,14 +188,14 @@ def test_a_header_that_overstates_the_size_is_refused_before_reading(fab: bytes)
 @pytest.mark.parametrize(
     ("name", "whose"),
     [
-        ("numpy.py", "installed numpy's"),
-        ("numpy/__init__.py", "installed numpy's"),
-        ("sitecustomize.py", "standard library's"),
-        ("usercustomize.py", "standard library's"),
-        ("json/__init__.py", "standard library's"),
-        ("logging.py", "standard library's"),
-        ("flwr/common/__init__.py", "installed flwr's"),
-        ("syftflwr/__init__.py", "installed syftflwr's"),  # an editable install
+        ("numpy.py", "'numpy' of the installed numpy"),
+        ("numpy/__init__.py", "'numpy' of the installed numpy"),
+        ("sitecustomize.py", "the interpreter's start-up hook 'sitecustomize'"),
+        ("usercustomize.py", "the interpreter's start-up hook 'usercustomize'"),
+        ("json/__init__.py", "the standard library's 'json'"),
+        ("Logging.py", "the standard library's 'Logging'"),
+        ("flwr/common/__init__.py", "'flwr' of the installed flwr"),
+        ("syftflwr/__init__.py", "'syftflwr' of the installed syftflwr"),  # an editable install
     ],
 )
 def test_a_top_level_module_shadowing_stdlib_or_installed_is_refused(

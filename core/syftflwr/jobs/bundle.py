@@ -48,6 +48,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IMPORTABLE = tuple(importlib.machinery.all_suffixes())
 _STARTUP_HOOKS = frozenset({"sitecustomize", "usercustomize"})
 """Modules the interpreter imports at start-up by name, installed or not."""
+_STDLIB, _STARTUP = "<stdlib>", "<startup>"
+"""Owners of a shadowed name that are no distribution (those are PEP 503 names)."""
 
 
 class BundleRefused(SyftflwrError):  # noqa: N818 (the contract's name)
@@ -357,25 +359,30 @@ def _refuse_shadowing(files: Mapping[str, str], *, project: str) -> None:
             continue
         owners = shadowed.get(module.lower())
         if owners and owners != {own}:
-            whose = (
-                "the standard library's"
-                if "" in owners
-                else "installed " + ", ".join(sorted(owners - {""})) + "'s"
-            )
             raise BundleRefused(
-                f"{path}: top-level module {module!r} would shadow {whose} {module!r}"
+                f"{path}: top-level module {module!r} would shadow {_whose(owners, module)}"
             )
+
+
+def _whose(owners: frozenset[str], module: str) -> str:
+    if _STDLIB in owners:
+        return f"the standard library's {module!r}"
+    if _STARTUP in owners:
+        return f"the interpreter's start-up hook {module!r}"
+    return f"{module!r} of the installed " + ", ".join(sorted(owners))
 
 
 @functools.cache
 def _installed_names() -> dict[str, frozenset[str]]:
-    """Lower-cased top-level import names -> who provides them ("" for the standard
-    library and the interpreter's start-up hooks; else canonical distribution names).
+    """Lower-cased top-level import names -> who provides them (:data:`_STDLIB`,
+    :data:`_STARTUP`, or canonical distribution names).
     Editable installs often declare no top-level names: a distribution's own name, as an
     import name, counts too."""
     owners: dict[str, set[str]] = {}
-    for name in (*sys.stdlib_module_names, *sys.builtin_module_names, *_STARTUP_HOOKS):
-        owners.setdefault(name.lower(), set()).add("")
+    for name in (*sys.stdlib_module_names, *sys.builtin_module_names):
+        owners.setdefault(name.lower(), set()).add(_STDLIB)
+    for name in _STARTUP_HOOKS:
+        owners.setdefault(name, set()).add(_STARTUP)
     for name, dists in packages_distributions().items():
         owners.setdefault(name.lower(), set()).update(_canonical(d) for d in dists)
     for dist in distributions():
