@@ -144,9 +144,12 @@ def test_an_older_version_than_an_approved_one_needs_a_rollback(
     assert job_id(3) not in {j.job_id for j in ds.received_jobs()}
     receive(ds, agg, job_id(4), fab_of(4), version="1.9", rollback=True)
     assert ds.decide(job_id(4), "approved", me)[1]
+    # the current version is the one approved last: after a rollback, the older one
+    assert ds.last_approved(AGG, "quickstart").job_id == job_id(4)  # type: ignore[union-attr]
     receive(ds, agg, job_id(5), fab_of(5), version="1.10")  # same version, other build
-    receive(ds, agg, job_id(6), fab_of(6), version="2.0")
-    assert ds.last_approved(AGG, "quickstart").job_id == job_id(2)  # type: ignore[union-attr]
+    ds.decide(job_id(5), "approved", me)
+    assert ds.last_approved(AGG, "quickstart").job_id == job_id(5)  # type: ignore[union-attr]
+    assert ds.last_approved(AGG, "another-app") is None
 
 
 def test_the_aggregator_side_follows_each_datasite(
@@ -212,6 +215,11 @@ def test_retention_deletes_fabs_no_job_needs_and_keeps_every_decision(
         (job_id(4), "pending"),
     ]
     assert ds.prune() == []
+    # a rollback approved later is the current version: the newer one's FAB may go
+    receive(ds, agg, job_id(5), fab_of(5), version="1.1.5", rollback=True)
+    ds.decide(job_id(5), "approved", me)
+    assert ds.prune() == [ds.fab_path(hashes[3])]
+    assert ds.fab(job_id(5)) == fab_of(5) and ds.fab(job_id(4)) == fab_of(4)
 
 
 def run_worker(*args: str) -> subprocess.Popen[str]:

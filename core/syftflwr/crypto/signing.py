@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -62,7 +62,7 @@ class SigningIdentity:
     """One participant's Ed25519 key; ``private`` never leaves this process."""
 
     email: str
-    private: Ed25519PrivateKey
+    private: Ed25519PrivateKey = field(repr=False)
     public: bytes
     path: Path
     """The private key's file."""

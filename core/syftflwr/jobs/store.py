@@ -306,14 +306,15 @@ class JobStore:
         return self._received("ORDER BY r.received_at, r.job_id", ())
 
     def last_approved(self, aggregator: str, app: str) -> ReceivedJob | None:
-        """The highest approved version of ``app`` from ``aggregator`` (what a new
-        version is diffed against), latest approval first among equal versions."""
+        """The current version of ``app`` from ``aggregator``: the one approved last
+        (after a rollback, the older version it went back to). What a new version is
+        diffed against, and what retention keeps."""
         jobs = self._received(
-            "WHERE r.aggregator = ? AND r.app = ? AND d.verdict = 'approved'", (aggregator, app)
+            "WHERE r.aggregator = ? AND r.app = ? AND d.verdict = 'approved' "
+            "ORDER BY d.seq DESC LIMIT 1",
+            (aggregator, app),
         )
-        if not jobs:
-            return None
-        return max(jobs, key=lambda j: (Version(j.offer.version), j.received_at))
+        return jobs[0] if jobs else None
 
     def _received(self, where: str, args: tuple[object, ...]) -> list[ReceivedJob]:
         rows = self.db.query(
@@ -514,25 +515,25 @@ class JobStore:
     # -- retention -----------------------------------------------------------------
     def prune(self, *, now: float | None = None) -> list[Path]:
         """Delete the FAB files no job needs: those of rejected jobs, of approved jobs
-        superseded by a newer approved version (same aggregator and app), and files no
-        row names once :data:`ORPHAN_AGE` old (a kill between a file and its row). A
-        file a pending or current job shares is kept; rows and decisions always stay.
-        Returns the files deleted."""
+        superseded by a later approval of the same app from the same aggregator (see
+        :meth:`last_approved`), and files no row names once :data:`ORPHAN_AGE` old (a
+        kill between a file and its row). A file a pending or current job shares is
+        kept; rows and decisions always stay. Returns the files deleted."""
         now = time.time() if now is None else now
         deleted: list[Path] = []
         with self.db.transaction():  # no job is stored meanwhile: none loses its file
             jobs = self.received_jobs()
-            newest: dict[tuple[str, str], Version] = {}
-            for job in jobs:
-                if job.status == "approved":
-                    key, version = (job.offer.aggregator, job.offer.app), Version(job.offer.version)
-                    newest[key] = max(version, newest.get(key, version))
+            current = {
+                last.job_id
+                for last in (
+                    self.last_approved(aggregator, app)
+                    for aggregator, app in {(j.offer.aggregator, j.offer.app) for j in jobs}
+                )
+                if last is not None
+            }
 
             def needed(job: ReceivedJob) -> bool:
-                if job.status == "approved":
-                    key = (job.offer.aggregator, job.offer.app)
-                    return Version(job.offer.version) >= newest[key]
-                return job.status == "pending"
+                return job.status == "pending" or job.job_id in current
 
             keep = {j.offer.fab_hash for j in jobs if needed(j)}
             named = {j.offer.fab_hash for j in jobs}
