@@ -9,13 +9,16 @@ archive itself, with the standard library's ``zipfile`` and ``tomllib`` only, an
 
 * a member not listed in ``.info/CONTENT`` (``pyproject.toml`` aside: flwr 1.26.1 writes
   it unlisted), a listed file missing, or one whose SHA-256 or size differs;
-* a path with ``..``, an absolute path, a backslash or NUL, a symlink or other
+* a path with ``..``, an absolute path, a backslash or control character, a symlink or other
   non-regular file (the zip's external attributes), a member stored twice, an encrypted one;
 * more than :data:`MAX_UNCOMPRESSED` bytes once inflated, read from the headers before
   inflating anything and counted again while reading (a header may lie);
 * a top-level module that would shadow the standard library or an installed distribution
   (``numpy.py``, ``sitecustomize.py``): once the bundle is on ``sys.path`` it would run in
   place of the code the app and Flower import.
+
+:func:`unpack_fab` writes an inspected bundle's files for running it, from the verified
+bytes, without Flower's install.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ import functools
 import hashlib
 import importlib.machinery
 import io
+import os
 import re
+import shutil
 import stat
 import sys
+import tempfile
 import tomllib
 import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import distributions, packages_distributions
+from pathlib import Path
 from typing import Any
 
 from syftflwr.errors import ConfigError, SyftflwrError
@@ -151,6 +158,71 @@ def diff_bundles(old: bytes, new: bytes) -> str:
     width = max(len(kind) for kind, _ in changes) + 1
     summary = [f"{kind + ':':<{width}} {path}\n" for kind, path in changes]
     return "".join([*summary, "\n", *body])
+
+
+UNPACKED_HASH = ".info/fab-hash"
+"""The file :func:`unpack_fab` leaves in an unpacked bundle: the hash it holds."""
+_INFO = ".info/"
+
+
+def unpack_fab(data: bytes, dest: Path) -> Path:
+    """Write the files of a received FAB into the folder ``dest`` and return it: after
+    :func:`inspect_bundle`'s checks, from the bytes they verified, laid out as Flower's
+    install lays them out (``.info/`` left out). Nothing is imported; Flower's install is
+    not used (it extracts members ``.info/CONTENT`` does not list, unchecked).
+
+    ``dest`` appears whole or not at all (written beside it, then renamed), so concurrent
+    calls for one bundle, and calls after a crash, find it complete; a ``dest`` that
+    already holds this bundle is returned as it is.
+
+    :raises BundleRefused: the bundle fails the checks (nothing is written).
+    :raises FileExistsError: ``dest`` exists and holds something else.
+    """
+    info, opened = _inspect(data)
+    if _holds(dest, info.fab_hash):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpacking-", dir=dest.parent))
+    try:
+        files = {n: c for n, c in opened.contents.items() if not n.startswith(_INFO)}
+        files[UNPACKED_HASH] = info.fab_hash.encode()
+        for name, content in files.items():
+            path = staging.joinpath(*name.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("xb") as out:
+                out.write(content)
+                os.fsync(out.fileno())
+        staging.chmod(0o755)  # mkdtemp's 0700, as any installed app's folder
+        try:
+            staging.rename(dest)
+        except OSError:
+            if _holds(dest, info.fab_hash):  # another process unpacked it first
+                return dest
+            raise
+        _fsync_dir(dest.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _holds(dest: Path, fab_hash: str) -> bool:
+    try:
+        held = (dest / UNPACKED_HASH).read_text(encoding="ascii")
+    except FileNotFoundError:
+        if dest.exists():
+            raise FileExistsError(f"{dest} exists and is no unpacked bundle") from None
+        return False
+    if held != fab_hash:
+        raise FileExistsError(f"{dest} holds bundle {held}, not {fab_hash}")
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _file_diff(path: str, old: bytes | None, new: bytes | None) -> list[str]:
