@@ -159,8 +159,11 @@ def test_the_aggregator_side_follows_each_datasite(
     with JobStore(tmp_path / "agg", AGG) as sent:
         to_ds1 = make_offer(agg, job_id(1), fab_of(1))
         to_ds2 = dataclasses.replace(to_ds1, datasite=DS2)
-        for offer in (to_ds1, to_ds2):
+        for offer in (to_ds1, to_ds2, to_ds1):  # the same offer again: still the first
             sent.record_sent(offer, sign_offer(offer, agg), now=1.0)
+        other = dataclasses.replace(to_ds1, version="9.0")
+        with pytest.raises(JobError, match=f"already sent to {DS1} with another offer"):
+            sent.record_sent(other, sign_offer(other, agg))
         assert [j.status for j in sent.submitted_jobs()] == ["not yet seen", "not yet seen"]
         sent.mark_seen(job_id(1), DS1, now=2.0)
         assert [j.status for j in sent.submitted_jobs(job_id(1))] == ["pending", "not yet seen"]

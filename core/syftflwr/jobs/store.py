@@ -406,23 +406,37 @@ class JobStore:
 
     # -- submitted (aggregator) ----------------------------------------------------
     def record_sent(self, offer: JobOffer, signature: bytes, *, now: float | None = None) -> None:
-        """Remember an offer sent to its datasite (sending it again keeps the first)."""
+        """Remember an offer sent to its datasite (sending the same one again keeps the
+        first; another offer under a job id already sent to that datasite is refused)."""
         if offer.aggregator != self.email:
             raise JobError(f"job {offer.job_id} is from {offer.aggregator}, not {self.email}")
-        self.db.write(
-            "INSERT OR IGNORE INTO submitted (job_id, datasite, app, version, fab_hash, "
-            "offer, signature, sent_at) VALUES (?,?,?,?,?,?,?,?)",
-            (
-                offer.job_id,
-                offer.datasite,
-                offer.app,
-                offer.version,
-                offer.fab_hash,
-                offer.encode(),
-                signature,
-                time.time() if now is None else now,
-            ),
-        )
+        encoded = offer.encode()
+        with self.db.transaction():
+            row = self.db.one(
+                "SELECT offer FROM submitted WHERE job_id = ? AND datasite = ?",
+                (offer.job_id, offer.datasite),
+            )
+            if row is not None:
+                if bytes(row[0]) != encoded:
+                    raise JobError(
+                        f"job id {offer.job_id} was already sent to {offer.datasite} with "
+                        "another offer: refused"
+                    )
+                return
+            self.db.write(
+                "INSERT INTO submitted (job_id, datasite, app, version, fab_hash, offer, "
+                "signature, sent_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    offer.job_id,
+                    offer.datasite,
+                    offer.app,
+                    offer.version,
+                    offer.fab_hash,
+                    encoded,
+                    signature,
+                    time.time() if now is None else now,
+                ),
+            )
 
     def mark_seen(self, job_id: str, datasite: str, *, now: float | None = None) -> None:
         """The datasite stored the job (its reply to the job arrived); the first time counts."""
