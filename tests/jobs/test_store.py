@@ -223,6 +223,10 @@ def test_retention_deletes_fabs_no_job_needs_and_keeps_every_decision(
     ds.decide(job_id(5), "approved", me)
     assert ds.prune() == [ds.fab_path(hashes[3])]
     assert ds.fab(job_id(5)) == fab_of(5) and ds.fab(job_id(4)) == fab_of(4)
+    # a rejected job sharing its FAB with a pending one keeps it readable
+    receive(ds, agg, job_id(6), fab_of(4), version="1.3")
+    ds.decide(job_id(6), "rejected", me)
+    assert ds.prune() == [] and ds.fab(job_id(6)) == fab_of(4)
 
 
 def run_worker(*args: str) -> subprocess.Popen[str]:

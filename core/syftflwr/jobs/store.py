@@ -545,14 +545,10 @@ class JobStore:
                 )
                 if last is not None
             }
-
-            def needed(job: ReceivedJob) -> bool:
-                return job.status == "pending" or job.job_id in current
-
-            keep = {j.offer.fab_hash for j in jobs if needed(j)}
+            keep = {j.offer.fab_hash for j in jobs if j.status == "pending" or j.job_id in current}
             named = {j.offer.fab_hash for j in jobs}
-            for job in jobs:
-                if not needed(job) and job.fab_deleted_at is None:
+            for job in jobs:  # a FAB another job still needs stays readable for this one
+                if job.offer.fab_hash not in keep and job.fab_deleted_at is None:
                     self.db.write(
                         "UPDATE received SET fab_deleted_at = ? WHERE job_id = ?",
                         (now, job.job_id),
