@@ -38,6 +38,8 @@ def make_offer(
         created_at=1_765_000_000.0,
         rollback=rollback,
         signer=agg.fingerprint,
+        app_name="quickstart",
+        datasites=(DS1, "ds2@clinic.org"),
     )
 
 

@@ -43,6 +43,8 @@ def make_offer(agg: SigningIdentity, datasite: str = DS1, **changes: object) -> 
         created_at=1_765_000_000.25,
         rollback=False,
         signer=agg.fingerprint,
+        app_name="quickstart",
+        datasites=(DS1, DS2),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -73,6 +75,8 @@ BOUND = {
     "created_at": 1_765_000_001.25,
     "rollback": True,
     "signer": "sha256:" + "1" * 64,
+    "app_name": "otherapp",
+    "datasites": (DS1, DS2, "ds3@example.org"),
 }
 
 

@@ -17,7 +17,8 @@ failed message instead of a dead datasite.
 Protocol (one ``multiprocessing.connection.Connection`` over a socket pair, every frame
 ``send_bytes``): the child first sends ``{"ready": true}`` or ``{"ready": false,
 "error": ...}``; then per message the parent sends a JSON header (``run_id``,
-``node_id``, ``node_config``, ``run_config``) and the encoded message, and the child
+``node_id``, ``node_config``, ``run_config``: null for the app's own) and the encoded
+message, and the child
 answers ``{"ok": true}`` + the encoded reply or ``{"ok": false, "reason": ...}``.
 """
 
@@ -78,6 +79,8 @@ class IsolatedClientApp:
     :param python: the interpreter of the app's environment (default: this one).
     :param workdir: the child's working directory (created; default ``app_dir``).
     :param env: the environment to start from (``SYFTFLWR_*`` removed).
+    :param own_run_config: the app's Contexts get the run config of its own
+        ``pyproject.toml`` (what its data owner approved), not the runner's.
 
     A child that died is started again for the next message; the message it was
     handling fails with :class:`IsolatedAppError`. Calls are serialised: one child
@@ -92,12 +95,14 @@ class IsolatedClientApp:
         workdir: Path | None = None,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
+        own_run_config: bool = False,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.python = str(python or sys.executable)
         self.workdir = Path(workdir or self.app_dir)
         self.env = child_env(os.environ if env is None else env, self.workdir)
         self.ready_timeout = ready_timeout
+        self.own_run_config = own_run_config
         self.starts = 0
         """Children started so far (a restart after a crash counts)."""
         self._lock = threading.Lock()
@@ -200,7 +205,7 @@ class IsolatedClientApp:
             "run_id": context.run_id,
             "node_id": context.node_id,
             "node_config": dict(context.node_config),
-            "run_config": dict(context.run_config),
+            "run_config": None if self.own_run_config else dict(context.run_config),
         }
         body = encode_message(message)
         with self._lock:
@@ -231,7 +236,8 @@ def _serve(app_dir: Path, conn: Connection) -> None:
     from syftflwr.flower.runner import error_reason
 
     try:
-        client_app = load_client_app(read_app(app_dir))
+        app = read_app(app_dir)
+        client_app = load_client_app(app)
     except Exception as exc:  # the parent reports it; nothing else to do here
         conn.send_bytes(
             json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}).encode()
@@ -252,7 +258,7 @@ def _serve(app_dir: Path, conn: Connection) -> None:
                 run_id=run_id,
                 node_id=int(header["node_id"]),
                 node_config=header["node_config"],
-                run_config=header["run_config"],
+                run_config=app.run_config if header["run_config"] is None else header["run_config"],
             )
         try:
             reply = client_app(message, context)

@@ -5,7 +5,8 @@ A statement is signed as its canonical encoding: JSON with sorted keys, no white
 ASCII only, and a format tag naming the kind of statement, behind a fixed domain prefix
 (so no signature over one kind, or over anything else signed with the same key such as
 a FAB's verification record, can pass for another). Every field is bound: aggregator,
-datasite, app, version, FAB hash, creation time, rollback flag, signer and the job id —
+datasite, app, version, FAB hash, creation time, rollback flag, signer, the job id, and
+the federation the app runs in (its ``app_name`` and datasites, which ``serve`` uses) —
 an offer replayed under a new job id, sent to another datasite or carrying another FAB
 fails. A decision embeds the whole offer it answers, so it cannot be moved to another
 job, datasite or FAB either. Decoding accepts only the canonical form of a statement of
@@ -27,7 +28,12 @@ from packaging.version import InvalidVersion, Version
 from syftflwr.crypto.keys import fingerprint, short
 from syftflwr.crypto.signing import SigningIdentity, verify_signature
 from syftflwr.errors import SignatureError, SyftflwrError
-from syftflwr.names import validate_email, validate_identifier, validate_message_id
+from syftflwr.names import (
+    validate_app_name,
+    validate_email,
+    validate_identifier,
+    validate_message_id,
+)
 
 OFFER_FORMAT = "syftflwr-job-offer/1"
 DECISION_FORMAT = "syftflwr-job-decision/1"
@@ -76,15 +82,33 @@ class JobOffer:
     created_at: float
     rollback: bool
     signer: str
+    app_name: str
+    """The ``[tool.syftflwr] app_name`` the aggregator runs the app under: the mailbox
+    ``syftflwr serve`` serves it in (the FAB leaves ``[tool.syftflwr]`` out)."""
+    datasites: tuple[str, ...]
+    """The federation's datasites, in order: a datasite's position is its Flower
+    ``partition-id`` (``num-partitions`` their number), as under ``syftflwr run``."""
 
     def __post_init__(self) -> None:
+        _require(
+            isinstance(self.datasites, list | tuple) and bool(self.datasites),
+            "job offer: datasites is not a non-empty list",
+        )
+        object.__setattr__(self, "datasites", tuple(self.datasites))
         try:
             validate_message_id(self.job_id)
             validate_email(self.aggregator)
             validate_email(self.datasite)
             validate_identifier(self.app, "app name")
+            validate_app_name(self.app_name, profile="native")
+            for email in self.datasites:
+                validate_email(email)
         except ValueError as exc:
             raise StatementError(f"job offer: {exc}") from None
+        _require(
+            self.datasite in self.datasites,
+            f"job offer: {self.datasite} is not among its datasites",
+        )
         _require(isinstance(self.version, str), "job offer: the version is not text")
         try:
             Version(self.version)
@@ -108,7 +132,7 @@ class JobOffer:
         object.__setattr__(self, "created_at", float(self.created_at))
 
     def _doc(self) -> dict[str, Any]:
-        return {"format": OFFER_FORMAT, **asdict(self)}
+        return {"format": OFFER_FORMAT, **asdict(self), "datasites": list(self.datasites)}
 
     def encode(self) -> bytes:
         """The canonical bytes that get signed."""

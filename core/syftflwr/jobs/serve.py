@@ -1,0 +1,293 @@
+"""``syftflwr serve --as EMAIL``: a datasite runs the apps it approved, and nothing else.
+
+For every app an aggregator submitted and this data owner approved (``syftflwr jobs
+approve``), one :class:`~syftflwr.flower.runner.DatasiteRunner` serves the app's mailbox
+(the offer names its ``app_name`` and datasites: the aggregator's ``[tool.syftflwr]``,
+which the FAB does not carry). Each request names the FAB hash of the app its
+aggregator runs, authenticated by the seal (``syftflwr.app-hash``); :class:`ApprovedCode`
+hands the runner the ClientApp of exactly that hash, or refuses it:
+
+* no hash: the aggregator runs an app it never submitted;
+* a hash this datasite never received, still pending, or rejected;
+* an approved hash that a later approved version replaced (the aggregator runs old code).
+
+The ClientApp of an approved hash runs in a child process of its own
+(:class:`~syftflwr.jobs.isolated.IsolatedClientApp`), from the FAB unpacked under the
+participant's state (``<jobs state>/apps/<fab hash>/``), with the run config the data owner
+approved (the bundle's ``[tool.flwr.app.config]``). An app approved while ``serve`` runs is
+picked up at the next rescan (:data:`RESCAN` seconds); a newer approved version of an app
+replaces the old one on its first request.
+
+Served apps are always sealed (encryption on, whatever the environment says): approved
+code is only as safe as the channel that tells a datasite which code to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from syftflwr.config import ParticipantSettings, ProjectConfig, load_participant, resolve_state_dir
+from syftflwr.crypto.signing import identity_dir
+from syftflwr.errors import ConfigError
+from syftflwr.flower.apps import node_config_for
+from syftflwr.flower.node_ids import node_ids_for
+from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
+from syftflwr.jobs.bundle import unpack_fab
+from syftflwr.jobs.isolated import IsolatedClientApp
+from syftflwr.jobs.store import JobStore, ReceivedJob
+from syftflwr.registry import Registry
+from syftflwr.session import Participant, connect
+
+log = logging.getLogger("syftflwr.jobs")
+
+APPS_FOLDER = "apps"
+RESCAN = 5.0
+"""Seconds between looks at the jobs store for apps approved since ``serve`` started."""
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    """One app's mailbox as an aggregator runs it: what a runner serves."""
+
+    aggregator: str
+    app_name: str
+    datasites: tuple[str, ...]
+
+
+def served_app(job: ReceivedJob) -> ServedApp:
+    offer = job.offer
+    return ServedApp(offer.aggregator, offer.app_name, offer.datasites)
+
+
+def approved_jobs(store: JobStore) -> dict[ServedApp, list[ReceivedJob]]:
+    """Approved jobs by the app they serve, latest approval last."""
+    found: dict[ServedApp, list[ReceivedJob]] = {}
+    for job in store.received_jobs():
+        if job.status == "approved":
+            found.setdefault(served_app(job), []).append(job)
+    for jobs in found.values():
+        jobs.sort(key=lambda j: j.decision.recorded_at if j.decision else 0.0)
+    return found
+
+
+class ApprovedCode:
+    """The approved code of one served app (a :class:`~syftflwr.flower.runner.Approval`).
+
+    The version a request may run is the one approved last: an older approved hash is
+    refused once a newer one is approved (the data owner agreed to replace it).
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        served: ServedApp,
+        apps_dir: Path,
+        *,
+        env: Mapping[str, str],
+        python: str | None = None,
+    ) -> None:
+        self.store = store
+        self.served = served
+        self.apps_dir = apps_dir
+        self.env = dict(env)
+        self.python = python
+        self._lock = threading.Lock()
+        self._running: tuple[str, IsolatedClientApp] | None = None
+
+    def app_for(self, app_hash: str) -> ClientAppLike:
+        latest = self._latest()
+        if not app_hash:
+            raise NotApprovedError(
+                f"the request names no app: {self.served.aggregator} runs an app it did not "
+                "submit here (it runs `syftflwr submit` and this data owner approves it)"
+            )
+        if latest is None or latest.offer.fab_hash != app_hash:
+            raise NotApprovedError(self._why_not(app_hash, latest))
+        with self._lock:
+            if self._running is None or self._running[0] != app_hash:
+                self._replace(latest)
+            assert self._running is not None
+            return self._running[1]
+
+    def _latest(self) -> ReceivedJob | None:
+        jobs = approved_jobs(self.store).get(self.served, [])
+        return jobs[-1] if jobs else None
+
+    def _why_not(self, app_hash: str, latest: ReceivedJob | None) -> str:
+        known = [j for j in self.store.received_jobs() if j.offer.fab_hash == app_hash
+                 and j.offer.aggregator == self.served.aggregator]  # fmt: skip
+        approved = f"; approved here: {latest.offer.version} ({latest.offer.fab_hash[:16]})" if (
+            latest) else "; nothing of this app is approved here"  # fmt: skip
+        if not known:
+            return f"this datasite never received it{approved}"
+        job = known[-1]
+        what = f"{job.offer.app} {job.offer.version} (job {job.job_id})"
+        if job.status == "pending":
+            return f"{what} waits for review: `syftflwr jobs approve {job.job_id}`{approved}"
+        if job.status == "rejected" and job.decision is not None:
+            return f"{what} was {job.decision.describe()}{approved}"
+        return f"{what} was approved, then replaced by a later approved version{approved}"
+
+    def _replace(self, job: ReceivedJob) -> None:
+        """Run ``job``'s app (call with the lock held); the one it replaces ends."""
+        fab_hash = job.offer.fab_hash
+        app_dir = unpack_fab(self.store.fab(job.job_id), self.apps_dir / fab_hash)
+        isolated = IsolatedClientApp(
+            app_dir,
+            python=self.python,
+            workdir=self.apps_dir / f"{fab_hash}.work",
+            env=self.env,
+            own_run_config=True,
+        )
+        isolated.start()
+        previous, self._running = self._running, (fab_hash, isolated)
+        log.info("serving %s %s (%s) for %s", job.offer.app, job.offer.version,
+                 fab_hash[:16], self.served.aggregator)  # fmt: skip
+        if previous is not None:
+            previous[1].close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._running is not None:
+                self._running[1].close()
+                self._running = None
+
+
+def served_project(served: ServedApp, transport: str | None) -> ProjectConfig:
+    """The project a served app's runner connects with: the aggregator's federation as
+    its offer names it, this participant's own transport, encryption always on."""
+    return ProjectConfig(
+        app_name=served.app_name,
+        aggregator=served.aggregator,
+        datasites=served.datasites,
+        transport=transport,
+        encryption=True,
+        project_name=served.app_name,
+        configured=True,
+    )
+
+
+@dataclass
+class Serving:
+    """One served app: its participant, runner and approved code."""
+
+    served: ServedApp
+    participant: Participant
+    runner: DatasiteRunner
+    code: ApprovedCode
+    thread: threading.Thread
+
+
+class Server:
+    """Everything ``syftflwr serve`` runs for one datasite (use it as a context manager)."""
+
+    def __init__(
+        self,
+        email: str,
+        *,
+        transport: str | None = None,
+        env: Mapping[str, str] = os.environ,
+        participant: ParticipantSettings | None = None,
+        registry: Registry | None = None,
+        allow_in_process: bool = False,
+        python: str | None = None,
+    ) -> None:
+        self.settings = participant if participant is not None else load_participant(env)
+        self.email = email
+        self.transport = transport
+        self.env = env
+        self.registry = registry
+        self.allow_in_process = allow_in_process
+        self.python = python
+        state_root, _ = resolve_state_dir(self.settings, env=env)
+        self.store = JobStore(state_root, email)
+        self.apps_dir = identity_dir(state_root, email) / APPS_FOLDER
+        self.apps_dir.mkdir(mode=0o700, exist_ok=True)
+        self.serving: dict[ServedApp, Serving] = {}
+        self.stopped = threading.Event()
+
+    def refresh(self) -> list[ServedApp]:
+        """Start serving every approved app not served yet; returns those started."""
+        started = []
+        for served in approved_jobs(self.store):
+            if served not in self.serving and not self.stopped.is_set():
+                self.serving[served] = self._start(served)
+                started.append(served)
+        return started
+
+    def _start(self, served: ServedApp) -> Serving:
+        if self.email not in served.datasites:
+            raise ConfigError(
+                f"an approved job of {served.app_name} from {served.aggregator} does not "
+                f"name {self.email} among its datasites"
+            )
+        joined = connect(
+            served_project(served, self.transport),
+            email=self.email,
+            transport=self.transport,
+            env=self.env,
+            participant=self.settings,
+            allow_in_process=self.allow_in_process,
+            registry=self.registry,
+        )
+        code = ApprovedCode(self.store, served, self.apps_dir, env=self.env, python=self.python)
+        try:
+            runner = DatasiteRunner(
+                joined.events(),
+                None,
+                email=self.email,
+                node_id=node_ids_for([self.email], "native")[self.email],
+                node_config=node_config_for(
+                    served.datasites.index(self.email), len(served.datasites)
+                ),
+                approval=code,
+            )
+        except BaseException:
+            joined.close()
+            raise
+        thread = threading.Thread(
+            target=self._serve_until_stopped,
+            args=(runner,),
+            name=f"syftflwr-serve-{served.app_name}",
+            daemon=True,
+        )
+        thread.start()
+        log.info("%s serves %s of %s over %s", self.email, served.app_name,
+                 served.aggregator, joined.transport.name)  # fmt: skip
+        return Serving(served, joined, runner, code, thread)
+
+    def _serve_until_stopped(self, runner: DatasiteRunner) -> None:
+        """A runner ends when its aggregator's run ends; ``serve`` goes on serving the
+        app's next run until it is stopped itself."""
+        while not self.stopped.is_set():
+            runner.run()
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`, looking for newly approved apps every :data:`RESCAN` s."""
+        while not self.stopped.is_set():
+            self.refresh()
+            self.stopped.wait(RESCAN)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for serving in self.serving.values():
+            serving.runner.stop()
+
+    def close(self) -> None:
+        self.stop()
+        for serving in self.serving.values():
+            serving.thread.join(timeout=30)
+            serving.code.close()
+            serving.participant.close()
+        self.store.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,151 @@
+"""``syftflwr serve``'s approved code (``syftflwr.jobs.serve.ApprovedCode``), with a real
+jobs store, real FABs and the ClientApp in a real child process: a request runs on the
+code of exactly the hash it names, and only if this data owner approved that hash last.
+
+The app's modules write marker files when imported: receiving and approving a job runs
+nothing of it; the first request on the approved hash does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _bundle_apps import markers_written, write_app
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
+from syftflwr.crypto.signing import SigningIdentity
+from syftflwr.flower import compat
+from syftflwr.flower.runner import NotApprovedError
+from syftflwr.jobs.fab import BuiltFab, build_fab
+from syftflwr.jobs.serve import ApprovedCode, ServedApp, approved_jobs
+from syftflwr.jobs.statements import JobOffer, sign_offer
+from syftflwr.jobs.store import JobStore
+from syftflwr.names import new_message_id
+
+pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
+    "ignore:GitWildMatchPattern:DeprecationWarning"
+)
+AGG, DS1, DS2 = "agg@example.org", "ds1@example.org", "ds2@example.org"
+NODE = 42
+CLIENT = b"""from flwr.app import Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from marker_app.task import steps
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg, context):
+    return Message(
+        RecordDict({"metrics": MetricRecord({"steps": steps(), "lr": context.run_config["lr"]})}),
+        reply_to=msg,
+    )
+"""
+
+
+def build(tmp: Path, version: str, steps: int, markers: Path) -> BuiltFab:
+    task = f"def steps() -> int:\n    return {steps}\n".encode()
+    root = write_app(
+        tmp / f"app-{version}",
+        version=version,
+        markers=markers,
+        extra={"marker_app/client_app.py": CLIENT, "marker_app/task.py": task},
+    )
+    return build_fab(root)
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.agg = SigningIdentity.load_or_create(tmp / "agg", AGG)
+        self.ds = SigningIdentity.load_or_create(tmp / "ds", DS1)
+        self.store = JobStore(tmp / "ds", DS1)
+        self.markers = tmp / "markers"
+        self.markers.mkdir()
+        self.served = ServedApp(AGG, "marker", (DS1, DS2))
+        self.code = ApprovedCode(self.store, self.served, tmp / "apps", env=dict(os.environ))
+
+    def receive(self, version: str, steps: int) -> tuple[str, str]:
+        built = build(self.tmp, version, steps, self.markers)
+        offer = JobOffer(
+            job_id=new_message_id(),
+            aggregator=AGG,
+            datasite=DS1,
+            app=built.name,
+            version=built.version,
+            fab_hash=built.fab_hash,
+            created_at=1.0,
+            rollback=False,
+            signer=self.agg.fingerprint,
+            app_name="marker",
+            datasites=(DS1, DS2),
+        )
+        self.store.receive(offer, sign_offer(offer, self.agg), self.agg.public, built.data)
+        return offer.job_id, built.fab_hash
+
+    def close(self) -> None:
+        self.code.close()
+        self.store.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    yield w  # type: ignore[misc]
+    w.close()
+
+
+def train(code: ApprovedCode, app_hash: str) -> dict[str, float]:
+    compat.set_task_identity(7)
+    message = Message(RecordDict({"config": ConfigRecord({})}), NODE, "train", ttl=60)
+    compat.stamp_instruction(message, run_id=7, src_node_id=SUPERLINK_NODE_ID)
+    compat.set_message_id(message, new_message_id())
+    context: Context = compat.new_context(run_id=7, node_id=NODE, run_config={"lr": 9.0})
+    reply = code.app_for(app_hash)(message, context)
+    return dict(reply.content["metrics"])  # type: ignore[arg-type]
+
+
+def refused(code: ApprovedCode, app_hash: str) -> str:
+    with pytest.raises(NotApprovedError) as caught:
+        code.app_for(app_hash)
+    return str(caught.value)
+
+
+def test_only_the_last_approved_hash_runs_and_nothing_runs_before(world: World) -> None:
+    v1_job, v1 = world.receive("1.0.0", steps=1)
+    assert "waits for review: `syftflwr jobs approve " + v1_job in refused(world.code, v1)
+    world.store.decide(v1_job, "approved", world.ds)
+    assert markers_written(world.markers) == []  # received, approved: nothing ran yet
+
+    assert train(world.code, v1) == {"steps": 1, "lr": 0.1}  # the approved run config
+    assert markers_written(world.markers) == ["imported-__init__"]  # the package ran
+
+    assert "names no app" in refused(world.code, "")
+    assert "never received it; approved here: 1.0.0" in refused(world.code, "f" * 64)
+
+    v2_job, v2 = world.receive("1.1.0", steps=2)
+    assert "waits for review" in refused(world.code, v2)
+    assert train(world.code, v1) == {"steps": 1, "lr": 0.1}  # still v1 until approved
+    world.store.decide(v2_job, "approved", world.ds)
+    assert train(world.code, v2) == {"steps": 2, "lr": 0.1}
+    assert "replaced by a later approved version; approved here: 1.1.0" in refused(world.code, v1)
+
+    v3_job, v3 = world.receive("1.2.0", steps=3)
+    world.store.decide(v3_job, "rejected", world.ds, reason="reads too much")
+    why = refused(world.code, v3)
+    assert "was rejected by ds1@example.org" in why and "(reads too much)" in why
+    assert train(world.code, v2)["steps"] == 2
+    assert list(approved_jobs(world.store)) == [world.served]
+
+
+def test_a_fab_altered_on_disk_after_approval_never_runs(world: World) -> None:
+    job, app_hash = world.receive("1.0.0", steps=1)
+    world.store.decide(job, "approved", world.ds)
+    path = world.store.fab_path(app_hash)
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    with pytest.raises(Exception, match="altered after it was received"):
+        world.code.app_for(app_hash)
+    assert markers_written(world.markers) == []
