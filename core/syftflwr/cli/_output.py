@@ -38,6 +38,15 @@ def make_console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=PLAIN_WIDTH, soft_wrap=True, color_system=None)
 
 
+def print_table(console: Console, table: Any) -> None:
+    """Print a rich table without the padding rich adds after its last column, so
+    a redirected listing has no trailing spaces."""
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        console.out(line.rstrip(), highlight=False)
+
+
 def exit_code_for(exc: SyftflwrError) -> int:
     """2 for what the user must fix in config or installed plugins, 1 for the rest."""
     return 2 if isinstance(exc, ConfigError | PluginError) else 1

@@ -34,6 +34,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "syftflwr.cli.report:report",
     "bootstrap": "syftflwr.cli.bootstrap:bootstrap",
     "keys": "syftflwr.cli.keys:keys",
+    "submit": "syftflwr.cli.submit:submit_command",
+    "jobs": "syftflwr.cli.jobs:jobs",
 }
 """Core subcommands, ``name -> "module:attribute"``; one whose module does not exist
 (yet) is simply not offered."""
@@ -47,6 +49,8 @@ COMMAND_HELP: dict[str, str] = {
     "report": "Summarise a run's result file; --plot draws accuracy and loss per round.",
     "bootstrap": "Write the shared [tool.syftflwr] config of a Flower app.",
     "keys": "Manage this participant's encryption keys.",
+    "submit": "Send a Flower app to its datasites for review (a signed job).",
+    "jobs": "Collect and list jobs; review, approve or reject one; accept a sender.",
 }
 """Short help shown by ``syftflwr --help`` without importing the command modules."""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -36,6 +37,7 @@ from syftflwr.config import ParticipantSettings, ProjectConfig
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import ConfigError, EncryptionError, MissingKeyError, TransportUnavailableError
 from syftflwr.jobs import JOB_TTL, JOBS_APP
+from syftflwr.names import new_message_id
 from syftflwr.registry import Registry
 from syftflwr.roles import (
     Drained,
@@ -154,18 +156,25 @@ class JobsChannel:
             self._rpc = self.participant.rpc()
         return self._rpc
 
-    def send(self, recipient: str, endpoint: str, body: Buffer) -> Delivery:
-        """Seal ``body`` to ``recipient``'s jobs key and publish it (TTL :data:`JOB_TTL`).
-        A recipient without a key yet, or whose key changed, gets nothing: the
-        :class:`Delivery` says why."""
-        request = Request.new(
+    def send(
+        self, recipient: str, endpoint: str, body: Buffer, *, request_id: str | None = None
+    ) -> Delivery:
+        """Seal ``body`` to ``recipient``'s jobs key and publish it (TTL :data:`JOB_TTL`)
+        as request ``request_id`` (default: a fresh id; a job's id is its request's, so
+        a signed offer cannot be replayed under another). A recipient without a key
+        yet, or whose key changed, gets nothing: the :class:`Delivery` says why."""
+        now = time.time()
+        request = Request(
+            id=request_id or new_message_id(),
             sender=self.email,
             recipient=recipient,
             app=JOBS_APP,
             endpoint=endpoint,
             body=body,
-            ttl=JOB_TTL,
+            created_at=now,
+            expires_at=now + JOB_TTL,
         )
+        request.validate()
         try:
             handle = self._sender().send(request)
         except MissingKeyError:
@@ -173,6 +182,20 @@ class JobsChannel:
         except EncryptionError as exc:  # a changed or refused key: never a guess
             return Delivery(recipient, None, str(exc))
         return Delivery(recipient, handle)
+
+    def unreachable(self, recipient: str) -> str | None:
+        """Why nothing can be sealed to ``recipient`` now (no key published yet, a
+        changed key), or None: a send would go out. Lets a sender record a job before
+        it sends it, so a kill in between never leaves a sent job unrecorded."""
+        keyring = self.participant.keyring
+        assert keyring is not None  # connect_jobs refuses plaintext
+        try:
+            keyring.recipient_key(recipient)
+        except MissingKeyError:
+            return no_key_yet(recipient)
+        except EncryptionError as exc:
+            return str(exc)
+        return None
 
     def replies(self, handles: Sequence[RequestHandle]) -> dict[str, Response]:
         """The replies (opened and authenticated) that have arrived to requests this
