@@ -58,6 +58,8 @@ def _job(
         created_at=time.time(),
         rollback=False,
         signer=identity.fingerprint,
+        app_name="marker",
+        datasites=(DS1,),
     )
     record = sign_fab(built.data, identity.private, signed_at=int(time.time()))
     return JobMessage(

@@ -123,6 +123,8 @@ def submit(
                 created_at=created_at,
                 rollback=rollback,
                 signer=identity.fingerprint,
+                app_name=project.app_name,
+                datasites=project.datasites,
             )
             problem = channel.unreachable(datasite)
             if problem is not None:
