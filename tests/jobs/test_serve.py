@@ -65,7 +65,7 @@ class World:
         self.store = JobStore(tmp / "ds", DS1)
         self.markers = tmp / "markers"
         self.markers.mkdir()
-        self.served = ServedApp(AGG, "marker", (DS1, DS2))
+        self.served = ServedApp(AGG, "marker")
         self.code = ApprovedCode(self.store, self.served, tmp / "apps", env=dict(os.environ))
 
     def receive(self, version: str, steps: int) -> tuple[str, str]:

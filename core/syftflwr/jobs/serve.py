@@ -33,7 +33,6 @@ from pathlib import Path
 
 from syftflwr.config import ParticipantSettings, ProjectConfig, load_participant, resolve_state_dir
 from syftflwr.crypto.signing import identity_dir
-from syftflwr.errors import ConfigError
 from syftflwr.flower.apps import node_config_for
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
@@ -52,16 +51,15 @@ RESCAN = 5.0
 
 @dataclass(frozen=True)
 class ServedApp:
-    """One app's mailbox as an aggregator runs it: what a runner serves."""
+    """One app's mailbox as an aggregator runs it: what a runner serves. Its versions
+    may differ in code and datasites; the one approved last is served."""
 
     aggregator: str
     app_name: str
-    datasites: tuple[str, ...]
 
 
 def served_app(job: ReceivedJob) -> ServedApp:
-    offer = job.offer
-    return ServedApp(offer.aggregator, offer.app_name, offer.datasites)
+    return ServedApp(job.offer.aggregator, job.offer.app_name)
 
 
 def approved_jobs(store: JobStore) -> dict[ServedApp, list[ReceivedJob]]:
@@ -158,16 +156,18 @@ class ApprovedCode:
                 self._running = None
 
 
-def served_project(served: ServedApp, transport: str | None) -> ProjectConfig:
+def served_project(job: ReceivedJob, transport: str | None) -> ProjectConfig:
     """The project a served app's runner connects with: the aggregator's federation as
-    its offer names it, this participant's own transport, encryption always on."""
+    the offer of its current version names it, this participant's own transport,
+    encryption always on."""
+    offer = job.offer
     return ProjectConfig(
-        app_name=served.app_name,
-        aggregator=served.aggregator,
-        datasites=served.datasites,
+        app_name=offer.app_name,
+        aggregator=offer.aggregator,
+        datasites=offer.datasites,
         transport=transport,
         encryption=True,
-        project_name=served.app_name,
+        project_name=offer.app_name,
         configured=True,
     )
 
@@ -214,20 +214,16 @@ class Server:
     def refresh(self) -> list[ServedApp]:
         """Start serving every approved app not served yet; returns those started."""
         started = []
-        for served in approved_jobs(self.store):
+        for served, jobs in approved_jobs(self.store).items():
             if served not in self.serving and not self.stopped.is_set():
-                self.serving[served] = self._start(served)
+                self.serving[served] = self._start(served, jobs[-1])
                 started.append(served)
         return started
 
-    def _start(self, served: ServedApp) -> Serving:
-        if self.email not in served.datasites:
-            raise ConfigError(
-                f"an approved job of {served.app_name} from {served.aggregator} does not "
-                f"name {self.email} among its datasites"
-            )
+    def _start(self, served: ServedApp, current: ReceivedJob) -> Serving:
+        datasites = current.offer.datasites  # the offer binds this datasite among them
         joined = connect(
-            served_project(served, self.transport),
+            served_project(current, self.transport),
             email=self.email,
             transport=self.transport,
             env=self.env,
@@ -242,9 +238,7 @@ class Server:
                 None,
                 email=self.email,
                 node_id=node_ids_for([self.email], "native")[self.email],
-                node_config=node_config_for(
-                    served.datasites.index(self.email), len(served.datasites)
-                ),
+                node_config=node_config_for(datasites.index(self.email), len(datasites)),
                 approval=code,
             )
         except BaseException:
