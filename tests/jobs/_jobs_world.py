@@ -7,11 +7,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from _bundle_apps import write_app
 from syftflwr.config import ParticipantSettings
+from syftflwr.crypto.signing import SigningIdentity
+from syftflwr.jobs.channel import JOBS_ENDPOINT
+from syftflwr.jobs.fab import build_fab
+from syftflwr.jobs.fabsig import sign_fab
+from syftflwr.jobs.messages import JobMessage
 from syftflwr.jobs.review import Who
+from syftflwr.jobs.statements import JobOffer, fab_digest, sign_offer
+from syftflwr.names import new_message_id
 
 AGG = "agg@example.org"
 DS1 = "ds1@example.org"
@@ -90,3 +98,45 @@ class World:
             timeout=timeout,
             check=False,
         )
+
+
+def signed_job(
+    world: World,
+    *,
+    signer: SigningIdentity | None = None,
+    fab: bytes | None = None,
+    built: bytes | None = None,
+    job_id: str | None = None,
+) -> JobMessage:
+    """A job for DS1 (app marker-app 1.0.0) as ``signer`` (default: the aggregator's own
+    key) signs it, of the FAB ``built`` (default: built from ``world.app()``); ``fab``
+    replaces the FAB after signing."""
+    agg = world.who(AGG, accept=())
+    data = built if built is not None else build_fab(world.app()).data
+    identity = signer or SigningIdentity.load_or_create(agg.state_root, AGG)
+    offer = JobOffer(
+        job_id=job_id or new_message_id(),
+        aggregator=AGG,
+        datasite=DS1,
+        app="marker-app",
+        version="1.0.0",
+        fab_hash=fab_digest(data),
+        created_at=time.time(),
+        rollback=False,
+        signer=identity.fingerprint,
+        app_name="marker",
+        datasites=(DS1,),
+    )
+    record = sign_fab(data, identity.private, signed_at=int(time.time()))
+    return JobMessage(
+        offer.encode(), sign_offer(offer, identity), record, identity.public, fab or data
+    )
+
+
+def send_job(world: World, message: JobMessage, request_id: str | None = None) -> str:
+    """Send ``message`` through the aggregator's own (sealed, authenticated) channel, as
+    request ``request_id`` (default: the offer's job id); returns that id."""
+    job_id = request_id or JobOffer.decode(message.offer).job_id
+    with world.who(AGG, accept=()).connect([DS1]) as channel:
+        assert channel.send(DS1, JOBS_ENDPOINT, message.encode(), request_id=job_id).sent
+    return job_id

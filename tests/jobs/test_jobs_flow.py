@@ -11,11 +11,13 @@ two homes."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from _bundle_apps import markers_written
-from _jobs_world import AGG, DS1, DS2, World
+from _bundle_apps import DATA, markers_written
+from _jobs_world import AGG, DS1, DS2, World, send_job, signed_job
 from syftflwr.jobs.review import collect, decide, review
 from syftflwr.jobs.submit import submit
 
@@ -68,6 +70,27 @@ def test_the_core_path(tmp_path: Path) -> None:
     assert jobs[job2].decision is not None
     assert jobs[job2].decision.decision.reason == "lr too high"
     assert markers_written(world.markers) == []
+
+
+def test_review_says_same_files_other_build(tmp_path: Path) -> None:
+    """The same source built by flwr 1.26.1 (approved) then by 1.42.0: two hashes, and
+    review says so instead of an empty diff."""
+    world = World(tmp_path)
+    ds1 = world.who(DS1)
+    collect(ds1)
+    old = send_job(
+        world, signed_job(world, built=(DATA / "marker-app-flwr-1.26.1.fab").read_bytes())
+    )
+    collect(ds1)
+    decide(ds1, old, "approved")
+    new = send_job(
+        world, signed_job(world, built=(DATA / "marker-app-flwr-1.42.0.fab").read_bytes())
+    )
+    assert collect(ds1).stored == [new]
+    shown = review(ds1, new)
+    assert shown.previous is not None and shown.previous.job_id == old
+    assert shown.same_files
+    assert shown.job.offer.fab_hash != shown.previous.offer.fab_hash
 
 
 def _submitted(world: World) -> list:  # type: ignore[type-arg]
@@ -142,3 +165,36 @@ def test_the_full_flow_in_separate_processes(tmp_path: Path) -> None:
     statuses = {j["version"]: (j["status"], j["reason"]) for j in submitted}
     assert statuses == {"1.0.0": ("approved", ""), "1.1.0": ("rejected", "lr too high")}
     assert markers_written(world.markers) == []
+
+
+@pytest.mark.slow
+def test_live_shows_each_answer_as_it_arrives_and_ends_when_all_are_decided(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    world.write_settings(AGG)
+    world.write_settings(DS1, accept=(AGG,))
+    assert world.cli(DS1, "jobs").returncode == 0
+    sent = world.cli(AGG, "submit", str(world.app()), "--json")
+    [job] = [d["job"] for d in json.loads(sent.stdout)["datasites"]]
+    env = {**world.env, "SYFTFLWR_HOME": str(world.home(AGG))}
+    live = subprocess.Popen(
+        [sys.executable, "-m", "syftflwr", "jobs", "--live"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout is not None
+        assert live.stdout.readline() == f"{job}  {DS1}  not yet seen\n"
+        assert world.cli(DS1, "jobs").returncode == 0  # stored: seen
+        assert live.stdout.readline() == f"{job}  {DS1}  pending\n"
+        assert world.cli(DS1, "jobs", "approve", job).returncode == 0
+        assert live.stdout.readline() == f"{job}  {DS1}  approved\n"
+        assert live.wait(timeout=60) == 0
+        assert live.stderr is not None and live.stderr.read() == ""
+    finally:
+        live.kill()
+        live.wait()

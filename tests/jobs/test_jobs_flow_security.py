@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 from _bundle_apps import markers_written, rezip
-from _jobs_world import AGG, DS1, MALLORY, World
+from _jobs_world import AGG, DS1, MALLORY, World, send_job, signed_job
 from syftflwr.crypto.signing import SigningIdentity
 from syftflwr.envelope import Request
 from syftflwr.jobs import JOBS_APP
 from syftflwr.jobs.channel import JOBS_ENDPOINT
-from syftflwr.jobs.fab import build_fab
-from syftflwr.jobs.fabsig import sign_fab
 from syftflwr.jobs.messages import JobMessage
 from syftflwr.jobs.review import collect, review
-from syftflwr.jobs.statements import JobOffer, sign_offer
+from syftflwr.jobs.statements import JobOffer
 from syftflwr.jobs.store import JobError
 from syftflwr.jobs.submit import submit
 from syftflwr.mailbox.layout import Route
@@ -34,44 +32,6 @@ def world(tmp_path: Path) -> World:
     made = World(tmp_path)
     collect(made.who(DS1))  # the datasite's jobs key is published
     return made
-
-
-def _job(
-    world: World,
-    *,
-    signer: SigningIdentity | None = None,
-    fab: bytes | None = None,
-    job_id: str | None = None,
-) -> JobMessage:
-    """A job for DS1 as ``signer`` (default: the aggregator's own key) signs it; ``fab``
-    replaces the FAB after signing."""
-    agg = world.who(AGG, accept=())
-    built = build_fab(world.app())
-    identity = signer or SigningIdentity.load_or_create(agg.state_root, AGG)
-    offer = JobOffer(
-        job_id=job_id or new_message_id(),
-        aggregator=AGG,
-        datasite=DS1,
-        app=built.name,
-        version=built.version,
-        fab_hash=built.fab_hash,
-        created_at=time.time(),
-        rollback=False,
-        signer=identity.fingerprint,
-        app_name="marker",
-        datasites=(DS1,),
-    )
-    record = sign_fab(built.data, identity.private, signed_at=int(time.time()))
-    return JobMessage(
-        offer.encode(), sign_offer(offer, identity), record, identity.public, fab or built.data
-    )
-
-
-def _send(world: World, message: JobMessage, request_id: str) -> None:
-    """Through the aggregator's own (sealed, authenticated) channel."""
-    agg = world.who(AGG, accept=())
-    with agg.connect([DS1]) as channel:
-        assert channel.send(DS1, JOBS_ENDPOINT, message.encode(), request_id=request_id).sent
 
 
 def _refused_once(
@@ -94,10 +54,10 @@ def _refused_once(
 def test_a_bundle_altered_after_signing_is_refused(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    honest = _job(world)
+    honest = signed_job(world)
     altered = rezip(honest.fab, add={"marker_app/extra.py": b"import os\n"})
     job_id = JobOffer.decode(honest.offer).job_id
-    _send(world, JobMessage(honest.offer, honest.offer_signature, honest.fab_record,
+    send_job(world, JobMessage(honest.offer, honest.offer_signature, honest.fab_record,
                             honest.signer, altered), job_id)  # fmt: skip
     _refused_once(world, caplog, job_id, "not the signed", "altered in storage, or another FAB")
     agg = world.who(AGG, accept=())
@@ -114,9 +74,9 @@ def test_a_job_signed_by_another_key_than_the_aggregators_is_refused(
     world: World, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     impostor = SigningIdentity.load_or_create(tmp_path / "elsewhere", AGG)
-    message = _job(world, signer=impostor)
+    message = signed_job(world, signer=impostor)
     job_id = JobOffer.decode(message.offer).job_id
-    _send(world, message, job_id)
+    send_job(world, message, job_id)
     _refused_once(world, caplog, job_id, "signed with the key", f"but {AGG} publishes")
 
 
@@ -127,9 +87,9 @@ def test_an_old_job_replayed_under_a_new_id_is_refused(
     first = submit(world.app(), env=world.env, participant=agg.settings)
     assert collect(world.who(DS1)).stored == [first.sent[0].job_id]
     stored = world.fabs(DS1)
-    old = _job(world, job_id=first.sent[0].job_id)  # the same signed offer, sent again...
+    old = signed_job(world, job_id=first.sent[0].job_id)  # the same signed offer, sent again...
     replay = new_message_id()  # ...under another id
-    _send(world, old, replay)
+    send_job(world, old, replay)
     with caplog.at_level(logging.WARNING, logger="syftflwr"):
         got = collect(world.who(DS1))
     [(refused_id, sender, reason)] = got.refused

@@ -3,12 +3,15 @@ whom you accept jobs from (docs/jobs.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from syftflwr.cli._output import echo_json, make_console, print_table
@@ -60,8 +63,16 @@ def _size(size: int) -> str:
 @_as
 @_transport
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Keep collecting and show the jobs you submitted as datasites answer, until "
+    "every one is decided or refused (Ctrl-C stops).",
+)
 @click.pass_context
-def jobs(ctx: click.Context, email: str | None, transport: str | None, as_json: bool) -> None:
+def jobs(
+    ctx: click.Context, email: str | None, transport: str | None, as_json: bool, live: bool
+) -> None:
     """Collect and list jobs: the apps sent to you for review, and those you submitted.
 
     Without a subcommand: receive what has arrived (jobs from the senders you accept,
@@ -72,6 +83,8 @@ def jobs(ctx: click.Context, email: str | None, transport: str | None, as_json: 
     if ctx.invoked_subcommand is not None:
         return
     who = who_am_i(email, transport=transport)
+    if live:
+        ctx.exit(_live(who))
     collected = collect(who)
     with JobStore(who.state_root, who.email) as store:
         received = store.received_jobs()
@@ -172,20 +185,60 @@ def _print_listing(
         print_table(console, table)
     if submitted:
         console.print(f"jobs submitted by {who.email}:", highlight=False)
-        table = _table("job", "datasite", "app", "version", "FAB hash", "sent (UTC)", "status")
-        for s in submitted:
-            table.add_row(
-                s.job_id,
-                s.offer.datasite,
-                s.offer.app,
-                s.offer.version,
-                s.offer.fab_hash[:16],
-                _when(s.sent_at),
-                _submitted_status(s, collected),
-            )
-        print_table(console, table)
+        print_table(console, _submitted_table(submitted, collected))
     if not received and not submitted:
         console.print(f"no jobs yet for {who.email}", highlight=False)
+
+
+def _submitted_table(submitted: list[SubmittedJob], collected: Collected) -> Table:
+    table = _table("job", "datasite", "app", "version", "FAB hash", "sent (UTC)", "status")
+    for s in submitted:
+        table.add_row(
+            s.job_id,
+            s.offer.datasite,
+            s.offer.app,
+            s.offer.version,
+            s.offer.fab_hash[:16],
+            _when(s.sent_at),
+            _submitted_status(s, collected),
+        )
+    return table
+
+
+LIVE_INTERVAL = 2.0
+"""Seconds between two collections of ``syftflwr jobs --live``."""
+
+
+def _live(who: Who) -> int:
+    """Collect every :data:`LIVE_INTERVAL` seconds until every submitted job is decided
+    or refused: a redrawn table in a terminal, else one line per change. 0 when all are
+    closed, 130 on Ctrl-C."""
+    console = make_console()
+    shown: dict[tuple[str, str], str] = {}
+    view = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    try:
+        with view or contextlib.nullcontext():
+            while True:
+                collected = collect(who)
+                with JobStore(who.state_root, who.email) as store:
+                    submitted = store.submitted_jobs()
+                if view is not None:
+                    view.update(_submitted_table(submitted, collected), refresh=True)
+                for job in submitted:
+                    status = _submitted_status(job, collected)
+                    key = (job.job_id, job.offer.datasite)
+                    if view is None and shown.get(key) != status:
+                        click.echo(f"{job.job_id}  {job.offer.datasite}  {status}")
+                    shown[key] = status
+                open_jobs = [
+                    j for j in submitted
+                    if j.decision is None and j.job_id not in collected.replies
+                ]  # fmt: skip
+                if not open_jobs:
+                    return 0
+                time.sleep(LIVE_INTERVAL)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _table(*columns: str) -> Table:
