@@ -9,9 +9,10 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
-from syftflwr.config import ParticipantSettings
+from syftflwr.config import ParticipantSettings, ProjectConfig
 from syftflwr.envelope import Request
 from syftflwr.errors import ConfigError
 from syftflwr.jobs import JOB_TTL, JOBS_APP
@@ -21,6 +22,9 @@ from syftflwr.jobs.channel import (
     JobsChannel,
     connect_jobs,
 )
+from syftflwr.mailbox.events import MailboxEvents
+from syftflwr.mailbox.layout import outbox
+from syftflwr.session import connect
 from syftflwr.transports import memory
 
 AGG = "ds@university.org"
@@ -133,3 +137,39 @@ def test_a_datasite_with_nobody_to_accept_is_told_how_to_add_someone(world: Worl
     with pytest.raises(ConfigError, match="accept_jobs_from") as caught:
         world.connect(ALICE, [])
     assert caught.value.fix is not None
+
+
+def test_a_jobs_peer_never_makes_an_apps_runner_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alice accepts jobs from a submitter who is not her app's aggregator: his outbox to
+    her holds only the jobs endpoint's folder, which is no business of her app's runner
+    (a WARNING in a healthy run is a bug). A sender writing into her app's folder is
+    still warned about."""
+    world = World(tmp_path, "fsspec-local")
+    other = "bob@elsewhere.org"
+    with world.connect(ALICE, [other]):  # alice accepts jobs from bob...
+        pass
+    with world.connect(other, [ALICE]):  # ...who publishes his jobs key to her
+        pass
+    app = ProjectConfig(app_name="quickstart", aggregator=AGG, datasites=(ALICE,))
+    settings = ParticipantSettings(
+        path=tmp_path / ALICE / "settings.toml", email=ALICE,
+        default_state_dir=tmp_path / ALICE / "state",
+    )  # fmt: skip
+    with (
+        connect(
+            app, email=ALICE, transport="fsspec-local", env=world.env, participant=settings
+        ) as alice,
+        caplog.at_level(logging.WARNING, logger="syftflwr"),
+    ):
+        events = alice.events()
+        events.on_request("messages", lambda r: b"")
+        assert cast(MailboxEvents, events).sweep() == 0
+        assert caplog.records == []
+        (tmp_path / "mailbox" / outbox(other, ALICE) / "quickstart").mkdir()
+        cast(MailboxEvents, events).sweep()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignoring syft_outbox_inbox_{other}_to_{ALICE}: {other} is not an allowed sender "
+        f"for {ALICE} (allowed: {ALICE}, {AGG})"
+    ]

@@ -67,6 +67,7 @@ from syftflwr.mailbox.layout import (
     inbox_routes,
     parse_name,
 )
+from syftflwr.mailbox.layout import outbox as outbox_folder
 from syftflwr.mailbox.profile import NATIVE, WireProfile
 from syftflwr.mailbox.recovery import Recovery, reply_may_be_lost
 from syftflwr.mailbox.replies import Replies
@@ -614,12 +615,16 @@ class MailboxEvents(BaseEvents):
             self._queue.put((route.folder, f"{message_id}.{ObjectKind.REQUEST.value}"))
 
     def _check_foreign_inboxes(self) -> None:
+        """Warn once per sender that is not allowed here yet writes to me for this app.
+        Its outbox may hold other apps' folders (the jobs endpoint's, another
+        federation's): those are not this runner's business."""
         allowed = self.allowed_senders()
         if allowed is None:
             return
         me = self.client.email
+        app = self.profile.wire_app(self.context.app_name).split("/")[0]
         for sender in discover_senders(self.storage.list(""), me):
-            if sender not in allowed:
+            if sender not in allowed and app in self.storage.list(outbox_folder(sender, me)):
                 self._warn_once(
                     f"foreign:{sender}",
                     "ignoring %s%s_to_%s: %s is not an allowed sender for %s (allowed: %s)",
