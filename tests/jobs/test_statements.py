@@ -4,12 +4,15 @@ and a decision cannot be moved to another datasite's job."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from syftflwr.crypto.signing import SigningIdentity
+from syftflwr.jobs.bundle import BundleRefused
+from syftflwr.jobs.fabsig import sign_fab, verify_fab
 from syftflwr.jobs.statements import (
     DOMAIN,
     Decision,
@@ -203,3 +206,19 @@ def test_a_decision_of_another_datasite_is_refused(keys: dict[str, SigningIdenti
             sender=DS1,
             offer=to_ds1,
         )
+
+
+def test_a_fab_signature_and_a_statement_signature_never_pass_for_each_other(
+    keys: dict[str, SigningIdentity],
+) -> None:
+    """The same key signs FABs (Flower's 40-byte message: time + SHA-256) and statements
+    (the domain prefix + canonical JSON, always longer): neither passes for the other."""
+    agg = keys[AGG]
+    offer = make_offer(agg)
+    record = json.loads(sign_fab(FAB, agg.private, signed_at=1_765_000_000))
+    fab_signature = base64.urlsafe_b64decode(record["signature"] + "==")
+    with pytest.raises(StatementError, match="signature does not verify"):
+        verify(offer.encode(), fab_signature, agg)
+    record["signature"] = base64.urlsafe_b64encode(sign_offer(offer, agg)).decode().rstrip("=")
+    with pytest.raises(BundleRefused, match="does not verify"):
+        verify_fab(FAB, json.dumps(record).encode(), agg.public)
