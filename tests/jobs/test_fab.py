@@ -187,8 +187,8 @@ def test_not_shipped_lists_the_project_files_the_builder_left_out(tmp_path: Path
             f"{PACKAGE}/__pycache__/task.cpython-311.pyc": b"\0",
             ".git/HEAD": b"ref: refs/heads/main\n",
             ".venv/pyvenv.cfg": b"home = /usr\n",
-            "venv/pyvenv.cfg": b"home = /usr\n",
-            "venv/lib/site.py": b"",
+            "env/pyvenv.cfg": b"home = /usr\n",
+            "env/lib/site.py": b"",  # a virtualenv (1.26.1 ships its *.py)
         },
     )
     (project / "link.py").symlink_to(project / PACKAGE / "task.py")
@@ -216,3 +216,18 @@ def test_building_never_imports_the_app(tmp_path: Path) -> None:
 
     assert markers_written(markers) == []
     assert PACKAGE not in sys.modules
+
+
+def test_an_app_review_would_refuse_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    """A top-level module named like the standard library's: every datasite would refuse
+    the bundle, so submit stops at the build, naming the module."""
+    project = write_app(tmp_path / "app", extra={"code.py": b"HELPER = 1\n"})
+
+    with pytest.raises(ConfigError) as refused:
+        build_fab(project)
+
+    assert refused.value.problem == (
+        "datasites would refuse its bundle: code.py: top-level module 'code' would shadow "
+        "the standard library's 'code'"
+    )
+    assert refused.value.fix == "rename that module or package"

@@ -44,8 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.errors import ConfigError, SyftflwrError
-from syftflwr.jobs.fab import CONTENT, PYPROJECT, check_app_config
+from syftflwr.names import FLOWER_NAME_MAX, flower_name_problem, suggest_flower_name
 
+PYPROJECT = "pyproject.toml"
+CONTENT = ".info/CONTENT"
+"""The FAB's manifest: one ``path,sha256,size in bits`` line per file it vouches for."""
+COMPONENTS = ("serverapp", "clientapp")
 MAX_UNCOMPRESSED = 100 * 1024 * 1024
 """Bytes a bundle may hold once inflated (Flower's own limit is 10 MB compressed)."""
 _CHUNK = 1 << 16
@@ -128,6 +132,90 @@ def _inspect(data: bytes) -> tuple[BundleInfo, _Opened]:
         dependencies=tuple(dependencies),
     )
     return info, opened
+
+
+def check_app_config(config: Mapping[str, Any], *, source: str) -> tuple[str, str, str]:
+    """``(name, version, publisher)`` of a Flower app's pyproject, after the checks flwr
+    1.42 makes when it builds (the module check aside: building never imports the app).
+
+    :raises ConfigError: the first problem, naming its key and the fix.
+    """
+    project = _table(config, ("project",), source)
+    name = project.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("missing", source=source, key="[project].name", fix='name = "my-app"')
+    problem = flower_name_problem(name)
+    if problem:
+        raise ConfigError(
+            f"{name!r} cannot be a Flower app's name: {problem} (flwr 1.42 refuses it: a "
+            f"letter, then letters, digits and hyphens, at most {FLOWER_NAME_MAX} characters)",
+            source=source,
+            key="[project].name",
+            fix=f'name = "{suggest_flower_name(name) or "my-app"}"',
+        )
+    app_version = project.get("version")
+    if not isinstance(app_version, str) or not app_version.strip():
+        raise ConfigError(
+            "missing (a job's version decides what is an update and what a rollback)",
+            source=source,
+            key="[project].version",
+            fix='version = "1.0.0"',
+        )
+    app = _table(config, ("tool", "flwr", "app"), source)
+    publisher = app.get("publisher")
+    if not isinstance(publisher, str) or not publisher.strip():
+        raise ConfigError(
+            "missing", source=source, key="[tool.flwr.app].publisher", fix='publisher = "you"'
+        )
+    components = _table(config, ("tool", "flwr", "app", "components"), source)
+    for component in COMPONENTS:
+        ref = components.get(component)
+        module, _, attribute = ref.partition(":") if isinstance(ref, str) else ("", "", "")
+        if not module or not attribute:
+            raise ConfigError(
+                f"{ref!r} is not a <module>:<attribute> reference"
+                if ref is not None
+                else "missing",
+                source=source,
+                key=f"[tool.flwr.app.components].{component}",
+                fix=f'{component} = "my_app.{component.replace("app", "_app")}:app"',
+            )
+    run_config = app.get("config", {})
+    if not isinstance(run_config, Mapping):
+        raise ConfigError(
+            "must be a table", source=source, key="[tool.flwr.app.config]", fix="num-rounds = 3"
+        )
+    _check_run_config(run_config, "tool.flwr.app.config", source)
+    return name, app_version, publisher
+
+
+def _check_run_config(table: Mapping[str, Any], prefix: str, source: str) -> None:
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            _check_run_config(value, f"{prefix}.{key}", source)
+        elif not isinstance(value, (bool, int, float, str)):
+            raise ConfigError(
+                f"a run-config value is an int, float, bool or string, not "
+                f"{type(value).__name__} (flwr 1.42 refuses it)",
+                source=source,
+                key=f"[{prefix}].{key}",
+                fix="give it one of those types, or a table of them",
+            )
+
+
+def _table(config: Mapping[str, Any], path: tuple[str, ...], source: str) -> Mapping[str, Any]:
+    node: Any = config
+    for depth, part in enumerate(path):
+        node = node.get(part) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            name = ".".join(path[: depth + 1])
+            raise ConfigError(
+                "missing: a Flower app's pyproject.toml needs it",
+                source=source,
+                key=f"[{name}]",
+                fix="start from `syftflwr new NAME` or `flwr new`, or add the table",
+            )
+    return node  # type: ignore[no-any-return]
 
 
 def same_files(old: BundleInfo, new: BundleInfo) -> bool:

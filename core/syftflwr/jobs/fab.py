@@ -10,7 +10,9 @@ What this adds to Flower's builder, under every supported flwr:
 * ``[tool.syftflwr]`` is kept out of the bundle: the datasite list and key pins are the
   federation's, not the app's, and must not change the FAB's hash;
 * the project's files the builder left out, for ``submit`` to list as "not shipped"
-  (1.26.1 packs only ``*.py``, ``*.toml``, ``*.md``; 1.42 also yaml/json/LICENSE).
+  (1.26.1 packs only ``*.py``, ``*.toml``, ``*.md``; 1.42 also yaml/json/LICENSE);
+* what review would refuse (:func:`~syftflwr.jobs.bundle.inspect_bundle`: a top-level
+  module named like the standard library's, ...) is refused before anything is sent.
 
 Nothing here imports the app: Flower's builder reads files and TOML only (its module
 check is off when building), and so does this module.
@@ -26,18 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
 
 from syftflwr.errors import ConfigError
-from syftflwr.names import FLOWER_NAME_MAX, flower_name_problem, suggest_flower_name
-
-PYPROJECT = "pyproject.toml"
-CONTENT = ".info/CONTENT"
-"""The FAB's manifest: one ``path,sha256,size in bits`` line per file it vouches for."""
-COMPONENTS = ("serverapp", "clientapp")
+from syftflwr.jobs.bundle import PYPROJECT, BundleRefused, check_app_config, inspect_bundle
 
 _NOT_PROJECT_FILES = frozenset({"__pycache__", "node_modules"})
 """Folders nobody expects in a bundle, left out of "not shipped" (so are hidden folders,
@@ -72,7 +68,8 @@ def build_fab(project_dir: Path) -> BuiltFab:
     """Build the FAB of the Flower app in ``project_dir`` with the installed flwr.
 
     :raises ConfigError: no readable ``pyproject.toml``, an app flwr 1.42+ refuses (under
-        any flwr), or one the installed flwr refuses to build (its reason, e.g. too large).
+        any flwr), one the installed flwr refuses to build (its reason, e.g. too large), or
+        one whose bundle review would refuse.
     """
     root = project_dir.expanduser().resolve()
     source = str(root / PYPROJECT)
@@ -82,6 +79,16 @@ def build_fab(project_dir: Path) -> BuiltFab:
     files: dict[str, bytes | Path] = _flwr_files(root)
     files[PYPROJECT] = _without_syftflwr(document)
     data = _build(files, source=source)
+    try:
+        inspect_bundle(data)
+    except BundleRefused as refused:
+        raise ConfigError(
+            f"datasites would refuse its bundle: {refused}",
+            source=source,
+            fix="rename that module or package"
+            if "would shadow" in str(refused)
+            else "change the app so that this no longer holds, then submit again",
+        ) from None
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         shipped = set(archive.namelist())
     return BuiltFab(
@@ -93,90 +100,6 @@ def build_fab(project_dir: Path) -> BuiltFab:
         not_shipped=tuple(p for p in _project_files(root) if p not in shipped),
         flwr_version=flwr_version(),
     )
-
-
-def check_app_config(config: Mapping[str, Any], *, source: str) -> tuple[str, str, str]:
-    """``(name, version, publisher)`` of a Flower app's pyproject, after the checks flwr
-    1.42 makes when it builds (the module check aside: building never imports the app).
-
-    :raises ConfigError: the first problem, naming its key and the fix.
-    """
-    project = _table(config, ("project",), source)
-    name = project.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError("missing", source=source, key="[project].name", fix='name = "my-app"')
-    problem = flower_name_problem(name)
-    if problem:
-        raise ConfigError(
-            f"{name!r} cannot be a Flower app's name: {problem} (flwr 1.42 refuses it: a "
-            f"letter, then letters, digits and hyphens, at most {FLOWER_NAME_MAX} characters)",
-            source=source,
-            key="[project].name",
-            fix=f'name = "{suggest_flower_name(name) or "my-app"}"',
-        )
-    app_version = project.get("version")
-    if not isinstance(app_version, str) or not app_version.strip():
-        raise ConfigError(
-            "missing (a job's version decides what is an update and what a rollback)",
-            source=source,
-            key="[project].version",
-            fix='version = "1.0.0"',
-        )
-    app = _table(config, ("tool", "flwr", "app"), source)
-    publisher = app.get("publisher")
-    if not isinstance(publisher, str) or not publisher.strip():
-        raise ConfigError(
-            "missing", source=source, key="[tool.flwr.app].publisher", fix='publisher = "you"'
-        )
-    components = _table(config, ("tool", "flwr", "app", "components"), source)
-    for component in COMPONENTS:
-        ref = components.get(component)
-        module, _, attribute = ref.partition(":") if isinstance(ref, str) else ("", "", "")
-        if not module or not attribute:
-            raise ConfigError(
-                f"{ref!r} is not a <module>:<attribute> reference"
-                if ref is not None
-                else "missing",
-                source=source,
-                key=f"[tool.flwr.app.components].{component}",
-                fix=f'{component} = "my_app.{component.replace("app", "_app")}:app"',
-            )
-    run_config = app.get("config", {})
-    if not isinstance(run_config, Mapping):
-        raise ConfigError(
-            "must be a table", source=source, key="[tool.flwr.app.config]", fix="num-rounds = 3"
-        )
-    _check_run_config(run_config, "tool.flwr.app.config", source)
-    return name, app_version, publisher
-
-
-def _check_run_config(table: Mapping[str, Any], prefix: str, source: str) -> None:
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            _check_run_config(value, f"{prefix}.{key}", source)
-        elif not isinstance(value, (bool, int, float, str)):
-            raise ConfigError(
-                f"a run-config value is an int, float, bool or string, not "
-                f"{type(value).__name__} (flwr 1.42 refuses it)",
-                source=source,
-                key=f"[{prefix}].{key}",
-                fix="give it one of those types, or a table of them",
-            )
-
-
-def _table(config: Mapping[str, Any], path: tuple[str, ...], source: str) -> Mapping[str, Any]:
-    node: Any = config
-    for depth, part in enumerate(path):
-        node = node.get(part) if isinstance(node, Mapping) else None
-        if not isinstance(node, Mapping):
-            name = ".".join(path[: depth + 1])
-            raise ConfigError(
-                "missing: a Flower app's pyproject.toml needs it",
-                source=source,
-                key=f"[{name}]",
-                fix="start from `syftflwr new NAME` or `flwr new`, or add the table",
-            )
-    return node  # type: ignore[no-any-return]
 
 
 def _read_pyproject(root: Path) -> tomlkit.TOMLDocument:
