@@ -321,3 +321,18 @@ def test_a_later_process_attaches_to_a_request_an_earlier_one_sent(
     assert time.monotonic() - started < 3.0
     later.forget(handle)
     assert not list(mailbox.root.rglob(f"{handle.id}.request"))  # cleaned up as usual
+
+
+def test_a_role_run_again_after_stop_serves_new_requests(mailbox: Mailbox) -> None:
+    """``syftflwr serve`` runs a datasite's runner again after each run's stop: the
+    second ``run_forever`` of one events role must watch its inboxes again (it served
+    nothing, as its routes were known from the first run and never watched anew)."""
+    events = mailbox.serve(DS1, _echo)
+    assert _round_trip(mailbox, b"first") == b"first"
+    events.stop()
+    mailbox.threads[-1].join(10)
+    assert not mailbox.threads[-1].is_alive()
+    again = threading.Thread(target=events.run_forever, daemon=True)
+    again.start()
+    mailbox.threads.append(again)
+    assert _round_trip(mailbox, b"second") == b"second"

@@ -193,6 +193,7 @@ class MailboxEvents(BaseEvents):
             self._seen.clear()
             self._inflight.clear()
             self._retries.clear()
+            self._routes.clear()  # and watches every inbox again: its subscription is new
         self.incomplete = IncompleteRequests(self.incomplete.grace)
         prefix = f"syftflwr-{self.client.email}"
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{prefix}-worker")
