@@ -37,6 +37,8 @@ class World:
             "HOME": str(tmp / "home"),
             "PATH": os.environ.get("PATH", ""),
             "FLWR_TELEMETRY_ENABLED": "0",
+            # a source tree under test (PYTHONPATH=core) reaches the processes too
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
         }
 
     def home(self, email: str) -> Path:

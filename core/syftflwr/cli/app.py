@@ -36,6 +36,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "keys": "syftflwr.cli.keys:keys",
     "submit": "syftflwr.cli.submit:submit_command",
     "jobs": "syftflwr.cli.jobs:jobs",
+    "serve": "syftflwr.cli.serve:serve",
 }
 """Core subcommands, ``name -> "module:attribute"``; one whose module does not exist
 (yet) is simply not offered."""
@@ -51,6 +52,7 @@ COMMAND_HELP: dict[str, str] = {
     "keys": "Manage this participant's encryption keys.",
     "submit": "Send a Flower app to its datasites for review (a signed job).",
     "jobs": "Collect and list jobs; review, approve or reject one; accept a sender.",
+    "serve": "Serve every app you approved as a datasite (and nothing else).",
 }
 """Short help shown by ``syftflwr --help`` without importing the command modules."""
 

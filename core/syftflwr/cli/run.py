@@ -119,12 +119,19 @@ def _run(
     participant = connect(loaded, email=email, transport=transport)
     console = make_console(stderr=True)
     with participant:
+        app_hash: str | None = None
+        if participant.role == "aggregator" and not relayed:  # simulate submits nothing
+            from syftflwr.jobs.running import submitted_hash
+
+            app_hash = submitted_hash(participant.project, participant.email)
         if not relayed:  # under simulate, which shows its own
             how = ""
             if participant.role == "aggregator":
                 from syftflwr.flower.launch import broadcast_mode
 
                 how = f"; {escape(broadcast_mode(participant)[1])}"
+                if app_hash is not None:
+                    how += f"; the submitted app (FAB {app_hash[:16]})"
             console.print(
                 f"{participant.email} ({participant.role}) over "
                 f"[bold]{participant.transport.name}[/] "
@@ -156,6 +163,7 @@ def _run(
                 console=console,
                 json_out=json_out,
                 relayed=relayed,
+                app_hash=app_hash,
             )
     return code
 
@@ -206,6 +214,7 @@ def _aggregate(
     console: Console,
     json_out: bool = False,
     relayed: bool = False,
+    app_hash: str | None = None,
 ) -> int:
     if STOP.signum is not None:  # stopped while starting: nothing was sent
         console.print(f"stopped by {signal_name(STOP.signum)} before the run started")
@@ -235,6 +244,7 @@ def _aggregate(
             round_timeout=round_timeout,
             resume=resume,
             on_start=interruptible,
+            app_hash=app_hash,
         )
     finally:
         if live:

@@ -211,6 +211,7 @@ def run_aggregator(
     stop_datasites: bool = True,
     resume: bool = False,
     on_start: Callable[[TransportGrid], None] | None = None,
+    app_hash: str | None = None,
 ) -> RunResult:
     """Run the project's ServerApp against its datasites; never raises for app errors
     (they are in ``RunResult.error``), so callers can always report what happened.
@@ -225,6 +226,8 @@ def run_aggregator(
     :param on_start: called with the Grid before the ServerApp starts (e.g. to
         :meth:`~TransportGrid.interrupt` it on a signal: the run then ends at once,
         resumable, its datasites still serving; ``RunResult.interrupted`` says why).
+    :param app_hash: the FAB hash of the submitted app this run is, named in every
+        request (``syftflwr.jobs.running.submitted_hash``; None: a local app).
     :raises ConfigError: ``resume`` with nothing (matching) to resume.
     """
     started = time.monotonic()
@@ -251,6 +254,7 @@ def run_aggregator(
         transport=participant.transport.name,
         datasite_command=datasite_command(participant),
         blob_threshold=threshold,
+        app_hash=app_hash,
     )
     if tracker.checkpoints is not None:
         tracker.checkpoints.summary = lambda r: _round_summary(grid, r)

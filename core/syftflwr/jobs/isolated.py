@@ -3,7 +3,7 @@
 ``syftflwr serve`` runs code a data owner approved but did not write. Running it inside
 the serving process would hand it the decrypted key store, the transport's credentials
 and every other app's state. :class:`IsolatedClientApp` instead starts one child process
-per app (``python -m syftflwr.jobs.isolated APP_DIR``, with the interpreter of that app's
+per app (:func:`main` with ``APP_DIR``, in the interpreter of that app's
 environment) and passes it each decrypted Flower message over a private socket; the
 child keeps one Flower ``Context`` per run, exactly as :class:`DatasiteRunner` does
 in-process, and answers with the reply. The child gets no ``SYFTFLWR_*`` variable, a
@@ -47,6 +47,9 @@ READY_TIMEOUT = 120.0
 """Seconds a child may take to import its app (Flower, numpy, torch...) before it is
 given up on."""
 STOP_GRACE = 5.0
+CHILD = "import sys; from syftflwr.jobs.isolated import main; sys.exit(main(sys.argv[1:]))"
+"""The child's program: this module imported as itself (run as ``__main__``, its imports
+of syftflwr's private modules would count as a plugin's and warn)."""
 PRIVATE_ENV_PREFIXES = ("SYFTFLWR_",)
 """Variables the child never sees: they locate the participant's keys, tokens and state."""
 
@@ -134,7 +137,7 @@ class IsolatedClientApp:
         with parent_sock, child_sock:
             fd = child_sock.fileno()
             proc = subprocess.Popen(
-                [self.python, "-m", "syftflwr.jobs.isolated", str(self.app_dir), str(fd)],
+                [self.python, "-c", CHILD, str(self.app_dir), str(fd)],
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -281,7 +284,3 @@ def main(argv: list[str]) -> int:
     finally:
         conn.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -25,21 +25,20 @@ code is only as safe as the channel that tells a datasite which code to run.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from syftflwr.config import ParticipantSettings, ProjectConfig, load_participant, resolve_state_dir
+from syftflwr.config import ProjectConfig
 from syftflwr.crypto.signing import identity_dir
 from syftflwr.flower.apps import node_config_for
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
 from syftflwr.jobs.bundle import unpack_fab
 from syftflwr.jobs.isolated import IsolatedClientApp
+from syftflwr.jobs.review import Who
 from syftflwr.jobs.store import JobStore, ReceivedJob
-from syftflwr.registry import Registry
 from syftflwr.session import Participant, connect
 
 log = logging.getLogger("syftflwr.jobs")
@@ -184,29 +183,26 @@ class Serving:
 
 
 class Server:
-    """Everything ``syftflwr serve`` runs for one datasite (use it as a context manager)."""
+    """Everything ``syftflwr serve`` runs for one datasite (use it as a context manager).
+
+    :param who: the datasite, its state and how it reaches its transport.
+    :param python: the interpreter approved apps run with (default: this one).
+    :param on_serving: called with each app as serving it starts (the CLI prints it).
+    """
 
     def __init__(
         self,
-        email: str,
+        who: Who,
         *,
-        transport: str | None = None,
-        env: Mapping[str, str] = os.environ,
-        participant: ParticipantSettings | None = None,
-        registry: Registry | None = None,
-        allow_in_process: bool = False,
         python: str | None = None,
+        on_serving: Callable[[ServedApp, ReceivedJob], None] | None = None,
     ) -> None:
-        self.settings = participant if participant is not None else load_participant(env)
-        self.email = email
-        self.transport = transport
-        self.env = env
-        self.registry = registry
-        self.allow_in_process = allow_in_process
+        self.who = who
+        self.email = who.email
         self.python = python
-        state_root, _ = resolve_state_dir(self.settings, env=env)
-        self.store = JobStore(state_root, email)
-        self.apps_dir = identity_dir(state_root, email) / APPS_FOLDER
+        self.on_serving = on_serving
+        self.store = JobStore(who.state_root, who.email)
+        self.apps_dir = identity_dir(who.state_root, who.email) / APPS_FOLDER
         self.apps_dir.mkdir(mode=0o700, exist_ok=True)
         self.serving: dict[ServedApp, Serving] = {}
         self.stopped = threading.Event()
@@ -218,20 +214,23 @@ class Server:
             if served not in self.serving and not self.stopped.is_set():
                 self.serving[served] = self._start(served, jobs[-1])
                 started.append(served)
+                if self.on_serving is not None:
+                    self.on_serving(served, jobs[-1])
         return started
 
     def _start(self, served: ServedApp, current: ReceivedJob) -> Serving:
         datasites = current.offer.datasites  # the offer binds this datasite among them
+        who = self.who
         joined = connect(
-            served_project(current, self.transport),
+            served_project(current, who.transport),
             email=self.email,
-            transport=self.transport,
-            env=self.env,
-            participant=self.settings,
-            allow_in_process=self.allow_in_process,
-            registry=self.registry,
+            transport=who.transport,
+            env=who.env,
+            participant=who.settings,
+            allow_in_process=who.allow_in_process,
+            registry=who.registry,
         )
-        code = ApprovedCode(self.store, served, self.apps_dir, env=self.env, python=self.python)
+        code = ApprovedCode(self.store, served, self.apps_dir, env=who.env, python=self.python)
         try:
             runner = DatasiteRunner(
                 joined.events(),
