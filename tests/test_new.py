@@ -100,4 +100,5 @@ def test_new_app_trains_in_separate_processes(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = " ".join(proc.stdout.split())
     assert "transport fsspec-local, 3 datasites, end-to-end encrypted" in summary
+    assert "the simulated datasites approved this folder's app automatically" in summary
     assert float(summary.split("final accuracy")[1].split()[0]) >= 0.85

@@ -99,6 +99,11 @@ def simulate(
         echo_json(results.to_document(result))
     how = "threads" if result.mode == "threads" else "separate processes"
     print_summary(console, result, title=f"{result.app_name}: simulation ({how})")
+    console.print(  # real datasites run only apps they approved (docs/jobs.md)
+        "the simulated datasites approved this folder's app automatically (real ones "
+        "review it: `syftflwr submit`, `syftflwr jobs`, `syftflwr serve`)",
+        highlight=False,
+    )
     if fallback:  # nothing pinned, nothing that crosses processes: say what ran instead
         console.print(f"in threads over memory: {fallback}", highlight=False, soft_wrap=True)
     if result.workspace:
