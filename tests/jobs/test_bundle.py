@@ -240,8 +240,24 @@ def test_a_malformed_manifest_is_refused(fab: bytes) -> None:
     )
 
 
-def test_a_pyproject_flwr_142_would_refuse_is_refused(fab: bytes) -> None:
-    text = _members(fab)["pyproject.toml"].decode().replace("marker-app", "marker_app")
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('name = "marker-app"', 'name = "marker_app"', "pyproject.toml: [project].name: 'marker_"),
+        (
+            "lr = 0.1",
+            '"lr\\n\\u001b[2J" = [0.1]',
+            "pyproject.toml: [tool.flwr.app.config].lr\\n\\x1b[2J: a run-config value",
+        ),
+    ],
+)
+def test_a_pyproject_flwr_142_would_refuse_is_refused_in_one_line(
+    fab: bytes, old: str, new: str, expected: str
+) -> None:
+    """Control characters a hostile pyproject puts in a key come out escaped."""
+    text = _members(fab)["pyproject.toml"].decode()
+    assert old in text
+    text = text.replace(old, new)
     lines = [
         f"pyproject.toml,{hashlib.sha256(text.encode()).hexdigest()},{len(text.encode()) * 8}"
         if line.startswith("pyproject.toml,")
@@ -251,7 +267,7 @@ def test_a_pyproject_flwr_142_would_refuse_is_refused(fab: bytes) -> None:
     data = rezip(
         fab, replace={"pyproject.toml": text.encode(), ".info/CONTENT": "\n".join(lines).encode()}
     )
-    assert _refused(data).startswith("pyproject.toml: [project].name:")
+    assert _refused(data).startswith(expected)
 
 
 # ----------------------------------------------------------------------------- diffs

@@ -139,6 +139,28 @@ def test_a_missing_field_is_refused_naming_its_key(tmp_path: Path, drop: str, ke
     assert refused.value.key == key and refused.value.fix
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('version = "1.0.0"', 'version = "1.0/../../x"', "[project].version"),
+        ('publisher = "syftflwr-tests"', 'publisher = "../../etc"', "[tool.flwr.app].publisher"),
+        ('publisher = "syftflwr-tests"', 'publisher = "me\\u001b[2J"', "[tool.flwr.app].publisher"),
+    ],
+)
+def test_a_version_or_publisher_shaped_like_a_path_is_refused(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    """Flower's install names a folder after them, and review prints them."""
+    project = write_app(tmp_path / "app")
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace(old, new))
+
+    with pytest.raises(ConfigError) as refused:
+        build_fab(project)
+
+    assert refused.value.key == key and "\x1b" not in str(refused.value)
+
+
 def test_a_component_that_is_no_reference_and_a_bad_run_config_are_refused(
     tmp_path: Path,
 ) -> None:

@@ -65,7 +65,11 @@ _STDLIB, _STARTUP = "<stdlib>", "<startup>"
 
 class BundleRefused(SyftflwrError):  # noqa: N818 (the contract's name)
     """A received FAB review will not show or run; the message is one line naming the
-    member (or the signature) and the problem."""
+    member (or the signature) and the problem (control characters a hostile bundle put in
+    a name are shown escaped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_CONTROL.sub(lambda c: repr(c.group())[1:-1], message))
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,18 @@ def check_app_config(config: Mapping[str, Any], *, source: str) -> tuple[str, st
         raise ConfigError(
             "missing", source=source, key="[tool.flwr.app].publisher", fix='publisher = "you"'
         )
+    for key, value, example in (
+        ("[project].version", app_version, "1.0.0"),
+        ("[tool.flwr.app].publisher", publisher, "you"),
+    ):
+        if _CONTROL.search(value) or "/" in value or "\\" in value or ".." in value:
+            raise ConfigError(
+                f"{value!r} holds a control character, a slash or '..' (Flower's install "
+                "puts it in a folder's name; review prints it)",
+                source=source,
+                key=key,
+                fix=f'{key.rsplit(".", 1)[1]} = "{example}"',
+            )
     components = _table(config, ("tool", "flwr", "app", "components"), source)
     for component in COMPONENTS:
         ref = components.get(component)

@@ -21,9 +21,7 @@ check is off when building), and so does this module.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -80,7 +78,7 @@ def build_fab(project_dir: Path) -> BuiltFab:
     files[PYPROJECT] = _without_syftflwr(document)
     data = _build(files, source=source)
     try:
-        inspect_bundle(data)
+        shipped = inspect_bundle(data).files
     except BundleRefused as refused:
         raise ConfigError(
             f"datasites would refuse its bundle: {refused}",
@@ -89,8 +87,6 @@ def build_fab(project_dir: Path) -> BuiltFab:
             if "would shadow" in str(refused)
             else "change the app so that this no longer holds, then submit again",
         ) from None
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        shipped = set(archive.namelist())
     return BuiltFab(
         data=data,
         fab_hash=hashlib.sha256(data).hexdigest(),
