@@ -32,7 +32,12 @@ REAL google-api-python-client drives it (built from its bundled discovery docume
   batch is one call, as Drive's quota counts them), :attr:`DriveState.http_requests` the
   HTTP requests per user (a batch is one) and :attr:`DriveState.media_bytes` the file
   content received per user; :meth:`DriveState.stall_uploads` holds a resumable upload
-  at a given offset (a test kills the uploading process there).
+  at a given offset (a test kills the uploading process there);
+* a slower network, for benchmarks (default off): :attr:`DriveState.latency` seconds
+  added to every HTTP request and :attr:`DriveState.upload_rate`, bytes per second that
+  each user's requests share (an uplink); :attr:`DriveState.request_bytes` counts the
+  body bytes each user sent. ``python drive_server.py --users FILE`` serves in a process
+  of its own (:func:`main`), its counters at ``GET /_test/stats``.
 
 Response bodies always carry every field (``fields=`` partial responses are ignored):
 the client does not mind extra fields.
@@ -213,6 +218,17 @@ class DriveState:
         ``invalid_grant``."""
         self.rejected: Counter[str] = Counter()
         """401 answers, by the user whose (expired) access token was refused."""
+        self.latency = 0.0
+        """Seconds every HTTP request waits before it is answered (a batch is one
+        request): the network's round trip, for benchmarks. 0: none."""
+        self.upload_rate: float | None = None
+        """Bytes per second that the request bodies of each user share, however many
+        requests are in flight (that user's uplink), for benchmarks. None: no cap."""
+        self.request_bytes: Counter[str] = Counter()
+        """Request body bytes received per user (uploads, metadata, batches): what the
+        user sent to Drive."""
+        self._uplink: dict[str, float] = {}
+        """User -> when the bytes already admitted on its uplink are through."""
 
     # -- set-up and observation (tests) ------------------------------------------------------
     def add_user(
@@ -341,6 +357,31 @@ class DriveState:
             self.stalled.set()
             self._release.wait()
         return held
+
+    def pace(self, user: str, size: int) -> None:
+        """Hold a request body of ``size`` bytes of ``user`` until its uplink
+        (:attr:`upload_rate`, shared by the user's concurrent requests) carried it."""
+        if not self.upload_rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            done = max(now, self._uplink.get(user, now)) + size / self.upload_rate
+            self._uplink[user] = done
+        time.sleep(max(0.0, done - now))
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, JSON-ready (``GET /_test/stats`` of a server in its own process)."""
+        with self.lock:
+            calls: dict[str, dict[str, int]] = {}
+            for (user, method), n in self.calls.items():
+                calls.setdefault(user, {})[method] = n
+            return {
+                "calls": calls,
+                "http_requests": dict(self.http_requests),
+                "media_bytes": dict(self.media_bytes),
+                "request_bytes": dict(self.request_bytes),
+                "notify_requested": len(self.notify_requested),
+            }
 
     def calls_by(self, email_address: str) -> Counter[str]:
         with self.lock:
@@ -655,16 +696,41 @@ class _Handler(BaseHTTPRequestHandler):
         return user
 
     def _serve(self, verb: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
+        if self.server.state.latency:
+            time.sleep(self.server.state.latency)
         if urllib.parse.urlsplit(self.path).path == "/token" and verb == "POST":
             self._token_endpoint(body)
+        elif urllib.parse.urlsplit(self.path).path == "/_test/stats" and verb == "GET":
+            self._json(200, self.server.state.stats())
         elif urllib.parse.urlsplit(self.path).path == "/batch/drive/v3" and verb == "POST":
             self._batch(body)
         else:
             self._answer(verb, self.path, body, counted=True)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a killed client
             self._write(*self._reply)
+
+    def _body(self) -> bytes:
+        """The request body, read at the sender's :attr:`DriveState.upload_rate` and
+        counted in :attr:`DriveState.request_bytes` (by the bearer token's user)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return b""
+        state = self.server.state
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        with state.lock:
+            user = state.users.get(token, "?")
+            state.request_bytes[user] += length
+        if not state.upload_rate:
+            return self.rfile.read(length)
+        body = bytearray()
+        while len(body) < length:
+            piece = self.rfile.read(min(length - len(body), 256 * 1024))
+            if not piece:
+                break
+            state.pace(user, len(piece))
+            body += piece
+        return bytes(body)
 
     def _answer(self, verb: str, target: str, body: bytes, *, counted: bool) -> None:
         """Answer one API call (into :attr:`_reply`); ``counted``: an HTTP request of
@@ -940,3 +1006,28 @@ def drive_service(root_url: str, token: str) -> Any:
     doc["mtlsRootUrl"] = root_url
     doc["baseUrl"] = root_url + doc["servicePath"]
     return build_from_document(doc, credentials=Credentials(token=token))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve in this process until killed (a benchmark's Drive, off its CPU's GIL): prints
+    the root URL, then answers; ``--users`` is a JSON file ``{email: token}``."""
+    import argparse
+    import pathlib
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--users", type=pathlib.Path, required=True)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per HTTP request")
+    parser.add_argument("--upload-rate", type=float, default=None, help="bytes/s per user")
+    args = parser.parse_args(argv)
+    state = DriveState()
+    state.latency, state.upload_rate = args.latency, args.upload_rate
+    for email_address, token in json.loads(args.users.read_text()).items():
+        state.add_user(email_address, token)
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.state = state
+    print(f"http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    server.serve_forever(0.05)
+
+
+if __name__ == "__main__":
+    main()

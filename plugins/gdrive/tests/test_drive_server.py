@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import drive_server
 import pytest
 from drive_server import FOLDER, DriveState, drive_service, running_drive
 from googleapiclient.errors import HttpError
@@ -272,3 +280,54 @@ def test_resumable_session_tells_its_progress(drive: tuple[DriveState, dict[str,
     assert resp.status == 200 and json.loads(body)["id"] == done["id"]
     assert [f.name for f in state.find("big")] == ["big"]
     assert state.media_bytes[ALICE] == len(data)
+
+
+def test_latency_and_uplink_cap_are_off_by_default_and_slow_requests_when_set() -> None:
+    """Benchmarks' slower network: every request waits ``latency``; request bodies of one
+    user share ``upload_rate`` (two concurrent uploads take as long as both bytes
+    need); every body byte is counted for its user."""
+    with running_drive() as (state, url):
+        token = state.add_user(ALICE)
+        svc = drive_service(url, token)
+        assert state.latency == 0 and state.upload_rate is None  # the suite is not slowed
+        folder = _folder(svc, "up")
+        sent = state.request_bytes[ALICE]
+        _upload(svc, "plain", folder, bytes(100_000))
+        assert state.request_bytes[ALICE] - sent > 100_000  # media, metadata and framing
+        state.latency = 0.3
+        started = time.monotonic()
+        svc.files().list(q="'root' in parents").execute()
+        assert time.monotonic() - started >= 0.3
+        state.latency, state.upload_rate = 0.0, 4_000_000
+        data = os.urandom(1_000_000)
+
+        def upload(name: str) -> dict[str, Any]:  # a client per thread (httplib2)
+            return _upload(drive_service(url, token), name, folder, data)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(2) as pool:  # one user's two uploads share its uplink
+            done = list(pool.map(upload, ["a", "b"]))
+        assert time.monotonic() - started >= 0.5
+        assert [d["size"] for d in done] == [str(len(data))] * 2
+
+
+def test_a_server_process_of_its_own_reports_its_counters(tmp_path: Path) -> None:
+    """``python drive_server.py --users FILE``: serves the users, prints its URL, and
+    answers ``GET /_test/stats`` with the counters (a benchmark's Drive, off its GIL)."""
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({ALICE: "token-alice"}))
+    server = subprocess.Popen([sys.executable, str(Path(drive_server.__file__)),
+                               "--users", str(users), "--latency", "0.01"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        svc = drive_service(url, "token-alice")
+        _upload(svc, "x", _folder(svc, "f"), b"12345")
+        with urllib.request.urlopen(url + "_test/stats", timeout=30) as answer:
+            stats = json.load(answer)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert stats["calls"][ALICE] == {"files.create": 2}
+    assert stats["media_bytes"][ALICE] == 5 and stats["http_requests"][ALICE] == 2
