@@ -23,6 +23,15 @@ SYFTBOX_RESULTS = ROOT / "plugins" / "syftbox" / "benchmarks" / "results.json"
 which this suite's environment cannot share): shown as recorded, never re-measured here."""
 DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
 DEFAULT_PNG = ROOT / "docs" / "img" / "benchmarks.png"
+BROADCAST_PNG = "broadcast.png"
+"""The broadcast plot, next to the summary plot."""
+BROADCAST_STORES = {
+    "gcs": ROOT / "benchmarks" / "results" / "broadcast-gcs.json",
+    "gdrive": ROOT / "benchmarks" / "results" / "broadcast-gdrive.json",
+}
+"""Recorded by ``bench_broadcast.py --transport gcs|gdrive`` (they need the gcs test extra
+or the gdrive plugin, which the suite's environment does not install): shown as
+recorded, next to the suite's own fsspec-local broadcast."""
 PENDING = {
     "encryption on vs off": "pending: envelope encryption lands with issue 8",
     "Drive: API calls per idle poll vs syft-flwr 0.5": "pending: the gdrive transport (issue 6)",
@@ -83,6 +92,10 @@ def section_bars(results: dict[str, Any]) -> str:
             rows.append([record["name"], value_text(record), record["baseline"], verdict(record)])
         if "error" in data:
             rows.append([f"{name}: failed", "-", "-", data["error"].splitlines()[-1][:120]])
+    for data in recorded_broadcasts():  # shown as recorded (not run by the suite)
+        for record in data.get("ratios", []):
+            rows.append([record["name"] + " (recorded)", value_text(record), record["baseline"],
+                         verdict(record)])  # fmt: skip
     intro = (
         "Every figure next to its in-run baseline. A ratio is the figure divided by its "
         "baseline (a speed-up: the baseline divided by the figure); rows marked "
@@ -429,27 +442,142 @@ CRYPTO_COLUMNS = ["size", "raw AEAD", "seal + open", "added per trip", "added / 
                   "trip, off", "trip, on", "on - off"]  # fmt: skip
 
 
-def section_broadcast(data: dict[str, Any]) -> str:
-    def mb(n: float) -> str:
-        return f"{n / (1 << 20):,.1f} MB"
+def recorded_broadcasts() -> list[dict[str, Any]]:
+    """The broadcast results recorded on GCS and Drive (those that exist)."""
+    return [json.loads(path.read_text()) for path in BROADCAST_STORES.values() if path.is_file()]
 
-    rows = [
-        [
-            str(r["datasites"]) + ("" if r["round_trip"] else " (send only)"),
-            mb(r["before"]["phase"]["bytes"]),
-            mb(r["after"]["phase"]["bytes"]),
+
+def mb(n: float) -> str:
+    return f"{n / (1 << 20):,.1f} MB"
+
+
+def _written(result: dict[str, Any]) -> int:
+    """A phase's bar figure: bytes at the store where counted there, else the storage
+    layer's (bench_broadcast.written)."""
+    return int(result.get("store_bytes", result["bytes"]))
+
+
+BROADCAST_COUNTED = {
+    "fsspec-local": "Counted in the aggregator's storage layer: requests and blobs",
+    "gcs": "A real fake-gcs-server on loopback, driven by gcsfs; counted at the HTTP level: the "
+    "body bytes of every request the aggregator sent through a counting proxy",
+    "gdrive": "The loopback Drive server with the real google-api-python-client; counted "
+    "in the server: the body bytes of every request of the aggregator's account",
+}
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    scope = "" if row["round_trip"] else " (send only, slowed)" if row.get("network") else (
+        " (send only)")  # fmt: skip
+    return f"{row['datasites']}{scope}"
+
+
+def _broadcast_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["rows"]:
+        rows.append([
+            _row_label(r),
+            mb(_written(r["before"]["phase"])),
+            mb(_written(r["after"]["phase"])),
             f"{r['after_vs_model']:.3f}x",
-            mb(r["bar_bytes"]),
-            mb(r["after"]["reuse"]["bytes"]),
+            mb(r["bar_bytes"]) + (" ✓" if _written(r["after"]["phase"]) <= r["bar_bytes"]
+                                  else " ✗"),
+            mb(_written(r["after"]["reuse"])),
             f"{r['before']['phase']['seconds']:.2f} s / {r['after']['phase']['seconds']:.2f} s",
+        ])  # fmt: skip
+    return table(["N", "one copy per datasite", "shared blob", "shared / model", "bar",
+                  "reuse phase, shared", "phase time, copies / shared"], rows)  # fmt: skip
+
+
+def _drive_tables(data: dict[str, Any]) -> str:
+    calls = []
+    for r in data["rows"]:
+        after, before = r["after"], r["before"]
+        n = r["datasites"]
+        by = r.get("model_calls")
+        blob = (
+            "-"
+            if by is None
+            else (
+                f"{r['blob_api_calls']} ({by.get('files.create', 0)} create, "
+                f"{by.get('files.upload', 0)} upload chunks, "
+                f"{by.get('permissions.create', 0)} grants)"
+            )
+        )
+        calls.append([
+            _row_label(r),
+            str(before["phase"]["api_calls"]),
+            f"{after['phase']['api_calls']} ({after['phase']['http_requests']} HTTP)",
+            f"{after['reuse']['api_calls']} ({after['reuse']['http_requests']} HTTP)",
+            blob,
+            "-" if by is None else f"{3 + n} " + ("✓" if r["blob_api_calls"] <= 3 + n else "✗"),
+            "-" if by is None else str(by.get("files.list", 0)),
+            f"{after['warmup']['api_calls']}",
+        ])  # fmt: skip
+    net = data.get("network") or {}
+    timed = [
+        [
+            str(r["datasites"]),
+            f"{r['reference_s']:.2f} s",
+            f"{r['after']['send_s']:.2f} s",
+            f"{r['send_vs_reference']:.2f}x",
+            "1.2x " + ("✓" if r["send_vs_reference"] <= 1.2 else "✗"),
+            f"{r['before']['phase']['seconds']:.2f} s ({r['before_send_vs_reference']:.1f}x)",
         ]
         for r in data["rows"]
+        if r.get("network")
     ]
     return (
+        "Drive API calls of the aggregator per phase (each request of a batch is one call, "
+        "as Drive's quota counts them; the changes-feed polls, which run on a timer, are "
+        "left out). The model's calls are a shared send phase minus its reuse phase, "
+        "which sends the same messages without the model (send-only rows: in a round trip "
+        "the replies' reads and deletes vary from phase to phase): *storing the model* "
+        "(its folder and upload session, the session's 8 MiB chunk requests, one grant per "
+        "reader sent as one batch request) and *more listings* (`files.list` of the "
+        "aggregator's changes feed reacting to its own writes: more changes, more listings; "
+        "they vary with timing). *First contact* is the warm-up phase (a run's outbox "
+        "folders, their shares, the app's blob folders). Bar (issue 20): the calls storing "
+        "the model <= 3 + N.\n\n"
+        + table(
+            [
+                "N",
+                "one copy per datasite",
+                "shared blob",
+                "reuse phase",
+                "storing the model",
+                "bar",
+                "more listings",
+                "first contact",
+            ],
+            calls,
+        )
+        + "\n\nSend phase on a slower Drive server: every HTTP request waits "
+        f"{net.get('latency', 0) * 1e3:g} ms and each account's request bodies share "
+        f"{(net.get('upload_rate') or 0) / 1e6:g} MB/s. Reference: one plain upload of the "
+        "model with the real client (resumable in 8 MiB requests, as the transport "
+        "uploads); shared: median of 3 send phases, each a fresh model; one copy per "
+        "datasite: one send phase (10 at a time at N = 50). Bar (issue 20): shared <= 1.2x "
+        "the reference.\n\n"
+        + table(
+            [
+                "N",
+                "one model upload",
+                "send phase, shared",
+                "shared / upload",
+                "bar",
+                "send phase, one copy per datasite",
+            ],
+            timed,
+        )
+    )
+
+
+def section_broadcast(data: dict[str, Any]) -> str:
+    parts = [
         "## Broadcast: the model uploaded once\n\n"
         f"Bytes the aggregator writes to storage in one phase that sends one "
-        f"{data['model_mb']} MB model to N datasites ({data['transport']}, encryption on, "
-        "counted in the aggregator's storage layer: requests and blobs). *One copy per "
+        f"{data['model_mb']} MB model to N datasites, encryption on. *One copy per "
         "datasite* is `blob_threshold` above any model (what a transport that cannot share "
         "objects does); *shared blob* is the default: the model sealed once under a fresh "
         "key, stored once, each datasite's own message carrying its key and hash. The "
@@ -457,20 +585,23 @@ def section_broadcast(data: dict[str, Any]) -> str:
         "(`evaluate(r)` then `train(r+1)`): only the small messages are written. Round "
         "trip: every datasite read and checked the model and answered; send only: the "
         "recipients are published keys. Bar (issue 20): shared <= 1.05x model + N x 64 "
-        "KiB.\n\n"
-        + table(
-            [
-                "N",
-                "one copy per datasite",
-                "shared blob",
-                "shared / model",
-                "bar",
-                "reuse phase, shared",
-                "phase time, copies / shared",
-            ],
-            rows,
+        "KiB. `benchmarks/bench_broadcast.py --transport fsspec-local|gcs|gdrive`; the "
+        "suite runs fsspec-local, the other two are recorded in "
+        "`benchmarks/results/broadcast-{gcs,gdrive}.json`."
+    ]
+    for one in [data, *recorded_broadcasts()]:
+        store = one["transport"]
+        head = (
+            f"### {store}\n\n"
+            + BROADCAST_COUNTED.get(store, "")
+            + (f"; recorded {one.get('created', '?')}." if one is not data else ".")
         )
-    )
+        parts.append(head + "\n\n" + _broadcast_table(one))
+        if store == "gdrive":
+            parts.append(_drive_tables(one))
+    if data.get("png"):
+        parts.append(f"![Broadcast: bytes per phase and Drive send time]({data['png']})")
+    return "\n\n".join(parts)
 
 
 def section_inbox(data: dict[str, Any]) -> str:
@@ -640,6 +771,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     for name, render in SECTIONS.items():
         data = benchmarks.get(name)
         if data and "error" not in data:
+            if name == "broadcast" and results.get("broadcast_png"):
+                data = {**data, "png": results["broadcast_png"]}
             parts.append(render(data))
     if SYFTBOX_RESULTS.is_file():
         parts.append(section_syftbox(json.loads(SYFTBOX_RESULTS.read_text())))
@@ -779,6 +912,66 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_broadcast(runs: list[dict[str, Any]], path: Path) -> None:
+    """Two panels: bytes per phase / model against N per transport (one copy per datasite,
+    shared blob, the bar); Drive's timed send phase against one model upload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    styles = {"fsspec-local": "o", "gcs": "s", "gdrive": "^"}
+    for run in runs:
+        store = run["transport"]
+        rows = sorted({r["datasites"]: r for r in run["rows"]}.values(),
+                      key=lambda r: r["datasites"])  # fmt: skip
+        ns = [r["datasites"] for r in rows]
+        marker = styles.get(store, "x")
+        left.plot(ns, [_written(r["before"]["phase"]) / r["model_bytes"] for r in rows],
+                  marker + "--", label=f"{store}: one copy per datasite")  # fmt: skip
+        left.plot(ns, [_written(r["after"]["phase"]) / r["model_bytes"] for r in rows],
+                  marker + "-", label=f"{store}: shared blob")  # fmt: skip
+    if runs:
+        rows = sorted(runs[0]["rows"], key=lambda r: r["datasites"])
+        ns = [r["datasites"] for r in rows]
+        left.plot(ns, [r["bar_bytes"] / r["model_bytes"] for r in rows], "k:",
+                  label="bar: 1.05 x model + N x 64 KiB")  # fmt: skip
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("datasites (N)")
+    left.set_ylabel("bytes written per phase / model")
+    left.legend(fontsize=7)
+    left.set_title(f"aggregator bytes per broadcast phase, {runs[0]['model_mb'] if runs else '?'}"
+                   " MB model")  # fmt: skip
+    drive = next((r for r in runs if r["transport"] == "gdrive"), None)
+    timed = [r for r in (drive or {}).get("rows", []) if r.get("network")]
+    if timed:
+        x = range(len(timed))
+        ref = [r["reference_s"] for r in timed]
+        right.bar([i - 0.27 for i in x], ref, 0.27, label="one plain upload of the model")
+        right.bar([i for i in x], [r["after"]["send_s"] for r in timed], 0.27,
+                  label="send phase, shared blob")  # fmt: skip
+        right.bar([i + 0.27 for i in x], [r["before"]["phase"]["seconds"] for r in timed], 0.27,
+                  label="send phase, one copy per datasite")  # fmt: skip
+        for i, value in enumerate(ref):
+            right.hlines(1.2 * value, i - 0.45, i + 0.45, colors="tab:red", linestyles="dashed",
+                         label="bar: 1.2 x one upload" if i == 0 else None)  # fmt: skip
+        right.set_xticks(list(x), [f"N = {r['datasites']}" for r in timed])
+        right.set_yscale("log")
+        right.set_ylabel("seconds")
+        right.legend(fontsize=7)
+        net = drive.get("network") or {} if drive else {}
+        right.set_title(f"Drive send phase, {(net.get('upload_rate') or 0) / 1e6:g} MB/s uplink, "
+                        f"{net.get('latency', 0) * 1e3:g} ms per request")  # fmt: skip
+    else:
+        right.set_title("Drive send phase: not recorded")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def write_report(results: dict[str, Any], docs: Path, png: Path | None) -> None:
     """The PNG (when matplotlib is available) and the page that links it."""
     page = dict(results)
@@ -786,6 +979,11 @@ def write_report(results: dict[str, Any], docs: Path, png: Path | None) -> None:
         try:
             plot(results, png)
             page["png"] = Path(png).resolve().relative_to(docs.resolve().parent).as_posix()
+            broadcast = results["benchmarks"].get("broadcast")
+            if broadcast and "error" not in broadcast:
+                bpng = Path(png).with_name(BROADCAST_PNG)
+                plot_broadcast([broadcast, *recorded_broadcasts()], bpng)
+                page["broadcast_png"] = bpng.resolve().relative_to(docs.resolve().parent).as_posix()
         except ImportError:
             print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
     docs.parent.mkdir(parents=True, exist_ok=True)

@@ -120,3 +120,70 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     report.write_report(results(), docs, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Benchmark summary](img/bench.png)" in docs.read_text()
+
+
+def broadcast_run(store: str) -> dict[str, Any]:
+    """bench_broadcast's JSON in miniature: N = 2 round trip, N = 50 send only (slowed,
+    on Drive), a 100 MB model; on Drive the model's calls are 60 at N = 50 (bar 53) and
+    the send phase 1.3x one upload (bar 1.2x)."""
+    model = 100 << 20
+
+    def phase(size: int, calls: int = 0, seconds: float = 1.0) -> dict[str, Any]:
+        out: dict[str, Any] = {"bytes": size, "blob_bytes": 0, "message_bytes": size,
+                               "seconds": seconds}  # fmt: skip
+        if store != "fsspec-local":
+            out["store_bytes"] = size + 500
+        if store == "gdrive":
+            out.update(api_calls=calls, http_requests=calls)
+        return out
+
+    network = {"latency": 0.05, "upload_rate": 100e6} if store == "gdrive" else None
+    rows = []
+    for n, trip in ((2, True), (50, False)):
+        row: dict[str, Any] = {
+            "datasites": n, "round_trip": trip, "model_bytes": model,
+            "bar_bytes": int(1.05 * model + n * 65536),
+            "before": {"warmup": phase(1 << 20, 4 * n), "phase": phase(n * model, 16 * n),
+                       "reuse": phase(n * model, 16 * n)},
+            "after": {"warmup": phase(1 << 20, 4 * n), "phase": phase(model, 3 * n + 60),
+                      "reuse": phase(3000, 3 * n)},
+        }  # fmt: skip
+        row["after_vs_model"] = (model + 500) / model
+        if store == "gdrive" and not trip:
+            calls = {"files.create": 2, "files.upload": 13, "permissions.create": 50,
+                     "files.list": 20}  # fmt: skip
+            row.update(model_calls=calls, model_api_calls=85, blob_api_calls=65,
+                       model_http_requests=16, network=network,
+                       reference_s=2.0, send_vs_reference=1.3,
+                       before_send_vs_reference=26.0)  # fmt: skip
+            row["after"]["send_s"] = 2.6
+        rows.append(row)
+    bar = ratio(f"broadcast {store}: N=50", 1.0, baseline="the model's size", bar=1.08)
+    return {"transport": store, "model_mb": 100, "network": network, "rows": rows,
+            "created": "2026-01-01T00:00:00", "ratios": [bar]}  # fmt: skip
+
+
+def test_broadcast_shows_every_transport_its_bars_and_its_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite's fsspec-local broadcast and the recorded GCS and Drive runs: a table
+    each, Drive's API calls and send-phase time against their bars, and the plot."""
+    pytest.importorskip("matplotlib")
+    stores = {}
+    for store in ("gcs", "gdrive"):
+        stores[store] = tmp_path / f"broadcast-{store}.json"
+        stores[store].write_text(json.dumps(broadcast_run(store)))
+    monkeypatch.setattr(report, "BROADCAST_STORES", stores)
+    current = results()
+    current["benchmarks"]["broadcast"] = broadcast_run("fsspec-local")
+    png, docs = tmp_path / "img" / "bench.png", tmp_path / "benchmarks.md"
+    report.write_report(current, docs, png)
+    page = docs.read_text()
+    for store in ("fsspec-local", "gcs", "gdrive"):
+        assert f"### {store}\n" in page
+    assert "| 50 (send only, slowed) | 5,000.0 MB | 100.0 MB | 1.000x | 108.1 MB ✓ |" in page
+    assert "| 65 (2 create, 13 upload chunks, 50 grants) | 53 ✗ | 20 |" in page  # > 3 + N
+    assert "| 50 | 2.00 s | 2.60 s | 1.30x | 1.2x ✗ | 1.00 s (26.0x) |" in page
+    assert "broadcast gdrive: N=50 (recorded)" in page  # in the bars summary too
+    assert (tmp_path / "img" / "broadcast.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](img/broadcast.png)" in page
