@@ -6,7 +6,8 @@ point must be reached fast). The Python API (:mod:`syftflwr.api`: ``connect``,
 ``simulate``, ``run_aggregator``, ``start_datasite``, ``run_datasite``,
 ``list_transports``, ``select_transport`` and their result types: exactly what
 ``syftflwr.api.__all__`` lists), ``hookimpl`` and ``PLUGIN_API_VERSION`` are re-exported
-lazily.
+lazily, and so is ``syftflwr.jobs``, the package of apps with consent, which a notebook
+calls for its table of jobs (``syftflwr.jobs(email=...)``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from syftflwr.api import (
+        JobsTable,
         Participant,
         RunningDatasite,
         RunResult,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "JobsTable",
     "Participant",
     "RunResult",
     "RunningDatasite",
@@ -67,6 +70,10 @@ def __getattr__(name: str) -> Any:
         from syftflwr.info import PLUGIN_API_VERSION
 
         return PLUGIN_API_VERSION
+    if name == "jobs":  # the package, callable: ``syftflwr.jobs()`` is the jobs table
+        import syftflwr.jobs
+
+        return syftflwr.jobs
     raise AttributeError(f"module 'syftflwr' has no attribute {name!r}")
 
 

@@ -8,6 +8,7 @@ is where many Drive users live).
     result = syftflwr.run_aggregator("my-app", email="me@lab.org")
     site = syftflwr.start_datasite("my-app", email="ds@hospital.org")   # background thread
     site.stop(); site.join()
+    syftflwr.jobs(email="ds@hospital.org").approve("69e496af")   # apps with consent
 
 Every function takes the Flower app's directory (or a loaded
 :class:`~syftflwr.config.ProjectConfig`) and follows the same precedence as the CLI.
@@ -32,12 +33,14 @@ from syftflwr.flower.results import RunResult
 from syftflwr.flower.runner import DatasiteRunner, RunnerStats
 from syftflwr.flower.simulation import Mode, SimulationResult, simulation_project
 from syftflwr.flower.simulation import simulate as _simulate
+from syftflwr.jobs.table import JobsTable
 from syftflwr.registry import TransportStatus, get_registry
 from syftflwr.session import Participant, as_project, connect, select_transport
 
 ProjectLike = str | Path | ProjectConfig
 
 __all__ = [
+    "JobsTable",
     "Participant",
     "RunResult",
     "RunningDatasite",

@@ -11,6 +11,9 @@ data owner reviews and approves it, only approved code runs on their data (issue
   owner's decision (both bound to aggregator, datasite, app, version, FAB hash, job id);
 * :mod:`.store` — a participant's jobs: received, submitted, decided (append-only);
 * :mod:`.channel` — the participant-level jobs endpoint over the project's transport;
+* :mod:`.table` — ``syftflwr.jobs()``, the notebook's table of jobs with approve/reject;
+* :mod:`.serve` / :mod:`.running` — ``syftflwr serve`` and the hash an aggregator's run
+  names;
 * :mod:`.isolated` — an approved app's ClientApp in a child process of its own, fed
   decrypted messages over a private socket (process isolation, not a sandbox).
 
@@ -21,9 +24,26 @@ transport, so they reach a datasite before any app's mailbox exists there, and l
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from syftflwr.names import JOBS_APP
 
 JOB_TTL = 30 * 24 * 3600.0
 """Seconds a submitted job (and a decision sent back) waits in storage to be picked up."""
 
 __all__ = ["JOBS_APP", "JOB_TTL"]
+
+
+class _CallablePackage(types.ModuleType):
+    """``syftflwr.jobs(...)`` is the notebook's table of jobs
+    (:func:`syftflwr.jobs.table.jobs`), while ``syftflwr.jobs`` stays this package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from syftflwr.jobs.table import jobs
+
+        return jobs(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
