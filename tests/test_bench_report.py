@@ -183,7 +183,7 @@ def test_broadcast_shows_every_transport_its_bars_and_its_plot(
         assert f"### {store}\n" in page
     assert "| 50 (send only, slowed) | 5,000.0 MB | 100.0 MB | 1.000x | 108.1 MB ✓ |" in page
     assert "| 65 (2 create, 13 upload chunks, 50 grants) | 53 ✗ | 20 |" in page  # > 3 + N
-    assert "| 50 | 2.00 s | 2.60 s | 1.30x | 1.2x ✗ | 1.00 s (26.0x) |" in page
+    assert "| 50 | 2.00 s | 2.60 s | 1.300x | 1.2x ✗ | 1.00 s (26.0x) |" in page
     assert "broadcast gdrive: N=50 (recorded)" in page  # in the bars summary too
     assert (tmp_path / "img" / "broadcast.png").read_bytes()[:4] == b"\x89PNG"
     assert "](img/broadcast.png)" in page
