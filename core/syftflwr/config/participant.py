@@ -56,6 +56,45 @@ def _signing_pins(value: object) -> dict[str, str]:
     return pins
 
 
+@dataclass(frozen=True)
+class AutoApprove:
+    """``[auto_approve]``: the jobs a data owner approves without reviewing them (each
+    such decision is signed and recorded like a manual one, marked automatic)."""
+
+    run_config_changes: bool = False
+    """A new version from the same aggregator and signing key whose files equal the
+    version approved last except ``[tool.flwr.app.config]`` values (and the version)."""
+    rebuilds: bool = False
+    """The same files as the version approved last, built by another flwr ("same files,
+    other build"), from the same aggregator and signing key."""
+    signers: tuple[str, ...] = ()
+    """Signing-key fingerprints whose every job is approved."""
+
+    @property
+    def any(self) -> bool:
+        return self.run_config_changes or self.rebuilds or bool(self.signers)
+
+
+def _auto_approve(value: object) -> AutoApprove:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a table, not {type_name(value)}")
+    known = {"run_config_changes", "rebuilds", "signers"}
+    for key in value:
+        if key not in known:
+            raise ValueError(f"unknown rule {key!r} (rules: {', '.join(sorted(known))})")
+    flags = {k: value.get(k, False) for k in ("run_config_changes", "rebuilds")}
+    for key, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"{key} must be true or false, not {type_name(flag)}")
+    signers = value.get("signers", [])
+    if isinstance(signers, str) or not isinstance(signers, list | tuple):
+        raise ValueError(f"signers must be an array of fingerprints, not {type_name(signers)}")
+    for fp in signers:
+        if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
+            raise ValueError(f"signers: {fp!r} is not a key fingerprint")
+    return AutoApprove(**flags, signers=tuple(dict.fromkeys(signers)))
+
+
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 KEYS = {
     "email": OptionSpec(
@@ -93,6 +132,19 @@ KEYS = {
         fix='write [signing_keys] then "alice@org.org" = "sha256:<64 hex digits>" (the '
         "fingerprint `syftflwr keys show` prints for them)",
     ),
+    "auto_approve": OptionSpec(
+        "auto_approve",
+        "str",
+        "Jobs approved without review (docs/jobs.md#automatic-approval), a table of rules: "
+        "`run_config_changes = true` (only `[tool.flwr.app.config]` changed since the "
+        "version approved last, same aggregator and signing key), `rebuilds = true` (the "
+        'same files built by another flwr), `signers = ["sha256:..."]` (every job signed '
+        "by these keys). Each automatic decision is signed and recorded like a manual one. "
+        "Default: none.",
+        parse=_auto_approve,
+        fix="write [auto_approve] then run_config_changes = true, rebuilds = true and/or "
+        'signers = ["sha256:<64 hex digits>"]',
+    ),
 }
 """The settings file's scalar keys; ``[transport.<name>]`` tables are handled apart."""
 VALID_KEYS = (*KEYS, "transport")
@@ -116,6 +168,8 @@ class ParticipantSettings:
     """Who may send this participant jobs (besides ``syftflwr jobs trust``)."""
     signing_keys: Mapping[str, str] = field(default_factory=dict)
     """email -> pinned signing-key fingerprint (:class:`syftflwr.crypto.signing.SignerTrust`)."""
+    auto_approve: AutoApprove = field(default_factory=AutoApprove)
+    """The rules that approve a job without review (``[auto_approve]``)."""
 
     @property
     def source(self) -> str:

@@ -46,6 +46,7 @@ from syftflwr.jobs.channel import (
 )
 from syftflwr.jobs.fabsig import verify_fab
 from syftflwr.jobs.messages import DecisionMessage, JobMessage
+from syftflwr.jobs.policies import automatic_reason
 from syftflwr.jobs.statements import (
     Decision,
     JobOffer,
@@ -169,6 +170,8 @@ class Collected:
     """Job id -> the refusal a datasite answered a job of this participant's with."""
     ignored: Mapping[str, int] = field(default_factory=dict)
     """Sender -> requests left unread: not accepted here."""
+    automatic: list[tuple[str, str]] = field(default_factory=list)
+    """(job id, reason) of jobs approved by an ``[auto_approve]`` rule."""
     complete: bool = True
 
 
@@ -235,7 +238,7 @@ class _Receiver:
             return request.error_reply(f"not accepted: {self.who.email} takes no jobs from you")
         try:
             job = verify_job(request, me=self.who.email, keyring=self.keyring, signers=self.signers)
-            self.store.receive(
+            stored, new = self.store.receive(
                 job.offer,
                 job.message.offer_signature,
                 job.message.signer,
@@ -245,7 +248,26 @@ class _Receiver:
         except REFUSALS as exc:
             return self._refuse(request, str(exc))
         self.result.stored.append(request.id)
+        if new and stored.decision is None and self.who.settings.auto_approve.any:
+            self._apply_policies(stored, job)
         return STORED
+
+    def _apply_policies(self, stored: ReceivedJob, job: VerifiedJob) -> None:
+        """Approve ``stored`` now if one of the data owner's ``[auto_approve]`` rules
+        says so: signed, recorded and sent back like a manual decision."""
+        rules = self.who.settings.auto_approve
+        reason = automatic_reason(rules, stored, job.info, job.message.fab, self.store)
+        if reason is None:
+            return
+        identity = SigningIdentity.load_or_create(self.who.state_root, self.who.email)
+        decision, _ = self.store.decide(
+            stored.job_id, "approved", identity, reason=reason, automatic=True
+        )
+        log.info("approved job %s (%s %s from %s) %s", stored.job_id, stored.offer.app,
+                 stored.offer.version, stored.offer.aggregator, reason)  # fmt: skip
+        self.result.automatic.append((stored.job_id, reason))
+        body = DecisionMessage(decision.decision.encode(), decision.signature).encode()
+        self.channel.send(stored.offer.aggregator, DECISIONS_ENDPOINT, body)
 
     def _refuse(self, request: Request, reason: str) -> Response:
         log.warning("refused job %s from %s: %s", request.id, request.sender, reason)
