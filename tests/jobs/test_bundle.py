@@ -395,3 +395,18 @@ def _lie_about_size(data: bytes, member: str, size: int) -> bytes:
             return bytes(raw)
         central = raw.find(b"PK\x01\x02", central + 4)
     raise AssertionError(f"{member} not in the central directory")
+
+
+def test_an_app_named_like_an_installed_distribution_gets_no_exemption_on_review(
+    tmp_path: Path,
+) -> None:
+    """The aggregator's own build lets its app's installed copy (``pip install -e .``)
+    pass; a datasite never does, or an app called numpy would pass as numpy's own."""
+    project = write_app(tmp_path / "numpy", name="numpy", extra={"numpy/__init__.py": b""})
+
+    built = build_fab(project)
+
+    assert "numpy/__init__.py" in _members(built.data)
+    assert _refused(built.data) == (
+        "numpy/__init__.py: top-level module 'numpy' would shadow 'numpy' of the installed numpy"
+    )

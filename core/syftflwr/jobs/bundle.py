@@ -111,14 +111,22 @@ def inspect_bundle(data: bytes) -> BundleInfo:
     return _inspect(data)[0]
 
 
-def _inspect(data: bytes) -> tuple[BundleInfo, _Opened]:
+def inspect_own_build(data: bytes) -> BundleInfo:
+    """:func:`inspect_bundle` as the aggregator checks the FAB it just built: its app's
+    own installed distribution (a ``pip install -e .`` of the project) does not count as
+    shadowed there. Never for a received bundle: a hostile app named ``numpy`` would
+    pass as numpy's own."""
+    return _inspect(data, own_build=True)[0]
+
+
+def _inspect(data: bytes, *, own_build: bool = False) -> tuple[BundleInfo, _Opened]:
     opened = _open(data)
     config = _pyproject(opened.contents[PYPROJECT])
     try:
         name, version, publisher = check_app_config(config, source=PYPROJECT)
     except ConfigError as err:
         raise BundleRefused(f"{PYPROJECT}: {err.key}: {err.problem}") from None
-    _refuse_shadowing(opened.digests, project=name)
+    _refuse_shadowing(opened.digests, project=_canonical(name), own_build=own_build)
     app = config["tool"]["flwr"]["app"]
     dependencies = config["project"].get("dependencies", [])
     if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
@@ -516,13 +524,13 @@ def _pyproject(raw: bytes) -> dict[str, Any]:
         raise BundleRefused(f"{PYPROJECT}: not valid TOML ({err})") from None
 
 
-def _refuse_shadowing(files: Mapping[str, str], *, project: str) -> None:
+def _refuse_shadowing(files: Mapping[str, str], *, project: str, own_build: bool) -> None:
     """Refuse a top-level module or package named like one of the standard library or of
-    an installed distribution (other than the app's own, if installed here). A folder
+    an installed distribution (but, in the aggregator's ``own_build``, the app's own; on a
+    datasite no exemption, lest an app named ``numpy`` pass as numpy's own). A folder
     counts if anything importable lies below it: a namespace portion is enough to put
     modules into an installed package's namespace."""
     shadowed = _installed_names()
-    own = _canonical(project)
     for path in files:
         top, _, rest = path.partition("/")
         if rest:
@@ -534,10 +542,11 @@ def _refuse_shadowing(files: Mapping[str, str], *, project: str) -> None:
         else:
             continue
         owners = shadowed.get(module.lower())
-        if owners and owners != {own}:
-            raise BundleRefused(
-                f"{path}: top-level module {module!r} would shadow {_whose(owners, module)}"
-            )
+        if not owners or (own_build and owners == {project}):
+            continue
+        raise BundleRefused(
+            f"{path}: top-level module {module!r} would shadow {_whose(owners, module)}"
+        )
 
 
 def _whose(owners: frozenset[str], module: str) -> str:

@@ -31,7 +31,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from syftflwr.errors import ConfigError
-from syftflwr.jobs.bundle import PYPROJECT, BundleRefused, check_app_config, inspect_bundle
+from syftflwr.jobs.bundle import PYPROJECT, BundleRefused, check_app_config, inspect_own_build
 
 _NOT_PROJECT_FILES = frozenset({"__pycache__", "node_modules"})
 """Folders nobody expects in a bundle, left out of "not shipped" (so are hidden folders,
@@ -78,7 +78,7 @@ def build_fab(project_dir: Path) -> BuiltFab:
     files[PYPROJECT] = _without_syftflwr(document)
     data = _build(files, source=source)
     try:
-        shipped = inspect_bundle(data).files
+        shipped = inspect_own_build(data).files
     except BundleRefused as refused:
         raise ConfigError(
             f"datasites would refuse its bundle: {refused}",
