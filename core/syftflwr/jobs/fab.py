@@ -14,8 +14,10 @@ What this adds to Flower's builder, under every supported flwr:
 * what review would refuse (:func:`~syftflwr.jobs.bundle.inspect_bundle`: a top-level
   module named like the standard library's, ...) is refused before anything is sent.
 
-Nothing here imports the app: Flower's builder reads files and TOML only (its module
-check is off when building), and so does this module.
+Nothing here imports the app. The ``flwr build`` command does (it checks the components
+with ``find_spec``, which runs the package's ``__init__.py``, in flwr 1.26.1 and 1.42);
+the builder beneath it that this shim calls, ``build_fab_from_files``, reads files and
+TOML only, as does this module.
 """
 
 from __future__ import annotations
