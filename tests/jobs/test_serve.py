@@ -149,3 +149,45 @@ def test_a_fab_altered_on_disk_after_approval_never_runs(world: World) -> None:
     with pytest.raises(Exception, match="altered after it was received"):
         world.code.app_for(app_hash)
     assert markers_written(world.markers) == []
+
+
+def test_serve_receives_jobs_and_serves_what_a_rule_approved(tmp_path: Path) -> None:
+    """Nobody runs `syftflwr jobs`: serve's own reception applies the data owner's
+    [auto_approve] rules, and the app approved that way is served."""
+    import dataclasses
+
+    from _jobs_world import World as JobsWorld
+    from syftflwr.config.participant import AutoApprove
+    from syftflwr.jobs.serve import Server
+    from syftflwr.jobs.submit import submit
+
+    world = JobsWorld(tmp_path)
+    agg = world.who(AGG, accept=())
+    trusted = SigningIdentity.load_or_create(agg.state_root, AGG).fingerprint
+    who = world.who(DS1)
+    who = dataclasses.replace(
+        who,
+        settings=dataclasses.replace(who.settings, auto_approve=AutoApprove(signers=(trusted,))),
+    )
+    started: list[str] = []
+    with Server(who, on_serving=lambda served, job: started.append(job.offer.version)) as server:
+        first = server.collect()  # publishes ds1's jobs key; nothing has arrived
+        assert first is not None and first.stored == []
+        sent = submit(world.app(), env=world.env, participant=agg.settings)
+        got = server.collect()
+        assert got is not None
+        assert got.automatic == [
+            (sent.sent[0].job_id, f"automatic: signed by a trusted key ({trusted})")
+        ]
+        assert server.refresh() == [ServedApp(AGG, "marker")]
+        assert started == ["1.0.0"]
+    assert markers_written(world.markers) == []  # approved, served, no request yet
+
+
+def test_serve_receives_nothing_when_it_accepts_jobs_from_nobody(tmp_path: Path) -> None:
+    from _jobs_world import World as JobsWorld
+    from syftflwr.jobs.serve import Server
+
+    with Server(JobsWorld(tmp_path).who(DS1, accept=())) as server:
+        assert server.collect() is None
+        assert server.refresh() == []

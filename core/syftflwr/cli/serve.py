@@ -29,7 +29,8 @@ def serve(email: str | None, transport: str | None) -> None:
     ClientApp runs in a process of its own, with the run config you approved. A request
     for any other code (not submitted, pending review, rejected, or replaced by a later
     approval) is refused, and its aggregator's summary says why. Apps approved while
-    this runs are served within seconds.
+    this runs are served within seconds; jobs that arrive are received every 30 s, as
+    `syftflwr jobs` receives them (your [auto_approve] rules apply).
     """
     with STOP.handling():
         code = _serve(email, transport)
@@ -37,6 +38,7 @@ def serve(email: str | None, transport: str | None) -> None:
 
 
 def _serve(email: str | None, transport: str | None) -> int:
+    from syftflwr.jobs.review import Collected
     from syftflwr.jobs.serve import ServedApp, Server
     from syftflwr.jobs.store import ReceivedJob
 
@@ -52,7 +54,16 @@ def _serve(email: str | None, transport: str | None) -> int:
             highlight=False,
         )
 
-    with Server(who, on_serving=serving) as server:
+    def collected(got: Collected) -> None:
+        automatic = dict(got.automatic)
+        for job in got.stored:
+            if job in automatic:
+                console.print(f"job {job}: {escape(automatic[job])}", highlight=False)
+            else:
+                console.print(f"job {job} arrived: review it with `syftflwr jobs show {job}`",
+                              highlight=False)  # fmt: skip
+
+    with Server(who, on_serving=serving, on_collected=collected) as server:
         STOP.on_stop(lambda _signum: server.stop())
         server.refresh()
         if not server.serving and not server.stopped.is_set():

@@ -16,7 +16,9 @@ The ClientApp of an approved hash runs in a child process of its own
 participant's state (``<jobs state>/apps/<fab hash>/``), with the run config the data owner
 approved (the bundle's ``[tool.flwr.app.config]``). An app approved while ``serve`` runs is
 picked up at the next rescan (:data:`RESCAN` seconds); a newer approved version of an app
-replaces the old one on its first request.
+replaces the old one on its first request. Jobs that arrive are received every
+:data:`COLLECT_EVERY` seconds, as ``syftflwr jobs`` receives them, so the data owner's
+``[auto_approve]`` rules apply while ``serve`` runs.
 
 Served apps are always sealed (encryption on, whatever the environment says): approved
 code is only as safe as the channel that tells a datasite which code to run.
@@ -26,18 +28,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from syftflwr.config import ProjectConfig
 from syftflwr.crypto.signing import identity_dir
+from syftflwr.errors import SyftflwrError
 from syftflwr.flower.apps import node_config_for
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
 from syftflwr.jobs.bundle import unpack_fab
 from syftflwr.jobs.isolated import IsolatedClientApp
-from syftflwr.jobs.review import Who
+from syftflwr.jobs.review import Collected, Who, accepted_senders, collect
 from syftflwr.jobs.store import JobStore, ReceivedJob
 from syftflwr.session import Participant, connect
 
@@ -46,6 +50,8 @@ log = logging.getLogger("syftflwr.jobs")
 APPS_FOLDER = "apps"
 RESCAN = 5.0
 """Seconds between looks at the jobs store for apps approved since ``serve`` started."""
+COLLECT_EVERY = 30.0
+"""Seconds between two receptions of the jobs that arrived (the first one at start)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,7 @@ class Server:
     :param who: the datasite, its state and how it reaches its transport.
     :param python: the interpreter approved apps run with (default: this one).
     :param on_serving: called with each app as serving it starts (the CLI prints it).
+    :param on_collected: called with what each reception of jobs brought.
     """
 
     def __init__(
@@ -196,11 +203,13 @@ class Server:
         *,
         python: str | None = None,
         on_serving: Callable[[ServedApp, ReceivedJob], None] | None = None,
+        on_collected: Callable[[Collected], None] | None = None,
     ) -> None:
         self.who = who
         self.email = who.email
         self.python = python
         self.on_serving = on_serving
+        self.on_collected = on_collected
         self.store = JobStore(who.state_root, who.email)
         self.apps_dir = identity_dir(who.state_root, who.email) / APPS_FOLDER
         self.apps_dir.mkdir(mode=0o700, exist_ok=True)
@@ -260,9 +269,29 @@ class Server:
         while not self.stopped.is_set():
             runner.run()
 
+    def collect(self) -> Collected | None:
+        """Receive the jobs that have arrived (as ``syftflwr jobs`` does), so the data
+        owner's ``[auto_approve]`` rules apply and aggregators see their jobs seen while
+        ``serve`` runs; None when this participant accepts jobs from nobody."""
+        with JobStore(self.who.state_root, self.email) as store:
+            if not accepted_senders(self.who, store):
+                return None
+        got = collect(self.who)
+        if self.on_collected is not None:
+            self.on_collected(got)
+        return got
+
     def run(self) -> None:
-        """Serve until :meth:`stop`, looking for newly approved apps every :data:`RESCAN` s."""
+        """Serve until :meth:`stop`: every :data:`RESCAN` s start serving newly approved
+        apps, every :data:`COLLECT_EVERY` s receive the jobs that arrived."""
+        next_collect = 0.0
         while not self.stopped.is_set():
+            if time.monotonic() >= next_collect:
+                try:
+                    self.collect()
+                except SyftflwrError as exc:  # the apps served go on; said, then retried
+                    log.error("could not receive jobs: %s", exc)
+                next_collect = time.monotonic() + COLLECT_EVERY
             self.refresh()
             self.stopped.wait(RESCAN)
 
