@@ -43,10 +43,18 @@ def change(app: Path) -> None:
 
 
 def approve_pending(world: World, datasite: str) -> None:
-    listed = world.cli(datasite, "jobs", "--json")
-    assert listed.returncode == 0, listed.stderr
-    pending = [j for j in json.loads(listed.stdout)["received"] if j["status"] == "pending"]
-    assert len(pending) == 1, pending
+    """Approve the one job waiting for review. ``serve`` receives jobs too: while it is
+    storing one, ``syftflwr jobs`` leaves it to it, and the next listing shows it."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = world.cli(datasite, "jobs", "--json")
+        assert listed.returncode == 0, listed.stderr
+        received = json.loads(listed.stdout)["received"]
+        pending = [j for j in received if j["status"] == "pending"]
+        if pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(pending) == 1, received
     approved = world.cli(datasite, "jobs", "approve", pending[0]["job"])
     assert approved.returncode == 0, approved.stderr
 
