@@ -42,20 +42,24 @@ def change(app: Path) -> None:
     (app / "pyproject.toml").write_text(text.replace("learning-rate = 0.1", "learning-rate = 0.2"))
 
 
-def approve_pending(world: World, datasite: str) -> None:
-    """Approve the one job waiting for review. ``serve`` receives jobs too: while it is
-    storing one, ``syftflwr jobs`` leaves it to it, and the next listing shows it."""
+def pending_job(world: World, datasite: str) -> str:
+    """The one job waiting for review at ``datasite``. ``serve`` receives jobs too: while
+    it is storing one, ``syftflwr jobs`` leaves it to it, and a later listing shows it."""
     deadline = time.monotonic() + 60
     while True:
         listed = world.cli(datasite, "jobs", "--json")
         assert listed.returncode == 0, listed.stderr
         received = json.loads(listed.stdout)["received"]
-        pending = [j for j in received if j["status"] == "pending"]
+        pending = [j["job"] for j in received if j["status"] == "pending"]
         if pending or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert len(pending) == 1, received
-    approved = world.cli(datasite, "jobs", "approve", pending[0]["job"])
+    return str(pending[0])
+
+
+def approve_pending(world: World, datasite: str) -> None:
+    approved = world.cli(datasite, "jobs", "approve", pending_job(world, datasite))
     assert approved.returncode == 0, approved.stderr
 
 
@@ -116,7 +120,7 @@ def test_serve_trains_only_what_each_data_owner_approved(tmp_path: Path) -> None
 
         assert world.cli(AGG, "submit", str(app)).returncode == 0
         for datasite in (DS1, DS2):
-            assert world.cli(datasite, "jobs").returncode == 0  # received, not approved
+            pending_job(world, datasite)  # received, not approved
         refused = world.cli(AGG, "run", str(app), timeout=300)
         assert refused.returncode != 0
         for datasite in (DS1, DS2):
