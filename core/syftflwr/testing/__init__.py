@@ -10,6 +10,8 @@
   fresh interpreter (the suite and ``syftflwr transports --check`` use it).
 * :mod:`syftflwr.testing.datasite_process` — a datasite served from another OS process.
 * :mod:`syftflwr.testing.simulate` — `syftflwr simulate` in a process of its own.
+* :mod:`syftflwr.testing.jobs_flow` — apps with consent over a transport: submit,
+  approve, serve one round, a changed app refused (each step a process of its own).
 
 Importing this package is cheap; only the conformance suites import pytest.
 """
