@@ -91,15 +91,25 @@ class JobsFederation:
         (app / "pyproject.toml").write_text(tomlkit.dumps(project))
         return app
 
-    def approve_pending(self, datasite: str) -> str:
-        """Collect ``datasite``'s jobs, approve the one pending; its id."""
-        listed = self.cli(datasite, "jobs", "--json")
-        assert listed.returncode == 0, listed.stderr
-        pending = [j for j in json.loads(listed.stdout)["received"] if j["status"] == "pending"]
-        assert len(pending) == 1, (pending, listed.stderr)
-        approved = self.cli(datasite, "jobs", "approve", pending[0]["job"])
+    def pending_job(self, datasite: str, timeout: float = 60) -> str:
+        """The one job waiting for review at ``datasite``. ``serve`` receives jobs too:
+        while it is storing one, ``syftflwr jobs`` leaves it to it, and a later listing
+        shows it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self.cli(datasite, "jobs", "--json")
+            assert listed.returncode == 0, listed.stderr
+            received = json.loads(listed.stdout)["received"]
+            pending = [j["job"] for j in received if j["status"] == "pending"]
+            if pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(pending) == 1, received
+        return str(pending[0])
+
+    def approve_pending(self, datasite: str) -> None:
+        approved = self.cli(datasite, "jobs", "approve", self.pending_job(datasite))
         assert approved.returncode == 0, approved.stderr
-        return str(pending[0]["job"])
 
     def start_serve(self, datasite: str) -> Served:
         log = self.tmp / f"serve-{datasite}.log"
@@ -186,9 +196,8 @@ def jobs_flow_cli(federation: JobsFederation, quickstart: Path) -> None:
 
         resubmitted = fed.cli(fed.aggregator, "submit", str(app))
         assert resubmitted.returncode == 0, resubmitted.stdout + resubmitted.stderr
-        for datasite in fed.datasites:  # received, not approved
-            seen = fed.cli(datasite, "jobs")
-            assert seen.returncode == 0, seen.stderr
+        for datasite in fed.datasites:
+            fed.pending_job(datasite)  # received, not approved
         refused = fed.cli(fed.aggregator, "run", str(app), timeout=300)
         assert refused.returncode != 0, refused.stdout + refused.stderr
         for datasite in fed.datasites:
