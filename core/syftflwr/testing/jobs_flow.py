@@ -2,7 +2,8 @@
 with encryption on: ``submit`` -> each datasite approves -> ``syftflwr serve`` trains
 the quickstart for one round -> the aggregator changes the app -> refused: its run
 stops before sending anything until the new version is submitted, then each datasite
-refuses it while it waits for review — for a transport's own test session.
+refuses it while it waits for review (-> approved, it trains, with ``reapprove``) — for
+a transport's own test session.
 
 Each participant has its own ``SYFTFLWR_HOME`` with a settings file naming the
 transport's options for it (``[transport.<name>]``: its token, its client config...),
@@ -75,13 +76,13 @@ class JobsFederation:
             check=False,
         )
 
-    def quickstart(self, source: Path) -> Path:
+    def quickstart(self, source: Path, rounds: int = 1) -> Path:
         """A copy of the quickstart project federating these participants over this
-        transport, for one round."""
+        transport, for ``rounds`` rounds."""
         app = self.tmp / "quickstart"
         shutil.copytree(source, app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         project = tomlkit.parse((app / "pyproject.toml").read_text())
-        project["tool"]["flwr"]["app"]["config"]["num-server-rounds"] = 1
+        project["tool"]["flwr"]["app"]["config"]["num-server-rounds"] = rounds
         project["tool"]["syftflwr"] = {
             "app_name": "quickstart",
             "aggregator": self.aggregator,
@@ -152,7 +153,9 @@ class Served:
             raise
 
 
-def jobs_flow_cli(federation: JobsFederation, quickstart: Path) -> None:
+def jobs_flow_cli(
+    federation: JobsFederation, quickstart: Path, *, rounds: int = 1, reapprove: bool = False
+) -> None:
     """Run the flow of this module's docstring over ``federation``, asserting each step."""
     fed = federation
     fed.write_settings(fed.aggregator)
@@ -160,7 +163,7 @@ def jobs_flow_cli(federation: JobsFederation, quickstart: Path) -> None:
         fed.write_settings(datasite, accept=(fed.aggregator,))
         first = fed.cli(datasite, "jobs")  # publishes its jobs key to the aggregator
         assert first.returncode == 0, first.stderr
-    app = fed.quickstart(quickstart)
+    app = fed.quickstart(quickstart, rounds)
 
     submitted = fed.cli(fed.aggregator, "submit", str(app))
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
@@ -206,6 +209,11 @@ def jobs_flow_cli(federation: JobsFederation, quickstart: Path) -> None:
                 rf": syftflwr-quickstart {re.escape(CHANGED_VERSION)} \(job \w+\) waits for review",
                 refused.stderr,
             ), refused.stderr
+        if reapprove:  # served as soon as approved: each request names its hash
+            for datasite in fed.datasites:
+                fed.approve_pending(datasite)
+            retrained = fed.cli(fed.aggregator, "run", str(app), timeout=300)
+            assert retrained.returncode == 0, retrained.stdout + retrained.stderr
     finally:
         stopped = [server.stop() for server in served]
     logs = [server.log.read_text() for server in served]
