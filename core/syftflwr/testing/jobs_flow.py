@@ -42,7 +42,7 @@ class JobsFederation:
     options: Callable[[str], Mapping[str, Any]]
     """``email -> [transport.<name>]`` of that participant's settings file."""
     env: Mapping[str, str] = field(default_factory=dict)
-    """Over this process's environment (telemetry is off, ``SYFTFLWR_HOME`` set)."""
+    """Over this process's environment (see :meth:`process_env`)."""
 
     def home(self, email: str) -> Path:
         return self.tmp / "homes" / email
@@ -57,8 +57,11 @@ class JobsFederation:
         (self.home(email) / "settings.toml").write_text(tomlkit.dumps(settings))
 
     def process_env(self, email: str) -> dict[str, str]:
+        """This process's environment without its ``SYFTFLWR_*`` settings (the flow runs
+        with default settings, encryption on), then ``env``."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SYFTFLWR_")}
         return {
-            **os.environ,
+            **inherited,
             "FLWR_TELEMETRY_ENABLED": "0",
             **self.env,
             "SYFTFLWR_HOME": str(self.home(email)),
