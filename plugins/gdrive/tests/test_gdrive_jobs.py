@@ -1,7 +1,8 @@
 """Apps with consent over the loopback Drive (issue 19): the aggregator submits the
 quickstart, each datasite approves it and serves it with ``syftflwr serve``, one round
-trains, and a changed app is refused until re-approved — every participant a separate
-OS process with its own Google account, encryption on."""
+trains, and the changed app is refused (by the aggregator's run until it is submitted,
+by each datasite while it waits for review) — every participant a separate OS process
+with its own Google account, encryption on."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ BUNDLED = b"syftflwr_quickstart/client_app.py"
 """A member name of the quickstart's FAB (a zip): in a stored object, a plaintext bundle."""
 
 
-@pytest.mark.slow  # ~50 s: seven syftflwr processes, one round of training
+@pytest.mark.slow  # ~40-60 s: a syftflwr process per step, one round of training
 def test_submit_approve_train_then_changed_app_refused_over_drive(
     drive: tuple[DriveState, str], tmp_path: Path
 ) -> None:

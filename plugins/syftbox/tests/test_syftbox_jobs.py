@@ -1,8 +1,9 @@
 """Apps with consent over syftbox (issue 19): the aggregator submits the quickstart,
-each datasite approves it and serves it with ``syftflwr serve``, one round trains, and a
-changed app is refused until re-approved — every participant a separate OS process with
-its own SyftBox client config, all sharing one data dir, encryption on. Jobs travel only
-with the native profile: ``submit`` under syft-flwr-0.5 stops with exit 2."""
+each datasite approves it and serves it with ``syftflwr serve``, one round trains, and the
+changed app is refused (by the aggregator's run until it is submitted, by each datasite
+while it waits for review) — every participant a separate OS process with its own
+SyftBox client config, all sharing one data dir, encryption on. Jobs travel only with
+the native profile: ``submit`` under syft-flwr-0.5 stops with exit 2."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def federation(tmp_path: Path) -> JobsFederation:
     return JobsFederation(tmp_path, "syftbox", AGG, DATASITES, options=options)
 
 
-@pytest.mark.slow  # ~50 s: seven syftflwr processes, one round of training
+@pytest.mark.slow  # ~40-60 s: a syftflwr process per step, one round of training
 def test_submit_approve_train_then_changed_app_refused_over_syftbox(tmp_path: Path) -> None:
     jobs_flow_cli(federation(tmp_path), QUICKSTART)
     # jobs went out through the aggregator's datasite, decisions through each datasite's
