@@ -110,8 +110,13 @@ class CountingProxy:
         self._ready.set()
         try:
             self._loop.run_forever()
-        finally:
+        finally:  # connections still open end here, quietly
             server.close()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -140,13 +145,13 @@ class CountingProxy:
                         left -= len(piece)
                 await up_writer.drain()
                 self._count(method, len(head), body)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            up_writer.close()
             back.cancel()
-            with suppress(Exception):
-                writer.close()
+            for stream in (up_writer, writer):
+                with suppress(Exception):
+                    stream.close()
 
     @staticmethod
     async def _chunked(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> int:

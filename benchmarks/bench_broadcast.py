@@ -108,7 +108,6 @@ def connect_as(workdir: Path, email: str) -> Any:
 
     stored = json.loads((workdir / "env.json").read_text())
     env = {
-        **os.environ,
         **stored["*"],
         **stored.get(email, {}),
         "SYFTFLWR_STATE_DIR": str(workdir / "state" / email),

@@ -54,6 +54,7 @@ import io
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -976,6 +977,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: DriveState
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a killed process) is not the server's error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 @contextmanager
 def running_drive(state: DriveState | None = None) -> Iterator[tuple[DriveState, str]]:
@@ -1009,8 +1015,8 @@ def drive_service(root_url: str, token: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve in this process until killed (a benchmark's Drive, off its CPU's GIL): prints
-    the root URL, then answers; ``--users`` is a JSON file ``{email: token}``."""
+    """Serve in this process until killed (a benchmark's Drive, off the benchmark's GIL):
+    prints the root URL, then answers; ``--users`` is a JSON file ``{email: token}``."""
     import argparse
     import pathlib
 
