@@ -30,10 +30,6 @@ from syftflwr.jobs.bundle import (
 )
 from syftflwr.jobs.fab import build_fab
 
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
-
 
 @pytest.fixture(scope="module")
 def fab(tmp_path_factory: pytest.TempPathFactory) -> bytes:

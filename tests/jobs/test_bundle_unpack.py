@@ -24,10 +24,6 @@ from flwr.cli.install import install_from_fab
 from syftflwr.jobs.bundle import UNPACKED_HASH, BundleRefused, inspect_bundle, unpack_fab
 from syftflwr.jobs.fab import build_fab
 
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
-
 
 def _tree(root: Path) -> dict[str, bytes]:
     return {

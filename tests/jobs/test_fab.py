@@ -26,9 +26,6 @@ from syftflwr.errors import ConfigError
 from syftflwr.jobs.fab import build_fab, flwr_version
 
 FLWR = flwr_version()
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
 
 
 def _members(data: bytes) -> dict[str, bytes]:

@@ -52,8 +52,11 @@ def test_the_core_path(tmp_path: Path) -> None:
     status = {(j.job_id, j.offer.datasite): j.status for j in _submitted(world)}
     assert status == {(job1, DS1): "approved"}
 
-    second = submit(world.app("1.1.0", "num-server-rounds = 2\nlr = 0.2\n"), env=world.env,
-                    participant=agg.settings)  # fmt: skip
+    second = submit(
+        world.app("1.1.0", "num-server-rounds = 2\nlr = 0.2\n"),
+        env=world.env,
+        participant=agg.settings,
+    )
     job2 = next(s.job_id for s in second.sent if s.datasite == DS1)
     assert collect(ds1).stored == [job2]
     changed = review(ds1, job2)
@@ -122,8 +125,11 @@ def test_the_full_flow_in_separate_processes(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     [job] = json.loads(listed.stdout)["received"]
     assert (job["from"], job["app"], job["version"], job["status"]) == (
-        AGG, "marker-app", "1.0.0", "pending"
-    )  # fmt: skip
+        AGG,
+        "marker-app",
+        "1.0.0",
+        "pending",
+    )
     assert job["size"] > 0 and len(job["fab_hash"]) == 64
 
     shown = world.cli(DS1, "jobs", "show", job["job"][:10])
@@ -198,3 +204,22 @@ def test_live_shows_each_answer_as_it_arrives_and_ends_when_all_are_decided(
     finally:
         live.kill()
         live.wait()
+
+
+def test_receiving_deletes_the_fabs_no_job_needs(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    ds1, agg = world.who(DS1), world.who(AGG, accept=())
+    collect(ds1)
+    first = submit(world.app(), env=world.env, participant=agg.settings)
+    collect(ds1)
+    decide(ds1, first.sent[0].job_id, "approved")
+    second = submit(
+        world.app("1.1.0", "num-server-rounds = 2\nlr = 0.2\n"),
+        env=world.env,
+        participant=agg.settings,
+    )
+    collect(ds1)
+    assert sorted(world.fabs(DS1)) == sorted(f"{s.built.fab_hash}.fab" for s in (first, second))
+    decide(ds1, second.sent[0].job_id, "rejected", reason="no")
+    collect(ds1)  # the rejected version's FAB goes; the approved one stays
+    assert world.fabs(DS1) == [f"{first.built.fab_hash}.fab"]

@@ -16,10 +16,6 @@ from syftflwr.jobs.review import Who, collect, decide
 from syftflwr.jobs.store import JobStore
 from syftflwr.jobs.submit import submit
 
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
-
 
 def with_rules(world: World, **rules: object) -> Who:
     who = world.who(DS1)

@@ -24,9 +24,6 @@ from syftflwr.jobs.statements import JobOffer, sign_offer
 from syftflwr.jobs.store import JobStore
 from syftflwr.names import new_message_id
 
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
 AGG, DS1, DS2 = "agg@example.org", "ds1@example.org", "ds2@example.org"
 NODE = 42
 CLIENT = b"""from flwr.app import Message, MetricRecord, RecordDict
@@ -181,6 +178,10 @@ def test_serve_receives_jobs_and_serves_what_a_rule_approved(tmp_path: Path) -> 
         ]
         assert server.refresh() == [ServedApp(AGG, "marker")]
         assert started == ["1.0.0"]
+        submit(world.app("1.1.0"), env=world.env, participant=agg.settings)
+        server.collect()  # approved by the same rule
+        assert server.refresh() == [] and started == ["1.0.0", "1.1.0"]  # announced
+        assert server.refresh() == [] and started == ["1.0.0", "1.1.0"]  # once
     assert markers_written(world.markers) == []  # approved, served, no request yet
 
 

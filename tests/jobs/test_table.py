@@ -8,16 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from _bundle_apps import markers_written
 from _jobs_world import AGG, DS1, World
 from syftflwr.jobs.review import collect
 from syftflwr.jobs.submit import submit
 from syftflwr.jobs.table import JobsTable
-
-pytestmark = pytest.mark.filterwarnings(  # flwr 1.42's builder, through pathspec 1.x
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)
 
 
 def test_a_data_owner_decides_from_the_table(tmp_path: Path) -> None:

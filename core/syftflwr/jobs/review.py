@@ -182,8 +182,8 @@ def accepted_senders(who: Who, store: JobStore) -> tuple[str, ...]:
 
 
 def collect(who: Who) -> Collected:
-    """Connect ``who``'s jobs channel, keep what arrived, learn what was seen; return
-    what happened.
+    """Connect ``who``'s jobs channel, keep what arrived, learn what was seen, delete the
+    FABs no job needs any more (:meth:`JobStore.prune`); return what happened.
 
     :raises ConfigError: nobody to exchange jobs with (the fix says how to add someone).
     """
@@ -193,6 +193,8 @@ def collect(who: Who) -> Collected:
         peers = [*accepting, *(job.offer.datasite for job in store.submitted_jobs())]
         with who.connect(peers) as channel:
             _Receiver(who, store, channel, frozenset(accepting), result).run()
+        for path in store.prune():  # FABs of rejected and replaced versions
+            log.debug("deleted %s: no job needs it any more", path)
     return result
 
 

@@ -193,7 +193,8 @@ class Server:
 
     :param who: the datasite, its state and how it reaches its transport.
     :param python: the interpreter approved apps run with (default: this one).
-    :param on_serving: called with each app as serving it starts (the CLI prints it).
+    :param on_serving: called with each app as serving it starts, and again when a new
+        version of it is approved (the CLI prints it).
     :param on_collected: called with what each reception of jobs brought.
     """
 
@@ -214,17 +215,24 @@ class Server:
         self.apps_dir = identity_dir(who.state_root, who.email) / APPS_FOLDER
         self.apps_dir.mkdir(mode=0o700, exist_ok=True)
         self.serving: dict[ServedApp, Serving] = {}
+        self._announced: dict[ServedApp, str] = {}
+        """The FAB hash last announced per app (its version approved last)."""
         self.stopped = threading.Event()
 
     def refresh(self) -> list[ServedApp]:
-        """Start serving every approved app not served yet; returns those started."""
+        """Start serving every approved app not served yet (returns those started), and
+        announce (``on_serving``) each app whose version approved last changed."""
         started = []
         for served, jobs in approved_jobs(self.store).items():
+            current = jobs[-1]
             if served not in self.serving and not self.stopped.is_set():
-                self.serving[served] = self._start(served, jobs[-1])
+                self.serving[served] = self._start(served, current)
                 started.append(served)
-                if self.on_serving is not None:
-                    self.on_serving(served, jobs[-1])
+            elif self._announced.get(served) == current.offer.fab_hash:
+                continue
+            self._announced[served] = current.offer.fab_hash
+            if self.on_serving is not None:
+                self.on_serving(served, current)
         return started
 
     def _start(self, served: ServedApp, current: ReceivedJob) -> Serving:
