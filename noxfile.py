@@ -39,6 +39,7 @@ TEST_DEPS = [
     "hypothesis>=6",
     "scikit-learn>=1.3",
     "matplotlib>=3.7",  # the benchmark report's plot is tested too
+    "pip",  # serve installs an approved app's locked wheels with it (tests/jobs/test_deps.py)
 ]
 # extras a plugin's own tests need (fsspec-local: gcsfs/s3fs and their loopback servers)
 PLUGIN_TEST_EXTRAS = {"fsspec-local": "[test]"}

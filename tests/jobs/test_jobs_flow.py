@@ -138,6 +138,7 @@ def test_the_full_flow_in_separate_processes(tmp_path: Path) -> None:
     assert "lr                 0.1" in shown.stdout
     assert "(trusted since first seen)" in shown.stdout
     assert "no earlier version of marker-app" in shown.stdout
+    assert "locked: no pylock.toml: the app runs with the packages installed here" in shown.stdout
 
     before = world.cli(AGG, "jobs", "--json")
     assert [j["status"] for j in json.loads(before.stdout)["submitted"]] == ["pending"]

@@ -283,6 +283,12 @@ def _print_review(console: Console, r: Review) -> None:
     _block("entry points", sorted(info.entry_points.items()))
     _block("run config", [(k, repr(v)) for k, v in sorted(info.run_config.items())])
     _block("dependencies", [(d, "") for d in info.dependencies])
+    if info.locked is None:
+        click.echo("locked: no pylock.toml: the app runs with the packages installed here")
+    else:
+        _block(f"locked (pylock.toml, {len(info.locked)} wheels, installed by serve)",
+               [(f"{p.name}=={p.version}", ", ".join(h[:16] for h in p.sha256))
+                for p in info.locked])  # fmt: skip
     _block(f"files ({len(info.files)})", [(p, d[:16]) for p, d in sorted(info.files.items())])
     if r.previous is None:
         click.echo(

@@ -95,6 +95,38 @@ def _auto_approve(value: object) -> AutoApprove:
     return AutoApprove(**flags, signers=tuple(dict.fromkeys(signers)))
 
 
+@dataclass(frozen=True)
+class DependencySources:
+    """``[dependencies]``: where ``syftflwr serve`` gets the wheels an approved app's
+    ``pylock.toml`` names (neither: pip's own configuration)."""
+
+    wheelhouse: Path | None = None
+    """A folder of wheels; then nothing is downloaded (``pip --no-index``)."""
+    index_url: str | None = None
+    """A package index (``pip --index-url``)."""
+
+
+def _dependency_sources(value: object) -> DependencySources:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a table, not {type_name(value)}")
+    for key in value:
+        if key not in ("wheelhouse", "index_url"):
+            raise ValueError(f"unknown key {key!r} (keys: index_url, wheelhouse)")
+    wheelhouse, index_url = value.get("wheelhouse"), value.get("index_url")
+    if wheelhouse is not None and index_url is not None:
+        raise ValueError("give wheelhouse or index_url, not both")
+    if wheelhouse is not None and not isinstance(wheelhouse, str):
+        raise ValueError(f"wheelhouse must be a folder path, not {type_name(wheelhouse)}")
+    if index_url is not None and not (
+        isinstance(index_url, str) and index_url.startswith(("https://", "http://", "file://"))
+    ):
+        raise ValueError(f"index_url must be an http(s):// or file:// URL, not {index_url!r}")
+    return DependencySources(
+        wheelhouse=parse_path(wheelhouse) if wheelhouse is not None else None,
+        index_url=index_url,
+    )
+
+
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 KEYS = {
     "email": OptionSpec(
@@ -132,6 +164,16 @@ KEYS = {
         fix='write [signing_keys] then "alice@org.org" = "sha256:<64 hex digits>" (the '
         "fingerprint `syftflwr keys show` prints for them)",
     ),
+    "dependencies": OptionSpec(
+        "dependencies",
+        "str",
+        "Where `syftflwr serve` gets the wheels an approved app's `pylock.toml` names "
+        '(docs/jobs.md#dependencies), a table: `wheelhouse = "/path/to/wheels"` (nothing '
+        'downloaded) or `index_url = "https://..."`. Default: pip\'s own configuration.',
+        parse=_dependency_sources,
+        fix='write [dependencies] then wheelhouse = "/path/to/wheels" or index_url = '
+        '"https://pypi.org/simple"',
+    ),
     "auto_approve": OptionSpec(
         "auto_approve",
         "str",
@@ -168,6 +210,8 @@ class ParticipantSettings:
     """Who may send this participant jobs (besides ``syftflwr jobs trust``)."""
     signing_keys: Mapping[str, str] = field(default_factory=dict)
     """email -> pinned signing-key fingerprint (:class:`syftflwr.crypto.signing.SignerTrust`)."""
+    dependencies: DependencySources = field(default_factory=DependencySources)
+    """Where serve gets an approved app's locked wheels (``[dependencies]``)."""
     auto_approve: AutoApprove = field(default_factory=AutoApprove)
     """The rules that approve a job without review (``[auto_approve]``)."""
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.errors import ConfigError, SyftflwrError
+from syftflwr.jobs.deps import LOCK_FILE, LockedPackage, LockError, read_lock
 from syftflwr.names import FLOWER_NAME_MAX, flower_name_problem, suggest_flower_name
 
 PYPROJECT = "pyproject.toml"
@@ -93,6 +94,9 @@ class BundleInfo:
     """``[tool.flwr.app.config]``."""
     dependencies: tuple[str, ...]
     """``[project].dependencies``, as written."""
+    locked: tuple[LockedPackage, ...] | None = None
+    """The packages of its ``pylock.toml`` (:mod:`.deps`), approved with it; None: the
+    bundle has no lock, and its app runs with what the datasite has installed."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,12 @@ def _inspect(data: bytes, *, own_build: bool = False) -> tuple[BundleInfo, _Open
     dependencies = config["project"].get("dependencies", [])
     if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
         raise BundleRefused(f"{PYPROJECT}: [project].dependencies: not a list of strings")
+    locked: tuple[LockedPackage, ...] | None = None
+    if LOCK_FILE in opened.contents:
+        try:
+            locked = read_lock(opened.contents[LOCK_FILE])
+        except LockError as err:
+            raise BundleRefused(str(err)) from None
     info = BundleInfo(
         fab_hash=opened.fab_hash,
         name=name,
@@ -142,6 +152,7 @@ def _inspect(data: bytes, *, own_build: bool = False) -> tuple[BundleInfo, _Open
         entry_points={k: v for k, v in app["components"].items() if isinstance(v, str)},
         run_config=app.get("config", {}),
         dependencies=tuple(dependencies),
+        locked=locked,
     )
     return info, opened
 

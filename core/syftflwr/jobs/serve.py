@@ -14,11 +14,12 @@ hands the runner the ClientApp of exactly that hash, or refuses it:
 The ClientApp of an approved hash runs in a child process of its own
 (:class:`~syftflwr.jobs.isolated.IsolatedClientApp`), from the FAB unpacked under the
 participant's state (``<jobs state>/apps/<fab hash>/``), with the run config the data owner
-approved (the bundle's ``[tool.flwr.app.config]``). An app approved while ``serve`` runs is
-picked up at the next rescan (:data:`RESCAN` seconds); a newer approved version of an app
-replaces the old one on its first request. Jobs that arrive are received every
-:data:`COLLECT_EVERY` seconds, as ``syftflwr jobs`` receives them, so the data owner's
-``[auto_approve]`` rules apply while ``serve`` runs.
+approved (the bundle's ``[tool.flwr.app.config]``) and, when the bundle has a
+``pylock.toml``, exactly its locked wheels first on its path (:mod:`.deps`). An app
+approved while ``serve`` runs is picked up at the next rescan (:data:`RESCAN` seconds);
+a newer approved version of an app replaces the old one on its first request. Jobs
+that arrive are received every :data:`COLLECT_EVERY` seconds, as ``syftflwr jobs``
+receives them, so the data owner's ``[auto_approve]`` rules apply while ``serve`` runs.
 
 Served apps are always sealed (encryption on, whatever the environment says): approved
 code is only as safe as the channel that tells a datasite which code to run.
@@ -27,6 +28,7 @@ code is only as safe as the channel that tells a datasite which code to run.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,12 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syftflwr.config import ProjectConfig
+from syftflwr.config.participant import DependencySources
 from syftflwr.crypto.signing import identity_dir
 from syftflwr.errors import SyftflwrError
 from syftflwr.flower.apps import node_config_for
 from syftflwr.flower.node_ids import node_ids_for
 from syftflwr.flower.runner import ClientAppLike, DatasiteRunner, NotApprovedError
 from syftflwr.jobs.bundle import unpack_fab
+from syftflwr.jobs.deps import LOCK_FILE, install, read_lock
 from syftflwr.jobs.isolated import IsolatedClientApp
 from syftflwr.jobs.review import Collected, Who, accepted_senders, collect
 from syftflwr.jobs.store import JobStore, ReceivedJob
@@ -93,8 +97,10 @@ class ApprovedCode:
         *,
         env: Mapping[str, str],
         python: str | None = None,
+        sources: DependencySources | None = None,
     ) -> None:
         self.store = store
+        self.sources = sources or DependencySources()
         self.served = served
         self.apps_dir = apps_dir
         self.env = dict(env)
@@ -140,11 +146,19 @@ class ApprovedCode:
         """Run ``job``'s app (call with the lock held); the one it replaces ends."""
         fab_hash = job.offer.fab_hash
         app_dir = unpack_fab(self.store.fab(job.job_id), self.apps_dir / fab_hash)
+        env = self.env
+        if (app_dir / LOCK_FILE).exists():  # its approved dependencies, first on its path
+            locked = read_lock((app_dir / LOCK_FILE).read_bytes())
+            deps = install(locked, self.apps_dir / f"{fab_hash}.deps",
+                           wheelhouse=self.sources.wheelhouse, index_url=self.sources.index_url,
+                           python=self.python, env=self.env)  # fmt: skip
+            path = [str(deps), *filter(None, [self.env.get("PYTHONPATH")])]
+            env = {**self.env, "PYTHONPATH": os.pathsep.join(path)}
         isolated = IsolatedClientApp(
             app_dir,
             python=self.python,
             workdir=self.apps_dir / f"{fab_hash}.work",
-            env=self.env,
+            env=env,
             own_run_config=True,
         )
         isolated.start()
@@ -247,7 +261,8 @@ class Server:
             allow_in_process=who.allow_in_process,
             registry=who.registry,
         )
-        code = ApprovedCode(self.store, served, self.apps_dir, env=who.env, python=self.python)
+        code = ApprovedCode(self.store, served, self.apps_dir, env=who.env, python=self.python,
+                            sources=who.settings.dependencies)  # fmt: skip
         try:
             runner = DatasiteRunner(
                 joined.events(),
