@@ -294,10 +294,11 @@ def gdrive_store(
         server.wait(30)
 
 
-def plain_drive_upload(url: str, token: str, data: bytes, chunk: int) -> float:
+def plain_drive_upload(url: str, token: str, data: bytes, chunk: int,
+                       request: int | None = None) -> float:  # fmt: skip
     """Seconds of one plain upload of ``data`` into the user's My Drive with the real
-    client (resumable in ``chunk``-byte requests above ``chunk``, as the gdrive transport
-    uploads): the reference of a send phase."""
+    client (resumable above ``chunk`` bytes, in requests of ``request`` bytes, default
+    ``chunk``, as the gdrive transport uploads): the reference of a send phase."""
     import io
 
     sys.path.insert(0, str(DRIVE_TESTS))
@@ -307,7 +308,7 @@ def plain_drive_upload(url: str, token: str, data: bytes, chunk: int) -> float:
     service = drive_service(url, token)
     resumable = len(data) > chunk
     media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream",
-                              chunksize=chunk, resumable=resumable)  # fmt: skip
+                              chunksize=request or chunk, resumable=resumable)  # fmt: skip
     started = time.perf_counter()
     request = service.files().create(body={"name": f"reference-{uuid.uuid4().hex}"},
                                      media_body=media, fields="id")  # fmt: skip

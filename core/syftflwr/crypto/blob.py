@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -43,11 +44,11 @@ class SealedBlob:
 def seal_blob(plaintext: Buffer) -> SealedBlob:
     """``plaintext`` encrypted under a fresh content key."""
     key = os.urandom(KEY_BYTES)
-    return SealedBlob(
-        ciphertext=encrypt_segments(AESGCM(key), plaintext, _AAD),
-        key=key,
-        digest=hashlib.sha256(plaintext).hexdigest(),
-    )
+    with ThreadPoolExecutor(1, thread_name_prefix="syftflwr-blob-hash") as pool:
+        # hashlib releases the GIL: the plaintext hash runs on the other core meanwhile
+        digest = pool.submit(lambda: hashlib.sha256(plaintext).hexdigest())
+        ciphertext = encrypt_segments(AESGCM(key), plaintext, _AAD)
+        return SealedBlob(ciphertext=ciphertext, key=key, digest=digest.result())
 
 
 def open_blob(ciphertext: Buffer, ref: BlobRef, where: str) -> bytes:

@@ -40,16 +40,29 @@ def new_blob_ref(
     content), the SHA-256 and size of ``data`` concatenated. Refuses, before anything is
     stored, a blob above ``max_message_size`` (readers refuse those: see
     :func:`check_blob_readable`) and recipients that are not valid emails."""
+    size = check_new_blob(data, context, recipients)
+    return BlobRef(name=new_message_id(), sha256=blob_sha256(data), size=size)
+
+
+def check_new_blob(
+    data: Sequence[Buffer], context: TransportContext, recipients: Sequence[str]
+) -> int:
+    """The refusals of :func:`new_blob_ref` without the hash (a transport that hashes
+    while it uploads); returns the size of ``data`` concatenated."""
     for email in recipients:
         validate_email(email)
-    digest = hashlib.sha256()
-    size = 0
-    for part in data:
-        view = memoryview(part).cast("B")
-        digest.update(view)
-        size += view.nbytes
+    size = sum(memoryview(part).nbytes for part in data)
     check_size(size, context, "blob")
-    return BlobRef(name=new_message_id(), sha256=digest.hexdigest(), size=size)
+    return size
+
+
+def blob_sha256(data: Sequence[Buffer]) -> str:
+    """Hex SHA-256 of ``data`` concatenated (hashlib releases the GIL: a thread can
+    hash while another uploads)."""
+    digest = hashlib.sha256()
+    for part in data:
+        digest.update(memoryview(part).cast("B"))
+    return digest.hexdigest()
 
 
 def check_blob_readable(ref: BlobRef, sender: str, context: TransportContext) -> str:

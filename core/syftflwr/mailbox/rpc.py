@@ -11,10 +11,12 @@ reported, so an aggregator polling N handles does no I/O for the N-1 still pendi
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
@@ -30,7 +32,7 @@ from syftflwr.errors import (
 from syftflwr.info import Capabilities, TransportContext
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.arrivals import ArrivalSource
-from syftflwr.mailbox.blobs import new_blob_ref
+from syftflwr.mailbox.blobs import blob_sha256, check_new_blob
 from syftflwr.mailbox.journal import Journal
 from syftflwr.mailbox.layout import ObjectKind, Route, blob_folder, blob_path, parse_name
 from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
@@ -44,7 +46,7 @@ from syftflwr.mailbox.retention import (
     sweep_sent,
 )
 from syftflwr.mailbox.storage import SharesFolders, Storage
-from syftflwr.names import validate_message_id
+from syftflwr.names import new_message_id, validate_message_id
 from syftflwr.roles import BaseRPC, BlobRef, ClientRole, ReportsPickups, RequestHandle, offers
 
 log = logging.getLogger("syftflwr.mailbox")
@@ -272,8 +274,10 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         expires_at: float | None,
     ) -> BlobRef:
         """Store ``data`` once in a new blob folder of mine, shared with ``recipients``
-        before anything is written into it (:class:`SharesFolders`), and journal it first
-        so retention deletes it after a crash."""
+        (:class:`SharesFolders`), and journal it first so retention deletes it after a
+        crash. The hash of ``data`` (and on a storage that ``shares_while_writing``, the
+        grants) run while it uploads: nobody learns the blob's name before this returns
+        (the messages naming it are sent after), and both are done by then."""
         self._check_open()
         if not self.capabilities.shares_objects:
             raise TransportError(
@@ -281,31 +285,43 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                 "object with several recipients (its capabilities do not declare "
                 "shares_objects): send each recipient its own copy"
             )
-        ref = new_blob_ref(data, self.context, recipients)
+        size = check_new_blob(data, self.context, recipients)
+        name = new_message_id()
         me = self.client.email
         wire_app = self.profile.wire_app(app)
-        folder = blob_folder(me, wire_app, ref.name)
-        parts = chunking.part_count(ref.size, self.capabilities.max_object_size)
+        folder = blob_folder(me, wire_app, name)
+        parts = chunking.part_count(size, self.capabilities.max_object_size)
         with self._lock:  # held before it is journaled: a sweep never sees it unheld
-            self._blobs[ref.name] = parts
-        self.journal.blob_storing(ref.name, app=app, expires_at=expires_at, parts=parts)
+            self._blobs[name] = parts
+        self.journal.blob_storing(name, app=app, expires_at=expires_at, parts=parts)
         try:
             self.storage.makedirs(folder)
-            if offers(self.storage, SharesFolders):
-                readers = sorted(set(recipients) - {me})
-                cast(SharesFolders, self.storage).share_folder(folder, readers)
-            published = chunking.publish(
-                self.storage,
-                blob_path(me, wire_app, ref.name),
-                data,
-                max_object_size=self.capabilities.max_object_size,
-                exclusive=True,
-            )
+            with ThreadPoolExecutor(2, thread_name_prefix="syftflwr-blob") as pool:
+                hashed = pool.submit(contextvars.copy_context().run, blob_sha256, data)
+                shared = None
+                if offers(self.storage, SharesFolders):
+                    readers = sorted(set(recipients) - {me})
+                    share = cast(SharesFolders, self.storage).share_folder
+                    if getattr(self.storage, "shares_while_writing", False) is True:
+                        run = contextvars.copy_context().run
+                        shared = pool.submit(run, share, folder, readers)
+                    else:  # e.g. SyftBox: the permission file before the content
+                        share(folder, readers)
+                published = chunking.publish(  # leaving the pool waits for the others
+                    self.storage,
+                    blob_path(me, wire_app, name),
+                    data,
+                    max_object_size=self.capabilities.max_object_size,
+                    exclusive=True,
+                )
+                if shared is not None:  # a failed grant fails the blob, as an upload does
+                    shared.result()
+                ref = BlobRef(name=name, sha256=hashed.result(), size=size)
             if not published:  # a random 128-bit name: only a storage fault gets here
                 raise StorageError(f"{folder} already holds a blob: not overwritten")
         except BaseException:
             try:
-                self._drop_blob(ref.name, app)
+                self._drop_blob(name, app)
             except Exception as exc:  # retention tries again: the journal says forgotten
                 log.warning("could not delete the unfinished blob %s: %s", folder, exc)
             raise

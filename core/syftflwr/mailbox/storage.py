@@ -101,6 +101,11 @@ class SharesFolders(Protocol):
     SyftBox writes a permission file naming the readers; Google Drive grants each reader
     on the folder without notification e-mails. A storage where every participant can
     already read every sender's folders (one local or network directory) does not need it.
+
+    A storage whose grants cover content whatever its order (Drive: a folder's readers
+    read every file in it, written before or after) may set a class attribute
+    ``shares_while_writing = True``: the mailbox then grants while the blob uploads, and
+    still before any message names it.
     """
 
     def share_folder(self, folder: str, readers: Sequence[str]) -> None: ...

@@ -90,6 +90,32 @@ def test_one_upload_for_n_readers_and_a_round_trip(
         late.get_blob(ref, sender=AGG, app="app")
 
 
+def test_a_blob_above_the_transfer_chunk_goes_up_in_one_request(
+    roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
+    drive: tuple[DriveState, str],
+) -> None:
+    """A resumable blob upload (larger than ``transfer_chunk_size``) is one session and
+    ONE request of its bytes, not one per transfer chunk: still 3 + N calls."""
+    state, _ = drive
+    datasites = ("ds0@example.org", "ds1@example.org", "ds2@example.org")
+    OPTIONS["transfer_chunk_size"] = 256 * 1024  # MODEL is 300,000 bytes: resumable
+    try:
+        rpc = roles(AGG, datasites)
+        reader = roles(datasites[2], datasites)
+    finally:
+        del OPTIONS["transfer_chunk_size"]
+    assert isinstance(rpc, MailboxRPC) and isinstance(reader, MailboxEvents)
+    expires = time.time() + 300
+    rpc.put_blob([b"first"], app="app", recipients=datasites, expires_at=expires)  # its folders
+    before = state.calls_by(AGG).copy()
+    ref = rpc.put_blob([MODEL], app="app", recipients=datasites, expires_at=expires)
+    calls = state.calls_by(AGG) - before
+    assert calls["files.upload"] == 1 and calls.total() == 3 + len(datasites), calls
+    [folder] = state.find(ref.name)
+    assert folder.readers == set(datasites)
+    assert reader.get_blob(ref, sender=AGG, app="app") == MODEL
+
+
 def test_a_chunked_blob_round_trips(
     roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
     drive: tuple[DriveState, str],

@@ -63,6 +63,18 @@ WRITER_TAG = "syftflwr_writer"
 FILE_FIELDS = "id,name,mimeType,parents,createdTime,size,appProperties,owners(emailAddress)"
 DEFAULT_TRANSFER_CHUNK = 8 * 1024 * 1024
 """Resumable upload / ranged download step; objects up to this size take one request."""
+BLOB_REQUEST = 256 * 1024 * 1024
+"""A blob goes up in one resumable request up to this size (larger ones in requests of
+this size): each request costs a round trip and counts against the quota, and Drive
+keeps what an interrupted request delivered (the client asks how far it got and goes
+on). It bounds the copy the client makes of a request's body."""
+
+
+def blob_request(size: int) -> int:
+    """Bytes per resumable request of a ``size``-byte blob: all of it up to
+    :data:`BLOB_REQUEST`, in Drive's unit (256 KiB) for every request but the last."""
+    quantum = 256 * 1024
+    return min(BLOB_REQUEST, max(quantum, -(-size // quantum) * quantum))
 
 
 def quote(value: str) -> str:
@@ -163,6 +175,10 @@ class UploadSessions:
 
 class DriveStorage(BaseStorage):
     """Mailbox storage of participant ``me`` on Drive (thread-safe)."""
+
+    shares_while_writing = True
+    """A folder's grants cover every file in it, written before or after (core's
+    :class:`~syftflwr.plugin.SharesFolders`): a blob's grants run while it uploads."""
 
     def __init__(
         self,
@@ -435,12 +451,16 @@ class DriveStorage(BaseStorage):
             return None, []
         return fid, [c for c in copies if c.get("mimeType") != FOLDER_MIME]
 
-    def _create_file(self, parent: str, name: str, data: bytes, tag: str) -> str:
+    def _create_file(
+        self, parent: str, name: str, data: bytes, tag: str, *, chunk: int | None = None
+    ) -> str:
         """Upload ``data`` as ``name`` into ``parent``, tagged ``tag`` — or with the tag of
-        the interrupted upload of the same bytes it continues (returned)."""
+        the interrupted upload of the same bytes it continues (returned). ``chunk``: the
+        bytes per resumable request (a multiple of 256 KiB), default ``transfer_chunk``."""
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
-        resumable = len(data) > self.transfer_chunk
-        media = _bytes_upload(data, chunksize=self.transfer_chunk, resumable=resumable)
+        chunk = chunk or self.transfer_chunk
+        resumable = len(data) > self.transfer_chunk  # a large multipart upload is refused
+        media = _bytes_upload(data, chunksize=chunk, resumable=resumable)
         what = f"upload of {name}"
         if not resumable:
             self.api.call(
@@ -462,7 +482,7 @@ class DriveStorage(BaseStorage):
                 if record is None:
                     raise
                 log.info("the interrupted upload of %s expired on Drive: starting over", name)
-                return self._create_file(parent, name, data, uuid.uuid4().hex)
+                return self._create_file(parent, name, data, uuid.uuid4().hex, chunk=chunk)
             if record is None and key is not None and self.sessions is not None:
                 record = {"uri": str(request.resumable_uri), "tag": tag}
                 self.sessions.save(key, record["uri"], tag)
@@ -484,8 +504,11 @@ class DriveStorage(BaseStorage):
             if name in written:
                 return False
             written.add(name)
+        data = _join(parts)
         try:
-            self._create_file(folder_id, name, _join(parts), uuid.uuid4().hex)
+            self._create_file(
+                folder_id, name, data, uuid.uuid4().hex, chunk=blob_request(len(data))
+            )
         except BaseException:
             with self._lock:
                 written.discard(name)
