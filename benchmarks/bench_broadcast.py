@@ -415,7 +415,7 @@ def ratios_of(store: str, rows: list[dict[str, Any]], network: dict[str, float])
             ratios.append(ratio(
                 f"broadcast gdrive: Drive API calls storing the model per phase, N={n}",
                 row["blob_api_calls"], baseline="(count: folder, upload session and its "
-                f"{row['model_calls'].get('files.upload', 0)} chunk requests, N grants)",
+                f"{row['model_calls'].get('files.upload', 0)} upload requests, N grants)",
                 bar=3 + n, absolute=True,
             ))  # fmt: skip
         if "send_vs_reference" in row:

@@ -500,7 +500,7 @@ def _drive_tables(data: dict[str, Any]) -> str:
             if by is None
             else (
                 f"{r['blob_api_calls']} ({by.get('files.create', 0)} create, "
-                f"{by.get('files.upload', 0)} upload chunks, "
+                f"{by.get('files.upload', 0)} upload, "
                 f"{by.get('permissions.create', 0)} grants)"
             )
         )
@@ -519,6 +519,7 @@ def _drive_tables(data: dict[str, Any]) -> str:
         [
             str(r["datasites"]),
             f"{r['reference_s']:.2f} s",
+            f"{r['reference_chunked_s']:.2f} s" if "reference_chunked_s" in r else "-",
             f"{r['after']['send_s']:.2f} s",
             f"{r['send_vs_reference']:.3f}x",
             "1.2x " + ("✓" if r["send_vs_reference"] <= 1.2 else "✗"),
@@ -533,8 +534,8 @@ def _drive_tables(data: dict[str, Any]) -> str:
         "left out). The model's calls are a shared send phase minus its reuse phase, "
         "which sends the same messages without the model (send-only rows: in a round trip "
         "the replies' reads and deletes vary from phase to phase): *storing the model* "
-        "(its folder and upload session, the session's 8 MiB chunk requests, one grant per "
-        "reader sent as one batch request) and *more listings* (`files.list` of the "
+        "(its folder and upload session, the session's upload request — one for a blob up "
+        "to 256 MiB —, one grant per reader sent as one batch request) and *more listings* (`files.list` of the "
         "aggregator's changes feed reacting to its own writes: more changes, more listings; "
         "they vary with timing). *First contact* is the warm-up phase (a run's outbox "
         "folders, their shares, the app's blob folders). Bar (issue 20): the calls storing "
@@ -555,22 +556,24 @@ def _drive_tables(data: dict[str, Any]) -> str:
         + "\n\nSend phase on a slower Drive server: every HTTP request waits "
         f"{net.get('latency', 0) * 1e3:g} ms and each account's request bodies share "
         f"{(net.get('upload_rate') or 0) / 1e6:g} MB/s. Reference: one plain upload of the "
-        "model with the real client (resumable in 8 MiB requests, as the transport "
-        "uploads); shared: median of 3 send phases, each a fresh model; one copy per "
+        "model with the real client (resumable, in one request, as the transport uploads "
+        "a blob; *in 8 MiB requests*: the transport's default request size, which blobs "
+        "used before); shared: median of 3 send phases, each a fresh model; one copy per "
         "datasite: one send phase (10 at a time at N = 50). Bar (issue 20): shared <= 1.2x "
         "the reference."
         + "\n\nWhat a shared send phase adds to one upload of the model: sealing the model "
-        "and hashing it twice before its first byte goes up (the plaintext digest that "
-        "commits every recipient to the same model, the ciphertext digest its ref names), "
-        "sharing the blob's folder before the upload (one batch request), and the N "
-        "messages after it, in parallel, each a name check, a create and a check again on "
-        "Drive (`put_if_absent` on a store without create-if-absent). The calls storing the "
-        "model are 2 + N plus one request per 8 MiB chunk of its resumable upload (13 for "
-        "100 MB, as many as a plain upload of the model takes).\n\n"
+        "before its first byte goes up (AES-GCM, with the plaintext digest that commits "
+        "every recipient to the same model computed on the other core meanwhile), its "
+        "folder (one request), and the N messages after the upload, in parallel, each a "
+        "create and a check on Drive (`put_if_absent` on a store without "
+        "create-if-absent). The ciphertext digest its ref names and the folder's grants "
+        "(one batch request) run while the model uploads. The calls storing the model are "
+        "3 + N: folder, upload session, one upload request, N grants.\n\n"
         + table(
             [
                 "N",
                 "one model upload",
+                "in 8 MiB requests",
                 "send phase, shared",
                 "shared / upload",
                 "bar",

@@ -108,6 +108,22 @@ def test_concurrent_exclusive_creates_have_one_winner(make_storage: MakeStorage)
         assert storages[0].list(ROUTE.reverse().folder).count(f"{round_:032x}.claim") == 1
 
 
+def test_a_small_exclusive_create_is_a_create_and_one_check(
+    make_storage: MakeStorage, drive: tuple[DriveState, str]
+) -> None:
+    """No look before a small create (Drive has no create-if-absent: the check after
+    settles who was first); a name that exists keeps its one, first copy."""
+    state, _ = drive
+    alice = make_storage(ALICE)
+    alice.put_if_absent(ROUTE.request_path("0" * 32), [b"warm-up"])  # the outbox folders
+    before = state.calls_by(ALICE).copy()
+    assert alice.put_if_absent(ROUTE.request_path("1" * 32), [b"message"])
+    assert state.calls_by(ALICE) - before == {"files.create": 1, "files.list": 1}
+    assert not alice.put_if_absent(ROUTE.request_path("1" * 32), [b"other"])
+    [kept] = state.find("1" * 32 + ".request")
+    assert kept.content == b"message"
+
+
 def test_put_replaces(make_storage: MakeStorage) -> None:
     alice = make_storage(ALICE)
     path = ROUTE.request_path("d" * 32)

@@ -516,15 +516,24 @@ class DriveStorage(BaseStorage):
         return True
 
     def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        """Create ``path`` unless it exists: Drive has no create-if-absent, so the copy
+        created first wins (a later one is deleted by its writer). A small object is
+        created without a look first (the check after settles it: one call less per
+        message); a large one is looked for first, to spare a useless upload."""
         fresh = self._put_fresh(path, parts)
         if fresh is not None:
             return fresh
-        fid, copies = self._copies(path, create_folder=True)
+        data = _join(parts)
+        if len(data) <= self.transfer_chunk:
+            split_path(path)
+            fid = self.folder_id(path.rpartition("/")[0], create=True)
+        else:
+            fid, copies = self._copies(path, create_folder=True)
+            if copies:
+                return False
         assert fid is not None
-        if copies:
-            return False
         name = path.rpartition("/")[2]
-        tag = self._create_file(fid, name, _join(parts), uuid.uuid4().hex)
+        tag = self._create_file(fid, name, data, uuid.uuid4().hex)
         _, copies = self._copies(path)
         if not copies:  # deleted right away by someone: we did create it
             return True
