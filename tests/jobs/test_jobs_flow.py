@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _bundle_apps import DATA, markers_written
+from _bundle_apps import markers_written, stored_fab
 from _jobs_world import AGG, DS1, DS2, World, send_job, signed_job
 from syftflwr.jobs.review import collect, decide, review
 from syftflwr.jobs.submit import submit
@@ -81,14 +81,10 @@ def test_review_says_same_files_other_build(tmp_path: Path) -> None:
     world = World(tmp_path)
     ds1 = world.who(DS1)
     collect(ds1)
-    old = send_job(
-        world, signed_job(world, built=(DATA / "marker-app-flwr-1.26.1.fab").read_bytes())
-    )
+    old = send_job(world, signed_job(world, built=stored_fab("1.26.1")))
     collect(ds1)
     decide(ds1, old, "approved")
-    new = send_job(
-        world, signed_job(world, built=(DATA / "marker-app-flwr-1.42.0.fab").read_bytes())
-    )
+    new = send_job(world, signed_job(world, built=stored_fab("1.42.0")))
     assert collect(ds1).stored == [new]
     shown = review(ds1, new)
     assert shown.previous is not None and shown.previous.job_id == old

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from _bundle_apps import DATA, markers_written
+from _bundle_apps import markers_written, stored_fab
 from _jobs_world import AGG, DS1, World, send_job, signed_job
 from syftflwr.config.participant import AutoApprove
 from syftflwr.crypto.signing import SigningIdentity
@@ -73,14 +73,10 @@ def test_a_rebuild_is_approved_only_under_its_rule(tmp_path: Path) -> None:
     for rules, expected in (({}, "pending"), ({"rebuilds": True}, "approved")):
         ds1 = with_rules(world, **rules)
         collect(ds1)
-        old = send_job(
-            world, signed_job(world, built=(DATA / "marker-app-flwr-1.26.1.fab").read_bytes())
-        )
+        old = send_job(world, signed_job(world, built=stored_fab("1.26.1")))
         collect(ds1)
         decide(ds1, old, "approved")
-        new = send_job(
-            world, signed_job(world, built=(DATA / "marker-app-flwr-1.42.0.fab").read_bytes())
-        )
+        new = send_job(world, signed_job(world, built=stored_fab("1.42.0")))
         got = collect(ds1)
         with JobStore(ds1.state_root, DS1) as store:
             assert store.received_job(new).status == expected
