@@ -396,6 +396,9 @@ def test_the_claims_of_answered_and_forgotten_requests_are_swept(
         stem = str(uuid.UUID(request.id))
         claim = (tmp_path / "SyftBox" / ".syftflwr" / "claims" / DATASITES[0] / "flwr" / APP
                  / AGG / stem)  # fmt: skip
+        # The reply can reach the requester a moment before the runner journals it answered.
+        _wait_for("the answer journaled", lambda: getattr(
+            served.events.journal.state_of(stem), "finished", False), timeout=10)  # fmt: skip
         entry = served.events.journal.state_of(stem)
         assert claim.exists() and entry is not None and entry.finished and not entry.cleaned
         rpc.forget(handle)  # the requester removes its request, as syft-rpc's does
