@@ -151,6 +151,45 @@ def test_a_storage_wrapper_forwards_sharing_only_when_it_wraps_it(tmp_path: Path
         box.close()
 
 
+class GrantsWhileWriting(SharingStorage):
+    """A storage whose grants cover content written before or after (as Drive's do):
+    its grants wait for the blob's upload to have started, as they may."""
+
+    shares_while_writing = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.uploading = threading.Event()
+
+    def share_folder(self, folder: str, readers: Sequence[str]) -> None:
+        assert self.uploading.wait(10), "the grants ran before the upload, not beside it"
+        super().share_folder(folder, readers)
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        if path.endswith(".blob"):
+            self.uploading.set()
+        return super().put_if_absent(path, parts)
+
+
+def test_a_storage_wrapper_keeps_granting_while_the_blob_uploads(tmp_path: Path) -> None:
+    """A wrapper keeps ``shares_while_writing`` of the storage it wraps (the grants of a
+    Drive blob overlap its upload; hidden, they ran first, one round trip per phase
+    longer) and never invents it."""
+    assert StorageWrapper(LocalDirStorage(tmp_path / "plain")).shares_while_writing is False
+    assert StorageWrapper(SharingStorage(tmp_path / "sharing")).shares_while_writing is False
+    box = BlobBox(tmp_path / "root", shares_objects=True)
+    try:
+        inner = GrantsWhileWriting(box.root)
+        box.storage = StorageWrapper(inner)  # type: ignore[assignment]
+        assert box.storage.shares_while_writing is True
+        ref = _put(box)
+        assert [(f, r) for f, r, _ in inner.shared] == [
+            (blob_folder(AGG, APP, ref.name), [DS1, DS2])
+        ]
+    finally:
+        box.close()
+
+
 def test_blob_folders_are_never_taken_for_outboxes(box: BlobBox) -> None:
     _put(box)
     top = box.storage.list("")

@@ -178,8 +178,8 @@ def check_max_size(path: str, size: int, max_size: int | None) -> None:
 class StorageWrapper(BaseStorage):
     """``inner`` with some operations changed (sealing, sync-aware reads...): every
     operation is forwarded, so a subclass overrides only what it changes. The optional
-    ``share_folder`` is forwarded when ``inner`` offers it; ``read_head`` never is (see
-    the module docstring)."""
+    ``share_folder`` and ``shares_while_writing`` are forwarded when ``inner`` has them;
+    ``read_head`` never is (see the module docstring)."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
@@ -214,6 +214,12 @@ class StorageWrapper(BaseStorage):
 
     def local_path(self, path: str) -> Path | None:
         return self.inner.local_path(path)
+
+    @property
+    def shares_while_writing(self) -> bool:
+        """The wrapped storage's (:class:`SharesFolders`): hidden, a Drive blob's grants
+        would run before its upload instead of beside it."""
+        return getattr(self.inner, "shares_while_writing", False) is True
 
     def __getattr__(self, name: str) -> object:
         """``share_folder`` when the wrapped storage has it (:class:`SharesFolders`), so
