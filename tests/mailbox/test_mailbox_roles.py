@@ -336,3 +336,46 @@ def test_a_role_run_again_after_stop_serves_new_requests(mailbox: Mailbox) -> No
     again.start()
     mailbox.threads.append(again)
     assert _round_trip(mailbox, b"second") == b"second"
+
+
+class SlowFirstLook(LocalDirStorage):
+    """A storage whose first listing of one folder hangs until released: a slow remote
+    store (Drive: the reply folder's lookup and listing are round trips) on first contact."""
+
+    def __init__(self, root: Path, slow: str) -> None:
+        super().__init__(root)
+        self.slow = slow
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def list(self, folder: str) -> list[str]:
+        if folder == self.slow and not self.release.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return super().list(folder)
+
+
+def test_a_slow_first_look_at_one_reply_folder_delays_no_other_recipient(tmp_path: Path) -> None:
+    """Sending to a new recipient watches its reply folder first (one or two round trips
+    on a remote store): that look must hold up only sends to the same recipient, not the
+    whole push. It ran under one lock for every folder, so a push to N new datasites
+    looked at their folders one after the other (N x two Drive calls on first contact)."""
+    slow = Route(AGG, DS1, APP, "echo").reverse().folder
+    box = Mailbox(tmp_path)
+    storage = SlowFirstLook(tmp_path, slow)
+    box.storage = storage
+    box.poller = box.poller.__class__(storage, interval=0.01, max_interval=0.05)
+    try:
+        rpc = box.rpc()
+        first = threading.Thread(target=rpc.send, args=(box.request(DS1),), daemon=True)
+        first.start()
+        assert storage.entered.wait(10)
+        other = threading.Thread(target=rpc.send, args=(box.request(DS2),), daemon=True)
+        other.start()
+        other.join(10)
+        assert not other.is_alive(), "the send to DS2 waited for the look at DS1's folder"
+        assert first.is_alive()  # ...which still hangs: the sends really overlapped
+    finally:
+        storage.release.set()
+        first.join(10)
+        box.close()

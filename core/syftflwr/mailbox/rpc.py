@@ -94,7 +94,9 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         self.journal = journal if journal is not None else Journal.for_context(context)
         self._max_read = context.max_message_size + ENVELOPE_OVERHEAD
         self._lock = threading.Lock()
-        self._watch_lock = threading.RLock()
+        self._watch_locks: dict[str, threading.RLock] = {}
+        """One per reply folder (a peer and app): watching a new one costs round trips
+        on a remote store, which hold up sends to that peer only."""
         self._outstanding: dict[str, _Sent] = {}
         self._by_folder: dict[str, set[str]] = {}
         self._ready: set[str] = set()
@@ -143,7 +145,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         """Await the response to ``message_id``: its folder is watched before the
         request is published, so the response cannot slip past. Returns that folder."""
         back = route.reverse().folder
-        with self._watch_lock:
+        with self._watch_lock(back):
             with self._lock:
                 self._outstanding[message_id] = _Sent(route, parts)
                 if ready:
@@ -153,6 +155,12 @@ class MailboxRPC(ReportsPickups, BaseRPC):
             if first:
                 self._sub.watch([back])
         return back
+
+    def _watch_lock(self, back: str) -> threading.RLock:
+        """Orders the watch and unwatch of ``back`` (a send never publishes before its
+        reply folder is watched, a drop never unwatches a folder a send still needs)."""
+        with self._lock:
+            return self._watch_locks.setdefault(back, threading.RLock())
 
     def _route(self, handle: RequestHandle | Request) -> Route:
         wire_app = self.profile.wire_app(handle.app)
@@ -251,7 +259,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         self._drop(handle.id, route.reverse().folder)
 
     def _drop(self, message_id: str, back: str) -> None:
-        with self._watch_lock:
+        with self._watch_lock(back):
             with self._lock:
                 self._outstanding.pop(message_id, None)
                 self._ready.discard(message_id)
