@@ -20,7 +20,7 @@ from syftflwr.flower import compat
 from syftflwr.flower.runner import NotApprovedError
 from syftflwr.jobs.fab import BuiltFab, build_fab
 from syftflwr.jobs.serve import ApprovedCode, ServedApp, approved_jobs
-from syftflwr.jobs.statements import JobOffer, sign_offer
+from syftflwr.jobs.statements import JobOffer, fab_digest, sign_offer
 from syftflwr.jobs.store import JobStore
 from syftflwr.names import new_message_id
 
@@ -65,7 +65,7 @@ class World:
         self.served = ServedApp(AGG, "marker")
         self.code = ApprovedCode(self.store, self.served, tmp / "apps", env=dict(os.environ))
 
-    def receive(self, version: str, steps: int) -> tuple[str, str]:
+    def receive(self, version: str, steps: int, *, rollback: bool = False) -> tuple[str, str]:
         built = build(self.tmp, version, steps, self.markers)
         offer = JobOffer(
             job_id=new_message_id(),
@@ -75,7 +75,7 @@ class World:
             version=built.version,
             fab_hash=built.fab_hash,
             created_at=1.0,
-            rollback=False,
+            rollback=rollback,
             signer=self.agg.fingerprint,
             app_name="marker",
             datasites=(DS1, DS2),
@@ -136,6 +136,77 @@ def test_only_the_last_approved_hash_runs_and_nothing_runs_before(world: World) 
     assert "was rejected by ds1@example.org" in why and "(reads too much)" in why
     assert train(world.code, v2)["steps"] == 2
     assert list(approved_jobs(world.store)) == [world.served]
+
+
+@pytest.mark.parametrize("when", ["the clock stepped back", "a rollback at the same instant"])
+def test_serve_runs_the_version_the_store_approved_last(world: World, when: str) -> None:
+    """The version approved last is the approval recorded last (the store's decision
+    order), as the diff base and retention take it: not the latest decision clock."""
+    if when == "the clock stepped back":  # 1.1.0 approved after 1.0.0, clock behind it
+        replaced_job, replaced = world.receive("1.0.0", steps=1)
+        current_job, current = world.receive("1.1.0", steps=2)
+        world.store.decide(replaced_job, "approved", world.ds, now=200.0)
+        world.store.decide(current_job, "approved", world.ds, now=100.0)
+        version, steps = "1.1.0", 2
+    else:  # 1.1.0 approved, then the rollback to 1.0.0 that arrived before it
+        current_job, current = world.receive("1.0.0", steps=1, rollback=True)
+        replaced_job, replaced = world.receive("1.1.0", steps=2)
+        world.store.decide(replaced_job, "approved", world.ds, now=50.0)
+        world.store.decide(current_job, "approved", world.ds, now=50.0)
+        version, steps = "1.0.0", 1
+    last = world.store.last_approved(AGG, world.store.received_job(current_job).offer.app)
+    assert last is not None and last.job_id == current_job
+    why = refused(world.code, replaced)
+    assert f"replaced by a later approved version; approved here: {version}" in why
+    assert train(world.code, current)["steps"] == steps
+    assert approved_jobs(world.store)[world.served].job_id == current_job
+
+
+def test_a_request_reads_its_app_not_every_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deciding whether a request may run reads the current version of its app and the
+    job of the hash it names, however many jobs the store holds."""
+    approved_job, _ = world.receive("1.0.0", steps=1)
+    world.store.decide(approved_job, "approved", world.ds)
+    _, pending = world.receive("1.1.0", steps=2)
+    decoded: list[bytes] = []
+    decode = JobOffer.decode
+
+    def counting(cls: type[JobOffer], data: bytes) -> JobOffer:
+        decoded.append(data)
+        return decode(data)
+
+    def decodes_per_refusal() -> list[int]:
+        counts = []
+        for app_hash in ("f" * 64, pending):
+            decoded.clear()
+            refused(world.code, app_hash)
+            counts.append(len(decoded))
+        return counts
+
+    monkeypatch.setattr(JobOffer, "decode", classmethod(counting))
+    few = decodes_per_refusal()
+    for n in range(40):  # other apps of this aggregator, approved, and pending jobs
+        fab = f"stand-in FAB {n}".encode()
+        offer = JobOffer(
+            job_id=new_message_id(),
+            aggregator=AGG,
+            datasite=DS1,
+            app=f"other{n % 2}" if n % 4 else "marker-app",
+            version=f"2.{n}",
+            fab_hash=fab_digest(fab),
+            created_at=1.0,
+            rollback=False,
+            signer=world.agg.fingerprint,
+            app_name=f"other{n % 2}" if n % 4 else "marker",
+            datasites=(DS1, DS2),
+        )
+        world.store.receive(offer, sign_offer(offer, world.agg), world.agg.public, fab)
+        if n % 4:
+            world.store.decide(offer.job_id, "approved", world.ds)
+    assert decodes_per_refusal() == few
+    assert max(few) <= 4  # the current version and the job named, each with its decision
 
 
 def test_a_fab_altered_on_disk_after_approval_never_runs(world: World) -> None:

@@ -19,7 +19,13 @@ import pytest
 from _jobstore_worker import AGG, DS1, SHARED_JOB, fab_of, identities, make_offer, receive
 from syftflwr.crypto.signing import SigningIdentity
 from syftflwr.jobs import store as store_module
-from syftflwr.jobs.statements import Decision, sign_decision, sign_offer, verify_decision
+from syftflwr.jobs.statements import (
+    Decision,
+    fab_digest,
+    sign_decision,
+    sign_offer,
+    verify_decision,
+)
 from syftflwr.jobs.store import ORPHAN_AGE, DecisionConflictError, JobError, JobStore
 
 WORKER = Path(__file__).with_name("_jobstore_worker.py")
@@ -229,8 +235,70 @@ def test_retention_deletes_fabs_no_job_needs_and_keeps_every_decision(
     assert ds.prune() == [] and ds.fab(job_id(6)) == fab_of(4)
 
 
+def test_the_current_version_is_the_approval_recorded_last_whatever_its_clock(
+    ds: JobStore, keys: tuple[SigningIdentity, SigningIdentity]
+) -> None:
+    """One rule for the diff base, retention and serve: the decision order of the store
+    (a clock stepped back, or two approvals at one instant, change nothing)."""
+    agg, me = keys
+    receive(ds, agg, job_id(1), fab_of(1), version="1.0", rollback=True)
+    receive(ds, agg, job_id(2), fab_of(2), version="1.1")
+    receive(ds, agg, job_id(3), fab_of(3), version="1.2")
+    ds.decide(job_id(2), "approved", me, now=300.0)
+    ds.decide(job_id(3), "approved", me, now=100.0)  # the clock stepped back
+    assert ds.last_approved(AGG, "quickstart").job_id == job_id(3)  # type: ignore[union-attr]
+    assert [j.job_id for j in ds.served_versions()] == [job_id(3)]
+    ds.decide(job_id(1), "approved", me, now=100.0)  # a rollback, at the same instant
+    assert ds.last_approved(AGG, "quickstart").job_id == job_id(1)  # type: ignore[union-attr]
+    assert [j.job_id for j in ds.served_versions(AGG, "quickstart")] == [job_id(1)]
+    assert ds.served_versions(AGG, "elsewhere") == ds.served_versions("x@y.org") == []
+    assert ds.received_with_hash(AGG, fab_digest(fab_of(3))).job_id == job_id(3)  # type: ignore[union-attr]
+    assert ds.received_with_hash(AGG, "0" * 64) is None
+
+
+def test_serve_runs_the_version_approved_last_in_each_mailbox_and_retention_keeps_it(
+    ds: JobStore, keys: tuple[SigningIdentity, SigningIdentity]
+) -> None:
+    """One FAB app served in two mailboxes (``app_name``): each serves its own version
+    approved last, and retention keeps both FABs though only one is the app's latest."""
+    agg, me = keys
+    for n, (version, app_name) in enumerate((("1.0", "site-a"), ("1.1", "site-b")), start=1):
+        offer = dataclasses.replace(
+            make_offer(agg, job_id(n), fab_of(n), version=version), app_name=app_name
+        )
+        ds.receive(offer, sign_offer(offer, agg), agg.public, fab_of(n))
+        ds.decide(job_id(n), "approved", me)
+    assert [(j.offer.app_name, j.job_id) for j in ds.served_versions()] == [
+        ("site-a", job_id(1)),
+        ("site-b", job_id(2)),
+    ]
+    assert ds.last_approved(AGG, "quickstart").job_id == job_id(2)  # type: ignore[union-attr]
+    assert ds.prune() == []
+    assert ds.fab(job_id(1)) == fab_of(1)
+
+
+def test_jobs_received_before_schema_2_are_served_by_their_mailbox(
+    tmp_path: Path, keys: tuple[SigningIdentity, SigningIdentity]
+) -> None:
+    agg, me = keys
+    with JobStore(tmp_path / "ds1", DS1) as ds:
+        receive(ds, agg, job_id(1), fab_of(1))
+        ds.decide(job_id(1), "approved", me)
+        path = ds.folder / "jobs.sqlite"
+    raw = sqlite3.connect(path)  # back to schema 1, as an older syftflwr left it
+    raw.executescript(
+        "DROP INDEX received_by_app_name; ALTER TABLE received DROP COLUMN app_name; "
+        "PRAGMA user_version = 1;"
+    )
+    raw.close()
+    with JobStore(tmp_path / "ds1", DS1) as ds:
+        assert [j.job_id for j in ds.served_versions(AGG, "quickstart")] == [job_id(1)]
+
+
 def run_worker(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(WORKER.parent)}
+    # the code under test too (a source tree on PYTHONPATH), not only the installed one
+    path = [str(WORKER.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     return subprocess.Popen(
         [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, text=True, env=env
     )

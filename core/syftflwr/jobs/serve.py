@@ -71,22 +71,18 @@ def served_app(job: ReceivedJob) -> ServedApp:
     return ServedApp(job.offer.aggregator, job.offer.app_name)
 
 
-def approved_jobs(store: JobStore) -> dict[ServedApp, list[ReceivedJob]]:
-    """Approved jobs by the app they serve, latest approval last."""
-    found: dict[ServedApp, list[ReceivedJob]] = {}
-    for job in store.received_jobs():
-        if job.status == "approved":
-            found.setdefault(served_app(job), []).append(job)
-    for jobs in found.values():
-        jobs.sort(key=lambda j: j.decision.recorded_at if j.decision else 0.0)
-    return found
+def approved_jobs(store: JobStore) -> dict[ServedApp, ReceivedJob]:
+    """The version of every app approved last (:meth:`JobStore.served_versions`), by the
+    app it serves."""
+    return {served_app(job): job for job in store.served_versions()}
 
 
 class ApprovedCode:
     """The approved code of one served app (a :class:`~syftflwr.flower.runner.Approval`).
 
-    The version a request may run is the one approved last: an older approved hash is
-    refused once a newer one is approved (the data owner agreed to replace it).
+    The version a request may run is the one approved last (the store's decision order,
+    :meth:`JobStore.served_versions`): an approved hash is refused once another one is
+    approved after it (the data owner agreed to replace it).
     """
 
     def __init__(
@@ -124,17 +120,17 @@ class ApprovedCode:
             return self._running[1]
 
     def _latest(self) -> ReceivedJob | None:
-        jobs = approved_jobs(self.store).get(self.served, [])
-        return jobs[-1] if jobs else None
+        """The version approved last, read from the store on each request (an approval
+        in another process counts at once): one row, not every job."""
+        jobs = self.store.served_versions(self.served.aggregator, self.served.app_name)
+        return jobs[0] if jobs else None
 
     def _why_not(self, app_hash: str, latest: ReceivedJob | None) -> str:
-        known = [j for j in self.store.received_jobs() if j.offer.fab_hash == app_hash
-                 and j.offer.aggregator == self.served.aggregator]  # fmt: skip
+        job = self.store.received_with_hash(self.served.aggregator, app_hash)
         approved = f"; approved here: {latest.offer.version} ({latest.offer.fab_hash[:16]})" if (
             latest) else "; nothing of this app is approved here"  # fmt: skip
-        if not known:
+        if job is None:
             return f"this datasite never received it{approved}"
-        job = known[-1]
         what = f"{job.offer.app} {job.offer.version} (job {job.job_id})"
         if job.status == "pending":
             return f"{what} waits for review: `syftflwr jobs approve {job.job_id}`{approved}"
@@ -237,8 +233,7 @@ class Server:
         """Start serving every approved app not served yet (returns those started), and
         announce (``on_serving``) each app whose version approved last changed."""
         started = []
-        for served, jobs in approved_jobs(self.store).items():
-            current = jobs[-1]
+        for served, current in approved_jobs(self.store).items():
             if served not in self.serving and not self.stopped.is_set():
                 self.serving[served] = self._start(served, current)
                 started.append(served)

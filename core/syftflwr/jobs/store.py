@@ -18,7 +18,10 @@ The rules of item 5 live here, so every way in (CLI, serve, policies) keeps them
 * an **older version** than one approved (same aggregator and app, PEP 440 order) is
   refused — received or approved — unless its offer says rollback;
 * a job id is used once: the same offer again is the same job (a redelivery), another
-  offer under that id is refused.
+  offer under that id is refused;
+* the **current version** of an app is the one approved last in the order this store
+  recorded the decisions (one SQL rule, :func:`_approved_last`, for the diff base,
+  retention and what ``serve`` runs) — after a rollback, the older version.
 
 Retention (:meth:`JobStore.prune`) may delete the FAB files of rejected and superseded
 jobs; their rows and decisions stay.
@@ -74,8 +77,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE trusted_submitters (
             email TEXT PRIMARY KEY, added_by TEXT NOT NULL, added_at REAL NOT NULL)""",
     ),
+    2: (  # the mailbox a job is served in (``serve``); older rows: JobStore._fill_app_names
+        "ALTER TABLE received ADD COLUMN app_name TEXT",
+        "CREATE INDEX received_by_app_name ON received (aggregator, app_name)",
+    ),
 }
 Status = Literal["not yet seen", "pending", "approved", "rejected"]
+AppKey = Literal["app", "app_name"]
+"""What names an app among the jobs of one aggregator: the FAB's name (``app``: the diff
+base, retention) or the mailbox it is served in (``app_name``: serve, retention)."""
+
+
+def _approved_last(key: AppKey) -> str:
+    """SQL: the decision ``d`` on the received job ``r`` is the approval recorded last
+    among the approvals of ``r``'s app (same aggregator and ``key``) — the one rule of
+    which version is current. Recorded last is the decision sequence, the order this
+    store appended them in: never a clock (two decisions may carry one time, or a clock
+    step back), and never the version (after a rollback the older one is current)."""
+    return (
+        "(d.verdict = 'approved' AND d.seq = (SELECT MAX(a.seq) FROM received j "
+        "JOIN decisions a ON a.job_id = j.job_id AND a.datasite = d.datasite "
+        f"WHERE j.aggregator = r.aggregator AND j.{key} = r.{key} "
+        "AND a.verdict = 'approved'))"
+    )
 
 
 class JobError(SyftflwrError):
@@ -167,6 +191,20 @@ class JobStore:
         self.folder = identity_dir(state_root, self.email)
         self.fabs = self.folder / FABS_FOLDER
         self.db = Database(self.folder / STORE_FILE, what="jobs store", migrations=MIGRATIONS)
+        self._fill_app_names()
+
+    def _fill_app_names(self) -> None:
+        """Jobs received before schema 2 take their ``app_name`` from their offer (once)."""
+        if self.db.one("SELECT 1 FROM received WHERE app_name IS NULL LIMIT 1") is None:
+            return
+        with self.db.transaction():
+            for job_id, offer in self.db.query(
+                "SELECT job_id, offer FROM received WHERE app_name IS NULL"
+            ):
+                self.db.write(
+                    "UPDATE received SET app_name = ? WHERE job_id = ?",
+                    (JobOffer.decode(bytes(offer)).app_name, job_id),
+                )
 
     def close(self) -> None:
         self.db.close()
@@ -212,13 +250,14 @@ class JobStore:
                 if not self.fab_path(offer.fab_hash).exists():  # pruned meanwhile
                     self._keep_fab(offer.fab_hash, fab)
                 self.db.write(
-                    "INSERT INTO received (job_id, aggregator, app, version, fab_hash, "
-                    "offer, signature, signer_key, fab_size, fab_record, received_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO received (job_id, aggregator, app, app_name, version, "
+                    "fab_hash, offer, signature, signer_key, fab_size, fab_record, "
+                    "received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         offer.job_id,
                         offer.aggregator,
                         offer.app,
+                        offer.app_name,
                         offer.version,
                         offer.fab_hash,
                         encoded,
@@ -307,12 +346,37 @@ class JobStore:
 
     def last_approved(self, aggregator: str, app: str) -> ReceivedJob | None:
         """The current version of ``app`` from ``aggregator``: the one approved last
-        (after a rollback, the older version it went back to). What a new version is
-        diffed against, and what retention keeps."""
+        (after a rollback, the older version it went back to; see :func:`_approved_last`).
+        What a new version is diffed against, and what retention keeps."""
         jobs = self._received(
-            "WHERE r.aggregator = ? AND r.app = ? AND d.verdict = 'approved' "
-            "ORDER BY d.seq DESC LIMIT 1",
+            f"WHERE r.aggregator = ? AND r.app = ? AND {_approved_last('app')}",
             (aggregator, app),
+        )
+        return jobs[0] if jobs else None
+
+    def served_versions(
+        self, aggregator: str | None = None, app_name: str | None = None
+    ) -> list[ReceivedJob]:
+        """The current version of each app by the mailbox it is served in (its aggregator
+        and ``app_name``; of that one only when given): the one approved last, by the rule
+        of :meth:`last_approved` — what ``syftflwr serve`` runs. Retention keeps each of
+        them."""
+        where = [_approved_last("app_name")]
+        args: list[object] = []
+        for column, value in (("aggregator", aggregator), ("app_name", app_name)):
+            if value is not None:
+                where.append(f"r.{column} = ?")
+                args.append(value)
+        return self._received(
+            f"WHERE {' AND '.join(where)} ORDER BY r.aggregator, r.app_name", tuple(args)
+        )
+
+    def received_with_hash(self, aggregator: str, fab_hash: str) -> ReceivedJob | None:
+        """The job of the FAB ``fab_hash`` from ``aggregator`` received last, or None."""
+        jobs = self._received(
+            "WHERE r.aggregator = ? AND r.fab_hash = ? "
+            "ORDER BY r.received_at DESC, r.job_id DESC LIMIT 1",
+            (aggregator, fab_hash),
         )
         return jobs[0] if jobs else None
 
@@ -530,20 +594,19 @@ class JobStore:
     def prune(self, *, now: float | None = None) -> list[Path]:
         """Delete the FAB files no job needs: those of rejected jobs, of approved jobs
         superseded by a later approval of the same app from the same aggregator (see
-        :meth:`last_approved`), and files no row names once :data:`ORPHAN_AGE` old (a
-        kill between a file and its row). A file a pending or current job shares is
-        kept; rows and decisions always stay. Returns the files deleted."""
+        :meth:`last_approved`) and in the same mailbox (:meth:`served_versions`: what
+        ``serve`` runs stays), and files no row names once :data:`ORPHAN_AGE` old (a kill
+        between a file and its row). A file a pending or current job shares is kept; rows
+        and decisions always stay. Returns the files deleted."""
         now = time.time() if now is None else now
         deleted: list[Path] = []
         with self.db.transaction():  # no job is stored meanwhile: none loses its file
             jobs = self.received_jobs()
             current = {
-                last.job_id
-                for last in (
-                    self.last_approved(aggregator, app)
-                    for aggregator, app in {(j.offer.aggregator, j.offer.app) for j in jobs}
+                j.job_id
+                for j in self._received(
+                    f"WHERE {_approved_last('app')} OR {_approved_last('app_name')}", ()
                 )
-                if last is not None
             }
             keep = {j.offer.fab_hash for j in jobs if j.status == "pending" or j.job_id in current}
             named = {j.offer.fab_hash for j in jobs}
