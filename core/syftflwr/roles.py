@@ -413,6 +413,32 @@ class BlobRef:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class BlobContent:
+    """A blob's bytes made while the transport readies their place: their ``size`` now,
+    the parts from ``make()`` (called once, on the thread that stores the blob). The
+    sealing layer hands :meth:`SharesBlobs.put_blob` its encryption this way, so that
+    sealing a model overlaps the round trips that open the blob's folder."""
+
+    size: int
+    make: Callable[[], Sequence[Buffer]]
+
+    def produce(self) -> Sequence[Buffer]:
+        """The parts, checked to be the ``size`` announced (a transport may have sized the
+        blob's folder, parts and journal entry by it)."""
+        parts = self.make()
+        made = sum(memoryview(part).nbytes for part in parts)
+        if made != self.size:
+            raise ValueError(f"a blob's content made {made:,} bytes, {self.size:,} announced")
+        return parts
+
+
+def blob_parts(data: Sequence[Buffer] | BlobContent) -> Sequence[Buffer]:
+    """The parts of ``data`` as :meth:`SharesBlobs.put_blob` receives it (made now when
+    it is a :class:`BlobContent`)."""
+    return data.produce() if isinstance(data, BlobContent) else data
+
+
 @runtime_checkable
 class SharesBlobs(Protocol):
     """RPC role: store bytes once for several recipients (docs/reference/hooks.md,
@@ -423,7 +449,7 @@ class SharesBlobs(Protocol):
 
     def put_blob(
         self,
-        data: Sequence[Buffer],
+        data: Sequence[Buffer] | BlobContent,
         *,
         app: str,
         recipients: Sequence[str],
@@ -431,7 +457,8 @@ class SharesBlobs(Protocol):
     ) -> BlobRef:
         """Store the concatenation of ``data`` readable by exactly ``recipients`` (and
         this participant) until :meth:`drop_blob` or, after a crash, until retention
-        finds it past ``expires_at``."""
+        finds it past ``expires_at``. ``data`` may be a :class:`BlobContent`, made while
+        the blob's place is readied (:func:`blob_parts` makes it at once)."""
         ...
 
     def drop_blob(self, ref: BlobRef, *, app: str) -> None:

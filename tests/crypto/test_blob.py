@@ -8,8 +8,10 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given
+from hypothesis import strategies as st
 from syftflwr.crypto.blob import open_blob, seal_blob
-from syftflwr.crypto.seal import SEGMENT, encrypt_segments
+from syftflwr.crypto.seal import SEGMENT, encrypt_parts, encrypt_segments, sealed_size
 from syftflwr.errors import DecryptionError, MalformedMessageError
 from syftflwr.roles import BlobRef
 
@@ -17,7 +19,7 @@ MODEL = b"model weights " * 4096
 
 
 def _stored(plaintext: bytes = MODEL) -> tuple[bytes, BlobRef]:
-    sealed = seal_blob(plaintext)
+    sealed = seal_blob([plaintext])
     ref = BlobRef(
         name="0" * 32,
         sha256=hashlib.sha256(sealed.ciphertext).hexdigest(),
@@ -37,7 +39,7 @@ def test_a_sealed_blob_opens_to_its_plaintext_and_hides_it() -> None:
 
 
 def test_each_blob_gets_a_fresh_content_key() -> None:
-    first, second = seal_blob(MODEL), seal_blob(MODEL)
+    first, second = seal_blob([MODEL]), seal_blob([MODEL])
     assert first.key != second.key and first.ciphertext != second.ciphertext
     assert first.digest == second.digest == hashlib.sha256(MODEL).hexdigest()
 
@@ -112,3 +114,23 @@ def test_segments_cannot_be_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     short = ciphertext[: 2 * 1016]  # the last segment dropped
     with pytest.raises(DecryptionError, match="failed authentication"):
         open_blob(short, dataclasses.replace(ref, size=len(short)), "blob")
+
+
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+    segment=st.sampled_from([1, 7, 1000, 1 << 30]),
+)
+def test_encrypting_parts_is_encrypting_them_joined(
+    data: bytes, cuts: list[int], segment: int
+) -> None:
+    """A model's parts are sealed without being joined first (no copy of 100 MB before
+    the first byte is encrypted): the same ciphertext, split anywhere, any segment size."""
+    key = bytes(range(32))
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    parts = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] or [b""]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("syftflwr.crypto.seal.SEGMENT", segment)
+        joined = encrypt_segments(AESGCM(key), data, b"aad")
+        assert b"".join(encrypt_parts(key, parts, b"aad")) == joined
+        assert sealed_size(len(data)) == len(joined)

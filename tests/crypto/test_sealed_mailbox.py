@@ -8,13 +8,15 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import syftflwr.crypto.roles as crypto_roles
+from syftflwr.crypto.blob import SealedBlob
 from syftflwr.crypto.directory import record_path
 from syftflwr.crypto.keys import KeyPair, PublicKeyRecord
-from syftflwr.envelope import Request, decode, encode
+from syftflwr.envelope import Buffer, Request, decode, encode
 from syftflwr.errors import MissingKeyError, UntrustedKeyError
 from syftflwr.mailbox.layout import Route
 from syftflwr.roles import EventsRole
@@ -209,3 +211,38 @@ def test_key_slots_of_before_per_app_slots_are_migrated_without_a_key_change(
     for owner, reader in ((DS1, AGG), (AGG, DS1)):
         assert not (fed.root / record_path(owner, reader)).exists()  # moved...
         assert (fed.root / record_path(owner, reader, APP)).exists()  # ...into the app's slot
+
+
+def test_a_blob_is_sealed_while_its_folder_is_made(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sealing layer hands the mailbox its encryption as the blob's content
+    (BlobContent): a model is sealed while its folder is made (on Drive a round trip),
+    not before the mailbox is even asked. The seal waits here for the folder to be under
+    way; sealing first, as before, it waited in vain."""
+    for email in (DS1, DS2):
+        fed.connect(email)  # their keys are published
+    rpc = fed.connect(AGG).rpc()
+    mailbox = rpc.inner
+    making = threading.Event()
+    real_makedirs = mailbox.storage.makedirs
+
+    def makedirs(folder: str) -> None:
+        if folder.startswith("syftflwr_blobs_"):
+            making.set()
+        real_makedirs(folder)
+
+    monkeypatch.setattr(mailbox.storage, "makedirs", makedirs)
+    real_seal = crypto_roles.seal_blob
+    waited: list[bool] = []
+
+    def seal_blob(parts: Sequence[Buffer]) -> SealedBlob:
+        waited.append(making.wait(10))
+        return real_seal(parts)
+
+    monkeypatch.setattr(crypto_roles, "seal_blob", seal_blob)
+    model = [b"weights " * 1000, memoryview(b"more weights " * 500)]
+    ref = rpc.put_blob(model, app=APP, recipients=[DS1, DS2], expires_at=time.time() + 60)
+    assert waited == [True]
+    reader = fed.connect(DS1).events()
+    assert reader.get_blob(ref, sender=AGG, app=APP) == b"".join(model)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from syftflwr.crypto.seal import decrypt_segments, encrypt_segments
+from syftflwr.crypto.seal import decrypt_segments, encrypt_parts
 from syftflwr.envelope import Buffer
 from syftflwr.errors import DecryptionError
+from syftflwr.mailbox.blobs import blob_sha256
 from syftflwr.roles import BlobRef
 
 KEY_BYTES = 32
@@ -35,20 +37,25 @@ _AAD = b"syftflwr-blob/1"
 
 @dataclass(frozen=True, slots=True)
 class SealedBlob:
-    ciphertext: bytes
+    parts: list[bytes]
+    """The ciphertext, in pieces (concatenated: :attr:`ciphertext`)."""
     key: bytes
     digest: str
     """hex SHA-256 of the plaintext"""
 
+    @property
+    def ciphertext(self) -> bytes:
+        return b"".join(self.parts)
 
-def seal_blob(plaintext: Buffer) -> SealedBlob:
-    """``plaintext`` encrypted under a fresh content key."""
+
+def seal_blob(plaintext: Sequence[Buffer]) -> SealedBlob:
+    """``plaintext`` (parts, concatenated) encrypted under a fresh content key."""
     key = os.urandom(KEY_BYTES)
     with ThreadPoolExecutor(1, thread_name_prefix="syftflwr-blob-hash") as pool:
         # hashlib releases the GIL: the plaintext hash runs on the other core meanwhile
-        digest = pool.submit(lambda: hashlib.sha256(plaintext).hexdigest())
-        ciphertext = encrypt_segments(AESGCM(key), plaintext, _AAD)
-        return SealedBlob(ciphertext=ciphertext, key=key, digest=digest.result())
+        digest = pool.submit(blob_sha256, plaintext)
+        parts = encrypt_parts(key, plaintext, _AAD)
+        return SealedBlob(parts=parts, key=key, digest=digest.result())
 
 
 def open_blob(ciphertext: Buffer, ref: BlobRef, where: str) -> bytes:

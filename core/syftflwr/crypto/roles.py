@@ -24,13 +24,14 @@ import traceback
 from collections.abc import Sequence
 from typing import cast
 
-from syftflwr.crypto.blob import open_blob, seal_blob
+from syftflwr.crypto.blob import SealedBlob, open_blob, seal_blob
 from syftflwr.crypto.keyring import Keyring
-from syftflwr.crypto.seal import is_sealed
+from syftflwr.crypto.seal import is_sealed, sealed_size
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import EncryptionError
 from syftflwr.mailbox.blobs import blob_where
 from syftflwr.roles import (
+    BlobContent,
     BlobRef,
     EventsRole,
     Handler,
@@ -38,6 +39,7 @@ from syftflwr.roles import (
     RequestHandle,
     RPCRole,
     SharesBlobs,
+    blob_parts,
 )
 
 log = logging.getLogger("syftflwr.crypto")
@@ -75,21 +77,34 @@ class SealedRPC:
 
     def put_blob(
         self,
-        data: Sequence[Buffer],
+        data: Sequence[Buffer] | BlobContent,
         *,
         app: str,
         recipients: Sequence[str],
         expires_at: float | None,
     ) -> BlobRef:
         """Seal ``data`` once under a fresh content key and store the ciphertext once
-        (:mod:`syftflwr.crypto.blob`); the ref carries the key, for the sealed messages."""
-        plaintext = data[0] if len(data) == 1 else b"".join(data)
-        sealed = seal_blob(plaintext)
+        (:mod:`syftflwr.crypto.blob`); the ref carries the key, for the sealed messages.
+        The sealing is the transport's :class:`BlobContent`: it runs while the transport
+        readies the blob's place (a Drive folder: a round trip)."""
+        plaintext = blob_parts(data)
+        sealed: list[SealedBlob] = []
+
+        def seal() -> Sequence[Buffer]:
+            sealed.append(seal_blob(plaintext))
+            return sealed[-1].parts
+
+        size = sealed_size(sum(memoryview(part).nbytes for part in plaintext))
         inner = cast(SharesBlobs, self.inner)
         stored = inner.put_blob(
-            [sealed.ciphertext], app=app, recipients=recipients, expires_at=expires_at
+            BlobContent(size, seal), app=app, recipients=recipients, expires_at=expires_at
         )
-        return dataclasses.replace(stored, key=sealed.key, digest=sealed.digest)
+        if len(sealed) != 1:
+            raise EncryptionError(
+                f"{type(self.inner).__name__}.put_blob stored a blob without making its "
+                "content exactly once (BlobContent.produce): its ciphertext is unknown"
+            )
+        return dataclasses.replace(stored, key=sealed[0].key, digest=sealed[0].digest)
 
     def drop_blob(self, ref: BlobRef, *, app: str) -> None:
         cast(SharesBlobs, self.inner).drop_blob(ref, app=app)

@@ -27,11 +27,12 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -117,6 +118,43 @@ def encrypt_segments(aead: AESGCM, plaintext: Buffer, aad: bytes) -> bytes:
         for i in range(count)
     ]
     return pieces[0] if count == 1 else b"".join(pieces)
+
+
+def encrypt_parts(key: bytes, parts: Sequence[Buffer], aad: bytes) -> list[bytes]:
+    """:func:`encrypt_segments` of ``parts`` concatenated, under the AES-GCM ``key``,
+    without joining them first (a 100 MB model is not copied before it is encrypted):
+    the same bytes, as pieces whose concatenation is the ciphertext."""
+    views = [memoryview(part).cast("B") for part in parts]
+    total = sum(view.nbytes for view in views)
+    count = max(1, -(-total // SEGMENT))
+    out: list[bytes] = []
+    index, left = 0, min(SEGMENT, total)
+    encryptor = _segment_encryptor(key, index, count, aad)
+    for view in views:
+        pos = 0
+        while pos < view.nbytes:
+            take = min(left, view.nbytes - pos)
+            out.append(encryptor.update(view[pos : pos + take]))
+            pos, left = pos + take, left - take
+            if left == 0 and index < count - 1:  # a segment ends: its tag, the next one
+                out.append(encryptor.finalize() + encryptor.tag)
+                index += 1
+                left = min(SEGMENT, total - index * SEGMENT)
+                encryptor = _segment_encryptor(key, index, count, aad)
+    out.append(encryptor.finalize() + encryptor.tag)
+    return out
+
+
+def _segment_encryptor(key: bytes, index: int, count: int, aad: bytes) -> Any:
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(_nonce(index, index == count - 1)))
+    context = encryptor.encryptor()
+    context.authenticate_additional_data(aad)
+    return context
+
+
+def sealed_size(size: int) -> int:
+    """Bytes of :func:`encrypt_segments` of ``size`` bytes (one tag per segment)."""
+    return size + max(1, -(-size // SEGMENT)) * TAG
 
 
 def decrypt_segments(aead: AESGCM, ciphertext: Buffer, aad: bytes) -> bytes:

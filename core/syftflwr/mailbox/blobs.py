@@ -19,7 +19,7 @@ from syftflwr.envelope import Buffer
 from syftflwr.errors import EncryptionError, MalformedMessageError, MessageTooLargeError
 from syftflwr.info import TransportContext
 from syftflwr.names import new_message_id, validate_email, validate_message_id
-from syftflwr.roles import BlobRef, check_size
+from syftflwr.roles import BlobContent, BlobRef, check_size
 
 CACHE_ENTRIES = 2
 """Blobs a reader keeps: the model of the current push (several instructions of one
@@ -37,21 +37,26 @@ def new_blob_ref(
     data: Sequence[Buffer], context: TransportContext, recipients: Sequence[str]
 ) -> BlobRef:
     """The ref of a blob about to be stored: a fresh random name (never a hash of the
-    content), the SHA-256 and size of ``data`` concatenated. Refuses, before anything is
-    stored, a blob above ``max_message_size`` (readers refuse those: see
-    :func:`check_blob_readable`) and recipients that are not valid emails."""
+    content), the SHA-256 and size of ``data`` concatenated (parts: make a
+    :class:`~syftflwr.roles.BlobContent` first with :func:`~syftflwr.roles.blob_parts`).
+    Refuses, before anything is stored, a blob above ``max_message_size`` (readers refuse
+    those: see :func:`check_blob_readable`) and recipients that are not valid emails."""
     size = check_new_blob(data, context, recipients)
     return BlobRef(name=new_message_id(), sha256=blob_sha256(data), size=size)
 
 
 def check_new_blob(
-    data: Sequence[Buffer], context: TransportContext, recipients: Sequence[str]
+    data: Sequence[Buffer] | BlobContent, context: TransportContext, recipients: Sequence[str]
 ) -> int:
     """The refusals of :func:`new_blob_ref` without the hash (a transport that hashes
-    while it uploads); returns the size of ``data`` concatenated."""
+    while it uploads), before a :class:`~syftflwr.roles.BlobContent` is made; returns the
+    size of ``data`` concatenated."""
     for email in recipients:
         validate_email(email)
-    size = sum(memoryview(part).nbytes for part in data)
+    if isinstance(data, BlobContent):
+        size = data.size
+    else:
+        size = sum(memoryview(part).nbytes for part in data)
     check_size(size, context, "blob")
     return size
 

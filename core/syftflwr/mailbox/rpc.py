@@ -15,10 +15,11 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
+from functools import partial
+from typing import TypeVar, cast
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import MAX_HEADER_SIZE, Buffer, Request, Response
@@ -47,9 +48,19 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.storage import SharesFolders, Storage
 from syftflwr.names import new_message_id, validate_message_id
-from syftflwr.roles import BaseRPC, BlobRef, ClientRole, ReportsPickups, RequestHandle, offers
+from syftflwr.roles import (
+    BaseRPC,
+    BlobContent,
+    BlobRef,
+    ClientRole,
+    ReportsPickups,
+    RequestHandle,
+    blob_parts,
+    offers,
+)
 
 log = logging.getLogger("syftflwr.mailbox")
+T = TypeVar("T")
 
 ENVELOPE_OVERHEAD = 9 + MAX_HEADER_SIZE
 """Bytes an encoded envelope may add to its body (prefix + largest header)."""
@@ -275,7 +286,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
     # -- shared blobs ------------------------------------------------------------------------
     def put_blob(
         self,
-        data: Sequence[Buffer],
+        data: Sequence[Buffer] | BlobContent,
         *,
         app: str,
         recipients: Sequence[str],
@@ -283,9 +294,11 @@ class MailboxRPC(ReportsPickups, BaseRPC):
     ) -> BlobRef:
         """Store ``data`` once in a new blob folder of mine, shared with ``recipients``
         (:class:`SharesFolders`), and journal it first so retention deletes it after a
-        crash. The hash of ``data`` (and on a storage that ``shares_while_writing``, the
-        grants) run while it uploads: nobody learns the blob's name before this returns
-        (the messages naming it are sent after), and both are done by then."""
+        crash. The folder is made (and on a storage that does not ``shares_while_writing``,
+        shared) while a :class:`BlobContent` is made — sealed — and the hash and, on a
+        storage that ``shares_while_writing``, the grants run while it uploads: nobody
+        learns the blob's name before this returns (the messages naming it are sent
+        after), and all of them are done by then."""
         self._check_open()
         if not self.capabilities.shares_objects:
             raise TransportError(
@@ -302,23 +315,33 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         with self._lock:  # held before it is journaled: a sweep never sees it unheld
             self._blobs[name] = parts
         self.journal.blob_storing(name, app=app, expires_at=expires_at, parts=parts)
+        share = None
+        if offers(self.storage, SharesFolders):
+            share = partial(cast(SharesFolders, self.storage).share_folder, folder,
+                            sorted(set(recipients) - {me}))  # fmt: skip
+        beside = getattr(self.storage, "shares_while_writing", False) is True
         try:
-            self.storage.makedirs(folder)
-            with ThreadPoolExecutor(2, thread_name_prefix="syftflwr-blob") as pool:
-                hashed = pool.submit(contextvars.copy_context().run, blob_sha256, data)
-                shared = None
-                if offers(self.storage, SharesFolders):
-                    readers = sorted(set(recipients) - {me})
-                    share = cast(SharesFolders, self.storage).share_folder
-                    if getattr(self.storage, "shares_while_writing", False) is True:
-                        run = contextvars.copy_context().run
-                        shared = pool.submit(run, share, folder, readers)
-                    else:  # e.g. SyftBox: the permission file before the content
-                        share(folder, readers)
-                published = chunking.publish(  # leaving the pool waits for the others
+            with ThreadPoolExecutor(3, thread_name_prefix="syftflwr-blob") as pool:
+
+                def later(call: Callable[[], T]) -> Future[T]:
+                    return pool.submit(contextvars.copy_context().run, call)
+
+                def ready_folder() -> Future[None] | None:
+                    self.storage.makedirs(folder)
+                    if share is not None and beside:  # grants overlap making and upload
+                        return later(share)
+                    if share is not None:  # e.g. SyftBox: the permission file first
+                        share()
+                    return None
+
+                readied = later(ready_folder)
+                content = blob_parts(data)  # leaving the pool waits for the others
+                hashed = later(partial(blob_sha256, content))
+                shared = readied.result()
+                published = chunking.publish(
                     self.storage,
                     blob_path(me, wire_app, name),
-                    data,
+                    content,
                     max_object_size=self.capabilities.max_object_size,
                     exclusive=True,
                 )

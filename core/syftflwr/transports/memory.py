@@ -23,6 +23,7 @@ from typing import TypeVar
 from syftflwr.plugin import (
     BaseEvents,
     BaseRPC,
+    BlobContent,
     BlobRef,
     Buffer,
     Capabilities,
@@ -37,6 +38,7 @@ from syftflwr.plugin import (
     TransportContext,
     TransportInfo,
     blob_gone,
+    blob_parts,
     check_blob_readable,
     hookimpl,
     new_blob_ref,
@@ -211,7 +213,7 @@ class MemoryRPC(ReportsPickups, BaseRPC):
 
     def put_blob(
         self,
-        data: Sequence[Buffer],
+        data: Sequence[Buffer] | BlobContent,
         *,
         app: str,
         recipients: Sequence[str],
@@ -219,6 +221,7 @@ class MemoryRPC(ReportsPickups, BaseRPC):
     ) -> BlobRef:
         """Keep one copy of ``data`` for ``recipients`` (and this participant)."""
         self._check_open()
+        data = blob_parts(data)
         ref = new_blob_ref(data, self.context, recipients)
         me = self.client.email
         blob = StoredBlob(b"".join(data), frozenset({*recipients, me}), expires_at)

@@ -16,7 +16,7 @@ import pytest
 from syftflwr.errors import EncryptionError, MalformedMessageError
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.layout import blob_path
-from syftflwr.roles import BlobRef, ReadsBlobs, SharesBlobs, offers
+from syftflwr.roles import BlobContent, BlobRef, ReadsBlobs, SharesBlobs, offers
 from syftflwr.testing.conformance._federation import (
     AGGREGATOR,
     APP,
@@ -94,6 +94,25 @@ class BlobConformance(ConformanceBase):
         for email in (DS1, DS2):
             got = self._reader(federation, email).get_blob(ref, sender=AGGREGATOR, app=APP)
             assert bytes(got) == data
+
+    def test_a_blob_content_is_made_once_and_stored(self, federation: Federation) -> None:
+        """Core's sealing layer passes ``put_blob`` a BlobContent (its encryption, made
+        while the transport readies the blob's place): made exactly once, its bytes
+        stored and named by the ref like plain parts."""
+        data = payload(SMALL, seed=14)
+        made: list[int] = []
+
+        def make() -> list[bytes]:
+            made.append(1)
+            return [data[:100], data[100:]]
+
+        ref = self._sharing(federation).put_blob(
+            BlobContent(len(data), make), app=APP, recipients=[DS1, DS2], expires_at=None
+        )
+        assert made == [1], f"BlobContent.make was called {len(made)} times, not once"
+        assert (ref.size, ref.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        got = self._reader(federation).get_blob(ref, sender=AGGREGATOR, app=APP)
+        assert bytes(got) == data
 
     def test_large_blob_round_trip(self, federation: Federation) -> None:
         """Above ``max_object_size`` when the transport declares one: stored in parts."""
