@@ -174,6 +174,10 @@ class _Upload:
     """The file it created, once complete (asking a finished session answers with it)."""
 
 
+LINK_BUFFER = 2 * 1024 * 1024
+"""Bytes a paced uplink delivers ahead of a late reader (a socket's receive buffer)."""
+
+
 class DriveState:
     """Everything the server knows; thread-safe (one lock)."""
 
@@ -359,14 +363,21 @@ class DriveState:
             self._release.wait()
         return held
 
-    def pace(self, user: str, size: int) -> None:
+    def pace(self, user: str, size: int, *, first: bool = False) -> None:
         """Hold a request body of ``size`` bytes of ``user`` until its uplink
-        (:attr:`upload_rate`, shared by the user's concurrent requests) carried it."""
+        (:attr:`upload_rate`, shared by the user's concurrent requests) carried it.
+
+        The link keeps carrying while the server's reading thread is late (the bytes wait
+        in the socket buffer, :data:`LINK_BUFFER`): a thread that another handler of
+        this one-process server kept from the GIL for a few milliseconds costs the link
+        nothing, as it would not on a real network, until that buffer is full. The
+        ``first`` piece of a request starts on an idle link at once, with no credit."""
         if not self.upload_rate:
             return
         with self.lock:
             now = time.monotonic()
-            done = max(now, self._uplink.get(user, now)) + size / self.upload_rate
+            idle_since = now if first else now - LINK_BUFFER / self.upload_rate
+            done = max(idle_since, self._uplink.get(user, idle_since)) + size / self.upload_rate
             self._uplink[user] = done
         time.sleep(max(0.0, done - now))
 
@@ -729,7 +740,7 @@ class _Handler(BaseHTTPRequestHandler):
             piece = self.rfile.read(min(length - len(body), 256 * 1024))
             if not piece:
                 break
-            state.pace(user, len(piece))
+            state.pace(user, len(piece), first=not body)
             body += piece
         return bytes(body)
 

@@ -331,3 +331,47 @@ def test_a_server_process_of_its_own_reports_its_counters(tmp_path: Path) -> Non
         server.wait(30)
     assert stats["calls"][ALICE] == {"files.create": 2}
     assert stats["media_bytes"][ALICE] == 5 and stats["http_requests"][ALICE] == 2
+
+
+class _Clock:
+    """drive_server's ``time`` for :meth:`DriveState.pace`: sleeping moves the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def test_a_late_reader_costs_a_paced_uplink_nothing_until_its_buffer_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cap models a link feeding a socket buffer: a server thread late to read (this
+    one-process server's other handlers hold its GIL) does not slow the upload while the
+    bytes fit in the buffer. It did: every late read pushed the rest of the body back, so
+    an upload beside other requests took ~20% longer than alone, whatever the client did."""
+    clock = _Clock()
+    monkeypatch.setattr(drive_server, "time", clock)
+    state = DriveState()
+    state.upload_rate = 1_000_000.0
+    piece = 100_000
+    state.pace(ALICE, piece, first=True)
+    assert clock.now == pytest.approx(0.1)
+    clock.now += 0.5  # the reading thread was kept away for half a second
+    for _ in range(4):  # ...while the link delivered these 400 kB into the buffer
+        state.pace(ALICE, piece)
+    assert clock.now == pytest.approx(0.6)  # the old pacing: 1.0 s
+    clock.now += 10.0  # longer than the buffer holds: the link stalled meanwhile
+    late = clock.now
+    pieces = drive_server.LINK_BUFFER // piece + 5
+    for _ in range(pieces):
+        state.pace(ALICE, piece)
+    beyond = pieces * piece - drive_server.LINK_BUFFER  # what the full buffer held back
+    assert clock.now - late == pytest.approx(beyond / state.upload_rate)
+    clock.now += 30.0  # an idle link: a new request gets no credit
+    idle = clock.now
+    state.pace(ALICE, piece, first=True)
+    assert clock.now - idle == pytest.approx(0.1)
