@@ -18,6 +18,7 @@ from syftflwr.errors import MalformedMessageError
 from syftflwr.info import TransportContext
 from syftflwr.mailbox import MailboxEvents, MailboxRPC
 from syftflwr.registry import get_registry
+from syftflwr_gdrive.storage import UploadSessions
 
 AGG, OUTSIDER = "agg@example.org", "outsider@example.org"
 MODEL = os.urandom(300_000)
@@ -138,3 +139,35 @@ def test_a_chunked_blob_round_trips(
     assert reader.get_blob(ref, sender=AGG, app="app") == MODEL
     rpc.drop_blob(ref, app="app")
     assert not [f for f in state.files.values() if folder.id in f.parents]
+
+
+def test_a_blob_upload_keeps_no_session_for_a_later_process(
+    roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
+    drive: tuple[DriveState, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No later process uploads a blob's bytes to its place (a restarted aggregator
+    stores a new blob under a new name), so its upload is not recorded for resuming and
+    its content is not hashed for a record (100 MB: 60 ms before the first byte). A large
+    message still is (the control)."""
+    state, _ = drive
+    datasites = ("ds0@example.org", "ds1@example.org")
+    keyed: list[int] = []
+    real_key = UploadSessions.key
+
+    def key(self: UploadSessions, parent: str, name: str, data: bytes) -> str:
+        keyed.append(len(data))
+        return real_key(self, parent, name, data)
+
+    monkeypatch.setattr(UploadSessions, "key", key)
+    OPTIONS["transfer_chunk_size"] = 256 * 1024  # MODEL is 300,000 bytes: resumable
+    try:
+        rpc = roles(AGG, datasites)
+    finally:
+        del OPTIONS["transfer_chunk_size"]
+    assert isinstance(rpc, MailboxRPC)
+    ref = rpc.put_blob([MODEL], app="app", recipients=datasites, expires_at=time.time() + 60)
+    assert keyed == [] and state.find(ref.name)
+    rpc.storage.put_if_absent(f"syft_outbox_inbox_{AGG}_to_{datasites[0]}/app/rpc/x/"
+                              + "b" * 32 + ".request", [MODEL])  # fmt: skip
+    assert keyed == [len(MODEL)]

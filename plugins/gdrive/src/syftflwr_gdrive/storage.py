@@ -452,11 +452,21 @@ class DriveStorage(BaseStorage):
         return fid, [c for c in copies if c.get("mimeType") != FOLDER_MIME]
 
     def _create_file(
-        self, parent: str, name: str, data: bytes, tag: str, *, chunk: int | None = None
+        self,
+        parent: str,
+        name: str,
+        data: bytes,
+        tag: str,
+        *,
+        chunk: int | None = None,
+        resumable_later: bool = True,
     ) -> str:
         """Upload ``data`` as ``name`` into ``parent``, tagged ``tag`` — or with the tag of
         the interrupted upload of the same bytes it continues (returned). ``chunk``: the
-        bytes per resumable request (a multiple of 256 KiB), default ``transfer_chunk``."""
+        bytes per resumable request (a multiple of 256 KiB), default ``transfer_chunk``.
+        ``resumable_later=False``: no later process uploads these bytes to this place (a
+        blob), so its session is not recorded (nor its content hashed for the record:
+        100 MB, 60 ms, before the first byte)."""
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         chunk = chunk or self.transfer_chunk
         resumable = len(data) > self.transfer_chunk  # a large multipart upload is refused
@@ -468,8 +478,9 @@ class DriveStorage(BaseStorage):
             )
             return tag
         request = self.api.service().files().create(body=body, media_body=media, fields="id")
-        key = None if self.sessions is None else self.sessions.key(parent, name, data)
-        record = None if key is None or self.sessions is None else self.sessions.take(key)
+        sessions = self.sessions if resumable_later else None
+        key = None if sessions is None else sessions.key(parent, name, data)
+        record = None if key is None or sessions is None else sessions.take(key)
         if record is not None:
             # googleapiclient's own recovery: ask the session how far it got, go on from there
             request.resumable_uri, request._in_error_state = record["uri"], True
@@ -483,11 +494,11 @@ class DriveStorage(BaseStorage):
                     raise
                 log.info("the interrupted upload of %s expired on Drive: starting over", name)
                 return self._create_file(parent, name, data, uuid.uuid4().hex, chunk=chunk)
-            if record is None and key is not None and self.sessions is not None:
+            if record is None and key is not None and sessions is not None:
                 record = {"uri": str(request.resumable_uri), "tag": tag}
-                self.sessions.save(key, record["uri"], tag)
-        if key is not None and self.sessions is not None:
-            self.sessions.drop(key)
+                sessions.save(key, record["uri"], tag)
+        if key is not None and sessions is not None:
+            sessions.drop(key)
         return tag
 
     def _put_fresh(self, path: str, parts: Sequence[Buffer]) -> bool | None:
@@ -506,8 +517,13 @@ class DriveStorage(BaseStorage):
             written.add(name)
         data = _join(parts)
         try:
-            self._create_file(
-                folder_id, name, data, uuid.uuid4().hex, chunk=blob_request(len(data))
+            self._create_file(  # a blob: a later process stores a new one, never this
+                folder_id,
+                name,
+                data,
+                uuid.uuid4().hex,
+                chunk=blob_request(len(data)),
+                resumable_later=False,
             )
         except BaseException:
             with self._lock:
