@@ -11,6 +11,14 @@ refuses at once with SQLITE_BUSY_SNAPSHOT — the busy timeout does not apply. S
 query fetches all its rows and closes its cursor under the connection's lock, and a
 read-modify-write runs in :meth:`Database.transaction` (``BEGIN IMMEDIATE``: the write
 lock is taken first, waiting up to the busy timeout, before anything is read).
+
+Plain writes from several threads are committed together (group commit): each commit
+would otherwise wait for the one before it, so the writes that queue while one commit
+runs are run next by one of their threads in ONE transaction, each statement in its own
+savepoint (a statement that fails is undone alone and only its caller gets the error).
+That leader closes every cursor before any caller returns, so the rule above still
+holds; each caller returns once its statement is committed. A write that finds the
+connection free runs at once in its own autocommit transaction, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +36,15 @@ from syftflwr.errors import StorageError
 BUSY_TIMEOUT = 30.0
 """Seconds a write waits for another process's write to finish."""
 T = TypeVar("T")
+
+_SAVEPOINT = "syftflwr_write"
+
+
+def _groupable(sql: str) -> bool:
+    """Whether :meth:`Database.write` may group ``sql`` with others in one transaction:
+    INSERT, UPDATE, DELETE, REPLACE; any other (PRAGMA, CREATE, transaction control)
+    runs on its own, as it may not be valid inside a transaction."""
+    return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
 def columns(cls: type[Any]) -> str:
@@ -56,6 +73,12 @@ class Database:
         self.path = None if path is None else Path(path)
         self.what = what
         self._lock = threading.RLock()
+        self._owner: int | None = None
+        """The thread inside :meth:`transaction` (its writes join that transaction)."""
+        self._queued = threading.Condition(threading.Lock())
+        self._queue: list[_Write] = []
+        self._leading = False
+        """A thread is running the queued writes (or waiting for the lock to)."""
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,8 +138,110 @@ class Database:
         return rows[0] if rows else None
 
     def write(self, sql: str, args: Iterable[Any] = ()) -> int:
-        """Run a statement that changes the database; returns the rows it changed."""
-        return self._execute(sql, args, fetch=False)[1]
+        """Run a statement that changes the database; returns the rows it changed, once
+        the statement is committed (in the caller's :meth:`transaction`, if it holds one:
+        then at that transaction's end). Concurrent writes are committed together (see
+        the module docstring)."""
+        if self._owner == threading.get_ident() or not _groupable(sql):
+            return self._execute(sql, args, fetch=False)[1]
+        # Nothing queued and the connection free: a lone write, run at once.
+        if not self._leading and self._lock.acquire(blocking=False):
+            try:
+                return self._execute(sql, args, fetch=False)[1]
+            finally:
+                self._lock.release()
+        item = _Write(sql, tuple(args))
+        with self._queued:
+            self._queue.append(item)
+            while not item.done and self._leading:
+                self._queued.wait()
+            lead = not item.done
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead()
+        if item.error is not None:
+            raise StorageError(f"{self.what} {self.path or ':memory:'}: {item.error}") from (
+                item.error
+            )
+        return item.rowcount
+
+    @property
+    def waiting_writes(self) -> int:
+        """Writes queued for the next group commit (for observability and tests)."""
+        with self._queued:
+            return len(self._queue)
+
+    def _lead(self) -> None:
+        """Run every queued write (this thread's among them), then hand over: a writer
+        that queued meanwhile leads the next group."""
+        batch: list[_Write] = []
+        try:
+            with self._lock:  # after a transaction() or a query of another thread
+                with self._queued:
+                    batch, self._queue = self._queue, []
+                try:
+                    if len(batch) == 1:
+                        self._run_alone(batch[0])
+                    else:
+                        self._run_grouped(batch)
+                except BaseException as exc:  # interrupted: report no write as committed
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK").close()
+                    for item in batch:
+                        if item.error is None:
+                            item.error = sqlite3.OperationalError(f"write interrupted: {exc!r}")
+                    raise
+        finally:
+            with self._queued:
+                for item in batch:
+                    item.done = True
+                self._leading = False
+                self._queued.notify_all()
+
+    def _run_alone(self, item: _Write) -> None:
+        try:
+            cursor = self._db.execute(item.sql, item.args)
+            try:
+                item.rowcount = cursor.rowcount
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            item.error = exc
+
+    def _run_grouped(self, batch: list[_Write]) -> None:
+        """``batch`` in one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each statement in a
+        savepoint. A statement whose error ended the whole transaction (``OR
+        ROLLBACK``, some I/O errors) fails alone and the others are run again."""
+        pending = batch
+        while pending:
+            try:
+                self._db.execute("BEGIN IMMEDIATE").close()
+                for item in pending:
+                    self._db.execute(f"SAVEPOINT {_SAVEPOINT}").close()
+                    try:
+                        cursor = self._db.execute(item.sql, item.args)
+                        try:
+                            item.rowcount = cursor.rowcount
+                        finally:
+                            cursor.close()
+                    except sqlite3.Error as exc:
+                        item.error = exc
+                        if not self._db.in_transaction:
+                            break
+                        self._db.execute(f"ROLLBACK TO {_SAVEPOINT}").close()
+                    self._db.execute(f"RELEASE {_SAVEPOINT}").close()
+                else:
+                    self._db.execute("COMMIT").close()
+                    return
+                pending = [item for item in pending if item.error is None]
+            except sqlite3.Error as exc:  # BEGIN, a savepoint or COMMIT: nothing commits
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK").close()
+                for item in pending:
+                    if item.error is None:
+                        item.error = exc
+                return
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -124,14 +249,18 @@ class Database:
         IMMEDIATE`` (waits up to :data:`BUSY_TIMEOUT` for other writers), COMMIT at the
         end, ROLLBACK on an exception. Holds this handle's lock throughout."""
         with self._lock:
-            self.write("BEGIN IMMEDIATE")
+            outer, self._owner = self._owner, threading.get_ident()
             try:
-                yield
-                self.write("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK").close()
-                raise
+                self.write("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    self.write("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK").close()
+                    raise
+            finally:
+                self._owner = outer
 
     def close(self) -> None:
         with self._lock:
@@ -142,3 +271,14 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclasses.dataclass(slots=True)
+class _Write:
+    """One caller's statement in a group commit, and what became of it."""
+
+    sql: str
+    args: tuple[Any, ...]
+    rowcount: int = -1
+    error: sqlite3.Error | None = None
+    done: bool = False
