@@ -119,14 +119,17 @@ class Database:
 
     def _execute(self, sql: str, args: Iterable[Any], fetch: bool) -> tuple[list[Any], int]:
         with self._lock:
+            return self._execute_locked(sql, args, fetch)
+
+    def _execute_locked(self, sql: str, args: Iterable[Any], fetch: bool) -> tuple[list[Any], int]:
+        try:
+            cursor = self._db.execute(sql, tuple(args))
             try:
-                cursor = self._db.execute(sql, tuple(args))
-                try:
-                    return (cursor.fetchall() if fetch else []), cursor.rowcount
-                finally:
-                    cursor.close()
-            except sqlite3.Error as exc:
-                raise StorageError(f"{self.what} {self.path or ':memory:'}: {exc}") from exc
+                return (cursor.fetchall() if fetch else []), cursor.rowcount
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.what} {self.path or ':memory:'}: {exc}") from exc
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """All rows of ``sql`` (the statement is finished when this returns)."""
@@ -147,7 +150,7 @@ class Database:
         # Nothing queued and the connection free: a lone write, run at once.
         if not self._leading and self._lock.acquire(blocking=False):
             try:
-                return self._execute(sql, args, fetch=False)[1]
+                return self._execute_locked(sql, args, fetch=False)[1]
             finally:
                 self._lock.release()
         item = _Write(sql, tuple(args))
