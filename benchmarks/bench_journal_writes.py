@@ -4,9 +4,9 @@ at once on a file journal, as the aggregator's send threads do, and 1 thread rec
 Concurrent writes are committed in groups (``syftflwr.sqlitedb``: one transaction for
 the writes that queued while the previous commit ran). The in-run baseline is the same
 journal with every write its own autocommit transaction behind the handle's lock (the
-path before group commit). Each figure is the median of ``--repeat`` runs, each on a
-fresh journal file; ``latency max`` is the slowest caller (when the last send could
-start its upload).
+path before group commit), interleaved with it. Each figure is the median of
+``--repeat`` runs, each on a fresh journal file; ``latency max`` is the slowest caller
+(when the last send could start its upload).
 
     python benchmarks/bench_journal_writes.py             # 20 repeats
     python benchmarks/bench_journal_writes.py --quick     # 5 repeats
@@ -84,19 +84,30 @@ def sequential(journal: Journal) -> tuple[float, float]:
     return time.perf_counter() - t0, max(latencies)
 
 
-def measure(repeat: int, wrap: Callable[[Journal], Journal]) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    for name, scenario in (("50 threads x 1", concurrent), ("1 thread x 50", sequential)):
-        walls, slowest = [], []
-        with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+SCENARIOS = {"50 threads x 1": concurrent, "1 thread x 50": sequential}
+
+
+def measure(repeat: int, variants: dict[str, Callable[[Journal], Journal]]) -> dict[str, Any]:
+    """Each scenario ``repeat`` times per variant, the variants interleaved (the load of
+    a shared machine drifts), each run on a fresh journal after one warm-up run."""
+    times: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+        for scenario_name, scenario in SCENARIOS.items():
             for r in range(repeat):
-                journal = wrap(Journal(Path(tmp) / f"journal-{r}.sqlite"))
-                scenario(journal)  # warm: threads, statement cache, pages
-                wall, worst = scenario(journal)
-                journal.close()
-                walls.append(wall)
-                slowest.append(worst)
-        figures[name] = {"wall": summary(walls), "latency max": summary(slowest)}
+                for name, wrap in variants.items():
+                    journal = wrap(Journal(Path(tmp) / f"{name}-{scenario_name}-{r}.sqlite"))
+                    scenario(journal)  # warm: threads, statement cache, pages
+                    wall, worst = scenario(journal)
+                    journal.close()
+                    walls, slowest = times.setdefault((name, scenario_name), ([], []))
+                    walls.append(wall)
+                    slowest.append(worst)
+    figures: dict[str, Any] = {}
+    for (name, scenario_name), (walls, slowest) in times.items():
+        figures.setdefault(name, {})[scenario_name] = {
+            "wall": summary(walls),
+            "latency max": summary(slowest),
+        }
     return figures
 
 
@@ -123,12 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = args.repeat or (5 if args.quick else 20)
     if args.raw:  # the child of --before-core: this checkout's figures only
-        print(json.dumps(measure(repeat, lambda j: j)))
+        print(json.dumps(measure(repeat, {"this": lambda j: j})["this"]))
         return 0
 
-    results = {"grouped": measure(repeat, lambda j: j), "serialized": measure(repeat, serialized)}
+    results = measure(repeat, {"grouped": lambda j: j, "serialized": serialized})
     if args.before_core is not None:
-        results["before (" + str(args.before_core) + ")"] = before(args.before_core, repeat)
+        git = ["git", "-C", str(args.before_core), "log", "-1", "--format=%h"]
+        commit = subprocess.run(git, check=False, capture_output=True, text=True).stdout.strip()
+        label = f"before ({commit or args.before_core})"
+        results[label] = before(args.before_core, repeat)
     for label, figures in results.items():
         report(label, figures)
     ratios = [

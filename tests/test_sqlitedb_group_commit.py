@@ -207,6 +207,67 @@ def test_journal_claims_keep_their_rowcount_semantics(tmp_path: Path) -> None:
     assert journal.state_of("m1").owner == "first"  # type: ignore[union-attr]
 
 
+class Interrupted(Exception):
+    pass
+
+
+@contextmanager
+def held_by_another_thread(db: Database) -> Iterator[None]:
+    """Another thread holds ``db``'s transaction (and so its lock) meanwhile."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.transaction():
+            entered.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@contextmanager
+def interrupted_after(seconds: float) -> Iterator[None]:
+    """Raise Interrupted in this (the main) thread, as a KeyboardInterrupt would be."""
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_an_interrupted_writer_leaves_the_others_writing(tmp_path: Path, role: str) -> None:
+    """A writer interrupted while it waits (for the connection as the leader, for the
+    leader as a follower) drops its write and leaves no one waiting for a leader."""
+    db = open_db(tmp_path / "db.sqlite")
+    with held_by_another_thread(db):
+        join = start_threads(
+            lambda i: db.write("INSERT INTO items VALUES ('before', 't', 0)"),
+            1 if role == "follower" else 0,
+        )
+        assert wait_until(lambda: db.waiting_writes == (1 if role == "follower" else 0))
+        with pytest.raises(Interrupted), interrupted_after(0.2):
+            db.write("INSERT INTO items VALUES ('interrupted', 't', 0)")
+    assert join() == []
+    assert run_threads(lambda i: db.write("INSERT INTO items VALUES (?, 't', 0)", (f"k{i}",)),
+                       THREADS) == []  # fmt: skip
+    ids = {r["id"] for r in db.query("SELECT id FROM items")}
+    assert "interrupted" not in ids
+    assert ids == {f"k{i}" for i in range(THREADS)} | ({"before"} if role == "follower" else set())
+
+
 WRITER = textwrap.dedent(
     """
     import itertools, os, sys, threading

@@ -75,10 +75,11 @@ class Database:
         self._lock = threading.RLock()
         self._owner: int | None = None
         """The thread inside :meth:`transaction` (its writes join that transaction)."""
-        self._queued = threading.Condition(threading.Lock())
+        self._queued = threading.Lock()
         self._queue: list[_Write] = []
         self._leading = False
-        """A thread is running the queued writes (or waiting for the lock to)."""
+        """A thread is running the queued writes (or waiting for the lock to): a write
+        queues behind it, woken once committed or to lead the next group."""
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,24 +146,26 @@ class Database:
         the statement is committed (in the caller's :meth:`transaction`, if it holds one:
         then at that transaction's end). Concurrent writes are committed together (see
         the module docstring)."""
-        if self._owner == threading.get_ident() or not _groupable(sql):
-            return self._execute(sql, args, fetch=False)[1]
-        # Nothing queued and the connection free: a lone write, run at once.
-        if not self._leading and self._lock.acquire(blocking=False):
+        # Nothing queued and the connection free (or this thread's transaction): run at once.
+        if not self._leading and self._lock.acquire(False):
             try:
                 return self._execute_locked(sql, args, fetch=False)[1]
             finally:
                 self._lock.release()
+        if self._owner == threading.get_ident() or not _groupable(sql):
+            return self._execute(sql, args, fetch=False)[1]
         item = _Write(sql, tuple(args))
         with self._queued:
             self._queue.append(item)
-            while not item.done and self._leading:
-                self._queued.wait()
-            lead = not item.done
-            if lead:
-                self._leading = True
-        if lead:
-            self._lead()
+            item.lead, self._leading = not self._leading, True
+        if not item.lead:
+            try:
+                item.wake.wait()  # committed (or failed) by a leader, or made the leader
+            except BaseException:  # KeyboardInterrupt: drop the write if nobody took it
+                self._abandon(item)
+                raise
+        if not item.done:
+            self._lead(item)
         if item.error is not None:
             raise StorageError(f"{self.what} {self.path or ':memory:'}: {item.error}") from (
                 item.error
@@ -175,9 +178,9 @@ class Database:
         with self._queued:
             return len(self._queue)
 
-    def _lead(self) -> None:
-        """Run every queued write (this thread's among them), then hand over: a writer
-        that queued meanwhile leads the next group."""
+    def _lead(self, own: _Write) -> None:
+        """Run every queued write (``own`` among them), then hand over: a writer that
+        queued meanwhile leads the next group."""
         batch: list[_Write] = []
         try:
             with self._lock:  # after a transaction() or a query of another thread
@@ -197,10 +200,34 @@ class Database:
                     raise
         finally:
             with self._queued:
+                if not batch:  # interrupted while waiting for the lock: nothing ran
+                    self._queue.remove(own)
                 for item in batch:
                     item.done = True
-                self._leading = False
-                self._queued.notify_all()
+                successor = self._hand_over()
+            for item in batch:
+                item.wake.set()
+            if successor is not None:
+                successor.wake.set()
+
+    def _hand_over(self) -> _Write | None:
+        """The writer that leads the next group, if any queued (under ``_queued``)."""
+        successor = self._queue[0] if self._queue else None
+        if successor is not None:
+            successor.lead = True
+        self._leading = successor is not None
+        return successor
+
+    def _abandon(self, item: _Write) -> None:
+        """The caller of ``item`` stopped waiting: its write is dropped unless a leader
+        took it already, and the lead handed to it goes to the next writer."""
+        with self._queued:
+            if item.done or item not in self._queue:  # committed, or being committed
+                return
+            self._queue.remove(item)
+            successor = self._hand_over() if item.lead else None
+        if successor is not None:
+            successor.wake.set()
 
     def _run_alone(self, item: _Write) -> None:
         try:
@@ -285,3 +312,6 @@ class _Write:
     rowcount: int = -1
     error: sqlite3.Error | None = None
     done: bool = False
+    lead: bool = False
+    """Its thread runs the next group (it found no leader, or one handed over to it)."""
+    wake: threading.Event = dataclasses.field(default_factory=threading.Event)
