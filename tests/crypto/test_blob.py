@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -128,7 +129,7 @@ def test_encrypting_parts_is_encrypting_them_joined(
     the first byte is encrypted): the same ciphertext, split anywhere, any segment size."""
     key = bytes(range(32))
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    parts = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] or [b""]
+    parts = [data[a:b] for a, b in itertools.pairwise(bounds)] or [b""]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("syftflwr.crypto.seal.SEGMENT", segment)
         joined = encrypt_segments(AESGCM(key), data, b"aad")
