@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from _mailbox_helpers import wait_for
-from syftflwr.mailbox import Journal, LocalDirStorage
+from _mailbox_helpers import Client, context, wait_for
+from syftflwr.envelope import Request
+from syftflwr.info import Capabilities
+from syftflwr.mailbox import Journal, LocalDirStorage, MailboxRPC
+from syftflwr.mailbox.arrivals import Poller
 from syftflwr.mailbox.layout import Route
 from syftflwr.mailbox.retention import Scheduler, sweep_sent, sweep_served
 
@@ -118,3 +121,50 @@ def test_scheduler_survives_a_failing_task() -> None:
     assert wait_for(lambda: ok.runs >= 3 and bad.runs >= 3)
     ok.cancel()
     bad.cancel()
+
+
+class _HeldList(LocalDirStorage):
+    """Its first listing by the retention thread waits for the test: a sweep in progress."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.armed = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def list(self, folder: str) -> list[str]:
+        sweeping = threading.current_thread().name == "test-retention"
+        if sweeping and self.armed and not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return super().list(folder)
+
+
+def test_closing_waits_for_a_sweep_in_progress(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An RPC role closed while its retention sweep runs lets the sweep finish before it
+    closes the journal the sweep writes to. It closed at once, and the sweep then failed
+    with "retention of ...: mailbox journal ...: Cannot operate on a closed database"
+    (seen at the end of benchmark runs)."""
+    storage = _HeldList(tmp_path / "root")
+    rpc = MailboxRPC(
+        Client(AGG),
+        context(AGG, tmp_path / "state"),
+        Capabilities(notifies_arrivals=True, shares_objects=True),
+        storage=storage,
+        arrivals=Poller(storage, interval=0.01, max_interval=0.05),
+        retention_interval=0.05,
+        scheduler=Scheduler(name="test-retention"),
+    )
+    rpc.send(Request.new(sender=AGG, recipient=DS, app="app", endpoint="ep", body=b"x", ttl=60))
+    storage.armed = True  # the sweep lists the route of that request
+    assert storage.entered.wait(10), "no sweep ran"
+    closing = threading.Thread(target=rpc.close)
+    closing.start()
+    closing.join(0.5)
+    assert closing.is_alive(), "close did not wait for the sweep in progress"
+    storage.release.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert not [r for r in caplog.records if "closed database" in r.getMessage()]

@@ -72,6 +72,7 @@ from syftflwr.mailbox.profile import NATIVE, WireProfile
 from syftflwr.mailbox.recovery import Recovery, reply_may_be_lost
 from syftflwr.mailbox.replies import Replies
 from syftflwr.mailbox.retention import (
+    CLOSE_WAIT,
     DEFAULT_INTERVAL,
     ScheduledTask,
     Scheduler,
@@ -223,8 +224,8 @@ class MailboxEvents(BaseEvents):
             # yet and stay in the inbox for the next run.
             self._serial.shutdown(wait=True, cancel_futures=True)
             self._pool.shutdown(wait=True, cancel_futures=True)
-            if task is not None:
-                task.cancel()
+            if task is not None:  # a sweep in progress ends before the final one
+                task.cancel(wait=CLOSE_WAIT)
                 self._final_sweep()
             self._sub.close()
             self._sub = None

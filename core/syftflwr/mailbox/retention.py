@@ -41,6 +41,8 @@ JOURNAL_KEEP = 24 * 3600.0
 """Seconds a finished, cleaned journal entry is kept before it is pruned."""
 ABANDONED_SEND_AGE = 3600.0
 """A send never finished (a crash mid-write) is cleaned up after this many seconds."""
+CLOSE_WAIT = 30.0
+"""Seconds a closing role waits for its retention sweep in progress to finish."""
 
 
 def _deletion_order(names: list[str]) -> list[str]:
@@ -209,19 +211,34 @@ class ScheduledTask:
         self.name = name
         self.cancelled = False
         self.runs = 0
+        self._state = threading.Condition()
+        self._running_in: threading.Thread | None = None
 
-    def cancel(self) -> None:
-        self.cancelled = True
+    def cancel(self, *, wait: float = 0.0) -> None:
+        """No more runs; with ``wait``, also let a run in progress finish (at most
+        ``wait`` seconds) before returning: its owner may then close what it uses (a
+        sweep cut off by its journal closing failed with "Cannot operate on a closed
+        database"). Never waits for itself (a task cancelled by its own run)."""
+        with self._state:
+            self.cancelled = True
+            if wait > 0 and self._running_in not in (None, threading.current_thread()):
+                self._state.wait_for(lambda: self._running_in is None, wait)
 
     def run(self) -> None:
-        if self.cancelled:
-            return
+        with self._state:
+            if self.cancelled:
+                return
+            self._running_in = threading.current_thread()
         try:
             self.fn()
         except SyftflwrError as exc:
             log.warning("%s: %s", self.name, exc)
         except Exception:
             log.exception("%s failed", self.name)
+        finally:
+            with self._state:
+                self._running_in = None
+                self._state.notify_all()
         self.runs += 1
 
 

@@ -38,6 +38,7 @@ from syftflwr.mailbox.journal import Journal
 from syftflwr.mailbox.layout import ObjectKind, Route, blob_folder, blob_path, parse_name
 from syftflwr.mailbox.profile import NATIVE, WireProfile, refuse_oversized
 from syftflwr.mailbox.retention import (
+    CLOSE_WAIT,
     DEFAULT_INTERVAL,
     JOURNAL_KEEP,
     Scheduler,
@@ -378,8 +379,8 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         self.journal.blob_deleted(name)
 
     def _close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._task is not None:  # a sweep in progress ends before the journal closes
+            self._task.cancel(wait=CLOSE_WAIT)
         self._sub.close()
         if self._owns_journal:
             self.journal.close()
