@@ -188,7 +188,7 @@ class Database:
                     batch, self._queue = self._queue, []
                 try:
                     if len(batch) == 1:
-                        self._run_alone(batch[0])
+                        self._run_one(batch[0])
                     else:
                         self._run_grouped(batch)
                 except BaseException as exc:  # interrupted: report no write as committed
@@ -229,7 +229,9 @@ class Database:
         if successor is not None:
             successor.wake.set()
 
-    def _run_alone(self, item: _Write) -> None:
+    def _run_one(self, item: _Write) -> None:
+        """``item``'s statement, alone or inside a group's savepoint: its rowcount, or
+        its error, recorded on it."""
         try:
             cursor = self._db.execute(item.sql, item.args)
             try:
@@ -249,14 +251,8 @@ class Database:
                 self._db.execute("BEGIN IMMEDIATE").close()
                 for item in pending:
                     self._db.execute(f"SAVEPOINT {_SAVEPOINT}").close()
-                    try:
-                        cursor = self._db.execute(item.sql, item.args)
-                        try:
-                            item.rowcount = cursor.rowcount
-                        finally:
-                            cursor.close()
-                    except sqlite3.Error as exc:
-                        item.error = exc
+                    self._run_one(item)
+                    if item.error is not None:
                         if not self._db.in_transaction:
                             break
                         self._db.execute(f"ROLLBACK TO {_SAVEPOINT}").close()
