@@ -23,6 +23,7 @@ from _bundle_apps import (
 from flwr.cli.install import install_from_fab
 from syftflwr.jobs.bundle import UNPACKED_HASH, BundleRefused, inspect_bundle, unpack_fab
 from syftflwr.jobs.fab import build_fab
+from syftflwr.jobs.staging import STALE_AFTER
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -178,6 +179,20 @@ def test_kill_9_while_unpacking_leaves_whole_trees_or_none(tmp_path: Path, momen
         assert _tree(copy) == expected, copy
     for copy in [*copies, root / f"copy-{len(copies)}"]:  # and a retry completes it
         assert _tree(unpack_fab(data, copy)) == expected
+    if moment == "writing":  # what the killed process left beside: removed once stale
+        left = _leftovers(root)
+        assert left, "the kill left no staging folder: the test did not kill mid-write"
+        busy = root / ".copy-9.unpacking-busy"  # another process's, writing right now
+        busy.mkdir()
+        old = time.time() - STALE_AFTER - 60
+        for path in left:
+            os.utime(path, (old, old))
+        unpack_fab(data, root / "one-more")
+        assert _leftovers(root) == [busy]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if ".unpacking-" in p.name)
 
 
 def _many_files_fab(tmp_path: Path) -> bytes:

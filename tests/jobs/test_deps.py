@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from syftflwr.crypto.signing import SigningIdentity
 from syftflwr.errors import ConfigError
 from syftflwr.flower import compat
 from syftflwr.jobs.bundle import inspect_bundle
-from syftflwr.jobs.deps import DependencyError, LockedPackage, read_lock
+from syftflwr.jobs.deps import DependencyError, LockedPackage, install, read_lock
 from syftflwr.jobs.fab import build_fab
 from syftflwr.jobs.serve import ApprovedCode, ServedApp
+from syftflwr.jobs.staging import STALE_AFTER
 from syftflwr.jobs.statements import JobOffer, sign_offer
 from syftflwr.jobs.store import JobStore
 from syftflwr.names import new_message_id
@@ -176,3 +178,22 @@ def test_a_wheel_that_is_not_the_locked_one_is_never_installed(tmp_path: Path) -
         assert not (tmp_path / "apps" / f"{site.hash}.deps").exists()
     finally:
         site.close()
+
+
+def test_an_install_removes_what_a_killed_install_left_beside_it(tmp_path: Path) -> None:
+    """A serve killed mid-install leaves its staging folder and pip's requirement file;
+    the next install there removes them once stale, never a younger one (another
+    process installing right now)."""
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    stale = [apps / ".a.deps.installing-old", apps / ".a.deps.installing-old.txt"]
+    stale[0].mkdir()
+    (stale[0] / "half.py").write_text("")
+    stale[1].write_text("pkg==1 --hash=sha256:00\n")
+    old = time.time() - STALE_AFTER - 60
+    for path in stale:
+        os.utime(path, (old, old))
+    busy = apps / ".b.deps.installing-now"
+    busy.mkdir()
+    install([], apps / "c.deps")
+    assert sorted(p.name for p in apps.iterdir()) == [busy.name, "c.deps"]

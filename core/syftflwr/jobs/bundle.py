@@ -30,10 +30,8 @@ import importlib.machinery
 import io
 import os
 import re
-import shutil
 import stat
 import sys
-import tempfile
 import tomllib
 import zipfile
 import zlib
@@ -45,6 +43,7 @@ from typing import Any
 
 from syftflwr.errors import ConfigError, SyftflwrError
 from syftflwr.jobs.deps import LOCK_FILE, LockedPackage, LockError, read_lock
+from syftflwr.jobs.staging import staging_beside
 from syftflwr.names import FLOWER_NAME_MAX, flower_name_problem, suggest_flower_name
 
 PYPROJECT = "pyproject.toml"
@@ -304,9 +303,7 @@ def unpack_fab(data: bytes, dest: Path) -> Path:
     info, opened = _inspect(data)
     if _holds(dest, info.fab_hash):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpacking-", dir=dest.parent))
-    try:
+    with staging_beside(dest, "unpacking") as staging:
         files = {n: c for n, c in opened.contents.items() if not n.startswith(_INFO)}
         files[UNPACKED_HASH] = info.fab_hash.encode()
         for name, content in files.items():
@@ -323,8 +320,6 @@ def unpack_fab(data: bytes, dest: Path) -> Path:
                 return dest
             raise
         _fsync_dir(dest.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 

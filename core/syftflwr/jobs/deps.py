@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from syftflwr.errors import SyftflwrError
+from syftflwr.jobs.staging import staging_beside
 
 LOCK_FILE = "pylock.toml"
 INSTALLED_MARK = ".installed"
@@ -121,9 +120,7 @@ def install(
     """
     if (target / INSTALLED_MARK).exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.installing-", dir=target.parent))
-    try:
+    with staging_beside(target, "installing") as staging:
         if packages:
             _pip_install(packages, staging, wheelhouse, index_url, python, env)
         (staging / INSTALLED_MARK).write_text("".join(p.requirement() + "\n" for p in packages))
@@ -132,8 +129,6 @@ def install(
         except OSError:  # another process installed it meanwhile
             if not (target / INSTALLED_MARK).exists():
                 raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
