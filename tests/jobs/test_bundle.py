@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
 import struct
 import sys
@@ -406,3 +407,28 @@ def test_an_app_named_like_an_installed_distribution_gets_no_exemption_on_review
     assert _refused(built.data) == (
         "numpy/__init__.py: top-level module 'numpy' would shadow 'numpy' of the installed numpy"
     )
+
+
+def _install_fake(site: Path, name: str) -> None:
+    """A distribution ``name`` providing the top-level package ``name`` in ``site``."""
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    later = site.stat().st_mtime + 1  # a clock tick of its own, whatever the file system
+    os.utime(site, (later, later))
+
+
+def test_a_distribution_installed_after_start_is_shadowed_too(
+    fab: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long ``serve`` keeps inspecting bundles: one that shadows a distribution
+    installed since it started is refused all the same. The names were read once per
+    process, so such a bundle passed."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    late = rezip(fab, add={"latepkg/__init__.py": b"x = 1\n"}, listed=True)
+    assert inspect_bundle(late).name == "marker-app"  # nothing named latepkg yet
+    _install_fake(site, "latepkg")  # pip install, into a folder already on the path
+    assert "'latepkg' of the installed latepkg" in _refused(late)

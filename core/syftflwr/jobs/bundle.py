@@ -24,7 +24,6 @@ bytes, without Flower's install.
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import importlib.machinery
 import io
@@ -32,6 +31,7 @@ import os
 import re
 import stat
 import sys
+import threading
 import tomllib
 import zipfile
 import zlib
@@ -563,12 +563,42 @@ def _whose(owners: frozenset[str], module: str) -> str:
     return f"{module!r} of the installed " + ", ".join(sorted(owners))
 
 
-@functools.cache
 def _installed_names() -> dict[str, frozenset[str]]:
     """Lower-cased top-level import names -> who provides them (:data:`_STDLIB`,
-    :data:`_STARTUP`, or canonical distribution names).
-    Editable installs often declare no top-level names: a distribution's own name, as an
-    import name, counts too."""
+    :data:`_STARTUP`, or canonical distribution names), read again once the import path
+    changed: a long ``serve`` sees a distribution installed after it started (reading
+    them all takes ~100 ms)."""
+    state = _import_path_state()
+    with _NAMES_LOCK:
+        cached = _NAMES_CACHE.get(state)
+    if cached is None:
+        cached = _read_installed_names()
+        with _NAMES_LOCK:
+            _NAMES_CACHE.clear()
+            _NAMES_CACHE[state] = cached
+    return cached
+
+
+_NAMES_LOCK = threading.Lock()
+_NAMES_CACHE: dict[tuple[tuple[str, int], ...], dict[str, frozenset[str]]] = {}
+"""The last :func:`_read_installed_names`, by the import path state it was read in."""
+
+
+def _import_path_state() -> tuple[tuple[str, int], ...]:
+    """Each ``sys.path`` entry and its modification time: installing or removing a
+    distribution changes its folder's (or the path itself changes)."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, Path(entry or ".").stat().st_mtime_ns))
+        except OSError:
+            state.append((entry, -1))
+    return tuple(state)
+
+
+def _read_installed_names() -> dict[str, frozenset[str]]:
+    """Editable installs often declare no top-level names: a distribution's own name, as
+    an import name, counts too."""
     owners: dict[str, set[str]] = {}
     for name in (*sys.stdlib_module_names, *sys.builtin_module_names):
         owners.setdefault(name.lower(), set()).add(_STDLIB)
