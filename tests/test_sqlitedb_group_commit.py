@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from syftflwr import sqlitedb
 from syftflwr.errors import StorageError
 from syftflwr.mailbox.journal import Journal
 from syftflwr.sqlitedb import Database
@@ -360,3 +362,31 @@ def test_kill_9_mid_group_commit_loses_no_returned_write(tmp_path: Path) -> None
         key = line.split()[0]
         assert stored.get(key) == int(key.rsplit("-", 1)[1]) + 1, key
     assert db.write("INSERT INTO items VALUES ('after', 'x', 0)") == 1
+
+
+def test_a_store_opened_while_the_wal_is_busy_waits_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting WAL mode can meet "database is locked" at once, busy timeout or not (a
+    process's last connection checkpointing the WAL away as it closes). Opening a store
+    then failed outright (seen in CI: 4 processes x 4 threads each opening the trust
+    store per key, "cannot open the trust store ...: database is locked"); it tries again.
+    The lock is injected here: the real race is a matter of microseconds."""
+    busy = [3]
+
+    class LockedAtFirst(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql.startswith("PRAGMA journal_mode") and busy[0] > 0:
+                busy[0] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().execute(sql, *args)
+
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlitedb.sqlite3, "connect",
+                        lambda *a, **kw: real(*a, factory=LockedAtFirst, **kw))  # fmt: skip
+    db = Database(tmp_path / "store.sqlite", what="test store", migrations=MIGRATIONS)
+    try:
+        assert busy == [0]
+        assert db.write("INSERT INTO items (id, writer, n) VALUES (?, ?, ?)", ("a", "w", 1)) == 1
+    finally:
+        db.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,22 +84,41 @@ class Database:
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                ":memory:" if self.path is None else str(self.path),
-                timeout=BUSY_TIMEOUT,
-                isolation_level=None,  # explicit transactions only
-                check_same_thread=False,
-            )
-            self._db.row_factory = sqlite3.Row
-            if self.path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL").close()
-                self._db.execute("PRAGMA synchronous=NORMAL").close()
+            self._db = self._connect()
             self._migrate(migrations)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(
                 f"cannot open the {what} {self.path or ':memory:'}: {exc}; "
                 "check that the state directory is writable (SYFTFLWR state_dir)"
             ) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        """The connection, in WAL mode. Setting the mode can meet "database is locked"
+        at once, the busy timeout notwithstanding: another process's last connection
+        checkpointing and removing the WAL as it closes, or one recovering it (processes
+        opening one store per operation, e.g. the trust store). Tried again until
+        :data:`BUSY_TIMEOUT`, like any other wait for a lock."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        pause = 0.005
+        while True:
+            db = sqlite3.connect(
+                ":memory:" if self.path is None else str(self.path),
+                timeout=BUSY_TIMEOUT,
+                isolation_level=None,  # explicit transactions only
+                check_same_thread=False,
+            )
+            db.row_factory = sqlite3.Row
+            try:
+                if self.path is not None:
+                    db.execute("PRAGMA journal_mode=WAL").close()
+                    db.execute("PRAGMA synchronous=NORMAL").close()
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def _migrate(self, migrations: Mapping[int, Sequence[str]]) -> None:
         latest = max(migrations)
