@@ -172,6 +172,10 @@ def counted_rpc(participant: Any, counter: Counter) -> Any:
             counter.add(path, total_size(parts))
             self.inner.put(path, parts)
 
+        def put_new(self, path: str, parts: Sequence[Any]) -> None:  # PutsNew, when offered
+            counter.add(path, total_size(parts))
+            self.inner.put_new(path, parts)
+
     rpc = participant.rpc()
     mailbox = rpc.inner  # the sealed role wraps the transport's MailboxRPC
     mailbox.storage = Counting(mailbox.storage)

@@ -105,6 +105,7 @@ if TYPE_CHECKING:
     from syftflwr.mailbox.rpc import MailboxRPC
     from syftflwr.mailbox.storage import (
         BaseStorage,
+        PutsNew,
         SharesFolders,
         Storage,
         StorageWrapper,
@@ -248,6 +249,7 @@ __all__ = [
     "Poller",
     "PollingSource",
     "PublishesKeys",
+    "PutsNew",
     "RPCRole",
     "ReadsBlobs",
     "ReattachesRequests",

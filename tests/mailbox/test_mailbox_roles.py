@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from _mailbox_helpers import AGG, APP, DS1, DS2, Mailbox, wait_for
-from syftflwr.envelope import Request, encode, encode_parts
+from syftflwr.envelope import Buffer, Request, encode, encode_parts
+from syftflwr.errors import StorageError
 from syftflwr.mailbox import Journal, LocalDirStorage, chunking
 from syftflwr.mailbox.journal import InboundState
 from syftflwr.mailbox.layout import Route
@@ -378,4 +380,42 @@ def test_a_slow_first_look_at_one_reply_folder_delays_no_other_recipient(tmp_pat
     finally:
         storage.release.set()
         first.join(10)
+        box.close()
+
+
+class NewNames(LocalDirStorage):
+    """A storage offering ``put_new`` (PutsNew), recording which way each request went."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.ways: list[str] = []
+
+    def put_new(self, path: str, parts: Sequence[Buffer]) -> None:
+        self.ways.append("new")
+        assert super().put_if_absent(path, parts), f"{path} was not new"
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        if path.endswith(".request"):
+            self.ways.append("if absent")
+        return super().put_if_absent(path, parts)
+
+
+def test_a_request_id_the_journal_never_saw_is_written_as_new(tmp_path: Path) -> None:
+    """A request whose id this participant's journal has never seen was never published
+    by it (the journal records before publishing), so a storage offering PutsNew may
+    skip its existence check (Drive: one call per message, not two). An id the journal
+    knows — a resumed run sending again, or an id reused — goes the exclusive way and
+    is still refused when it exists."""
+    box = Mailbox(tmp_path)
+    storage = NewNames(tmp_path)
+    box.storage = storage
+    try:
+        rpc = box.rpc(state_dir=tmp_path / "state")
+        request = box.request(DS1)
+        rpc.send(request)
+        assert storage.ways == ["new"]
+        with pytest.raises(StorageError, match="already exists"):
+            rpc.send(request)
+        assert storage.ways == ["new", "if absent"]
+    finally:
         box.close()

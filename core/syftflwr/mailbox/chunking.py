@@ -37,8 +37,9 @@ from syftflwr.envelope import HEAD_SIZE, Buffer
 from syftflwr.errors import MalformedMessageError, MessageTooLargeError, StorageError
 from syftflwr.frame import PREFIX_SIZE, encode_frame, read_header
 from syftflwr.mailbox.layout import MAX_PARTS, ObjectKind, parse_name, part_name
-from syftflwr.mailbox.storage import Storage, check_max_size, total_size, views
+from syftflwr.mailbox.storage import PutsNew, Storage, check_max_size, total_size, views
 from syftflwr.names import is_valid_message_id
+from syftflwr.roles import offers
 
 MANIFEST_MAGIC = b"SYFC"
 MANIFEST_VERSION = 1
@@ -154,20 +155,20 @@ def publish(
     *,
     max_object_size: int | None,
     exclusive: bool = True,
+    new: bool = False,
 ) -> bool:
     """Write the message ``parts`` (e.g. :func:`~syftflwr.envelope.encode_parts`) at
     ``path`` — one object, or parts then a manifest when larger than ``max_object_size``.
 
     With ``exclusive`` the message is published only if ``path`` does not exist yet
-    (returns False otherwise). Chunked publishing relies on the mailbox's single-writer
-    rule for ids (fresh ids for requests, a claim for responses): parts are plain puts.
+    (returns False otherwise); ``new``: the caller vouches nothing was ever written there
+    (:class:`~syftflwr.mailbox.storage.PutsNew`, used when the storage offers it).
+    Chunked publishing relies on the mailbox's single-writer rule for ids (fresh ids for
+    requests, a claim for responses): parts are plain puts.
     """
     size = total_size(parts)
     if max_object_size is None or size <= max_object_size:
-        if exclusive:
-            return storage.put_if_absent(path, parts)
-        storage.put(path, parts)
-        return True
+        return _publish_one(storage, path, parts, exclusive=exclusive, new=new)
     folder, name = _split(path)
     parsed = parse_name(name)
     if parsed is None or parsed.is_part:
@@ -193,10 +194,18 @@ def publish(
     prefix = f"{folder}/" if folder else ""
     for part, chunk in zip(manifest.part_names(), _slices(bufs, part_size), strict=True):
         storage.put(prefix + part, chunk)
-    encoded = manifest.encode()
+    return _publish_one(storage, path, [manifest.encode()], exclusive=exclusive, new=new)
+
+
+def _publish_one(
+    storage: Storage, path: str, parts: Sequence[Buffer], *, exclusive: bool, new: bool
+) -> bool:
+    if exclusive and new and offers(storage, PutsNew):
+        cast(PutsNew, storage).put_new(path, parts)
+        return True
     if exclusive:
-        return storage.put_if_absent(path, [encoded])
-    storage.put(path, [encoded])
+        return storage.put_if_absent(path, parts)
+    storage.put(path, parts)
     return True
 
 

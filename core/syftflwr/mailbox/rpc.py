@@ -189,6 +189,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                 size, self.capabilities.max_object_size, f"request {request.id}", self.profile.name
             )
         back = self._track(request.id, route, parts)
+        new = self.journal.sent_state(request.id) is None  # never published by me (PutsNew)
         self.journal.sending(
             request.id,
             recipient=request.recipient,
@@ -204,6 +205,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                 encoded,
                 max_object_size=self.capabilities.max_object_size,
                 exclusive=True,
+                new=new,
             )
         except BaseException:
             self._drop(request.id, back)

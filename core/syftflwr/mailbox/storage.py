@@ -111,6 +111,21 @@ class SharesFolders(Protocol):
     def share_folder(self, folder: str, readers: Sequence[str]) -> None: ...
 
 
+@runtime_checkable
+class PutsNew(Protocol):
+    """Optional on a Storage: create an object under a name nobody has written before —
+    a new request's, whose id this participant's journal has never seen (the journal
+    records every request before it is published, so such an id was never published
+    by this participant, and only it writes its outbox). The mailbox vouches for that,
+    so a storage without create-if-absent (Drive) may skip the check that
+    :meth:`Storage.put_if_absent` needs: one round trip per message instead of two.
+    Atomic like ``put_if_absent``; a storage that retried a write it cannot tell from
+    a duplicate still settles it. Not forwarded by :class:`StorageWrapper` (a wrapper
+    that changes writes would be bypassed): a wrapper offers it only by defining it."""
+
+    def put_new(self, path: str, parts: Sequence[Buffer]) -> None: ...
+
+
 class BaseStorage(ABC):
     """Convenience base: default ``claim``, ``makedirs`` and ``local_path``."""
 

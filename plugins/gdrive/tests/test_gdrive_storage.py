@@ -124,6 +124,26 @@ def test_a_small_exclusive_create_is_a_create_and_one_check(
     assert kept.content == b"message"
 
 
+def test_a_new_name_is_one_create_and_a_retried_create_is_settled(
+    make_storage: MakeStorage, drive: tuple[DriveState, str]
+) -> None:
+    """``put_new`` (core's PutsNew: a request id this participant's journal never saw,
+    so never published) is one create, no check after; a create the client had to retry
+    is checked as ``put_if_absent`` checks (an attempt that failed may have made a copy)."""
+    state, _ = drive
+    alice = make_storage(ALICE)
+    alice.put_if_absent(ROUTE.request_path("0" * 32), [b"warm-up"])  # the outbox folders
+    before = state.calls_by(ALICE).copy()
+    alice.put_new(ROUTE.request_path("2" * 32), [b"message"])
+    assert state.calls_by(ALICE) - before == {"files.create": 1}
+    state.inject(503)
+    before = state.calls_by(ALICE).copy()
+    alice.put_new(ROUTE.request_path("3" * 32), [b"again"])
+    assert state.calls_by(ALICE) - before == {"files.create": 2, "files.list": 1}
+    assert [f.content for f in state.find("2" * 32 + ".request")] == [b"message"]
+    assert [f.content for f in state.find("3" * 32 + ".request")] == [b"again"]
+
+
 def test_put_replaces(make_storage: MakeStorage) -> None:
     alice = make_storage(ALICE)
     path = ROUTE.request_path("d" * 32)

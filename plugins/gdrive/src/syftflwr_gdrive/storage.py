@@ -467,16 +467,13 @@ class DriveStorage(BaseStorage):
         ``resumable_later=False``: no later process uploads these bytes to this place (a
         blob), so its session is not recorded (nor its content hashed for the record:
         100 MB, 60 ms, before the first byte)."""
-        body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         chunk = chunk or self.transfer_chunk
-        resumable = len(data) > self.transfer_chunk  # a large multipart upload is refused
-        media = _bytes_upload(data, chunksize=chunk, resumable=resumable)
-        what = f"upload of {name}"
-        if not resumable:
-            self.api.call(
-                what, lambda s: s.files().create(body=body, media_body=media, fields="id")
-            )
+        if len(data) <= self.transfer_chunk:  # a large multipart upload is refused
+            self._create_small(parent, name, data, tag)
             return tag
+        body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
+        media = _bytes_upload(data, chunksize=chunk, resumable=True)
+        what = f"upload of {name}"
         request = self.api.service().files().create(body=body, media_body=media, fields="id")
         sessions = self.sessions if resumable_later else None
         key = None if sessions is None else sessions.key(parent, name, data)
@@ -500,6 +497,22 @@ class DriveStorage(BaseStorage):
         if key is not None and sessions is not None:
             sessions.drop(key)
         return tag
+
+    def _create_small(self, parent: str, name: str, data: bytes, tag: str) -> int:
+        """One multipart create of ``data`` (at most ``transfer_chunk``) as ``name`` in
+        ``parent``, tagged ``tag``; returns the attempts it took (more than one: an
+        earlier attempt may have created a copy its error hid)."""
+        body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
+        attempts = 0
+
+        def create(service: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            media = _bytes_upload(data, chunksize=self.transfer_chunk, resumable=False)
+            return service.files().create(body=body, media_body=media, fields="id")
+
+        self.api.call(f"upload of {name}", create)
+        return attempts
 
     def _put_fresh(self, path: str, parts: Sequence[Buffer]) -> bool | None:
         """Write ``path`` into a fresh blob folder of mine by one upload (nobody else
@@ -550,6 +563,11 @@ class DriveStorage(BaseStorage):
         assert fid is not None
         name = path.rpartition("/")[2]
         tag = self._create_file(fid, name, data, uuid.uuid4().hex)
+        return self._settle_ours(path, tag)
+
+    def _settle_ours(self, path: str, tag: str) -> bool:
+        """After creating ``path`` tagged ``tag``: whether our copy is the one that counts
+        (the oldest); our other copies, or all of ours if another's is older, deleted."""
         _, copies = self._copies(path)
         if not copies:  # deleted right away by someone: we did create it
             return True
@@ -562,6 +580,23 @@ class DriveStorage(BaseStorage):
             if (copy.get("appProperties") or {}).get(WRITER_TAG) == tag:
                 self._delete_id(str(copy["id"]), path)
         return False
+
+    def put_new(self, path: str, parts: Sequence[Buffer]) -> None:
+        """Create ``path``, a name nobody wrote before (core's :class:`PutsNew`): one
+        create, no check after — unless the create was retried (a first attempt may
+        have created a copy its error hid), then settled as :meth:`put_if_absent` does."""
+        data = _join(parts)
+        if len(data) > self.transfer_chunk:  # a resumable upload: the usual way
+            if not self.put_if_absent(path, parts):
+                raise StorageError(f"{path} already exists")
+            return
+        split_path(path)
+        fid = self.folder_id(path.rpartition("/")[0], create=True)
+        assert fid is not None
+        name, tag = path.rpartition("/")[2], uuid.uuid4().hex
+        attempts = self._create_small(fid, name, data, tag)
+        if attempts > 1 and not self._settle_ours(path, tag):
+            raise StorageError(f"{path} already exists")
 
     def put(self, path: str, parts: Sequence[Buffer]) -> None:
         if self._put_fresh(path, parts):
