@@ -566,9 +566,9 @@ def _drive_tables(data: dict[str, Any]) -> str:
         + "\n\nWhat a shared send phase adds to one upload of the model: its folder (one "
         "request), during which the model is sealed (AES-GCM straight from the model's "
         "parts, with the plaintext digest that commits every recipient to the same model "
-        "on the other core), and the N messages after the upload, in parallel, each a "
-        "create and a check on Drive (`put_if_absent` on a store without "
-        "create-if-absent). The ciphertext digest its ref names and the folder's grants "
+        "on the other core), and the N messages after the upload, in parallel, each one "
+        "create on Drive (a request id the sender's journal never saw is written with "
+        "`put_new`: no check after). The ciphertext digest its ref names and the folder's grants "
         "(one batch request) run while the model uploads. The calls storing the model are "
         "3 + N: folder, upload session, one upload request, N grants.\n\n"
         + table(
@@ -583,11 +583,10 @@ def _drive_tables(data: dict[str, Any]) -> str:
             ],
             timed,
         )
-        + "\n\nThe time bar is missed (issue 20), narrowly at N = 10 and clearly at N = 50. "
-        "Before the upload only the folder's round trip remains (sealing runs beside it); "
-        "after it, the phase sends its N messages (recipients may learn the blob's name "
-        "only once it is stored and shared), two Drive round trips each, N at a time "
-        "against a one-process loopback server: that tail grows with N. Meeting the bar "
+        + "\n\nWhat is left above one upload: before it, only the folder's round trip "
+        "(sealing runs beside it); after it, the N messages (recipients may learn the "
+        "blob's name only once it is stored and shared), one Drive round trip each, N at "
+        "a time against a one-process loopback server: that tail grows with N. Meeting the bar "
         "at N = 50 takes sending the messages while the model uploads, so that a reader "
         "waits for a blob still on its way (its folder exists, the blob not yet), a "
         "change to what a recipient may see first that is not made yet. The upload inside "
