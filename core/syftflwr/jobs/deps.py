@@ -120,10 +120,11 @@ def install(
     """
     if (target / INSTALLED_MARK).exists():
         return target
+    requirements = "".join(p.requirement() + "\n" for p in packages)
     with staging_beside(target, "installing") as staging:
         if packages:
-            _pip_install(packages, staging, wheelhouse, index_url, python, env)
-        (staging / INSTALLED_MARK).write_text("".join(p.requirement() + "\n" for p in packages))
+            _pip_install(requirements, staging, wheelhouse, index_url, python, env)
+        (staging / INSTALLED_MARK).write_text(requirements)  # what it holds
         try:
             staging.rename(target)
         except OSError:  # another process installed it meanwhile
@@ -133,15 +134,16 @@ def install(
 
 
 def _pip_install(
-    packages: Sequence[LockedPackage],
+    lines: str,
     staging: Path,
     wheelhouse: Path | None,
     index_url: str | None,
     python: str | None,
     env: Mapping[str, str],
 ) -> None:
+    """pip's hash-checking install of the requirement ``lines`` into ``staging``."""
     requirements = staging.parent / f"{staging.name}.txt"
-    requirements.write_text("".join(p.requirement() + "\n" for p in packages))
+    requirements.write_text(lines)
     command = [python or sys.executable, "-m", "pip", "install", "--quiet",
                "--disable-pip-version-check", "--no-input", "--only-binary", ":all:",
                "--require-hashes", "--no-deps", "--target", str(staging),
