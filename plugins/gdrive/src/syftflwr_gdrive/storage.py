@@ -553,9 +553,9 @@ class DriveStorage(BaseStorage):
         if fresh is not None:
             return fresh
         data = _join(parts)
+        fid: str | None
         if len(data) <= self.transfer_chunk:
-            split_path(path)
-            fid = self.folder_id(path.rpartition("/")[0], create=True)
+            fid = self._parent_id(path)
         else:
             fid, copies = self._copies(path, create_folder=True)
             if copies:
@@ -564,6 +564,13 @@ class DriveStorage(BaseStorage):
         name = path.rpartition("/")[2]
         tag = self._create_file(fid, name, data, uuid.uuid4().hex)
         return self._settle_ours(path, tag)
+
+    def _parent_id(self, path: str) -> str:
+        """The id of the folder ``path`` goes into, made if missing (no look for ``path``)."""
+        split_path(path)
+        fid = self.folder_id(path.rpartition("/")[0], create=True)
+        assert fid is not None
+        return fid
 
     def _settle_ours(self, path: str, tag: str) -> bool:
         """After creating ``path`` tagged ``tag``: whether our copy is the one that counts
@@ -587,14 +594,11 @@ class DriveStorage(BaseStorage):
         have created a copy its error hid), then settled as :meth:`put_if_absent` does."""
         data = _join(parts)
         if len(data) > self.transfer_chunk:  # a resumable upload: the usual way
-            if not self.put_if_absent(path, parts):
+            if not self.put_if_absent(path, [data]):  # (joined once)
                 raise StorageError(f"{path} already exists")
             return
-        split_path(path)
-        fid = self.folder_id(path.rpartition("/")[0], create=True)
-        assert fid is not None
         name, tag = path.rpartition("/")[2], uuid.uuid4().hex
-        attempts = self._create_small(fid, name, data, tag)
+        attempts = self._create_small(self._parent_id(path), name, data, tag)
         if attempts > 1 and not self._settle_ours(path, tag):
             raise StorageError(f"{path} already exists")
 
