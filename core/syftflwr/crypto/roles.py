@@ -30,6 +30,7 @@ from syftflwr.crypto.seal import is_sealed, sealed_size
 from syftflwr.envelope import Buffer, Request, Response
 from syftflwr.errors import EncryptionError
 from syftflwr.mailbox.blobs import blob_where
+from syftflwr.mailbox.storage import total_size
 from syftflwr.roles import (
     BlobContent,
     BlobRef,
@@ -94,7 +95,7 @@ class SealedRPC:
             sealed.append(seal_blob(plaintext))
             return sealed[-1].parts
 
-        size = sealed_size(sum(memoryview(part).nbytes for part in plaintext))
+        size = sealed_size(total_size(plaintext))
         inner = cast(SharesBlobs, self.inner)
         stored = inner.put_blob(
             BlobContent(size, seal), app=app, recipients=recipients, expires_at=expires_at

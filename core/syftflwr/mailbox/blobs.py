@@ -18,6 +18,7 @@ from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
 from syftflwr.errors import EncryptionError, MalformedMessageError, MessageTooLargeError
 from syftflwr.info import TransportContext
+from syftflwr.mailbox.storage import total_size
 from syftflwr.names import new_message_id, validate_email, validate_message_id
 from syftflwr.roles import BlobContent, BlobRef, check_size
 
@@ -53,10 +54,7 @@ def check_new_blob(
     size of ``data`` concatenated."""
     for email in recipients:
         validate_email(email)
-    if isinstance(data, BlobContent):
-        size = data.size
-    else:
-        size = sum(memoryview(part).nbytes for part in data)
+    size = data.size if isinstance(data, BlobContent) else total_size(data)
     check_size(size, context, "blob")
     return size
 
