@@ -21,6 +21,7 @@ Messages name the problem *and* the fix: an error a user cannot act on is a bug.
     └── TransportError              anything that goes wrong moving a message
         ├── MessageRejectedError        an envelope we refuse to accept or send
         │   ├── MalformedMessageError   truncated, garbage, wrong format version
+        │   │   └── BlobGoneError       a shared blob not in storage (not yet, or no more)
         │   ├── MessageTooLargeError    above max_message_size / protobuf's limit
         │   ├── ForbiddenSenderError    sender not allowed / not who it claims
         │   ├── UnsafeNameError         id/email/app shaped like a path
@@ -186,6 +187,13 @@ class MessageRejectedError(TransportError):
 
 class MalformedMessageError(MessageRejectedError, ValueError):
     """Truncated, garbage, or of an unknown format version."""
+
+
+class BlobGoneError(MalformedMessageError):
+    """A shared blob a message names is not in storage: not yet (its sender names a
+    blob while it still uploads, and says until when a reader should wait for it), or
+    no more (expired, or dropped by its sender). Raise it with
+    :func:`syftflwr.plugin.blob_gone`: core's reader waits and asks again only for it."""
 
 
 class MessageTooLargeError(MessageRejectedError):

@@ -22,6 +22,7 @@ import pathlib
 from typing import TYPE_CHECKING, Any
 
 from syftflwr.errors import (
+    BlobGoneError,
     ConfigError,
     DecryptionError,
     EncryptionError,
@@ -206,6 +207,7 @@ __all__ = [
     "BaseStorage",
     "BlobCache",
     "BlobContent",
+    "BlobGoneError",
     "BlobRef",
     "Buffer",
     "CallbackSubscription",

@@ -454,11 +454,18 @@ class SharesBlobs(Protocol):
         app: str,
         recipients: Sequence[str],
         expires_at: float | None,
+        on_named: Callable[[BlobRef], None] | None = None,
     ) -> BlobRef:
         """Store the concatenation of ``data`` readable by exactly ``recipients`` (and
         this participant) until :meth:`drop_blob` or, after a crash, until retention
         finds it past ``expires_at``. ``data`` may be a :class:`BlobContent`, made while
-        the blob's place is readied (:func:`blob_parts` makes it at once)."""
+        the blob's place is readied (:func:`blob_parts` makes it at once).
+
+        ``on_named``: a transport may call it once, with the final ref, while the bytes
+        still upload; core then sends the messages naming the blob at once (their
+        readers wait for it: :class:`~syftflwr.errors.BlobGoneError`), and withdraws
+        them if this raises after all. A transport that never calls it gets the
+        messages sent once it returns. It must return the ref it named."""
         ...
 
     def drop_blob(self, ref: BlobRef, *, app: str) -> None:

@@ -171,7 +171,7 @@ def last_ref(fed: Federation, recipient: str) -> BlobRef:
     opened = keyring.open(request) if keyring is not None else request
     record = decode_message(opened.body).content[BLOBS_RECORD]
     assert isinstance(record, ConfigRecord)
-    return parse_ref(record["arrays"], "arrays")[0]
+    return parse_ref(record["arrays"], "arrays").ref
 
 
 # --------------------------------------------------------------------------- tests

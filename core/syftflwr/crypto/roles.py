@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from syftflwr.crypto.blob import SealedBlob, open_blob, seal_blob
@@ -83,10 +83,12 @@ class SealedRPC:
         app: str,
         recipients: Sequence[str],
         expires_at: float | None,
+        on_named: Callable[[BlobRef], None] | None = None,
     ) -> BlobRef:
         """Seal ``data`` once under a fresh content key and store the ciphertext once
-        (:mod:`syftflwr.crypto.blob`); the ref carries the key, for the sealed messages.
-        The sealing is the transport's :class:`BlobContent`: it runs while the transport
+        (:mod:`syftflwr.crypto.blob`); the ref carries the key, for the sealed messages
+        (``on_named`` too, when the transport names the blob while it uploads). The
+        sealing is the transport's :class:`BlobContent`: it runs while the transport
         readies the blob's place (a Drive folder: a round trip)."""
         plaintext = blob_parts(data)
         sealed: list[SealedBlob] = []
@@ -95,17 +97,28 @@ class SealedRPC:
             sealed.append(seal_blob(plaintext))
             return sealed[-1].parts
 
+        def keyed(ref: BlobRef) -> BlobRef:
+            if len(sealed) != 1:
+                raise EncryptionError(
+                    f"{type(self.inner).__name__}.put_blob stored a blob without making its "
+                    "content exactly once (BlobContent.produce): its ciphertext is unknown"
+                )
+            return dataclasses.replace(ref, key=sealed[0].key, digest=sealed[0].digest)
+
+        def named(ref: BlobRef) -> None:
+            assert on_named is not None
+            on_named(keyed(ref))
+
         size = sealed_size(total_size(plaintext))
         inner = cast(SharesBlobs, self.inner)
         stored = inner.put_blob(
-            BlobContent(size, seal), app=app, recipients=recipients, expires_at=expires_at
+            BlobContent(size, seal),
+            app=app,
+            recipients=recipients,
+            expires_at=expires_at,
+            on_named=None if on_named is None else named,
         )
-        if len(sealed) != 1:
-            raise EncryptionError(
-                f"{type(self.inner).__name__}.put_blob stored a blob without making its "
-                "content exactly once (BlobContent.produce): its ciphertext is unknown"
-            )
-        return dataclasses.replace(stored, key=sealed[0].key, digest=sealed[0].digest)
+        return keyed(stored)
 
     def drop_blob(self, ref: BlobRef, *, app: str) -> None:
         cast(SharesBlobs, self.inner).drop_blob(ref, app=app)

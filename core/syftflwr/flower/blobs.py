@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import json
 import logging
 import threading
@@ -38,7 +39,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from syftflwr.deadline import OverrunError, call_all_within
 from syftflwr.envelope import Request
-from syftflwr.errors import MalformedMessageError
+from syftflwr.errors import BlobGoneError, MalformedMessageError, TransportError
 from syftflwr.flower.serde import array_record_parts, decode_array_record
 from syftflwr.roles import BlobRef, ReadsBlobs, RPCRole, SharesBlobs, offers
 
@@ -51,6 +52,11 @@ BLOBS_HEADER = "syftflwr.blobs"
 sorted, comma-separated; sealing authenticates it as associated data."""
 GRACE = 3.0
 """Seconds a ``put_blob`` may overrun the push's limit before the push goes on without it."""
+FIRST_STEP = 0.05
+"""A reader asks again for a blob not stored yet after this many seconds, then twice as
+long each time..."""
+WAIT_STEP = 1.0
+"""...up to this: a 100 MB model uploading for a minute costs its reader ~65 requests."""
 
 
 class BlobJournal(Protocol):
@@ -77,22 +83,37 @@ def header_value(refs: Mapping[str, BlobRef]) -> str:
     return ",".join(sorted(public_part(r) for r in refs.values()))
 
 
-def ref_json(ref: BlobRef, position: int) -> str:
-    """The ref as the sealed body carries it (key base64), and where its record was."""
+@dataclass(frozen=True)
+class Named:
+    """A blob ref as one message carries it: where its record was, and until when its
+    reader waits for a blob that is not in storage yet (``ready_by``, the sender's
+    clock; None: it was stored before the message was sent)."""
+
+    ref: BlobRef
+    at: int
+    ready_by: float | None = None
+
+
+def ref_json(named: Named) -> str:
+    """The ref as the sealed body carries it (key base64), where its record was, and
+    until when to wait for it."""
+    ref = named.ref
     doc: dict[str, object] = {
         "name": ref.name,
         "sha256": ref.sha256,
         "size": ref.size,
-        "at": position,
+        "at": named.at,
     }
     if ref.key is not None:
         doc["key"] = base64.b64encode(ref.key).decode()
         doc["digest"] = ref.digest
+    if named.ready_by is not None:
+        doc["ready_by"] = named.ready_by
     return json.dumps(doc, sort_keys=True)
 
 
-def parse_ref(text: object, record: str) -> tuple[BlobRef, int]:
-    """The ref of ``record`` and its position; MalformedMessageError naming what is wrong."""
+def parse_ref(text: object, record: str) -> Named:
+    """The ref of ``record``; MalformedMessageError naming what is wrong."""
     where = f"the blob ref of record {record!r}"
     try:
         doc = json.loads(cast(str, text))
@@ -104,25 +125,38 @@ def parse_ref(text: object, record: str) -> tuple[BlobRef, int]:
             key=base64.b64decode(key, validate=True) if key is not None else None,
             digest=str(doc["digest"]) if key is not None else None,
         )
-        position = int(doc["at"])
+        ready_by = doc.get("ready_by")
+        named = Named(ref, int(doc["at"]), None if ready_by is None else float(ready_by))
     except (TypeError, ValueError, KeyError, AttributeError, binascii.Error) as exc:
         raise MalformedMessageError(f"{where} is unreadable ({exc})") from None
-    return ref, position
+    return named
 
 
-def with_refs(content: RecordDict, refs: Mapping[str, tuple[BlobRef, int]]) -> RecordDict:
+def with_refs(content: RecordDict, refs: Mapping[str, Named]) -> RecordDict:
     """``content`` with the records in ``refs`` replaced by :data:`BLOBS_RECORD`."""
     out = RecordDict()
     for key, record in content.items():
         if key not in refs:
             out[key] = record
-    out[BLOBS_RECORD] = ConfigRecord({k: ref_json(r, at) for k, (r, at) in refs.items()})
+    out[BLOBS_RECORD] = ConfigRecord({k: ref_json(n) for k, n in refs.items()})
     return out
 
 
 # --------------------------------------------------------------------------- datasite side
-def resolve_blobs(content: RecordDict, request: Request, events: object) -> RecordDict:
+def resolve_blobs(
+    content: RecordDict,
+    request: Request,
+    events: object,
+    *,
+    clock_skew: float = 30.0,
+    stopping: threading.Event | None = None,
+) -> RecordDict:
     """``content`` with every blob ref replaced by its ArrayRecord, in its place.
+
+    A blob its sender named while it still uploaded (the ref's ``ready_by``) is waited
+    for until then (and at most until the request expires, ``clock_skew`` allowed), or
+    until ``stopping`` is set: asked again after 0.05 s, then less and less often, at
+    least every :data:`WAIT_STEP` seconds.
 
     :raises MalformedMessageError: (or the sealed role's EncryptionError/DecryptionError)
         a ref that is unreadable, not the one the authenticated header names, gone,
@@ -138,8 +172,7 @@ def resolve_blobs(content: RecordDict, request: Request, events: object) -> Reco
         raise MalformedMessageError(
             f"record {twice[0]!r} is both in the message and in a shared blob: refused"
         )
-    named = header_value({k: r for k, (r, _) in refs.items()})
-    if request.headers.get(BLOBS_HEADER, "") != named:
+    if request.headers.get(BLOBS_HEADER, "") != header_value({k: n.ref for k, n in refs.items()}):
         raise MalformedMessageError(
             f"the blob refs of request {request.id} do not match its {BLOBS_HEADER!r} header: "
             "altered in storage; refused"
@@ -151,20 +184,56 @@ def resolve_blobs(content: RecordDict, request: Request, events: object) -> Reco
         )
     reader = cast(ReadsBlobs, events)
     arrays: dict[str, ArrayRecord] = {}
-    for name, (ref, _) in refs.items():
-        data = reader.get_blob(ref, sender=request.sender, app=request.app)
+    for name, named in refs.items():
+        until = named.ready_by
+        if until is not None and request.expires_at is not None:
+            until = min(until, request.expires_at)
+        if until is not None:
+            until += clock_skew
+        data = _read_blob(reader, named.ref, request, until, stopping)
         try:
             arrays[name] = decode_array_record(data)
         except MalformedMessageError as exc:
-            raise MalformedMessageError(f"blob {ref.name} from {request.sender}: {exc}") from None
+            raise MalformedMessageError(
+                f"blob {named.ref.name} from {request.sender}: {exc}"
+            ) from None
     rest = [(k, v) for k, v in content.items() if k != BLOBS_RECORD]
-    order = sorted(refs, key=lambda k: refs[k][1])
+    order = sorted(refs, key=lambda k: refs[k].at)
     out = RecordDict()
     for name in order:  # each back at its position among the others
-        rest.insert(min(refs[name][1], len(rest)), (name, arrays[name]))
+        rest.insert(min(refs[name].at, len(rest)), (name, arrays[name]))
     for key, value in rest:
         out[key] = value
     return out
+
+
+def _read_blob(
+    reader: ReadsBlobs,
+    ref: BlobRef,
+    request: Request,
+    until: float | None,
+    stopping: threading.Event | None,
+) -> bytes:
+    """``reader.get_blob``, asked again while the blob is not there and ``until`` (wall
+    clock) has not passed."""
+    step = FIRST_STEP
+    while True:
+        try:
+            return reader.get_blob(ref, sender=request.sender, app=request.app)
+        except BlobGoneError:
+            left = None if until is None else until - time.time()
+            if left is None or left <= 0:
+                raise
+        if step == FIRST_STEP:
+            log.debug("blob %s from %s is not stored yet: waiting up to %.0fs for it",
+                      ref.name, request.sender, left)  # fmt: skip
+        pause = min(step, left)
+        if stopping is not None and stopping.wait(pause):
+            raise BlobGoneError(f"blob {ref.name} from {request.sender}: not stored yet "
+                                "when this datasite stopped")  # fmt: skip
+        if stopping is None:
+            time.sleep(pause)
+        step = min(step * 2, WAIT_STEP)
 
 
 # --------------------------------------------------------------------------- aggregator side
@@ -197,9 +266,33 @@ class Use:
 class Planned:
     """What :meth:`BlobShelf.plan` decided for one message."""
 
-    refs: dict[str, tuple[BlobRef, int]] = field(default_factory=dict)
+    refs: dict[str, Named] = field(default_factory=dict)
     error: Exception | None = None
     """Storing one of its blobs failed: the message cannot be sent."""
+
+
+@dataclass(eq=False)
+class _Put:
+    """One blob a push stores: named (the transport's ``on_named``) while it uploads,
+    finished when ``put_blob`` returns or raises."""
+
+    rid: int
+    recipients: frozenset[str]
+    expires: float
+    named: BlobRef | None = None
+    value: BlobRef | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class _Uploads:
+    """The puts of one push still uploading after :meth:`BlobShelf.plan` returned."""
+
+    puts: list[_Put]
+    users: dict[int, list[str]]
+    """rid -> ids of the messages naming it."""
+    thread: threading.Thread
 
 
 class BlobShelf:
@@ -228,7 +321,9 @@ class BlobShelf:
         self._journal = journal
         self._transport = transport
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._held: dict[str, _Held] = {}
+        self._uploads: _Uploads | None = None
         self.stored = 0
         """Blobs stored by this Grid (reuses not counted)."""
         self.stored_bytes = 0
@@ -242,7 +337,11 @@ class BlobShelf:
                                              set(message_ids), current=False)  # fmt: skip
 
     def plan(self, uses: Sequence[Use], limit: float | None) -> list[Planned]:
-        """Store (or reuse) the blobs of one push; one :class:`Planned` per use."""
+        """Store (or reuse) the blobs of one push; one :class:`Planned` per use.
+
+        Returns once every new blob is named (its messages may go while it uploads:
+        their refs say until when to wait for it) or stored or failed; call
+        :meth:`settle` after sending them."""
         plans = [Planned() for _ in uses]
         records: dict[int, ArrayRecord] = {}
         users: dict[int, list[tuple[int, str]]] = {}  # id(record) -> (use index, key)
@@ -258,55 +357,133 @@ class BlobShelf:
                 if sizes[rid][1] >= self.threshold:
                     records[rid] = record
                     users.setdefault(rid, []).append((index, key))
-        refs: dict[int, BlobRef] = {}
-        puts: list[tuple[int, frozenset[str], float]] = []
+        refs: dict[int, tuple[BlobRef, float | None]] = {}
+        puts: list[_Put] = []
         with self._lock:
             for rid, record in records.items():
                 recipients = frozenset(uses[i].email for i, _ in users[rid])
                 until = max(uses[i].expires_at for i, _ in users[rid])
                 held = self._reusable(record, recipients, until)
                 if held is not None:
-                    refs[rid] = held.ref
+                    refs[rid] = (held.ref, None)
                 else:  # kept one TTL past its first messages, so the next phase reuses it
-                    puts.append((rid, recipients, until + max(0.0, until - time.time())))
-        calls = [
-            partial(
-                self._rpc.put_blob,
-                sizes[rid][0],
-                app=self.app,
-                recipients=sorted(recipients),
-                expires_at=expires,
-            )
-            for rid, recipients, expires in puts
-        ]
+                    puts.append(_Put(rid, recipients, until + max(0.0, until - time.time())))
         bound = None if limit is None else limit + GRACE
-        outcomes = call_all_within(calls, bound, name="put_blob", late=self._drop_late)
+        ready_by = None if bound is None else time.time() + bound
+        thread = self._start(puts, sizes, bound) if puts else None
         failed: dict[int, Exception] = {}
-        for (rid, recipients, expires), outcome in zip(puts, outcomes, strict=True):
-            if outcome.error is None and outcome.value is not None:
-                ref = outcome.value
-                refs[rid] = ref
-                with self._lock:
-                    self._held[ref.name] = _Held(ref, records[rid], recipients, expires)
-                    self.stored += 1
-                    self.stored_bytes += ref.size
-            elif isinstance(outcome.error, OverrunError):
-                failed[rid] = OverrunError(
-                    f"{self._transport} did not return from storing the model blob in time"
-                )
-            elif isinstance(outcome.error, Exception):
-                failed[rid] = outcome.error
-            elif outcome.error is not None:
-                raise outcome.error
+        uploading: list[_Put] = []
+        with self._changed:  # until each is named, stored or failed
+            self._changed.wait_for(lambda: all(p.named or p.done for p in puts))
+            for put in puts:
+                ref = put.value if put.done else put.named
+                if ref is not None and put.error is None:
+                    waits = not put.done  # its messages go while it uploads
+                    refs[put.rid] = (ref, (ready_by or put.expires) if waits else None)
+                    self._held[ref.name] = _Held(ref, records[put.rid], put.recipients,
+                                                 put.expires)  # fmt: skip
+                    if waits:
+                        uploading.append(put)
+                    else:
+                        self.stored += 1
+                        self.stored_bytes += ref.size
+                else:
+                    failed[put.rid] = self._failure(put.error)
+        if uploading:
+            assert thread is not None
+            self._uploads = _Uploads(
+                uploading, {p.rid: [uses[i].message_id for i, _ in users[p.rid]]
+                            for p in uploading}, thread)  # fmt: skip
         for rid, pairs in users.items():
             for index, key in pairs:
                 if rid in failed:
                     plans[index].error = failed[rid]
                 else:
+                    ref, until_ = refs[rid]
                     position = list(uses[index].content.keys()).index(key)
-                    plans[index].refs[key] = (refs[rid], position)
+                    plans[index].refs[key] = Named(ref, position, until_)
         self._mark(uses, plans)
         return plans
+
+    def settle(self) -> dict[str, Exception]:
+        """Wait for the blobs :meth:`plan` named while they uploaded; the messages whose
+        blob failed after all (the caller withdraws them), with the reason."""
+        uploads, self._uploads = self._uploads, None
+        if uploads is None:
+            return {}
+        uploads.thread.join()
+        failed: dict[str, Exception] = {}
+        for put in uploads.puts:  # each named, none finished when plan returned
+            ref = put.named
+            assert ref is not None and put.done
+            with self._lock:
+                if put.error is None:
+                    self.stored += 1
+                    self.stored_bytes += ref.size
+                    continue
+                held = self._held.pop(ref.name, None)
+            reason = self._failure(put.error)
+            log.debug("blob %s failed after it was named: %s", ref.name, reason)
+            for message_id in uploads.users.get(put.rid, ()):
+                failed[message_id] = reason
+            if held is not None and self._journal is not None:  # the transport deleted it
+                self._journal.blob_dropped(ref)
+        return failed
+
+    def _start(
+        self,
+        puts: Sequence[_Put],
+        sizes: Mapping[int, tuple[list[bytes | memoryview], int]],
+        bound: float | None,
+    ) -> threading.Thread:
+        """Run the ``put_blob`` calls of ``puts`` (within ``bound``) on a thread of
+        their own, each recording when it is named and finished."""
+
+        def record(put: _Put, **changes: object) -> None:
+            with self._changed:
+                for name, value in changes.items():
+                    setattr(put, name, value)
+                self._changed.notify_all()
+
+        def store(put: _Put) -> BlobRef:
+            try:
+                ref = self._rpc.put_blob(
+                    sizes[put.rid][0],
+                    app=self.app,
+                    recipients=sorted(put.recipients),
+                    expires_at=put.expires,
+                    on_named=partial(lambda p, r: record(p, named=r), put),
+                )
+            except BaseException as exc:
+                record(put, error=exc, done=True)
+                raise
+            record(put, value=ref, done=True)
+            return ref
+
+        def run() -> None:
+            outcomes = call_all_within([partial(store, p) for p in puts], bound,
+                                       name="put_blob", late=self._drop_late)  # fmt: skip
+            for put, outcome in zip(puts, outcomes, strict=True):
+                if isinstance(outcome.error, OverrunError) and not put.done:
+                    record(put, error=outcome.error, done=True)
+
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,),
+                                  name="syftflwr-blobs", daemon=True)  # fmt: skip
+        thread.start()
+        return thread
+
+    def _failure(self, error: BaseException | None) -> Exception:
+        """What a message whose blob failed is reported with (``BaseException``s that are
+        not ``Exception``: re-raised, as before the blob)."""
+        if isinstance(error, OverrunError):
+            return OverrunError(
+                f"{self._transport} did not return from storing the model blob in time"
+            )
+        if isinstance(error, Exception):
+            return error
+        if error is not None:
+            raise error
+        return TransportError(f"{self._transport} neither stored nor named the model blob")
 
     def _reusable(
         self, record: ArrayRecord, recipients: frozenset[str], until: float
@@ -321,8 +498,8 @@ class BlobShelf:
         used: dict[str, list[str]] = {}
         for use, plan in zip(uses, plans, strict=True):
             if plan.error is None:
-                for ref, _ in plan.refs.values():
-                    used.setdefault(ref.name, []).append(use.message_id)
+                for entry in plan.refs.values():
+                    used.setdefault(entry.ref.name, []).append(use.message_id)
         if not used:  # no model in this push (a query, the stop messages): not a broadcast
             return
         drops: list[_Held] = []
@@ -374,7 +551,8 @@ class BlobShelf:
         self._later(drop)
 
     def _drop_late(self, _index: int, ref: BlobRef) -> None:
-        """A put that returned after its push gave up on it: nobody names it."""
+        """A put that returned after its push gave up on it: its messages were withdrawn
+        (or never sent)."""
         try:
             self._rpc.drop_blob(ref, app=self.app)
         except Exception:

@@ -55,6 +55,7 @@ from syftflwr.flower.blobs import (
     BLOBS_HEADER,
     BLOBS_RECORD,
     BlobShelf,
+    Named,
     Planned,
     Use,
     header_value,
@@ -86,7 +87,6 @@ from syftflwr.flower.resume import Match, Pending, RunTracker, in_reply_order, r
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_app_name, validate_email, validate_identifier
 from syftflwr.roles import (
-    BlobRef,
     ClientRole,
     ExposesClient,
     ReattachesRequests,
@@ -419,8 +419,11 @@ class TransportGrid(Grid):
         for push, plan in zip(sending, plans, strict=True):
             self._finish(push, plan)
         sending = [p for p in sending if p.pending is None]
-        if sending:
-            self._transmit(sending, limit)
+        try:
+            if sending:
+                self._transmit(sending, limit)
+        finally:
+            self._settle_blobs(sending)
         return [self._register(p) for p in prepared]
 
     def _prepare(self, message: Message, *, report: bool) -> _Push:
@@ -470,6 +473,25 @@ class TransportGrid(Grid):
             planned = iter(self.blobs.plan(uses, limit))
         return [next(planned) if p.message.has_content() else Planned() for p in pushes]
 
+    def _settle_blobs(self, pushes: Sequence[_Push]) -> None:
+        """Wait for the blobs this push's messages named while they uploaded; withdraw
+        the messages whose blob failed after all (their readers stop waiting once the
+        ref's ``ready_by`` passed) and report them as unsent."""
+        if self.blobs is None:
+            return
+        failed = self.blobs.settle()
+        for push in pushes:
+            reason = failed.get(push.message_id)
+            pending = push.pending
+            if reason is None or pending is None or pending.unsent is not None:
+                continue
+            try:
+                self.rpc.forget(pending.handle)
+            except Exception:
+                log.debug("could not withdraw request %s", push.message_id, exc_info=True)
+            assert push.info is not None
+            push.pending = self._unsent(push.message, push.info, reason, push.tracker)
+
     def _finish(self, push: _Push, plan: Planned) -> None:
         """Encode ``push`` (its blobs' refs in place of their arrays) and journal it."""
         message, email, tracker, match = push.message, push.email, push.tracker, push.match
@@ -497,7 +519,7 @@ class TransportGrid(Grid):
         message: Message,
         email: str,
         expires_at: float,
-        refs: Mapping[str, tuple[BlobRef, int]] | None = None,
+        refs: Mapping[str, Named] | None = None,
     ) -> Request:
         metadata = message.metadata
         headers: dict[str, str] = {}
@@ -505,7 +527,7 @@ class TransportGrid(Grid):
             headers[APP_HASH_HEADER] = self.app_hash
         if refs:  # the arrays travel in shared blobs; the sealed body carries their refs
             message = make_message(metadata, content=with_refs(message.content, refs))
-            headers[BLOBS_HEADER] = header_value({k: r for k, (r, _) in refs.items()})
+            headers[BLOBS_HEADER] = header_value({k: n.ref for k, n in refs.items()})
         return Request(
             id=metadata.message_id,
             sender=self.email,

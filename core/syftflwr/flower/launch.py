@@ -418,6 +418,7 @@ def make_datasite_runner(
         node_config=node_config,
         run_config=run_config_for(app, run_config=run_config),
         scoped_stops=participant.context.profile == "native",
+        clock_skew=participant.context.clock_skew,
     )
 
 

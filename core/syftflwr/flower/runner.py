@@ -113,6 +113,8 @@ class DatasiteRunner:
         :data:`APP_HASH_HEADER` (``""`` if none). A request it refuses
         (:class:`NotApprovedError`) never reaches any ClientApp and is answered with an
         error reply saying ``not approved``.
+    :param clock_skew: seconds of clock difference tolerated when waiting for a shared
+        blob its sender named while it still uploaded (``TransportContext.clock_skew``).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class DatasiteRunner:
         endpoint: str = MESSAGES_ENDPOINT,
         scoped_stops: bool = True,
         approval: Approval | None = None,
+        clock_skew: float = 30.0,
     ) -> None:
         if (client_app is None) == (approval is None):
             raise TypeError("give DatasiteRunner a client_app or an approval, not both")
@@ -150,6 +153,8 @@ class DatasiteRunner:
         self._not_approved = 0
         self._stopped_by: str | None = None
         self.stopped = threading.Event()
+        self._stopping = threading.Event()
+        self.clock_skew = clock_skew
         events.on_request(endpoint, self.handle)
 
     # ------------------------------------------------------------------ counters
@@ -180,6 +185,7 @@ class DatasiteRunner:
     def run(self) -> RunnerStats:
         """Serve until the aggregator's stop message or :meth:`stop`; return the counters."""
         self.stopped.clear()
+        self._stopping.clear()
         self._serving_since = time.time()
         log.info("datasite %s (node %d) serving %s", self.email, self.node_id, self.endpoint)
         try:
@@ -196,6 +202,7 @@ class DatasiteRunner:
         return stats
 
     def stop(self) -> None:
+        self._stopping.set()  # a handler waiting for a blob gives up
         self.events.stop()
 
     def context_for(self, run_id: int) -> Context:
@@ -275,7 +282,9 @@ class DatasiteRunner:
         if not message.has_content() or BLOBS_RECORD not in message.content:
             return None
         try:
-            message.content = resolve_blobs(message.content, request, self.events)
+            message.content = resolve_blobs(message.content, request, self.events,
+                                            clock_skew=self.clock_skew,
+                                            stopping=self._stopping)  # fmt: skip
         except Exception as exc:
             self._count("_malformed")
             metadata = message.metadata
@@ -351,6 +360,7 @@ class DatasiteRunner:
             self._stopped_by = request.sender
         body = self._ack(message, ignored=False)
         # The events role stores this reply before its serve loop sees the stop.
+        self._stopping.set()
         self.events.stop()
         return body
 

@@ -266,6 +266,7 @@ class Server:
                 node_id=node_ids_for([self.email], "native")[self.email],
                 node_config=node_config_for(datasites.index(self.email), len(datasites)),
                 approval=code,
+                clock_skew=joined.context.clock_skew,
             )
         except BaseException:
             joined.close()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from syftflwr._deprecation import mark_private as _mark_private
 from syftflwr.envelope import Buffer
-from syftflwr.errors import EncryptionError, MalformedMessageError, MessageTooLargeError
+from syftflwr.errors import BlobGoneError, EncryptionError, MessageTooLargeError
 from syftflwr.info import TransportContext
 from syftflwr.mailbox.storage import total_size
 from syftflwr.names import new_message_id, validate_email, validate_message_id
@@ -92,11 +92,12 @@ def check_blob_readable(ref: BlobRef, sender: str, context: TransportContext) ->
     return text
 
 
-def blob_gone(text: str) -> MalformedMessageError:
-    """The refusal for a blob that is not in storage (any more)."""
-    return MalformedMessageError(
+def blob_gone(text: str) -> BlobGoneError:
+    """The refusal for a blob that is not in storage: core's reader asks again while
+    its sender may still be uploading it, then refuses with this text."""
+    return BlobGoneError(
         f"{text} is gone: it expired, or its sender dropped it (every message naming it "
-        "was answered or given up)"
+        "was answered or given up) or never finished storing it"
     )
 
 

@@ -294,14 +294,18 @@ class MailboxRPC(ReportsPickups, BaseRPC):
         app: str,
         recipients: Sequence[str],
         expires_at: float | None,
+        on_named: Callable[[BlobRef], None] | None = None,
     ) -> BlobRef:
         """Store ``data`` once in a new blob folder of mine, shared with ``recipients``
         (:class:`SharesFolders`), and journal it first so retention deletes it after a
         crash. The folder is made (and on a storage that does not ``shares_while_writing``,
         shared) while a :class:`BlobContent` is made — sealed — and the hash and, on a
-        storage that ``shares_while_writing``, the grants run while it uploads: nobody
-        learns the blob's name before this returns (the messages naming it are sent
-        after), and all of them are done by then."""
+        storage that ``shares_while_writing``, the grants run while it uploads.
+
+        The blob is named (``on_named``) as soon as its hash is known, while it uploads:
+        the messages naming it travel beside the upload, and their readers wait for it
+        (:class:`~syftflwr.errors.BlobGoneError`). On failure the blob is deleted and
+        this raises; its caller withdraws those messages."""
         self._check_open()
         if not self.capabilities.shares_objects:
             raise TransportError(
@@ -337,9 +341,15 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                         share()
                     return None
 
+                def named_ref(content: Sequence[Buffer]) -> BlobRef:
+                    named = BlobRef(name=name, sha256=blob_sha256(content), size=size)
+                    if on_named is not None:
+                        on_named(named)
+                    return named
+
                 readied = later(ready_folder)
                 content = blob_parts(data)  # leaving the pool waits for the others
-                hashed = later(partial(blob_sha256, content))
+                hashed = later(partial(named_ref, content))
                 shared = readied.result()
                 published = chunking.publish(
                     self.storage,
@@ -350,7 +360,7 @@ class MailboxRPC(ReportsPickups, BaseRPC):
                 )
                 if shared is not None:  # a failed grant fails the blob, as an upload does
                     shared.result()
-                ref = BlobRef(name=name, sha256=hashed.result(), size=size)
+                ref = hashed.result()
             if not published:  # a random 128-bit name: only a storage fault gets here
                 raise StorageError(f"{folder} already holds a blob: not overwritten")
         except BaseException:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -218,8 +218,10 @@ class MemoryRPC(ReportsPickups, BaseRPC):
         app: str,
         recipients: Sequence[str],
         expires_at: float | None,
+        on_named: Callable[[BlobRef], None] | None = None,
     ) -> BlobRef:
-        """Keep one copy of ``data`` for ``recipients`` (and this participant)."""
+        """Keep one copy of ``data`` for ``recipients`` (and this participant); stored
+        at once, so it is never named before it is stored (``on_named`` unused)."""
         self._check_open()
         data = blob_parts(data)
         ref = new_blob_ref(data, self.context, recipients)
