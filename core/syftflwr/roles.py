@@ -68,6 +68,19 @@ REFUSAL_KINDS = (
 5 forged)``)."""
 
 
+class HandleLater(Exception):  # noqa: N818 - a signal to the events role, not an error
+    """Raised by a request's handler: it cannot be handled yet (a shared blob its sender
+    named while it still uploads). An events role with ``defers_requests`` hands the
+    same request to the handler again after ``delay`` seconds, without answering it and
+    without holding up the requests behind it; if the request is gone from storage by
+    then (its sender withdrew it), it is dropped. Any other events role answers it with
+    an error reply (:meth:`BaseEvents.dispatch`)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
 def refusal_kind(exc: BaseException) -> str:
     """The :data:`REFUSAL_KINDS` entry of a refusal raised as ``exc``."""
     if isinstance(exc, EncryptionError):
@@ -730,6 +743,9 @@ class BaseEvents(_Closable, ABC):
 
     client: ClientRole  # declared on the class: ExposesClient, read by transports --check
     capabilities: Capabilities
+    defers_requests = False
+    """True when the subclass catches :class:`HandleLater` from :meth:`dispatch` and
+    hands the request to it again later; otherwise dispatch answers it with an error."""
 
     def __init__(self, client: ClientRole, context: TransportContext, capabilities: Capabilities):
         self.client = client
@@ -818,6 +834,11 @@ class BaseEvents(_Closable, ABC):
         handler = self.handlers[request.endpoint]
         try:
             result = handler(request)
+        except HandleLater as exc:
+            if self.defers_requests:
+                raise
+            log.warning("refused request %s from %s: %s", request.id, request.sender, exc)
+            return request.error_reply(f"refused: {exc} (this transport cannot wait for it)")
         except (EncryptionError, MessageRejectedError) as exc:
             # a wrapping role (sealing) refused the request before the app saw it
             self.count_refusal(refusal_kind(exc))

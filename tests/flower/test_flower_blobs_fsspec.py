@@ -5,6 +5,7 @@ instruction of round r that the storage hands a datasite again in round r+1."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from _flower_helpers import AGG, APP, DS1, DS2
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from syftflwr.errors import StorageError
 from syftflwr.flower.grid import TransportGrid
 from syftflwr.flower.node_ids import node_id_for
 from syftflwr.flower.runner import DatasiteRunner
@@ -130,5 +132,66 @@ def test_a_round_r_instruction_replayed_in_round_r_plus_1_is_refused(fed: Federa
         assert [r.content["m"]["sum"] for r in phase(grid, 3.0, 3)] == [120_000.0] * 2
         after = runner.stats
         assert (after.handled, after.malformed) == (stats.handled + 1, stats.malformed)
+    finally:
+        grid.close()
+
+
+class HeldUpload(StorageWrapper):
+    """The aggregator's storage: a blob's upload waits until both datasites claimed the
+    messages naming it (they got them, and wait for the blob), then goes on or fails."""
+
+    def __init__(self, inner: Any, root: Path, *, fail: bool = False) -> None:
+        super().__init__(inner)
+        self.root, self.fail = root, fail
+        self.claimed_first: bool | None = None
+
+    def put_if_absent(self, path: str, parts: Sequence[Any]) -> bool:
+        if path.endswith(".blob"):
+            deadline = time.monotonic() + 10
+            while len(list(self.root.rglob("*.claim"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.claimed_first = len(list(self.root.rglob("*.claim"))) >= 2
+            if self.fail:
+                raise StorageError("the disk is full (a test)")
+        return bool(self.inner.put_if_absent(path, parts))
+
+
+def held_grid(fed: Federation, *, fail: bool = False) -> tuple[TransportGrid, HeldUpload]:
+    fed.serve(DS1)
+    fed.serve(DS2)
+    rpc = fed.connect(AGG).rpc()
+    held = HeldUpload(rpc.inner.storage, fed.root, fail=fail)  # type: ignore[attr-defined]
+    rpc.inner.storage = held  # type: ignore[attr-defined]
+    grid = TransportGrid(rpc, email=AGG, app_name=APP, datasites=(DS1, DS2), max_wait=WAIT,
+                         blob_threshold=0)  # fmt: skip
+    return grid, held
+
+
+def test_the_messages_travel_while_the_model_blob_uploads(fed: Federation) -> None:
+    """Issue 20's send phase: the datasites get their (sealed) instructions while the
+    model uploads, wait for it, and answer with the right model."""
+    grid, held = held_grid(fed)
+    try:
+        replies = phase(grid, 1.0, 1)
+        assert held.claimed_first is True, "the messages went only after the upload"
+        assert [r.content["m"]["sum"] for r in replies] == [40_000.0] * 2
+        assert [r.content["m"]["sum"] for r in phase(grid, 2.0, 2)] == [80_000.0] * 2
+    finally:
+        grid.close()
+
+
+def test_a_blob_failing_after_its_messages_went_withdraws_them(fed: Federation) -> None:
+    """The upload fails once the datasites hold its messages: they are taken back from
+    storage and reported as not sent, with the storage's reason; the next round works."""
+    grid, held = held_grid(fed, fail=True)
+    try:
+        replies = phase(grid, 1.0, 1)
+        assert held.claimed_first is True
+        assert all(r.has_error() for r in replies)
+        assert all("the disk is full (a test)" in r.error.reason for r in replies)
+        assert list(fed.root.rglob("*.request")) == []  # withdrawn
+        assert list(fed.root.rglob("*.blob")) == []  # and the unfinished blob deleted
+        held.fail = False
+        assert [r.content["m"]["sum"] for r in phase(grid, 2.0, 2)] == [80_000.0] * 2
     finally:
         grid.close()

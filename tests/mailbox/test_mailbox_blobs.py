@@ -20,6 +20,7 @@ import pytest
 from _mailbox_helpers import AGG, APP, DS1, DS2, Client, Mailbox, context
 from syftflwr.envelope import Buffer
 from syftflwr.errors import (
+    BlobGoneError,
     EncryptionError,
     MalformedMessageError,
     MessageTooLargeError,
@@ -37,6 +38,7 @@ from syftflwr.mailbox.layout import (
 )
 from syftflwr.mailbox.retention import sweep_blobs
 from syftflwr.mailbox.storage import SharesFolders, StorageWrapper
+from syftflwr.names import new_message_id
 from syftflwr.roles import BlobRef, offers
 
 WORKER = Path(__file__).resolve().parent / "_blob_worker.py"
@@ -188,6 +190,56 @@ def test_a_storage_wrapper_keeps_granting_while_the_blob_uploads(tmp_path: Path)
         ]
     finally:
         box.close()
+
+
+class HeldUpload(SharingStorage):
+    """A storage whose blob upload waits until the blob was named (or 10 s)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.named = threading.Event()
+        self.named_before_stored: bool | None = None
+
+    def put_if_absent(self, path: str, parts: Sequence[Buffer]) -> bool:
+        if path.endswith(".blob"):
+            self.named_before_stored = self.named.wait(10)
+        return super().put_if_absent(path, parts)
+
+
+def test_a_blob_is_named_while_it_uploads_with_the_ref_it_returns(tmp_path: Path) -> None:
+    """``on_named`` comes once, before the upload ends (the messages naming the blob
+    travel beside it), with exactly the ref put_blob then returns."""
+    box = BlobBox(tmp_path / "root", shares_objects=True)
+    try:
+        storage = HeldUpload(box.root)
+        box.storage = storage
+        named: list[BlobRef] = []
+
+        def on_named(ref: BlobRef) -> None:
+            assert box.storage.get(blob_path(AGG, APP, ref.name)) is None  # not stored yet
+            named.append(ref)
+            storage.named.set()
+
+        ref = _put(box, on_named=on_named)
+        assert storage.named_before_stored is True
+        assert named == [ref]
+        assert box.reader(DS1).get_blob(ref, sender=AGG, app=APP) == MODEL
+    finally:
+        box.close()
+
+
+def test_a_blob_not_stored_yet_is_reported_gone_so_its_reader_can_ask_again(
+    box: BlobBox,
+) -> None:
+    """A reader that gets a message before its blob is stored gets BlobGoneError (the one
+    refusal core's runner asks again after), and the blob once it is there."""
+    ref = BlobRef(name=new_message_id(), sha256=hashlib.sha256(MODEL).hexdigest(),
+                  size=len(MODEL))  # fmt: skip
+    reader = box.reader(DS1)
+    with pytest.raises(BlobGoneError, match="is gone"):
+        reader.get_blob(ref, sender=AGG, app=APP)
+    box.storage.put_if_absent(blob_path(AGG, APP, ref.name), [MODEL])
+    assert reader.get_blob(ref, sender=AGG, app=APP) == MODEL
 
 
 def test_blob_folders_are_never_taken_for_outboxes(box: BlobBox) -> None:

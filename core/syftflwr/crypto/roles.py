@@ -35,6 +35,7 @@ from syftflwr.roles import (
     BlobContent,
     BlobRef,
     EventsRole,
+    HandleLater,
     Handler,
     ReadsBlobs,
     RequestHandle,
@@ -202,6 +203,8 @@ class SealedEvents:
                 return self._refusal(request, exc)
             try:
                 result: Response | Buffer = handler(opened)
+            except HandleLater:  # the events role asks again later
+                raise
             except Exception as exc:
                 summary = "".join(traceback.format_exception_only(exc)).strip()
                 log.exception("handler for %s failed on request %s", request.endpoint, request.id)

@@ -41,7 +41,7 @@ from syftflwr.deadline import OverrunError, call_all_within
 from syftflwr.envelope import Request
 from syftflwr.errors import BlobGoneError, MalformedMessageError, TransportError
 from syftflwr.flower.serde import array_record_parts, decode_array_record
-from syftflwr.roles import BlobRef, ReadsBlobs, RPCRole, SharesBlobs, offers
+from syftflwr.roles import BlobRef, HandleLater, ReadsBlobs, RPCRole, SharesBlobs, offers
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -53,10 +53,10 @@ sorted, comma-separated; sealing authenticates it as associated data."""
 GRACE = 3.0
 """Seconds a ``put_blob`` may overrun the push's limit before the push goes on without it."""
 FIRST_STEP = 0.05
-"""A reader asks again for a blob not stored yet after this many seconds, then twice as
-long each time..."""
+"""A reader asks again for a blob not stored yet after at least this many seconds (a
+quarter of its request's age)..."""
 WAIT_STEP = 1.0
-"""...up to this: a 100 MB model uploading for a minute costs its reader ~65 requests."""
+"""...and at most this: a model uploading for a minute costs its reader ~70 reads."""
 
 
 class BlobJournal(Protocol):
@@ -149,14 +149,13 @@ def resolve_blobs(
     events: object,
     *,
     clock_skew: float = 30.0,
-    stopping: threading.Event | None = None,
 ) -> RecordDict:
     """``content`` with every blob ref replaced by its ArrayRecord, in its place.
 
-    A blob its sender named while it still uploaded (the ref's ``ready_by``) is waited
-    for until then (and at most until the request expires, ``clock_skew`` allowed), or
-    until ``stopping`` is set: asked again after 0.05 s, then less and less often, at
-    least every :data:`WAIT_STEP` seconds.
+    A blob its sender named while it still uploaded (the ref's ``ready_by``) and not
+    stored yet raises :class:`~syftflwr.roles.HandleLater` until then (at most until the
+    request expires, ``clock_skew`` allowed): the events role hands the request back
+    after :data:`FIRST_STEP` to :data:`WAIT_STEP` seconds, unless it was withdrawn.
 
     :raises MalformedMessageError: (or the sealed role's EncryptionError/DecryptionError)
         a ref that is unreadable, not the one the authenticated header names, gone,
@@ -190,7 +189,7 @@ def resolve_blobs(
             until = min(until, request.expires_at)
         if until is not None:
             until += clock_skew
-        data = _read_blob(reader, named.ref, request, until, stopping)
+        data = _read_blob(reader, named.ref, request, until)
         try:
             arrays[name] = decode_array_record(data)
         except MalformedMessageError as exc:
@@ -207,33 +206,20 @@ def resolve_blobs(
     return out
 
 
-def _read_blob(
-    reader: ReadsBlobs,
-    ref: BlobRef,
-    request: Request,
-    until: float | None,
-    stopping: threading.Event | None,
-) -> bytes:
-    """``reader.get_blob``, asked again while the blob is not there and ``until`` (wall
-    clock) has not passed."""
-    step = FIRST_STEP
-    while True:
-        try:
-            return reader.get_blob(ref, sender=request.sender, app=request.app)
-        except BlobGoneError:
-            left = None if until is None else until - time.time()
-            if left is None or left <= 0:
-                raise
-        if step == FIRST_STEP:
-            log.debug("blob %s from %s is not stored yet: waiting up to %.0fs for it",
-                      ref.name, request.sender, left)  # fmt: skip
-        pause = min(step, left)
-        if stopping is not None and stopping.wait(pause):
-            raise BlobGoneError(f"blob {ref.name} from {request.sender}: not stored yet "
-                                "when this datasite stopped")  # fmt: skip
-        if stopping is None:
-            time.sleep(pause)
-        step = min(step * 2, WAIT_STEP)
+def _read_blob(reader: ReadsBlobs, ref: BlobRef, request: Request, until: float | None) -> bytes:
+    """``reader.get_blob``; a blob not stored yet while ``until`` (wall clock) has not
+    passed: :class:`~syftflwr.roles.HandleLater`, sooner for a young request."""
+    try:
+        return reader.get_blob(ref, sender=request.sender, app=request.app)
+    except BlobGoneError:
+        now = time.time()
+        if until is None or now >= until:
+            raise
+    age = now - request.created_at if request.created_at is not None else 0.0
+    delay = min(WAIT_STEP, max(FIRST_STEP, age / 4))
+    raise HandleLater(f"blob {ref.name} from {request.sender} is not stored yet (its sender "
+                      f"named it while it uploads; waiting up to {until - now:.0f}s)",
+                      delay)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- aggregator side

@@ -40,7 +40,7 @@ from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, new_context, set_message
 from syftflwr.flower.grid import APP_HASH_HEADER, MESSAGES_ENDPOINT, STOP_ACTION, check_identity
 from syftflwr.flower.serde import decode_message, encode_message
 from syftflwr.names import new_message_id, validate_email
-from syftflwr.roles import EventsRole, describe_refusals
+from syftflwr.roles import EventsRole, HandleLater, describe_refusals
 
 log = logging.getLogger("syftflwr.flower")
 
@@ -114,7 +114,8 @@ class DatasiteRunner:
         (:class:`NotApprovedError`) never reaches any ClientApp and is answered with an
         error reply saying ``not approved``.
     :param clock_skew: seconds of clock difference tolerated when waiting for a shared
-        blob its sender named while it still uploaded (``TransportContext.clock_skew``).
+        blob its sender named while it still uploaded (``TransportContext.clock_skew``;
+        the events role hands such a request back: :class:`~syftflwr.roles.HandleLater`).
     """
 
     def __init__(
@@ -153,7 +154,6 @@ class DatasiteRunner:
         self._not_approved = 0
         self._stopped_by: str | None = None
         self.stopped = threading.Event()
-        self._stopping = threading.Event()
         self.clock_skew = clock_skew
         events.on_request(endpoint, self.handle)
 
@@ -185,7 +185,6 @@ class DatasiteRunner:
     def run(self) -> RunnerStats:
         """Serve until the aggregator's stop message or :meth:`stop`; return the counters."""
         self.stopped.clear()
-        self._stopping.clear()
         self._serving_since = time.time()
         log.info("datasite %s (node %d) serving %s", self.email, self.node_id, self.endpoint)
         try:
@@ -202,7 +201,6 @@ class DatasiteRunner:
         return stats
 
     def stop(self) -> None:
-        self._stopping.set()  # a handler waiting for a blob gives up
         self.events.stop()
 
     def context_for(self, run_id: int) -> Context:
@@ -283,8 +281,9 @@ class DatasiteRunner:
             return None
         try:
             message.content = resolve_blobs(message.content, request, self.events,
-                                            clock_skew=self.clock_skew,
-                                            stopping=self._stopping)  # fmt: skip
+                                            clock_skew=self.clock_skew)  # fmt: skip
+        except HandleLater:  # not stored yet: the events role hands it back later
+            raise
         except Exception as exc:
             self._count("_malformed")
             metadata = message.metadata
@@ -360,7 +359,6 @@ class DatasiteRunner:
             self._stopped_by = request.sender
         body = self._ack(message, ignored=False)
         # The events role stores this reply before its serve loop sees the stop.
-        self._stopping.set()
         self.events.stop()
         return body
 

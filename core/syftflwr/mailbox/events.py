@@ -18,7 +18,10 @@ Per request (a worker thread; serial endpoints one at a time, in arrival order):
    (:mod:`~syftflwr.mailbox.incomplete`), then is rejected;
 5. the envelope must match its folder: id, sender (the folder's owner), recipient (me),
    app and endpoint — a forged header is rejected;
-6. ``dispatch()`` (allowlist, expiry, size, handler errors -> error replies);
+6. ``dispatch()`` (allowlist, expiry, size, handler errors -> error replies); a handler
+   that cannot handle it yet (:class:`~syftflwr.roles.HandleLater`: its shared blob
+   still uploads) gets it again after a delay, read again from step 4 — a request
+   withdrawn meanwhile is gone, and dropped;
 7. publish the response in my outbox toward the sender
    (:mod:`~syftflwr.mailbox.replies`) and journal it.
 
@@ -81,7 +84,7 @@ from syftflwr.mailbox.retention import (
 )
 from syftflwr.mailbox.rpc import ENVELOPE_OVERHEAD
 from syftflwr.mailbox.storage import Storage
-from syftflwr.roles import BaseEvents, BlobRef, ClientRole, Drained, refusal_kind
+from syftflwr.roles import BaseEvents, BlobRef, ClientRole, Drained, HandleLater, refusal_kind
 
 log = logging.getLogger("syftflwr.mailbox")
 
@@ -109,6 +112,10 @@ class MailboxEvents(BaseEvents):
         claimed (0 disables).
     :param incomplete_grace: seconds a truncated request may take to complete.
     """
+
+    defers_requests = True
+    """A handler's :class:`~syftflwr.roles.HandleLater` puts its request back: handled
+    again after the delay (read from storage again: a withdrawn request is dropped)."""
 
     def __init__(
         self,
@@ -458,7 +465,16 @@ class MailboxEvents(BaseEvents):
         if problem is not None or not isinstance(envelope, Request):
             self._reject(route, message_id, problem or "not a request", "forged")
             return False
-        response = self.dispatch(envelope)
+        try:
+            response = self.dispatch(envelope)
+        except HandleLater as later:  # e.g. its model blob still uploads: ask again then
+            with self._lock:
+                failures = self._retries[message_id][2] + 1 if message_id in self._retries else 1
+                self._retries[message_id] = (route, time.monotonic() + later.delay, failures)
+            self._queue.put(_WAKE)
+            log.debug("request %s: %s; handling it again in %.2g s", message_id, later,
+                      later.delay)  # fmt: skip
+            return False
         if response is None:
             self._refused(route, message_id, "refused without a reply (see the runner's log)")
             return False

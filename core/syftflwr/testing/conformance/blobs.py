@@ -13,7 +13,7 @@ from typing import cast
 
 import pytest
 
-from syftflwr.errors import EncryptionError, MalformedMessageError
+from syftflwr.errors import BlobGoneError, EncryptionError, MalformedMessageError
 from syftflwr.mailbox import chunking
 from syftflwr.mailbox.layout import blob_path
 from syftflwr.roles import BlobContent, BlobRef, ReadsBlobs, SharesBlobs, offers
@@ -138,12 +138,28 @@ class BlobConformance(ConformanceBase):
             self._reader(federation).get_blob(ref, sender=AGGREGATOR, app=APP)
 
     def test_a_dropped_blob_is_gone(self, federation: Federation) -> None:
+        """Gone is :class:`BlobGoneError` (a reader handed a ref before its blob is
+        stored asks again on it, and only on it)."""
         rpc = self._sharing(federation)
         ref = self._put(federation, payload(SMALL, seed=12))
         rpc.drop_blob(ref, app=APP)
         rpc.drop_blob(ref, app=APP)  # idempotent
-        with pytest.raises(MalformedMessageError, match="gone"):
+        with pytest.raises(BlobGoneError, match="gone"):
             self._reader(federation).get_blob(ref, sender=AGGREGATOR, app=APP)
+
+    def test_a_blob_named_while_it_uploads_is_the_one_returned(
+        self, federation: Federation
+    ) -> None:
+        """``on_named`` is optional; called, it comes once, before ``put_blob`` returns,
+        with exactly the ref returned (core sends the messages naming it then)."""
+        data = payload(SMALL, seed=15)
+        named: list[BlobRef] = []
+        ref = self._sharing(federation).put_blob(
+            [data], app=APP, recipients=[DS1, DS2], expires_at=None, on_named=named.append
+        )
+        assert named in ([], [ref]), f"on_named got {named}, put_blob returned {ref}"
+        got = self._reader(federation).get_blob(ref, sender=AGGREGATOR, app=APP)
+        assert bytes(got) == data
 
     def test_a_sealed_ref_is_refused_by_a_plain_role(self, federation: Federation) -> None:
         ref = self._put(federation, payload(SMALL, seed=13))
