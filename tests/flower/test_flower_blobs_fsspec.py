@@ -195,3 +195,56 @@ def test_a_blob_failing_after_its_messages_went_withdraws_them(fed: Federation) 
         assert [r.content["m"]["sum"] for r in phase(grid, 2.0, 2)] == [80_000.0] * 2
     finally:
         grid.close()
+
+
+class FailsTheFirst(StorageWrapper):
+    """The first blob's upload fails once the second one's has started."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.lock, self.count, self.second = threading.Lock(), 0, threading.Event()
+
+    def put_if_absent(self, path: str, parts: Sequence[Any]) -> bool:
+        if path.endswith(".blob"):
+            with self.lock:
+                self.count += 1
+                first = self.count == 1
+            if first:
+                self.second.wait(10)
+                raise StorageError("the first upload failed (a test)")
+            self.second.set()
+        return bool(self.inner.put_if_absent(path, parts))
+
+
+def test_concurrent_pushes_each_settle_their_own_blob(fed: Federation) -> None:
+    """Flower's legacy strategies push from a thread pool: a blob failing in one push
+    withdraws that push's messages, not the other's."""
+    fed.serve(DS1)
+    fed.serve(DS2)
+    rpc = fed.connect(AGG).rpc()
+    rpc.inner.storage = FailsTheFirst(rpc.inner.storage)  # type: ignore[attr-defined]
+    grid = TransportGrid(rpc, email=AGG, app_name=APP, datasites=(DS1, DS2), max_wait=WAIT,
+                         blob_threshold=0)  # fmt: skip
+    replies: dict[str, Message] = {}
+
+    def push(email: str, value: float) -> None:
+        arrays = ArrayRecord({"w": Array(np.full(40_000, value, dtype=np.float32))})
+        content = RecordDict({"config": ConfigRecord({"server-round": 1}), "arrays": arrays})
+        (reply,) = grid.send_and_receive([Message(content, node_id_for(email), "train")],
+                                         timeout=WAIT)  # fmt: skip
+        replies[email] = reply
+
+    try:
+        threads = [threading.Thread(target=push, args=(e, v)) for e, v in ((DS1, 1.0), (DS2, 2.0))]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(2 * WAIT)
+        failed = [r for r in replies.values() if r.has_error()]
+        answered = [r for r in replies.values() if not r.has_error()]
+        assert len(failed) == 1 and "the first upload failed (a test)" in failed[0].error.reason
+        assert [r.content["m"]["sum"] for r in answered] in ([40_000.0], [80_000.0])
+        assert time.monotonic() - started < WAIT, "a failed push waited out its round"
+    finally:
+        grid.close()

@@ -236,6 +236,8 @@ class _Held:
     """Pending messages naming it."""
     current: bool = True
     """Used by the latest push."""
+    ready_by: float | None = None
+    """Still uploading: until when its readers wait for it (a push reusing it says so)."""
 
 
 @dataclass
@@ -281,6 +283,15 @@ class _Uploads:
     thread: threading.Thread
 
 
+@dataclass
+class PushPlan:
+    """What :meth:`BlobShelf.plan` decided for one push: a :class:`Planned` per use, and
+    the blobs still uploading (for :meth:`BlobShelf.settle`, once the messages went)."""
+
+    planned: list[Planned]
+    uploads: _Uploads | None = None
+
+
 class BlobShelf:
     """The blobs of one Grid: stores, reuses and drops them (see the module docstring).
 
@@ -309,7 +320,6 @@ class BlobShelf:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._held: dict[str, _Held] = {}
-        self._uploads: _Uploads | None = None
         self.stored = 0
         """Blobs stored by this Grid (reuses not counted)."""
         self.stored_bytes = 0
@@ -322,12 +332,13 @@ class BlobShelf:
                 self._held[ref.name] = _Held(ref, None, frozenset(), float("inf"),
                                              set(message_ids), current=False)  # fmt: skip
 
-    def plan(self, uses: Sequence[Use], limit: float | None) -> list[Planned]:
+    def plan(self, uses: Sequence[Use], limit: float | None) -> PushPlan:
         """Store (or reuse) the blobs of one push; one :class:`Planned` per use.
 
         Returns once every new blob is named (its messages may go while it uploads:
         their refs say until when to wait for it) or stored or failed; call
-        :meth:`settle` after sending them."""
+        :meth:`settle` with the plan after sending them (pushes may run concurrently:
+        each settles its own)."""
         plans = [Planned() for _ in uses]
         records: dict[int, ArrayRecord] = {}
         users: dict[int, list[tuple[int, str]]] = {}  # id(record) -> (use index, key)
@@ -350,8 +361,8 @@ class BlobShelf:
                 recipients = frozenset(uses[i].email for i, _ in users[rid])
                 until = max(uses[i].expires_at for i, _ in users[rid])
                 held = self._reusable(record, recipients, until)
-                if held is not None:
-                    refs[rid] = (held.ref, None)
+                if held is not None:  # still uploading for an earlier push: wait as it does
+                    refs[rid] = (held.ref, held.ready_by)
                 else:  # kept one TTL past its first messages, so the next phase reuses it
                     puts.append(_Put(rid, recipients, until + max(0.0, until - time.time())))
         bound = None if limit is None else limit + GRACE
@@ -365,9 +376,10 @@ class BlobShelf:
                 ref = put.value if put.done else put.named
                 if ref is not None and put.error is None:
                     waits = not put.done  # its messages go while it uploads
-                    refs[put.rid] = (ref, (ready_by or put.expires) if waits else None)
+                    until_ready = (ready_by or put.expires) if waits else None
+                    refs[put.rid] = (ref, until_ready)
                     self._held[ref.name] = _Held(ref, records[put.rid], put.recipients,
-                                                 put.expires)  # fmt: skip
+                                                 put.expires, ready_by=until_ready)  # fmt: skip
                     if waits:
                         uploading.append(put)
                     else:
@@ -375,11 +387,11 @@ class BlobShelf:
                         self.stored_bytes += ref.size
                 else:
                     failed[put.rid] = self._failure(put.error)
+        uploads = None
         if uploading:
             assert thread is not None
-            self._uploads = _Uploads(
-                uploading, {p.rid: [uses[i].message_id for i, _ in users[p.rid]]
-                            for p in uploading}, thread)  # fmt: skip
+            uploads = _Uploads(uploading, {p.rid: [uses[i].message_id for i, _ in users[p.rid]]
+                                           for p in uploading}, thread)  # fmt: skip
         for rid, pairs in users.items():
             for index, key in pairs:
                 if rid in failed:
@@ -389,12 +401,12 @@ class BlobShelf:
                     position = list(uses[index].content.keys()).index(key)
                     plans[index].refs[key] = Named(ref, position, until_)
         self._mark(uses, plans)
-        return plans
+        return PushPlan(plans, uploads)
 
-    def settle(self) -> dict[str, Exception]:
+    def settle(self, plan: PushPlan) -> dict[str, Exception]:
         """Wait for the blobs :meth:`plan` named while they uploaded; the messages whose
         blob failed after all (the caller withdraws them), with the reason."""
-        uploads, self._uploads = self._uploads, None
+        uploads = plan.uploads
         if uploads is None:
             return {}
         uploads.thread.join()
@@ -406,6 +418,8 @@ class BlobShelf:
                 if put.error is None:
                     self.stored += 1
                     self.stored_bytes += ref.size
+                    if ref.name in self._held:
+                        self._held[ref.name].ready_by = None
                     continue
                 held = self._held.pop(ref.name, None)
             reason = self._failure(put.error)

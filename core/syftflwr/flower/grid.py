@@ -57,6 +57,7 @@ from syftflwr.flower.blobs import (
     BlobShelf,
     Named,
     Planned,
+    PushPlan,
     Use,
     header_value,
     reserved_name_error,
@@ -415,15 +416,15 @@ class TransportGrid(Grid):
         blocks, delays nobody else, and costs at most the round's budget."""
         prepared = [self._prepare(message, report=report) for message in messages]
         sending = [p for p in prepared if p.pending is None]
-        plans = self._plan_blobs(sending, limit)
-        for push, plan in zip(sending, plans, strict=True):
+        blobs = self._plan_blobs(sending, limit)
+        for push, plan in zip(sending, blobs.planned, strict=True):
             self._finish(push, plan)
         sending = [p for p in sending if p.pending is None]
         try:
             if sending:
                 self._transmit(sending, limit)
         finally:
-            self._settle_blobs(sending)
+            self._settle_blobs(sending, blobs)
         return [self._register(p) for p in prepared]
 
     def _prepare(self, message: Message, *, report: bool) -> _Push:
@@ -463,23 +464,25 @@ class TransportGrid(Grid):
         push.fingerprint, push.parts, push.server_round = fingerprint, parts, server_round
         return push
 
-    def _plan_blobs(self, pushes: Sequence[_Push], limit: float | None) -> list[Planned]:
+    def _plan_blobs(self, pushes: Sequence[_Push], limit: float | None) -> PushPlan:
         """Store the shared blobs of these pushes (when this Grid uses blobs)."""
         uses = [Use(p.message_id, p.email, p.message.content, p.expires_at)
                 for p in pushes if p.message.has_content()]  # fmt: skip
         if self.blobs is None or not uses:
-            return [Planned() for _ in pushes]
+            return PushPlan([Planned() for _ in pushes])
         with within(limit):
-            planned = iter(self.blobs.plan(uses, limit))
-        return [next(planned) if p.message.has_content() else Planned() for p in pushes]
+            plan = self.blobs.plan(uses, limit)
+        planned = iter(plan.planned)
+        return PushPlan([next(planned) if p.message.has_content() else Planned()
+                         for p in pushes], plan.uploads)  # fmt: skip
 
-    def _settle_blobs(self, pushes: Sequence[_Push]) -> None:
+    def _settle_blobs(self, pushes: Sequence[_Push], plan: PushPlan) -> None:
         """Wait for the blobs this push's messages named while they uploaded; withdraw
         the messages whose blob failed after all (their readers stop waiting once the
         ref's ``ready_by`` passed) and report them as unsent."""
         if self.blobs is None:
             return
-        failed = self.blobs.settle()
+        failed = self.blobs.settle(plan)
         for push in pushes:
             reason = failed.get(push.message_id)
             pending = push.pending
