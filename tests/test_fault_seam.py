@@ -11,6 +11,7 @@ import pytest
 from faults.syftflwr_faults import Fault, arm, fault_env
 from syftflwr.errors import StorageError
 from syftflwr.mailbox.journal import Journal
+from syftflwr.mailbox.localdir import LocalDirStorage
 
 TARGET = "syftflwr.mailbox.journal:Journal.claimed"
 CHILD = """
@@ -74,3 +75,13 @@ def test_arm_in_process_and_undo() -> None:
     with arm(Fault(TARGET, "raise")), pytest.raises(StorageError, match="injected fault"):
         journal.claimed("id-00000000", sender="a@x.org", app="app", endpoint="e", owner="me")
     assert journal.claimed("id-00000000", sender="a@x.org", app="app", endpoint="e", owner="me")
+
+
+def test_args_contain_counts_only_the_calls_naming_it(tmp_path: Path) -> None:
+    storage = LocalDirStorage(tmp_path)
+    target = "syftflwr.mailbox.localdir:LocalDirStorage.put_if_absent"
+    with arm(Fault(target, "raise", args_contain=".blob", message="no blobs")):
+        assert storage.put_if_absent("a/x.request", [b"1"])  # passes, not counted
+        with pytest.raises(StorageError, match="no blobs"):
+            storage.put_if_absent("a/x.blob", [b"2"])
+        assert storage.put_if_absent("a/y.blob", [b"3"])  # times=1: fired once

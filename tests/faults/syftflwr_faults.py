@@ -54,6 +54,8 @@ class Fault:
     :param code: the exit status of ``exit``.
     :param mark: a file created just before the fault acts, so a test can wait until the
         process reached the point (and e.g. kill it while it hangs there).
+    :param args_contain: only calls with a ``str`` argument containing this count (e.g.
+        ``".blob"``: the writes of shared blobs, not of messages); ``""``: every call.
     """
 
     target: str
@@ -65,6 +67,7 @@ class Fault:
     message: str = ""
     code: int = EXIT_CODE
     mark: str = ""
+    args_contain: str = ""
 
     def __post_init__(self) -> None:
         module, _, qualname = self.target.partition(":")
@@ -144,6 +147,11 @@ class _Trigger:
 def _wrap(func: Callable[..., Any], trigger: _Trigger) -> Callable[..., Any]:
     @wraps(func)
     def faulty(*args: Any, **kwargs: Any) -> Any:
+        wanted = trigger.fault.args_contain
+        if wanted and not any(
+            isinstance(a, str) and wanted in a for a in (*args, *kwargs.values())
+        ):
+            return func(*args, **kwargs)
         if trigger.fault.when == "before":
             if trigger.due():
                 trigger.act()
