@@ -4,7 +4,8 @@ naming it went out (they travel beside the upload), then ``syftflwr run --resume
 The datasites got instructions whose model never arrives. They must not answer them
 with a model that is not there, must not hold up what comes next while they look for it
 (the serial Flower endpoint), and must not handle a message id twice; the resumed run
-must finish (round 1's training fails for want of the model, round 2 trains everywhere).
+must finish (round 1's training fails for want of the model, round 2 trains everywhere),
+and the datasites still looking for the model stop when told to.
 Real ``syftflwr run`` processes over the local-directory transport (real files, inotify),
 encryption on, every model a blob (``blob_threshold = 0``); the aggregator hangs in its
 first blob write (the test-only fault seam) and is killed there.
@@ -60,7 +61,7 @@ def test_a_kill_while_the_model_uploads_strands_no_datasite(tmp_path: Path) -> N
         procs.append(proc)
         return proc
 
-    aggregator = ["--rounds", "2", "--run-config", "size=64",
+    aggregator = ["--rounds", "2", "--allow-failures", "--run-config", "size=64",
                   "--run-config", f"round-timeout={ROUND_TIMEOUT}",
                   "--run-config", f"out={json.dumps(str(root / 'final.npy'))}"]  # fmt: skip
     try:
@@ -100,5 +101,7 @@ def test_a_kill_while_the_model_uploads_strands_no_datasite(tmp_path: Path) -> N
         "a datasite trained on a model that was never stored"
     )
     assert {("train", 2, "ds1"), ("train", 2, "ds2")} <= set(work), _logs(root)
-    datasite_logs = (root / "ds1.log").read_text() + (root / "ds2.log").read_text()
-    assert "could not use the shared model blob" in datasite_logs  # it said why, once
+    output = (root / "resumed.log").read_text()
+    assert "2 re-attached to replies in flight" in output, output
+    for email in DATASITES:  # reported as what it is: round 1's training, no model reply
+        assert f"failed: {email} (round 1, train)" in output, output
