@@ -65,16 +65,17 @@ def idle_calls(peers_list: list[int], polls: int = 5) -> list[dict[str, float]]:
                 feed.poll_once()
             ours = (state.calls_by(AGG).total() - before) / polls
             # syft-flwr 0.5's pattern: per sender, look the inbox folder up, list it
-            svc = agg.api.service()
-            before = state.calls_by(AGG).total()
-            for _ in range(polls):
-                for i in range(peers):
-                    top = f"syft_outbox_inbox_ds{i}@example.org_to_{AGG}"
-                    q = f"name = {quote(top)} and mimeType = {quote(FOLDER)} and trashed = false"
-                    found = svc.files().list(q=q).execute()["files"]
-                    if found:
-                        svc.files().list(q=f"{quote(found[0]['id'])} in parents").execute()
-            upstream = (state.calls_by(AGG).total() - before) / polls
+            with agg.api.session() as svc:
+                before = state.calls_by(AGG).total()
+                for _ in range(polls):
+                    for i in range(peers):
+                        top = f"syft_outbox_inbox_ds{i}@example.org_to_{AGG}"
+                        q = (f"name = {quote(top)} and mimeType = {quote(FOLDER)} "
+                             "and trashed = false")  # fmt: skip
+                        found = svc.files().list(q=q).execute()["files"]
+                        if found:
+                            svc.files().list(q=f"{quote(found[0]['id'])} in parents").execute()
+                upstream = (state.calls_by(AGG).total() - before) / polls
             rows.append({"peers": peers, "syftflwr": ours, "syft-flwr 0.5 pattern": upstream})
             feed.close()
     return rows

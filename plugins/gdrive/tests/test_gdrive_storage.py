@@ -12,6 +12,7 @@ from drive_server import FOLDER, DriveState, drive_service
 from syftflwr.errors import MessageTooLargeError, StorageError
 from syftflwr.mailbox.layout import Route, ensure_layout
 from syftflwr.mailbox.storage import Storage
+from syftflwr_gdrive.api import DriveAPI
 from syftflwr_gdrive.storage import DriveStorage
 
 ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
@@ -207,3 +208,41 @@ def test_layout_marker(make_storage: MakeStorage) -> None:
     assert ensure_layout(alice) == 1
     assert ensure_layout(make_storage(ALICE)) == 1  # a second process agrees
     assert alice.list(".syftflwr") == ["layout.json"]
+
+
+def test_threads_reuse_idle_services_never_one_at_once(
+    make_api: Callable[[str], DriveAPI],
+) -> None:
+    """A push's send threads are new each time: they take idle services (built resources,
+    open connections) instead of building new ones, and no two threads ever hold the
+    same one (httplib2 is not thread-safe)."""
+    api = make_api("agg@example.org")
+    with api.session() as first:
+        assert first.files() is first.files()  # built once, not per request
+        with api.session() as second:
+            assert second is not first
+    held: set[int] = set()
+    lock = threading.Lock()
+    seen: set[int] = set()
+    overlap: list[int] = []
+
+    def list_files() -> None:
+        with api.session() as service:
+            with lock:
+                if id(service) in held:
+                    overlap.append(id(service))
+                held.add(id(service))
+                seen.add(id(service))
+            service.files().list(q="trashed = false").execute()
+            with lock:
+                held.discard(id(service))
+
+    for _ in range(3):  # waves of new threads, as pushes start them
+        threads = [threading.Thread(target=list_files) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert overlap == []
+    assert id(first) in seen and id(second) in seen, "the idle services were not reused"
+    assert len(seen) <= 8, f"{len(seen)} services for 24 threads, at most 8 at once"

@@ -16,7 +16,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +31,34 @@ FOLDER_MIME = "application/vnd.google-apps.folder"
 BATCH_LIMIT = 100
 """Calls per batch request: Drive may refuse a batch of more than 100."""
 T = TypeVar("T")
+
+
+MAX_IDLE = 64
+"""Idle services kept (each holds a connection): more threads than that at once build
+their own and drop them after."""
+
+RESOURCES = frozenset({"about", "changes", "drives", "files", "permissions"})
+
+
+class _Service:
+    """A google-api-python-client service whose resources are built once."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+        self._resources: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._service, name)
+        if name not in RESOURCES:
+            return attribute
+
+        def resource() -> Any:
+            built = self._resources.get(name)
+            if built is None:
+                built = self._resources[name] = attribute()
+            return built
+
+        return resource
 
 
 class DriveAPIError(StorageError):
@@ -111,7 +140,11 @@ class DriveAPI:
         self.root_url = root_url
         self.policy = policy or RetryPolicy()
         self._doc = load_discovery(root_url)
-        self._local = threading.local()
+        self._idle: list[_Service] = []
+        """Services no thread is using: taken by :meth:`session`, given back after, so
+        the send threads a push starts (new ones each time) reuse built resources and
+        open connections instead of building and connecting again."""
+        self._idle_lock = threading.Lock()
         self._sleep = sleep
         self._rng = random.Random()
         self._count_lock = threading.Lock()
@@ -120,20 +153,35 @@ class DriveAPI:
         batch is one."""
         self.retried = 0
 
-    def service(self) -> Any:
-        svc = getattr(self._local, "service", None)
-        if svc is None:
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """A Drive service for this thread alone until the block ends (httplib2 is not
+        thread-safe): an idle one, or a new one. Its ``files()``, ``permissions()``...
+        are built once (google-api-python-client builds a resource anew on every call:
+        1.7 ms each, per request)."""
+        with self._idle_lock:
+            service = self._idle.pop() if self._idle else None
+        if service is None:
             from googleapiclient.discovery import build_from_document
 
-            svc = build_from_document(self._doc, credentials=self.credentials)
-            self._local.service = svc
-        return svc
+            service = _Service(build_from_document(self._doc, credentials=self.credentials))
+        try:
+            yield service
+        finally:
+            with self._idle_lock:
+                if len(self._idle) < MAX_IDLE:
+                    self._idle.append(service)
 
     def call(self, what: str, make: Callable[[Any], Any]) -> Any:
         """Build a request with ``make(service)`` and execute it, retrying transient
         failures (each attempt builds a fresh request). ``what`` names the object for
         error messages."""
-        return self.retrying(what, lambda: make(self.service()).execute(num_retries=0))
+
+        def once() -> Any:
+            with self.session() as service:
+                return make(service).execute(num_retries=0)
+
+        return self.retrying(what, once)
 
     def retrying(self, what: str, attempt_once: Callable[[], T]) -> T:
         """Run ``attempt_once`` (one HTTP exchange, e.g. a resumable upload's
@@ -224,11 +272,11 @@ class DriveAPI:
             else:
                 failed[index] = exception
 
-        service = self.service()
-        request = service.new_batch_http_request()
-        for index in group:
-            request.add(makes[index](service), callback=done, request_id=str(index))
-        request.execute()
+        with self.session() as service:
+            request = service.new_batch_http_request()
+            for index in group:
+                request.add(makes[index](service), callback=done, request_id=str(index))
+            request.execute()
 
     def _backoff(self, what: str, attempt: int, cause: str) -> None:
         with self._count_lock:

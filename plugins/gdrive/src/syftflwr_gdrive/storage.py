@@ -474,7 +474,24 @@ class DriveStorage(BaseStorage):
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         media = _bytes_upload(data, chunksize=chunk, resumable=True)
         what = f"upload of {name}"
-        request = self.api.service().files().create(body=body, media_body=media, fields="id")
+        with self.api.session() as service:  # one connection for the whole upload
+            return self._upload(service, body, media, what, parent, name, data, tag, chunk,
+                                resumable_later)  # fmt: skip
+
+    def _upload(
+        self,
+        service: Any,
+        body: dict[str, Any],
+        media: Any,
+        what: str,
+        parent: str,
+        name: str,
+        data: bytes,
+        tag: str,
+        chunk: int,
+        resumable_later: bool,
+    ) -> str:
+        request = service.files().create(body=body, media_body=media, fields="id")
         sessions = self.sessions if resumable_later else None
         key = None if sessions is None else sessions.key(parent, name, data)
         record = None if key is None or sessions is None else sessions.take(key)
