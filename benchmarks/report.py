@@ -566,11 +566,16 @@ def _drive_tables(data: dict[str, Any]) -> str:
         + "\n\nWhat a shared send phase adds to one upload of the model: its folder (one "
         "request), during which the model is sealed (AES-GCM straight from the model's "
         "parts, with the plaintext digest that commits every recipient to the same model "
-        "on the other core), and the N messages after the upload, in parallel, each one "
-        "create on Drive (a request id the sender's journal never saw is written with "
-        "`put_new`: no check after). The ciphertext digest its ref names and the folder's grants "
-        "(one batch request) run while the model uploads. The calls storing the model are "
-        "3 + N: folder, upload session, one upload request, N grants.\n\n"
+        "on the other core). Everything else runs while the model uploads: the ciphertext "
+        "digest its ref names, the folder's grants (one batch request) and, as soon as the "
+        "digest is known, the N messages naming the blob, in parallel, each one create on "
+        "Drive (a request id the sender's journal never saw is written with `put_new`: no "
+        "check after); a datasite that reads its message first looks for the blob again "
+        "later. The send threads borrow idle Drive services (built resources, open "
+        "connections). What is left above one upload is the folder's round trip and the "
+        "upload slowed by that work sharing two cores with the one-process Drive server. "
+        "The calls storing the model are 3 + N: folder, upload session, one upload request, "
+        "N grants.\n\n"
         + table(
             [
                 "N",

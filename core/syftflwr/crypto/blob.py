@@ -37,8 +37,9 @@ _AAD = b"syftflwr-blob/1"
 
 @dataclass(frozen=True, slots=True)
 class SealedBlob:
-    parts: list[bytes]
-    """The ciphertext, in pieces (concatenated: :attr:`ciphertext`)."""
+    parts: list[bytearray]
+    """The ciphertext, as one buffer (:func:`~syftflwr.crypto.seal.encrypt_parts`;
+    concatenated: :attr:`ciphertext`)."""
     key: bytes
     digest: str
     """hex SHA-256 of the plaintext"""

@@ -120,29 +120,43 @@ def encrypt_segments(aead: AESGCM, plaintext: Buffer, aad: bytes) -> bytes:
     return pieces[0] if count == 1 else b"".join(pieces)
 
 
-def encrypt_parts(key: bytes, parts: Sequence[Buffer], aad: bytes) -> list[bytes]:
+def encrypt_parts(key: bytes, parts: Sequence[Buffer], aad: bytes) -> list[bytearray]:
     """:func:`encrypt_segments` of ``parts`` concatenated, under the AES-GCM ``key``,
     without joining them first (a 100 MB model is not copied before it is encrypted):
-    the same bytes, as pieces whose concatenation is the ciphertext."""
+    the same bytes, written straight into ONE buffer (returned as the only part), so
+    nothing downstream has to join pieces either (a join of 100 MB is 50 ms before an
+    upload's first byte)."""
     views = [memoryview(part).cast("B") for part in parts]
     total = sum(view.nbytes for view in views)
     count = max(1, -(-total // SEGMENT))
-    out: list[bytes] = []
+    out = bytearray(sealed_size(total))
+    target = memoryview(out)
+    at = 0  # where the next ciphertext byte goes
     index, left = 0, min(SEGMENT, total)
     encryptor = _segment_encryptor(key, index, count, aad)
     for view in views:
         pos = 0
         while pos < view.nbytes:
             take = min(left, view.nbytes - pos)
-            out.append(encryptor.update(view[pos : pos + take]))
+            # GCM writes exactly ``take`` bytes; update_into wants 15 spare, and a tag
+            # (16 bytes) always follows the data in ``out``
+            at += encryptor.update_into(view[pos : pos + take], target[at:])
             pos, left = pos + take, left - take
             if left == 0 and index < count - 1:  # a segment ends: its tag, the next one
-                out.append(encryptor.finalize() + encryptor.tag)
+                at = _finish(encryptor, target, at)
                 index += 1
                 left = min(SEGMENT, total - index * SEGMENT)
                 encryptor = _segment_encryptor(key, index, count, aad)
-    out.append(encryptor.finalize() + encryptor.tag)
-    return out
+    at = _finish(encryptor, target, at)
+    assert at == len(out), f"sealed {at} bytes into a buffer of {len(out)}"
+    return [out]
+
+
+def _finish(encryptor: Any, target: memoryview, at: int) -> int:
+    """Close a segment at ``at``: its tag written after its data; returns the end."""
+    encryptor.finalize()
+    target[at : at + TAG] = encryptor.tag
+    return at + TAG
 
 
 def _segment_encryptor(key: bytes, index: int, count: int, aad: bytes) -> Any:

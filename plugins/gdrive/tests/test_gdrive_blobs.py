@@ -117,6 +117,31 @@ def test_a_blob_above_the_transfer_chunk_goes_up_in_one_request(
     assert reader.get_blob(ref, sender=AGG, app="app") == MODEL
 
 
+def test_a_sealed_blob_goes_up_without_a_copy(
+    roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Core seals a model into ONE buffer: the upload sends views of it, never a joined
+    copy (100 MB joined is 50 ms before the first byte) — and the bytes arrive intact."""
+    datasites = ("ds0@example.org",)
+    OPTIONS["transfer_chunk_size"] = 256 * 1024  # resumable, as a model is
+    try:
+        rpc = roles(AGG, datasites)
+        reader = roles(datasites[0], datasites)
+    finally:
+        del OPTIONS["transfer_chunk_size"]
+    assert isinstance(rpc, MailboxRPC) and isinstance(reader, MailboxEvents)
+
+    def no_join(parts: object) -> bytes:
+        raise AssertionError("the blob's one buffer was joined (copied) before its upload")
+
+    monkeypatch.setattr("syftflwr_gdrive.storage._join", no_join)
+    sealed = bytearray(MODEL)  # what encrypt_parts returns: one bytearray
+    ref = rpc.put_blob([sealed], app="app", recipients=datasites, expires_at=None)
+    monkeypatch.undo()
+    assert reader.get_blob(ref, sender=AGG, app="app") == MODEL
+
+
 def test_a_chunked_blob_round_trips(
     roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
     drive: tuple[DriveState, str],
