@@ -588,15 +588,13 @@ def _drive_tables(data: dict[str, Any]) -> str:
             ],
             timed,
         )
-        + "\n\nWhat is left above one upload: before it, only the folder's round trip "
-        "(sealing runs beside it); after it, the N messages (recipients may learn the "
-        "blob's name only once it is stored and shared), one Drive round trip each, N at "
-        "a time against a one-process loopback server: that tail grows with N. Meeting the bar "
-        "at N = 50 takes sending the messages while the model uploads, so that a reader "
-        "waits for a blob still on its way (its folder exists, the blob not yet), a "
-        "change to what a recipient may see first that is not made yet. The upload inside "
-        "a phase also takes longer than the lone reference upload (other requests share "
-        "the client and the one-process server)."
+        + "\n\nWhat is left above one upload: before it, the folder's round trip and the "
+        "seal (side by side); during it, the N messages, the grants and the ciphertext "
+        "digest share two cores with the upload and with the one-process Drive server "
+        "that handles all of them, so the upload inside a phase takes longer than the "
+        "lone reference upload, more so with N. The sealed model goes up from the one "
+        "buffer it was sealed into (no copy first), and the send threads reuse Drive "
+        "services and connections."
     )
 
 
