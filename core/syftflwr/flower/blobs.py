@@ -261,14 +261,14 @@ class Planned:
 
 @dataclass(eq=False)
 class _Put:
-    """One blob a push stores: named (the transport's ``on_named``) while it uploads,
+    """One blob a push stores: named (the transport's ``on_named``, or the ref
+    ``put_blob`` returns: the same by contract) while it uploads or once it is stored,
     finished when ``put_blob`` returns or raises."""
 
     rid: int
     recipients: frozenset[str]
     expires: float
     named: BlobRef | None = None
-    value: BlobRef | None = None
     error: BaseException | None = None
     done: bool = False
 
@@ -373,7 +373,7 @@ class BlobShelf:
         with self._changed:  # until each is named, stored or failed
             self._changed.wait_for(lambda: all(p.named or p.done for p in puts))
             for put in puts:
-                ref = put.value if put.done else put.named
+                ref = put.named
                 if ref is not None and put.error is None:
                     waits = not put.done  # its messages go while it uploads
                     until_ready = (ready_by or put.expires) if waits else None
@@ -457,7 +457,7 @@ class BlobShelf:
             except BaseException as exc:
                 record(put, error=exc, done=True)
                 raise
-            record(put, value=ref, done=True)
+            record(put, named=ref, done=True)
             return ref
 
         def run() -> None:
