@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import logging
 import threading
@@ -104,37 +103,20 @@ def _whole(parts: Sequence[Buffer]) -> bytes | memoryview:
 
 
 @functools.cache
-def _bytes_upload_class() -> Any:
-    """A media upload whose resumable chunks are sent as BYTES, not as a slice of a
-    stream: google-auth-httplib2 cannot rewind googleapiclient's stream slice when it
-    retries a chunk after a 401 (expired token), so the retry would announce the chunk's
-    Content-Length with an empty body and hang until the socket times out."""
-    from googleapiclient.http import MediaIoBaseUpload
-
-    class BytesUpload(MediaIoBaseUpload):  # type: ignore[misc]
-        def has_stream(self) -> bool:
-            return False
-
-    return BytesUpload
-
-
-def _bytes_upload(data: bytes | memoryview, *, chunksize: int, resumable: bool) -> Any:
-    return _bytes_upload_class()(
-        io.BytesIO(data), "application/octet-stream", chunksize=chunksize, resumable=resumable
-    )
-
-
-@functools.cache
-def _view_upload_class() -> Any:
-    """A resumable upload whose chunks are views of the buffer uploaded: no copy of it
-    (``io.BytesIO`` copies anything but ``bytes``), and, like :func:`_bytes_upload_class`,
-    a chunk a retry can send again (not a stream)."""
+def _upload_class() -> Any:
+    """A media upload of a buffer: resumable chunks are views of it (no copy:
+    ``io.BytesIO`` copies anything but ``bytes``), a multipart body its bytes (the email
+    generator building it needs ``bytes``). Never a stream: google-auth-httplib2 cannot
+    rewind googleapiclient's stream slice when it retries a chunk after a 401 (expired
+    token), so the retry would announce the chunk's Content-Length with an empty body
+    and hang until the socket times out."""
     from googleapiclient.http import MediaUpload
 
-    class ViewUpload(MediaUpload):  # type: ignore[misc]
-        def __init__(self, data: bytes | memoryview, chunksize: int) -> None:
+    class BufferUpload(MediaUpload):  # type: ignore[misc]
+        def __init__(self, data: bytes | memoryview, chunksize: int, resumable: bool) -> None:
             self._data = memoryview(data).cast("B")
             self._chunksize = chunksize
+            self._resumable = resumable
 
         def chunksize(self) -> int:
             return self._chunksize
@@ -146,15 +128,16 @@ def _view_upload_class() -> Any:
             return self._data.nbytes
 
         def resumable(self) -> bool:
-            return True
+            return self._resumable
 
-        def getbytes(self, begin: int, length: int) -> memoryview:
-            return self._data[begin : begin + length]
+        def getbytes(self, begin: int, length: int) -> bytes | memoryview:
+            chunk = self._data[begin : begin + length]
+            return chunk if self._resumable else bytes(chunk)
 
         def has_stream(self) -> bool:
             return False
 
-    return ViewUpload
+    return BufferUpload
 
 
 SESSION_LIFETIME = 7 * 24 * 3600.0
@@ -511,7 +494,7 @@ class DriveStorage(BaseStorage):
             self._create_small(parent, name, data, tag)
             return tag
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
-        media = _view_upload_class()(data, chunk)
+        media = _upload_class()(data, chunk, True)
         what = f"upload of {name}"
         with self.api.session() as service:  # one connection for the whole upload
             return self._upload(service, body, media, what, parent, name, data, tag, chunk,
@@ -564,7 +547,7 @@ class DriveStorage(BaseStorage):
         def create(service: Any) -> Any:
             nonlocal attempts
             attempts += 1
-            media = _bytes_upload(data, chunksize=self.transfer_chunk, resumable=False)
+            media = _upload_class()(data, self.transfer_chunk, False)
             return service.files().create(body=body, media_body=media, fields="id")
 
         self.api.call(f"upload of {name}", create)
