@@ -53,6 +53,22 @@ def roles(
         role.close()
 
 
+def _resumable_roles(
+    roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
+    datasites: tuple[str, ...],
+) -> tuple[MailboxRPC, MailboxEvents]:
+    """The aggregator's RPC and the last datasite's events role, opened with a 256 KiB
+    ``transfer_chunk_size``: MODEL (300,000 bytes) goes up resumable, as a model does."""
+    OPTIONS["transfer_chunk_size"] = 256 * 1024
+    try:
+        rpc = roles(AGG, datasites)
+        reader = roles(datasites[-1], datasites)
+    finally:
+        del OPTIONS["transfer_chunk_size"]
+    assert isinstance(rpc, MailboxRPC) and isinstance(reader, MailboxEvents)
+    return rpc, reader
+
+
 @pytest.mark.parametrize("n", [1, 3, 10])
 def test_one_upload_for_n_readers_and_a_round_trip(
     roles: Callable[[str, tuple[str, ...]], MailboxRPC | MailboxEvents],
@@ -99,13 +115,7 @@ def test_a_blob_above_the_transfer_chunk_goes_up_in_one_request(
     ONE request of its bytes, not one per transfer chunk: still 3 + N calls."""
     state, _ = drive
     datasites = ("ds0@example.org", "ds1@example.org", "ds2@example.org")
-    OPTIONS["transfer_chunk_size"] = 256 * 1024  # MODEL is 300,000 bytes: resumable
-    try:
-        rpc = roles(AGG, datasites)
-        reader = roles(datasites[2], datasites)
-    finally:
-        del OPTIONS["transfer_chunk_size"]
-    assert isinstance(rpc, MailboxRPC) and isinstance(reader, MailboxEvents)
+    rpc, reader = _resumable_roles(roles, datasites)
     expires = time.time() + 300
     rpc.put_blob([b"first"], app="app", recipients=datasites, expires_at=expires)  # its folders
     before = state.calls_by(AGG).copy()
@@ -124,13 +134,7 @@ def test_a_sealed_blob_goes_up_without_a_copy(
     """Core seals a model into ONE buffer: the upload sends views of it, never a joined
     copy (100 MB joined is 50 ms before the first byte) — and the bytes arrive intact."""
     datasites = ("ds0@example.org",)
-    OPTIONS["transfer_chunk_size"] = 256 * 1024  # resumable, as a model is
-    try:
-        rpc = roles(AGG, datasites)
-        reader = roles(datasites[0], datasites)
-    finally:
-        del OPTIONS["transfer_chunk_size"]
-    assert isinstance(rpc, MailboxRPC) and isinstance(reader, MailboxEvents)
+    rpc, reader = _resumable_roles(roles, datasites)
 
     def no_join(parts: object) -> bytes:
         raise AssertionError("the blob's one buffer was joined (copied) before its upload")
