@@ -55,6 +55,8 @@ def test_a_request_handed_back_is_answered_once_and_holds_up_nobody(box: Mailbox
     handler.ready.set()
     (response,) = rpc.wait([later], timeout=10)
     assert bytes(response.body) == b"LATER"
+    # counted after the reply is visible: wait for the count, then check it is exact
+    assert wait_for(lambda: events.stats["answered"] >= 2)
     assert events.stats["answered"] == 2
 
 
