@@ -35,6 +35,7 @@ from flwr.common.constant import ErrorCode
 
 from syftflwr.envelope import Request, Response
 from syftflwr.errors import MalformedMessageError
+from syftflwr.flower.ast_lock import serialize_ast_parse
 from syftflwr.flower.blobs import BLOBS_RECORD, resolve_blobs
 from syftflwr.flower.compat import SYSTEM_MESSAGE_TYPE, new_context, set_message_id
 from syftflwr.flower.grid import APP_HASH_HEADER, MESSAGES_ENDPOINT, STOP_ACTION, check_identity
@@ -155,6 +156,7 @@ class DatasiteRunner:
         self._stopped_by: str | None = None
         self.stopped = threading.Event()
         self.clock_skew = clock_skew
+        serialize_ast_parse()  # ClientApps of one process read arrays at once
         events.on_request(endpoint, self.handle)
 
     # ------------------------------------------------------------------ counters
