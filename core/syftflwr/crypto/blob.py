@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -37,12 +38,18 @@ _AAD = b"syftflwr-blob/1"
 
 @dataclass(frozen=True, slots=True)
 class SealedBlob:
-    parts: list[bytearray]
+    parts: list[memoryview]
     """The ciphertext, as one buffer (:func:`~syftflwr.crypto.seal.encrypt_parts`;
     concatenated: :attr:`ciphertext`)."""
     key: bytes
-    digest: str
-    """hex SHA-256 of the plaintext"""
+    hashing: Future[str]
+    """The plaintext's hash, still running when :func:`seal_blob` returns: an upload's
+    first byte waits for the ciphertext only (100 MB: 25 ms), not for this (55 ms)."""
+
+    @property
+    def digest(self) -> str:
+        """hex SHA-256 of the plaintext"""
+        return self.hashing.result()
 
     @property
     def ciphertext(self) -> bytes:
@@ -50,13 +57,19 @@ class SealedBlob:
 
 
 def seal_blob(plaintext: Sequence[Buffer]) -> SealedBlob:
-    """``plaintext`` (parts, concatenated) encrypted under a fresh content key."""
+    """``plaintext`` (parts, concatenated) encrypted under a fresh content key; its hash
+    runs on another core meanwhile (hashlib releases the GIL) and after."""
     key = os.urandom(KEY_BYTES)
-    with ThreadPoolExecutor(1, thread_name_prefix="syftflwr-blob-hash") as pool:
-        # hashlib releases the GIL: the plaintext hash runs on the other core meanwhile
-        digest = pool.submit(blob_sha256, plaintext)
-        parts = encrypt_parts(key, plaintext, _AAD)
-        return SealedBlob(parts=parts, key=key, digest=digest.result())
+    hashing: Future[str] = Future()
+
+    def digest() -> None:
+        try:
+            hashing.set_result(blob_sha256(plaintext))
+        except BaseException as exc:  # handed to whoever asks for the digest
+            hashing.set_exception(exc)
+
+    threading.Thread(target=digest, name="syftflwr-blob-hash", daemon=True).start()
+    return SealedBlob(parts=encrypt_parts(key, plaintext, _AAD), key=key, hashing=hashing)
 
 
 def open_blob(ciphertext: Buffer, ref: BlobRef, where: str) -> bytes:

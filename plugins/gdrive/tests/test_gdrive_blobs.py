@@ -140,7 +140,7 @@ def test_a_sealed_blob_goes_up_without_a_copy(
         raise AssertionError("the blob's one buffer was joined (copied) before its upload")
 
     monkeypatch.setattr("syftflwr_gdrive.storage._join", no_join)
-    sealed = bytearray(MODEL)  # what encrypt_parts returns: one bytearray
+    sealed = memoryview(bytearray(MODEL))  # what core's seal hands over: a view of one buffer
     ref = rpc.put_blob([sealed], app="app", recipients=datasites, expires_at=None)
     monkeypatch.undo()
     assert reader.get_blob(ref, sender=AGG, app="app") == MODEL
