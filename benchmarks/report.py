@@ -558,7 +558,7 @@ def _drive_tables(data: dict[str, Any]) -> str:
         f"{net.get('latency', 0) * 1e3:g} ms and each account's request bodies share "
         f"{(net.get('upload_rate') or 0) / 1e6:g} MB/s (a link feeding a 2 MiB socket "
         "buffer: a server thread late to read costs the link nothing until the buffer is "
-        "full). Reference: one plain upload of the model with the real client (resumable, "
+        "full, and a request beside an upload costs it only its own bytes). Reference: one plain upload of the model with the real client (resumable, "
         "in one request, as the transport uploads a blob; *in 8 MiB requests*: the "
         "transport's default request size, which blobs used before); shared: median of 3 "
         "send phases, each a fresh model; one copy per datasite: one send phase (10 at a "

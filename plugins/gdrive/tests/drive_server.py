@@ -178,6 +178,18 @@ LINK_BUFFER = 2 * 1024 * 1024
 """Bytes a paced uplink delivers ahead of a late reader (a socket's receive buffer)."""
 
 
+@dataclass
+class _Uplink:
+    """One user's uplink (:meth:`DriveState.receiving`): a token bucket."""
+
+    receiving: int = 0
+    """Request bodies of the user on their way."""
+    at: float = 0.0
+    credit: float = 0.0
+    """Bytes carried ahead of the reads at :attr:`at`, at most :data:`LINK_BUFFER`;
+    negative: bytes read ahead of the link, still to carry."""
+
+
 class DriveState:
     """Everything the server knows; thread-safe (one lock)."""
 
@@ -232,8 +244,7 @@ class DriveState:
         self.request_bytes: Counter[str] = Counter()
         """Request body bytes received per user (uploads, metadata, batches): what the
         user sent to Drive."""
-        self._uplink: dict[str, float] = {}
-        """User -> when the bytes already admitted on its uplink are through."""
+        self._uplinks: dict[str, _Uplink] = {}
 
     # -- set-up and observation (tests) ------------------------------------------------------
     def add_user(
@@ -363,23 +374,46 @@ class DriveState:
             self._release.wait()
         return held
 
-    def pace(self, user: str, size: int, *, first: bool = False) -> None:
-        """Hold a request body of ``size`` bytes of ``user`` until its uplink
-        (:attr:`upload_rate`, shared by the user's concurrent requests) carried it.
+    @contextmanager
+    def receiving(self, user: str) -> Iterator[Callable[[int], None]]:
+        """Receive one request body of ``user`` at :attr:`upload_rate`, which the user's
+        concurrent requests share (an uplink): yields ``pace(size)``, which returns once
+        the link carried the body's next ``size`` bytes.
 
-        The link keeps carrying while the server's reading thread is late (the bytes wait
-        in the socket buffer, :data:`LINK_BUFFER`): a thread that another handler of
-        this one-process server kept from the GIL for a few milliseconds costs the link
-        nothing, as it would not on a real network, until that buffer is full. The
-        ``first`` piece of a request starts on an idle link at once, with no credit."""
-        if not self.upload_rate:
-            return
+        The link keeps carrying while the server's reading thread is late (a handler of
+        this one-process server holds the GIL): into the socket buffer, so while a body
+        is on its way up to :data:`LINK_BUFFER` bytes of credit build up for its late
+        reads. Each request takes its own bytes from that credit and nothing else: a
+        3 kB message arriving in the middle of an upload costs the upload 3 kB of link
+        time. A body never arrives faster than the link since its request started, and
+        an idle link holds no credit (nothing was on its way)."""
+        started, sent = time.monotonic(), 0
+
+        def pace(size: int) -> None:
+            nonlocal sent
+            if not self.upload_rate:
+                return
+            rate = self.upload_rate
+            with self.lock:
+                now = time.monotonic()
+                link = self._uplinks[user]
+                link.credit = min(float(LINK_BUFFER), link.credit + (now - link.at) * rate)
+                link.credit -= size
+                link.at = now
+                done = max(now - min(0.0, link.credit) / rate, started + (sent + size) / rate)
+            sent += size
+            time.sleep(max(0.0, done - now))
+
         with self.lock:
-            now = time.monotonic()
-            idle_since = now if first else now - LINK_BUFFER / self.upload_rate
-            done = max(idle_since, self._uplink.get(user, idle_since)) + size / self.upload_rate
-            self._uplink[user] = done
-        time.sleep(max(0.0, done - now))
+            link = self._uplinks.setdefault(user, _Uplink())
+            if not link.receiving:  # an idle link: nothing was on its way, no credit
+                link.at, link.credit = started, 0.0
+            link.receiving += 1
+        try:
+            yield pace
+        finally:
+            with self.lock:
+                self._uplinks[user].receiving -= 1
 
     def stats(self) -> dict[str, Any]:
         """The counters, JSON-ready (``GET /_test/stats`` of a server in its own process)."""
@@ -736,12 +770,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not state.upload_rate:
             return self.rfile.read(length)
         body = bytearray()
-        while len(body) < length:
-            piece = self.rfile.read(min(length - len(body), 256 * 1024))
-            if not piece:
-                break
-            state.pace(user, len(piece), first=not body)
-            body += piece
+        with state.receiving(user) as pace:
+            while len(body) < length:
+                piece = self.rfile.read(min(length - len(body), 256 * 1024))
+                if not piece:
+                    break
+                pace(len(piece))
+                body += piece
         return bytes(body)
 
     def _answer(self, verb: str, target: str, body: bytes, *, counted: bool) -> None:

@@ -358,20 +358,56 @@ def test_a_late_reader_costs_a_paced_uplink_nothing_until_its_buffer_is_full(
     state = DriveState()
     state.upload_rate = 1_000_000.0
     piece = 100_000
-    state.pace(ALICE, piece, first=True)
-    assert clock.now == pytest.approx(0.1)
-    clock.now += 0.5  # the reading thread was kept away for half a second
-    for _ in range(4):  # ...while the link delivered these 400 kB into the buffer
-        state.pace(ALICE, piece)
-    assert clock.now == pytest.approx(0.6)  # the old pacing: 1.0 s
-    clock.now += 10.0  # longer than the buffer holds: the link stalled meanwhile
-    late = clock.now
-    pieces = drive_server.LINK_BUFFER // piece + 5
-    for _ in range(pieces):
-        state.pace(ALICE, piece)
-    beyond = pieces * piece - drive_server.LINK_BUFFER  # what the full buffer held back
-    assert clock.now - late == pytest.approx(beyond / state.upload_rate)
+    with state.receiving(ALICE) as pace:
+        pace(piece)
+        assert clock.now == pytest.approx(0.1)
+        clock.now += 0.5  # the reading thread was kept away for half a second
+        for _ in range(4):  # ...while the link delivered these 400 kB into the buffer
+            pace(piece)
+        assert clock.now == pytest.approx(0.6)  # the old pacing: 1.0 s
+        clock.now += 10.0  # longer than the buffer holds: the link stalled meanwhile
+        late = clock.now
+        pieces = drive_server.LINK_BUFFER // piece + 5
+        for _ in range(pieces):
+            pace(piece)
+        beyond = pieces * piece - drive_server.LINK_BUFFER  # what the full buffer held back
+        assert clock.now - late == pytest.approx(beyond / state.upload_rate)
     clock.now += 30.0  # an idle link: a new request gets no credit
     idle = clock.now
-    state.pace(ALICE, piece, first=True)
+    with state.receiving(ALICE) as pace:
+        pace(piece)
     assert clock.now - idle == pytest.approx(0.1)
+
+
+def test_a_small_request_beside_an_upload_costs_it_only_its_own_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message created while an upload's reader is late shares the link for its own
+    3 kB. The old pacing restarted the link's clock at the message's arrival: the bytes
+    the link had carried into the buffer meanwhile were carried again, 15 ms here (the
+    upload ended at 0.1356 s instead of 0.1206 s), and 50 messages beside a model's
+    upload cost it up to ~0.2 s."""
+    clock = _Clock()
+    monkeypatch.setattr(drive_server, "time", clock)
+    state = DriveState()
+    state.upload_rate = 100e6
+    piece, message = 256 * 1024, 3000
+    with state.receiving(ALICE) as upload:
+        for _ in range(40):
+            upload(piece)
+        clock.now += 0.015  # the upload's reader is late; the link fills the buffer
+        with state.receiving(ALICE) as pace:  # a message arrives meanwhile
+            pace(message)
+        for _ in range(6):  # the upload's reader drains what the buffer holds
+            upload(piece)
+    carried = (46 * piece + message) / state.upload_rate
+    assert clock.now == pytest.approx(carried, abs=1e-4)
+    with state.receiving(ALICE) as one, state.receiving(ALICE) as other:
+        at = clock.now
+        one(piece)
+        other(piece)  # two bodies at once share the link
+        assert clock.now - at == pytest.approx(2 * piece / state.upload_rate)
+    with state.receiving(BOB) as pace:  # another user has a link of its own
+        at = clock.now
+        pace(piece)
+        assert clock.now - at == pytest.approx(piece / state.upload_rate)
