@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from syftflwr.crypto.blob import open_blob, seal_blob
 from syftflwr.crypto.seal import SEGMENT, encrypt_parts, encrypt_segments, sealed_size
-from syftflwr.errors import DecryptionError, MalformedMessageError
+from syftflwr.errors import DecryptionError, EncryptionError, MalformedMessageError
 from syftflwr.roles import BlobRef
 
 MODEL = b"model weights " * 4096
@@ -137,3 +137,17 @@ def test_encrypting_parts_is_encrypting_them_joined(
         assert len(sealed) == 1, "sealed into one buffer (nothing downstream joins pieces)"
         assert sealed[0] == joined
         assert sealed_size(len(data)) == len(joined)
+
+
+def test_a_seal_that_does_not_fill_its_buffer_ships_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ciphertext buffer is not zeroed first (100 MB zeroed: 45 ms before an
+    upload's first byte): were the sizes ever to disagree, the stale rest of it must not
+    leave the process, with or without ``python -O``."""
+    import syftflwr.crypto.seal as seal_module
+
+    real = seal_module.sealed_size
+    monkeypatch.setattr(seal_module, "sealed_size", lambda size: real(size) + 1)
+    with pytest.raises(EncryptionError, match=r"sealed \d+ bytes into a buffer of \d+"):
+        encrypt_parts(bytes(range(32)), [MODEL], b"aad")
