@@ -8,13 +8,13 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import syftflwr.crypto.blob as crypto_blob
 import syftflwr.crypto.roles as crypto_roles
-from syftflwr.crypto.blob import SealedBlob
 from syftflwr.crypto.directory import record_path
 from syftflwr.crypto.keys import KeyPair, PublicKeyRecord
 from syftflwr.envelope import Buffer, Request, decode, encode
@@ -214,39 +214,52 @@ def test_key_slots_of_before_per_app_slots_are_migrated_without_a_key_change(
         assert (fed.root / record_path(owner, reader, APP)).exists()  # ...into the app's slot
 
 
+def _held_until_the_storage_is_asked(
+    fed: Federation,
+    monkeypatch: pytest.MonkeyPatch,
+    storage_method: str,
+    step: tuple[object, str],
+    model: list[Buffer],
+) -> None:
+    """``put_blob`` with the sealing ``step`` (module, function) held until the mailbox
+    asked its storage to ``storage_method`` the blob's folder: it must not wait in vain
+    (the two run side by side), and the blob reads back."""
+    for email in (DS1, DS2):
+        fed.connect(email)  # their keys are published
+    rpc = fed.connect(AGG).rpc()
+    storage = rpc.inner.storage
+    asked = threading.Event()
+    real_method, (module, name) = getattr(storage, storage_method), step
+    real_step = getattr(module, name)
+
+    def method(path: str, *args: Any) -> Any:
+        if path.startswith("syftflwr_blobs_"):
+            asked.set()
+        return real_method(path, *args)
+
+    waited: list[bool] = []
+
+    def held(*args: Any) -> Any:
+        waited.append(asked.wait(10))
+        return real_step(*args)
+
+    monkeypatch.setattr(storage, storage_method, method)
+    monkeypatch.setattr(module, name, held)
+    ref = rpc.put_blob(model, app=APP, recipients=[DS1, DS2], expires_at=time.time() + 60)
+    assert waited == [True]
+    assert fed.connect(DS1).events().get_blob(ref, sender=AGG, app=APP) == b"".join(model)
+
+
 def test_a_blob_is_sealed_while_its_folder_is_made(
     fed: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sealing layer hands the mailbox its encryption as the blob's content
     (BlobContent): a model is sealed while its folder is made (on Drive a round trip),
-    not before the mailbox is even asked. The seal waits here for the folder to be under
-    way; sealing first, as before, it waited in vain."""
-    for email in (DS1, DS2):
-        fed.connect(email)  # their keys are published
-    rpc = fed.connect(AGG).rpc()
-    mailbox = rpc.inner
-    making = threading.Event()
-    real_makedirs = mailbox.storage.makedirs
-
-    def makedirs(folder: str) -> None:
-        if folder.startswith("syftflwr_blobs_"):
-            making.set()
-        real_makedirs(folder)
-
-    monkeypatch.setattr(mailbox.storage, "makedirs", makedirs)
-    real_seal = crypto_roles.seal_blob
-    waited: list[bool] = []
-
-    def seal_blob(parts: Sequence[Buffer]) -> SealedBlob:
-        waited.append(making.wait(10))
-        return real_seal(parts)
-
-    monkeypatch.setattr(crypto_roles, "seal_blob", seal_blob)
+    not before the mailbox is even asked. Sealing first, as before, it waited in vain."""
     model = [b"weights " * 1000, memoryview(b"more weights " * 500)]
-    ref = rpc.put_blob(model, app=APP, recipients=[DS1, DS2], expires_at=time.time() + 60)
-    assert waited == [True]
-    reader = fed.connect(DS1).events()
-    assert reader.get_blob(ref, sender=AGG, app=APP) == b"".join(model)
+    _held_until_the_storage_is_asked(
+        fed, monkeypatch, "makedirs", (crypto_roles, "seal_blob"), model
+    )
 
 
 def test_a_blob_is_stored_while_its_plaintext_is_hashed(
@@ -254,32 +267,8 @@ def test_a_blob_is_stored_while_its_plaintext_is_hashed(
 ) -> None:
     """The upload waits for the ciphertext only: the plaintext's hash (55 ms for 100 MB,
     twice the encryption) runs beside it and is needed only for the messages' refs.
-    Here the hash is held until the blob reached the storage; hashing before the upload,
-    as before, it waited in vain."""
-    for email in (DS1, DS2):
-        fed.connect(email)
-    rpc = fed.connect(AGG).rpc()
-    mailbox = rpc.inner
-    stored = threading.Event()
-    real_put = mailbox.storage.put_if_absent
-
-    def put_if_absent(path: str, parts: Sequence[Buffer]) -> bool:
-        done = real_put(path, parts)
-        if path.startswith("syftflwr_blobs_"):
-            stored.set()
-        return done
-
-    monkeypatch.setattr(mailbox.storage, "put_if_absent", put_if_absent)
-    real_hash = crypto_blob.blob_sha256
-    waited: list[bool] = []
-
-    def blob_sha256(parts: Sequence[Buffer]) -> str:
-        waited.append(stored.wait(10))
-        return real_hash(parts)
-
-    monkeypatch.setattr(crypto_blob, "blob_sha256", blob_sha256)
-    model = [b"weights " * 1000]
-    ref = rpc.put_blob(model, app=APP, recipients=[DS1, DS2], expires_at=time.time() + 60)
-    assert waited == [True]
-    reader = fed.connect(DS1).events()
-    assert reader.get_blob(ref, sender=AGG, app=APP) == b"".join(model)
+    Hashing before the upload, as before, it waited in vain."""
+    model: list[Buffer] = [b"weights " * 1000]
+    _held_until_the_storage_is_asked(
+        fed, monkeypatch, "put_if_absent", (crypto_blob, "blob_sha256"), model
+    )
