@@ -7,9 +7,9 @@ thread's parse and another thread parses meanwhile, a parse fails with
 ``SystemError: AST constructor recursion depth mismatch``. numpy reads every array's
 header with ``ast.literal_eval``, so two ClientApps reading arrays in one process
 (``syftflwr simulate --threads``, several apps or runs served by one process) failed a
-training step at random. The lock keeps parses one at a time on
-those versions; on the others nothing is installed (3.12 before 3.12.2 shares the
-state too, but collects only between bytecodes, never inside a parse).
+training step at random. The lock keeps parses one at a time on those versions; on the
+others nothing is installed (3.12 before 3.12.2 shares the state too, but collects only
+between bytecodes, never inside a parse).
 """
 
 from __future__ import annotations
