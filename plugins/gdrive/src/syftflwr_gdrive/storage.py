@@ -496,43 +496,27 @@ class DriveStorage(BaseStorage):
         body = {"name": name, "parents": [parent], "appProperties": {WRITER_TAG: tag}}
         media = _upload_class()(data, chunk, True)
         what = f"upload of {name}"
-        with self.api.session() as service:  # one connection for the whole upload
-            return self._upload(service, body, media, what, parent, name, data, tag, chunk,
-                                resumable_later)  # fmt: skip
-
-    def _upload(
-        self,
-        service: Any,
-        body: dict[str, Any],
-        media: Any,
-        what: str,
-        parent: str,
-        name: str,
-        data: bytes | memoryview,
-        tag: str,
-        chunk: int,
-        resumable_later: bool,
-    ) -> str:
-        request = service.files().create(body=body, media_body=media, fields="id")
         sessions = self.sessions if resumable_later else None
         key = None if sessions is None else sessions.key(parent, name, data)
         record = None if key is None or sessions is None else sessions.take(key)
-        if record is not None:
-            # googleapiclient's own recovery: ask the session how far it got, go on from there
-            request.resumable_uri, request._in_error_state = record["uri"], True
-            tag = record["tag"]
-        done = None
-        while done is None:
-            try:
-                _, done = self.api.retrying(what, lambda: request.next_chunk(num_retries=0))
-            except DriveNotFoundError:
-                if record is None:
-                    raise
-                log.info("the interrupted upload of %s expired on Drive: starting over", name)
-                return self._create_file(parent, name, data, uuid.uuid4().hex, chunk=chunk)
-            if record is None and key is not None and sessions is not None:
-                record = {"uri": str(request.resumable_uri), "tag": tag}
-                sessions.save(key, record["uri"], tag)
+        with self.api.session() as service:  # one connection for the whole upload
+            request = service.files().create(body=body, media_body=media, fields="id")
+            if record is not None:
+                # googleapiclient's own recovery: ask the session how far it got, go on
+                request.resumable_uri, request._in_error_state = record["uri"], True
+                tag = record["tag"]
+            done = None
+            while done is None:
+                try:
+                    _, done = self.api.retrying(what, lambda: request.next_chunk(num_retries=0))
+                except DriveNotFoundError:
+                    if record is None:
+                        raise
+                    log.info("the interrupted upload of %s expired on Drive: starting over", name)
+                    return self._create_file(parent, name, data, uuid.uuid4().hex, chunk=chunk)
+                if record is None and key is not None and sessions is not None:
+                    record = {"uri": str(request.resumable_uri), "tag": tag}
+                    sessions.save(key, record["uri"], tag)
         if key is not None and sessions is not None:
             sessions.drop(key)
         return tag
